@@ -1,0 +1,3 @@
+//! scim2ldap: a SCIM 2.0 server in front of OpenLDAP and Active Directory.
+
+pub mod scim;

@@ -1,0 +1,733 @@
+//! SCIM filter expressions (RFC 7644 §3.4.2.2) and attribute paths: parsing into an AST and
+//! evaluation against JSON values. Translation to LDAP lives in `mapping`, not here.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// `[urn ":"] name ["." sub]`, as written (not yet resolved against a schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrPath {
+    pub urn: Option<String>,
+    pub name: String,
+    pub sub: Option<String>,
+}
+
+impl fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.urn {
+            write!(f, "{u}:")?;
+        }
+        f.write_str(&self.name)?;
+        if let Some(s) = &self.sub {
+            write!(f, ".{s}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl CompareOp {
+    fn parse(word: &str) -> Option<CompareOp> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "eq" => CompareOp::Eq,
+            "ne" => CompareOp::Ne,
+            "co" => CompareOp::Co,
+            "sw" => CompareOp::Sw,
+            "ew" => CompareOp::Ew,
+            "gt" => CompareOp::Gt,
+            "ge" => CompareOp::Ge,
+            "lt" => CompareOp::Lt,
+            "le" => CompareOp::Le,
+            _ => return None,
+        })
+    }
+}
+
+/// A comparison value: `false / null / true / number / string`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompValue {
+    Str(String),
+    Num(serde_json::Number),
+    Bool(bool),
+    Null,
+}
+
+impl CompValue {
+    /// The value as an LDAP assertion string, where one exists.
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            CompValue::Str(s) => Some(s.clone()),
+            CompValue::Num(n) => Some(n.to_string()),
+            CompValue::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.to_owned()),
+            CompValue::Null => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    Present(AttrPath),
+    Compare(AttrPath, CompareOp, CompValue),
+    /// `attr[filter]`: some value of multi-valued `attr` matches the inner filter, whose paths
+    /// name sub-attributes.
+    ValuePath(AttrPath, Box<Filter>),
+}
+
+/// A PATCH path (RFC 7644 §3.5.2): `attrPath` or `valuePath [ "." subAttr ]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    /// Sub-attribute after a value filter (`emails[type eq "work"].value`).
+    pub sub_after_filter: Option<String>,
+}
+
+/// Where and why parsing failed; `pos` counts characters from 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub pos: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at character {}", self.message, self.pos + 1)
+    }
+}
+
+pub fn parse_filter(input: &str) -> Result<Filter, ParseError> {
+    let mut p = Parser::new(input);
+    p.skip_ws();
+    let f = p.or_expr(false)?;
+    p.skip_ws();
+    if !p.at_end() {
+        return Err(p.error("unexpected text after the end of the filter"));
+    }
+    Ok(f)
+}
+
+pub fn parse_attr_path(input: &str) -> Result<AttrPath, ParseError> {
+    let mut p = Parser::new(input.trim());
+    let a = p.attr_path()?;
+    if !p.at_end() {
+        return Err(p.error("unexpected text after the attribute path"));
+    }
+    Ok(a)
+}
+
+pub fn parse_patch_path(input: &str) -> Result<PatchPath, ParseError> {
+    let mut p = Parser::new(input.trim());
+    let attr = p.attr_path()?;
+    let mut path = PatchPath {
+        attr,
+        filter: None,
+        sub_after_filter: None,
+    };
+    if p.eat('[') {
+        if path.attr.sub.is_some() {
+            return Err(p.error("a value filter must follow the attribute, not a sub-attribute"));
+        }
+        p.skip_ws();
+        path.filter = Some(p.or_expr(true)?);
+        p.skip_ws();
+        if !p.eat(']') {
+            return Err(p.error("expected ']' to close the value filter"));
+        }
+        if p.eat('.') {
+            path.sub_after_filter = Some(p.name()?);
+        }
+    }
+    if !p.at_end() {
+        return Err(p.error("unexpected text after the path"));
+    }
+    Ok(path)
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Parser {
+    fn new(src: &str) -> Self {
+        Parser {
+            chars: src.chars().collect(),
+            pos: 0,
+        }
+    }
+
+    fn error(&self, message: &str) -> ParseError {
+        ParseError {
+            pos: self.pos,
+            message: message.to_owned(),
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.chars.len()
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(c) if c.is_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `word` (case-insensitive) if it stands next, followed by a non-name character.
+    fn eat_keyword(&mut self, word: &str) -> bool {
+        let n = word.chars().count();
+        if self.pos + n > self.chars.len() {
+            return false;
+        }
+        let candidate: String = self.chars[self.pos..self.pos + n].iter().collect();
+        if !candidate.eq_ignore_ascii_case(word) {
+            return false;
+        }
+        match self.chars.get(self.pos + n) {
+            Some(c) if is_name_char(*c) => false,
+            _ => {
+                self.pos += n;
+                true
+            }
+        }
+    }
+
+    fn or_expr(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        let mut left = self.and_expr(in_brackets)?;
+        loop {
+            let save = self.pos;
+            self.skip_ws();
+            if self.pos > save && self.eat_keyword("or") {
+                self.require_ws("'or'")?;
+                let right = self.and_expr(in_brackets)?;
+                left = Filter::Or(Box::new(left), Box::new(right));
+            } else {
+                self.pos = save;
+                return Ok(left);
+            }
+        }
+    }
+
+    fn and_expr(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        let mut left = self.unary(in_brackets)?;
+        loop {
+            let save = self.pos;
+            self.skip_ws();
+            if self.pos > save && self.eat_keyword("and") {
+                self.require_ws("'and'")?;
+                let right = self.unary(in_brackets)?;
+                left = Filter::And(Box::new(left), Box::new(right));
+            } else {
+                self.pos = save;
+                return Ok(left);
+            }
+        }
+    }
+
+    fn require_ws(&mut self, after: &str) -> Result<(), ParseError> {
+        let save = self.pos;
+        self.skip_ws();
+        if self.pos == save {
+            return Err(self.error(&format!("expected a space after {after}")));
+        }
+        Ok(())
+    }
+
+    fn unary(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        let save = self.pos;
+        if self.eat_keyword("not") {
+            self.skip_ws();
+            if !self.eat('(') {
+                return Err(self.error("expected '(' after 'not'"));
+            }
+            let inner = self.grouped(in_brackets)?;
+            return Ok(Filter::Not(Box::new(inner)));
+        }
+        self.pos = save;
+        if self.eat('(') {
+            return self.grouped(in_brackets);
+        }
+        self.attr_expr(in_brackets)
+    }
+
+    fn grouped(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        self.skip_ws();
+        let inner = self.or_expr(in_brackets)?;
+        self.skip_ws();
+        if !self.eat(')') {
+            return Err(self.error("expected ')'"));
+        }
+        Ok(inner)
+    }
+
+    fn attr_expr(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        if self.at_end() {
+            return Err(self.error("expected an attribute name, found the end of the filter"));
+        }
+        let path = self.attr_path()?;
+        if self.peek() == Some('[') {
+            if in_brackets {
+                return Err(self.error("value filters cannot be nested"));
+            }
+            if path.sub.is_some() {
+                return Err(self.error("a value filter must follow the attribute, not a sub-attribute"));
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let inner = self.or_expr(true)?;
+            self.skip_ws();
+            if !self.eat(']') {
+                return Err(self.error("expected ']' to close the value filter"));
+            }
+            return Ok(Filter::ValuePath(path, Box::new(inner)));
+        }
+        self.require_ws(&format!("attribute '{path}'"))?;
+        let op_start = self.pos;
+        let word = self.word();
+        if word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present(path));
+        }
+        let Some(op) = CompareOp::parse(&word) else {
+            self.pos = op_start;
+            return Err(self.error(&format!(
+                "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr) after '{path}', found '{word}'"
+            )));
+        };
+        self.require_ws(&format!("operator '{word}'"))?;
+        let value = self.comp_value()?;
+        Ok(Filter::Compare(path, op, value))
+    }
+
+    fn word(&mut self) -> String {
+        let start = self.pos;
+        while matches!(self.peek(), Some(c) if is_name_char(c)) {
+            self.pos += 1;
+        }
+        self.chars[start..self.pos].iter().collect()
+    }
+
+    fn name(&mut self) -> Result<String, ParseError> {
+        let start = self.pos;
+        match self.peek() {
+            Some(c) if c.is_ascii_alphabetic() || c == '$' => self.pos += 1,
+            _ => return Err(self.error("expected an attribute name")),
+        }
+        while matches!(self.peek(), Some(c) if is_name_char(c)) {
+            self.pos += 1;
+        }
+        Ok(self.chars[start..self.pos].iter().collect())
+    }
+
+    fn attr_path(&mut self) -> Result<AttrPath, ParseError> {
+        let start = self.pos;
+        let is_urn = self.chars.len() >= start + 4
+            && self.chars[start..start + 4]
+                .iter()
+                .collect::<String>()
+                .eq_ignore_ascii_case("urn:");
+        if is_urn {
+            // The URN runs up to the last ':' before the attribute name; URNs contain dots
+            // ("2.0"), so only the text after that colon is split on '.'.
+            let mut end = start;
+            while matches!(self.chars.get(end), Some(c) if !c.is_whitespace() && !"[]()".contains(*c)) {
+                end += 1;
+            }
+            let token: String = self.chars[start..end].iter().collect();
+            let Some(colon) = token.rfind(':') else {
+                return Err(self.error("expected an attribute name after the schema URN"));
+            };
+            let urn = token[..colon].to_owned();
+            self.pos = start + token[..=colon].chars().count();
+            let name = self.name()?;
+            let sub = if self.eat('.') { Some(self.name()?) } else { None };
+            return Ok(AttrPath {
+                urn: Some(urn),
+                name,
+                sub,
+            });
+        }
+        let name = self.name()?;
+        let sub = if self.eat('.') { Some(self.name()?) } else { None };
+        Ok(AttrPath {
+            urn: None,
+            name,
+            sub,
+        })
+    }
+
+    fn comp_value(&mut self) -> Result<CompValue, ParseError> {
+        match self.peek() {
+            Some('"') => {
+                let start = self.pos;
+                self.pos += 1;
+                loop {
+                    match self.peek() {
+                        None => {
+                            self.pos = start;
+                            return Err(self.error("unterminated string"));
+                        }
+                        Some('\\') => self.pos += 2,
+                        Some('"') => {
+                            self.pos += 1;
+                            break;
+                        }
+                        Some(_) => self.pos += 1,
+                    }
+                }
+                let raw: String = self.chars[start..self.pos].iter().collect();
+                serde_json::from_str::<String>(&raw).map(CompValue::Str).map_err(|e| ParseError {
+                    pos: start,
+                    message: format!("invalid string ({e})"),
+                })
+            }
+            Some(c) if c == '-' || c.is_ascii_digit() => {
+                let start = self.pos;
+                while matches!(self.peek(), Some(c) if c.is_ascii_digit() || "+-.eE".contains(c)) {
+                    self.pos += 1;
+                }
+                let raw: String = self.chars[start..self.pos].iter().collect();
+                raw.parse::<serde_json::Number>().map(CompValue::Num).map_err(|_| ParseError {
+                    pos: start,
+                    message: format!("invalid number '{raw}'"),
+                })
+            }
+            _ => {
+                let start = self.pos;
+                let w = self.word();
+                match w.to_ascii_lowercase().as_str() {
+                    "true" => Ok(CompValue::Bool(true)),
+                    "false" => Ok(CompValue::Bool(false)),
+                    "null" => Ok(CompValue::Null),
+                    _ => {
+                        self.pos = start;
+                        Err(self.error(
+                            "expected a value: a \"quoted string\", a number, true, false or null",
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
+}
+
+/// Evaluates `filter` against one JSON object (a resource, or one value of a multi-valued
+/// attribute inside a value filter). `case_exact` tells, for a path, whether strings compare
+/// case-sensitively.
+pub fn matches(filter: &Filter, obj: &Value, case_exact: &dyn Fn(&AttrPath) -> bool) -> bool {
+    match filter {
+        Filter::And(a, b) => matches(a, obj, case_exact) && matches(b, obj, case_exact),
+        Filter::Or(a, b) => matches(a, obj, case_exact) || matches(b, obj, case_exact),
+        Filter::Not(a) => !matches(a, obj, case_exact),
+        Filter::Present(p) => values_at(obj, p).iter().any(|v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        }),
+        Filter::Compare(p, op, cv) => {
+            let exact = case_exact(p);
+            let vals = values_at(obj, p);
+            if *op == CompareOp::Ne {
+                return !vals.iter().any(|v| compare(v, CompareOp::Eq, cv, exact));
+            }
+            vals.iter().any(|v| compare(v, *op, cv, exact))
+        }
+        Filter::ValuePath(p, inner) => values_at(obj, p).iter().any(|v| {
+            let nested = |sp: &AttrPath| {
+                case_exact(&AttrPath {
+                    urn: p.urn.clone(),
+                    name: p.name.clone(),
+                    sub: Some(sp.name.clone()),
+                })
+            };
+            matches(inner, v, &nested)
+        }),
+    }
+}
+
+/// Every value found at `path` in `obj`, flattening multi-valued attributes.
+fn values_at<'v>(obj: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
+    let Some(map) = obj.as_object() else {
+        return Vec::new();
+    };
+    let container = match &path.urn {
+        Some(urn) => map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(urn))
+            .map(|(_, v)| v)
+            .and_then(Value::as_object)
+            .or_else(|| {
+                // core-schema URN: the attributes sit at the top level
+                urn.to_ascii_lowercase()
+                    .starts_with("urn:ietf:params:scim:schemas:core:")
+                    .then_some(map)
+            }),
+        None => Some(map),
+    };
+    let Some(container) = container else {
+        return Vec::new();
+    };
+    let Some(v) = get_ci(container, &path.name) else {
+        return Vec::new();
+    };
+    let top: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    match &path.sub {
+        None => top,
+        Some(sub) => top
+            .into_iter()
+            .filter_map(|t| t.as_object().and_then(|m| get_ci(m, sub)))
+            .flat_map(|v| match v {
+                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                other => vec![other],
+            })
+            .collect(),
+    }
+}
+
+pub fn get_ci<'m>(map: &'m serde_json::Map<String, Value>, key: &str) -> Option<&'m Value> {
+    map.get(key)
+        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+fn compare(v: &Value, op: CompareOp, cv: &CompValue, case_exact: bool) -> bool {
+    use CompareOp::*;
+    match (v, cv) {
+        (Value::String(s), CompValue::Str(c)) => {
+            let (s, c) = if case_exact {
+                (s.clone(), c.clone())
+            } else {
+                (s.to_lowercase(), c.to_lowercase())
+            };
+            match op {
+                Eq => s == c,
+                Ne => s != c,
+                Co => s.contains(&c),
+                Sw => s.starts_with(&c),
+                Ew => s.ends_with(&c),
+                Gt => s > c,
+                Ge => s >= c,
+                Lt => s < c,
+                Le => s <= c,
+            }
+        }
+        (Value::Bool(b), CompValue::Bool(c)) => match op {
+            Eq => b == c,
+            Ne => b != c,
+            _ => false,
+        },
+        (Value::Number(n), CompValue::Num(c)) => {
+            let (Some(a), Some(b)) = (n.as_f64(), c.as_f64()) else {
+                return false;
+            };
+            match op {
+                Eq => a == b,
+                Ne => a != b,
+                Gt => a > b,
+                Ge => a >= b,
+                Lt => a < b,
+                Le => a <= b,
+                Co | Sw | Ew => false,
+            }
+        }
+        (Value::Null, CompValue::Null) => op == Eq,
+        _ => op == Ne,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(name: &str) -> AttrPath {
+        AttrPath {
+            urn: None,
+            name: name.into(),
+            sub: None,
+        }
+    }
+
+    fn s(v: &str) -> CompValue {
+        CompValue::Str(v.into())
+    }
+
+    #[test]
+    fn parses_simple_equality() {
+        assert_eq!(
+            parse_filter(r#"userName eq "bjensen""#).unwrap(),
+            Filter::Compare(p("userName"), CompareOp::Eq, s("bjensen"))
+        );
+    }
+
+    #[test]
+    fn operators_and_keywords_are_case_insensitive() {
+        let f = parse_filter(r#"userName EQ "a" OR title Pr"#).unwrap();
+        assert_eq!(
+            f,
+            Filter::Or(
+                Box::new(Filter::Compare(p("userName"), CompareOp::Eq, s("a"))),
+                Box::new(Filter::Present(p("title")))
+            )
+        );
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or() {
+        let f = parse_filter(r#"a eq "1" or b eq "2" and c eq "3""#).unwrap();
+        let Filter::Or(_, right) = f else {
+            panic!("expected or at the top: {f:?}")
+        };
+        assert!(matches!(*right, Filter::And(_, _)));
+    }
+
+    #[test]
+    fn parentheses_and_not_group() {
+        let f = parse_filter(r#"not (a eq "1" or b eq "2") and (c pr)"#).unwrap();
+        let Filter::And(left, right) = f else {
+            panic!("expected and at the top")
+        };
+        assert!(matches!(*left, Filter::Not(_)));
+        assert_eq!(*right, Filter::Present(p("c")));
+    }
+
+    #[test]
+    fn parses_sub_attribute_and_urn_qualified_names() {
+        let f = parse_filter(r#"name.familyName co "O'Malley""#).unwrap();
+        assert_eq!(
+            f,
+            Filter::Compare(
+                AttrPath {
+                    urn: None,
+                    name: "name".into(),
+                    sub: Some("familyName".into())
+                },
+                CompareOp::Co,
+                s("O'Malley")
+            )
+        );
+        let f = parse_filter(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#,
+        )
+        .unwrap();
+        let Filter::Compare(path, _, _) = f else {
+            panic!()
+        };
+        assert_eq!(
+            path.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
+        assert_eq!(path.name, "employeeNumber");
+        let path = parse_attr_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
+        assert_eq!((path.name.as_str(), path.sub.as_deref()), ("manager", Some("value")));
+    }
+
+    #[test]
+    fn parses_value_path_with_logical_inner_filter() {
+        let f = parse_filter(r#"emails[type eq "work" and value co "@example.com"]"#).unwrap();
+        let Filter::ValuePath(path, inner) = f else {
+            panic!()
+        };
+        assert_eq!(path, p("emails"));
+        assert!(matches!(*inner, Filter::And(_, _)));
+    }
+
+    #[test]
+    fn parses_literals() {
+        assert_eq!(
+            parse_filter("active eq true").unwrap(),
+            Filter::Compare(p("active"), CompareOp::Eq, CompValue::Bool(true))
+        );
+        assert_eq!(
+            parse_filter("x gt 4.5").unwrap(),
+            Filter::Compare(p("x"), CompareOp::Gt, CompValue::Num("4.5".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_filter(r#"x eq "a \"quoted\" \u00e9""#).unwrap(),
+            Filter::Compare(p("x"), CompareOp::Eq, s("a \"quoted\" é"))
+        );
+    }
+
+    #[test]
+    fn malformed_filters_report_the_position() {
+        for (input, pos) in [
+            (r#"userName eq"#, 11),
+            (r#"userName xx "a""#, 9),
+            (r#"userName eq "unterminated"#, 12),
+            (r#"(userName eq "a""#, 16),
+            (r#"userName eq "a" junk"#, 16),
+            (r#"userName eq bare"#, 12),
+            ("", 0),
+        ] {
+            let err = parse_filter(input).unwrap_err();
+            assert_eq!(err.pos, pos, "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn parses_patch_paths() {
+        let pp = parse_patch_path(r#"emails[type eq "work"].value"#).unwrap();
+        assert_eq!(pp.attr, p("emails"));
+        assert!(pp.filter.is_some());
+        assert_eq!(pp.sub_after_filter.as_deref(), Some("value"));
+        let pp = parse_patch_path("name.givenName").unwrap();
+        assert_eq!(pp.attr.sub.as_deref(), Some("givenName"));
+        assert!(parse_patch_path("emails[type eq \"work\"").is_err());
+    }
+
+    #[test]
+    fn evaluates_against_json() {
+        let user = json!({
+            "userName": "BJensen",
+            "active": true,
+            "emails": [{"type": "work", "value": "b@example.com"}, {"type": "home", "value": "b@home.org"}],
+            "name": {"familyName": "Jensen"}
+        });
+        let ci = |_: &AttrPath| false;
+        let t = |f: &str| matches(&parse_filter(f).unwrap(), &user, &ci);
+        assert!(t(r#"userName eq "bjensen""#));
+        assert!(t(r#"emails[type eq "work" and value ew "example.com"]"#));
+        assert!(!t(r#"emails[type eq "work" and value ew "home.org"]"#));
+        assert!(t(r#"emails.value co "home""#));
+        assert!(t(r#"name.familyName sw "jen""#));
+        assert!(t("active eq true and not (title pr)"));
+        assert!(t(r#"title ne "x""#));
+        let exact = |_: &AttrPath| true;
+        assert!(!matches(&parse_filter(r#"userName eq "bjensen""#).unwrap(), &user, &exact));
+    }
+}

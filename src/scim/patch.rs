@@ -1,0 +1,633 @@
+//! PATCH (RFC 7644 §3.5.2): parsing the PatchOp body in the forms IdPs really send, and
+//! applying the operations to a normalised JSON resource. The caller diffs the result against
+//! the directory, so every request becomes one set of changes, applied all or nothing.
+
+use serde_json::{Map, Value};
+
+use super::error::{ScimError, ScimResult};
+use super::filter::{get_ci, matches, parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use super::resource::normalize_value;
+use super::schema::{container_mut, AttrDef, Mutability, ResourceSchema};
+
+pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Add,
+    Replace,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOperation {
+    pub op: OpKind,
+    pub path: Option<PatchPath>,
+    pub value: Option<Value>,
+}
+
+/// Parses a PatchOp request. Lenient where IdPs differ from the RFC: op names in any case
+/// (Entra sends "Replace"), `Operations` in any case, an empty path meaning no path.
+pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
+    let Value::Object(obj) = body else {
+        return Err(ScimError::invalid_syntax("the PATCH body must be a JSON object"));
+    };
+    let ops = get_ci(obj, "Operations").ok_or_else(|| {
+        ScimError::invalid_syntax("the PATCH body needs an 'Operations' array (RFC 7644 §3.5.2)")
+    })?;
+    let Value::Array(ops) = ops else {
+        return Err(ScimError::invalid_syntax("'Operations' must be an array"));
+    };
+    if ops.is_empty() {
+        return Err(ScimError::invalid_value("'Operations' must hold at least one operation"));
+    }
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| parse_operation(i, op))
+        .collect()
+}
+
+fn parse_operation(i: usize, op: &Value) -> ScimResult<PatchOperation> {
+    let Value::Object(o) = op else {
+        return Err(ScimError::invalid_syntax(format!("Operations[{i}] must be an object")));
+    };
+    let kind = match get_ci(o, "op").and_then(Value::as_str).map(str::to_ascii_lowercase) {
+        Some(k) if k == "add" => OpKind::Add,
+        Some(k) if k == "replace" => OpKind::Replace,
+        Some(k) if k == "remove" => OpKind::Remove,
+        other => {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}].op must be \"add\", \"replace\" or \"remove\", got {}",
+                other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "nothing".into())
+            )))
+        }
+    };
+    let path = match get_ci(o, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(parse_patch_path(s).map_err(|e| {
+            ScimError::invalid_path(format!("Operations[{i}].path \"{s}\": {e}"))
+        })?),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string")))
+        }
+    };
+    let value = get_ci(o, "value").cloned();
+    if kind != OpKind::Remove && value.is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "Operations[{i}] ({kind:?}) needs a 'value'"
+        )));
+    }
+    if kind == OpKind::Remove && path.is_none() {
+        return Err(ScimError::no_target(format!(
+            "Operations[{i}]: 'remove' needs a 'path' naming what to remove"
+        )));
+    }
+    Ok(PatchOperation {
+        op: kind,
+        path,
+        value,
+    })
+}
+
+/// Applies `ops` in order to `resource` (normalised, canonical names).
+pub fn apply_patch(
+    resource: &mut Map<String, Value>,
+    ops: &[PatchOperation],
+    schema: &ResourceSchema,
+) -> ScimResult<()> {
+    for op in ops {
+        match &op.path {
+            Some(path) => apply_at(resource, op.op, path, op.value.as_ref(), schema)?,
+            None => {
+                let Some(Value::Object(obj)) = &op.value else {
+                    return Err(ScimError::invalid_value(
+                        "an operation without 'path' needs an object 'value' naming the attributes",
+                    ));
+                };
+                for (key, v) in obj {
+                    if key.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
+                    if let (Some(ext), Value::Object(inner)) = (schema.extension(key), v) {
+                        for (k, v2) in inner {
+                            let path = PatchPath {
+                                attr: AttrPath {
+                                    urn: Some(ext.id.to_owned()),
+                                    name: k.clone(),
+                                    sub: None,
+                                },
+                                filter: None,
+                                sub_after_filter: None,
+                            };
+                            apply_at(resource, op.op, &path, Some(v2), schema)?;
+                        }
+                        continue;
+                    }
+                    let path = parse_patch_path(key)
+                        .map_err(|e| ScimError::invalid_path(format!("value key \"{key}\": {e}")))?;
+                    apply_at(resource, op.op, &path, Some(v), schema)?;
+                }
+            }
+        }
+    }
+    // Drop extension objects the operations emptied.
+    resource.retain(|_, v| !matches!(v, Value::Object(m) if m.is_empty()));
+    Ok(())
+}
+
+fn apply_at(
+    resource: &mut Map<String, Value>,
+    op: OpKind,
+    path: &PatchPath,
+    value: Option<&Value>,
+    schema: &ResourceSchema,
+) -> ScimResult<()> {
+    let (container, def) = schema
+        .resolve(path.attr.urn.as_deref(), &path.attr.name)
+        .ok_or_else(|| ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr)))?;
+    if def.mutability == Mutability::ReadOnly {
+        return Err(ScimError::mutability(format!("'{}' is read-only", def.name)));
+    }
+    let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
+    let sub = match sub_name {
+        Some(s) => {
+            let sd = def.sub(s).ok_or_else(|| {
+                ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", def.name))
+            })?;
+            if sd.mutability == Mutability::ReadOnly {
+                return Err(ScimError::mutability(format!("'{}.{}' is read-only", def.name, sd.name)));
+            }
+            Some(sd)
+        }
+        None => None,
+    };
+    if path.filter.is_some() && !def.multi_valued {
+        return Err(ScimError::invalid_path(format!(
+            "'{}' is single-valued: a value filter cannot select from it",
+            def.name
+        )));
+    }
+    let shown = display_path(path);
+    let value = match (op, value) {
+        (OpKind::Remove, _) | (_, None) => None,
+        (_, Some(v)) => {
+            let target_def = sub.unwrap_or(def);
+            let v = if def.multi_valued && sub.is_none() && path.filter.is_some() {
+                // The value for a filtered multi-valued path is one element, not an array.
+                normalize_value(def, v, &shown)?.and_then(|a| first_of_array(a))
+            } else {
+                normalize_value(target_def, v, &shown)?
+            };
+            v.filter(|v| !is_empty_string(v))
+        }
+    };
+    let target = container_mut(resource, container);
+    if def.multi_valued {
+        apply_multi(target, op, def, path.filter.as_ref(), sub, value, &shown)
+    } else {
+        apply_single(target, op, def, sub, value);
+        Ok(())
+    }
+}
+
+fn display_path(path: &PatchPath) -> String {
+    let mut s = path.attr.to_string();
+    if path.filter.is_some() {
+        s.push_str("[…]");
+    }
+    if let Some(sub) = &path.sub_after_filter {
+        s.push('.');
+        s.push_str(sub);
+    }
+    s
+}
+
+fn first_of_array(v: Value) -> Option<Value> {
+    match v {
+        Value::Array(a) => a.into_iter().next(),
+        other => Some(other),
+    }
+}
+
+fn is_empty_string(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.is_empty())
+}
+
+fn apply_single(
+    target: &mut Map<String, Value>,
+    op: OpKind,
+    def: &AttrDef,
+    sub: Option<&AttrDef>,
+    value: Option<Value>,
+) {
+    match (sub, value) {
+        (None, None) => {
+            target.remove(def.name);
+        }
+        (None, Some(Value::Object(new))) if op != OpKind::Remove => {
+            // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
+            match target.get_mut(def.name) {
+                Some(Value::Object(existing)) => {
+                    for (k, v) in new {
+                        existing.insert(k, v);
+                    }
+                }
+                _ => {
+                    target.insert(def.name.to_owned(), Value::Object(new));
+                }
+            }
+        }
+        (None, Some(v)) => {
+            target.insert(def.name.to_owned(), v);
+        }
+        (Some(sd), value) => {
+            let obj = target
+                .entry(def.name.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !obj.is_object() {
+                *obj = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = obj {
+                match value {
+                    Some(v) => {
+                        m.insert(sd.name.to_owned(), v);
+                    }
+                    None => {
+                        m.remove(sd.name);
+                    }
+                }
+                if m.is_empty() {
+                    target.remove(def.name);
+                }
+            }
+        }
+    }
+}
+
+fn apply_multi(
+    target: &mut Map<String, Value>,
+    op: OpKind,
+    def: &AttrDef,
+    filter: Option<&Filter>,
+    sub: Option<&AttrDef>,
+    value: Option<Value>,
+    shown: &str,
+) -> ScimResult<()> {
+    let mut items: Vec<Value> = match target.remove(def.name) {
+        Some(Value::Array(a)) => a,
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    let case_exact = |p: &AttrPath| def.sub(&p.name).map(|d| d.case_exact).unwrap_or(false);
+    let mut touched: Vec<usize> = Vec::new();
+    match (filter, sub) {
+        (None, None) => match op {
+            OpKind::Remove => {
+                // Entra removes members by value: `{"op":"remove","path":"members","value":[…]}`.
+                match value_for_removal(&value) {
+                    Some(gone) => items.retain(|it| !gone.iter().any(|g| same_item(it, g))),
+                    None => items.clear(),
+                }
+            }
+            OpKind::Replace => {
+                items = as_items(value);
+                touched = (0..items.len()).collect();
+            }
+            OpKind::Add => {
+                for new in as_items(value) {
+                    match items.iter().position(|it| same_item(it, &new)) {
+                        Some(i) => {
+                            merge_into(&mut items[i], new);
+                            touched.push(i);
+                        }
+                        None => {
+                            items.push(new);
+                            touched.push(items.len() - 1);
+                        }
+                    }
+                }
+            }
+        },
+        (None, Some(sd)) => {
+            if items.is_empty() {
+                if let Some(v) = value {
+                    let mut m = Map::new();
+                    m.insert(sd.name.to_owned(), v);
+                    items.push(Value::Object(m));
+                }
+            } else {
+                for it in items.iter_mut() {
+                    set_sub(it, sd, value.clone());
+                }
+            }
+            items.retain(|it| !is_hollow(it));
+        }
+        (Some(f), sub) => {
+            let hits: Vec<usize> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, it)| matches(f, it, &case_exact))
+                .map(|(i, _)| i)
+                .collect();
+            match (op, sub, value) {
+                (OpKind::Remove, None, _) => {
+                    let mut i = 0;
+                    items.retain(|_| {
+                        i += 1;
+                        !hits.contains(&(i - 1))
+                    });
+                }
+                (_, Some(sd), None) => {
+                    for &i in &hits {
+                        set_sub(&mut items[i], sd, None);
+                    }
+                    items.retain(|it| !is_hollow(it));
+                }
+                (_, None, None) => {}
+                (op, sub, Some(v)) => {
+                    if hits.is_empty() {
+                        // IdPs replace `emails[type eq "work"].value` on users that have no
+                        // work email yet: create the value the filter describes.
+                        let mut element = template_from(f).ok_or_else(|| {
+                            ScimError::no_target(format!("no value of '{shown}' matches the filter"))
+                        })?;
+                        match sub {
+                            Some(sd) => set_sub(&mut element, sd, Some(v)),
+                            None => merge_into(&mut element, v),
+                        }
+                        items.push(element);
+                        touched.push(items.len() - 1);
+                    } else {
+                        for &i in &hits {
+                            match sub {
+                                Some(sd) => set_sub(&mut items[i], sd, Some(v.clone())),
+                                None if op == OpKind::Replace => {
+                                    let mut element = template_from(f).unwrap_or(Value::Object(Map::new()));
+                                    merge_into(&mut element, v.clone());
+                                    items[i] = element;
+                                }
+                                None => merge_into(&mut items[i], v.clone()),
+                            }
+                            touched.push(i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Only one value may be primary (RFC 7643 §2.4): the one just written wins.
+    let newly_primary = touched.iter().any(|&i| is_primary(&items[i]));
+    if newly_primary {
+        for (i, it) in items.iter_mut().enumerate() {
+            if !touched.contains(&i) && is_primary(it) {
+                if let Value::Object(m) = it {
+                    m.insert("primary".into(), Value::Bool(false));
+                }
+            }
+        }
+    }
+    if !items.is_empty() {
+        target.insert(def.name.to_owned(), Value::Array(items));
+    }
+    Ok(())
+}
+
+fn as_items(value: Option<Value>) -> Vec<Value> {
+    match value {
+        Some(Value::Array(a)) => a,
+        Some(v) => vec![v],
+        None => Vec::new(),
+    }
+}
+
+fn value_for_removal(value: &Option<Value>) -> Option<Vec<Value>> {
+    match value {
+        Some(Value::Array(a)) if !a.is_empty() => Some(a.clone()),
+        Some(v @ Value::Object(_)) => Some(vec![v.clone()]),
+        _ => None,
+    }
+}
+
+/// Two values of a multi-valued attribute are the same when their `value` sub-attributes are,
+/// or, lacking those, when they are equal.
+fn same_item(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(Value::String(x)), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn merge_into(target: &mut Value, new: Value) {
+    match (target, new) {
+        (Value::Object(t), Value::Object(n)) => {
+            for (k, v) in n {
+                t.insert(k, v);
+            }
+        }
+        (t, n) => *t = n,
+    }
+}
+
+fn set_sub(item: &mut Value, sd: &AttrDef, value: Option<Value>) {
+    if let Value::Object(m) = item {
+        match value {
+            Some(v) => {
+                m.insert(sd.name.to_owned(), v);
+            }
+            None => {
+                m.remove(sd.name);
+            }
+        }
+    }
+}
+
+/// An element left with only labels (type, primary, display) holds no data any more.
+fn is_hollow(item: &Value) -> bool {
+    match item {
+        Value::Object(m) => m
+            .keys()
+            .all(|k| matches!(k.as_str(), "type" | "primary" | "display")),
+        _ => false,
+    }
+}
+
+fn is_primary(item: &Value) -> bool {
+    item.get("primary") == Some(&Value::Bool(true))
+}
+
+/// The element a filter like `type eq "work" and primary eq true` describes, if it is a
+/// conjunction of equalities.
+fn template_from(f: &Filter) -> Option<Value> {
+    fn collect(f: &Filter, out: &mut Map<String, Value>) -> bool {
+        match f {
+            Filter::And(a, b) => collect(a, out) && collect(b, out),
+            Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() => {
+                let v = match v {
+                    CompValue::Str(s) => Value::String(s.clone()),
+                    CompValue::Bool(b) => Value::Bool(*b),
+                    CompValue::Num(n) => Value::Number(n.clone()),
+                    CompValue::Null => return false,
+                };
+                out.insert(p.name.clone(), v);
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut m = Map::new();
+    (collect(f, &mut m) && !m.is_empty()).then_some(Value::Object(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::resource::normalize_resource;
+    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
+    use serde_json::json;
+
+    fn user() -> Map<String, Value> {
+        let body = json!({
+            "userName": "bjensen",
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"type": "work", "value": "bjensen@example.com", "primary": true}],
+            "phoneNumbers": [{"type": "work", "value": "555-1000"}],
+            "active": true
+        });
+        normalize_resource(&body, &USER_RESOURCE).unwrap().resource
+    }
+
+    fn patch(resource: &mut Map<String, Value>, ops: Value) -> ScimResult<()> {
+        let ops = parse_patch_request(&json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}))?;
+        apply_patch(resource, &ops, &USER_RESOURCE)
+    }
+
+    #[test]
+    fn replace_simple_and_sub_attribute_paths() {
+        let mut u = user();
+        patch(&mut u, json!([
+            {"op": "replace", "path": "displayName", "value": "Babs"},
+            {"op": "Replace", "path": "name.givenName", "value": "Barb"}
+        ]))
+        .unwrap();
+        assert_eq!(u["displayName"], "Babs");
+        assert_eq!(u["name"], json!({"givenName": "Barb", "familyName": "Jensen"}));
+    }
+
+    #[test]
+    fn entra_string_booleans_and_capitalised_ops() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "Replace", "path": "active", "value": "False"}])).unwrap();
+        assert_eq!(u["active"], false);
+        patch(&mut u, json!([{"op": "REPLACE", "path": "active", "value": "True"}])).unwrap();
+        assert_eq!(u["active"], true);
+    }
+
+    #[test]
+    fn okta_pathless_replace_of_active() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "replace", "value": {"active": false}}])).unwrap();
+        assert_eq!(u["active"], false);
+    }
+
+    #[test]
+    fn value_path_replaces_the_matching_element_only() {
+        let mut u = user();
+        patch(&mut u, json!([
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@new.example.com"}
+        ]))
+        .unwrap();
+        assert_eq!(u["emails"], json!([{"type": "work", "value": "b@new.example.com", "primary": true}]));
+    }
+
+    #[test]
+    fn value_path_without_a_match_creates_the_element() {
+        let mut u = user();
+        patch(&mut u, json!([
+            {"op": "add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "555-2000"},
+            {"op": "replace", "path": "addresses[type eq \"work\"].locality", "value": "Hollywood"}
+        ]))
+        .unwrap();
+        assert_eq!(
+            u["phoneNumbers"],
+            json!([{"type": "work", "value": "555-1000"}, {"type": "mobile", "value": "555-2000"}])
+        );
+        assert_eq!(u["addresses"], json!([{"type": "work", "locality": "Hollywood"}]));
+    }
+
+    #[test]
+    fn pathless_replace_with_dotted_and_urn_keys() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "replace", "value": {
+            "name.familyName": "Jensen-Smith",
+            "emails[type eq \"work\"].value": "bjs@example.com",
+            ENTERPRISE_USER_SCHEMA: {"department": "Sales"},
+            format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber"): "701984"
+        }}]))
+        .unwrap();
+        assert_eq!(u["name"]["familyName"], "Jensen-Smith");
+        assert_eq!(u["name"]["givenName"], "Barbara");
+        assert_eq!(u["emails"][0]["value"], "bjs@example.com");
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA]["department"], "Sales");
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "701984");
+    }
+
+    #[test]
+    fn manager_as_bare_id_or_object_and_empty_clears() {
+        let mut u = user();
+        let path = format!("{ENTERPRISE_USER_SCHEMA}:manager");
+        patch(&mut u, json!([{"op": "Add", "path": path, "value": "26118915-6090-4610-87e4-49d8ca9f808d"}])).unwrap();
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "26118915-6090-4610-87e4-49d8ca9f808d");
+        patch(&mut u, json!([{"op": "replace", "path": path, "value": {"value": "m2"}}])).unwrap();
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "m2");
+        patch(&mut u, json!([{"op": "replace", "path": "displayName", "value": "x"}, {"op": "replace", "path": "displayName", "value": ""}])).unwrap();
+        assert!(u.get("displayName").is_none());
+        patch(&mut u, json!([{"op": "remove", "path": path}])).unwrap();
+        assert!(u.get(ENTERPRISE_USER_SCHEMA).is_none(), "{u:?}");
+    }
+
+    #[test]
+    fn remove_by_value_filter_and_by_value_array() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "add", "path": "emails", "value": [{"type": "home", "value": "b@home.org"}]}])).unwrap();
+        assert_eq!(u["emails"].as_array().unwrap().len(), 2);
+        patch(&mut u, json!([{"op": "remove", "path": "emails[type eq \"home\"]"}])).unwrap();
+        assert_eq!(u["emails"].as_array().unwrap().len(), 1);
+        patch(&mut u, json!([{"op": "remove", "path": "emails", "value": [{"value": "BJENSEN@example.com"}]}])).unwrap();
+        assert!(u.get("emails").is_none());
+    }
+
+    #[test]
+    fn adding_an_existing_value_is_idempotent() {
+        let mut u = user();
+        let op = json!([{"op": "add", "path": "emails", "value": [{"type": "work", "value": "bjensen@example.com"}]}]);
+        patch(&mut u, op.clone()).unwrap();
+        patch(&mut u, op).unwrap();
+        assert_eq!(u["emails"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_new_primary_value_demotes_the_old_one() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "add", "path": "emails", "value": {"type": "home", "value": "h@x.org", "primary": true}}])).unwrap();
+        assert_eq!(u["emails"][0]["primary"], false);
+        assert_eq!(u["emails"][1]["primary"], true);
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_path() {
+        let mut u = user();
+        let e = patch(&mut u, json!([{"op": "explode", "path": "title"}])).unwrap_err();
+        assert!(e.detail.contains("Operations[0].op"), "{}", e.detail);
+        let e = patch(&mut u, json!([{"op": "replace", "path": "shoeSize", "value": 1}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidPath));
+        let e = patch(&mut u, json!([{"op": "replace", "path": "id", "value": "x"}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::Mutability));
+        let e = patch(&mut u, json!([{"op": "remove"}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::NoTarget));
+        let e = patch(&mut u, json!([{"op": "replace", "path": "emails[value co \"zzz\"].display", "value": "x"}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::NoTarget));
+        let e = patch(&mut u, json!([{"op": "replace", "path": "active", "value": "yes"}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidValue));
+    }
+}

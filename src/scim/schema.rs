@@ -1,0 +1,404 @@
+//! The SCIM schemas this server knows (RFC 7643 §4.1 User, §4.3 enterprise extension), as
+//! static tables. They drive name canonicalisation, type checks, mutability, and `/Schemas`.
+
+use serde_json::{json, Map, Value};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrType {
+    String,
+    Boolean,
+    Complex,
+    Reference,
+    DateTime,
+}
+
+impl AttrType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrType::String => "string",
+            AttrType::Boolean => "boolean",
+            AttrType::Complex => "complex",
+            AttrType::Reference => "reference",
+            AttrType::DateTime => "dateTime",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+impl Mutability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mutability::ReadOnly => "readOnly",
+            Mutability::ReadWrite => "readWrite",
+            Mutability::Immutable => "immutable",
+            Mutability::WriteOnly => "writeOnly",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+}
+
+impl Returned {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Returned::Always => "always",
+            Returned::Never => "never",
+            Returned::Default => "default",
+        }
+    }
+}
+
+/// One attribute definition (RFC 7643 §7).
+#[derive(Debug)]
+pub struct AttrDef {
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub multi_valued: bool,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    pub unique: bool,
+    pub description: &'static str,
+    pub canonical_values: &'static [&'static str],
+    pub sub_attributes: &'static [AttrDef],
+}
+
+impl AttrDef {
+    const fn base(name: &'static str, ty: AttrType, description: &'static str) -> AttrDef {
+        AttrDef {
+            name,
+            ty,
+            multi_valued: false,
+            required: false,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            unique: false,
+            description,
+            canonical_values: &[],
+            sub_attributes: &[],
+        }
+    }
+    const fn string(name: &'static str, description: &'static str) -> AttrDef {
+        Self::base(name, AttrType::String, description)
+    }
+    const fn boolean(name: &'static str, description: &'static str) -> AttrDef {
+        Self::base(name, AttrType::Boolean, description)
+    }
+    const fn complex(
+        name: &'static str,
+        description: &'static str,
+        subs: &'static [AttrDef],
+    ) -> AttrDef {
+        AttrDef {
+            sub_attributes: subs,
+            ..Self::base(name, AttrType::Complex, description)
+        }
+    }
+    const fn multi(self) -> AttrDef {
+        AttrDef {
+            multi_valued: true,
+            ..self
+        }
+    }
+    const fn read_only(self) -> AttrDef {
+        AttrDef {
+            mutability: Mutability::ReadOnly,
+            ..self
+        }
+    }
+    const fn canonical(self, values: &'static [&'static str]) -> AttrDef {
+        AttrDef {
+            canonical_values: values,
+            ..self
+        }
+    }
+
+    /// A sub-attribute by case-insensitive name.
+    pub fn sub(&self, name: &str) -> Option<&'static AttrDef>
+    where
+        Self: 'static,
+    {
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The RFC 7643 §7 representation, limited to the given sub-attributes.
+    pub fn to_json(&self, subs: &[&AttrDef]) -> Value {
+        let mut v = json!({
+            "name": self.name,
+            "type": self.ty.as_str(),
+            "multiValued": self.multi_valued,
+            "description": self.description,
+            "required": self.required,
+            "caseExact": self.case_exact,
+            "mutability": self.mutability.as_str(),
+            "returned": self.returned.as_str(),
+            "uniqueness": if self.unique { "server" } else { "none" },
+        });
+        if !self.canonical_values.is_empty() {
+            v["canonicalValues"] = json!(self.canonical_values);
+        }
+        if self.ty == AttrType::Complex {
+            v["subAttributes"] = Value::Array(subs.iter().map(|s| s.to_json(&[])).collect());
+        }
+        if self.ty == AttrType::Reference {
+            v["referenceTypes"] = json!(["User"]);
+        }
+        v
+    }
+}
+
+/// A schema: its URN and top-level attributes.
+#[derive(Debug)]
+pub struct SchemaDef {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attributes: &'static [AttrDef],
+}
+
+impl SchemaDef {
+    pub fn attr(&self, name: &str) -> Option<&'static AttrDef>
+    where
+        Self: 'static,
+    {
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+}
+
+const TYPE_WORK_HOME_OTHER: &[&str] = &["work", "home", "other"];
+
+const EMAIL_SUBS: &[AttrDef] = &[
+    AttrDef::string("value", "Email address."),
+    AttrDef::string("display", "Human-readable name."),
+    AttrDef::string("type", "Label: work, home, other.").canonical(TYPE_WORK_HOME_OTHER),
+    AttrDef::boolean("primary", "The preferred value."),
+];
+
+const PHONE_SUBS: &[AttrDef] = &[
+    AttrDef::string("value", "Phone number."),
+    AttrDef::string("display", "Human-readable name."),
+    AttrDef::string("type", "Label: work, home, mobile, fax, pager, other.").canonical(&[
+        "work", "home", "mobile", "fax", "pager", "other",
+    ]),
+    AttrDef::boolean("primary", "The preferred value."),
+];
+
+const ADDRESS_SUBS: &[AttrDef] = &[
+    AttrDef::string("formatted", "Full mailing address."),
+    AttrDef::string("streetAddress", "Street address."),
+    AttrDef::string("locality", "City or locality."),
+    AttrDef::string("region", "State or region."),
+    AttrDef::string("postalCode", "Zip or postal code."),
+    AttrDef::string("country", "Country, ISO 3166-1 alpha-2."),
+    AttrDef::string("type", "Label: work, home, other.").canonical(TYPE_WORK_HOME_OTHER),
+    AttrDef::boolean("primary", "The preferred value."),
+];
+
+const NAME_SUBS: &[AttrDef] = &[
+    AttrDef::string("formatted", "Full name."),
+    AttrDef::string("familyName", "Family name."),
+    AttrDef::string("givenName", "Given name."),
+    AttrDef::string("middleName", "Middle name."),
+    AttrDef::string("honorificPrefix", "Honorific prefix."),
+    AttrDef::string("honorificSuffix", "Honorific suffix."),
+];
+
+const GROUP_SUBS: &[AttrDef] = &[
+    AttrDef::string("value", "Group id.").read_only(),
+    AttrDef::string("display", "Group name.").read_only(),
+    AttrDef::string("type", "direct or indirect.").read_only(),
+];
+
+pub static USER: SchemaDef = SchemaDef {
+    id: USER_SCHEMA,
+    name: "User",
+    description: "User Account",
+    attributes: &[
+        AttrDef {
+            required: true,
+            unique: true,
+            ..AttrDef::string("userName", "Unique identifier for the User, used to sign in.")
+        },
+        AttrDef::complex("name", "The components of the user's name.", NAME_SUBS),
+        AttrDef::string("displayName", "Name displayed to end users."),
+        AttrDef::string("nickName", "Casual name."),
+        AttrDef::string("profileUrl", "Profile URL."),
+        AttrDef::string("title", "Job title."),
+        AttrDef::string("userType", "Relationship to the organization."),
+        AttrDef::string("preferredLanguage", "Preferred language, e.g. en-US."),
+        AttrDef::string("locale", "Default location, e.g. en-US."),
+        AttrDef::string("timezone", "Time zone, IANA name."),
+        AttrDef::boolean("active", "Whether the account is enabled."),
+        AttrDef {
+            mutability: Mutability::WriteOnly,
+            returned: Returned::Never,
+            ..AttrDef::string("password", "Clear-text password; never returned.")
+        },
+        AttrDef::complex("emails", "Email addresses.", EMAIL_SUBS).multi(),
+        AttrDef::complex("phoneNumbers", "Phone numbers.", PHONE_SUBS).multi(),
+        AttrDef::complex("addresses", "Physical mailing addresses.", ADDRESS_SUBS).multi(),
+        AttrDef::complex("groups", "Groups the user belongs to.", GROUP_SUBS)
+            .multi()
+            .read_only(),
+    ],
+};
+
+const MANAGER_SUBS: &[AttrDef] = &[
+    AttrDef::string("value", "The id of the manager's User resource."),
+    AttrDef {
+        ty: AttrType::Reference,
+        ..AttrDef::string("$ref", "URI of the manager's User resource.")
+    },
+    AttrDef::string("displayName", "The manager's display name.").read_only(),
+];
+
+pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
+    id: ENTERPRISE_USER_SCHEMA,
+    name: "EnterpriseUser",
+    description: "Enterprise User",
+    attributes: &[
+        AttrDef::string("employeeNumber", "Employee number."),
+        AttrDef::string("costCenter", "Cost center."),
+        AttrDef::string("organization", "Organization."),
+        AttrDef::string("division", "Division."),
+        AttrDef::string("department", "Department."),
+        AttrDef::complex("manager", "The user's manager.", MANAGER_SUBS),
+    ],
+};
+
+/// Common attributes (RFC 7643 §3.1) that a mapping may bind.
+pub static COMMON: SchemaDef = SchemaDef {
+    id: "",
+    name: "Common",
+    description: "Attributes of every resource",
+    attributes: &[
+        AttrDef {
+            case_exact: true,
+            returned: Returned::Always,
+            ..AttrDef::string("id", "Unique, stable identifier assigned by the service provider.")
+                .read_only()
+        },
+        AttrDef {
+            case_exact: true,
+            ..AttrDef::string("externalId", "Identifier assigned by the provisioning client.")
+        },
+        AttrDef::complex("meta", "Resource metadata.", &[]).read_only(),
+    ],
+};
+
+/// Where a top-level attribute lives: the core schema (including common attributes) or an
+/// extension, whose attributes sit under the extension URN in the JSON resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Core,
+    Extension(&'static str),
+}
+
+/// A resource type's schemas: core plus extensions.
+#[derive(Debug)]
+pub struct ResourceSchema {
+    pub core: &'static SchemaDef,
+    pub extensions: &'static [&'static SchemaDef],
+}
+
+pub static USER_RESOURCE: ResourceSchema = ResourceSchema {
+    core: &USER,
+    extensions: &[&ENTERPRISE_USER],
+};
+
+impl ResourceSchema {
+    /// The extension schema with this URN (case-insensitive).
+    pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// Resolves an attribute name, optionally URN-qualified, to its definition.
+    pub fn resolve(&self, urn: Option<&str>, name: &str) -> Option<(Container, &'static AttrDef)> {
+        match urn {
+            None => COMMON
+                .attr(name)
+                .or_else(|| self.core.attr(name))
+                .map(|a| (Container::Core, a)),
+            Some(u) if u.eq_ignore_ascii_case(self.core.id) => COMMON
+                .attr(name)
+                .or_else(|| self.core.attr(name))
+                .map(|a| (Container::Core, a)),
+            Some(u) => {
+                let ext = self.extension(u)?;
+                ext.attr(name).map(|a| (Container::Extension(ext.id), a))
+            }
+        }
+    }
+}
+
+/// Puts `value` into a resource object under the canonical place for the attribute.
+pub fn container_mut<'a>(
+    resource: &'a mut Map<String, Value>,
+    container: Container,
+) -> &'a mut Map<String, Value> {
+    match container {
+        Container::Core => resource,
+        Container::Extension(urn) => {
+            let slot = resource
+                .entry(urn.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            match slot {
+                Value::Object(m) => m,
+                _ => unreachable!("slot was just made an object"),
+            }
+        }
+    }
+}
+
+/// The object holding the attributes of `container`, if present.
+pub fn container_ref(resource: &Map<String, Value>, container: Container) -> Option<&Map<String, Value>> {
+    match container {
+        Container::Core => Some(resource),
+        Container::Extension(urn) => resource.get(urn).and_then(Value::as_object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_names_case_insensitively_and_by_urn() {
+        let (c, a) = USER_RESOURCE.resolve(None, "USERNAME").unwrap();
+        assert_eq!((c, a.name), (Container::Core, "userName"));
+        let (c, a) = USER_RESOURCE
+            .resolve(Some(ENTERPRISE_USER_SCHEMA), "employeenumber")
+            .unwrap();
+        assert_eq!(c, Container::Extension(ENTERPRISE_USER_SCHEMA));
+        assert_eq!(a.name, "employeeNumber");
+        assert!(USER_RESOURCE.resolve(None, "employeeNumber").is_none());
+        assert_eq!(USER_RESOURCE.resolve(None, "externalid").unwrap().1.name, "externalId");
+    }
+}
