@@ -79,6 +79,13 @@ pub struct AttrDef {
     pub sub_attributes: &'static [AttrDef],
 }
 
+/// Definitions are statics: two are the same attribute when they are the same definition.
+impl PartialEq for AttrDef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 impl AttrDef {
     const fn base(name: &'static str, ty: AttrType, description: &'static str) -> AttrDef {
         AttrDef {

@@ -1,0 +1,392 @@
+//! Configuration: a TOML file plus `SCIM2LDAP_*` environment overrides (figment), parsed into
+//! raw structs here and then into checked types by the modules that own them. Every error
+//! names the config key and says how to fix it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::directory::DirectoryKind;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/scim2ldap/config.toml";
+
+/// A configuration problem: which key, what is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config key `{}`: {}", self.key, self.problem)?;
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub ldap: LdapConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    pub users: UsersConfig,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Absolute URL clients reach `/scim/v2` under, e.g. `https://scim.example.com/scim/v2`;
+    /// when unset, built from the request's Host header.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_max_results")]
+    pub max_results: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_url: None,
+            max_body_bytes: default_max_body(),
+            max_results: default_max_results(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_max_results() -> usize {
+    200
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    pub url: String,
+    pub bind_dn: String,
+    #[serde(default)]
+    pub bind_password: Option<String>,
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub starttls: bool,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_op_timeout")]
+    pub operation_timeout_secs: u64,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+impl fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LdapConfig")
+            .field("url", &self.url)
+            .field("bind_dn", &self.bind_dn)
+            .field("bind_password", &self.bind_password.as_ref().map(|_| "<redacted>"))
+            .field("bind_password_file", &self.bind_password_file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_op_timeout() -> u64 {
+    10
+}
+fn default_pool_size() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    #[serde(default = "default_kind")]
+    pub kind: DirectoryKind,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            kind: default_kind(),
+        }
+    }
+}
+
+fn default_kind() -> DirectoryKind {
+    DirectoryKind::Openldap
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl_secs: default_ttl(),
+            max_entries: default_cache_entries(),
+        }
+    }
+}
+
+fn default_ttl() -> u64 {
+    300
+}
+fn default_cache_entries() -> u64 {
+    100_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeleteMode {
+    /// Disable the account and move it into `archive_container`.
+    #[default]
+    Archive,
+    /// Remove the entry.
+    Delete,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    pub container: String,
+    pub object_classes: Vec<String>,
+    pub rdn: String,
+    #[serde(default)]
+    pub reject_unmapped: bool,
+    #[serde(default)]
+    pub delete_mode: DeleteMode,
+    #[serde(default)]
+    pub archive_container: Option<String>,
+    #[serde(default)]
+    pub deactivate: DeactivateConfig,
+    pub attributes: BTreeMap<String, AttrSpec>,
+    /// LDAP attribute → templates tried in order when the attribute would otherwise be empty
+    /// (e.g. `cn`/`sn`, which inetOrgPerson requires).
+    #[serde(default)]
+    pub derive: BTreeMap<String, Vec<String>>,
+}
+
+/// How `active` is stored.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "strategy", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DeactivateConfig {
+    /// OpenLDAP ppolicy: `pwdAccountLockedTime: 000001010000Z` locks the account for good;
+    /// removing it unlocks.
+    PpolicyLock,
+    /// Set `attribute` to `inactive_value` to deactivate, and to `active_value` (or remove
+    /// it, when unset) to activate.
+    Attribute {
+        attribute: String,
+        inactive_value: String,
+        #[serde(default)]
+        active_value: Option<String>,
+    },
+}
+
+impl Default for DeactivateConfig {
+    fn default() -> Self {
+        DeactivateConfig::PpolicyLock
+    }
+}
+
+/// A mapping target: just the LDAP attribute, or a table with options.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AttrSpec {
+    Ldap(String),
+    Full(AttrSpecFull),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttrSpecFull {
+    pub ldap: String,
+    /// Show this value as `primary: true` and use the primary value when no value of the
+    /// selected type is sent.
+    #[serde(default)]
+    pub primary: bool,
+    #[serde(default)]
+    pub transform: Option<TransformName>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransformName {
+    /// The LDAP value is a user's DN; SCIM shows that user's id (e.g. `manager`).
+    UserDn,
+    /// LDAP boolean (`TRUE`/`FALSE`).
+    Boolean,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Where this tenant's users live; defaults to `users.container`.
+    #[serde(default)]
+    pub users_container: Option<String>,
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Hex SHA-256 of the bearer token (`scim2ldap token new` prints it).
+    pub sha256: String,
+    /// RFC 3339 time after which the token is refused.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Reads the TOML file and applies `SCIM2LDAP_*` overrides (`__` between levels).
+pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::new(
+            "(file)",
+            format!("config file {} does not exist", path.display()),
+            "pass --config PATH or set SCIM2LDAP_CONFIG; config.example.toml is a starting point",
+        ));
+    }
+    Figment::new()
+        .merge(Toml::file(path))
+        .merge(
+            Env::prefixed("SCIM2LDAP_")
+                .ignore(&["config", "log"])
+                .split("__"),
+        )
+        .extract::<RawConfig>()
+        .map_err(figment_error)
+}
+
+fn figment_error(e: figment::Error) -> ConfigError {
+    let key = if e.path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        e.path.join(".")
+    };
+    let fix = match &e.kind {
+        figment::error::Kind::MissingField(f) => format!("add `{f}` under `[{key}]`"),
+        figment::error::Kind::UnknownField(f, expected) => format!(
+            "`{f}` is not a setting here; expected one of: {}",
+            expected.join(", ")
+        ),
+        _ => "see config.example.toml for the expected form".to_owned(),
+    };
+    let mut problem = e.kind.to_string();
+    if let Some(md) = &e.metadata {
+        problem.push_str(&format!(" (from {})", md.name));
+    }
+    ConfigError::new(key, problem, fix)
+}
+
+impl LdapConfig {
+    /// The bind password, from `bind_password` or `bind_password_file` (one of them).
+    pub fn password(&self) -> Result<String, ConfigError> {
+        match (&self.bind_password, &self.bind_password_file) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "ldap.bind_password",
+                "both bind_password and bind_password_file are set",
+                "keep one; bind_password_file keeps the secret out of the config file",
+            )),
+            (Some(p), None) => Ok(p.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| {
+                    ConfigError::new(
+                        "ldap.bind_password_file",
+                        format!("cannot read {}: {e}", path.display()),
+                        "point it at a file readable by the service holding only the password",
+                    )
+                }),
+            (None, None) => Err(ConfigError::new(
+                "ldap.bind_password_file",
+                "no bind password configured",
+                "set ldap.bind_password_file (or ldap.bind_password, or SCIM2LDAP_LDAP__BIND_PASSWORD)",
+            )),
+        }
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.url).map_err(|e| {
+            ConfigError::new("ldap.url", format!("not a URL ({e})"), "use ldap://host:389 or ldaps://host:636")
+        })?;
+        match url.scheme() {
+            "ldap" => {}
+            "ldaps" if self.starttls => {
+                return Err(ConfigError::new(
+                    "ldap.starttls",
+                    "StartTLS on an ldaps:// URL",
+                    "use ldap:// with starttls = true, or ldaps:// with starttls = false",
+                ))
+            }
+            "ldaps" => {}
+            other => {
+                return Err(ConfigError::new(
+                    "ldap.url",
+                    format!("scheme `{other}` is not LDAP"),
+                    "use ldap://host:389 or ldaps://host:636",
+                ))
+            }
+        }
+        if let Some(ca) = &self.ca_file {
+            if !ca.exists() {
+                return Err(ConfigError::new(
+                    "ldap.ca_file",
+                    format!("{} does not exist", ca.display()),
+                    "point it at the PEM file of the CA that signed the directory's certificate",
+                ));
+            }
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::new("ldap.pool_size", "must be at least 1", "set e.g. 8"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! LDAP search filters as a small AST rendered to RFC 4515 text, and DN value escaping
+//! (RFC 4514). Every value that reaches the directory passes through here.
+
+use std::fmt::{self, Write};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LdapFilter {
+    /// Matches every entry (`(objectClass=*)`).
+    True,
+    /// Matches no entry (`(!(objectClass=*))`).
+    False,
+    And(Vec<LdapFilter>),
+    Or(Vec<LdapFilter>),
+    Not(Box<LdapFilter>),
+    Eq(String, String),
+    Present(String),
+    Substring {
+        attr: String,
+        initial: Option<String>,
+        any: Vec<String>,
+        last: Option<String>,
+    },
+    Ge(String, String),
+    Le(String, String),
+}
+
+impl LdapFilter {
+    pub fn eq(attr: &str, value: impl Into<String>) -> Self {
+        LdapFilter::Eq(attr.to_owned(), value.into())
+    }
+
+    /// `a AND b` with constants folded away.
+    pub fn and(parts: Vec<LdapFilter>) -> LdapFilter {
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                LdapFilter::True => {}
+                LdapFilter::False => return LdapFilter::False,
+                LdapFilter::And(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        match out.len() {
+            0 => LdapFilter::True,
+            1 => out.pop().unwrap_or(LdapFilter::True),
+            _ => LdapFilter::And(out),
+        }
+    }
+
+    /// `a OR b` with constants folded away.
+    pub fn or(parts: Vec<LdapFilter>) -> LdapFilter {
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                LdapFilter::False => {}
+                LdapFilter::True => return LdapFilter::True,
+                LdapFilter::Or(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        match out.len() {
+            0 => LdapFilter::False,
+            1 => out.pop().unwrap_or(LdapFilter::False),
+            _ => LdapFilter::Or(out),
+        }
+    }
+
+    pub fn not(inner: LdapFilter) -> LdapFilter {
+        match inner {
+            LdapFilter::True => LdapFilter::False,
+            LdapFilter::False => LdapFilter::True,
+            LdapFilter::Not(x) => *x,
+            other => LdapFilter::Not(Box::new(other)),
+        }
+    }
+}
+
+impl fmt::Display for LdapFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LdapFilter::True => f.write_str("(objectClass=*)"),
+            LdapFilter::False => f.write_str("(!(objectClass=*))"),
+            LdapFilter::And(parts) => {
+                f.write_str("(&")?;
+                for p in parts {
+                    write!(f, "{p}")?;
+                }
+                f.write_char(')')
+            }
+            LdapFilter::Or(parts) => {
+                f.write_str("(|")?;
+                for p in parts {
+                    write!(f, "{p}")?;
+                }
+                f.write_char(')')
+            }
+            LdapFilter::Not(p) => write!(f, "(!{p})"),
+            LdapFilter::Eq(a, v) => write!(f, "({a}={})", escape_filter_value(v)),
+            LdapFilter::Present(a) => write!(f, "({a}=*)"),
+            LdapFilter::Ge(a, v) => write!(f, "({a}>={})", escape_filter_value(v)),
+            LdapFilter::Le(a, v) => write!(f, "({a}<={})", escape_filter_value(v)),
+            LdapFilter::Substring {
+                attr,
+                initial,
+                any,
+                last,
+            } => {
+                write!(f, "({attr}=")?;
+                if let Some(i) = initial {
+                    f.write_str(&escape_filter_value(i))?;
+                }
+                f.write_char('*')?;
+                for a in any {
+                    write!(f, "{}*", escape_filter_value(a))?;
+                }
+                if let Some(l) = last {
+                    f.write_str(&escape_filter_value(l))?;
+                }
+                f.write_char(')')
+            }
+        }
+    }
+}
+
+/// RFC 4515 §3: `*`, `(`, `)`, `\` and NUL become `\XX`.
+pub fn escape_filter_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '*' => out.push_str("\\2a"),
+            '(' => out.push_str("\\28"),
+            ')' => out.push_str("\\29"),
+            '\\' => out.push_str("\\5c"),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes raw bytes for a filter (binary attributes such as AD's objectGUID).
+pub fn escape_filter_bytes(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "\\{b:02x}");
+        s
+    })
+}
+
+/// RFC 4514 §2.4: escapes one attribute value for use in a DN.
+pub fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 4);
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Splits a DN into its RDNs, honouring escapes, so that DNs compare component by component.
+pub fn split_dn(dn: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = dn.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ',' => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts.into_iter().map(|p| p.trim().to_owned()).collect()
+}
+
+/// A DN in a form fit for comparing: RDNs trimmed, attribute names and values lowercased.
+/// (Good for the case-insensitive naming attributes used here; not a full RFC 4517 matcher.)
+pub fn normalize_dn(dn: &str) -> String {
+    split_dn(dn)
+        .iter()
+        .map(|rdn| {
+            rdn.split('+')
+                .map(|ava| match ava.split_once('=') {
+                    Some((a, v)) => format!("{}={}", a.trim().to_lowercase(), v.trim().to_lowercase()),
+                    None => ava.to_lowercase(),
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether `dn` lies strictly below `base`.
+pub fn is_under(dn: &str, base: &str) -> bool {
+    let dn = normalize_dn(dn);
+    let base = normalize_dn(base);
+    dn.len() > base.len() && dn.ends_with(&base) && dn[..dn.len() - base.len()].ends_with(',')
+}
+
+/// The first RDN of `dn` and the rest (its parent).
+pub fn split_first_rdn(dn: &str) -> (String, String) {
+    let parts = split_dn(dn);
+    let first = parts.first().cloned().unwrap_or_default();
+    (first, parts[1.min(parts.len())..].join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_values_are_escaped_against_injection() {
+        let f = LdapFilter::eq("uid", "*)(uid=*");
+        assert_eq!(f.to_string(), r"(uid=\2a\29\28uid=\2a)");
+        let f = LdapFilter::eq("cn", r"a\b");
+        assert_eq!(f.to_string(), r"(cn=a\5cb)");
+        assert_eq!(escape_filter_bytes(&[0x01, 0xff]), r"\01\ff");
+    }
+
+    #[test]
+    fn substring_filters_escape_every_piece() {
+        let f = LdapFilter::Substring {
+            attr: "mail".into(),
+            initial: Some("a*".into()),
+            any: vec!["(x)".into()],
+            last: None,
+        };
+        assert_eq!(f.to_string(), r"(mail=a\2a*\28x\29*)");
+    }
+
+    #[test]
+    fn constants_fold() {
+        assert_eq!(LdapFilter::and(vec![LdapFilter::True, LdapFilter::Present("a".into())]).to_string(), "(a=*)");
+        assert_eq!(LdapFilter::or(vec![LdapFilter::False, LdapFilter::False]), LdapFilter::False);
+        assert_eq!(LdapFilter::and(vec![LdapFilter::False, LdapFilter::Present("a".into())]), LdapFilter::False);
+        assert_eq!(LdapFilter::not(LdapFilter::True), LdapFilter::False);
+    }
+
+    #[test]
+    fn dn_values_are_escaped() {
+        assert_eq!(escape_dn_value("Smith, John"), r"Smith\, John");
+        assert_eq!(escape_dn_value("a+b=c"), r"a\+b\=c");
+        assert_eq!(escape_dn_value(" #lead "), r"\ #lead\ ");
+        assert_eq!(escape_dn_value("#x"), r"\#x");
+        assert_eq!(escape_dn_value(r#"q"uote<>;\"#), r#"q\"uote\<\>\;\\"#);
+    }
+
+    #[test]
+    fn dn_comparison_ignores_case_and_spaces_but_not_escapes() {
+        assert!(is_under("uid=a,OU=People, dc=Example,dc=org", "ou=people,dc=example,dc=org"));
+        assert!(!is_under("ou=people,dc=example,dc=org", "ou=people,dc=example,dc=org"));
+        assert!(!is_under("uid=a,ou=xpeople,dc=example,dc=org", "ou=people,dc=example,dc=org"));
+        assert_eq!(split_dn(r"cn=Smith\, John,ou=p"), vec![r"cn=Smith\, John", "ou=p"]);
+        assert_eq!(split_first_rdn("uid=a,ou=p,dc=x"), ("uid=a".into(), "ou=p,dc=x".into()));
+    }
+}

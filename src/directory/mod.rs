@@ -1,0 +1,131 @@
+//! Directory access: the `Directory` trait the service layer talks to, with one
+//! implementation per dialect (OpenLDAP now; Active Directory implements the same trait).
+//! Nothing above this module sees an ldap3 type.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+pub mod filter;
+pub mod openldap;
+pub mod pool;
+
+pub use filter::LdapFilter;
+
+/// An entry as read from the directory: its DN, its immutable id (decoded by the dialect),
+/// and its attribute values keyed by lowercased attribute name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub dn: String,
+    pub id: String,
+    pub attrs: HashMap<String, Vec<String>>,
+}
+
+impl Entry {
+    pub fn values(&self, attr: &str) -> &[String] {
+        self.attrs
+            .get(&attr.to_ascii_lowercase())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn first(&self, attr: &str) -> Option<&str> {
+        self.values(attr).first().map(String::as_str)
+    }
+}
+
+/// One change of an LDAP modify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set the attribute to exactly these values (none: remove it if present).
+    Replace(String, Vec<String>),
+    /// Add these values.
+    Add(String, Vec<String>),
+    /// Remove these values, or the whole attribute when empty.
+    Delete(String, Vec<String>),
+}
+
+impl Change {
+    pub fn attr(&self) -> &str {
+        match self {
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a,
+        }
+    }
+}
+
+/// What went wrong in the directory, in terms the service can act on. LDAP result codes map
+/// to these in one place (`pool::map_result_code`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    #[error("directory operation timed out")]
+    Timeout,
+    #[error("no such entry: {0}")]
+    NoSuchObject(String),
+    #[error("entry already exists: {0}")]
+    AlreadyExists(String),
+    /// The directory refused the values (schema, syntax, constraint); the text says why.
+    #[error("the directory refused the change: {0}")]
+    Rejected(String),
+    #[error("insufficient access rights: {0}")]
+    InsufficientAccess(String),
+    #[error("LDAP error {code}: {message}")]
+    Other { code: u32, message: String },
+}
+
+pub type DirResult<T> = Result<T, DirectoryError>;
+
+/// The directory dialect, chosen in config (`directory.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectoryKind {
+    Openldap,
+    ActiveDirectory,
+}
+
+/// The operations the SCIM service needs from a directory. Implementations decide how ids
+/// are stored and looked up and how entries are created in their dialect.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    fn kind(&self) -> DirectoryKind;
+
+    /// The attribute holding the immutable id (requested on every read).
+    fn id_attribute(&self) -> &'static str;
+
+    /// A filter matching the entry with this SCIM id, or `None` when `id` cannot be one of
+    /// this directory's ids (then no entry has it).
+    fn id_filter(&self, id: &str) -> Option<LdapFilter>;
+
+    /// LDAP operations sent so far; tests and benchmarks use it to prove request costs.
+    fn operations(&self) -> u64;
+
+    /// Reads one entry by DN; `Ok(None)` when it does not exist.
+    async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>>;
+
+    /// Searches the subtree under `base`. `size_limit` > 0 caps the entries returned; the
+    /// flag says whether the cap cut the result short.
+    async fn search(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        size_limit: usize,
+    ) -> DirResult<(Vec<Entry>, bool)>;
+
+    async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()>;
+
+    async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()>;
+
+    /// modrdn: a new RDN (old RDN values removed) and optionally a new parent.
+    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()>;
+
+    async fn delete(&self, dn: &str) -> DirResult<()>;
+
+    /// Binds and reads the root DSE: proves the connection settings work.
+    async fn ping(&self) -> DirResult<()>;
+
+    /// Names of the object classes and attribute types the server's schema defines
+    /// (lowercased), for `check-config`.
+    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;
+}

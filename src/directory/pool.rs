@@ -1,0 +1,359 @@
+//! A small pool of bound ldap3 connections (deadpool), TLS setup, per-operation timeouts, and
+//! the one place where LDAP result codes become `DirectoryError`s.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions};
+use tracing::{debug, warn};
+
+use super::{Change, DirResult, DirectoryError};
+
+/// How to reach and bind to the directory.
+#[derive(Clone)]
+pub struct LdapSettings {
+    pub url: String,
+    pub bind_dn: String,
+    pub bind_password: String,
+    pub starttls: bool,
+    /// PEM file of CAs to trust for ldaps:// and StartTLS; the system roots when `None`.
+    pub ca_file: Option<std::path::PathBuf>,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for LdapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapSettings")
+            .field("url", &self.url)
+            .field("bind_dn", &self.bind_dn)
+            .field("bind_password", &"<redacted>")
+            .field("starttls", &self.starttls)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Manager {
+    settings: LdapSettings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl managed::Manager for Manager {
+    type Type = ldap3::Ldap;
+    type Error = DirectoryError;
+
+    async fn create(&self) -> Result<ldap3::Ldap, DirectoryError> {
+        let s = &self.settings;
+        let mut conn_settings = LdapConnSettings::new()
+            .set_conn_timeout(s.connect_timeout)
+            .set_starttls(s.starttls);
+        if let Some(tls) = &self.tls {
+            conn_settings = conn_settings.set_config(tls.clone());
+        }
+        let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &s.url)
+            .await
+            .map_err(|e| DirectoryError::Unavailable(format!("cannot connect to {}: {e}", s.url)))?;
+        ldap3::drive!(conn);
+        let res = ldap
+            .with_timeout(s.operation_timeout)
+            .simple_bind(&s.bind_dn, &s.bind_password)
+            .await
+            .map_err(|e| DirectoryError::Unavailable(format!("bind to {} failed: {e}", s.url)))?;
+        if res.rc != 0 {
+            return Err(DirectoryError::Unavailable(format!(
+                "bind as {} to {} failed: {} ({})",
+                s.bind_dn,
+                s.url,
+                result_code_name(res.rc),
+                res.text
+            )));
+        }
+        debug!(url = %s.url, "new LDAP connection bound");
+        Ok(ldap)
+    }
+
+    async fn recycle(&self, conn: &mut ldap3::Ldap, _: &Metrics) -> RecycleResult<DirectoryError> {
+        if conn.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+/// Bound connections shared by all requests, with a count of operations sent.
+pub struct LdapPool {
+    pool: Pool<Manager>,
+    timeout: Duration,
+    operations: AtomicU64,
+}
+
+impl LdapPool {
+    pub fn new(settings: LdapSettings) -> Result<LdapPool, String> {
+        let tls = match &settings.ca_file {
+            Some(path) => Some(Arc::new(tls_config(path)?)),
+            None => None,
+        };
+        let timeout = settings.operation_timeout;
+        let size = settings.pool_size.max(1);
+        let wait = settings.connect_timeout + settings.operation_timeout;
+        let pool = Pool::builder(Manager { settings, tls })
+            .max_size(size)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(LdapPool {
+            pool,
+            timeout,
+            operations: AtomicU64::new(0),
+        })
+    }
+
+    /// LDAP operations sent so far (searches, adds, modifies, renames, deletes).
+    pub fn operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
+    }
+
+    async fn conn(&self) -> DirResult<Object<Manager>> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => e,
+            PoolError::Timeout(_) => DirectoryError::Unavailable(
+                "timed out waiting for an LDAP connection (directory slow or unreachable)".into(),
+            ),
+            other => DirectoryError::Unavailable(other.to_string()),
+        })
+    }
+
+    fn count(&self) {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtree or base search. Retries once on a broken pooled connection: reads are safe
+    /// to repeat.
+    pub async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.conn().await?;
+            self.count();
+            let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
+            let res = conn
+                .with_timeout(self.timeout)
+                .with_search_options(opts)
+                .search(base, scope, filter, attrs.to_vec())
+                .await;
+            match res {
+                Ok(ldap3::SearchResult(entries, result)) => {
+                    let truncated = result.rc == 4;
+                    if result.rc != 0 && !truncated {
+                        return Err(map_result_code(result.rc, &result.text, base));
+                    }
+                    let entries = entries.into_iter().map(SearchEntry::construct).collect();
+                    return Ok((entries, truncated));
+                }
+                Err(e) => {
+                    let err = self.broken(conn, e);
+                    if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                        return Err(err);
+                    }
+                    debug!("retrying search on a fresh connection: {err}");
+                }
+            }
+        }
+    }
+
+    pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
+        let mut conn = self.conn().await?;
+        self.count();
+        let attrs: Vec<(String, HashSet<String>)> = attrs
+            .into_iter()
+            .map(|(a, v)| (a, v.into_iter().collect()))
+            .collect();
+        let res = conn.with_timeout(self.timeout).add(dn, attrs).await;
+        self.finish(conn, res, dn)
+    }
+
+    pub async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        self.count();
+        let res = conn.with_timeout(self.timeout).modify(dn, to_mods(changes)).await;
+        self.finish(conn, res, dn)
+    }
+
+    pub async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
+        let mut conn = self.conn().await?;
+        self.count();
+        let res = conn
+            .with_timeout(self.timeout)
+            .modifydn(dn, new_rdn, true, new_parent)
+            .await;
+        self.finish(conn, res, dn)
+    }
+
+    pub async fn delete(&self, dn: &str) -> DirResult<()> {
+        let mut conn = self.conn().await?;
+        self.count();
+        let res = conn.with_timeout(self.timeout).delete(dn).await;
+        self.finish(conn, res, dn)
+    }
+
+    fn finish(
+        &self,
+        conn: Object<Manager>,
+        res: Result<ldap3::LdapResult, LdapError>,
+        dn: &str,
+    ) -> DirResult<()> {
+        match res {
+            Ok(r) if r.rc == 0 => Ok(()),
+            Ok(r) => Err(map_result_code(r.rc, &r.text, dn)),
+            Err(e) => Err(self.broken(conn, e)),
+        }
+    }
+
+    /// A transport-level failure: the connection is dropped from the pool, not reused.
+    fn broken(&self, conn: Object<Manager>, e: LdapError) -> DirectoryError {
+        let _ = Object::take(conn);
+        match e {
+            LdapError::Timeout { .. } => DirectoryError::Timeout,
+            LdapError::LdapResult { result } => map_result_code(result.rc, &result.text, ""),
+            other => {
+                warn!("LDAP connection failed: {other}");
+                DirectoryError::Unavailable(other.to_string())
+            }
+        }
+    }
+}
+
+/// ldap3 takes value sets; a `Replace`/`Add` with several values is sent as one mod per value
+/// so that the server stores them in our order (the first value is the one SCIM shows).
+fn to_mods(changes: &[Change]) -> Vec<Mod<String>> {
+    let mut mods = Vec::new();
+    for c in changes {
+        match c {
+            Change::Replace(a, vals) => {
+                let mut it = vals.iter();
+                mods.push(Mod::Replace(a.clone(), it.next().cloned().into_iter().collect()));
+                for v in it {
+                    mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
+                }
+            }
+            Change::Add(a, vals) => {
+                for v in vals {
+                    mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
+                }
+            }
+            Change::Delete(a, vals) => mods.push(Mod::Delete(a.clone(), vals.iter().cloned().collect())),
+        }
+    }
+    mods
+}
+
+fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    let pem = std::fs::read(ca_file)
+        .map_err(|e| format!("cannot read CA file {}: {e}", ca_file.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut n = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| format!("CA file {}: {e}", ca_file.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("CA file {}: {e}", ca_file.display()))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(format!("CA file {} holds no PEM certificate", ca_file.display()));
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The one place where LDAP result codes (RFC 4511 §4.1.9) become directory errors.
+pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
+    let why = if text.is_empty() {
+        result_code_name(rc).to_owned()
+    } else {
+        format!("{}: {text}", result_code_name(rc))
+    };
+    match rc {
+        32 => DirectoryError::NoSuchObject(dn.to_owned()),
+        68 => DirectoryError::AlreadyExists(dn.to_owned()),
+        16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
+        50 => DirectoryError::InsufficientAccess(why),
+        3 => DirectoryError::Timeout,
+        49 | 51 | 52 => DirectoryError::Unavailable(why),
+        _ => DirectoryError::Other {
+            code: rc,
+            message: why,
+        },
+    }
+}
+
+pub fn result_code_name(rc: u32) -> &'static str {
+    match rc {
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        11 => "adminLimitExceeded",
+        16 => "noSuchAttribute",
+        17 => "undefinedAttributeType",
+        18 => "inappropriateMatching",
+        19 => "constraintViolation",
+        20 => "attributeOrValueExists",
+        21 => "invalidAttributeSyntax",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        64 => "namingViolation",
+        65 => "objectClassViolation",
+        66 => "notAllowedOnNonLeaf",
+        67 => "notAllowedOnRDN",
+        68 => "entryAlreadyExists",
+        69 => "objectClassModsProhibited",
+        80 => "other",
+        _ => "LDAP error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_keeps_value_order_by_sending_one_mod_per_value() {
+        let mods = to_mods(&[Change::Replace("mail".into(), vec!["a".into(), "b".into()])]);
+        assert_eq!(mods.len(), 2);
+        assert!(matches!(&mods[0], Mod::Replace(a, v) if a == "mail" && v.contains("a") && v.len() == 1));
+        assert!(matches!(&mods[1], Mod::Add(a, v) if a == "mail" && v.contains("b")));
+        let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
+        assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+
+    #[test]
+    fn result_codes_map_to_actionable_errors() {
+        assert_eq!(map_result_code(68, "", "uid=a"), DirectoryError::AlreadyExists("uid=a".into()));
+        assert!(matches!(map_result_code(65, "object class 'inetOrgPerson' requires attribute 'sn'", ""),
+            DirectoryError::Rejected(t) if t.contains("objectClassViolation") && t.contains("'sn'")));
+        assert!(matches!(map_result_code(52, "", ""), DirectoryError::Unavailable(_)));
+    }
+}

@@ -1,0 +1,337 @@
+//! SCIM filter → LDAP filter through the mapping. Attributes that are not mapped hold no
+//! value, so comparisons on them match nothing (and `ne` everything), as in LDAP. Values of a
+//! multi-valued attribute are the mapping's typed elements: `type` and `primary` inside a
+//! value filter are constants of each element.
+
+use crate::directory::LdapFilter;
+use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::schema::{AttrDef, AttrType};
+use crate::scim::{ScimError, ScimResult};
+
+use super::{AttrMapping, Target, UserMapping, ValueKind};
+
+impl UserMapping {
+    /// Translates a parsed SCIM filter. `id_filter` builds the dialect's filter for an id.
+    pub fn ldap_filter(
+        &self,
+        f: &Filter,
+        id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+    ) -> ScimResult<LdapFilter> {
+        match f {
+            Filter::And(a, b) => Ok(LdapFilter::and(vec![
+                self.ldap_filter(a, id_filter)?,
+                self.ldap_filter(b, id_filter)?,
+            ])),
+            Filter::Or(a, b) => Ok(LdapFilter::or(vec![
+                self.ldap_filter(a, id_filter)?,
+                self.ldap_filter(b, id_filter)?,
+            ])),
+            Filter::Not(a) => Ok(LdapFilter::not(self.ldap_filter(a, id_filter)?)),
+            Filter::Present(p) => self.leaf(p, None, id_filter),
+            Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter),
+            Filter::ValuePath(p, inner) => {
+                let def = self.multi_valued(p)?;
+                self.over_elements(def, inner)
+            }
+        }
+    }
+
+    fn multi_valued(&self, p: &AttrPath) -> ScimResult<&'static AttrDef> {
+        let (_, def) = self.resolve(p)?;
+        if !(def.multi_valued && def.ty == AttrType::Complex) {
+            return Err(ScimError::invalid_filter(format!(
+                "'{p}' is not multi-valued: a [value filter] cannot apply to it"
+            )));
+        }
+        Ok(def)
+    }
+
+    fn resolve(&self, p: &AttrPath) -> ScimResult<(crate::scim::schema::Container, &'static AttrDef)> {
+        self.schema
+            .resolve(p.urn.as_deref(), &p.name)
+            .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{p}'")))
+    }
+
+    fn leaf(
+        &self,
+        p: &AttrPath,
+        cmp: Option<(CompareOp, &CompValue)>,
+        id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+    ) -> ScimResult<LdapFilter> {
+        let (container, def) = self.resolve(p)?;
+        match def.name {
+            "id" => {
+                return match cmp {
+                    None => Ok(LdapFilter::True),
+                    Some((CompareOp::Eq, CompValue::Str(id))) => Ok(id_filter(id).unwrap_or(LdapFilter::False)),
+                    Some((CompareOp::Ne, CompValue::Str(id))) => {
+                        Ok(LdapFilter::not(id_filter(id).unwrap_or(LdapFilter::False)))
+                    }
+                    Some(_) => Err(ScimError::invalid_filter("'id' supports only eq and ne with a string")),
+                }
+            }
+            "meta" | "groups" => {
+                return Err(ScimError::invalid_filter(format!(
+                    "filtering on '{p}' is not supported yet"
+                )))
+            }
+            _ => {}
+        }
+        let sub = match &p.sub {
+            Some(s) => Some(def.sub(s).ok_or_else(|| {
+                ScimError::invalid_filter(format!("'{}' has no sub-attribute '{s}'", def.name))
+            })?),
+            None => None,
+        };
+        if def.multi_valued && def.ty == AttrType::Complex {
+            // `emails.value eq x` and `emails eq x` mean `emails[value eq x]`.
+            let sub_path = AttrPath {
+                urn: None,
+                name: sub.map(|s| s.name).unwrap_or("value").to_owned(),
+                sub: None,
+            };
+            let inner = match cmp {
+                None => Filter::Present(sub_path),
+                Some((op, v)) => Filter::Compare(sub_path, op, v.clone()),
+            };
+            return self.over_elements(def, &inner);
+        }
+        let mappings: Vec<&AttrMapping> = self
+            .attrs
+            .iter()
+            .filter(|m| match (&m.target, sub) {
+                (Target::Attr { container: c, attr }, None) => *c == container && attr.name == def.name,
+                (Target::Sub { container: c, attr, sub: ms }, Some(s)) => {
+                    *c == container && attr.name == def.name && ms.name == s.name
+                }
+                // `name pr`: any mapped part of the complex value
+                (Target::Sub { container: c, attr, .. }, None) => {
+                    cmp.is_none() && *c == container && attr.name == def.name
+                }
+                _ => false,
+            })
+            .collect();
+        if mappings.is_empty() {
+            if def.ty == AttrType::Complex && sub.is_none() && cmp.is_some() {
+                return Err(ScimError::invalid_filter(format!(
+                    "'{}' is complex: compare one of its sub-attributes, e.g. {}.{}",
+                    def.name,
+                    def.name,
+                    def.sub_attributes.first().map(|s| s.name).unwrap_or("value")
+                )));
+            }
+            return Ok(unmapped(cmp));
+        }
+        let parts = mappings
+            .into_iter()
+            .map(|m| compare_mapped(m, cmp))
+            .collect::<ScimResult<Vec<_>>>()?;
+        Ok(LdapFilter::or(parts))
+    }
+
+    /// `attr[inner]`: some typed element of `attr` exists and satisfies `inner`.
+    fn over_elements(&self, def: &'static AttrDef, inner: &Filter) -> ScimResult<LdapFilter> {
+        let mut groups: Vec<(Option<&str>, bool, Vec<&AttrMapping>)> = Vec::new();
+        for m in &self.attrs {
+            if let Target::Element {
+                attr,
+                type_value,
+                primary,
+                ..
+            } = &m.target
+            {
+                if attr.name != def.name {
+                    continue;
+                }
+                match groups
+                    .iter_mut()
+                    .find(|(t, p, _)| *t == type_value.as_deref() && *p == *primary)
+                {
+                    Some(g) => g.2.push(m),
+                    None => groups.push((type_value.as_deref(), *primary, vec![m])),
+                }
+            }
+        }
+        let mut alternatives = Vec::new();
+        for (type_value, primary, members) in &groups {
+            let exists = LdapFilter::or(members.iter().map(|m| LdapFilter::Present(m.ldap.clone())).collect());
+            let cond = in_element(def, inner, *type_value, *primary, members)?;
+            alternatives.push(LdapFilter::and(vec![exists, cond]));
+        }
+        // Validate the inner filter even when nothing is mapped, so typos still fail.
+        if groups.is_empty() {
+            in_element(def, inner, None, false, &[])?;
+        }
+        Ok(LdapFilter::or(alternatives))
+    }
+}
+
+fn in_element(
+    def: &AttrDef,
+    f: &Filter,
+    type_value: Option<&str>,
+    primary: bool,
+    members: &[&AttrMapping],
+) -> ScimResult<LdapFilter> {
+    let rec = |x: &Filter| in_element(def, x, type_value, primary, members);
+    match f {
+        Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a)?, rec(b)?])),
+        Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a)?, rec(b)?])),
+        Filter::Not(a) => Ok(LdapFilter::not(rec(a)?)),
+        Filter::ValuePath(..) => Err(ScimError::invalid_filter("value filters cannot be nested")),
+        Filter::Present(p) | Filter::Compare(p, _, _) => {
+            let cmp = match f {
+                Filter::Compare(_, op, v) => Some((*op, v)),
+                _ => None,
+            };
+            if p.urn.is_some() || p.sub.is_some() {
+                return Err(ScimError::invalid_filter(format!(
+                    "inside {}[…] name a sub-attribute, not '{p}'",
+                    def.name
+                )));
+            }
+            let sub = def.sub(&p.name).ok_or_else(|| {
+                ScimError::invalid_filter(format!("'{}' has no sub-attribute '{}'", def.name, p.name))
+            })?;
+            match sub.name {
+                "type" => Ok(constant(match (cmp, type_value) {
+                    (None, t) => t.is_some(),
+                    (Some((op, CompValue::Str(s))), Some(t)) => compare_str(t, op, s),
+                    (Some((CompareOp::Ne, _)), None) => true,
+                    _ => false,
+                })),
+                "primary" => Ok(constant(match cmp {
+                    None => primary,
+                    Some((CompareOp::Eq, CompValue::Bool(b))) => primary == *b,
+                    Some((CompareOp::Ne, CompValue::Bool(b))) => primary != *b,
+                    _ => false,
+                })),
+                _ => match members.iter().find(|m| m.target.leaf().name == sub.name) {
+                    Some(m) => compare_mapped(m, cmp),
+                    None => Ok(unmapped(cmp)),
+                },
+            }
+        }
+    }
+}
+
+fn constant(b: bool) -> LdapFilter {
+    if b {
+        LdapFilter::True
+    } else {
+        LdapFilter::False
+    }
+}
+
+/// An attribute with no values: `ne` holds, everything else fails.
+fn unmapped(cmp: Option<(CompareOp, &CompValue)>) -> LdapFilter {
+    constant(matches!(cmp, Some((CompareOp::Ne, _))))
+}
+
+fn compare_str(value: &str, op: CompareOp, with: &str) -> bool {
+    let (a, b) = (value.to_lowercase(), with.to_lowercase());
+    match op {
+        CompareOp::Eq => a == b,
+        CompareOp::Ne => a != b,
+        CompareOp::Co => a.contains(&b),
+        CompareOp::Sw => a.starts_with(&b),
+        CompareOp::Ew => a.ends_with(&b),
+        CompareOp::Gt => a > b,
+        CompareOp::Ge => a >= b,
+        CompareOp::Lt => a < b,
+        CompareOp::Le => a <= b,
+    }
+}
+
+fn compare_mapped(m: &AttrMapping, cmp: Option<(CompareOp, &CompValue)>) -> ScimResult<LdapFilter> {
+    let attr = m.ldap.clone();
+    match &m.kind {
+        ValueKind::Text => {
+            let Some((op, v)) = cmp else {
+                return Ok(LdapFilter::Present(attr));
+            };
+            let s = match v {
+                CompValue::Null => {
+                    return Ok(match op {
+                        CompareOp::Eq => LdapFilter::not(LdapFilter::Present(attr)),
+                        CompareOp::Ne => LdapFilter::Present(attr),
+                        _ => LdapFilter::False,
+                    })
+                }
+                CompValue::Bool(_) => {
+                    return Err(ScimError::invalid_filter(format!(
+                        "'{}' is a string: compare it with a \"quoted\" value",
+                        m.scim
+                    )))
+                }
+                other => other.as_text().unwrap_or_default(),
+            };
+            Ok(text_compare(attr, op, s))
+        }
+        ValueKind::Bool { when_true, when_false } => {
+            let false_filter = match (when_false, when_true) {
+                (Some(f), _) => LdapFilter::eq(&attr, f.clone()),
+                (None, Some(t)) => LdapFilter::not(LdapFilter::eq(&attr, t.clone())),
+                (None, None) => LdapFilter::False,
+            };
+            match cmp {
+                None => Ok(LdapFilter::True),
+                Some((CompareOp::Eq, CompValue::Bool(b))) => {
+                    Ok(if *b { LdapFilter::not(false_filter) } else { false_filter })
+                }
+                Some((CompareOp::Ne, CompValue::Bool(b))) => {
+                    Ok(if *b { false_filter } else { LdapFilter::not(false_filter) })
+                }
+                Some(_) => Err(ScimError::invalid_filter(format!(
+                    "'{}' is a boolean: use eq or ne with true or false",
+                    m.scim
+                ))),
+            }
+        }
+        ValueKind::UserDn => match cmp {
+            None => Ok(LdapFilter::Present(attr)),
+            Some(_) => Err(ScimError::invalid_filter(format!(
+                "comparing '{}' is not supported yet; use pr",
+                m.scim
+            ))),
+        },
+    }
+}
+
+fn text_compare(attr: String, op: CompareOp, s: String) -> LdapFilter {
+    if s.is_empty() && matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
+        return LdapFilter::Present(attr);
+    }
+    match op {
+        CompareOp::Eq => LdapFilter::Eq(attr, s),
+        CompareOp::Ne => LdapFilter::not(LdapFilter::Eq(attr, s)),
+        CompareOp::Co => LdapFilter::Substring {
+            attr,
+            initial: None,
+            any: vec![s],
+            last: None,
+        },
+        CompareOp::Sw => LdapFilter::Substring {
+            attr,
+            initial: Some(s),
+            any: vec![],
+            last: None,
+        },
+        CompareOp::Ew => LdapFilter::Substring {
+            attr,
+            initial: None,
+            any: vec![],
+            last: Some(s),
+        },
+        CompareOp::Ge => LdapFilter::Ge(attr, s),
+        CompareOp::Le => LdapFilter::Le(attr, s),
+        CompareOp::Gt => LdapFilter::and(vec![
+            LdapFilter::Ge(attr.clone(), s.clone()),
+            LdapFilter::not(LdapFilter::Eq(attr, s)),
+        ]),
+        CompareOp::Lt => LdapFilter::and(vec![
+            LdapFilter::Present(attr.clone()),
+            LdapFilter::not(LdapFilter::Ge(attr, s)),
+        ]),
+    }
+}

@@ -1,0 +1,722 @@
+//! The attribute mapping an admin writes in TOML, parsed into checked types, and the
+//! translations it drives: directory entry → SCIM resource, SCIM resource → LDAP values and
+//! the minimal changes between two states, and SCIM filters → LDAP filters (`filter`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::config::{AttrSpec, ConfigError, DeactivateConfig, TransformName, UsersConfig};
+use crate::directory::filter::{escape_dn_value, split_first_rdn};
+use crate::directory::{Change, Entry};
+use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter};
+use crate::scim::schema::{
+    container_mut, container_ref, AttrDef, AttrType, Container, Mutability, Returned, ResourceSchema,
+};
+use crate::scim::{ScimError, ScimResult};
+
+pub mod filter;
+pub mod template;
+
+use template::Template;
+
+/// `ppolicy`'s value for "locked by an administrator, no expiry".
+pub const PPOLICY_LOCKED: &str = "000001010000Z";
+
+/// Where a mapped value sits in the SCIM resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A single-valued top-level attribute (`userName`, `active`, an extension's `department`).
+    Attr {
+        container: Container,
+        attr: &'static AttrDef,
+    },
+    /// A sub-attribute of a single-valued complex attribute (`name.givenName`, `manager.value`).
+    Sub {
+        container: Container,
+        attr: &'static AttrDef,
+        sub: &'static AttrDef,
+    },
+    /// A sub-attribute of the value of a multi-valued attribute selected by type
+    /// (`emails[type eq "work"].value`).
+    Element {
+        attr: &'static AttrDef,
+        type_value: Option<String>,
+        primary: bool,
+        sub: &'static AttrDef,
+    },
+}
+
+impl Target {
+    fn top(&self) -> &'static AttrDef {
+        match self {
+            Target::Attr { attr, .. } | Target::Sub { attr, .. } | Target::Element { attr, .. } => attr,
+        }
+    }
+
+    fn leaf(&self) -> &'static AttrDef {
+        match self {
+            Target::Attr { attr, .. } => attr,
+            Target::Sub { sub, .. } | Target::Element { sub, .. } => sub,
+        }
+    }
+}
+
+/// How values convert between SCIM and LDAP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueKind {
+    Text,
+    /// A boolean stored as marker values; `None` means "attribute absent".
+    Bool {
+        when_true: Option<String>,
+        when_false: Option<String>,
+    },
+    /// LDAP holds a user's DN, SCIM that user's id.
+    UserDn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttrMapping {
+    /// The config key it came from, for messages.
+    pub scim: String,
+    pub target: Target,
+    pub ldap: String,
+    pub kind: ValueKind,
+}
+
+/// What a resource says an LDAP attribute should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desired {
+    /// The resource does not speak about it (e.g. `active` absent from a PUT): leave it.
+    Keep,
+    Clear,
+    Set(String),
+}
+
+#[derive(Debug)]
+pub struct UserMapping {
+    pub schema: &'static ResourceSchema,
+    pub object_classes: Vec<String>,
+    pub rdn_attr: String,
+    pub rdn_value: Template,
+    pub attrs: Vec<AttrMapping>,
+    pub derived: Vec<(String, Vec<Template>)>,
+    pub reject_unmapped: bool,
+}
+
+impl UserMapping {
+    pub fn from_config(cfg: &UsersConfig, schema: &'static ResourceSchema) -> Result<UserMapping, ConfigError> {
+        if cfg.object_classes.is_empty() {
+            return Err(ConfigError::new(
+                "users.object_classes",
+                "no object classes",
+                "list the classes new users get, e.g. [\"inetOrgPerson\"]",
+            ));
+        }
+        for oc in &cfg.object_classes {
+            check_ldap_name(oc, "users.object_classes")?;
+        }
+        let (rdn_attr, rdn_template) = cfg.rdn.split_once('=').ok_or_else(|| {
+            ConfigError::new(
+                "users.rdn",
+                format!("\"{}\" is not of the form attribute={{template}}", cfg.rdn),
+                "e.g. rdn = \"uid={userName}\"",
+            )
+        })?;
+        let rdn_attr = rdn_attr.trim().to_owned();
+        check_ldap_name(&rdn_attr, "users.rdn")?;
+        let rdn_value = Template::parse(rdn_template.trim(), schema)
+            .map_err(|e| ConfigError::new("users.rdn", e, "e.g. rdn = \"uid={userName}\""))?;
+
+        let mut attrs = Vec::new();
+        for (scim, spec) in &cfg.attributes {
+            attrs.push(parse_mapping(scim, spec, schema)?);
+        }
+        attrs.push(active_mapping(&cfg.deactivate)?);
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for m in &attrs {
+            if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
+                return Err(ConfigError::new(
+                    format!("users.attributes.\"{}\"", m.scim),
+                    format!("LDAP attribute `{}` is already mapped from `{other}`", m.ldap),
+                    "map each LDAP attribute from one SCIM attribute only",
+                ));
+            }
+        }
+        if !attrs.iter().any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName")) {
+            return Err(ConfigError::new(
+                "users.attributes.userName",
+                "userName is not mapped",
+                "add e.g. userName = \"uid\"; SCIM requires userName",
+            ));
+        }
+        let mut derived = Vec::new();
+        for (ldap, templates) in &cfg.derive {
+            check_ldap_name(ldap, &format!("users.derive.{ldap}"))?;
+            let parsed = templates
+                .iter()
+                .map(|t| Template::parse(t, schema))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ConfigError::new(
+                        format!("users.derive.{ldap}"),
+                        e,
+                        "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
+                    )
+                })?;
+            derived.push((ldap.clone(), parsed));
+        }
+        Ok(UserMapping {
+            schema,
+            object_classes: cfg.object_classes.clone(),
+            rdn_attr,
+            rdn_value,
+            attrs,
+            derived,
+            reject_unmapped: cfg.reject_unmapped,
+        })
+    }
+
+    /// The LDAP attributes a read must request to build the resource.
+    pub fn ldap_attributes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.attrs.iter().map(|m| m.ldap.clone()).collect();
+        v.push(self.rdn_attr.clone());
+        v.extend(["createTimestamp".to_owned(), "modifyTimestamp".to_owned()]);
+        v.sort_by_key(|a| a.to_ascii_lowercase());
+        v.dedup_by_key(|a| a.to_ascii_lowercase());
+        v
+    }
+
+    /// The LDAP attribute holding `userName`.
+    pub fn username_attr(&self) -> &str {
+        self.attrs
+            .iter()
+            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName"))
+            .map(|m| m.ldap.as_str())
+            .unwrap_or("uid")
+    }
+
+    /// The mapping that stores `active`.
+    pub fn active(&self) -> Option<&AttrMapping> {
+        self.attrs
+            .iter()
+            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "active"))
+    }
+
+    /// Builds the SCIM view of an entry. `user_id_for_dn` resolves `UserDn` values.
+    pub fn to_scim(&self, entry: &Entry, user_id_for_dn: &dyn Fn(&str) -> Option<String>) -> Map<String, Value> {
+        let mut res = Map::new();
+        // element index per (attribute, type, primary) so that subs of one value land together
+        let mut elements: HashMap<(&str, Option<&str>, bool), usize> = HashMap::new();
+        for m in &self.attrs {
+            if m.target.leaf().returned == Returned::Never {
+                continue;
+            }
+            let value = match &m.kind {
+                ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
+                ValueKind::Bool { when_true, when_false } => Some(Value::Bool(!is_false(
+                    entry.values(&m.ldap),
+                    when_true.as_deref(),
+                    when_false.as_deref(),
+                ))),
+                ValueKind::UserDn => entry
+                    .first(&m.ldap)
+                    .and_then(user_id_for_dn)
+                    .map(Value::String),
+            };
+            let Some(value) = value else { continue };
+            match &m.target {
+                Target::Attr { container, attr } => {
+                    container_mut(&mut res, *container).insert(attr.name.to_owned(), value);
+                }
+                Target::Sub { container, attr, sub } => {
+                    let obj = container_mut(&mut res, *container)
+                        .entry(attr.name.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(o) = obj {
+                        o.insert(sub.name.to_owned(), value);
+                    }
+                }
+                Target::Element {
+                    attr,
+                    type_value,
+                    primary,
+                    sub,
+                } => {
+                    let key = (attr.name, type_value.as_deref(), *primary);
+                    let arr = res
+                        .entry(attr.name.to_owned())
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    let Value::Array(arr) = arr else { continue };
+                    let idx = *elements.entry(key).or_insert_with(|| {
+                        let mut el = Map::new();
+                        if let Some(t) = type_value {
+                            el.insert("type".into(), Value::String(t.clone()));
+                        }
+                        if *primary {
+                            el.insert("primary".into(), Value::Bool(true));
+                        }
+                        arr.push(Value::Object(el));
+                        arr.len() - 1
+                    });
+                    if let Some(Value::Object(el)) = arr.get_mut(idx) {
+                        el.insert(sub.name.to_owned(), value);
+                    }
+                }
+            }
+        }
+        res
+    }
+
+    /// The SCIM ids that `UserDn` mappings reference in `res` (to resolve before `to_ldap`).
+    pub fn referenced_ids(&self, res: &Map<String, Value>) -> Vec<String> {
+        self.attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::UserDn)
+            .filter_map(|m| scim_value(res, &m.target))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// What each mapped (and derived) LDAP attribute should hold for this resource.
+    /// `dn_for_user_id` resolves `UserDn` values; an unknown id is a 400 naming it.
+    pub fn to_ldap(
+        &self,
+        res: &Map<String, Value>,
+        dn_for_user_id: &dyn Fn(&str) -> Option<String>,
+    ) -> ScimResult<BTreeMap<String, Desired>> {
+        let mut out = BTreeMap::new();
+        for m in &self.attrs {
+            if m.target.top().mutability == Mutability::ReadOnly {
+                continue;
+            }
+            let v = scim_value(res, &m.target);
+            let desired = match (&m.kind, v) {
+                (ValueKind::Bool { .. }, None) => Desired::Keep,
+                (_, None) => Desired::Clear,
+                (ValueKind::Bool { when_true, when_false }, Some(Value::Bool(b))) => {
+                    match if *b { when_true } else { when_false } {
+                        Some(v) => Desired::Set(v.clone()),
+                        None => Desired::Clear,
+                    }
+                }
+                (ValueKind::Text, Some(Value::String(s))) => {
+                    if s.is_empty() {
+                        Desired::Clear
+                    } else {
+                        Desired::Set(s.clone())
+                    }
+                }
+                (ValueKind::UserDn, Some(Value::String(id))) => {
+                    if id.is_empty() {
+                        Desired::Clear
+                    } else {
+                        Desired::Set(dn_for_user_id(id).ok_or_else(|| {
+                            ScimError::invalid_value(format!("{}: no user has id \"{id}\"", m.scim))
+                        })?)
+                    }
+                }
+                (_, Some(other)) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{}: unexpected value {other}",
+                        m.scim
+                    )))
+                }
+            };
+            out.insert(m.ldap.clone(), desired);
+        }
+        for (ldap, templates) in &self.derived {
+            let empty = matches!(out.get(ldap), None | Some(Desired::Clear));
+            if empty {
+                if let Some(v) = templates.iter().find_map(|t| t.render(res)) {
+                    out.insert(ldap.clone(), Desired::Set(v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
+    pub fn rdn(&self, res: &Map<String, Value>) -> ScimResult<String> {
+        let value = self.rdn_value.render(res).ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "cannot name the directory entry: the RDN template \"{}\" needs a value",
+                self.rdn_value.source()
+            ))
+        })?;
+        Ok(format!("{}={}", self.rdn_attr, escape_dn_value(&value)))
+    }
+
+    /// Attributes and values for an LDAP add.
+    pub fn new_entry(&self, desired: &BTreeMap<String, Desired>, rdn: &str) -> Vec<(String, Vec<String>)> {
+        let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
+        for (a, d) in desired {
+            if let Desired::Set(v) = d {
+                attrs.push((a.clone(), vec![v.clone()]));
+            }
+        }
+        // The RDN value must be among the entry's values.
+        if !attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(&self.rdn_attr)) {
+            if let Some((_, v)) = rdn.split_once('=') {
+                attrs.push((self.rdn_attr.clone(), vec![unescape_dn_value(v)]));
+            }
+        }
+        attrs
+    }
+
+    /// The modify changes that take `entry` from `old` to `new` (both from `to_ldap`): only
+    /// attributes whose desired state differs are touched, so values SCIM cannot show are
+    /// kept. A single SCIM value replaces the first LDAP value and keeps the others.
+    pub fn changes(
+        &self,
+        entry: &Entry,
+        old: &BTreeMap<String, Desired>,
+        new: &BTreeMap<String, Desired>,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (attr, want) in new {
+            if old.get(attr) == Some(want) || *want == Desired::Keep {
+                continue;
+            }
+            let cur = entry.values(attr);
+            let kind = self
+                .attrs
+                .iter()
+                .find(|m| m.ldap.eq_ignore_ascii_case(attr))
+                .map(|m| &m.kind);
+            match want {
+                Desired::Set(v) => {
+                    if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text)) {
+                        continue;
+                    }
+                    let mut vals = vec![v.clone()];
+                    if kind == Some(&ValueKind::Text) || kind.is_none() {
+                        vals.extend(cur.iter().skip(1).filter(|c| !c.eq_ignore_ascii_case(v)).cloned());
+                    }
+                    changes.push(Change::Replace(attr.clone(), vals));
+                }
+                Desired::Clear if !cur.is_empty() => changes.push(Change::Replace(attr.clone(), Vec::new())),
+                _ => {}
+            }
+        }
+        changes
+    }
+
+    /// Whether `entry`'s current RDN differs from `rdn`.
+    pub fn needs_rename(entry_dn: &str, rdn: &str) -> bool {
+        let (current, _) = split_first_rdn(entry_dn);
+        current != rdn
+    }
+
+    /// SCIM attribute names the mapping does not store, found in a request resource.
+    pub fn unmapped_in(&self, res: &Map<String, Value>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mapped = |container: Container, name: &str| {
+            self.attrs.iter().any(|m| match &m.target {
+                Target::Attr { container: c, attr } | Target::Sub { container: c, attr, .. } => {
+                    *c == container && attr.name == name
+                }
+                Target::Element { attr, .. } => container == Container::Core && attr.name == name,
+            })
+        };
+        for (k, v) in res {
+            if let Some(ext) = self.schema.extension(k) {
+                if let Value::Object(inner) = v {
+                    for k2 in inner.keys() {
+                        if !mapped(Container::Extension(ext.id), k2) {
+                            out.push(format!("{}:{k2}", ext.id));
+                        }
+                    }
+                }
+            } else if !mapped(Container::Core, k) && k != "id" && k != "meta" && k != "groups" {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether a request that is about to be applied names only mapped attributes; the
+    /// error lists the others (used when `reject_unmapped` is on).
+    pub fn check_unmapped(&self, res: &Map<String, Value>, extra_ignored: &[String]) -> ScimResult<()> {
+        let mut unmapped = self.unmapped_in(res);
+        unmapped.extend(extra_ignored.iter().cloned());
+        if unmapped.is_empty() {
+            return Ok(());
+        }
+        if self.reject_unmapped {
+            return Err(ScimError::invalid_value(format!(
+                "these attributes are not mapped to the directory: {} (users.reject_unmapped is on)",
+                unmapped.join(", ")
+            )));
+        }
+        tracing::debug!(attributes = %unmapped.join(", "), "ignoring unmapped attributes");
+        Ok(())
+    }
+}
+
+/// Whether the LDAP values say "inactive": the false marker is present, or (when "true" is a
+/// marker and "false" is absence) the true marker is missing.
+fn is_false(values: &[String], when_true: Option<&str>, when_false: Option<&str>) -> bool {
+    let has = |m: &str| values.iter().any(|v| v.eq_ignore_ascii_case(m));
+    match (when_false, when_true) {
+        (Some(f), _) => has(f),
+        (None, Some(t)) => !has(t),
+        (None, None) => false,
+    }
+}
+
+/// The SCIM value a mapping reads from a resource.
+fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Value> {
+    match target {
+        Target::Attr { container, attr } => container_ref(res, *container)?.get(attr.name),
+        Target::Sub { container, attr, sub } => container_ref(res, *container)?.get(attr.name)?.get(sub.name),
+        Target::Element {
+            attr,
+            type_value,
+            primary,
+            sub,
+        } => {
+            let items = res.get(attr.name)?.as_array()?;
+            let by_type = |t: &str| {
+                items.iter().find(|it| {
+                    it.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(t))
+                })
+            };
+            let element = match type_value {
+                Some(t) => by_type(t).or_else(|| {
+                    // The primary mapping also takes the primary value, or a lone untyped one.
+                    if !*primary {
+                        return None;
+                    }
+                    items
+                        .iter()
+                        .find(|it| it.get("primary") == Some(&Value::Bool(true)))
+                        .or_else(|| match items.as_slice() {
+                            [only] if only.get("type").is_none() => Some(only),
+                            _ => None,
+                        })
+                }),
+                None if *primary => items
+                    .iter()
+                    .find(|it| it.get("primary") == Some(&Value::Bool(true)))
+                    .or(items.first()),
+                None => items.first(),
+            }?;
+            element.get(sub.name)
+        }
+    }
+}
+
+fn unescape_dn_value(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("`{name}` is not an LDAP attribute or object class name"),
+            "use the name as the directory schema spells it, e.g. givenName",
+        ))
+    }
+}
+
+fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result<AttrMapping, ConfigError> {
+    let key = format!("users.attributes.\"{scim}\"");
+    let (ldap, primary, transform) = match spec {
+        AttrSpec::Ldap(l) => (l.clone(), false, None),
+        AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform),
+    };
+    check_ldap_name(&ldap, &key)?;
+    let path = parse_patch_path(scim).map_err(|e| {
+        ConfigError::new(&key, format!("not a SCIM attribute path: {e}"), "e.g. \"name.givenName\" or 'emails[type eq \"work\"].value'")
+    })?;
+    let (container, attr) = schema.resolve(path.attr.urn.as_deref(), &path.attr.name).ok_or_else(|| {
+        ConfigError::new(
+            &key,
+            format!("`{}` is not an attribute of the User schema or its extensions", path.attr),
+            format!(
+                "use one of: externalId, {}, or an enterprise extension attribute as \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department\"",
+                schema.core.attributes.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    match attr.name {
+        "id" | "meta" | "groups" => {
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` is computed by the server and cannot be mapped", attr.name),
+                "remove this line (id is the directory's entryUUID/objectGUID)",
+            ))
+        }
+        "active" => {
+            return Err(ConfigError::new(
+                &key,
+                "`active` is configured through [users.deactivate], not as an attribute",
+                "remove this line and set users.deactivate.strategy",
+            ))
+        }
+        _ => {}
+    }
+    let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
+    let sub = match sub_name {
+        Some(s) => Some(attr.sub(s).ok_or_else(|| {
+            ConfigError::new(
+                &key,
+                format!("`{}` has no sub-attribute `{s}`", attr.name),
+                format!(
+                    "use one of: {}",
+                    attr.sub_attributes.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let target = match (attr.multi_valued, attr.ty, sub) {
+        (true, AttrType::Complex, Some(sub)) => {
+            let (type_value, primary_sel) = match &path.filter {
+                None => (None, false),
+                Some(f) => selector(f).ok_or_else(|| {
+                    ConfigError::new(
+                        &key,
+                        "only [type eq \"…\"] (optionally `and primary eq true`) can select a value",
+                        format!("e.g. '{}[type eq \"work\"].{}'", attr.name, sub.name),
+                    )
+                })?,
+            };
+            Target::Element {
+                attr,
+                type_value,
+                primary: primary || primary_sel,
+                sub,
+            }
+        }
+        (true, _, _) => {
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` is multi-valued: say which value and which part", attr.name),
+                format!("e.g. '{}[type eq \"work\"].value'", attr.name),
+            ))
+        }
+        (false, AttrType::Complex, Some(sub)) => Target::Sub { container, attr, sub },
+        (false, AttrType::Complex, None) => {
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` is complex: name the sub-attribute", attr.name),
+                format!(
+                    "e.g. \"{}.{}\"",
+                    attr.name,
+                    attr.sub_attributes.first().map(|s| s.name).unwrap_or("value")
+                ),
+            ))
+        }
+        (false, _, None) => Target::Attr { container, attr },
+        (false, _, Some(_)) => {
+            return Err(ConfigError::new(&key, format!("`{}` has no sub-attributes", attr.name), "remove the .part"))
+        }
+    };
+    if path.filter.is_some() && !matches!(target, Target::Element { .. }) {
+        return Err(ConfigError::new(&key, "a [filter] only applies to multi-valued attributes", "remove the [..] part"));
+    }
+    let kind = match transform {
+        None if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
+            when_true: Some("TRUE".into()),
+            when_false: Some("FALSE".into()),
+        },
+        None => ValueKind::Text,
+        Some(TransformName::Boolean) if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
+            when_true: Some("TRUE".into()),
+            when_false: Some("FALSE".into()),
+        },
+        Some(TransformName::UserDn) if target.leaf().ty == AttrType::String => ValueKind::UserDn,
+        Some(t) => {
+            return Err(ConfigError::new(
+                &key,
+                format!("transform `{t:?}` does not fit a {} attribute", target.leaf().ty.as_str()),
+                "user-dn is for ids of users (manager.value); boolean for boolean attributes",
+            ))
+        }
+    };
+    Ok(AttrMapping {
+        scim: scim.to_owned(),
+        target,
+        ldap,
+        kind,
+    })
+}
+
+/// `type eq "work"` → (Some("work"), false); `type eq "work" and primary eq true` → (…, true).
+fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(v)) if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() => {
+            Some((Some(v.clone()), false))
+        }
+        Filter::Compare(p, CompareOp::Eq, CompValue::Bool(true)) if p.name.eq_ignore_ascii_case("primary") => Some((None, true)),
+        Filter::And(a, b) => {
+            let (ta, pa) = selector(a)?;
+            let (tb, pb) = selector(b)?;
+            match (ta, tb) {
+                (Some(_), Some(_)) => None,
+                (t, None) | (None, t) => Some((t, pa || pb)),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
+    let active = crate::scim::schema::USER.attr("active").ok_or_else(|| {
+        ConfigError::new("users.deactivate", "the User schema lacks `active`", "")
+    })?;
+    let (ldap, when_true, when_false) = match cfg {
+        DeactivateConfig::PpolicyLock => ("pwdAccountLockedTime".to_owned(), None, Some(PPOLICY_LOCKED.to_owned())),
+        DeactivateConfig::Attribute {
+            attribute,
+            inactive_value,
+            active_value,
+        } => {
+            check_ldap_name(attribute, "users.deactivate.attribute")?;
+            if inactive_value.is_empty() {
+                return Err(ConfigError::new(
+                    "users.deactivate.inactive_value",
+                    "empty",
+                    "set the value that marks a disabled account, e.g. \"disabled\"",
+                ));
+            }
+            (attribute.clone(), active_value.clone().filter(|v| !v.is_empty()), Some(inactive_value.clone()))
+        }
+    };
+    Ok(AttrMapping {
+        scim: "active".into(),
+        target: Target::Attr {
+            container: Container::Core,
+            attr: active,
+        },
+        ldap,
+        kind: ValueKind::Bool { when_true, when_false },
+    })
+}
+
+#[cfg(test)]
+mod tests;

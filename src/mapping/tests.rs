@@ -1,0 +1,229 @@
+use std::collections::HashMap;
+
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::RawConfig;
+use crate::directory::LdapFilter;
+use crate::scim::filter::parse_filter;
+use crate::scim::resource::normalize_resource;
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
+
+const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+fn raw(toml: &str) -> RawConfig {
+    Figment::from(Toml::string(toml)).extract().unwrap()
+}
+
+fn example() -> UserMapping {
+    UserMapping::from_config(&raw(EXAMPLE).users, &USER_RESOURCE).unwrap()
+}
+
+fn with_attributes(extra: &str) -> Result<UserMapping, ConfigError> {
+    let toml = format!(
+        "[ldap]\nurl='ldap://x'\nbind_dn='cn=a'\n[users]\ncontainer='ou=p'\nobject_classes=['inetOrgPerson']\nrdn='uid={{userName}}'\n[users.attributes]\nuserName='uid'\n{extra}"
+    );
+    UserMapping::from_config(&raw(&toml).users, &USER_RESOURCE)
+}
+
+fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+    Entry {
+        dn: "uid=bjensen,ou=people,dc=example,dc=org".into(),
+        id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
+        attrs: attrs
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.iter().map(|s| s.to_string()).collect()))
+            .collect(),
+    }
+}
+
+fn user(body: Value) -> Map<String, Value> {
+    normalize_resource(&body, &USER_RESOURCE).unwrap().resource
+}
+
+#[test]
+fn example_config_maps_every_seed_attribute() {
+    let m = example();
+    for scim in [
+        "userName", "externalId", "name.givenName", "name.familyName", "name.formatted", "displayName",
+        "nickName", "title", "preferredLanguage", "locale", "timezone", "active",
+    ] {
+        assert!(m.attrs.iter().any(|a| a.scim == scim), "{scim} not mapped");
+    }
+    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with("addresses")).count(), 5);
+    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with("phoneNumbers")).count(), 2);
+    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with(ENTERPRISE_USER_SCHEMA)).count(), 3);
+    assert_eq!(m.username_attr(), "uid");
+}
+
+#[test]
+fn entry_becomes_scim_resource_with_typed_elements() {
+    let m = example();
+    let e = entry(&[
+        ("uid", &["bjensen"]),
+        ("givenName", &["Barbara"]),
+        ("sn", &["Jensen"]),
+        ("mail", &["bjensen@example.com", "babs@example.com"]),
+        ("mobile", &["+1 555 0100"]),
+        ("l", &["Hollywood"]),
+        ("c", &["US"]),
+        ("manager", &["uid=boss,ou=people,dc=example,dc=org"]),
+        ("pwdAccountLockedTime", &[PPOLICY_LOCKED]),
+    ]);
+    let ids: HashMap<&str, &str> = [("uid=boss,ou=people,dc=example,dc=org", "boss-id")].into();
+    let r = Value::Object(m.to_scim(&e, &|dn| ids.get(dn).map(|s| s.to_string())));
+    assert_eq!(r["userName"], "bjensen");
+    assert_eq!(r["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
+    assert_eq!(r["emails"], json!([{"type": "work", "primary": true, "value": "bjensen@example.com"}]));
+    assert_eq!(r["phoneNumbers"], json!([{"type": "mobile", "value": "+1 555 0100"}]));
+    assert_eq!(r["addresses"], json!([{"type": "work", "locality": "Hollywood", "country": "US"}]));
+    assert_eq!(r[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "boss-id");
+    assert_eq!(r["active"], false);
+}
+
+#[test]
+fn ppolicy_active_reads_true_unless_locked_by_admin() {
+    let m = example();
+    let r = m.to_scim(&entry(&[("uid", &["a"])]), &|_| None);
+    assert_eq!(r["active"], true);
+    // a temporary lockout after failed binds is not an administrative deactivation
+    let r = m.to_scim(&entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &["20261124101010Z"])]), &|_| None);
+    assert_eq!(r["active"], true);
+}
+
+#[test]
+fn resource_becomes_desired_ldap_values_with_derived_cn_and_sn() {
+    let m = example();
+    let res = user(json!({
+        "userName": "bjensen",
+        "name": {"givenName": "Barbara"},
+        "emails": [{"value": "b@example.com", "primary": true}],
+        "active": false,
+        ENTERPRISE_USER_SCHEMA: {"manager": "boss-id"}
+    }));
+    let d = m
+        .to_ldap(&res, &|id| (id == "boss-id").then(|| "uid=boss,dc=x".to_owned()))
+        .unwrap();
+    assert_eq!(d["uid"], Desired::Set("bjensen".into()));
+    assert_eq!(d["mail"], Desired::Set("b@example.com".into()), "primary untyped email is the work email");
+    assert_eq!(d["pwdAccountLockedTime"], Desired::Set(PPOLICY_LOCKED.into()));
+    assert_eq!(d["manager"], Desired::Set("uid=boss,dc=x".into()));
+    assert_eq!(d["sn"], Desired::Set("bjensen".into()), "sn falls back to userName");
+    assert_eq!(d["cn"], Desired::Set("bjensen".into()));
+    assert_eq!(d["title"], Desired::Clear);
+    let err = m.to_ldap(&res, &|_| None).unwrap_err();
+    assert!(err.detail.contains("no user has id \"boss-id\""), "{}", err.detail);
+}
+
+#[test]
+fn absent_active_keeps_the_directory_state() {
+    let m = example();
+    let d = m.to_ldap(&user(json!({"userName": "a"})), &|_| None).unwrap();
+    assert_eq!(d["pwdAccountLockedTime"], Desired::Keep);
+    let e = entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &[PPOLICY_LOCKED])]);
+    let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
+    assert!(m.changes(&e, &old, &d).is_empty());
+}
+
+#[test]
+fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
+    let m = example();
+    let e = entry(&[
+        ("uid", &["bjensen"]),
+        ("sn", &["Jensen"]),
+        ("cn", &["Barbara Jensen", "Babs"]),
+        ("mail", &["old@example.com", "alias@example.com"]),
+        ("title", &["Boss"]),
+    ]);
+    let before = m.to_scim(&e, &|_| None);
+    let mut after = before.clone();
+    after.insert("emails".into(), json!([{"type": "work", "value": "new@example.com"}]));
+    after.remove("title");
+    let old = m.to_ldap(&before, &|_| None).unwrap();
+    let new = m.to_ldap(&after, &|_| None).unwrap();
+    let mut changes = m.changes(&e, &old, &new);
+    changes.sort_by(|a, b| a.attr().cmp(b.attr()));
+    assert_eq!(
+        changes,
+        vec![
+            Change::Replace("mail".into(), vec!["new@example.com".into(), "alias@example.com".into()]),
+            Change::Replace("title".into(), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn rdn_values_are_escaped() {
+    let m = example();
+    let rdn = m.rdn(&user(json!({"userName": "smith, john+1"}))).unwrap();
+    assert_eq!(rdn, r"uid=smith\, john\+1");
+    let add = m.new_entry(&m.to_ldap(&user(json!({"userName": "smith, john+1"})), &|_| None).unwrap(), &rdn);
+    assert!(add.contains(&("uid".to_owned(), vec!["smith, john+1".to_owned()])));
+    assert!(UserMapping::needs_rename("uid=a,ou=p", "uid=b"));
+    assert!(!UserMapping::needs_rename("uid=a,ou=p", "uid=a"));
+}
+
+fn ldap(f: &str) -> String {
+    let id_filter = |id: &str| Some(LdapFilter::eq("entryUUID", id));
+    example()
+        .ldap_filter(&parse_filter(f).unwrap(), &id_filter)
+        .map(|f| f.to_string())
+        .unwrap_or_else(|e| format!("ERROR {}", e.detail))
+}
+
+#[test]
+fn filters_translate_through_the_mapping() {
+    assert_eq!(ldap(r#"userName eq "bjensen""#), "(uid=bjensen)");
+    assert_eq!(ldap(r#"externalId eq "00u1""#), "(scimExternalId=00u1)");
+    assert_eq!(ldap(r#"emails.value eq "b@x.org""#), "(&(mail=*)(mail=b@x.org))");
+    assert_eq!(ldap(r#"emails[type eq "work" and value co "@x.org"]"#), "(&(mail=*)(mail=*@x.org*))");
+    assert_eq!(ldap(r#"emails[type eq "home"]"#), "(!(objectClass=*))");
+    assert_eq!(
+        ldap(r#"userName eq "a" or externalId eq "b""#),
+        "(|(uid=a)(scimExternalId=b))"
+    );
+    assert_eq!(ldap(r#"name.familyName sw "Jen""#), "(sn=Jen*)");
+    assert_eq!(ldap(r#"id eq "abc""#), "(entryUUID=abc)");
+    assert_eq!(
+        ldap(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#),
+        "(employeeNumber=7)"
+    );
+    assert_eq!(ldap("active eq false"), "(pwdAccountLockedTime=000001010000Z)");
+    assert_eq!(ldap("active eq true"), "(!(pwdAccountLockedTime=000001010000Z))");
+    assert_eq!(ldap(r#"phoneNumbers[type eq "mobile"]"#), "(mobile=*)");
+    assert_eq!(ldap(r#"phoneNumbers[type ne "fax"]"#), "(|(telephoneNumber=*)(mobile=*))");
+}
+
+#[test]
+fn filter_values_cannot_inject_ldap_syntax() {
+    assert_eq!(ldap(r#"userName eq "*)(uid=*""#), r"(uid=\2a\29\28uid=\2a)");
+    assert_eq!(ldap(r#"userName eq "a\\29""#), r"(uid=a\5c29)");
+}
+
+#[test]
+fn unmapped_and_unknown_attributes_in_filters() {
+    assert_eq!(ldap(r#"userType eq "x""#), "(!(objectClass=*))");
+    assert_eq!(ldap(r#"userType ne "x""#), "(objectClass=*)");
+    assert!(ldap(r#"shoeSize eq "x""#).contains("unknown attribute"));
+    assert!(ldap(r#"name eq "x""#).contains("complex"));
+}
+
+#[test]
+fn config_errors_name_the_key_and_fix() {
+    let e = with_attributes("shoeSize = 'x'").unwrap_err();
+    assert_eq!(e.key, "users.attributes.\"shoeSize\"");
+    assert!(e.fix.contains("userName"));
+    let e = with_attributes("emails = 'mail'").unwrap_err();
+    assert!(e.problem.contains("multi-valued"), "{e}");
+    assert!(e.fix.contains("emails[type eq \"work\"].value"), "{e}");
+    let e = with_attributes("active = 'x'").unwrap_err();
+    assert!(e.fix.contains("users.deactivate"), "{e}");
+    let e = with_attributes("displayName = 'uid'").unwrap_err();
+    assert!(e.problem.contains("already mapped"), "{e}");
+    let e = with_attributes("name = 'cn'").unwrap_err();
+    assert!(e.fix.contains("name.formatted"), "{e}");
+    let e = with_attributes("title = 'bad attr'").unwrap_err();
+    assert!(e.problem.contains("not an LDAP attribute"), "{e}");
+}
