@@ -193,7 +193,7 @@ fn filters_translate_through_the_mapping() {
     assert_eq!(ldap("active eq false"), "(pwdAccountLockedTime=000001010000Z)");
     assert_eq!(ldap("active eq true"), "(!(pwdAccountLockedTime=000001010000Z))");
     assert_eq!(ldap(r#"phoneNumbers[type eq "mobile"]"#), "(mobile=*)");
-    assert_eq!(ldap(r#"phoneNumbers[type ne "fax"]"#), "(|(telephoneNumber=*)(mobile=*))");
+    assert_eq!(ldap(r#"phoneNumbers[type ne "fax"]"#), "(|(mobile=*)(telephoneNumber=*))");
 }
 
 #[test]
