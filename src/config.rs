@@ -122,7 +122,10 @@ impl fmt::Debug for LdapConfig {
         f.debug_struct("LdapConfig")
             .field("url", &self.url)
             .field("bind_dn", &self.bind_dn)
-            .field("bind_password", &self.bind_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "bind_password",
+                &self.bind_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("bind_password_file", &self.bind_password_file)
             .finish_non_exhaustive()
     }
@@ -214,11 +217,12 @@ pub struct UsersConfig {
 }
 
 /// How `active` is stored.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(tag = "strategy", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DeactivateConfig {
     /// OpenLDAP ppolicy: `pwdAccountLockedTime: 000001010000Z` locks the account for good;
     /// removing it unlocks.
+    #[default]
     PpolicyLock,
     /// Set `attribute` to `inactive_value` to deactivate, and to `active_value` (or remove
     /// it, when unset) to activate.
@@ -228,12 +232,6 @@ pub enum DeactivateConfig {
         #[serde(default)]
         active_value: Option<String>,
     },
-}
-
-impl Default for DeactivateConfig {
-    fn default() -> Self {
-        DeactivateConfig::PpolicyLock
-    }
 }
 
 /// A mapping target: just the LDAP attribute, or a table with options.
@@ -355,7 +353,11 @@ impl LdapConfig {
 
     pub fn check(&self) -> Result<(), ConfigError> {
         let url = url::Url::parse(&self.url).map_err(|e| {
-            ConfigError::new("ldap.url", format!("not a URL ({e})"), "use ldap://host:389 or ldaps://host:636")
+            ConfigError::new(
+                "ldap.url",
+                format!("not a URL ({e})"),
+                "use ldap://host:389 or ldaps://host:636",
+            )
         })?;
         match url.scheme() {
             "ldap" => {}
@@ -385,7 +387,11 @@ impl LdapConfig {
             }
         }
         if self.pool_size == 0 {
-            return Err(ConfigError::new("ldap.pool_size", "must be at least 1", "set e.g. 8"));
+            return Err(ConfigError::new(
+                "ldap.pool_size",
+                "must be at least 1",
+                "set e.g. 8",
+            ));
         }
         Ok(())
     }

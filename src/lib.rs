@@ -1,6 +1,16 @@
-//! scim2ldap: a SCIM 2.0 server in front of OpenLDAP and Active Directory.
+//! scim2ldap: a SCIM 2.0 server (RFC 7643/7644) in front of OpenLDAP and Active Directory.
+//!
+//! Layers, from the wire inwards: `http` (axum server, auth, logging) → `service` (SCIM
+//! operations) → `mapping` (SCIM ↔ LDAP through the admin's TOML) and `scim` (the protocol
+//! core, free of HTTP and LDAP types) → `directory` (the `Directory` trait, one
+//! implementation per dialect). `config`, `auth`, `cache` and `app` support them.
 
-pub mod scim;
-pub mod directory;
+pub mod app;
+pub mod auth;
+pub mod cache;
 pub mod config;
+pub mod directory;
+pub mod http;
 pub mod mapping;
+pub mod scim;
+pub mod service;

@@ -65,7 +65,7 @@ impl LdapFilter {
         }
     }
 
-    pub fn not(inner: LdapFilter) -> LdapFilter {
+    pub fn negate(inner: LdapFilter) -> LdapFilter {
         match inner {
             LdapFilter::True => LdapFilter::False,
             LdapFilter::False => LdapFilter::True,
@@ -194,7 +194,9 @@ pub fn normalize_dn(dn: &str) -> String {
         .map(|rdn| {
             rdn.split('+')
                 .map(|ava| match ava.split_once('=') {
-                    Some((a, v)) => format!("{}={}", a.trim().to_lowercase(), v.trim().to_lowercase()),
+                    Some((a, v)) => {
+                        format!("{}={}", a.trim().to_lowercase(), v.trim().to_lowercase())
+                    }
                     None => ava.to_lowercase(),
                 })
                 .collect::<Vec<_>>()
@@ -244,10 +246,19 @@ mod tests {
 
     #[test]
     fn constants_fold() {
-        assert_eq!(LdapFilter::and(vec![LdapFilter::True, LdapFilter::Present("a".into())]).to_string(), "(a=*)");
-        assert_eq!(LdapFilter::or(vec![LdapFilter::False, LdapFilter::False]), LdapFilter::False);
-        assert_eq!(LdapFilter::and(vec![LdapFilter::False, LdapFilter::Present("a".into())]), LdapFilter::False);
-        assert_eq!(LdapFilter::not(LdapFilter::True), LdapFilter::False);
+        assert_eq!(
+            LdapFilter::and(vec![LdapFilter::True, LdapFilter::Present("a".into())]).to_string(),
+            "(a=*)"
+        );
+        assert_eq!(
+            LdapFilter::or(vec![LdapFilter::False, LdapFilter::False]),
+            LdapFilter::False
+        );
+        assert_eq!(
+            LdapFilter::and(vec![LdapFilter::False, LdapFilter::Present("a".into())]),
+            LdapFilter::False
+        );
+        assert_eq!(LdapFilter::negate(LdapFilter::True), LdapFilter::False);
     }
 
     #[test]
@@ -261,10 +272,25 @@ mod tests {
 
     #[test]
     fn dn_comparison_ignores_case_and_spaces_but_not_escapes() {
-        assert!(is_under("uid=a,OU=People, dc=Example,dc=org", "ou=people,dc=example,dc=org"));
-        assert!(!is_under("ou=people,dc=example,dc=org", "ou=people,dc=example,dc=org"));
-        assert!(!is_under("uid=a,ou=xpeople,dc=example,dc=org", "ou=people,dc=example,dc=org"));
-        assert_eq!(split_dn(r"cn=Smith\, John,ou=p"), vec![r"cn=Smith\, John", "ou=p"]);
-        assert_eq!(split_first_rdn("uid=a,ou=p,dc=x"), ("uid=a".into(), "ou=p,dc=x".into()));
+        assert!(is_under(
+            "uid=a,OU=People, dc=Example,dc=org",
+            "ou=people,dc=example,dc=org"
+        ));
+        assert!(!is_under(
+            "ou=people,dc=example,dc=org",
+            "ou=people,dc=example,dc=org"
+        ));
+        assert!(!is_under(
+            "uid=a,ou=xpeople,dc=example,dc=org",
+            "ou=people,dc=example,dc=org"
+        ));
+        assert_eq!(
+            split_dn(r"cn=Smith\, John,ou=p"),
+            vec![r"cn=Smith\, John", "ou=p"]
+        );
+        assert_eq!(
+            split_first_rdn("uid=a,ou=p,dc=x"),
+            ("uid=a".into(), "ou=p,dc=x".into())
+        );
     }
 }

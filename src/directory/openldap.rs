@@ -97,7 +97,13 @@ impl Directory for OpenLdap {
         let attrs = Self::with_id_attr(attrs);
         let (entries, truncated) = self
             .pool
-            .search(base, Scope::Subtree, &filter.to_string(), &attrs, size_limit)
+            .search(
+                base,
+                Scope::Subtree,
+                &filter.to_string(),
+                &attrs,
+                size_limit,
+            )
             .await?;
         Ok((entries.into_iter().map(Self::to_entry).collect(), truncated))
     }
@@ -128,7 +134,13 @@ impl Directory for OpenLdap {
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         let (root, _) = self
             .pool
-            .search("", Scope::Base, "(objectClass=*)", &["subschemaSubentry"], 0)
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["subschemaSubentry"],
+                0,
+            )
             .await?;
         let sub = root
             .first()
@@ -194,7 +206,9 @@ mod tests {
             vec!["cn", "commonname"]
         );
         assert_eq!(
-            schema_def_names("( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson )"),
+            schema_def_names(
+                "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson )"
+            ),
             vec!["inetorgperson"]
         );
     }

@@ -56,7 +56,9 @@ impl managed::Manager for Manager {
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &s.url)
             .await
-            .map_err(|e| DirectoryError::Unavailable(format!("cannot connect to {}: {e}", s.url)))?;
+            .map_err(|e| {
+                DirectoryError::Unavailable(format!("cannot connect to {}: {e}", s.url))
+            })?;
         ldap3::drive!(conn);
         let res = ldap
             .with_timeout(s.operation_timeout)
@@ -191,7 +193,10 @@ impl LdapPool {
         }
         let mut conn = self.conn().await?;
         self.count();
-        let res = conn.with_timeout(self.timeout).modify(dn, to_mods(changes)).await;
+        let res = conn
+            .with_timeout(self.timeout)
+            .modify(dn, to_mods(changes))
+            .await;
         self.finish(conn, res, dn)
     }
 
@@ -247,7 +252,10 @@ fn to_mods(changes: &[Change]) -> Vec<Mod<String>> {
         match c {
             Change::Replace(a, vals) => {
                 let mut it = vals.iter();
-                mods.push(Mod::Replace(a.clone(), it.next().cloned().into_iter().collect()));
+                mods.push(Mod::Replace(
+                    a.clone(),
+                    it.next().cloned().into_iter().collect(),
+                ));
                 for v in it {
                     mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
                 }
@@ -257,7 +265,9 @@ fn to_mods(changes: &[Change]) -> Vec<Mod<String>> {
                     mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
                 }
             }
-            Change::Delete(a, vals) => mods.push(Mod::Delete(a.clone(), vals.iter().cloned().collect())),
+            Change::Delete(a, vals) => {
+                mods.push(Mod::Delete(a.clone(), vals.iter().cloned().collect()))
+            }
         }
     }
     mods
@@ -276,7 +286,10 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String>
         n += 1;
     }
     if n == 0 {
-        return Err(format!("CA file {} holds no PEM certificate", ca_file.display()));
+        return Err(format!(
+            "CA file {} holds no PEM certificate",
+            ca_file.display()
+        ));
     }
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -343,7 +356,9 @@ mod tests {
     fn replace_keeps_value_order_by_sending_one_mod_per_value() {
         let mods = to_mods(&[Change::Replace("mail".into(), vec!["a".into(), "b".into()])]);
         assert_eq!(mods.len(), 2);
-        assert!(matches!(&mods[0], Mod::Replace(a, v) if a == "mail" && v.contains("a") && v.len() == 1));
+        assert!(
+            matches!(&mods[0], Mod::Replace(a, v) if a == "mail" && v.contains("a") && v.len() == 1)
+        );
         assert!(matches!(&mods[1], Mod::Add(a, v) if a == "mail" && v.contains("b")));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
@@ -351,9 +366,17 @@ mod tests {
 
     #[test]
     fn result_codes_map_to_actionable_errors() {
-        assert_eq!(map_result_code(68, "", "uid=a"), DirectoryError::AlreadyExists("uid=a".into()));
-        assert!(matches!(map_result_code(65, "object class 'inetOrgPerson' requires attribute 'sn'", ""),
-            DirectoryError::Rejected(t) if t.contains("objectClassViolation") && t.contains("'sn'")));
-        assert!(matches!(map_result_code(52, "", ""), DirectoryError::Unavailable(_)));
+        assert_eq!(
+            map_result_code(68, "", "uid=a"),
+            DirectoryError::AlreadyExists("uid=a".into())
+        );
+        assert!(
+            matches!(map_result_code(65, "object class 'inetOrgPerson' requires attribute 'sn'", ""),
+            DirectoryError::Rejected(t) if t.contains("objectClassViolation") && t.contains("'sn'"))
+        );
+        assert!(matches!(
+            map_result_code(52, "", ""),
+            DirectoryError::Unavailable(_)
+        ));
     }
 }

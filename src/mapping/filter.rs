@@ -26,7 +26,7 @@ impl UserMapping {
                 self.ldap_filter(a, id_filter)?,
                 self.ldap_filter(b, id_filter)?,
             ])),
-            Filter::Not(a) => Ok(LdapFilter::not(self.ldap_filter(a, id_filter)?)),
+            Filter::Not(a) => Ok(LdapFilter::negate(self.ldap_filter(a, id_filter)?)),
             Filter::Present(p) => self.leaf(p, None, id_filter),
             Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter),
             Filter::ValuePath(p, inner) => {
@@ -46,7 +46,10 @@ impl UserMapping {
         Ok(def)
     }
 
-    fn resolve(&self, p: &AttrPath) -> ScimResult<(crate::scim::schema::Container, &'static AttrDef)> {
+    fn resolve(
+        &self,
+        p: &AttrPath,
+    ) -> ScimResult<(crate::scim::schema::Container, &'static AttrDef)> {
         self.schema
             .resolve(p.urn.as_deref(), &p.name)
             .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{p}'")))
@@ -63,11 +66,15 @@ impl UserMapping {
             "id" => {
                 return match cmp {
                     None => Ok(LdapFilter::True),
-                    Some((CompareOp::Eq, CompValue::Str(id))) => Ok(id_filter(id).unwrap_or(LdapFilter::False)),
-                    Some((CompareOp::Ne, CompValue::Str(id))) => {
-                        Ok(LdapFilter::not(id_filter(id).unwrap_or(LdapFilter::False)))
+                    Some((CompareOp::Eq, CompValue::Str(id))) => {
+                        Ok(id_filter(id).unwrap_or(LdapFilter::False))
                     }
-                    Some(_) => Err(ScimError::invalid_filter("'id' supports only eq and ne with a string")),
+                    Some((CompareOp::Ne, CompValue::Str(id))) => Ok(LdapFilter::negate(
+                        id_filter(id).unwrap_or(LdapFilter::False),
+                    )),
+                    Some(_) => Err(ScimError::invalid_filter(
+                        "'id' supports only eq and ne with a string",
+                    )),
                 }
             }
             "meta" | "groups" => {
@@ -100,14 +107,24 @@ impl UserMapping {
             .attrs
             .iter()
             .filter(|m| match (&m.target, sub) {
-                (Target::Attr { container: c, attr }, None) => *c == container && attr.name == def.name,
-                (Target::Sub { container: c, attr, sub: ms }, Some(s)) => {
-                    *c == container && attr.name == def.name && ms.name == s.name
+                (Target::Attr { container: c, attr }, None) => {
+                    *c == container && attr.name == def.name
                 }
+                (
+                    Target::Sub {
+                        container: c,
+                        attr,
+                        sub: ms,
+                    },
+                    Some(s),
+                ) => *c == container && attr.name == def.name && ms.name == s.name,
                 // `name pr`: any mapped part of the complex value
-                (Target::Sub { container: c, attr, .. }, None) => {
-                    cmp.is_none() && *c == container && attr.name == def.name
-                }
+                (
+                    Target::Sub {
+                        container: c, attr, ..
+                    },
+                    None,
+                ) => cmp.is_none() && *c == container && attr.name == def.name,
                 _ => false,
             })
             .collect();
@@ -117,7 +134,10 @@ impl UserMapping {
                     "'{}' is complex: compare one of its sub-attributes, e.g. {}.{}",
                     def.name,
                     def.name,
-                    def.sub_attributes.first().map(|s| s.name).unwrap_or("value")
+                    def.sub_attributes
+                        .first()
+                        .map(|s| s.name)
+                        .unwrap_or("value")
                 )));
             }
             return Ok(unmapped(cmp));
@@ -154,7 +174,12 @@ impl UserMapping {
         }
         let mut alternatives = Vec::new();
         for (type_value, primary, members) in &groups {
-            let exists = LdapFilter::or(members.iter().map(|m| LdapFilter::Present(m.ldap.clone())).collect());
+            let exists = LdapFilter::or(
+                members
+                    .iter()
+                    .map(|m| LdapFilter::Present(m.ldap.clone()))
+                    .collect(),
+            );
             let cond = in_element(def, inner, *type_value, *primary, members)?;
             alternatives.push(LdapFilter::and(vec![exists, cond]));
         }
@@ -177,7 +202,7 @@ fn in_element(
     match f {
         Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a)?, rec(b)?])),
         Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a)?, rec(b)?])),
-        Filter::Not(a) => Ok(LdapFilter::not(rec(a)?)),
+        Filter::Not(a) => Ok(LdapFilter::negate(rec(a)?)),
         Filter::ValuePath(..) => Err(ScimError::invalid_filter("value filters cannot be nested")),
         Filter::Present(p) | Filter::Compare(p, _, _) => {
             let cmp = match f {
@@ -191,7 +216,10 @@ fn in_element(
                 )));
             }
             let sub = def.sub(&p.name).ok_or_else(|| {
-                ScimError::invalid_filter(format!("'{}' has no sub-attribute '{}'", def.name, p.name))
+                ScimError::invalid_filter(format!(
+                    "'{}' has no sub-attribute '{}'",
+                    def.name, p.name
+                ))
             })?;
             match sub.name {
                 "type" => Ok(constant(match (cmp, type_value) {
@@ -253,7 +281,7 @@ fn compare_mapped(m: &AttrMapping, cmp: Option<(CompareOp, &CompValue)>) -> Scim
             let s = match v {
                 CompValue::Null => {
                     return Ok(match op {
-                        CompareOp::Eq => LdapFilter::not(LdapFilter::Present(attr)),
+                        CompareOp::Eq => LdapFilter::negate(LdapFilter::Present(attr)),
                         CompareOp::Ne => LdapFilter::Present(attr),
                         _ => LdapFilter::False,
                     })
@@ -268,20 +296,27 @@ fn compare_mapped(m: &AttrMapping, cmp: Option<(CompareOp, &CompValue)>) -> Scim
             };
             Ok(text_compare(attr, op, s))
         }
-        ValueKind::Bool { when_true, when_false } => {
+        ValueKind::Bool {
+            when_true,
+            when_false,
+        } => {
             let false_filter = match (when_false, when_true) {
                 (Some(f), _) => LdapFilter::eq(&attr, f.clone()),
-                (None, Some(t)) => LdapFilter::not(LdapFilter::eq(&attr, t.clone())),
+                (None, Some(t)) => LdapFilter::negate(LdapFilter::eq(&attr, t.clone())),
                 (None, None) => LdapFilter::False,
             };
             match cmp {
                 None => Ok(LdapFilter::True),
-                Some((CompareOp::Eq, CompValue::Bool(b))) => {
-                    Ok(if *b { LdapFilter::not(false_filter) } else { false_filter })
-                }
-                Some((CompareOp::Ne, CompValue::Bool(b))) => {
-                    Ok(if *b { false_filter } else { LdapFilter::not(false_filter) })
-                }
+                Some((CompareOp::Eq, CompValue::Bool(b))) => Ok(if *b {
+                    LdapFilter::negate(false_filter)
+                } else {
+                    false_filter
+                }),
+                Some((CompareOp::Ne, CompValue::Bool(b))) => Ok(if *b {
+                    false_filter
+                } else {
+                    LdapFilter::negate(false_filter)
+                }),
                 Some(_) => Err(ScimError::invalid_filter(format!(
                     "'{}' is a boolean: use eq or ne with true or false",
                     m.scim
@@ -304,7 +339,7 @@ fn text_compare(attr: String, op: CompareOp, s: String) -> LdapFilter {
     }
     match op {
         CompareOp::Eq => LdapFilter::Eq(attr, s),
-        CompareOp::Ne => LdapFilter::not(LdapFilter::Eq(attr, s)),
+        CompareOp::Ne => LdapFilter::negate(LdapFilter::Eq(attr, s)),
         CompareOp::Co => LdapFilter::Substring {
             attr,
             initial: None,
@@ -327,11 +362,11 @@ fn text_compare(attr: String, op: CompareOp, s: String) -> LdapFilter {
         CompareOp::Le => LdapFilter::Le(attr, s),
         CompareOp::Gt => LdapFilter::and(vec![
             LdapFilter::Ge(attr.clone(), s.clone()),
-            LdapFilter::not(LdapFilter::Eq(attr, s)),
+            LdapFilter::negate(LdapFilter::Eq(attr, s)),
         ]),
         CompareOp::Lt => LdapFilter::and(vec![
             LdapFilter::Present(attr.clone()),
-            LdapFilter::not(LdapFilter::Ge(attr, s)),
+            LdapFilter::negate(LdapFilter::Ge(attr, s)),
         ]),
     }
 }

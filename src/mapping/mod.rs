@@ -11,7 +11,8 @@ use crate::directory::filter::{escape_dn_value, split_first_rdn};
 use crate::directory::{Change, Entry};
 use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter};
 use crate::scim::schema::{
-    container_mut, container_ref, AttrDef, AttrType, Container, Mutability, Returned, ResourceSchema,
+    container_mut, container_ref, AttrDef, AttrType, Container, Mutability, ResourceSchema,
+    Returned,
 };
 use crate::scim::{ScimError, ScimResult};
 
@@ -48,9 +49,22 @@ pub enum Target {
 }
 
 impl Target {
+    pub fn top_name(&self) -> &'static str {
+        self.top().name
+    }
+
+    pub fn container(&self) -> Container {
+        match self {
+            Target::Attr { container, .. } | Target::Sub { container, .. } => *container,
+            Target::Element { .. } => Container::Core,
+        }
+    }
+
     fn top(&self) -> &'static AttrDef {
         match self {
-            Target::Attr { attr, .. } | Target::Sub { attr, .. } | Target::Element { attr, .. } => attr,
+            Target::Attr { attr, .. } | Target::Sub { attr, .. } | Target::Element { attr, .. } => {
+                attr
+            }
         }
     }
 
@@ -105,7 +119,10 @@ pub struct UserMapping {
 }
 
 impl UserMapping {
-    pub fn from_config(cfg: &UsersConfig, schema: &'static ResourceSchema) -> Result<UserMapping, ConfigError> {
+    pub fn from_config(
+        cfg: &UsersConfig,
+        schema: &'static ResourceSchema,
+    ) -> Result<UserMapping, ConfigError> {
         if cfg.object_classes.is_empty() {
             return Err(ConfigError::new(
                 "users.object_classes",
@@ -138,12 +155,18 @@ impl UserMapping {
             if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
                 return Err(ConfigError::new(
                     format!("users.attributes.\"{}\"", m.scim),
-                    format!("LDAP attribute `{}` is already mapped from `{other}`", m.ldap),
+                    format!(
+                        "LDAP attribute `{}` is already mapped from `{other}`",
+                        m.ldap
+                    ),
                     "map each LDAP attribute from one SCIM attribute only",
                 ));
             }
         }
-        if !attrs.iter().any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName")) {
+        if !attrs
+            .iter()
+            .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName"))
+        {
             return Err(ConfigError::new(
                 "users.attributes.userName",
                 "userName is not mapped",
@@ -204,7 +227,11 @@ impl UserMapping {
     }
 
     /// Builds the SCIM view of an entry. `user_id_for_dn` resolves `UserDn` values.
-    pub fn to_scim(&self, entry: &Entry, user_id_for_dn: &dyn Fn(&str) -> Option<String>) -> Map<String, Value> {
+    pub fn to_scim(
+        &self,
+        entry: &Entry,
+        user_id_for_dn: &dyn Fn(&str) -> Option<String>,
+    ) -> Map<String, Value> {
         let mut res = Map::new();
         // element index per (attribute, type, primary) so that subs of one value land together
         let mut elements: HashMap<(&str, Option<&str>, bool), usize> = HashMap::new();
@@ -214,7 +241,10 @@ impl UserMapping {
             }
             let value = match &m.kind {
                 ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
-                ValueKind::Bool { when_true, when_false } => Some(Value::Bool(!is_false(
+                ValueKind::Bool {
+                    when_true,
+                    when_false,
+                } => Some(Value::Bool(!is_false(
                     entry.values(&m.ldap),
                     when_true.as_deref(),
                     when_false.as_deref(),
@@ -229,7 +259,11 @@ impl UserMapping {
                 Target::Attr { container, attr } => {
                     container_mut(&mut res, *container).insert(attr.name.to_owned(), value);
                 }
-                Target::Sub { container, attr, sub } => {
+                Target::Sub {
+                    container,
+                    attr,
+                    sub,
+                } => {
                     let obj = container_mut(&mut res, *container)
                         .entry(attr.name.to_owned())
                         .or_insert_with(|| Value::Object(Map::new()));
@@ -295,12 +329,16 @@ impl UserMapping {
             let desired = match (&m.kind, v) {
                 (ValueKind::Bool { .. }, None) => Desired::Keep,
                 (_, None) => Desired::Clear,
-                (ValueKind::Bool { when_true, when_false }, Some(Value::Bool(b))) => {
-                    match if *b { when_true } else { when_false } {
-                        Some(v) => Desired::Set(v.clone()),
-                        None => Desired::Clear,
-                    }
-                }
+                (
+                    ValueKind::Bool {
+                        when_true,
+                        when_false,
+                    },
+                    Some(Value::Bool(b)),
+                ) => match if *b { when_true } else { when_false } {
+                    Some(v) => Desired::Set(v.clone()),
+                    None => Desired::Clear,
+                },
                 (ValueKind::Text, Some(Value::String(s))) => {
                     if s.is_empty() {
                         Desired::Clear
@@ -349,7 +387,11 @@ impl UserMapping {
     }
 
     /// Attributes and values for an LDAP add.
-    pub fn new_entry(&self, desired: &BTreeMap<String, Desired>, rdn: &str) -> Vec<(String, Vec<String>)> {
+    pub fn new_entry(
+        &self,
+        desired: &BTreeMap<String, Desired>,
+        rdn: &str,
+    ) -> Vec<(String, Vec<String>)> {
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
         for (a, d) in desired {
             if let Desired::Set(v) = d {
@@ -357,7 +399,10 @@ impl UserMapping {
             }
         }
         // The RDN value must be among the entry's values.
-        if !attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(&self.rdn_attr)) {
+        if !attrs
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case(&self.rdn_attr))
+        {
             if let Some((_, v)) = rdn.split_once('=') {
                 attrs.push((self.rdn_attr.clone(), vec![unescape_dn_value(v)]));
             }
@@ -387,16 +432,24 @@ impl UserMapping {
                 .map(|m| &m.kind);
             match want {
                 Desired::Set(v) => {
-                    if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text)) {
+                    if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text))
+                    {
                         continue;
                     }
                     let mut vals = vec![v.clone()];
                     if kind == Some(&ValueKind::Text) || kind.is_none() {
-                        vals.extend(cur.iter().skip(1).filter(|c| !c.eq_ignore_ascii_case(v)).cloned());
+                        vals.extend(
+                            cur.iter()
+                                .skip(1)
+                                .filter(|c| !c.eq_ignore_ascii_case(v))
+                                .cloned(),
+                        );
                     }
                     changes.push(Change::Replace(attr.clone(), vals));
                 }
-                Desired::Clear if !cur.is_empty() => changes.push(Change::Replace(attr.clone(), Vec::new())),
+                Desired::Clear if !cur.is_empty() => {
+                    changes.push(Change::Replace(attr.clone(), Vec::new()))
+                }
                 _ => {}
             }
         }
@@ -414,9 +467,10 @@ impl UserMapping {
         let mut out = Vec::new();
         let mapped = |container: Container, name: &str| {
             self.attrs.iter().any(|m| match &m.target {
-                Target::Attr { container: c, attr } | Target::Sub { container: c, attr, .. } => {
-                    *c == container && attr.name == name
-                }
+                Target::Attr { container: c, attr }
+                | Target::Sub {
+                    container: c, attr, ..
+                } => *c == container && attr.name == name,
                 Target::Element { attr, .. } => container == Container::Core && attr.name == name,
             })
         };
@@ -438,7 +492,11 @@ impl UserMapping {
 
     /// Whether a request that is about to be applied names only mapped attributes; the
     /// error lists the others (used when `reject_unmapped` is on).
-    pub fn check_unmapped(&self, res: &Map<String, Value>, extra_ignored: &[String]) -> ScimResult<()> {
+    pub fn check_unmapped(
+        &self,
+        res: &Map<String, Value>,
+        extra_ignored: &[String],
+    ) -> ScimResult<()> {
         let mut unmapped = self.unmapped_in(res);
         unmapped.extend(extra_ignored.iter().cloned());
         if unmapped.is_empty() {
@@ -470,7 +528,13 @@ fn is_false(values: &[String], when_true: Option<&str>, when_false: Option<&str>
 fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Value> {
     match target {
         Target::Attr { container, attr } => container_ref(res, *container)?.get(attr.name),
-        Target::Sub { container, attr, sub } => container_ref(res, *container)?.get(attr.name)?.get(sub.name),
+        Target::Sub {
+            container,
+            attr,
+            sub,
+        } => container_ref(res, *container)?
+            .get(attr.name)?
+            .get(sub.name),
         Target::Element {
             attr,
             type_value,
@@ -526,11 +590,10 @@ fn unescape_dn_value(v: &str) -> String {
 }
 
 fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
     if ok {
         Ok(())
     } else {
@@ -542,7 +605,11 @@ fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result<AttrMapping, ConfigError> {
+fn parse_mapping(
+    scim: &str,
+    spec: &AttrSpec,
+    schema: &ResourceSchema,
+) -> Result<AttrMapping, ConfigError> {
     let key = format!("users.attributes.\"{scim}\"");
     let (ldap, primary, transform) = match spec {
         AttrSpec::Ldap(l) => (l.clone(), false, None),
@@ -550,7 +617,11 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
     };
     check_ldap_name(&ldap, &key)?;
     let path = parse_patch_path(scim).map_err(|e| {
-        ConfigError::new(&key, format!("not a SCIM attribute path: {e}"), "e.g. \"name.givenName\" or 'emails[type eq \"work\"].value'")
+        ConfigError::new(
+            &key,
+            format!("not a SCIM attribute path: {e}"),
+            "e.g. \"name.givenName\" or 'emails[type eq \"work\"].value'",
+        )
     })?;
     let (container, attr) = schema.resolve(path.attr.urn.as_deref(), &path.attr.name).ok_or_else(|| {
         ConfigError::new(
@@ -566,7 +637,10 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
         "id" | "meta" | "groups" => {
             return Err(ConfigError::new(
                 &key,
-                format!("`{}` is computed by the server and cannot be mapped", attr.name),
+                format!(
+                    "`{}` is computed by the server and cannot be mapped",
+                    attr.name
+                ),
                 "remove this line (id is the directory's entryUUID/objectGUID)",
             ))
         }
@@ -587,7 +661,11 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
                 format!("`{}` has no sub-attribute `{s}`", attr.name),
                 format!(
                     "use one of: {}",
-                    attr.sub_attributes.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                    attr.sub_attributes
+                        .iter()
+                        .map(|a| a.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?),
@@ -615,11 +693,18 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
         (true, _, _) => {
             return Err(ConfigError::new(
                 &key,
-                format!("`{}` is multi-valued: say which value and which part", attr.name),
+                format!(
+                    "`{}` is multi-valued: say which value and which part",
+                    attr.name
+                ),
                 format!("e.g. '{}[type eq \"work\"].value'", attr.name),
             ))
         }
-        (false, AttrType::Complex, Some(sub)) => Target::Sub { container, attr, sub },
+        (false, AttrType::Complex, Some(sub)) => Target::Sub {
+            container,
+            attr,
+            sub,
+        },
         (false, AttrType::Complex, None) => {
             return Err(ConfigError::new(
                 &key,
@@ -627,17 +712,28 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
                 format!(
                     "e.g. \"{}.{}\"",
                     attr.name,
-                    attr.sub_attributes.first().map(|s| s.name).unwrap_or("value")
+                    attr.sub_attributes
+                        .first()
+                        .map(|s| s.name)
+                        .unwrap_or("value")
                 ),
             ))
         }
         (false, _, None) => Target::Attr { container, attr },
         (false, _, Some(_)) => {
-            return Err(ConfigError::new(&key, format!("`{}` has no sub-attributes", attr.name), "remove the .part"))
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` has no sub-attributes", attr.name),
+                "remove the .part",
+            ))
         }
     };
     if path.filter.is_some() && !matches!(target, Target::Element { .. }) {
-        return Err(ConfigError::new(&key, "a [filter] only applies to multi-valued attributes", "remove the [..] part"));
+        return Err(ConfigError::new(
+            &key,
+            "a [filter] only applies to multi-valued attributes",
+            "remove the [..] part",
+        ));
     }
     let kind = match transform {
         None if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
@@ -653,7 +749,10 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
         Some(t) => {
             return Err(ConfigError::new(
                 &key,
-                format!("transform `{t:?}` does not fit a {} attribute", target.leaf().ty.as_str()),
+                format!(
+                    "transform `{t:?}` does not fit a {} attribute",
+                    target.leaf().ty.as_str()
+                ),
                 "user-dn is for ids of users (manager.value); boolean for boolean attributes",
             ))
         }
@@ -669,10 +768,16 @@ fn parse_mapping(scim: &str, spec: &AttrSpec, schema: &ResourceSchema) -> Result
 /// `type eq "work"` → (Some("work"), false); `type eq "work" and primary eq true` → (…, true).
 fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
     match f {
-        Filter::Compare(p, CompareOp::Eq, CompValue::Str(v)) if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() => {
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(v))
+            if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() =>
+        {
             Some((Some(v.clone()), false))
         }
-        Filter::Compare(p, CompareOp::Eq, CompValue::Bool(true)) if p.name.eq_ignore_ascii_case("primary") => Some((None, true)),
+        Filter::Compare(p, CompareOp::Eq, CompValue::Bool(true))
+            if p.name.eq_ignore_ascii_case("primary") =>
+        {
+            Some((None, true))
+        }
         Filter::And(a, b) => {
             let (ta, pa) = selector(a)?;
             let (tb, pb) = selector(b)?;
@@ -690,7 +795,11 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
         ConfigError::new("users.deactivate", "the User schema lacks `active`", "")
     })?;
     let (ldap, when_true, when_false) = match cfg {
-        DeactivateConfig::PpolicyLock => ("pwdAccountLockedTime".to_owned(), None, Some(PPOLICY_LOCKED.to_owned())),
+        DeactivateConfig::PpolicyLock => (
+            "pwdAccountLockedTime".to_owned(),
+            None,
+            Some(PPOLICY_LOCKED.to_owned()),
+        ),
         DeactivateConfig::Attribute {
             attribute,
             inactive_value,
@@ -704,7 +813,11 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
                     "set the value that marks a disabled account, e.g. \"disabled\"",
                 ));
             }
-            (attribute.clone(), active_value.clone().filter(|v| !v.is_empty()), Some(inactive_value.clone()))
+            (
+                attribute.clone(),
+                active_value.clone().filter(|v| !v.is_empty()),
+                Some(inactive_value.clone()),
+            )
         }
     };
     Ok(AttrMapping {
@@ -714,7 +827,10 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
             attr: active,
         },
         ldap,
-        kind: ValueKind::Bool { when_true, when_false },
+        kind: ValueKind::Bool {
+            when_true,
+            when_false,
+        },
     })
 }
 

@@ -41,13 +41,13 @@ impl Template {
             let (container, attr) = schema
                 .resolve(path.urn.as_deref(), &path.name)
                 .ok_or_else(|| format!("\"{{{path_text}}}\": no such SCIM attribute"))?;
-            let sub = match &path.sub {
-                Some(s) => Some(
-                    attr.sub(s)
-                        .ok_or_else(|| format!("\"{{{path_text}}}\": '{}' has no '{s}'", attr.name))?,
-                ),
-                None => None,
-            };
+            let sub =
+                match &path.sub {
+                    Some(s) => Some(attr.sub(s).ok_or_else(|| {
+                        format!("\"{{{path_text}}}\": '{}' has no '{s}'", attr.name)
+                    })?),
+                    None => None,
+                };
             let leaf = sub.unwrap_or(attr);
             if attr.multi_valued || leaf.ty != AttrType::String {
                 return Err(format!(
@@ -115,16 +115,27 @@ mod tests {
     fn renders_when_every_placeholder_has_a_value() {
         let t = Template::parse("{name.givenName} {name.familyName}", &USER_RESOURCE).unwrap();
         let r = json!({"name": {"givenName": "Barbara", "familyName": "Jensen"}});
-        assert_eq!(t.render(r.as_object().unwrap()).as_deref(), Some("Barbara Jensen"));
+        assert_eq!(
+            t.render(r.as_object().unwrap()).as_deref(),
+            Some("Barbara Jensen")
+        );
         let r = json!({"name": {"givenName": "Barbara"}});
         assert_eq!(t.render(r.as_object().unwrap()), None);
     }
 
     #[test]
     fn rejects_unknown_and_multi_valued_paths() {
-        assert!(Template::parse("{nope}", &USER_RESOURCE).unwrap_err().contains("no such"));
-        assert!(Template::parse("{emails}", &USER_RESOURCE).unwrap_err().contains("single-valued"));
-        assert!(Template::parse("{userName", &USER_RESOURCE).unwrap_err().contains("unclosed"));
-        assert!(Template::parse("plain", &USER_RESOURCE).unwrap_err().contains("placeholder"));
+        assert!(Template::parse("{nope}", &USER_RESOURCE)
+            .unwrap_err()
+            .contains("no such"));
+        assert!(Template::parse("{emails}", &USER_RESOURCE)
+            .unwrap_err()
+            .contains("single-valued"));
+        assert!(Template::parse("{userName", &USER_RESOURCE)
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(Template::parse("plain", &USER_RESOURCE)
+            .unwrap_err()
+            .contains("placeholder"));
     }
 }

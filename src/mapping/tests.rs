@@ -34,7 +34,12 @@ fn entry(attrs: &[(&str, &[&str])]) -> Entry {
         id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
         attrs: attrs
             .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.iter().map(|s| s.to_string()).collect()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.iter().map(|s| s.to_string()).collect(),
+                )
+            })
             .collect(),
     }
 }
@@ -47,14 +52,42 @@ fn user(body: Value) -> Map<String, Value> {
 fn example_config_maps_every_seed_attribute() {
     let m = example();
     for scim in [
-        "userName", "externalId", "name.givenName", "name.familyName", "name.formatted", "displayName",
-        "nickName", "title", "preferredLanguage", "locale", "timezone", "active",
+        "userName",
+        "externalId",
+        "name.givenName",
+        "name.familyName",
+        "name.formatted",
+        "displayName",
+        "nickName",
+        "title",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "active",
     ] {
         assert!(m.attrs.iter().any(|a| a.scim == scim), "{scim} not mapped");
     }
-    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with("addresses")).count(), 5);
-    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with("phoneNumbers")).count(), 2);
-    assert_eq!(m.attrs.iter().filter(|a| a.scim.starts_with(ENTERPRISE_USER_SCHEMA)).count(), 3);
+    assert_eq!(
+        m.attrs
+            .iter()
+            .filter(|a| a.scim.starts_with("addresses"))
+            .count(),
+        5
+    );
+    assert_eq!(
+        m.attrs
+            .iter()
+            .filter(|a| a.scim.starts_with("phoneNumbers"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        m.attrs
+            .iter()
+            .filter(|a| a.scim.starts_with(ENTERPRISE_USER_SCHEMA))
+            .count(),
+        3
+    );
     assert_eq!(m.username_attr(), "uid");
 }
 
@@ -75,10 +108,22 @@ fn entry_becomes_scim_resource_with_typed_elements() {
     let ids: HashMap<&str, &str> = [("uid=boss,ou=people,dc=example,dc=org", "boss-id")].into();
     let r = Value::Object(m.to_scim(&e, &|dn| ids.get(dn).map(|s| s.to_string())));
     assert_eq!(r["userName"], "bjensen");
-    assert_eq!(r["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
-    assert_eq!(r["emails"], json!([{"type": "work", "primary": true, "value": "bjensen@example.com"}]));
-    assert_eq!(r["phoneNumbers"], json!([{"type": "mobile", "value": "+1 555 0100"}]));
-    assert_eq!(r["addresses"], json!([{"type": "work", "locality": "Hollywood", "country": "US"}]));
+    assert_eq!(
+        r["name"],
+        json!({"givenName": "Barbara", "familyName": "Jensen"})
+    );
+    assert_eq!(
+        r["emails"],
+        json!([{"type": "work", "primary": true, "value": "bjensen@example.com"}])
+    );
+    assert_eq!(
+        r["phoneNumbers"],
+        json!([{"type": "mobile", "value": "+1 555 0100"}])
+    );
+    assert_eq!(
+        r["addresses"],
+        json!([{"type": "work", "locality": "Hollywood", "country": "US"}])
+    );
     assert_eq!(r[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "boss-id");
     assert_eq!(r["active"], false);
 }
@@ -89,7 +134,13 @@ fn ppolicy_active_reads_true_unless_locked_by_admin() {
     let r = m.to_scim(&entry(&[("uid", &["a"])]), &|_| None);
     assert_eq!(r["active"], true);
     // a temporary lockout after failed binds is not an administrative deactivation
-    let r = m.to_scim(&entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &["20261124101010Z"])]), &|_| None);
+    let r = m.to_scim(
+        &entry(&[
+            ("uid", &["a"]),
+            ("pwdAccountLockedTime", &["20261124101010Z"]),
+        ]),
+        &|_| None,
+    );
     assert_eq!(r["active"], true);
 }
 
@@ -104,23 +155,42 @@ fn resource_becomes_desired_ldap_values_with_derived_cn_and_sn() {
         ENTERPRISE_USER_SCHEMA: {"manager": "boss-id"}
     }));
     let d = m
-        .to_ldap(&res, &|id| (id == "boss-id").then(|| "uid=boss,dc=x".to_owned()))
+        .to_ldap(&res, &|id| {
+            (id == "boss-id").then(|| "uid=boss,dc=x".to_owned())
+        })
         .unwrap();
     assert_eq!(d["uid"], Desired::Set("bjensen".into()));
-    assert_eq!(d["mail"], Desired::Set("b@example.com".into()), "primary untyped email is the work email");
-    assert_eq!(d["pwdAccountLockedTime"], Desired::Set(PPOLICY_LOCKED.into()));
+    assert_eq!(
+        d["mail"],
+        Desired::Set("b@example.com".into()),
+        "primary untyped email is the work email"
+    );
+    assert_eq!(
+        d["pwdAccountLockedTime"],
+        Desired::Set(PPOLICY_LOCKED.into())
+    );
     assert_eq!(d["manager"], Desired::Set("uid=boss,dc=x".into()));
-    assert_eq!(d["sn"], Desired::Set("bjensen".into()), "sn falls back to userName");
+    assert_eq!(
+        d["sn"],
+        Desired::Set("bjensen".into()),
+        "sn falls back to userName"
+    );
     assert_eq!(d["cn"], Desired::Set("bjensen".into()));
     assert_eq!(d["title"], Desired::Clear);
     let err = m.to_ldap(&res, &|_| None).unwrap_err();
-    assert!(err.detail.contains("no user has id \"boss-id\""), "{}", err.detail);
+    assert!(
+        err.detail.contains("no user has id \"boss-id\""),
+        "{}",
+        err.detail
+    );
 }
 
 #[test]
 fn absent_active_keeps_the_directory_state() {
     let m = example();
-    let d = m.to_ldap(&user(json!({"userName": "a"})), &|_| None).unwrap();
+    let d = m
+        .to_ldap(&user(json!({"userName": "a"})), &|_| None)
+        .unwrap();
     assert_eq!(d["pwdAccountLockedTime"], Desired::Keep);
     let e = entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &[PPOLICY_LOCKED])]);
     let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
@@ -139,7 +209,10 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
     ]);
     let before = m.to_scim(&e, &|_| None);
     let mut after = before.clone();
-    after.insert("emails".into(), json!([{"type": "work", "value": "new@example.com"}]));
+    after.insert(
+        "emails".into(),
+        json!([{"type": "work", "value": "new@example.com"}]),
+    );
     after.remove("title");
     let old = m.to_ldap(&before, &|_| None).unwrap();
     let new = m.to_ldap(&after, &|_| None).unwrap();
@@ -148,7 +221,10 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
     assert_eq!(
         changes,
         vec![
-            Change::Replace("mail".into(), vec!["new@example.com".into(), "alias@example.com".into()]),
+            Change::Replace(
+                "mail".into(),
+                vec!["new@example.com".into(), "alias@example.com".into()]
+            ),
             Change::Replace("title".into(), vec![]),
         ]
     );
@@ -159,7 +235,11 @@ fn rdn_values_are_escaped() {
     let m = example();
     let rdn = m.rdn(&user(json!({"userName": "smith, john+1"}))).unwrap();
     assert_eq!(rdn, r"uid=smith\, john\+1");
-    let add = m.new_entry(&m.to_ldap(&user(json!({"userName": "smith, john+1"})), &|_| None).unwrap(), &rdn);
+    let add = m.new_entry(
+        &m.to_ldap(&user(json!({"userName": "smith, john+1"})), &|_| None)
+            .unwrap(),
+        &rdn,
+    );
     assert!(add.contains(&("uid".to_owned(), vec!["smith, john+1".to_owned()])));
     assert!(UserMapping::needs_rename("uid=a,ou=p", "uid=b"));
     assert!(!UserMapping::needs_rename("uid=a,ou=p", "uid=a"));
@@ -177,8 +257,14 @@ fn ldap(f: &str) -> String {
 fn filters_translate_through_the_mapping() {
     assert_eq!(ldap(r#"userName eq "bjensen""#), "(uid=bjensen)");
     assert_eq!(ldap(r#"externalId eq "00u1""#), "(scimExternalId=00u1)");
-    assert_eq!(ldap(r#"emails.value eq "b@x.org""#), "(&(mail=*)(mail=b@x.org))");
-    assert_eq!(ldap(r#"emails[type eq "work" and value co "@x.org"]"#), "(&(mail=*)(mail=*@x.org*))");
+    assert_eq!(
+        ldap(r#"emails.value eq "b@x.org""#),
+        "(&(mail=*)(mail=b@x.org))"
+    );
+    assert_eq!(
+        ldap(r#"emails[type eq "work" and value co "@x.org"]"#),
+        "(&(mail=*)(mail=*@x.org*))"
+    );
     assert_eq!(ldap(r#"emails[type eq "home"]"#), "(!(objectClass=*))");
     assert_eq!(
         ldap(r#"userName eq "a" or externalId eq "b""#),
@@ -190,10 +276,19 @@ fn filters_translate_through_the_mapping() {
         ldap(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#),
         "(employeeNumber=7)"
     );
-    assert_eq!(ldap("active eq false"), "(pwdAccountLockedTime=000001010000Z)");
-    assert_eq!(ldap("active eq true"), "(!(pwdAccountLockedTime=000001010000Z))");
+    assert_eq!(
+        ldap("active eq false"),
+        "(pwdAccountLockedTime=000001010000Z)"
+    );
+    assert_eq!(
+        ldap("active eq true"),
+        "(!(pwdAccountLockedTime=000001010000Z))"
+    );
     assert_eq!(ldap(r#"phoneNumbers[type eq "mobile"]"#), "(mobile=*)");
-    assert_eq!(ldap(r#"phoneNumbers[type ne "fax"]"#), "(|(mobile=*)(telephoneNumber=*))");
+    assert_eq!(
+        ldap(r#"phoneNumbers[type ne "fax"]"#),
+        "(|(mobile=*)(telephoneNumber=*))"
+    );
 }
 
 #[test]

@@ -131,6 +131,9 @@ mod tests {
 
     #[test]
     fn not_found_has_no_scim_type() {
-        assert!(ScimError::not_found("x").to_json().get("scimType").is_none());
+        assert!(ScimError::not_found("x")
+            .to_json()
+            .get("scimType")
+            .is_none());
     }
 }

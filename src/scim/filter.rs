@@ -299,7 +299,9 @@ impl Parser {
                 return Err(self.error("value filters cannot be nested"));
             }
             if path.sub.is_some() {
-                return Err(self.error("a value filter must follow the attribute, not a sub-attribute"));
+                return Err(
+                    self.error("a value filter must follow the attribute, not a sub-attribute")
+                );
             }
             self.pos += 1;
             self.skip_ws();
@@ -358,7 +360,8 @@ impl Parser {
             // The URN runs up to the last ':' before the attribute name; URNs contain dots
             // ("2.0"), so only the text after that colon is split on '.'.
             let mut end = start;
-            while matches!(self.chars.get(end), Some(c) if !c.is_whitespace() && !"[]()".contains(*c)) {
+            while matches!(self.chars.get(end), Some(c) if !c.is_whitespace() && !"[]()".contains(*c))
+            {
                 end += 1;
             }
             let token: String = self.chars[start..end].iter().collect();
@@ -368,7 +371,11 @@ impl Parser {
             let urn = token[..colon].to_owned();
             self.pos = start + token[..=colon].chars().count();
             let name = self.name()?;
-            let sub = if self.eat('.') { Some(self.name()?) } else { None };
+            let sub = if self.eat('.') {
+                Some(self.name()?)
+            } else {
+                None
+            };
             return Ok(AttrPath {
                 urn: Some(urn),
                 name,
@@ -376,7 +383,11 @@ impl Parser {
             });
         }
         let name = self.name()?;
-        let sub = if self.eat('.') { Some(self.name()?) } else { None };
+        let sub = if self.eat('.') {
+            Some(self.name()?)
+        } else {
+            None
+        };
         Ok(AttrPath {
             urn: None,
             name,
@@ -404,10 +415,12 @@ impl Parser {
                     }
                 }
                 let raw: String = self.chars[start..self.pos].iter().collect();
-                serde_json::from_str::<String>(&raw).map(CompValue::Str).map_err(|e| ParseError {
-                    pos: start,
-                    message: format!("invalid string ({e})"),
-                })
+                serde_json::from_str::<String>(&raw)
+                    .map(CompValue::Str)
+                    .map_err(|e| ParseError {
+                        pos: start,
+                        message: format!("invalid string ({e})"),
+                    })
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let start = self.pos;
@@ -415,10 +428,12 @@ impl Parser {
                     self.pos += 1;
                 }
                 let raw: String = self.chars[start..self.pos].iter().collect();
-                raw.parse::<serde_json::Number>().map(CompValue::Num).map_err(|_| ParseError {
-                    pos: start,
-                    message: format!("invalid number '{raw}'"),
-                })
+                raw.parse::<serde_json::Number>()
+                    .map(CompValue::Num)
+                    .map_err(|_| ParseError {
+                        pos: start,
+                        message: format!("invalid number '{raw}'"),
+                    })
             }
             _ => {
                 let start = self.pos;
@@ -521,8 +536,11 @@ fn values_at<'v>(obj: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
 }
 
 pub fn get_ci<'m>(map: &'m serde_json::Map<String, Value>, key: &str) -> Option<&'m Value> {
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn compare(v: &Value, op: CompareOp, cv: &CompValue, case_exact: bool) -> bool {
@@ -653,8 +671,14 @@ mod tests {
             Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
         );
         assert_eq!(path.name, "employeeNumber");
-        let path = parse_attr_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
-        assert_eq!((path.name.as_str(), path.sub.as_deref()), ("manager", Some("value")));
+        let path = parse_attr_path(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
+        assert_eq!(
+            (path.name.as_str(), path.sub.as_deref()),
+            ("manager", Some("value"))
+        );
     }
 
     #[test]
@@ -675,7 +699,11 @@ mod tests {
         );
         assert_eq!(
             parse_filter("x gt 4.5").unwrap(),
-            Filter::Compare(p("x"), CompareOp::Gt, CompValue::Num("4.5".parse().unwrap()))
+            Filter::Compare(
+                p("x"),
+                CompareOp::Gt,
+                CompValue::Num("4.5".parse().unwrap())
+            )
         );
         assert_eq!(
             parse_filter(r#"x eq "a \"quoted\" \u00e9""#).unwrap(),
@@ -728,6 +756,10 @@ mod tests {
         assert!(t("active eq true and not (title pr)"));
         assert!(t(r#"title ne "x""#));
         let exact = |_: &AttrPath| true;
-        assert!(!matches(&parse_filter(r#"userName eq "bjensen""#).unwrap(), &user, &exact));
+        assert!(!matches(
+            &parse_filter(r#"userName eq "bjensen""#).unwrap(),
+            &user,
+            &exact
+        ));
     }
 }

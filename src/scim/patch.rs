@@ -5,7 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::error::{ScimError, ScimResult};
-use super::filter::{get_ci, matches, parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use super::filter::{
+    get_ci, matches, parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath,
+};
 use super::resource::normalize_value;
 use super::schema::{container_mut, AttrDef, Mutability, ResourceSchema};
 
@@ -29,7 +31,9 @@ pub struct PatchOperation {
 /// (Entra sends "Replace"), `Operations` in any case, an empty path meaning no path.
 pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
     let Value::Object(obj) = body else {
-        return Err(ScimError::invalid_syntax("the PATCH body must be a JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "the PATCH body must be a JSON object",
+        ));
     };
     let ops = get_ci(obj, "Operations").ok_or_else(|| {
         ScimError::invalid_syntax("the PATCH body needs an 'Operations' array (RFC 7644 §3.5.2)")
@@ -38,7 +42,9 @@ pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
         return Err(ScimError::invalid_syntax("'Operations' must be an array"));
     };
     if ops.is_empty() {
-        return Err(ScimError::invalid_value("'Operations' must hold at least one operation"));
+        return Err(ScimError::invalid_value(
+            "'Operations' must hold at least one operation",
+        ));
     }
     ops.iter()
         .enumerate()
@@ -48,29 +54,39 @@ pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
 
 fn parse_operation(i: usize, op: &Value) -> ScimResult<PatchOperation> {
     let Value::Object(o) = op else {
-        return Err(ScimError::invalid_syntax(format!("Operations[{i}] must be an object")));
+        return Err(ScimError::invalid_syntax(format!(
+            "Operations[{i}] must be an object"
+        )));
     };
-    let kind = match get_ci(o, "op").and_then(Value::as_str).map(str::to_ascii_lowercase) {
+    let kind = match get_ci(o, "op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+    {
         Some(k) if k == "add" => OpKind::Add,
         Some(k) if k == "replace" => OpKind::Replace,
         Some(k) if k == "remove" => OpKind::Remove,
         other => {
             return Err(ScimError::invalid_syntax(format!(
                 "Operations[{i}].op must be \"add\", \"replace\" or \"remove\", got {}",
-                other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "nothing".into())
+                other
+                    .map(|s| format!("\"{s}\""))
+                    .unwrap_or_else(|| "nothing".into())
             )))
         }
     };
-    let path = match get_ci(o, "path") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(parse_patch_path(s).map_err(|e| {
-            ScimError::invalid_path(format!("Operations[{i}].path \"{s}\": {e}"))
-        })?),
-        Some(_) => {
-            return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string")))
-        }
-    };
+    let path =
+        match get_ci(o, "path") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(parse_patch_path(s).map_err(|e| {
+                ScimError::invalid_path(format!("Operations[{i}].path \"{s}\": {e}"))
+            })?),
+            Some(_) => {
+                return Err(ScimError::invalid_path(format!(
+                    "Operations[{i}].path must be a string"
+                )))
+            }
+        };
     let value = get_ci(o, "value").cloned();
     if kind != OpKind::Remove && value.is_none() {
         return Err(ScimError::invalid_value(format!(
@@ -123,8 +139,9 @@ pub fn apply_patch(
                         }
                         continue;
                     }
-                    let path = parse_patch_path(key)
-                        .map_err(|e| ScimError::invalid_path(format!("value key \"{key}\": {e}")))?;
+                    let path = parse_patch_path(key).map_err(|e| {
+                        ScimError::invalid_path(format!("value key \"{key}\": {e}"))
+                    })?;
                     apply_at(resource, op.op, &path, Some(v), schema)?;
                 }
             }
@@ -144,9 +161,14 @@ fn apply_at(
 ) -> ScimResult<()> {
     let (container, def) = schema
         .resolve(path.attr.urn.as_deref(), &path.attr.name)
-        .ok_or_else(|| ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr)))?;
+        .ok_or_else(|| {
+            ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr))
+        })?;
     if def.mutability == Mutability::ReadOnly {
-        return Err(ScimError::mutability(format!("'{}' is read-only", def.name)));
+        return Err(ScimError::mutability(format!(
+            "'{}' is read-only",
+            def.name
+        )));
     }
     let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
     let sub = match sub_name {
@@ -155,7 +177,10 @@ fn apply_at(
                 ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", def.name))
             })?;
             if sd.mutability == Mutability::ReadOnly {
-                return Err(ScimError::mutability(format!("'{}.{}' is read-only", def.name, sd.name)));
+                return Err(ScimError::mutability(format!(
+                    "'{}.{}' is read-only",
+                    def.name, sd.name
+                )));
             }
             Some(sd)
         }
@@ -174,7 +199,7 @@ fn apply_at(
             let target_def = sub.unwrap_or(def);
             let v = if def.multi_valued && sub.is_none() && path.filter.is_some() {
                 // The value for a filtered multi-valued path is one element, not an array.
-                normalize_value(def, v, &shown)?.and_then(|a| first_of_array(a))
+                normalize_value(def, v, &shown)?.and_then(first_of_array)
             } else {
                 normalize_value(target_def, v, &shown)?
             };
@@ -349,7 +374,9 @@ fn apply_multi(
                         // IdPs replace `emails[type eq "work"].value` on users that have no
                         // work email yet: create the value the filter describes.
                         let mut element = template_from(f).ok_or_else(|| {
-                            ScimError::no_target(format!("no value of '{shown}' matches the filter"))
+                            ScimError::no_target(format!(
+                                "no value of '{shown}' matches the filter"
+                            ))
                         })?;
                         match sub {
                             Some(sd) => set_sub(&mut element, sd, Some(v)),
@@ -362,7 +389,8 @@ fn apply_multi(
                             match sub {
                                 Some(sd) => set_sub(&mut items[i], sd, Some(v.clone())),
                                 None if op == OpKind::Replace => {
-                                    let mut element = template_from(f).unwrap_or(Value::Object(Map::new()));
+                                    let mut element =
+                                        template_from(f).unwrap_or(Value::Object(Map::new()));
                                     merge_into(&mut element, v.clone());
                                     items[i] = element;
                                 }
@@ -505,28 +533,46 @@ mod tests {
     #[test]
     fn replace_simple_and_sub_attribute_paths() {
         let mut u = user();
-        patch(&mut u, json!([
-            {"op": "replace", "path": "displayName", "value": "Babs"},
-            {"op": "Replace", "path": "name.givenName", "value": "Barb"}
-        ]))
+        patch(
+            &mut u,
+            json!([
+                {"op": "replace", "path": "displayName", "value": "Babs"},
+                {"op": "Replace", "path": "name.givenName", "value": "Barb"}
+            ]),
+        )
         .unwrap();
         assert_eq!(u["displayName"], "Babs");
-        assert_eq!(u["name"], json!({"givenName": "Barb", "familyName": "Jensen"}));
+        assert_eq!(
+            u["name"],
+            json!({"givenName": "Barb", "familyName": "Jensen"})
+        );
     }
 
     #[test]
     fn entra_string_booleans_and_capitalised_ops() {
         let mut u = user();
-        patch(&mut u, json!([{"op": "Replace", "path": "active", "value": "False"}])).unwrap();
+        patch(
+            &mut u,
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .unwrap();
         assert_eq!(u["active"], false);
-        patch(&mut u, json!([{"op": "REPLACE", "path": "active", "value": "True"}])).unwrap();
+        patch(
+            &mut u,
+            json!([{"op": "REPLACE", "path": "active", "value": "True"}]),
+        )
+        .unwrap();
         assert_eq!(u["active"], true);
     }
 
     #[test]
     fn okta_pathless_replace_of_active() {
         let mut u = user();
-        patch(&mut u, json!([{"op": "replace", "value": {"active": false}}])).unwrap();
+        patch(
+            &mut u,
+            json!([{"op": "replace", "value": {"active": false}}]),
+        )
+        .unwrap();
         assert_eq!(u["active"], false);
     }
 
@@ -537,7 +583,10 @@ mod tests {
             {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@new.example.com"}
         ]))
         .unwrap();
-        assert_eq!(u["emails"], json!([{"type": "work", "value": "b@new.example.com", "primary": true}]));
+        assert_eq!(
+            u["emails"],
+            json!([{"type": "work", "value": "b@new.example.com", "primary": true}])
+        );
     }
 
     #[test]
@@ -552,18 +601,24 @@ mod tests {
             u["phoneNumbers"],
             json!([{"type": "work", "value": "555-1000"}, {"type": "mobile", "value": "555-2000"}])
         );
-        assert_eq!(u["addresses"], json!([{"type": "work", "locality": "Hollywood"}]));
+        assert_eq!(
+            u["addresses"],
+            json!([{"type": "work", "locality": "Hollywood"}])
+        );
     }
 
     #[test]
     fn pathless_replace_with_dotted_and_urn_keys() {
         let mut u = user();
-        patch(&mut u, json!([{"op": "replace", "value": {
-            "name.familyName": "Jensen-Smith",
-            "emails[type eq \"work\"].value": "bjs@example.com",
-            ENTERPRISE_USER_SCHEMA: {"department": "Sales"},
-            format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber"): "701984"
-        }}]))
+        patch(
+            &mut u,
+            json!([{"op": "replace", "value": {
+                "name.familyName": "Jensen-Smith",
+                "emails[type eq \"work\"].value": "bjs@example.com",
+                ENTERPRISE_USER_SCHEMA: {"department": "Sales"},
+                format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber"): "701984"
+            }}]),
+        )
         .unwrap();
         assert_eq!(u["name"]["familyName"], "Jensen-Smith");
         assert_eq!(u["name"]["givenName"], "Barbara");
@@ -576,9 +631,20 @@ mod tests {
     fn manager_as_bare_id_or_object_and_empty_clears() {
         let mut u = user();
         let path = format!("{ENTERPRISE_USER_SCHEMA}:manager");
-        patch(&mut u, json!([{"op": "Add", "path": path, "value": "26118915-6090-4610-87e4-49d8ca9f808d"}])).unwrap();
-        assert_eq!(u[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "26118915-6090-4610-87e4-49d8ca9f808d");
-        patch(&mut u, json!([{"op": "replace", "path": path, "value": {"value": "m2"}}])).unwrap();
+        patch(
+            &mut u,
+            json!([{"op": "Add", "path": path, "value": "26118915-6090-4610-87e4-49d8ca9f808d"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            u[ENTERPRISE_USER_SCHEMA]["manager"]["value"],
+            "26118915-6090-4610-87e4-49d8ca9f808d"
+        );
+        patch(
+            &mut u,
+            json!([{"op": "replace", "path": path, "value": {"value": "m2"}}]),
+        )
+        .unwrap();
         assert_eq!(u[ENTERPRISE_USER_SCHEMA]["manager"]["value"], "m2");
         patch(&mut u, json!([{"op": "replace", "path": "displayName", "value": "x"}, {"op": "replace", "path": "displayName", "value": ""}])).unwrap();
         assert!(u.get("displayName").is_none());
@@ -591,7 +657,11 @@ mod tests {
         let mut u = user();
         patch(&mut u, json!([{"op": "add", "path": "emails", "value": [{"type": "home", "value": "b@home.org"}]}])).unwrap();
         assert_eq!(u["emails"].as_array().unwrap().len(), 2);
-        patch(&mut u, json!([{"op": "remove", "path": "emails[type eq \"home\"]"}])).unwrap();
+        patch(
+            &mut u,
+            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
+        )
+        .unwrap();
         assert_eq!(u["emails"].as_array().unwrap().len(), 1);
         patch(&mut u, json!([{"op": "remove", "path": "emails", "value": [{"value": "BJENSEN@example.com"}]}])).unwrap();
         assert!(u.get("emails").is_none());
@@ -619,15 +689,31 @@ mod tests {
         let mut u = user();
         let e = patch(&mut u, json!([{"op": "explode", "path": "title"}])).unwrap_err();
         assert!(e.detail.contains("Operations[0].op"), "{}", e.detail);
-        let e = patch(&mut u, json!([{"op": "replace", "path": "shoeSize", "value": 1}])).unwrap_err();
+        let e = patch(
+            &mut u,
+            json!([{"op": "replace", "path": "shoeSize", "value": 1}]),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidPath));
-        let e = patch(&mut u, json!([{"op": "replace", "path": "id", "value": "x"}])).unwrap_err();
+        let e = patch(
+            &mut u,
+            json!([{"op": "replace", "path": "id", "value": "x"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::Mutability));
         let e = patch(&mut u, json!([{"op": "remove"}])).unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::NoTarget));
-        let e = patch(&mut u, json!([{"op": "replace", "path": "emails[value co \"zzz\"].display", "value": "x"}])).unwrap_err();
+        let e = patch(
+            &mut u,
+            json!([{"op": "replace", "path": "emails[value co \"zzz\"].display", "value": "x"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::NoTarget));
-        let e = patch(&mut u, json!([{"op": "replace", "path": "active", "value": "yes"}])).unwrap_err();
+        let e = patch(
+            &mut u,
+            json!([{"op": "replace", "path": "active", "value": "yes"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidValue));
     }
 }

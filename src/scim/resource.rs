@@ -181,8 +181,14 @@ mod tests {
         let r = Value::Object(n.resource);
         assert_eq!(r["userName"], "bjensen");
         assert_eq!(r["active"], false);
-        assert_eq!(r["emails"], json!([{"value": "b@example.com", "type": "work"}]));
-        assert_eq!(r[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value": "abc-123"}));
+        assert_eq!(
+            r["emails"],
+            json!([{"value": "b@example.com", "type": "work"}])
+        );
+        assert_eq!(
+            r[ENTERPRISE_USER_SCHEMA]["manager"],
+            json!({"value": "abc-123"})
+        );
         assert_eq!(r[ENTERPRISE_USER_SCHEMA]["department"], "R&D");
         assert_eq!(n.ignored.len(), 2, "{:?}", n.ignored);
     }
@@ -191,9 +197,17 @@ mod tests {
     fn rejects_wrong_types_naming_the_attribute() {
         let e = normalize_resource(&json!({"userName": {"a": 1}}), &USER_RESOURCE).unwrap_err();
         assert_eq!(e.status, 400);
-        assert!(e.detail.contains("'userName' must be a string"), "{}", e.detail);
+        assert!(
+            e.detail.contains("'userName' must be a string"),
+            "{}",
+            e.detail
+        );
         let e = normalize_resource(&json!({"active": "maybe"}), &USER_RESOURCE).unwrap_err();
-        assert!(e.detail.contains("'active' must be a boolean"), "{}", e.detail);
+        assert!(
+            e.detail.contains("'active' must be a boolean"),
+            "{}",
+            e.detail
+        );
         let e = normalize_resource(&json!([1]), &USER_RESOURCE).unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidSyntax));
     }

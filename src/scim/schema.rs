@@ -4,7 +4,8 @@
 use serde_json::{json, Map, Value};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrType {
@@ -205,9 +206,8 @@ const EMAIL_SUBS: &[AttrDef] = &[
 const PHONE_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Phone number."),
     AttrDef::string("display", "Human-readable name."),
-    AttrDef::string("type", "Label: work, home, mobile, fax, pager, other.").canonical(&[
-        "work", "home", "mobile", "fax", "pager", "other",
-    ]),
+    AttrDef::string("type", "Label: work, home, mobile, fax, pager, other.")
+        .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
     AttrDef::boolean("primary", "The preferred value."),
 ];
 
@@ -245,7 +245,10 @@ pub static USER: SchemaDef = SchemaDef {
         AttrDef {
             required: true,
             unique: true,
-            ..AttrDef::string("userName", "Unique identifier for the User, used to sign in.")
+            ..AttrDef::string(
+                "userName",
+                "Unique identifier for the User, used to sign in.",
+            )
         },
         AttrDef::complex("name", "The components of the user's name.", NAME_SUBS),
         AttrDef::string("displayName", "Name displayed to end users."),
@@ -303,12 +306,18 @@ pub static COMMON: SchemaDef = SchemaDef {
         AttrDef {
             case_exact: true,
             returned: Returned::Always,
-            ..AttrDef::string("id", "Unique, stable identifier assigned by the service provider.")
-                .read_only()
+            ..AttrDef::string(
+                "id",
+                "Unique, stable identifier assigned by the service provider.",
+            )
+            .read_only()
         },
         AttrDef {
             case_exact: true,
-            ..AttrDef::string("externalId", "Identifier assigned by the provisioning client.")
+            ..AttrDef::string(
+                "externalId",
+                "Identifier assigned by the provisioning client.",
+            )
         },
         AttrDef::complex("meta", "Resource metadata.", &[]).read_only(),
     ],
@@ -363,10 +372,10 @@ impl ResourceSchema {
 }
 
 /// Puts `value` into a resource object under the canonical place for the attribute.
-pub fn container_mut<'a>(
-    resource: &'a mut Map<String, Value>,
+pub fn container_mut(
+    resource: &mut Map<String, Value>,
     container: Container,
-) -> &'a mut Map<String, Value> {
+) -> &mut Map<String, Value> {
     match container {
         Container::Core => resource,
         Container::Extension(urn) => {
@@ -385,7 +394,10 @@ pub fn container_mut<'a>(
 }
 
 /// The object holding the attributes of `container`, if present.
-pub fn container_ref(resource: &Map<String, Value>, container: Container) -> Option<&Map<String, Value>> {
+pub fn container_ref(
+    resource: &Map<String, Value>,
+    container: Container,
+) -> Option<&Map<String, Value>> {
     match container {
         Container::Core => Some(resource),
         Container::Extension(urn) => resource.get(urn).and_then(Value::as_object),
@@ -406,6 +418,9 @@ mod tests {
         assert_eq!(c, Container::Extension(ENTERPRISE_USER_SCHEMA));
         assert_eq!(a.name, "employeeNumber");
         assert!(USER_RESOURCE.resolve(None, "employeeNumber").is_none());
-        assert_eq!(USER_RESOURCE.resolve(None, "externalid").unwrap().1.name, "externalId");
+        assert_eq!(
+            USER_RESOURCE.resolve(None, "externalid").unwrap().1.name,
+            "externalId"
+        );
     }
 }

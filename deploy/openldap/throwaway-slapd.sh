@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Starts a private, throwaway OpenLDAP on loopback, for the demo and the tests.
+#   throwaway-slapd.sh DIR PORT
+# Needs the Debian packages slapd and ldap-utils. Writes a cn=config into DIR/slapd.d, loads
+# the example tree (dc=example,dc=org; rootdn cn=admin,dc=example,dc=org with the password
+# in $SLAPD_ROOTPW, default "admin"), starts slapd on ldap://127.0.0.1:PORT/ and prints its
+# pid once it answers. Stop it with: kill "$(cat DIR/slapd.pid)"
+set -euo pipefail
+dir=$1
+port=$2
+rootpw=${SLAPD_ROOTPW:-admin}
+here=$(cd "$(dirname "$0")" && pwd)
+for bin in /usr/sbin/slapd /usr/sbin/slapadd; do
+  if [ ! -x "$bin" ]; then
+    echo "throwaway-slapd: $bin not found; install OpenLDAP with: apt-get install -y slapd ldap-utils" >&2
+    exit 3
+  fi
+done
+mkdir -p "$dir/slapd.d" "$dir/data"
+cat > "$dir/config.ldif" <<LDIF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $dir/slapd.pid
+olcArgsFile: $dir/slapd.args
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
+olcModuleLoad: memberof
+olcModuleLoad: refint
+olcModuleLoad: sssvlv
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file:///etc/ldap/schema/core.ldif
+include: file:///etc/ldap/schema/cosine.ldif
+include: file:///etc/ldap/schema/inetorgperson.ldif
+include: file:///etc/ldap/schema/nis.ldif
+include: file://$here/scim2ldap.ldif
+
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+olcSizeLimit: 500
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by * none
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcDbDirectory: $dir/data
+olcSuffix: dc=example,dc=org
+olcRootDN: cn=admin,dc=example,dc=org
+olcRootPW: $rootpw
+olcDbMaxSize: 1073741824
+olcDbIndex: objectClass eq
+olcDbIndex: uid eq
+olcDbIndex: entryUUID eq
+olcDbIndex: mail eq
+olcDbIndex: scimExternalId eq
+olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
+olcAccess: {1}to * by users read by * none
+
+dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {0}ppolicy
+olcPPolicyDefault: cn=default,ou=policies,dc=example,dc=org
+LDIF
+/usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
+  || { cat "$dir/slapadd.log" >&2; exit 4; }
+/usr/sbin/slapadd -n1 -F "$dir/slapd.d" -l "$here/example-tree.ldif" >>"$dir/slapadd.log" 2>&1 \
+  || { cat "$dir/slapadd.log" >&2; exit 4; }
+/usr/sbin/slapd -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/" 2>"$dir/slapd.log" \
+  || { cat "$dir/slapd.log" >&2; exit 5; }
+for _ in $(seq 1 100); do
+  if [ -s "$dir/slapd.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    cat "$dir/slapd.pid"
+    exit 0
+  fi
+  sleep 0.05
+done
+echo "throwaway-slapd: slapd did not answer on 127.0.0.1:$port within 5 s" >&2
+cat "$dir/slapd.log" >&2
+exit 6

@@ -1,0 +1,194 @@
+//! Wiring: from a loaded config to a ready `AppState` (every check that can run without the
+//! directory), and the directory checks `check-config` adds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Authenticator;
+use crate::cache::DnCache;
+use crate::config::{ConfigError, DeleteMode, RawConfig};
+use crate::directory::openldap::OpenLdap;
+use crate::directory::pool::{LdapPool, LdapSettings};
+use crate::directory::{Directory, DirectoryKind};
+use crate::http::AppState;
+use crate::mapping::UserMapping;
+use crate::scim::schema::USER_RESOURCE;
+use crate::service::discovery::Discovery;
+use crate::service::users::{UserSettings, Users};
+
+pub struct App {
+    pub state: Arc<AppState>,
+    pub directory: Arc<dyn Directory>,
+}
+
+/// Builds the application. Connections are made lazily, so this fails only on config errors.
+pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
+    raw.ldap.check()?;
+    check_dn(&raw.users.container, "users.container")?;
+    if raw.users.delete_mode == DeleteMode::Archive {
+        match &raw.users.archive_container {
+            None => {
+                return Err(ConfigError::new(
+                    "users.archive_container",
+                    "delete_mode is \"archive\" but no archive container is set",
+                    "set archive_container = \"ou=archive,dc=example,dc=org\" (an existing OU), or delete_mode = \"delete\"",
+                ))
+            }
+            Some(a) => check_dn(a, "users.archive_container")?,
+        }
+    }
+    if raw.server.max_results == 0 {
+        return Err(ConfigError::new(
+            "server.max_results",
+            "must be at least 1",
+            "e.g. 200",
+        ));
+    }
+    let mapping = Arc::new(UserMapping::from_config(&raw.users, &USER_RESOURCE)?);
+    let auth = Authenticator::from_config(&raw.tenants, &raw.users.container)?;
+    if let Some(u) = &raw.server.public_url {
+        url::Url::parse(u).map_err(|e| {
+            ConfigError::new(
+                "server.public_url",
+                format!("not an absolute URL ({e})"),
+                "e.g. \"https://scim.example.org/scim/v2\"",
+            )
+        })?;
+    }
+    let settings = LdapSettings {
+        url: raw.ldap.url.clone(),
+        bind_dn: raw.ldap.bind_dn.clone(),
+        bind_password: raw.ldap.password()?,
+        starttls: raw.ldap.starttls,
+        ca_file: raw.ldap.ca_file.clone(),
+        connect_timeout: Duration::from_secs(raw.ldap.connect_timeout_secs.max(1)),
+        operation_timeout: Duration::from_secs(raw.ldap.operation_timeout_secs.max(1)),
+        pool_size: raw.ldap.pool_size,
+    };
+    let pool = LdapPool::new(settings).map_err(|e| {
+        ConfigError::new(
+            "ldap.ca_file",
+            e,
+            "point it at a readable PEM file with the CA certificate",
+        )
+    })?;
+    let directory: Arc<dyn Directory> = match raw.directory.kind {
+        DirectoryKind::Openldap => Arc::new(OpenLdap::new(pool)),
+        DirectoryKind::ActiveDirectory => {
+            return Err(ConfigError::new(
+                "directory.kind",
+                "\"active-directory\" is not available in this version yet",
+                "use kind = \"openldap\"",
+            ))
+        }
+    };
+    let cache = DnCache::new(
+        raw.cache.max_entries,
+        Duration::from_secs(raw.cache.ttl_secs.max(1)),
+    );
+    let users = Users::new(
+        directory.clone(),
+        mapping.clone(),
+        cache,
+        UserSettings {
+            delete_mode: raw.users.delete_mode,
+            archive_container: raw.users.archive_container.clone(),
+            max_results: raw.server.max_results,
+        },
+    );
+    let discovery = Discovery::new(&mapping, raw.server.max_results, raw.server.max_body_bytes);
+    let state = Arc::new(AppState {
+        users,
+        auth,
+        discovery,
+        public_url: raw.server.public_url.clone(),
+        max_body_bytes: raw.server.max_body_bytes,
+    });
+    Ok(App { state, directory })
+}
+
+fn check_dn(dn: &str, key: &str) -> Result<(), ConfigError> {
+    let ok = !dn.trim().is_empty()
+        && crate::directory::filter::split_dn(dn).iter().all(|rdn| {
+            rdn.split_once('=')
+                .is_some_and(|(a, v)| !a.trim().is_empty() && !v.trim().is_empty())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("\"{dn}\" is not a DN"),
+            "write it as attribute=value pairs separated by commas, e.g. \"ou=people,dc=example,dc=org\"",
+        ))
+    }
+}
+
+/// What `check-config` verifies against the live directory: the bind works, the containers
+/// exist, and the schema knows every object class and attribute the mapping names.
+pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
+    let dir = &app.directory;
+    let mut problems = Vec::new();
+    if let Err(e) = dir.ping().await {
+        problems.push(ConfigError::new(
+            "ldap.url",
+            format!("cannot reach or bind to the directory: {e}"),
+            "check ldap.url, ldap.bind_dn and the bind password (and ldap.ca_file for TLS)",
+        ));
+        return problems;
+    }
+    let mut containers = vec![("users.container".to_owned(), raw.users.container.clone())];
+    if let (DeleteMode::Archive, Some(a)) = (raw.users.delete_mode, &raw.users.archive_container) {
+        containers.push(("users.archive_container".to_owned(), a.clone()));
+    }
+    for (name, t) in &raw.tenants {
+        if let Some(c) = &t.users_container {
+            containers.push((format!("tenants.{name}.users_container"), c.clone()));
+        }
+    }
+    for (key, dn) in containers {
+        match dir.read(&dn, &["objectClass"]).await {
+            Ok(Some(_)) => {}
+            Ok(None) => problems.push(ConfigError::new(
+                key,
+                format!("{dn} does not exist in the directory"),
+                "create it (e.g. an organizationalUnit) or correct the DN",
+            )),
+            Err(e) => problems.push(ConfigError::new(
+                key,
+                format!("cannot read {dn}: {e}"),
+                "check the bind account's read rights",
+            )),
+        }
+    }
+    match dir.schema_names().await {
+        Ok((classes, attributes)) => {
+            for oc in &raw.users.object_classes {
+                if !classes.contains(&oc.to_ascii_lowercase()) {
+                    problems.push(ConfigError::new(
+                        "users.object_classes",
+                        format!("the directory schema has no object class `{oc}`"),
+                        "load the schema that defines it (for scim2ldapPerson: deploy/openldap/scim2ldap.ldif) or remove it",
+                    ));
+                }
+            }
+            if let Ok(mapping) = UserMapping::from_config(&raw.users, &USER_RESOURCE) {
+                for m in &mapping.attrs {
+                    if !attributes.contains(&m.ldap.to_ascii_lowercase()) {
+                        problems.push(ConfigError::new(
+                            format!("users.attributes.\"{}\"", m.scim),
+                            format!("the directory schema has no attribute `{}`", m.ldap),
+                            "correct the attribute name or load the schema that defines it",
+                        ));
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(ConfigError::new(
+            "ldap.bind_dn",
+            format!("cannot read the directory schema: {e}"),
+            "allow the bind account to read cn=Subschema",
+        )),
+    }
+    problems
+}

@@ -1,0 +1,120 @@
+//! The DN cache: id → DN, userName → DN and DN → id, bounded and expiring (moka). A cached DN
+//! is a hint: every use reads the entry at that DN and checks its id, so an entry moved or
+//! deleted behind our back is re-resolved, never trusted.
+
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::directory::filter::normalize_dn;
+
+#[derive(Clone)]
+pub struct DnCache {
+    by_id: Cache<String, String>,
+    by_name: Cache<(String, String), String>,
+    id_by_dn: Cache<String, String>,
+}
+
+impl DnCache {
+    pub fn new(max_entries: u64, ttl: Duration) -> DnCache {
+        DnCache {
+            by_id: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+            by_name: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+            id_by_dn: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    pub async fn dn_for_id(&self, id: &str) -> Option<String> {
+        self.by_id.get(id).await
+    }
+
+    /// userName lookups are per container (tenant) and case-insensitive, like `uid`.
+    pub async fn dn_for_name(&self, container: &str, user_name: &str) -> Option<String> {
+        self.by_name.get(&name_key(container, user_name)).await
+    }
+
+    pub async fn id_for_dn(&self, dn: &str) -> Option<String> {
+        self.id_by_dn.get(&normalize_dn(dn)).await
+    }
+
+    pub async fn remember(&self, id: &str, dn: &str, container: &str, user_name: Option<&str>) {
+        self.by_id.insert(id.to_owned(), dn.to_owned()).await;
+        self.id_by_dn.insert(normalize_dn(dn), id.to_owned()).await;
+        if let Some(n) = user_name {
+            self.by_name
+                .insert(name_key(container, n), dn.to_owned())
+                .await;
+        }
+    }
+
+    pub async fn forget(
+        &self,
+        id: &str,
+        dn: Option<&str>,
+        container: &str,
+        user_name: Option<&str>,
+    ) {
+        self.by_id.invalidate(id).await;
+        if let Some(dn) = dn {
+            self.id_by_dn.invalidate(&normalize_dn(dn)).await;
+        }
+        if let Some(n) = user_name {
+            self.by_name.invalidate(&name_key(container, n)).await;
+        }
+    }
+
+    pub async fn forget_name(&self, container: &str, user_name: &str) {
+        self.by_name
+            .invalidate(&name_key(container, user_name))
+            .await;
+    }
+}
+
+fn name_key(container: &str, user_name: &str) -> (String, String) {
+    (normalize_dn(container), user_name.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn remembers_and_forgets_all_three_directions() {
+        let c = DnCache::new(100, Duration::from_secs(60));
+        c.remember("id1", "uid=A,ou=P,dc=x", "ou=p,dc=x", Some("A"))
+            .await;
+        assert_eq!(c.dn_for_id("id1").await.as_deref(), Some("uid=A,ou=P,dc=x"));
+        assert_eq!(
+            c.dn_for_name("OU=p,dc=x", "a").await.as_deref(),
+            Some("uid=A,ou=P,dc=x")
+        );
+        assert_eq!(c.id_for_dn("uid=a,ou=p,dc=x").await.as_deref(), Some("id1"));
+        assert_eq!(
+            c.dn_for_name("ou=other,dc=x", "a").await,
+            None,
+            "names are per container"
+        );
+        c.forget("id1", Some("uid=A,ou=P,dc=x"), "ou=p,dc=x", Some("a"))
+            .await;
+        assert_eq!(c.dn_for_id("id1").await, None);
+        assert_eq!(c.dn_for_name("ou=p,dc=x", "a").await, None);
+        assert_eq!(c.id_for_dn("uid=a,ou=p,dc=x").await, None);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_the_ttl() {
+        let c = DnCache::new(100, Duration::from_millis(50));
+        c.remember("id1", "uid=a,dc=x", "dc=x", None).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(c.dn_for_id("id1").await, None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The HTTP server: routes under `/scim/v2`, authentication, logging, and the translation of
+//! requests into service calls and of results into SCIM responses.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::scim::ScimError;
+use crate::service::discovery::Discovery;
+use crate::service::users::Users;
+
+mod handlers;
+pub mod middleware;
+pub mod response;
+
+use response::HttpError;
+
+pub const BASE_PATH: &str = "/scim/v2";
+
+pub struct AppState {
+    pub users: Users,
+    pub auth: Authenticator,
+    pub discovery: Discovery,
+    /// Configured absolute URL of `/scim/v2`; when `None`, derived from `Host`.
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// The absolute base URL for `meta.location`.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}{BASE_PATH}")
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route(
+            "/Users",
+            get(handlers::list_users).post(handlers::create_user),
+        )
+        .route(
+            "/Users/{id}",
+            get(handlers::get_user)
+                .put(handlers::replace_user)
+                .patch(handlers::patch_user)
+                .delete(handlers::delete_user),
+        )
+        .route_layer(from_fn_with_state(state.clone(), middleware::authenticate));
+    let public = Router::new()
+        .route(
+            "/ServiceProviderConfig",
+            get(handlers::service_provider_config),
+        )
+        .route("/Schemas", get(handlers::schemas))
+        .route("/Schemas/{id}", get(handlers::schema))
+        .route("/ResourceTypes", get(handlers::resource_types))
+        .route("/ResourceTypes/{id}", get(handlers::resource_type))
+        .route("/Bulk", any(not_implemented))
+        .route("/Me", any(not_implemented));
+    let scim = protected
+        .merge(public)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest(BASE_PATH, scim)
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(from_fn(middleware::access_log))
+        .with_state(state)
+}
+
+async fn not_found() -> HttpError {
+    HttpError(ScimError::not_found(
+        "no such endpoint; the SCIM API is under /scim/v2",
+    ))
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError(ScimError::new(
+        405,
+        None,
+        "this endpoint does not support that HTTP method",
+    ))
+}
+
+async fn not_implemented() -> impl IntoResponse {
+    HttpError(ScimError::new(
+        StatusCode::NOT_IMPLEMENTED.as_u16(),
+        None,
+        "not implemented by this server (see /ServiceProviderConfig)",
+    ))
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,73 @@
+//! SCIM responses: `application/scim+json` bodies, and SCIM errors as HTTP responses (the
+//! one place where a `ScimError` becomes status, headers and body).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::scim::ScimError;
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// A SCIM error on its way out as an HTTP response.
+#[derive(Debug)]
+pub struct HttpError(pub ScimError);
+
+impl From<ScimError> for HttpError {
+    fn from(e: ScimError) -> Self {
+        HttpError(e)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = scim_json(status, &e.to_json());
+        if let Some(secs) = e.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = if e.detail.starts_with("missing") {
+                "Bearer realm=\"scim2ldap\""
+            } else {
+                "Bearer realm=\"scim2ldap\", error=\"invalid_token\""
+            };
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        resp
+    }
+}
+
+/// A JSON body with the SCIM media type.
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(SCIM_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// 201 Created with `Location` taken from `meta.location` (RFC 7644 §3.3).
+pub fn created(body: &Value) -> Response {
+    let mut resp = scim_json(StatusCode::CREATED, body);
+    if let Some(loc) = body
+        .pointer("/meta/location")
+        .and_then(Value::as_str)
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}
+
+pub type HttpResult = Result<Response, HttpError>;

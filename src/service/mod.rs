@@ -1,0 +1,115 @@
+//! The provisioning service: SCIM operations carried out against a `Directory` through the
+//! mapping and the DN cache. Knows nothing of HTTP; the `http` module calls it.
+
+use std::sync::Arc;
+
+use crate::auth::Tenant;
+use crate::directory::DirectoryError;
+use crate::scim::ScimError;
+
+pub mod discovery;
+pub mod users;
+
+/// Who is asking and how they reach us: the tenant fixes the directory subtree, the base URL
+/// goes into `meta.location`.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub tenant: Arc<Tenant>,
+    /// Absolute URL of `/scim/v2`, without a trailing slash.
+    pub base_url: String,
+}
+
+/// Seconds a client should wait before retrying when the directory is unavailable.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The one place where directory failures become SCIM errors (RFC 7644 §3.12).
+impl From<DirectoryError> for ScimError {
+    fn from(e: DirectoryError) -> ScimError {
+        match e {
+            DirectoryError::Unavailable(why) => {
+                tracing::warn!("directory unavailable: {why}");
+                ScimError::unavailable(
+                    "the directory is unavailable; retry later",
+                    RETRY_AFTER_SECS,
+                )
+            }
+            DirectoryError::Timeout => ScimError::unavailable(
+                "the directory did not answer in time; retry later",
+                RETRY_AFTER_SECS,
+            ),
+            DirectoryError::NoSuchObject(_) => {
+                ScimError::not_found("the resource no longer exists")
+            }
+            DirectoryError::AlreadyExists(dn) => {
+                ScimError::uniqueness(format!("a directory entry named {dn} already exists"))
+            }
+            DirectoryError::Rejected(why) => {
+                ScimError::invalid_value(format!("the directory refused the values: {why}"))
+            }
+            DirectoryError::InsufficientAccess(why) => {
+                tracing::error!("the bridge's service account lacks rights: {why}");
+                ScimError::new(
+                    403,
+                    None,
+                    "the bridge's directory account may not make this change; ask the directory admin to grant it",
+                )
+            }
+            DirectoryError::Other { code, message } => {
+                tracing::error!(code, "unexpected LDAP result: {message}");
+                ScimError::internal(format!("unexpected directory error ({message})"))
+            }
+        }
+    }
+}
+
+/// LDAP GeneralizedTime (`20261124203607Z`, maybe with fractions) → RFC 3339.
+pub fn generalized_to_rfc3339(g: &str) -> Option<String> {
+    let digits: String = g.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.len() < 14 || !g.ends_with('Z') {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &digits[0..4],
+        &digits[4..6],
+        &digits[6..8],
+        &digits[8..10],
+        &digits[10..12],
+        &digits[12..14]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_ldap_timestamps() {
+        assert_eq!(
+            generalized_to_rfc3339("20261124203607Z").as_deref(),
+            Some("2026-11-24T20:36:07Z")
+        );
+        assert_eq!(
+            generalized_to_rfc3339("20261124203607.123456Z").as_deref(),
+            Some("2026-11-24T20:36:07Z")
+        );
+        assert_eq!(generalized_to_rfc3339("2026"), None);
+    }
+
+    #[test]
+    fn directory_errors_become_scim_errors() {
+        let e: ScimError = DirectoryError::Unavailable("connection refused".into()).into();
+        assert_eq!((e.status, e.retry_after), (503, Some(RETRY_AFTER_SECS)));
+        assert!(
+            !e.detail.contains("refused"),
+            "internal details stay in the log"
+        );
+        let e: ScimError = DirectoryError::AlreadyExists("uid=a".into()).into();
+        assert_eq!(e.status, 409);
+        let e: ScimError = DirectoryError::Rejected("invalidAttributeSyntax: x".into()).into();
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(crate::scim::ScimType::InvalidValue))
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Test harness: a real OpenLDAP (`slapd` from Debian) per test in a temp dir on a free
+//! loopback port, and the bridge serving real HTTP on another, built from
+//! `config.example.toml`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use ldap3::{LdapConnAsync, Mod, Scope, SearchEntry};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+use scim2ldap::config::load_raw;
+use scim2ldap::directory::Directory;
+
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ADMIN_PW: &str = "admin-test-pw";
+pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
+pub const ARCHIVE: &str = "ou=archive,dc=example,dc=org";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A running slapd; killed on drop.
+pub struct Slapd {
+    pub dir: TempDir,
+    pub port: u16,
+    pid: u32,
+}
+
+impl Slapd {
+    pub fn start() -> Slapd {
+        assert!(
+            Path::new("/usr/sbin/slapd").exists(),
+            "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
+             (or run `bash scripts/test.sh` as root, which installs everything the tests need)."
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        for _ in 0..3 {
+            let port = free_port();
+            let out = Command::new(repo().join("deploy/openldap/throwaway-slapd.sh"))
+                .arg(dir.path())
+                .arg(port.to_string())
+                .env("SLAPD_ROOTPW", ADMIN_PW)
+                .output()
+                .expect("run throwaway-slapd.sh");
+            if out.status.success() {
+                let pid = String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse()
+                    .expect("slapd pid");
+                return Slapd { dir, port, pid };
+            }
+            eprintln!(
+                "slapd start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_dir_all(dir.path().join("slapd.d"));
+            let _ = std::fs::remove_dir_all(dir.path().join("data"));
+        }
+        panic!("could not start slapd");
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&self) {
+        if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            return;
+        }
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// A direct LDAP connection bound as the admin, for checking what the bridge wrote.
+    pub async fn admin(&self) -> ldap3::Ldap {
+        let (conn, mut ldap) = LdapConnAsync::new(&self.url()).await.expect("connect");
+        ldap3::drive!(conn);
+        ldap.simple_bind(ADMIN_DN, ADMIN_PW)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        ldap
+    }
+
+    /// The entry at `dn` with user and operational attributes, or None.
+    pub async fn entry(&self, dn: &str) -> Option<HashMap<String, Vec<String>>> {
+        let mut ldap = self.admin().await;
+        let res = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["*", "+"])
+            .await
+            .ok()?;
+        let (entries, r) = (res.0, res.1);
+        if r.rc != 0 {
+            return None;
+        }
+        entries
+            .into_iter()
+            .next()
+            .map(|e| lower(SearchEntry::construct(e).attrs))
+    }
+
+    /// DNs under `base` matching `filter`.
+    pub async fn dns(&self, base: &str, filter: &str) -> Vec<String> {
+        let mut ldap = self.admin().await;
+        let (entries, _) = ldap
+            .search(base, Scope::Subtree, filter, vec!["1.1"])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|e| SearchEntry::construct(e).dn)
+            .collect()
+    }
+
+    pub async fn modify(&self, dn: &str, mods: Vec<Mod<&str>>) {
+        let mut ldap = self.admin().await;
+        ldap.modify(dn, mods).await.unwrap().success().unwrap();
+    }
+
+    /// Whether a simple bind as `dn` with `password` succeeds.
+    pub async fn can_bind(&self, dn: &str, password: &str) -> bool {
+        let (conn, mut ldap) = LdapConnAsync::new(&self.url()).await.expect("connect");
+        ldap3::drive!(conn);
+        ldap.simple_bind(dn, password)
+            .await
+            .map(|r| r.rc == 0)
+            .unwrap_or(false)
+    }
+}
+
+fn lower(attrs: HashMap<String, Vec<String>>) -> HashMap<String, Vec<String>> {
+    attrs
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub const TOKEN: &str = "scim2ldap_test-token-for-the-default-tenant";
+
+/// The bridge, serving HTTP in this process with the example config pointed at `slapd`.
+pub struct Bridge {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub directory: Arc<dyn Directory>,
+    pub config_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+/// The example config, rewritten to use this slapd and a known token, plus `extra` TOML.
+pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> String {
+    let mut cfg = std::fs::read_to_string(repo().join("config.example.toml")).unwrap();
+    cfg = cfg.replace(
+        "url = \"ldap://127.0.0.1:389\"",
+        &format!("url = \"{}\"", slapd.url()),
+    );
+    cfg = cfg.replace(
+        "bind_password_file = \"/etc/scim2ldap/bind_password\"",
+        &format!("bind_password = \"{ADMIN_PW}\""),
+    );
+    for (from, to) in replace {
+        assert!(
+            cfg.contains(from),
+            "config.example.toml no longer contains {from:?}"
+        );
+        cfg = cfg.replace(from, to);
+    }
+    let hash = hex::encode(scim2ldap::auth::hash_token(TOKEN));
+    cfg.push_str(&format!(
+        "\n[tenants.default.tokens.test]\nsha256 = \"{hash}\"\n"
+    ));
+    cfg.push_str(extra);
+    cfg
+}
+
+impl Bridge {
+    pub async fn start(slapd: &Slapd) -> Bridge {
+        Self::start_with(test_config(slapd, &[], "")).await
+    }
+
+    pub async fn start_with(config: String) -> Bridge {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let raw = load_raw(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let app = scim2ldap::app::build(&raw).unwrap_or_else(|e| panic!("{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = app.state.clone();
+        tokio::spawn(async move {
+            scim2ldap::http::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Bridge {
+            base: format!("http://{addr}/scim/v2"),
+            client: reqwest::Client::new(),
+            directory: app.directory,
+            config_path,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request with the test token; returns status, headers and JSON body (Null if none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.call_as(Some(TOKEN), method, path, body).await
+    }
+
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(serde_json::to_vec(b).unwrap());
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, headers, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::GET, path, None).await;
+        (s, b)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::POST, path, Some(body)).await;
+        (s, b)
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::PUT, path, Some(body)).await;
+        (s, b)
+    }
+
+    pub async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": ops
+        });
+        let (s, _, b) = self.call(Method::PATCH, path, Some(&body)).await;
+        (s, b)
+    }
+
+    pub async fn delete(&self, path: &str) -> StatusCode {
+        self.call(Method::DELETE, path, None).await.0
+    }
+
+    /// Creates a user, asserting 201; returns the resource.
+    pub async fn create_user(&self, body: Value) -> Value {
+        let (s, b) = self.post("/Users", &body).await;
+        assert_eq!(s, StatusCode::CREATED, "create failed: {b}");
+        b
+    }
+
+    pub fn ldap_ops(&self) -> u64 {
+        self.directory.operations()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A user body the way Entra ID sends it on create.
+pub fn entra_user(user_name: &str) -> Value {
+    serde_json::json!({
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        ],
+        "externalId": format!("ext-{user_name}"),
+        "userName": user_name,
+        "active": true,
+        "displayName": format!("Display {user_name}"),
+        "emails": [{"primary": true, "type": "work", "value": format!("{user_name}@example.com")}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": format!("Given {user_name} Family"), "familyName": "Family", "givenName": format!("Given {user_name}")},
+        "title": "Engineer",
+        "preferredLanguage": "en-US",
+        "locale": "en-US",
+        "timezone": "Europe/Paris",
+        "phoneNumbers": [
+            {"type": "work", "value": "+1 555 0100"},
+            {"type": "mobile", "value": "+1 555 0199"}
+        ],
+        "addresses": [{
+            "type": "work", "streetAddress": "1 Main St", "locality": "Springfield",
+            "region": "IL", "postalCode": "62701", "country": "US", "primary": true
+        }],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": "1001",
+            "department": "R&D"
+        }
+    })
+}
+
+pub fn dn_of(user_name: &str) -> String {
+    format!("uid={user_name},{PEOPLE}")
+}
