@@ -591,6 +591,35 @@ async fn delete_archives_a_locked_account_and_scim_answers_404() {
         "data kept"
     );
 
+    // an admin restores it as the README says: move it back and remove the lock
+    let mut ldap = slapd.admin().await;
+    ldap.modifydn(
+        &format!("uid=jack,{ARCHIVE}"),
+        "uid=jack",
+        true,
+        Some(PEOPLE),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    slapd
+        .modify(
+            &dn_of("jack"),
+            vec![Mod::Delete("pwdAccountLockedTime", HashSet::new())],
+        )
+        .await;
+    let (s, back) = bridge.get(&format!("/Users/{id}")).await;
+    assert_eq!(
+        (s, &back["active"]),
+        (StatusCode::OK, &json!(true)),
+        "same id again"
+    );
+    assert_eq!(
+        bridge.delete(&format!("/Users/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+
     // the IdP may create the same userName again, and delete it again
     let again = bridge.create_user(entra_user("jack")).await;
     let id2 = again["id"].as_str().unwrap();

@@ -5,6 +5,8 @@
 # the example tree (dc=example,dc=org; rootdn cn=admin,dc=example,dc=org with the password
 # in $SLAPD_ROOTPW, default "admin"), starts slapd on ldap://127.0.0.1:PORT/ and prints its
 # pid once it answers. Stop it with: kill "$(cat DIR/slapd.pid)"
+# With SLAPD_TLS_PORT set, it also makes a throwaway CA (DIR/tls/ca.pem) and a certificate for
+# 127.0.0.1, offers StartTLS on PORT and listens with ldaps:// on SLAPD_TLS_PORT.
 set -euo pipefail
 dir=$1
 port=$2
@@ -17,12 +19,31 @@ for bin in /usr/sbin/slapd /usr/sbin/slapadd; do
   fi
 done
 mkdir -p "$dir/slapd.d" "$dir/data"
+tls_config=""
+urls="ldap://127.0.0.1:$port/"
+if [ -n "${SLAPD_TLS_PORT:-}" ]; then
+  tls=$dir/tls
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 \
+    -subj "/CN=scim2ldap throwaway CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" \
+    -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$tls/ext.cnf"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -out "$tls/server.pem" -days 2 -extfile "$tls/ext.cnf" 2>/dev/null
+  tls_config="olcTLSCACertificateFile: $tls/ca.pem
+olcTLSCertificateFile: $tls/server.pem
+olcTLSCertificateKeyFile: $tls/server.key"
+  urls="$urls ldaps://127.0.0.1:$SLAPD_TLS_PORT/"
+fi
 cat > "$dir/config.ldif" <<LDIF
 dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: $dir/slapd.pid
 olcArgsFile: $dir/slapd.args
+$tls_config
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -82,7 +103,7 @@ LDIF
   || { cat "$dir/slapadd.log" >&2; exit 4; }
 /usr/sbin/slapadd -n1 -F "$dir/slapd.d" -l "$here/example-tree.ldif" >>"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }
-/usr/sbin/slapd -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/" 2>"$dir/slapd.log" \
+/usr/sbin/slapd -F "$dir/slapd.d" -h "$urls" 2>"$dir/slapd.log" \
   || { cat "$dir/slapd.log" >&2; exit 5; }
 for _ in $(seq 1 100); do
   if [ -s "$dir/slapd.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

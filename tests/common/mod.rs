@@ -38,11 +38,26 @@ fn free_port() -> u16 {
 pub struct Slapd {
     pub dir: TempDir,
     pub port: u16,
+    /// The ldaps:// port, when started with TLS.
+    pub tls_port: Option<u16>,
     pid: u32,
 }
 
 impl Slapd {
     pub fn start() -> Slapd {
+        Self::launch(false)
+    }
+
+    /// With a throwaway CA (`ca_file()`), StartTLS on `port` and ldaps:// on `tls_port`.
+    pub fn start_tls() -> Slapd {
+        Self::launch(true)
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
+    fn launch(tls: bool) -> Slapd {
         assert!(
             Path::new("/usr/sbin/slapd").exists(),
             "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
@@ -51,18 +66,26 @@ impl Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
         for _ in 0..3 {
             let port = free_port();
-            let out = Command::new(repo().join("deploy/openldap/throwaway-slapd.sh"))
-                .arg(dir.path())
+            let tls_port = tls.then(free_port);
+            let mut cmd = Command::new(repo().join("deploy/openldap/throwaway-slapd.sh"));
+            cmd.arg(dir.path())
                 .arg(port.to_string())
-                .env("SLAPD_ROOTPW", ADMIN_PW)
-                .output()
-                .expect("run throwaway-slapd.sh");
+                .env("SLAPD_ROOTPW", ADMIN_PW);
+            if let Some(p) = tls_port {
+                cmd.env("SLAPD_TLS_PORT", p.to_string());
+            }
+            let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
                 let pid = String::from_utf8_lossy(&out.stdout)
                     .trim()
                     .parse()
                     .expect("slapd pid");
-                return Slapd { dir, port, pid };
+                return Slapd {
+                    dir,
+                    port,
+                    tls_port,
+                    pid,
+                };
             }
             eprintln!(
                 "slapd start failed: {}",
@@ -70,6 +93,7 @@ impl Slapd {
             );
             let _ = std::fs::remove_dir_all(dir.path().join("slapd.d"));
             let _ = std::fs::remove_dir_all(dir.path().join("data"));
+            let _ = std::fs::remove_dir_all(dir.path().join("tls"));
         }
         panic!("could not start slapd");
     }
