@@ -44,6 +44,9 @@ pub struct ListPage {
     pub resources: Vec<Value>,
 }
 
+/// Referenced users: SCIM id → DN.
+type Refs = HashMap<String, String>;
+
 pub struct Users {
     dir: Arc<dyn Directory>,
     mapping: Arc<UserMapping>,
@@ -147,8 +150,9 @@ impl Users {
         }
     }
 
-    /// The entry as SCIM attributes (no id/meta), with DN references turned into ids.
-    async fn scim_view(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Map<String, Value>> {
+    /// The entry as SCIM attributes (no id/meta), with DN references turned into ids; also
+    /// those references as id → DN, so that a write need not look them up again.
+    async fn scim_view(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
             .mapping
@@ -162,12 +166,13 @@ impl Users {
                 }
             }
         }
-        Ok(self.mapping.to_scim(e, &|dn| ids.get(dn).cloned()))
+        let res = self.mapping.to_scim(e, &|dn| ids.get(dn).cloned());
+        Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
     }
 
     /// The full resource: attributes plus `schemas`, `id` and `meta`.
     async fn render(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Value> {
-        let mut res = self.scim_view(ctx, e).await?;
+        let (mut res, _) = self.scim_view(ctx, e).await?;
         let location = format!("{}/Users/{}", ctx.base_url, e.id);
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
         if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
@@ -196,15 +201,14 @@ impl Users {
         Ok(Value::Object(out))
     }
 
-    /// DNs of the users that `res` references by id (e.g. its manager). Unknown ids are left
-    /// out: `to_ldap` then reports them by name.
-    async fn resolve_refs(
-        &self,
-        ctx: &RequestCtx,
-        res: &Map<String, Value>,
-    ) -> ScimResult<HashMap<String, String>> {
-        let mut out = HashMap::new();
+    /// DNs of the users that `res` references by id (e.g. its manager), added to `known`.
+    /// Unknown ids are left out: `to_ldap` then reports them by name.
+    async fn resolve_refs(&self, ctx: &RequestCtx, res: &Map<String, Value>, known: Refs) -> ScimResult<Refs> {
+        let mut out = known;
         for id in self.mapping.referenced_ids(res) {
+            if out.contains_key(&id) {
+                continue;
+            }
             match self.locate(ctx, &id).await {
                 Ok(e) => {
                     out.insert(id, e.dn);
@@ -260,7 +264,7 @@ impl Users {
     pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
-        let refs = self.resolve_refs(ctx, &res).await?;
+        let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
         let desired = self.mapping.to_ldap(&res, &|id| refs.get(id).cloned())?;
         let rdn = self.mapping.rdn(&res)?;
         let dn = format!("{rdn},{}", ctx.tenant.users_container);
@@ -294,19 +298,19 @@ impl Users {
     pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
         let new_res = self.parse_body(body)?;
         let e = self.locate(ctx, id).await?;
-        let old_res = self.scim_view(ctx, &e).await?;
-        self.write(ctx, e, old_res, new_res).await
+        let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
+        self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
     pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
         let ops = parse_patch_request(body)?;
         let e = self.locate(ctx, id).await?;
-        let old_res = self.scim_view(ctx, &e).await?;
+        let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
         let mut new_res = old_res.clone();
         apply_patch(&mut new_res, &ops, self.mapping.schema)?;
         self.mapping.check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
-        self.write(ctx, e, old_res, new_res).await
+        self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
     /// Takes the entry from `old_res` to `new_res`: one modify of the attributes whose
@@ -317,10 +321,10 @@ impl Users {
         ctx: &RequestCtx,
         e: Entry,
         old_res: Map<String, Value>,
+        old_refs: Refs,
         new_res: Map<String, Value>,
     ) -> ScimResult<Value> {
-        let mut refs = self.resolve_refs(ctx, &new_res).await?;
-        refs.extend(self.resolve_refs(ctx, &old_res).await?);
+        let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| refs.get(id).cloned();
         let old = self.mapping.to_ldap(&old_res, &lookup)?;
         let new = self.mapping.to_ldap(&new_res, &lookup)?;

@@ -103,16 +103,26 @@ impl Slapd {
     }
 
     pub fn stop(&self) {
-        if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+        if !self.running() {
             return;
         }
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
-        for _ in 0..100 {
-            if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+        for _ in 0..250 {
+            if !self.running() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Alive and not a zombie (a daemonised slapd may be left unreaped in a container).
+    fn running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .map(|stat| {
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z') && !state.starts_with('X')
+            })
+            .unwrap_or(false)
     }
 
     /// A direct LDAP connection bound as the admin, for checking what the bridge wrote.
