@@ -310,6 +310,9 @@ fn figment_error(e: figment::Error) -> ConfigError {
         e.path.join(".")
     };
     let fix = match &e.kind {
+        figment::error::Kind::MissingField(f) if e.path.is_empty() => {
+            format!("add a `[{f}]` section (see config.example.toml)")
+        }
         figment::error::Kind::MissingField(f) => format!("add `{f}` under `[{key}]`"),
         figment::error::Kind::UnknownField(f, expected) => format!(
             "`{f}` is not a setting here; expected one of: {}",
@@ -394,5 +397,70 @@ impl LdapConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config.example.toml");
+
+    #[test]
+    fn environment_overrides_nested_keys_and_adds_tokens() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", EXAMPLE)?;
+            jail.set_env("SCIM2LDAP_LDAP__URL", "ldaps://ldap.example.org");
+            jail.set_env("SCIM2LDAP_SERVER__LISTEN", "127.0.0.1:9999");
+            jail.set_env(
+                "SCIM2LDAP_TENANTS__DEFAULT__TOKENS__CI__SHA256",
+                "ab".repeat(32),
+            );
+            jail.set_env("SCIM2LDAP_CONFIG", "/not/a/setting");
+            let raw = load_raw(Path::new("config.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(raw.ldap.url, "ldaps://ldap.example.org");
+            assert_eq!(raw.server.listen.port(), 9999);
+            assert_eq!(raw.tenants["default"].tokens["ci"].sha256, "ab".repeat(32));
+            assert_eq!(raw.users.attributes.len(), 22, "dotted keys survive");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_expected_ones() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", &EXAMPLE.replace("pool_size", "pool_sise"))?;
+            let err = load_raw(Path::new("config.toml")).unwrap_err();
+            assert_eq!(err.key, "ldap.pool_sise");
+            assert!(err.problem.contains("pool_sise"), "{err}");
+            assert!(err.fix.contains("pool_size"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn one_bind_password_source_is_required() {
+        let mut l = LdapConfig {
+            url: "ldap://x".into(),
+            bind_dn: "cn=a".into(),
+            bind_password: None,
+            bind_password_file: None,
+            starttls: false,
+            ca_file: None,
+            connect_timeout_secs: 1,
+            operation_timeout_secs: 1,
+            pool_size: 1,
+        };
+        assert_eq!(l.password().unwrap_err().key, "ldap.bind_password_file");
+        l.bind_password = Some("s3cret".into());
+        assert_eq!(l.password().unwrap(), "s3cret");
+        assert!(
+            !format!("{l:?}").contains("s3cret"),
+            "Debug never shows the password"
+        );
+        l.bind_password_file = Some("/x".into());
+        assert!(l.password().unwrap_err().problem.contains("both"));
+        l.url = "http://x".into();
+        assert_eq!(l.check().unwrap_err().key, "ldap.url");
     }
 }

@@ -414,7 +414,10 @@ async fn patch_in_the_dialects_idps_send() {
     // a PATCH of a user with a manager costs the read, the modify and the read-back
     let before = bridge.ldap_ops();
     let (s, _) = bridge
-        .patch(&path, json!([{"op": "replace", "path": "title", "value": "Lead"}]))
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "title", "value": "Lead"}]),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(bridge.ldap_ops() - before, 3);
@@ -518,9 +521,15 @@ async fn deactivation_locks_the_account_in_ldap_and_reactivation_unlocks_it() {
     let mut body = entra_user("hank2");
     body["active"] = json!(false);
     let (s, created) = bridge.post("/Users", &body).await;
-    assert_eq!((s, &created["active"]), (StatusCode::CREATED, &json!(false)));
     assert_eq!(
-        first(&slapd.entry(&dn_of("hank2")).await.unwrap(), "pwdAccountLockedTime"),
+        (s, &created["active"]),
+        (StatusCode::CREATED, &json!(false))
+    );
+    assert_eq!(
+        first(
+            &slapd.entry(&dn_of("hank2")).await.unwrap(),
+            "pwdAccountLockedTime"
+        ),
         Some("000001010000Z")
     );
 
@@ -1091,4 +1100,31 @@ async fn check_config_binds_and_names_the_broken_key() {
         !err.contains("wrong"),
         "the password is never printed: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_that_never_answers_times_out_into_503() {
+    let slapd = Slapd::start();
+    // a TCP peer that accepts connections and never says a word
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let cfg = test_config(
+        &slapd,
+        &[
+            ("connect_timeout_secs = 5", "connect_timeout_secs = 1"),
+            ("operation_timeout_secs = 10", "operation_timeout_secs = 1"),
+        ],
+        "",
+    )
+    .replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}"));
+    let bridge = Bridge::start_with(cfg).await;
+    let (s, h, e) = bridge.call(Method::GET, "/Users", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert!(h.get("retry-after").is_some());
 }

@@ -152,7 +152,11 @@ impl Users {
 
     /// The entry as SCIM attributes (no id/meta), with DN references turned into ids; also
     /// those references as id → DN, so that a write need not look them up again.
-    async fn scim_view(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<(Map<String, Value>, Refs)> {
+    async fn scim_view(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+    ) -> ScimResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
             .mapping
@@ -203,7 +207,12 @@ impl Users {
 
     /// DNs of the users that `res` references by id (e.g. its manager), added to `known`.
     /// Unknown ids are left out: `to_ldap` then reports them by name.
-    async fn resolve_refs(&self, ctx: &RequestCtx, res: &Map<String, Value>, known: Refs) -> ScimResult<Refs> {
+    async fn resolve_refs(
+        &self,
+        ctx: &RequestCtx,
+        res: &Map<String, Value>,
+        known: Refs,
+    ) -> ScimResult<Refs> {
         let mut out = known;
         for id in self.mapping.referenced_ids(res) {
             if out.contains_key(&id) {
