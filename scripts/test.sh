@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo test --locked --all-targets
+cargo test --locked
