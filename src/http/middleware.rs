@@ -41,13 +41,19 @@ pub async fn authenticate(
             resp
         }
         Err(e) => {
-            let detail = match e {
-                AuthError::Missing => {
-                    "missing bearer token: send 'Authorization: Bearer <token>'".to_owned()
+            // RFC 6750 §3: no error code when no credentials were sent.
+            let challenge = match e {
+                AuthError::Missing | AuthError::NotBearer => "Bearer realm=\"scim2ldap\"",
+                AuthError::Invalid | AuthError::Expired => {
+                    "Bearer realm=\"scim2ldap\", error=\"invalid_token\""
                 }
-                other => other.to_string(),
             };
-            HttpError(ScimError::unauthorized(detail)).into_response()
+            let mut resp = HttpError(ScimError::unauthorized(e.to_string())).into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            resp
         }
     }
 }

@@ -28,17 +28,6 @@ impl IntoResponse for HttpError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if status == StatusCode::UNAUTHORIZED {
-            let challenge = if e.detail.starts_with("missing") {
-                "Bearer realm=\"scim2ldap\""
-            } else {
-                "Bearer realm=\"scim2ldap\", error=\"invalid_token\""
-            };
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
         resp
     }
 }
