@@ -85,14 +85,17 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Loads and checks the config and builds the app; on failure prints the error (key, fix).
+fn load(path: &std::path::Path) -> Result<(config::RawConfig, app::App), ExitCode> {
+    let raw = config::load_raw(path).map_err(|e| config_failure(path, &e))?;
+    let app = app::build(&raw).map_err(|e| config_failure(path, &e))?;
+    Ok((raw, app))
+}
+
 async fn serve(path: PathBuf) -> ExitCode {
-    let raw = match config::load_raw(&path) {
-        Ok(r) => r,
-        Err(e) => return config_failure(&path, &e),
-    };
-    let app = match app::build(&raw) {
-        Ok(a) => a,
-        Err(e) => return config_failure(&path, &e),
+    let (raw, app) = match load(&path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     if app.state.auth.token_count() == 0 {
         warn!("no tenant has a token: every request will get 401; create one with `scim2ldap token new`");
@@ -155,13 +158,9 @@ fn config_failure(path: &std::path::Path, e: &config::ConfigError) -> ExitCode {
 }
 
 async fn check_config(path: PathBuf) -> ExitCode {
-    let raw = match config::load_raw(&path) {
-        Ok(r) => r,
-        Err(e) => return config_failure(&path, &e),
-    };
-    let app = match app::build(&raw) {
-        Ok(a) => a,
-        Err(e) => return config_failure(&path, &e),
+    let (raw, app) = match load(&path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let problems = app::check_directory(&app, &raw).await;
     if problems.is_empty() {

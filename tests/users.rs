@@ -1025,73 +1025,50 @@ async fn each_tenant_sees_only_its_own_container() {
     assert_eq!(page["Resources"][0]["id"], theirs["id"]);
 }
 
+/// Runs `scim2ldap check-config` on `config`; returns the exit code, stdout and stderr.
+fn check_config(config: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn check_config_binds_and_names_the_broken_key() {
     let slapd = Slapd::start();
-    let bridge = Bridge::start(&slapd).await;
-    let bin = env!("CARGO_BIN_EXE_scim2ldap");
-    let ok = std::process::Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&bridge.config_path)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
+    let (code, out, err) = check_config(&test_config(&slapd, &[], ""));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("OK"), "{out}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let bad_attr = dir.path().join("bad-attr.toml");
-    std::fs::write(
-        &bad_attr,
-        test_config(&slapd, &[("title = \"title\"", "title = \"jobTitel\"")], ""),
-    )
-    .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&bad_attr)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = check_config(&test_config(
+        &slapd,
+        &[("title = \"title\"", "title = \"jobTitel\"")],
+        "",
+    ));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("users.attributes.\"title\"") && err.contains("jobTitel"),
         "{err}"
     );
 
-    let bad_key = dir.path().join("bad-key.toml");
-    std::fs::write(
-        &bad_key,
-        test_config(&slapd, &[("bind_dn =", "bnd_dn =")], ""),
-    )
-    .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&bad_key)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = check_config(&test_config(&slapd, &[("bind_dn =", "bnd_dn =")], ""));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("ldap") && err.contains("bnd_dn") && err.contains("fix:"),
         "{err}"
     );
 
-    let bad_pw = dir.path().join("bad-pw.toml");
-    std::fs::write(
-        &bad_pw,
-        test_config(&slapd, &[], "").replace(ADMIN_PW, "wrong"),
-    )
-    .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&bad_pw)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = check_config(&test_config(&slapd, &[], "").replace(ADMIN_PW, "wrong"));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("ldap.url") && err.contains("invalidCredentials"),
         "{err}"
@@ -1099,6 +1076,20 @@ async fn check_config_binds_and_names_the_broken_key() {
     assert!(
         !err.contains("wrong"),
         "the password is never printed: {err}"
+    );
+
+    let (code, _, err) = check_config(&test_config(
+        &slapd,
+        &[(
+            "archive_container = \"ou=archive,dc=example,dc=org\"",
+            "archive_container = \"ou=attic,dc=example,dc=org\"",
+        )],
+        "",
+    ));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("users.archive_container") && err.contains("does not exist"),
+        "{err}"
     );
 }
 
