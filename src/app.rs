@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::cache::DnCache;
-use crate::config::{ConfigError, DeleteMode, RawConfig};
+use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig};
 use crate::directory::openldap::OpenLdap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
 use crate::http::AppState;
-use crate::mapping::UserMapping;
-use crate::scim::schema::USER_RESOURCE;
+use crate::mapping::{Mapping, MappingSpec};
+use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use crate::service::discovery::Discovery;
+use crate::service::groups::Groups;
+use crate::service::memberships::Memberships;
+use crate::service::store::Store;
 use crate::service::users::{UserSettings, Users};
 
 pub struct App {
@@ -44,8 +47,12 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
             "e.g. 200",
         ));
     }
-    let mapping = Arc::new(UserMapping::from_config(&raw.users, &USER_RESOURCE)?);
-    let auth = Authenticator::from_config(&raw.tenants, &raw.users.container)?;
+    let mapping = Arc::new(Mapping::from_config(&raw.users, &USER_RESOURCE)?);
+    let auth = Authenticator::from_config(
+        &raw.tenants,
+        &raw.users.container,
+        raw.groups.as_ref().map(|g| g.container.as_str()),
+    )?;
     if let Some(u) = &raw.server.public_url {
         url::Url::parse(u).map_err(|e| {
             ConfigError::new(
@@ -86,25 +93,104 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         raw.cache.max_entries,
         Duration::from_secs(raw.cache.ttl_secs.max(1)),
     );
-    let users = Users::new(
+    let (groups, memberships) = match &raw.groups {
+        None => (None, None),
+        Some(g) => {
+            let (groups, memberships) = build_groups(g, raw, &directory, &cache)?;
+            (Some(groups), Some(memberships))
+        }
+    };
+    let member_of: Vec<&str> = memberships
+        .as_ref()
+        .and_then(|m: &Arc<Memberships>| m.member_of_attr.as_deref())
+        .into_iter()
+        .collect();
+    let user_store = Arc::new(Store::new(
         directory.clone(),
         mapping.clone(),
         cache,
+        &member_of,
+        "User",
+        "Users",
+    ));
+    let users = Users::new(
+        user_store.clone(),
         UserSettings {
             delete_mode: raw.users.delete_mode,
             archive_container: raw.users.archive_container.clone(),
             max_results: raw.server.max_results,
         },
+        memberships.clone(),
     );
-    let discovery = Discovery::new(&mapping, raw.server.max_results, raw.server.max_body_bytes);
+    let groups = match (groups, memberships) {
+        (Some(store), Some(m)) => Some(Groups::new(store, user_store, m, raw.server.max_results)),
+        _ => None,
+    };
+    let discovery = Discovery::new(
+        &mapping,
+        groups.as_ref().map(|g| g.mapping()),
+        raw.server.max_results,
+        raw.server.max_body_bytes,
+    );
     let state = Arc::new(AppState {
         users,
+        groups,
         auth,
         discovery,
         public_url: raw.server.public_url.clone(),
         max_body_bytes: raw.server.max_body_bytes,
     });
     Ok(App { state, directory })
+}
+
+/// The groups store and the membership rules, from `[groups]`.
+fn build_groups(
+    g: &GroupsConfig,
+    raw: &RawConfig,
+    directory: &Arc<dyn Directory>,
+    cache: &DnCache,
+) -> Result<(Arc<Store>, Arc<Memberships>), ConfigError> {
+    check_dn(&g.container, "groups.container")?;
+    if let Some(p) = &g.placeholder_member {
+        check_dn(p, "groups.placeholder_member")?;
+    }
+    for (name, t) in &raw.tenants {
+        if let Some(c) = &t.groups_container {
+            check_dn(c, &format!("tenants.{name}.groups_container"))?;
+        }
+        if let Some(d) = &t.default_group {
+            check_dn(d, &format!("tenants.{name}.default_group"))?;
+        }
+    }
+    let mapping = Arc::new(Mapping::from_spec(
+        &MappingSpec {
+            section: "groups",
+            object_classes: &g.object_classes,
+            rdn: &g.rdn,
+            attributes: &g.attributes,
+            derive: &g.derive,
+            reject_unmapped: g.reject_unmapped,
+            deactivate: None,
+            required: "displayName",
+        },
+        &GROUP_RESOURCE,
+    )?);
+    let store = Arc::new(Store::new(
+        directory.clone(),
+        mapping,
+        cache.clone(),
+        &[g.member_attribute.as_str()],
+        "Group",
+        "Groups",
+    ));
+    let memberships = Arc::new(Memberships {
+        groups: store.clone(),
+        member_attr: g.member_attribute.clone(),
+        placeholder: g.placeholder_member.clone(),
+        member_of_attr: g.member_of_attribute.clone(),
+        nested: g.nested,
+    });
+    Ok((store, memberships))
 }
 
 fn check_dn(dn: &str, key: &str) -> Result<(), ConfigError> {
@@ -141,9 +227,18 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
     if let (DeleteMode::Archive, Some(a)) = (raw.users.delete_mode, &raw.users.archive_container) {
         containers.push(("users.archive_container".to_owned(), a.clone()));
     }
+    if let Some(g) = &raw.groups {
+        containers.push(("groups.container".to_owned(), g.container.clone()));
+    }
     for (name, t) in &raw.tenants {
         if let Some(c) = &t.users_container {
             containers.push((format!("tenants.{name}.users_container"), c.clone()));
+        }
+        if let Some(c) = &t.groups_container {
+            containers.push((format!("tenants.{name}.groups_container"), c.clone()));
+        }
+        if let Some(d) = &t.default_group {
+            containers.push((format!("tenants.{name}.default_group"), d.clone()));
         }
     }
     for (key, dn) in containers {
@@ -163,16 +258,26 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
     }
     match dir.schema_names().await {
         Ok((classes, attributes)) => {
-            for oc in &raw.users.object_classes {
+            let group_classes = raw.groups.iter().flat_map(|g| {
+                g.object_classes
+                    .iter()
+                    .map(|c| ("groups.object_classes", c))
+            });
+            let user_classes = raw
+                .users
+                .object_classes
+                .iter()
+                .map(|c| ("users.object_classes", c));
+            for (key, oc) in user_classes.chain(group_classes) {
                 if !classes.contains(&oc.to_ascii_lowercase()) {
                     problems.push(ConfigError::new(
-                        "users.object_classes",
+                        key,
                         format!("the directory schema has no object class `{oc}`"),
                         "load the schema that defines it (for scim2ldapPerson: deploy/openldap/scim2ldap.ldif) or remove it",
                     ));
                 }
             }
-            if let Ok(mapping) = UserMapping::from_config(&raw.users, &USER_RESOURCE) {
+            if let Ok(mapping) = Mapping::from_config(&raw.users, &USER_RESOURCE) {
                 for m in &mapping.attrs {
                     if !attributes.contains(&m.ldap.to_ascii_lowercase()) {
                         problems.push(ConfigError::new(

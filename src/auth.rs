@@ -19,6 +19,10 @@ use crate::config::{ConfigError, TenantConfig};
 pub struct Tenant {
     pub name: String,
     pub users_container: String,
+    /// Where this tenant's groups live, when groups are configured.
+    pub groups_container: Option<String>,
+    /// DN of the group users created through this tenant join.
+    pub default_group: Option<String>,
 }
 
 struct TokenEntry {
@@ -48,6 +52,7 @@ impl Authenticator {
     pub fn from_config(
         tenants: &BTreeMap<String, TenantConfig>,
         default_users_container: &str,
+        default_groups_container: Option<&str>,
     ) -> Result<Authenticator, ConfigError> {
         let mut tokens = Vec::new();
         for (tname, t) in tenants {
@@ -62,9 +67,22 @@ impl Authenticator {
                     "e.g. \"ou=people,dc=example,dc=org\"",
                 ));
             }
+            let groups_container = match (&t.groups_container, default_groups_container) {
+                (_, None) if t.groups_container.is_some() || t.default_group.is_some() => {
+                    return Err(ConfigError::new(
+                        format!("tenants.{tname}"),
+                        "groups_container / default_group need a [groups] section",
+                        "add [groups] (see config.example.toml) or remove these keys",
+                    ))
+                }
+                (Some(c), _) => Some(c.clone()),
+                (None, d) => d.map(str::to_owned),
+            };
             let tenant = Arc::new(Tenant {
                 name: tname.clone(),
                 users_container: container,
+                groups_container,
+                default_group: t.default_group.clone(),
             });
             for (name, tok) in &t.tokens {
                 let key = format!("tenants.{tname}.tokens.{name}");
@@ -162,11 +180,11 @@ mod tests {
         tenants.insert(
             "acme".to_owned(),
             TenantConfig {
-                users_container: None,
                 tokens,
+                ..Default::default()
             },
         );
-        Authenticator::from_config(&tenants, "ou=people,dc=example,dc=org").unwrap()
+        Authenticator::from_config(&tenants, "ou=people,dc=example,dc=org", None).unwrap()
     }
 
     #[test]
@@ -220,11 +238,11 @@ mod tests {
         tenants.insert(
             "t".to_owned(),
             TenantConfig {
-                users_container: None,
                 tokens,
+                ..Default::default()
             },
         );
-        let err = Authenticator::from_config(&tenants, "ou=p,dc=x")
+        let err = Authenticator::from_config(&tenants, "ou=p,dc=x", None)
             .err()
             .unwrap();
         assert_eq!(err.key, "tenants.t.tokens.x.sha256");

@@ -56,6 +56,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub cache: CacheConfig,
     pub users: UsersConfig,
+    /// Optional: without it, `/Groups` is not served.
+    #[serde(default)]
+    pub groups: Option<GroupsConfig>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -216,6 +219,38 @@ pub struct UsersConfig {
     pub derive: BTreeMap<String, Vec<String>>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsConfig {
+    pub container: String,
+    pub object_classes: Vec<String>,
+    pub rdn: String,
+    /// The LDAP attribute listing members by DN.
+    #[serde(default = "default_member_attribute")]
+    pub member_attribute: String,
+    /// A DN every group holds besides its real members, for classes such as groupOfNames
+    /// that require at least one member. Never shown through SCIM. Unset: empty groups hold
+    /// no member value (for classes that allow that).
+    #[serde(default)]
+    pub placeholder_member: Option<String>,
+    /// The user attribute listing the groups a user is in (OpenLDAP memberof overlay, AD).
+    /// Unset: found by searching the groups container.
+    #[serde(default)]
+    pub member_of_attribute: Option<String>,
+    /// Also report groups reached through nested groups, as `type: "indirect"`.
+    #[serde(default)]
+    pub nested: bool,
+    #[serde(default)]
+    pub reject_unmapped: bool,
+    pub attributes: BTreeMap<String, AttrSpec>,
+    #[serde(default)]
+    pub derive: BTreeMap<String, Vec<String>>,
+}
+
+fn default_member_attribute() -> String {
+    "member".to_owned()
+}
+
 /// How `active` is stored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(tag = "strategy", rename_all = "kebab-case", deny_unknown_fields)]
@@ -263,12 +298,18 @@ pub enum TransformName {
     Boolean,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Where this tenant's users live; defaults to `users.container`.
     #[serde(default)]
     pub users_container: Option<String>,
+    /// Where this tenant's groups live; defaults to `groups.container`.
+    #[serde(default)]
+    pub groups_container: Option<String>,
+    /// DN of a group every user created through this tenant's tokens joins.
+    #[serde(default)]
+    pub default_group: Option<String>,
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenConfig>,
 }

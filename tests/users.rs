@@ -905,7 +905,14 @@ async fn discovery_is_public_and_follows_the_mapping() {
     assert_eq!(spc["filter"]["maxResults"], 200);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
     let (_, _, schemas) = bridge.call_as(None, Method::GET, "/Schemas", None).await;
-    assert_eq!(schemas["totalResults"], 2, "core and enterprise");
+    assert_eq!(
+        schemas["totalResults"], 3,
+        "User, the enterprise extension, Group"
+    );
+    assert_eq!(
+        schemas["Resources"][2]["id"],
+        "urn:ietf:params:scim:schemas:core:2.0:Group"
+    );
     let user_schema = &schemas["Resources"][0];
     let names: Vec<&str> = user_schema["attributes"]
         .as_array()
@@ -917,9 +924,14 @@ async fn discovery_is_public_and_follows_the_mapping() {
         names.contains(&"userName") && names.contains(&"addresses") && names.contains(&"active")
     );
     assert!(
-        !names.contains(&"userType") && !names.contains(&"groups"),
+        !names.contains(&"userType") && !names.contains(&"nickname"),
         "unmapped attributes are not advertised"
     );
+    assert!(names.contains(&"groups"), "groups are configured");
+    let (_, _, rts) = bridge
+        .call_as(None, Method::GET, "/ResourceTypes", None)
+        .await;
+    assert_eq!(rts["totalResults"], 2);
 
     // an admin who maps less sees less
     let small = test_config(
@@ -931,8 +943,8 @@ async fn discovery_is_public_and_follows_the_mapping() {
     let small = Bridge::start_with(small).await;
     let (_, schemas) = small.get("/Schemas").await;
     assert_eq!(
-        schemas["totalResults"], 1,
-        "no enterprise schema when nothing of it is mapped"
+        schemas["totalResults"], 2,
+        "no enterprise schema when nothing of it is mapped (User and Group only)"
     );
     let addresses = schemas["Resources"][0]["attributes"]
         .as_array()

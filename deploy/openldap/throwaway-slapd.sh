@@ -90,6 +90,7 @@ olcDbIndex: uid eq
 olcDbIndex: entryUUID eq
 olcDbIndex: mail eq
 olcDbIndex: scimExternalId eq
+olcDbIndex: member eq
 olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {1}to * by users read by * none
 
@@ -98,6 +99,15 @@ objectClass: olcOverlayConfig
 objectClass: olcPPolicyConfig
 olcOverlay: {0}ppolicy
 olcPPolicyDefault: cn=default,ou=policies,dc=example,dc=org
+
+dn: olcOverlay={1}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {1}memberof
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+olcMemberOfDangling: ignore
 LDIF
 /usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }

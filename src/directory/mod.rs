@@ -65,6 +65,9 @@ pub enum DirectoryError {
     NoSuchObject(String),
     #[error("entry already exists: {0}")]
     AlreadyExists(String),
+    /// A value to delete is not there (noSuchAttribute).
+    #[error("no such value: {0}")]
+    NoSuchValue(String),
     /// The directory refused the values (schema, syntax, constraint); the text says why.
     #[error("the directory refused the change: {0}")]
     Rejected(String),
@@ -115,7 +118,12 @@ pub trait Directory: Send + Sync {
 
     async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()>;
 
+    /// One modify, all changes or none. Adding a value that is already there succeeds
+    /// (permissive modify); deleting one that is not fails with `NoSuchValue`.
     async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()>;
+
+    /// LDAP compare: whether the entry at `dn` has this value.
+    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool>;
 
     /// modrdn: a new RDN (old RDN values removed) and optionally a new parent.
     async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()>;

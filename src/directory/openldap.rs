@@ -116,6 +116,10 @@ impl Directory for OpenLdap {
         self.pool.modify(dn, changes).await
     }
 
+    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+        self.pool.compare(dn, attr, value).await
+    }
+
     async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
         self.pool.rename(dn, new_rdn, new_parent).await
     }

@@ -195,9 +195,25 @@ impl LdapPool {
         self.count();
         let res = conn
             .with_timeout(self.timeout)
+            .with_controls(vec![permissive_modify()])
             .modify(dn, to_mods(changes))
             .await;
         self.finish(conn, res, dn)
+    }
+
+    pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+        let mut conn = self.conn().await?;
+        self.count();
+        let res = conn
+            .with_timeout(self.timeout)
+            .compare(dn, attr, value)
+            .await;
+        match res {
+            Ok(r) if r.0.rc == 6 => Ok(true),
+            Ok(r) if r.0.rc == 5 || r.0.rc == 16 => Ok(false),
+            Ok(r) => Err(map_result_code(r.0.rc, &r.0.text, dn)),
+            Err(e) => Err(self.broken(conn, e)),
+        }
     }
 
     pub async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
@@ -241,6 +257,16 @@ impl LdapPool {
                 DirectoryError::Unavailable(other.to_string())
             }
         }
+    }
+}
+
+/// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error
+/// (OpenLDAP and Active Directory both honour it), so membership adds are idempotent.
+fn permissive_modify() -> ldap3::controls::RawControl {
+    ldap3::controls::RawControl {
+        ctype: "1.2.840.113556.1.4.1413".to_owned(),
+        crit: false,
+        val: None,
     }
 }
 
@@ -305,8 +331,9 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
     };
     match rc {
         32 => DirectoryError::NoSuchObject(dn.to_owned()),
+        16 => DirectoryError::NoSuchValue(why),
         68 => DirectoryError::AlreadyExists(dn.to_owned()),
-        16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
+        17..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
         50 => DirectoryError::InsufficientAccess(why),
         3 => DirectoryError::Timeout,
         49 | 51 | 52 => DirectoryError::Unavailable(why),

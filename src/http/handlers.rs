@@ -44,9 +44,13 @@ pub async fn get_user(
     headers: HeaderMap,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
     let user = state.users.get(&ctx(&state, &headers, tenant), &id).await?;
-    Ok(scim_json(StatusCode::OK, &user))
+    Ok(scim_json(
+        StatusCode::OK,
+        &Projection::from_params(&params).apply(user),
+    ))
 }
 
 pub async fn replace_user(
@@ -100,13 +104,7 @@ pub async fn list_users(
     let page = state.users.list(&ctx(&state, &headers, tenant), &q).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": page.total_results,
-            "startIndex": page.start_index,
-            "itemsPerPage": page.resources.len(),
-            "Resources": page.resources,
-        }),
+        &list_response(page, &Projection::from_params(&params)),
     ))
 }
 
@@ -140,6 +138,185 @@ fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> 
         start_index: int("startIndex")?.unwrap_or(1).max(1) as usize,
         count: int("count")?.map(|c| c.max(0) as usize),
     })
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), at the level of top-level
+/// attributes: `id` and `schemas` are always returned.
+#[derive(Debug, Default)]
+struct Projection {
+    attributes: Option<Vec<String>>,
+    excluded: Vec<String>,
+}
+
+impl Projection {
+    fn from_params(params: &HashMap<String, String>) -> Projection {
+        let list = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| {
+                    v.split(',')
+                        .map(|a| top_level_name(a.trim()))
+                        .filter(|a| !a.is_empty())
+                        .collect::<Vec<_>>()
+                })
+        };
+        Projection {
+            attributes: list("attributes"),
+            excluded: list("excludedAttributes").unwrap_or_default(),
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.attributes.is_some() || !self.excluded.is_empty()
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        let has = |l: &[String]| l.iter().any(|a| a.eq_ignore_ascii_case(name));
+        if matches!(name, "id" | "schemas") {
+            return true;
+        }
+        match &self.attributes {
+            Some(only) => has(only),
+            None => !has(&self.excluded),
+        }
+    }
+
+    fn apply(&self, mut v: Value) -> Value {
+        if let Value::Object(m) = &mut v {
+            m.retain(|k, _| self.includes(k));
+        }
+        v
+    }
+}
+
+/// `name.givenName` → `name`; `urn:…:User:department` → the extension URN.
+fn top_level_name(a: &str) -> String {
+    if a.to_ascii_lowercase().starts_with("urn:") {
+        return match a.rfind(':') {
+            Some(i)
+                if a[i + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase()) =>
+            {
+                a[..i].to_owned()
+            }
+            _ => a.to_owned(),
+        };
+    }
+    a.split('.').next().unwrap_or("").to_owned()
+}
+
+fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError> {
+    state
+        .groups
+        .as_ref()
+        .ok_or_else(|| ScimError::not_found("groups are not configured on this server"))
+}
+
+fn list_response(page: crate::service::users::ListPage, projection: &Projection) -> Value {
+    let resources: Vec<Value> = page
+        .resources
+        .into_iter()
+        .map(|r| projection.apply(r))
+        .collect();
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": page.total_results,
+        "startIndex": page.start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+pub async fn create_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    let group = groups(&state)?
+        .create(&ctx(&state, &headers, tenant), &body)
+        .await?;
+    Ok(created(&group))
+}
+
+pub async fn get_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> HttpResult {
+    let p = Projection::from_params(&params);
+    let group = groups(&state)?
+        .get(&ctx(&state, &headers, tenant), &id, p.includes("members"))
+        .await?;
+    Ok(scim_json(StatusCode::OK, &p.apply(group)))
+}
+
+pub async fn list_groups(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> HttpResult {
+    let q = list_query(&params)?;
+    let p = Projection::from_params(&params);
+    let page = groups(&state)?
+        .list(&ctx(&state, &headers, tenant), &q, p.includes("members"))
+        .await?;
+    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+}
+
+pub async fn replace_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    let p = Projection::from_params(&params);
+    let group = groups(&state)?
+        .replace(&ctx(&state, &headers, tenant), &id, &body)
+        .await?;
+    Ok(scim_json(StatusCode::OK, &p.apply(group)))
+}
+
+/// Group PATCH answers 204 (RFC 7644 §3.5.2 allows it) so that a membership change never
+/// reads a large member list back; with `attributes`/`excludedAttributes` it answers 200
+/// with the resource.
+pub async fn patch_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    let p = Projection::from_params(&params);
+    let respond = p.is_set().then(|| p.includes("members"));
+    match groups(&state)?
+        .patch(&ctx(&state, &headers, tenant), &id, &body, respond)
+        .await?
+    {
+        Some(group) => Ok(scim_json(StatusCode::OK, &p.apply(group))),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+pub async fn delete_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+) -> HttpResult {
+    groups(&state)?
+        .delete(&ctx(&state, &headers, tenant), &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn service_provider_config(
@@ -222,6 +399,31 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn projection_keeps_id_and_schemas_and_honours_lists() {
+        let p = Projection::from_params(
+            &[("excludedAttributes".to_owned(), "members,meta".to_owned())].into(),
+        );
+        assert!(!p.includes("members") && !p.includes("meta") && p.includes("displayName"));
+        let p = Projection::from_params(
+            &[(
+                "attributes".to_owned(),
+                "userName,name.givenName".to_owned(),
+            )]
+            .into(),
+        );
+        assert!(
+            p.includes("userName")
+                && p.includes("name")
+                && p.includes("id")
+                && !p.includes("emails")
+        );
+        assert_eq!(
+            top_level_name("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        );
     }
 
     #[test]

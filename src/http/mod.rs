@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::scim::ScimError;
 use crate::service::discovery::Discovery;
+use crate::service::groups::Groups;
 use crate::service::users::Users;
 
 mod handlers;
@@ -26,6 +27,8 @@ pub const BASE_PATH: &str = "/scim/v2";
 
 pub struct AppState {
     pub users: Users,
+    /// `None` when the config has no `[groups]`.
+    pub groups: Option<Groups>,
     pub auth: Authenticator,
     pub discovery: Discovery,
     /// Configured absolute URL of `/scim/v2`; when `None`, derived from `Host`.
@@ -63,6 +66,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(handlers::replace_user)
                 .patch(handlers::patch_user)
                 .delete(handlers::delete_user),
+        )
+        .route(
+            "/Groups",
+            get(handlers::list_groups).post(handlers::create_group),
+        )
+        .route(
+            "/Groups/{id}",
+            get(handlers::get_group)
+                .put(handlers::replace_group)
+                .patch(handlers::patch_group)
+                .delete(handlers::delete_group),
         )
         .route_layer(from_fn_with_state(state.clone(), middleware::authenticate));
     let public = Router::new()

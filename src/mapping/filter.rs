@@ -8,25 +8,34 @@ use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::schema::{AttrDef, AttrType};
 use crate::scim::{ScimError, ScimResult};
 
-use super::{AttrMapping, Target, UserMapping, ValueKind};
+use super::{AttrMapping, Mapping, Target, ValueKind};
 
-impl UserMapping {
+impl Mapping {
     /// Translates a parsed SCIM filter. `id_filter` builds the dialect's filter for an id.
     pub fn ldap_filter(
         &self,
         f: &Filter,
         id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
     ) -> ScimResult<LdapFilter> {
+        self.ldap_filter_with(f, id_filter, &|_| None)
+    }
+
+    /// As `ldap_filter`, with `hook` translating the nodes it knows (e.g. group members,
+    /// whose ids the caller resolved to DNs beforehand).
+    pub fn ldap_filter_with(
+        &self,
+        f: &Filter,
+        id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+        hook: &dyn Fn(&Filter) -> Option<ScimResult<LdapFilter>>,
+    ) -> ScimResult<LdapFilter> {
+        if let Some(done) = hook(f) {
+            return done;
+        }
+        let rec = |x: &Filter| self.ldap_filter_with(x, id_filter, hook);
         match f {
-            Filter::And(a, b) => Ok(LdapFilter::and(vec![
-                self.ldap_filter(a, id_filter)?,
-                self.ldap_filter(b, id_filter)?,
-            ])),
-            Filter::Or(a, b) => Ok(LdapFilter::or(vec![
-                self.ldap_filter(a, id_filter)?,
-                self.ldap_filter(b, id_filter)?,
-            ])),
-            Filter::Not(a) => Ok(LdapFilter::negate(self.ldap_filter(a, id_filter)?)),
+            Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a)?, rec(b)?])),
+            Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a)?, rec(b)?])),
+            Filter::Not(a) => Ok(LdapFilter::negate(rec(a)?)),
             Filter::Present(p) => self.leaf(p, None, id_filter),
             Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter),
             Filter::ValuePath(p, inner) => {

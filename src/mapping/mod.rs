@@ -108,7 +108,7 @@ pub enum Desired {
 }
 
 #[derive(Debug)]
-pub struct UserMapping {
+pub struct Mapping {
     pub schema: &'static ResourceSchema,
     pub object_classes: Vec<String>,
     pub rdn_attr: String,
@@ -116,45 +116,90 @@ pub struct UserMapping {
     pub attrs: Vec<AttrMapping>,
     pub derived: Vec<(String, Vec<Template>)>,
     pub reject_unmapped: bool,
+    /// The config section ("users", "groups"), for messages.
+    pub section: String,
+    /// The attribute SCIM requires and that names the entry (`userName`, `displayName`).
+    pub required: String,
 }
 
-impl UserMapping {
+/// The parts of a `[users]` or `[groups]` section that describe the mapping.
+pub struct MappingSpec<'a> {
+    /// "users" or "groups": the config section, for messages.
+    pub section: &'a str,
+    pub object_classes: &'a [String],
+    pub rdn: &'a str,
+    pub attributes: &'a BTreeMap<String, AttrSpec>,
+    pub derive: &'a BTreeMap<String, Vec<String>>,
+    pub reject_unmapped: bool,
+    /// Users only: how `active` is stored.
+    pub deactivate: Option<&'a DeactivateConfig>,
+    /// The attribute SCIM requires (`userName`, `displayName`).
+    pub required: &'a str,
+}
+
+impl Mapping {
     pub fn from_config(
         cfg: &UsersConfig,
         schema: &'static ResourceSchema,
-    ) -> Result<UserMapping, ConfigError> {
-        if cfg.object_classes.is_empty() {
+    ) -> Result<Mapping, ConfigError> {
+        Self::from_spec(
+            &MappingSpec {
+                section: "users",
+                object_classes: &cfg.object_classes,
+                rdn: &cfg.rdn,
+                attributes: &cfg.attributes,
+                derive: &cfg.derive,
+                reject_unmapped: cfg.reject_unmapped,
+                deactivate: Some(&cfg.deactivate),
+                required: "userName",
+            },
+            schema,
+        )
+    }
+
+    pub fn from_spec(
+        spec: &MappingSpec<'_>,
+        schema: &'static ResourceSchema,
+    ) -> Result<Mapping, ConfigError> {
+        let sec = spec.section;
+        if spec.object_classes.is_empty() {
             return Err(ConfigError::new(
-                "users.object_classes",
+                format!("{sec}.object_classes"),
                 "no object classes",
-                "list the classes new users get, e.g. [\"inetOrgPerson\"]",
+                "list the classes new entries get, e.g. [\"inetOrgPerson\"] or [\"groupOfNames\"]",
             ));
         }
-        for oc in &cfg.object_classes {
-            check_ldap_name(oc, "users.object_classes")?;
+        for oc in spec.object_classes {
+            check_ldap_name(oc, &format!("{sec}.object_classes"))?;
         }
-        let (rdn_attr, rdn_template) = cfg.rdn.split_once('=').ok_or_else(|| {
+        let rdn_example = format!(
+            "e.g. rdn = \"uid={{{}}}\" or \"cn={{{}}}\"",
+            spec.required, spec.required
+        );
+        let (rdn_attr, rdn_template) = spec.rdn.split_once('=').ok_or_else(|| {
             ConfigError::new(
-                "users.rdn",
-                format!("\"{}\" is not of the form attribute={{template}}", cfg.rdn),
-                "e.g. rdn = \"uid={userName}\"",
+                format!("{sec}.rdn"),
+                format!("\"{}\" is not of the form attribute={{template}}", spec.rdn),
+                &rdn_example,
             )
         })?;
         let rdn_attr = rdn_attr.trim().to_owned();
-        check_ldap_name(&rdn_attr, "users.rdn")?;
+        check_ldap_name(&rdn_attr, &format!("{sec}.rdn"))?;
         let rdn_value = Template::parse(rdn_template.trim(), schema)
-            .map_err(|e| ConfigError::new("users.rdn", e, "e.g. rdn = \"uid={userName}\""))?;
+            .map_err(|e| ConfigError::new(format!("{sec}.rdn"), e, &rdn_example))?;
 
         let mut attrs = Vec::new();
-        for (scim, spec) in &cfg.attributes {
-            attrs.push(parse_mapping(scim, spec, schema)?);
+        for (scim, attr_spec) in spec.attributes {
+            attrs.push(parse_mapping(sec, scim, attr_spec, schema)?);
         }
-        attrs.push(active_mapping(&cfg.deactivate)?);
+        if let Some(d) = spec.deactivate {
+            attrs.push(active_mapping(d)?);
+        }
         let mut seen: HashMap<String, &str> = HashMap::new();
         for m in &attrs {
             if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
                 return Err(ConfigError::new(
-                    format!("users.attributes.\"{}\"", m.scim),
+                    format!("{sec}.attributes.\"{}\"", m.scim),
                     format!(
                         "LDAP attribute `{}` is already mapped from `{other}`",
                         m.ldap
@@ -165,38 +210,40 @@ impl UserMapping {
         }
         if !attrs
             .iter()
-            .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName"))
+            .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == spec.required))
         {
             return Err(ConfigError::new(
-                "users.attributes.userName",
-                "userName is not mapped",
-                "add e.g. userName = \"uid\"; SCIM requires userName",
+                format!("{sec}.attributes.{}", spec.required),
+                format!("{} is not mapped", spec.required),
+                format!("add e.g. {} = \"cn\"; SCIM requires it", spec.required),
             ));
         }
         let mut derived = Vec::new();
-        for (ldap, templates) in &cfg.derive {
-            check_ldap_name(ldap, &format!("users.derive.{ldap}"))?;
+        for (ldap, templates) in spec.derive {
+            check_ldap_name(ldap, &format!("{sec}.derive.{ldap}"))?;
             let parsed = templates
                 .iter()
                 .map(|t| Template::parse(t, schema))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
                     ConfigError::new(
-                        format!("users.derive.{ldap}"),
+                        format!("{sec}.derive.{ldap}"),
                         e,
                         "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
                     )
                 })?;
             derived.push((ldap.clone(), parsed));
         }
-        Ok(UserMapping {
+        Ok(Mapping {
             schema,
-            object_classes: cfg.object_classes.clone(),
+            object_classes: spec.object_classes.to_vec(),
             rdn_attr,
             rdn_value,
             attrs,
             derived,
-            reject_unmapped: cfg.reject_unmapped,
+            reject_unmapped: spec.reject_unmapped,
+            section: sec.to_owned(),
+            required: spec.required.to_owned(),
         })
     }
 
@@ -210,13 +257,25 @@ impl UserMapping {
         v
     }
 
-    /// The LDAP attribute holding `userName`.
+    /// The LDAP attribute holding the required naming attribute (`userName`, `displayName`).
     pub fn username_attr(&self) -> &str {
         self.attrs
             .iter()
-            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "userName"))
+            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == self.required))
             .map(|m| m.ldap.as_str())
-            .unwrap_or("uid")
+            .unwrap_or("cn")
+    }
+
+    /// The naming value read off a DN, when the RDN is exactly the naming attribute
+    /// (`cn={displayName}` with displayName mapped to cn): saves a read per group shown.
+    pub fn name_from_dn(&self, dn: &str) -> Option<String> {
+        let plain = self.rdn_attr.eq_ignore_ascii_case(self.username_attr())
+            && self.rdn_value.source() == format!("{{{}}}", self.required);
+        if !plain {
+            return None;
+        }
+        let (rdn, _) = split_first_rdn(dn);
+        rdn.split_once('=').map(|(_, v)| unescape_dn_value(v))
     }
 
     /// The mapping that stores `active`.
@@ -483,7 +542,9 @@ impl UserMapping {
                         }
                     }
                 }
-            } else if !mapped(Container::Core, k) && k != "id" && k != "meta" && k != "groups" {
+            } else if !mapped(Container::Core, k)
+                && !matches!(k.as_str(), "id" | "meta" | "groups" | "members")
+            {
                 out.push(k.clone());
             }
         }
@@ -504,8 +565,9 @@ impl UserMapping {
         }
         if self.reject_unmapped {
             return Err(ScimError::invalid_value(format!(
-                "these attributes are not mapped to the directory: {} (users.reject_unmapped is on)",
-                unmapped.join(", ")
+                "these attributes are not mapped to the directory: {} ({}.reject_unmapped is on)",
+                unmapped.join(", "),
+                self.section
             )));
         }
         tracing::debug!(attributes = %unmapped.join(", "), "ignoring unmapped attributes");
@@ -606,11 +668,12 @@ fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
 }
 
 fn parse_mapping(
+    section: &str,
     scim: &str,
     spec: &AttrSpec,
     schema: &ResourceSchema,
 ) -> Result<AttrMapping, ConfigError> {
-    let key = format!("users.attributes.\"{scim}\"");
+    let key = format!("{section}.attributes.\"{scim}\"");
     let (ldap, primary, transform) = match spec {
         AttrSpec::Ldap(l) => (l.clone(), false, None),
         AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform),
@@ -634,6 +697,13 @@ fn parse_mapping(
         )
     })?;
     match attr.name {
+        "members" => {
+            return Err(ConfigError::new(
+                &key,
+                "`members` is stored through groups.member_attribute, not as an attribute",
+                "remove this line (member_attribute defaults to \"member\")",
+            ))
+        }
         "id" | "meta" | "groups" => {
             return Err(ConfigError::new(
                 &key,

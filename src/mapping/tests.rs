@@ -17,15 +17,15 @@ fn raw(toml: &str) -> RawConfig {
     Figment::from(Toml::string(toml)).extract().unwrap()
 }
 
-fn example() -> UserMapping {
-    UserMapping::from_config(&raw(EXAMPLE).users, &USER_RESOURCE).unwrap()
+fn example() -> Mapping {
+    Mapping::from_config(&raw(EXAMPLE).users, &USER_RESOURCE).unwrap()
 }
 
-fn with_attributes(extra: &str) -> Result<UserMapping, ConfigError> {
+fn with_attributes(extra: &str) -> Result<Mapping, ConfigError> {
     let toml = format!(
         "[ldap]\nurl='ldap://x'\nbind_dn='cn=a'\n[users]\ncontainer='ou=p'\nobject_classes=['inetOrgPerson']\nrdn='uid={{userName}}'\n[users.attributes]\nuserName='uid'\n{extra}"
     );
-    UserMapping::from_config(&raw(&toml).users, &USER_RESOURCE)
+    Mapping::from_config(&raw(&toml).users, &USER_RESOURCE)
 }
 
 fn entry(attrs: &[(&str, &[&str])]) -> Entry {
@@ -241,8 +241,8 @@ fn rdn_values_are_escaped() {
         &rdn,
     );
     assert!(add.contains(&("uid".to_owned(), vec!["smith, john+1".to_owned()])));
-    assert!(UserMapping::needs_rename("uid=a,ou=p", "uid=b"));
-    assert!(!UserMapping::needs_rename("uid=a,ou=p", "uid=a"));
+    assert!(Mapping::needs_rename("uid=a,ou=p", "uid=b"));
+    assert!(!Mapping::needs_rename("uid=a,ou=p", "uid=a"));
 }
 
 fn ldap(f: &str) -> String {

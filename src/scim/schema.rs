@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrType {
@@ -297,6 +298,36 @@ pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     ],
 };
 
+const MEMBER_SUBS: &[AttrDef] = &[
+    AttrDef {
+        mutability: Mutability::Immutable,
+        ..AttrDef::string("value", "The id of the member User or Group.")
+    },
+    AttrDef {
+        ty: AttrType::Reference,
+        mutability: Mutability::Immutable,
+        ..AttrDef::string("$ref", "URI of the member resource.")
+    },
+    AttrDef::string("display", "The member's display name.").read_only(),
+    AttrDef {
+        mutability: Mutability::Immutable,
+        ..AttrDef::string("type", "User or Group.").canonical(&["User", "Group"])
+    },
+];
+
+pub static GROUP: SchemaDef = SchemaDef {
+    id: GROUP_SCHEMA,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        AttrDef {
+            required: true,
+            ..AttrDef::string("displayName", "A human-readable name for the Group.")
+        },
+        AttrDef::complex("members", "The members of the Group.", MEMBER_SUBS).multi(),
+    ],
+};
+
 /// Common attributes (RFC 7643 §3.1) that a mapping may bind.
 pub static COMMON: SchemaDef = SchemaDef {
     id: "",
@@ -341,6 +372,11 @@ pub struct ResourceSchema {
 pub static USER_RESOURCE: ResourceSchema = ResourceSchema {
     core: &USER,
     extensions: &[&ENTERPRISE_USER],
+};
+
+pub static GROUP_RESOURCE: ResourceSchema = ResourceSchema {
+    core: &GROUP,
+    extensions: &[],
 };
 
 impl ResourceSchema {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::mapping::{Target, UserMapping};
+use crate::mapping::{Mapping, Target};
 use crate::scim::schema::{AttrDef, Container, SchemaDef};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -18,7 +18,12 @@ pub struct Discovery {
 
 impl Discovery {
     /// Builds the documents once; `{base}` in locations is filled per request.
-    pub fn new(mapping: &UserMapping, max_results: usize, max_body_bytes: usize) -> Discovery {
+    pub fn new(
+        mapping: &Mapping,
+        groups: Option<&Mapping>,
+        max_results: usize,
+        max_body_bytes: usize,
+    ) -> Discovery {
         let service_provider_config = json!({
             "schemas": [SPC_SCHEMA],
             "documentationUri": "https://github.com/scim2ldap/scim2ldap#readme",
@@ -36,7 +41,14 @@ impl Discovery {
             }],
             "meta": {"resourceType": "ServiceProviderConfig", "location": "{base}/ServiceProviderConfig"}
         });
-        let mut schemas = vec![schema_doc(mapping.schema.core, mapping, Container::Core)];
+        // `groups` (on users) and `members` are served when groups are configured
+        let user_extra: &[&str] = if groups.is_some() { &["groups"] } else { &[] };
+        let mut schemas = vec![schema_doc(
+            mapping.schema.core,
+            mapping,
+            Container::Core,
+            user_extra,
+        )];
         let mut extensions = Vec::new();
         for ext in mapping.schema.extensions {
             if mapping
@@ -44,7 +56,7 @@ impl Discovery {
                 .iter()
                 .any(|m| m.target.container() == Container::Extension(ext.id))
             {
-                schemas.push(schema_doc(ext, mapping, Container::Extension(ext.id)));
+                schemas.push(schema_doc(ext, mapping, Container::Extension(ext.id), &[]));
                 extensions.push(json!({"schema": ext.id, "required": false}));
             }
         }
@@ -58,6 +70,20 @@ impl Discovery {
             "schemaExtensions": extensions,
             "meta": {"resourceType": "ResourceType", "location": "{base}/ResourceTypes/User"}
         })];
+        let mut resource_types = resource_types;
+        if let Some(g) = groups {
+            schemas.push(schema_doc(g.schema.core, g, Container::Core, &["members"]));
+            resource_types.push(json!({
+                "schemas": [RESOURCE_TYPE_SCHEMA],
+                "id": "Group",
+                "name": "Group",
+                "endpoint": "/Groups",
+                "description": "Groups in the directory",
+                "schema": g.schema.core.id,
+                "schemaExtensions": [],
+                "meta": {"resourceType": "ResourceType", "location": "{base}/ResourceTypes/Group"}
+            }));
+        }
         Discovery {
             service_provider_config,
             schemas,
@@ -67,7 +93,12 @@ impl Discovery {
 }
 
 /// A schema resource listing only the attributes (and sub-attributes) the mapping stores.
-fn schema_doc(schema: &SchemaDef, mapping: &UserMapping, container: Container) -> Value {
+fn schema_doc(
+    schema: &SchemaDef,
+    mapping: &Mapping,
+    container: Container,
+    extra: &[&str],
+) -> Value {
     let mut attributes = Vec::new();
     for def in schema.attributes {
         let targets: Vec<&Target> = mapping
@@ -76,6 +107,11 @@ fn schema_doc(schema: &SchemaDef, mapping: &UserMapping, container: Container) -
             .map(|m| &m.target)
             .filter(|t| t.container() == container && t.top_name() == def.name)
             .collect();
+        if extra.contains(&def.name) {
+            let all: Vec<&AttrDef> = def.sub_attributes.iter().collect();
+            attributes.push(def.to_json(&all));
+            continue;
+        }
         if targets.is_empty() {
             continue;
         }

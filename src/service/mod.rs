@@ -8,6 +8,9 @@ use crate::directory::DirectoryError;
 use crate::scim::ScimError;
 
 pub mod discovery;
+pub mod groups;
+pub mod memberships;
+pub mod store;
 pub mod users;
 
 /// Who is asking and how they reach us: the tenant fixes the directory subtree, the base URL
@@ -43,7 +46,7 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::AlreadyExists(dn) => {
                 ScimError::uniqueness(format!("a directory entry named {dn} already exists"))
             }
-            DirectoryError::Rejected(why) => {
+            DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
                 ScimError::invalid_value(format!("the directory refused the values: {why}"))
             }
             DirectoryError::InsufficientAccess(why) => {

@@ -5,21 +5,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
-use tracing::{debug, info, warn};
+use serde_json::{Map, Value};
+use tracing::{info, warn};
 
-use crate::cache::DnCache;
 use crate::config::DeleteMode;
 use crate::directory::filter::{is_under, split_first_rdn};
-use crate::directory::{Change, Directory, DirectoryError, Entry, LdapFilter};
-use crate::mapping::{Desired, UserMapping};
+use crate::directory::{Change, DirectoryError, Entry, LdapFilter};
+use crate::mapping::{Desired, Mapping, ValueKind};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
-use super::{generalized_to_rfc3339, RequestCtx};
+use super::memberships::Memberships;
+use super::store::Store;
+use super::RequestCtx;
 
 #[derive(Debug, Clone)]
 pub struct UserSettings {
@@ -48,106 +49,44 @@ pub struct ListPage {
 type Refs = HashMap<String, String>;
 
 pub struct Users {
-    dir: Arc<dyn Directory>,
-    mapping: Arc<UserMapping>,
-    cache: DnCache,
+    store: Arc<Store>,
     settings: UserSettings,
-    read_attrs: Vec<String>,
+    memberships: Option<Arc<Memberships>>,
 }
 
 impl Users {
     pub fn new(
-        dir: Arc<dyn Directory>,
-        mapping: Arc<UserMapping>,
-        cache: DnCache,
+        store: Arc<Store>,
         settings: UserSettings,
+        memberships: Option<Arc<Memberships>>,
     ) -> Users {
-        let read_attrs = mapping.ldap_attributes();
         Users {
-            dir,
-            mapping,
-            cache,
+            store,
             settings,
-            read_attrs,
+            memberships,
         }
     }
 
-    pub fn mapping(&self) -> &UserMapping {
-        &self.mapping
+    pub fn mapping(&self) -> &Mapping {
+        &self.store.mapping
     }
 
     pub fn max_results(&self) -> usize {
         self.settings.max_results
     }
 
-    fn attrs(&self) -> Vec<&str> {
-        self.read_attrs.iter().map(String::as_str).collect()
+    fn mapping_ref(&self) -> &Mapping {
+        &self.store.mapping
     }
 
-    /// Users are entries of the first configured object class.
-    fn class_filter(&self) -> LdapFilter {
-        LdapFilter::eq("objectClass", self.mapping.object_classes[0].clone())
-    }
-
-    fn user_name_of<'e>(&self, e: &'e Entry) -> Option<&'e str> {
-        e.first(self.mapping.username_attr())
+    async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
+        self.store
+            .locate(&ctx.tenant.users_container, id, &self.store.attrs())
+            .await
     }
 
     async fn remember(&self, ctx: &RequestCtx, e: &Entry) {
-        self.cache
-            .remember(
-                &e.id,
-                &e.dn,
-                &ctx.tenant.users_container,
-                self.user_name_of(e),
-            )
-            .await;
-    }
-
-    /// Finds the entry for `id` in the tenant's container: the cached DN is read and its id
-    /// checked (one LDAP read); otherwise, or when stale, one search by id.
-    async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
-        let container = &ctx.tenant.users_container;
-        if let Some(dn) = self.cache.dn_for_id(id).await {
-            if is_under(&dn, container) {
-                if let Some(e) = self.dir.read(&dn, &self.attrs()).await? {
-                    if e.id.eq_ignore_ascii_case(id) {
-                        return Ok(e);
-                    }
-                }
-            }
-            debug!(id, dn, "stale DN cache entry; re-resolving");
-            self.cache.forget(id, Some(&dn), container, None).await;
-        }
-        let not_found = || ScimError::not_found(format!("no User with id \"{id}\""));
-        let by_id = self.dir.id_filter(id).ok_or_else(not_found)?;
-        let filter = LdapFilter::and(vec![self.class_filter(), by_id]);
-        let (entries, _) = self
-            .dir
-            .search(container, &filter, &self.attrs(), 2)
-            .await?;
-        let e = entries.into_iter().next().ok_or_else(not_found)?;
-        self.remember(ctx, &e).await;
-        Ok(e)
-    }
-
-    /// The SCIM id of the user at `dn`, if it is a user this tenant can see.
-    async fn id_for_dn(&self, ctx: &RequestCtx, dn: &str) -> ScimResult<Option<String>> {
-        if !is_under(dn, &ctx.tenant.users_container) {
-            return Ok(None);
-        }
-        if let Some(id) = self.cache.id_for_dn(dn).await {
-            return Ok(Some(id));
-        }
-        match self.dir.read(dn, &[self.dir.id_attribute()]).await? {
-            Some(e) if !e.id.is_empty() => {
-                self.cache
-                    .remember(&e.id, &e.dn, &ctx.tenant.users_container, None)
-                    .await;
-                Ok(Some(e.id))
-            }
-            _ => Ok(None),
-        }
+        self.store.remember(&ctx.tenant.users_container, e).await;
     }
 
     /// The entry as SCIM attributes (no id/meta), with DN references turned into ids; also
@@ -159,25 +98,28 @@ impl Users {
     ) -> ScimResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
-            .mapping
+            .mapping_ref()
             .attrs
             .iter()
-            .filter(|m| m.kind == crate::mapping::ValueKind::UserDn)
+            .filter(|m| m.kind == ValueKind::UserDn)
         {
             if let Some(dn) = e.first(&m.ldap) {
-                if let Some(id) = self.id_for_dn(ctx, dn).await? {
+                if let Some(id) = self
+                    .store
+                    .id_for_dn(&ctx.tenant.users_container, dn)
+                    .await?
+                {
                     ids.insert(dn.to_owned(), id);
                 }
             }
         }
-        let res = self.mapping.to_scim(e, &|dn| ids.get(dn).cloned());
+        let res = self.mapping_ref().to_scim(e, &|dn| ids.get(dn).cloned());
         Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
     }
 
-    /// The full resource: attributes plus `schemas`, `id` and `meta`.
+    /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`.
     async fn render(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Value> {
         let (mut res, _) = self.scim_view(ctx, e).await?;
-        let location = format!("{}/Users/{}", ctx.base_url, e.id);
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
         if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
             schemas.push(Value::String(ENTERPRISE_USER_SCHEMA.into()));
@@ -190,18 +132,17 @@ impl Users {
                 }
             }
         }
-        let mut meta = json!({"resourceType": "User", "location": location});
-        if let Some(t) = e.first("createTimestamp").and_then(generalized_to_rfc3339) {
-            meta["created"] = Value::String(t);
-        }
-        if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
-            meta["lastModified"] = Value::String(t);
-        }
         let mut out = Map::new();
         out.insert("schemas".into(), Value::Array(schemas));
         out.insert("id".into(), Value::String(e.id.clone()));
         out.extend(res);
-        out.insert("meta".into(), meta);
+        if let Some(m) = &self.memberships {
+            let groups = m.groups_of(ctx, e).await?;
+            if !groups.is_empty() {
+                out.insert("groups".into(), Value::Array(groups));
+            }
+        }
+        out.insert("meta".into(), self.store.meta(&ctx.base_url, e));
         Ok(Value::Object(out))
     }
 
@@ -214,7 +155,7 @@ impl Users {
         known: Refs,
     ) -> ScimResult<Refs> {
         let mut out = known;
-        for id in self.mapping.referenced_ids(res) {
+        for id in self.mapping_ref().referenced_ids(res) {
             if out.contains_key(&id) {
                 continue;
             }
@@ -229,58 +170,36 @@ impl Users {
         Ok(out)
     }
 
-    /// 409 when another user of this tenant has `user_name`.
-    async fn ensure_unique(
-        &self,
-        ctx: &RequestCtx,
-        user_name: &str,
-        except_id: Option<&str>,
-    ) -> ScimResult<()> {
-        let filter = LdapFilter::and(vec![
-            self.class_filter(),
-            LdapFilter::eq(self.mapping.username_attr(), user_name),
-        ]);
-        let (found, _) = self
-            .dir
-            .search(
-                &ctx.tenant.users_container,
-                &filter,
-                &[self.mapping.username_attr()],
-                1,
-            )
-            .await?;
-        match found.first() {
-            Some(e) if Some(e.id.as_str()) != except_id => Err(ScimError::uniqueness(format!(
-                "userName \"{user_name}\" is already taken by another user"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
     /// Normalises a request body into a resource and checks what every write needs.
     fn parse_body(&self, body: &Value) -> ScimResult<Map<String, Value>> {
-        let n = normalize_resource(body, self.mapping.schema)?;
+        let n = normalize_resource(body, self.mapping_ref().schema)?;
         let mut res = n.resource;
         // Read-only attributes in a request are ignored (RFC 7643 §2.2).
         for k in ["id", "meta", "groups"] {
             res.remove(k);
         }
-        self.mapping.check_unmapped(&res, &n.ignored)?;
+        self.mapping_ref().check_unmapped(&res, &n.ignored)?;
         required_user_name(&res)?;
         Ok(res)
     }
 
     pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
+        let container = &ctx.tenant.users_container;
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
-        let desired = self.mapping.to_ldap(&res, &|id| refs.get(id).cloned())?;
-        let rdn = self.mapping.rdn(&res)?;
-        let dn = format!("{rdn},{}", ctx.tenant.users_container);
-        self.ensure_unique(ctx, &user_name, None).await?;
+        let desired = self
+            .mapping_ref()
+            .to_ldap(&res, &|id| refs.get(id).cloned())?;
+        let rdn = self.mapping_ref().rdn(&res)?;
+        let dn = format!("{rdn},{container}");
+        self.store
+            .ensure_unique(container, &user_name, None)
+            .await?;
         match self
+            .store
             .dir
-            .add(&dn, self.mapping.new_entry(&desired, &rdn))
+            .add(&dn, self.mapping_ref().new_entry(&desired, &rdn))
             .await
         {
             Ok(()) => {}
@@ -291,12 +210,35 @@ impl Users {
             }
             Err(e) => return Err(e.into()),
         }
-        let e = self.dir.read(&dn, &self.attrs()).await?.ok_or_else(|| {
-            ScimError::internal(format!("entry {dn} vanished right after it was added"))
-        })?;
+        if let Err(err) = self.join_default_group(ctx, &dn).await {
+            // all or nothing: the user is not left behind outside its tenant's group
+            if let Err(e) = self.store.dir.delete(&dn).await {
+                warn!(
+                    dn,
+                    "could not remove a user whose default group failed: {e}"
+                );
+            }
+            return Err(err);
+        }
+        let e = self
+            .store
+            .dir
+            .read(&dn, &self.store.attrs())
+            .await?
+            .ok_or_else(|| {
+                ScimError::internal(format!("entry {dn} vanished right after it was added"))
+            })?;
         self.remember(ctx, &e).await;
         info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
         self.render(ctx, &e).await
+    }
+
+    /// Users created through a tenant with a default group join it (one member add).
+    async fn join_default_group(&self, ctx: &RequestCtx, dn: &str) -> ScimResult<()> {
+        match (&self.memberships, &ctx.tenant.default_group) {
+            (Some(m), Some(group)) => m.modify(group, vec![], vec![dn.to_owned()], vec![]).await,
+            _ => Ok(()),
+        }
     }
 
     pub async fn get(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Value> {
@@ -316,15 +258,15 @@ impl Users {
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &ops, self.mapping.schema)?;
-        self.mapping.check_unmapped(&new_res, &[])?;
+        apply_patch(&mut new_res, &ops, self.mapping_ref().schema)?;
+        self.mapping_ref().check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
     /// Takes the entry from `old_res` to `new_res`: one modify of the attributes whose
-    /// directory state differs, then a rename if the RDN changed; a failed rename undoes the
-    /// modify.
+    /// directory state differs, then a rename if the RDN changed (groups follow the new DN);
+    /// a failed rename undoes the modify.
     async fn write(
         &self,
         ctx: &RequestCtx,
@@ -333,31 +275,36 @@ impl Users {
         old_refs: Refs,
         new_res: Map<String, Value>,
     ) -> ScimResult<Value> {
+        let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| refs.get(id).cloned();
-        let old = self.mapping.to_ldap(&old_res, &lookup)?;
-        let new = self.mapping.to_ldap(&new_res, &lookup)?;
-        let mut changes = self.mapping.changes(&e, &old, &new);
+        let mapping = self.mapping_ref();
+        let old = mapping.to_ldap(&old_res, &lookup)?;
+        let new = mapping.to_ldap(&new_res, &lookup)?;
+        let mut changes = mapping.changes(&e, &old, &new);
 
         let new_name = required_user_name(&new_res)?;
-        let old_name = self.user_name_of(&e).unwrap_or_default().to_owned();
+        let old_name = self.store.name_of(&e).unwrap_or_default().to_owned();
         if !new_name.eq_ignore_ascii_case(&old_name) {
-            self.ensure_unique(ctx, new_name, Some(&e.id)).await?;
+            self.store
+                .ensure_unique(container, new_name, Some(&e.id))
+                .await?;
         }
-        let new_rdn = self.mapping.rdn(&new_res)?;
-        let rename = UserMapping::needs_rename(&e.dn, &new_rdn);
+        let new_rdn = mapping.rdn(&new_res)?;
+        let rename = Mapping::needs_rename(&e.dn, &new_rdn);
         if rename {
             // modrdn sets the naming attribute; the modify must leave it alone
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.mapping.rdn_attr));
+            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
         if changes.is_empty() && !rename {
             return self.render(ctx, &e).await;
         }
-        self.dir.modify(&e.dn, &changes).await?;
+        self.store.dir.modify(&e.dn, &changes).await?;
         let mut dn = e.dn.clone();
         if rename {
-            if let Err(err) = self.dir.rename(&e.dn, &new_rdn, None).await {
-                self.undo(&e, &changes).await;
+            let (old_rdn, parent) = split_first_rdn(&e.dn);
+            if let Err(err) = self.store.dir.rename(&e.dn, &new_rdn, None).await {
+                self.store.undo(&e, &changes).await;
                 return Err(match err {
                     DirectoryError::AlreadyExists(_) => {
                         ScimError::uniqueness(format!("userName \"{new_name}\" is already taken"))
@@ -365,57 +312,79 @@ impl Users {
                     other => other.into(),
                 });
             }
-            let (_, parent) = split_first_rdn(&e.dn);
             dn = format!("{new_rdn},{parent}");
-            self.cache
-                .forget_name(&ctx.tenant.users_container, &old_name)
-                .await;
+            if let Some(m) = &self.memberships {
+                if let Err(err) = m.renamed(ctx, &e.dn, &dn).await {
+                    // put everything back rather than leave groups pointing at nothing
+                    let _ = m.renamed(ctx, &dn, &e.dn).await;
+                    if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
+                        warn!(dn, "could not undo a user rename: {back}");
+                    }
+                    self.store.undo(&e, &changes).await;
+                    return Err(err);
+                }
+            }
+            self.store.cache.forget_name(container, &old_name).await;
         }
-        let updated = self.dir.read(&dn, &self.attrs()).await?.ok_or_else(|| {
-            ScimError::conflict("the entry was moved or deleted while it was being updated")
-        })?;
+        let updated = self
+            .store
+            .dir
+            .read(&dn, &self.store.attrs())
+            .await?
+            .ok_or_else(|| {
+                ScimError::conflict("the entry was moved or deleted while it was being updated")
+            })?;
         self.remember(ctx, &updated).await;
         self.render(ctx, &updated).await
     }
 
-    /// Puts the attributes `changes` touched back to their values in `before`.
-    async fn undo(&self, before: &Entry, changes: &[Change]) {
-        let restore: Vec<Change> = changes
-            .iter()
-            .map(|c| Change::Replace(c.attr().to_owned(), before.values(c.attr()).to_vec()))
-            .collect();
-        if let Err(e) = self.dir.modify(&before.dn, &restore).await {
-            warn!(dn = %before.dn, "could not undo a partial update: {e}");
-        }
-    }
-
     /// DELETE: by default disable and move to the archive container (reversible, and SCIM
-    /// answers 404 from then on); with `delete_mode = "delete"`, remove the entry.
+    /// answers 404 from then on); with `delete_mode = "delete"`, remove the entry. Either
+    /// way the user leaves its groups first (and rejoins them if the delete fails), since no
+    /// group may list an id that answers 404.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let e = self.locate(ctx, id).await?;
         let container = &ctx.tenant.users_container;
-        match (self.settings.delete_mode, &self.settings.archive_container) {
-            (DeleteMode::Delete, _) => self.dir.delete(&e.dn).await?,
-            (DeleteMode::Archive, None) => {
-                return Err(ScimError::internal(
-                    "delete_mode is archive but no archive_container is set",
-                ))
+        let groups = match (&self.memberships, ctx.tenant.groups_container.as_deref()) {
+            (Some(m), Some(gc)) => m.parents(gc, &e.dn).await?,
+            _ => Vec::new(),
+        };
+        if let Some(m) = &self.memberships {
+            for g in &groups {
+                m.modify(g, vec![], vec![], vec![e.dn.clone()]).await?;
             }
-            (DeleteMode::Archive, Some(archive)) => self.archive(&e, archive).await?,
         }
-        self.cache
-            .forget(&e.id, Some(&e.dn), container, self.user_name_of(&e))
+        let done = match (self.settings.delete_mode, &self.settings.archive_container) {
+            (DeleteMode::Delete, _) => self.store.dir.delete(&e.dn).await.map_err(ScimError::from),
+            (DeleteMode::Archive, None) => Err(ScimError::internal(
+                "delete_mode is archive but no archive_container is set",
+            )),
+            (DeleteMode::Archive, Some(archive)) => self.archive(&e, archive).await,
+        };
+        if let Err(err) = done {
+            if let Some(m) = &self.memberships {
+                for g in &groups {
+                    if let Err(e2) = m.modify(g, vec![], vec![e.dn.clone()], vec![]).await {
+                        warn!(group = %g, "could not restore a membership after a failed delete: {e2}");
+                    }
+                }
+            }
+            return Err(err);
+        }
+        self.store
+            .cache
+            .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
             .await;
         info!(tenant = %ctx.tenant.name, id = %e.id, mode = ?self.settings.delete_mode, "user deleted");
         Ok(())
     }
 
     async fn archive(&self, e: &Entry, archive: &str) -> ScimResult<()> {
-        let lock = match self.mapping.active() {
+        let lock = match self.mapping_ref().active() {
             Some(m) => {
                 let mut res = Map::new();
                 res.insert("active".into(), Value::Bool(false));
-                match self.mapping.to_ldap(&res, &|_| None)?.remove(&m.ldap) {
+                match self.mapping_ref().to_ldap(&res, &|_| None)?.remove(&m.ldap) {
                     Some(Desired::Set(v)) => vec![Change::Replace(m.ldap.clone(), vec![v])],
                     Some(Desired::Clear) => vec![Change::Replace(m.ldap.clone(), vec![])],
                     _ => vec![],
@@ -423,18 +392,18 @@ impl Users {
             }
             None => vec![],
         };
-        self.dir.modify(&e.dn, &lock).await?;
+        self.store.dir.modify(&e.dn, &lock).await?;
         let (rdn, _) = split_first_rdn(&e.dn);
-        let moved = match self.dir.rename(&e.dn, &rdn, Some(archive)).await {
+        let moved = match self.store.dir.rename(&e.dn, &rdn, Some(archive)).await {
             // An earlier archived account has this name: keep both, this one tagged by id.
             Err(DirectoryError::AlreadyExists(_)) => {
                 let tagged = format!("{rdn}-{}", e.id.chars().take(8).collect::<String>());
-                self.dir.rename(&e.dn, &tagged, Some(archive)).await
+                self.store.dir.rename(&e.dn, &tagged, Some(archive)).await
             }
             other => other,
         };
         if let Err(err) = moved {
-            self.undo(e, &lock).await;
+            self.store.undo(e, &lock).await;
             return Err(err.into());
         }
         Ok(())
@@ -453,43 +422,18 @@ impl Users {
         {
             return Ok(page);
         }
-        let scim_filter = match &q.filter {
-            Some(f) => self.mapping.ldap_filter(f, &|id| self.dir.id_filter(id))?,
+        let filter = match &q.filter {
+            Some(f) => self
+                .mapping_ref()
+                .ldap_filter(f, &|id| self.store.dir.id_filter(id))?,
             None => LdapFilter::True,
         };
-        let filter = LdapFilter::and(vec![self.class_filter(), scim_filter]);
-        if filter == LdapFilter::False {
-            return Ok(ListPage {
-                total_results: 0,
-                start_index: start,
-                resources: vec![],
-            });
-        }
-        let id_only = [self.dir.id_attribute()];
-        if count == 0 {
-            let (all, _) = self.dir.search(container, &filter, &id_only, 0).await?;
-            return Ok(ListPage {
-                total_results: all.len(),
-                start_index: start,
-                resources: vec![],
-            });
-        }
-        // Fetch only as far as the page ends; count the rest by id only when cut short.
-        let (entries, truncated) = self
-            .dir
-            .search(container, &filter, &self.attrs(), start - 1 + count)
+        let (total, entries) = self
+            .store
+            .page(container, &filter, start, count, &self.store.attrs())
             .await?;
-        let total = if truncated {
-            self.dir
-                .search(container, &filter, &id_only, 0)
-                .await?
-                .0
-                .len()
-        } else {
-            entries.len()
-        };
-        let mut resources = Vec::new();
-        for e in entries.iter().skip(start - 1).take(count) {
+        let mut resources = Vec::with_capacity(entries.len());
+        for e in &entries {
             self.remember(ctx, e).await;
             resources.push(self.render(ctx, e).await?);
         }
@@ -521,13 +465,13 @@ impl Users {
             return Ok(None);
         }
         let container = &ctx.tenant.users_container;
-        let Some(dn) = self.cache.dn_for_name(container, name).await else {
+        let Some(dn) = self.store.cache.dn_for_name(container, name).await else {
             return Ok(None);
         };
-        match self.dir.read(&dn, &self.attrs()).await? {
+        match self.store.dir.read(&dn, &self.store.attrs()).await? {
             Some(e)
                 if is_under(&e.dn, container)
-                    && e.values(self.mapping.username_attr())
+                    && e.values(self.mapping_ref().username_attr())
                         .iter()
                         .any(|v| v.eq_ignore_ascii_case(name)) =>
             {
@@ -538,7 +482,7 @@ impl Users {
                 }))
             }
             _ => {
-                self.cache.forget_name(container, name).await;
+                self.store.cache.forget_name(container, name).await;
                 Ok(None)
             }
         }

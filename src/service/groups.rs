@@ -1,0 +1,737 @@
+//! SCIM Groups against the directory. Membership changes become LDAP adds and deletes of
+//! exactly the affected member values, so they cost O(changed members) and concurrent
+//! changes do not overwrite each other; the member list is read only when a request needs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::directory::filter::{is_under, normalize_dn, split_first_rdn};
+use crate::directory::{DirectoryError, Entry, LdapFilter};
+use crate::mapping::Mapping;
+use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use crate::scim::patch::{apply_patch, parse_patch_request, OpKind, PatchOperation};
+use crate::scim::resource::normalize_resource;
+use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
+use crate::scim::{ScimError, ScimResult};
+
+use super::memberships::{MemberKind, Memberships};
+use super::store::Store;
+use super::users::{ListPage, ListQuery};
+use super::RequestCtx;
+
+pub struct Groups {
+    store: Arc<Store>,
+    users: Arc<Store>,
+    members: Arc<Memberships>,
+    max_results: usize,
+}
+
+/// A group request body: the resource without `members`, and the member ids if given.
+type GroupBody = (Map<String, Value>, Option<Vec<String>>);
+
+/// The member changes one request makes, in terms of DNs.
+#[derive(Default)]
+struct MemberDelta {
+    adds: Vec<String>,
+    deletes: Vec<String>,
+}
+
+impl MemberDelta {
+    fn add(&mut self, dn: String) {
+        let n = normalize_dn(&dn);
+        self.deletes.retain(|d| normalize_dn(d) != n);
+        if !self.adds.iter().any(|a| normalize_dn(a) == n) {
+            self.adds.push(dn);
+        }
+    }
+
+    fn delete(&mut self, dn: String) {
+        let n = normalize_dn(&dn);
+        self.adds.retain(|a| normalize_dn(a) != n);
+        if !self.deletes.iter().any(|d| normalize_dn(d) == n) {
+            self.deletes.push(dn);
+        }
+    }
+
+    /// Replaces the membership: from `current` to exactly `wanted`.
+    fn replace(&mut self, current: &[String], wanted: Vec<String>) {
+        self.adds.clear();
+        self.deletes.clear();
+        let want: HashMap<String, String> =
+            wanted.into_iter().map(|d| (normalize_dn(&d), d)).collect();
+        let have: HashMap<String, &String> = current.iter().map(|d| (normalize_dn(d), d)).collect();
+        for (n, d) in &want {
+            if !have.contains_key(n) {
+                self.adds.push(d.clone());
+            }
+        }
+        for (n, d) in &have {
+            if !want.contains_key(n) {
+                self.deletes.push((*d).clone());
+            }
+        }
+    }
+}
+
+impl Groups {
+    pub fn new(
+        store: Arc<Store>,
+        users: Arc<Store>,
+        members: Arc<Memberships>,
+        max_results: usize,
+    ) -> Groups {
+        Groups {
+            store,
+            users,
+            members,
+            max_results,
+        }
+    }
+
+    pub fn mapping(&self) -> &Mapping {
+        &self.store.mapping
+    }
+
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ScimResult<&'c str> {
+        ctx.tenant
+            .groups_container
+            .as_deref()
+            .ok_or_else(|| ScimError::not_found("groups are not configured for this tenant"))
+    }
+
+    fn member_attr(&self) -> &str {
+        &self.members.member_attr
+    }
+
+    fn attrs(&self, with_members: bool) -> Vec<&str> {
+        if with_members {
+            self.store.attrs()
+        } else {
+            self.store.attrs_without(&self.members.member_attr)
+        }
+    }
+
+    /// The entry's current members (placeholder left out).
+    fn current_members(&self, e: &Entry) -> Vec<String> {
+        e.values(self.member_attr())
+            .iter()
+            .filter(|d| !self.members.is_placeholder(d))
+            .cloned()
+            .collect()
+    }
+
+    /// The DN and kind of the User or Group with this id, in the tenant's view.
+    async fn resolve_member(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+    ) -> ScimResult<Option<(String, MemberKind)>> {
+        let id_only = [self.store.dir.id_attribute()];
+        match self
+            .users
+            .locate(&ctx.tenant.users_container, id, &id_only)
+            .await
+        {
+            Ok(e) => return Ok(Some((e.dn, MemberKind::User))),
+            Err(e) if e.status != 404 => return Err(e),
+            Err(_) => {}
+        }
+        match self.store.locate(self.container(ctx)?, id, &id_only).await {
+            Ok(e) => Ok(Some((e.dn, MemberKind::Group))),
+            Err(e) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DNs for member ids. `strict`: an unknown id is a 400 naming it (for adds); otherwise
+    /// it is skipped (removing someone who no longer exists is already done).
+    async fn resolve_members(
+        &self,
+        ctx: &RequestCtx,
+        ids: &[String],
+        strict: bool,
+    ) -> ScimResult<Vec<String>> {
+        let mut dns = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.resolve_member(ctx, id).await? {
+                Some((dn, _)) => dns.push(dn),
+                None if strict => {
+                    return Err(ScimError::invalid_value(format!(
+                        "members: no User or Group has id \"{id}\""
+                    )))
+                }
+                None => {}
+            }
+        }
+        Ok(dns)
+    }
+
+    async fn render(&self, ctx: &RequestCtx, e: &Entry, with_members: bool) -> ScimResult<Value> {
+        let res = self.store.mapping.to_scim(e, &|_| None);
+        let mut out = Map::new();
+        out.insert(
+            "schemas".into(),
+            Value::Array(vec![Value::String(GROUP_SCHEMA.into())]),
+        );
+        out.insert("id".into(), Value::String(e.id.clone()));
+        out.extend(res);
+        if with_members {
+            let dns = self.current_members(e);
+            let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
+            let members: Vec<Value> = resolved
+                .into_iter()
+                .map(|(_, id, kind)| {
+                    let (t, endpoint) = match kind {
+                        MemberKind::User => ("User", "Users"),
+                        MemberKind::Group => ("Group", "Groups"),
+                    };
+                    serde_json::json!({
+                        "value": id,
+                        "$ref": format!("{}/{endpoint}/{id}", ctx.base_url),
+                        "type": t,
+                    })
+                })
+                .collect();
+            out.insert("members".into(), Value::Array(members));
+        }
+        out.insert("meta".into(), self.store.meta(&ctx.base_url, e));
+        Ok(Value::Object(out))
+    }
+
+    /// Normalises a Group body; returns the resource without members and the member ids.
+    fn parse_body(&self, body: &Value) -> ScimResult<GroupBody> {
+        let n = normalize_resource(body, &GROUP_RESOURCE)?;
+        let mut res = n.resource;
+        for k in ["id", "meta"] {
+            res.remove(k);
+        }
+        let members = res.remove("members").map(|v| member_ids(&v)).transpose()?;
+        self.store.mapping.check_unmapped(&res, &n.ignored)?;
+        required_display_name(&res)?;
+        Ok((res, members))
+    }
+
+    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
+        let container = self.container(ctx)?;
+        let (res, ids) = self.parse_body(body)?;
+        let dns = self
+            .resolve_members(ctx, &ids.unwrap_or_default(), true)
+            .await?;
+        let desired = self.store.mapping.to_ldap(&res, &|_| None)?;
+        let rdn = self.store.mapping.rdn(&res)?;
+        let dn = format!("{rdn},{container}");
+        let mut attrs = self.store.mapping.new_entry(&desired, &rdn);
+        let mut values: Vec<String> = self.members.placeholder.iter().cloned().collect();
+        values.extend(dns);
+        if !values.is_empty() {
+            attrs.push((self.member_attr().to_owned(), values));
+        }
+        match self.store.dir.add(&dn, attrs).await {
+            Ok(()) => {}
+            Err(DirectoryError::AlreadyExists(_)) => {
+                return Err(ScimError::uniqueness(format!(
+                    "a group named \"{}\" already exists",
+                    required_display_name(&res)?
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let e = self
+            .store
+            .dir
+            .read(&dn, &self.attrs(true))
+            .await?
+            .ok_or_else(|| {
+                ScimError::internal(format!("entry {dn} vanished right after it was added"))
+            })?;
+        self.store.remember(container, &e).await;
+        info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
+        self.render(ctx, &e, true).await
+    }
+
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, with_members: bool) -> ScimResult<Value> {
+        let e = self
+            .store
+            .locate(self.container(ctx)?, id, &self.attrs(with_members))
+            .await?;
+        self.render(ctx, &e, with_members).await
+    }
+
+    pub async fn list(
+        &self,
+        ctx: &RequestCtx,
+        q: &ListQuery,
+        with_members: bool,
+    ) -> ScimResult<ListPage> {
+        let container = self.container(ctx)?;
+        let start = q.start_index.max(1);
+        let count = q.count.unwrap_or(self.max_results).min(self.max_results);
+        let filter = match &q.filter {
+            Some(f) => self.ldap_filter(ctx, f).await?,
+            None => LdapFilter::True,
+        };
+        let (total, entries) = self
+            .store
+            .page(container, &filter, start, count, &self.attrs(with_members))
+            .await?;
+        let mut resources = Vec::with_capacity(entries.len());
+        for e in &entries {
+            self.store.remember(container, e).await;
+            resources.push(self.render(ctx, e, with_members).await?);
+        }
+        Ok(ListPage {
+            total_results: total,
+            start_index: start,
+            resources,
+        })
+    }
+
+    /// Group filters: the mapping's attributes, plus `members.value eq "id"` (or
+    /// `members[value eq "id"]`), resolved to the member's DN first.
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
+        let mut ids = Vec::new();
+        collect_member_ids(f, &mut ids);
+        let mut dns: HashMap<String, String> = HashMap::new();
+        for id in ids {
+            if let Some((dn, _)) = self.resolve_member(ctx, &id).await? {
+                dns.insert(id, dn);
+            }
+        }
+        let member_attr = self.member_attr().to_owned();
+        let has_placeholder = self.members.placeholder.is_some();
+        let hook = |node: &Filter| -> Option<ScimResult<LdapFilter>> {
+            let is_members = |p: &AttrPath| p.name.eq_ignore_ascii_case("members");
+            let eq = |id: &str| {
+                dns.get(id)
+                    .map(|dn| LdapFilter::eq(&member_attr, dn.clone()))
+                    .unwrap_or(LdapFilter::False)
+            };
+            match node {
+                Filter::Compare(p, op, CompValue::Str(id))
+                    if is_members(p)
+                        && p.sub
+                            .as_deref()
+                            .is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
+                {
+                    Some(match op {
+                        CompareOp::Eq => Ok(eq(id)),
+                        CompareOp::Ne => Ok(LdapFilter::negate(eq(id))),
+                        _ => Err(ScimError::invalid_filter(
+                            "members.value supports eq and ne",
+                        )),
+                    })
+                }
+                Filter::ValuePath(p, inner) if is_members(p) => Some(match inner.as_ref() {
+                    Filter::Compare(sp, CompareOp::Eq, CompValue::Str(id))
+                        if sp.name.eq_ignore_ascii_case("value") =>
+                    {
+                        Ok(eq(id))
+                    }
+                    _ => Err(ScimError::invalid_filter(
+                        "inside members[…] only value eq \"id\" is supported",
+                    )),
+                }),
+                Filter::Present(p) if is_members(p) && !has_placeholder => {
+                    Some(Ok(LdapFilter::Present(member_attr.clone())))
+                }
+                Filter::Present(p) | Filter::Compare(p, _, _) if is_members(p) => {
+                    Some(Err(ScimError::invalid_filter(
+                        "members supports only value eq \"id\" and value ne \"id\"",
+                    )))
+                }
+                _ => None,
+            }
+        };
+        self.store
+            .mapping
+            .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
+    }
+
+    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
+        let container = self.container(ctx)?;
+        let (new_res, ids) = self.parse_body(body)?;
+        let e = self.store.locate(container, id, &self.attrs(true)).await?;
+        let old_res = self.store.mapping.to_scim(&e, &|_| None);
+        let mut delta = MemberDelta::default();
+        let wanted = self
+            .resolve_members(ctx, &ids.unwrap_or_default(), true)
+            .await?;
+        delta.replace(&self.current_members(&e), wanted);
+        let dn = self.write(ctx, &e, &old_res, &new_res, delta).await?;
+        let updated = self.read_back(&dn, true).await?;
+        self.store.remember(container, &updated).await;
+        self.render(ctx, &updated, true).await
+    }
+
+    /// PATCH. Returns the resource when asked for (`with_members`: whether it includes
+    /// members), else `None` for a 204: a large group's member list is never read for it.
+    pub async fn patch(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        body: &Value,
+        respond: Option<bool>,
+    ) -> ScimResult<Option<Value>> {
+        let container = self.container(ctx)?;
+        let (member_ops, other_ops) = split_member_ops(parse_patch_request(body)?);
+        let needs_list = member_ops.iter().any(needs_member_list);
+        let e = self
+            .store
+            .locate(container, id, &self.attrs(needs_list))
+            .await?;
+        let old_res = self.store.mapping.to_scim(&e, &|_| None);
+        let mut new_res = old_res.clone();
+        apply_patch(&mut new_res, &other_ops, &GROUP_RESOURCE)?;
+        self.store.mapping.check_unmapped(&new_res, &[])?;
+        required_display_name(&new_res)?;
+
+        let mut delta = MemberDelta::default();
+        for op in &member_ops {
+            self.member_op(ctx, &e, op, &mut delta).await?;
+        }
+        let dn = self.write(ctx, &e, &old_res, &new_res, delta).await?;
+        match respond {
+            None => Ok(None),
+            Some(with_members) => {
+                let updated = self.read_back(&dn, with_members).await?;
+                self.store.remember(container, &updated).await;
+                Ok(Some(self.render(ctx, &updated, with_members).await?))
+            }
+        }
+    }
+
+    async fn member_op(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        op: &PatchOperation,
+        delta: &mut MemberDelta,
+    ) -> ScimResult<()> {
+        let filter = op.path.as_ref().and_then(|p| p.filter.as_ref());
+        let ids = match &op.value {
+            Some(v) => member_ids(v)?,
+            None => Vec::new(),
+        };
+        match (op.op, filter) {
+            (OpKind::Add, None) => {
+                for dn in self.resolve_members(ctx, &ids, true).await? {
+                    delta.add(dn);
+                }
+            }
+            (OpKind::Replace, None) => {
+                let wanted = self.resolve_members(ctx, &ids, true).await?;
+                delta.replace(&self.current_members(e), wanted);
+            }
+            (OpKind::Remove, None) if op.value.is_some() => {
+                for dn in self.resolve_members(ctx, &ids, false).await? {
+                    delta.delete(dn);
+                }
+            }
+            (OpKind::Remove, None) => {
+                for dn in self.current_members(e) {
+                    delta.delete(dn);
+                }
+            }
+            (OpKind::Remove, Some(f)) => {
+                let mut wanted_ids = Vec::new();
+                if simple_value_ids(f, &mut wanted_ids) {
+                    for dn in self.resolve_members(ctx, &wanted_ids, false).await? {
+                        delta.delete(dn);
+                    }
+                } else {
+                    // any other filter: evaluate it on the current members
+                    let dns = self.current_members(e);
+                    let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
+                    for (dn, id, kind) in resolved {
+                        let member = serde_json::json!({
+                            "value": id,
+                            "type": if kind == MemberKind::User { "User" } else { "Group" },
+                        });
+                        if matches(f, &member, &|_| false) {
+                            delta.delete(dn);
+                        }
+                    }
+                }
+            }
+            (_, Some(_)) => {
+                return Err(ScimError::invalid_path(
+                    "members[…] selects members to remove; to add, use path \"members\" with a value array",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies non-member changes and the member delta to `e`, renaming first when the
+    /// naming attribute changed (and renaming back if the modify then fails). Returns the DN.
+    async fn write(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        old_res: &Map<String, Value>,
+        new_res: &Map<String, Value>,
+        delta: MemberDelta,
+    ) -> ScimResult<String> {
+        let mapping = &self.store.mapping;
+        let old = mapping.to_ldap(old_res, &|_| None)?;
+        let new = mapping.to_ldap(new_res, &|_| None)?;
+        let mut changes = mapping.changes(e, &old, &new);
+        let new_rdn = mapping.rdn(new_res)?;
+        let rename = Mapping::needs_rename(&e.dn, &new_rdn);
+        let (old_rdn, parent) = split_first_rdn(&e.dn);
+        let mut dn = e.dn.clone();
+        if rename {
+            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
+            match self.store.dir.rename(&e.dn, &new_rdn, None).await {
+                Ok(()) => {}
+                Err(DirectoryError::AlreadyExists(_)) => {
+                    return Err(ScimError::uniqueness(format!(
+                        "a group named \"{}\" already exists",
+                        required_display_name(new_res)?
+                    )))
+                }
+                Err(err) => return Err(err.into()),
+            }
+            dn = format!("{new_rdn},{parent}");
+        }
+        if let Err(err) = self
+            .members
+            .modify(&dn, changes, delta.adds, delta.deletes)
+            .await
+        {
+            if rename {
+                if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
+                    warn!(dn, "could not undo a group rename: {back}");
+                }
+            }
+            return Err(err);
+        }
+        if rename {
+            self.store
+                .cache
+                .forget(&e.id, Some(&e.dn), &parent, self.store.name_of(e))
+                .await;
+            // groups that contain this group follow it
+            self.members.renamed(ctx, &e.dn, &dn).await?;
+        }
+        Ok(dn)
+    }
+
+    async fn read_back(&self, dn: &str, with_members: bool) -> ScimResult<Entry> {
+        self.store
+            .dir
+            .read(dn, &self.attrs(with_members))
+            .await?
+            .ok_or_else(|| {
+                ScimError::conflict("the group was moved or deleted while it was being updated")
+            })
+    }
+
+    pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
+        let container = self.container(ctx)?;
+        let e = self.store.locate(container, id, &self.attrs(false)).await?;
+        self.store.dir.delete(&e.dn).await?;
+        self.members.remove_everywhere(ctx, &e.dn).await?;
+        self.store
+            .cache
+            .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
+            .await;
+        info!(tenant = %ctx.tenant.name, id = %e.id, "group deleted");
+        Ok(())
+    }
+
+    /// Whether `dn` is a group of this tenant (for a tenant's default group).
+    pub fn owns(&self, ctx: &RequestCtx, dn: &str) -> bool {
+        ctx.tenant
+            .groups_container
+            .as_deref()
+            .is_some_and(|c| is_under(dn, c))
+    }
+}
+
+/// Ids from a `members` value: `[{"value": id}, …]`, one object, or bare id strings.
+fn member_ids(v: &Value) -> ScimResult<Vec<String>> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.clone()),
+            Value::Object(m) => m
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ScimError::invalid_value("each member needs a \"value\" with the member's id")
+                }),
+            _ => Err(ScimError::invalid_value(
+                "members must be objects like {\"value\": \"<id>\"}",
+            )),
+        })
+        .collect()
+}
+
+/// Separates operations on `members` (applied as member adds/deletes) from the rest (applied
+/// through the mapping). Path-less operations are split by key.
+fn split_member_ops(ops: Vec<PatchOperation>) -> (Vec<PatchOperation>, Vec<PatchOperation>) {
+    let is_members = |name: &str| name.eq_ignore_ascii_case("members");
+    let mut member_ops = Vec::new();
+    let mut other_ops = Vec::new();
+    for op in ops {
+        match (&op.path, &op.value) {
+            (Some(p), _)
+                if is_members(&p.attr.name)
+                    && p.attr
+                        .urn
+                        .as_deref()
+                        .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)) =>
+            {
+                member_ops.push(op)
+            }
+            (None, Some(Value::Object(obj))) => {
+                let mut rest = Map::new();
+                for (k, v) in obj {
+                    if is_members(k) {
+                        member_ops.push(PatchOperation {
+                            op: op.op,
+                            path: Some(PatchPath {
+                                attr: AttrPath {
+                                    urn: None,
+                                    name: "members".into(),
+                                    sub: None,
+                                },
+                                filter: None,
+                                sub_after_filter: None,
+                            }),
+                            value: Some(v.clone()),
+                        });
+                    } else {
+                        rest.insert(k.clone(), v.clone());
+                    }
+                }
+                if !rest.is_empty() {
+                    other_ops.push(PatchOperation {
+                        op: op.op,
+                        path: None,
+                        value: Some(Value::Object(rest)),
+                    });
+                }
+            }
+            _ => other_ops.push(op),
+        }
+    }
+    (member_ops, other_ops)
+}
+
+/// Whether a member operation needs the current member list (replace, remove-all, or a
+/// filter other than `value eq "id"`).
+fn needs_member_list(op: &PatchOperation) -> bool {
+    let filter = op.path.as_ref().and_then(|p| p.filter.as_ref());
+    match (op.op, filter) {
+        (OpKind::Replace, None) => true,
+        (OpKind::Remove, None) => op.value.is_none(),
+        (OpKind::Remove, Some(f)) => !simple_value_ids(f, &mut Vec::new()),
+        _ => false,
+    }
+}
+
+/// `value eq "a"` or `value eq "a" or value eq "b"`: collects the ids and says yes.
+fn simple_value_ids(f: &Filter, out: &mut Vec<String>) -> bool {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(id))
+            if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() =>
+        {
+            out.push(id.clone());
+            true
+        }
+        Filter::Or(a, b) => simple_value_ids(a, out) && simple_value_ids(b, out),
+        _ => false,
+    }
+}
+
+/// Member ids a filter compares against, to resolve before translating it.
+fn collect_member_ids(f: &Filter, out: &mut Vec<String>) {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            collect_member_ids(a, out);
+            collect_member_ids(b, out);
+        }
+        Filter::Not(a) => collect_member_ids(a, out),
+        Filter::Compare(p, _, CompValue::Str(id)) if p.name.eq_ignore_ascii_case("members") => {
+            out.push(id.clone())
+        }
+        Filter::ValuePath(p, inner) if p.name.eq_ignore_ascii_case("members") => {
+            simple_value_ids(inner, out);
+        }
+        _ => {}
+    }
+}
+
+fn required_display_name(res: &Map<String, Value>) -> ScimResult<&str> {
+    match res.get("displayName") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        _ => Err(ScimError::invalid_value(
+            "displayName is required and must be a non-empty string",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn member_deltas_cancel_in_request_order() {
+        let mut d = MemberDelta::default();
+        d.add("uid=a,ou=p".into());
+        d.delete("UID=A,ou=p".into());
+        assert!(d.adds.is_empty());
+        assert_eq!(d.deletes, vec!["UID=A,ou=p"]);
+        d.add("uid=a,ou=p".into());
+        assert_eq!(d.adds, vec!["uid=a,ou=p"]);
+        assert!(d.deletes.is_empty());
+    }
+
+    #[test]
+    fn replace_yields_the_minimal_adds_and_deletes() {
+        let mut d = MemberDelta::default();
+        d.replace(
+            &["uid=a,ou=p".into(), "uid=b,ou=p".into()],
+            vec!["uid=b,ou=p".into(), "uid=c,ou=p".into()],
+        );
+        assert_eq!(d.adds, vec!["uid=c,ou=p"]);
+        assert_eq!(d.deletes, vec!["uid=a,ou=p"]);
+    }
+
+    #[test]
+    fn member_ids_accept_objects_and_bare_ids() {
+        assert_eq!(
+            member_ids(&json!([{"value": "a"}, {"Value": "b"}, "c"])).unwrap(),
+            vec!["a", "b", "c"]
+        );
+        assert!(member_ids(&json!([{"display": "x"}])).is_err());
+    }
+
+    #[test]
+    fn pathless_ops_are_split_by_key() {
+        let ops = parse_patch_request(&json!({"Operations": [
+            {"op": "replace", "value": {"displayName": "New", "members": [{"value": "a"}]}},
+            {"op": "remove", "path": "members[value eq \"b\"]"},
+            {"op": "Add", "path": "members", "value": [{"value": "c"}]}
+        ]}))
+        .unwrap();
+        let (members, others) = split_member_ops(ops);
+        assert_eq!(members.len(), 3);
+        assert_eq!(others.len(), 1);
+        assert!(needs_member_list(&members[0]), "replace reads the list");
+        assert!(!needs_member_list(&members[1]), "remove by id does not");
+        assert!(!needs_member_list(&members[2]), "add does not");
+    }
+}

@@ -1,0 +1,224 @@
+//! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
+//! the naming attribute, paged listing, `meta`, and undoing a partial write.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tracing::{debug, warn};
+
+use crate::cache::DnCache;
+use crate::directory::filter::is_under;
+use crate::directory::{Change, Directory, Entry, LdapFilter};
+use crate::mapping::Mapping;
+use crate::scim::{ScimError, ScimResult};
+
+use super::generalized_to_rfc3339;
+
+pub struct Store {
+    pub dir: Arc<dyn Directory>,
+    pub mapping: Arc<Mapping>,
+    pub cache: DnCache,
+    read_attrs: Vec<String>,
+    /// "User" or "Group".
+    pub resource_type: &'static str,
+    /// "Users" or "Groups".
+    pub endpoint: &'static str,
+}
+
+impl Store {
+    /// `extra_attrs`: LDAP attributes every read needs besides the mapped ones.
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        mapping: Arc<Mapping>,
+        cache: DnCache,
+        extra_attrs: &[&str],
+        resource_type: &'static str,
+        endpoint: &'static str,
+    ) -> Store {
+        let mut read_attrs = mapping.ldap_attributes();
+        read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
+        read_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
+        Store {
+            dir,
+            mapping,
+            cache,
+            read_attrs,
+            resource_type,
+            endpoint,
+        }
+    }
+
+    /// Everything a full read requests.
+    pub fn attrs(&self) -> Vec<&str> {
+        self.read_attrs.iter().map(String::as_str).collect()
+    }
+
+    /// A full read without these attributes (e.g. a group without its members).
+    pub fn attrs_without(&self, skip: &str) -> Vec<&str> {
+        self.read_attrs
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !a.eq_ignore_ascii_case(skip))
+            .collect()
+    }
+
+    /// Entries of this type are entries of the first configured object class.
+    pub fn class_filter(&self) -> LdapFilter {
+        LdapFilter::eq("objectClass", self.mapping.object_classes[0].clone())
+    }
+
+    /// The value of the naming attribute (`userName`, `displayName`).
+    pub fn name_of<'e>(&self, e: &'e Entry) -> Option<&'e str> {
+        e.first(self.mapping.username_attr())
+    }
+
+    pub async fn remember(&self, container: &str, e: &Entry) {
+        self.cache
+            .remember(&e.id, &e.dn, container, self.name_of(e))
+            .await;
+    }
+
+    /// Finds the entry for `id` under `container`: the cached DN is read and its id checked
+    /// (one LDAP read); otherwise, or when stale, one search by id.
+    pub async fn locate(&self, container: &str, id: &str, attrs: &[&str]) -> ScimResult<Entry> {
+        // A cached DN outside `container` may be right for another tenant or resource type:
+        // it is skipped, not evicted.
+        if let Some(dn) = self
+            .cache
+            .dn_for_id(id)
+            .await
+            .filter(|dn| is_under(dn, container))
+        {
+            if let Some(e) = self.dir.read(&dn, attrs).await? {
+                if e.id.eq_ignore_ascii_case(id) && self.is_mine(&e) {
+                    return Ok(e);
+                }
+            }
+            debug!(id, dn, "stale DN cache entry; re-resolving");
+            self.cache.forget(id, Some(&dn), container, None).await;
+        }
+        let not_found =
+            || ScimError::not_found(format!("no {} with id \"{id}\"", self.resource_type));
+        let by_id = self.dir.id_filter(id).ok_or_else(not_found)?;
+        let filter = LdapFilter::and(vec![self.class_filter(), by_id]);
+        let (entries, _) = self.dir.search(container, &filter, attrs, 2).await?;
+        let e = entries.into_iter().next().ok_or_else(not_found)?;
+        self.remember(container, &e).await;
+        Ok(e)
+    }
+
+    /// Whether a cached-DN read found an entry of this type. Reads that did not ask for
+    /// objectClass cannot tell, and the id check already vouches for them.
+    fn is_mine(&self, e: &Entry) -> bool {
+        let classes = e.values("objectClass");
+        classes.is_empty()
+            || classes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&self.mapping.object_classes[0]))
+    }
+
+    /// The SCIM id of the entry at `dn`, if it lies under `container`.
+    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ScimResult<Option<String>> {
+        if !is_under(dn, container) {
+            return Ok(None);
+        }
+        if let Some(id) = self.cache.id_for_dn(dn).await {
+            return Ok(Some(id));
+        }
+        match self.dir.read(dn, &[self.dir.id_attribute()]).await? {
+            Some(e) if !e.id.is_empty() => {
+                self.cache.remember(&e.id, &e.dn, container, None).await;
+                Ok(Some(e.id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// 409 when another entry under `container` has this naming value.
+    pub async fn ensure_unique(
+        &self,
+        container: &str,
+        name: &str,
+        except_id: Option<&str>,
+    ) -> ScimResult<()> {
+        let attr = self.mapping.username_attr();
+        let filter = LdapFilter::and(vec![self.class_filter(), LdapFilter::eq(attr, name)]);
+        let (found, _) = self.dir.search(container, &filter, &[attr], 1).await?;
+        match found.first() {
+            Some(e) if Some(e.id.as_str()) != except_id => Err(ScimError::uniqueness(format!(
+                "{} \"{name}\" is already taken by another {}",
+                self.mapping.required, self.resource_type
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `meta` of a resource (RFC 7643 §3.1) from the entry's timestamps.
+    pub fn meta(&self, base_url: &str, e: &Entry) -> Value {
+        let mut meta = json!({
+            "resourceType": self.resource_type,
+            "location": format!("{base_url}/{}/{}", self.endpoint, e.id),
+        });
+        if let Some(t) = e.first("createTimestamp").and_then(generalized_to_rfc3339) {
+            meta["created"] = Value::String(t);
+        }
+        if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
+            meta["lastModified"] = Value::String(t);
+        }
+        meta
+    }
+
+    /// One page of entries matching `filter` under `container` (1-based `start`), and the
+    /// exact total. Fetches entries only as far as the page ends; when the directory cut that
+    /// short, counts the rest by id only.
+    pub async fn page(
+        &self,
+        container: &str,
+        filter: &LdapFilter,
+        start: usize,
+        count: usize,
+        attrs: &[&str],
+    ) -> ScimResult<(usize, Vec<Entry>)> {
+        let filter = LdapFilter::and(vec![self.class_filter(), filter.clone()]);
+        if filter == LdapFilter::False {
+            return Ok((0, Vec::new()));
+        }
+        let id_only = [self.dir.id_attribute()];
+        if count == 0 {
+            let (all, _) = self.dir.search(container, &filter, &id_only, 0).await?;
+            return Ok((all.len(), Vec::new()));
+        }
+        let (entries, truncated) = self
+            .dir
+            .search(container, &filter, attrs, start - 1 + count)
+            .await?;
+        let total = if truncated {
+            self.dir
+                .search(container, &filter, &id_only, 0)
+                .await?
+                .0
+                .len()
+        } else {
+            entries.len()
+        };
+        let page = entries.into_iter().skip(start - 1).take(count).collect();
+        Ok((total, page))
+    }
+
+    /// Reverts `changes` made to `before`: replaced attributes get their old values back
+    /// (they were read), added and deleted values are deleted and added again.
+    pub async fn undo(&self, before: &Entry, changes: &[Change]) {
+        let restore: Vec<Change> = changes
+            .iter()
+            .rev()
+            .map(|c| match c {
+                Change::Replace(a, _) => Change::Replace(a.clone(), before.values(a).to_vec()),
+                Change::Add(a, v) => Change::Delete(a.clone(), v.clone()),
+                Change::Delete(a, v) => Change::Add(a.clone(), v.clone()),
+            })
+            .collect();
+        if let Err(e) = self.dir.modify(&before.dn, &restore).await {
+            warn!(dn = %before.dn, "could not undo a partial update: {e}");
+        }
+    }
+}
