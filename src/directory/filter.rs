@@ -165,11 +165,11 @@ pub fn escape_dn_value(v: &str) -> String {
     out
 }
 
-/// Splits a DN into its RDNs, honouring escapes, so that DNs compare component by component.
-pub fn split_dn(dn: &str) -> Vec<String> {
+/// Splits on `sep` where it is not escaped.
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     let mut parts = Vec::new();
     let mut cur = String::new();
-    let mut chars = dn.chars();
+    let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
@@ -178,25 +178,63 @@ pub fn split_dn(dn: &str) -> Vec<String> {
                     cur.push(n);
                 }
             }
-            ',' => parts.push(std::mem::take(&mut cur)),
+            c if c == sep => parts.push(std::mem::take(&mut cur)),
             c => cur.push(c),
         }
     }
     parts.push(cur);
-    parts.into_iter().map(|p| p.trim().to_owned()).collect()
+    parts
 }
 
-/// A DN in a form fit for comparing: RDNs trimmed, attribute names and values lowercased.
-/// (Good for the case-insensitive naming attributes used here; not a full RFC 4517 matcher.)
+/// Splits a DN into its RDNs, honouring escapes, so that DNs compare component by component.
+pub fn split_dn(dn: &str) -> Vec<String> {
+    split_unescaped(dn, ',')
+        .into_iter()
+        .map(|p| p.trim().to_owned())
+        .collect()
+}
+
+/// RFC 4514 unescaping of an attribute value: `\,` and `\2C` both give `,`.
+pub fn unescape_dn_value(v: &str) -> String {
+    let b = v.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            match (hex(b[i + 1]), b.get(i + 2).and_then(|c| hex(*c))) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A DN in a form fit for comparing: attribute names lowercased, values unescaped,
+/// lowercased and escaped one canonical way (`\2C` and `\,` compare equal). Good for the
+/// case-insensitive naming attributes used here; not a full RFC 4517 matcher.
 pub fn normalize_dn(dn: &str) -> String {
     split_dn(dn)
         .iter()
         .map(|rdn| {
-            rdn.split('+')
+            split_unescaped(rdn, '+')
+                .iter()
                 .map(|ava| match ava.split_once('=') {
-                    Some((a, v)) => {
-                        format!("{}={}", a.trim().to_lowercase(), v.trim().to_lowercase())
-                    }
+                    Some((a, v)) => format!(
+                        "{}={}",
+                        a.trim().to_lowercase(),
+                        escape_dn_value(unescape_dn_value(v.trim()).trim()).to_lowercase()
+                    ),
                     None => ava.to_lowercase(),
                 })
                 .collect::<Vec<_>>()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use crate::config::{AttrSpec, ConfigError, DeactivateConfig, TransformName, UsersConfig};
-use crate::directory::filter::{escape_dn_value, split_first_rdn};
+use crate::directory::filter::{escape_dn_value, split_first_rdn, unescape_dn_value};
 use crate::directory::{Change, Entry};
 use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter};
 use crate::scim::schema::{
@@ -634,21 +634,6 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
             element.get(sub.name)
         }
     }
-}
-
-fn unescape_dn_value(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
