@@ -1,6 +1,6 @@
 //! Request cost against a real slapd: the bridge over HTTP versus the same LDAP operations
 //! sent directly with ldap3. Prints rates and ratios; asserts nothing about speed.
-//!   cargo bench --bench users
+//!   cargo bench --bench requests
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -231,4 +231,94 @@ async fn main() {
     })
     .await;
     report("PATCH title vs modify", n, t_bridge, t_direct, per);
+
+    // membership PATCH: a 10-member group versus a 10,000-member group
+    let mut ldap = slapd.admin().await;
+    for (name, size) in [("ten", 10usize), ("tenk", 10_000)] {
+        let members: Vec<String> = (0..size).map(|i| format!("uid=x{i:05},{PEOPLE}")).collect();
+        ldap.add(
+            &format!("cn={name},ou=groups,dc=example,dc=org"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames"])),
+                ("cn", HashSet::from([name])),
+                ("member", members.iter().map(String::as_str).collect()),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let mut per_group = Vec::new();
+    for name in ["ten", "tenk"] {
+        let (_, page) = bridge
+            .get(&format!(
+                "/Groups?filter=displayName%20eq%20%22{name}%22&excludedAttributes=members"
+            ))
+            .await;
+        let gid = page["Resources"][0]["id"].as_str().unwrap().to_owned();
+        let ops0 = bridge.ldap_ops();
+        let (b, ids2) = (bridge.clone(), ids.clone());
+        let m = n.min(ids.len() * 2);
+        let t = run(m, move |i| {
+            let (b, ids, gid) = (b.clone(), ids2.clone(), gid.clone());
+            async move {
+                // each worker adds then removes its own members: no two touch one value
+                let id = &ids[i % ids.len()];
+                let op = if i < ids.len() {
+                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}])
+                } else {
+                    json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])
+                };
+                let (s, _) = b.patch(&format!("/Groups/{gid}"), op).await;
+                assert!(s.is_success());
+            }
+        })
+        .await;
+        let per = (bridge.ldap_ops() - ops0) as f64 / m as f64;
+        per_group.push((name, m, t, per));
+    }
+    for (name, m, t, per) in &per_group {
+        println!(
+            "PATCH members, {:<5} group   {:>8.0}/s  {:>7.2} ms/request  ({per:.1} LDAP ops per request)",
+            if *name == "ten" { "10" } else { "10000" },
+            *m as f64 / t.as_secs_f64(),
+            t.as_secs_f64() * 1000.0 / *m as f64 * CONCURRENCY as f64,
+        );
+    }
+    // the same member add/delete sent directly, to separate slapd's own cost of rewriting a
+    // large entry from the bridge's
+    let mut direct = Vec::new();
+    for name in ["ten", "tenk"] {
+        let m = n.min(dns.len() * 2);
+        let (c, dns2) = (conns.clone(), dns.clone());
+        let group = format!("cn={name},ou=groups,dc=example,dc=org");
+        let t = run(m, move |i| {
+            let (c, dns, group) = (c.clone(), dns2.clone(), group.clone());
+            async move {
+                let mut ldap = c[i % CONCURRENCY].lock().await;
+                let dn = dns[i % dns.len()].as_str();
+                let m = if i < dns.len() {
+                    Mod::Add("member", HashSet::from([dn]))
+                } else {
+                    Mod::Delete("member", HashSet::from([dn]))
+                };
+                ldap.modify(&group, vec![m])
+                    .await
+                    .unwrap()
+                    .success()
+                    .unwrap();
+            }
+        })
+        .await;
+        direct.push(t.as_secs_f64() / m as f64);
+    }
+    println!(
+        "direct LDAP member modify, 10,000-member / 10-member group: {:.2} (slapd rewrites the whole entry)",
+        direct[1] / direct[0]
+    );
+    let ratio = per_group[1].2.as_secs_f64()
+        / per_group[1].1 as f64
+        / (per_group[0].2.as_secs_f64() / per_group[0].1 as f64);
+    println!("membership PATCH time, 10,000-member group / 10-member group: {ratio:.2}");
 }
