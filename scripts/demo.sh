@@ -70,6 +70,9 @@ Try it (in another terminal):
   # patch it, deactivate it (ppolicy lock), reactivate it — use the id from the create answer
   curl -s -X PATCH \$BASE/Users/ID -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
     -d '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}'
+  # a group with that user as a member (LDAP: cn=Engineering,ou=groups,dc=example,dc=org)
+  curl -s -X POST \$BASE/Groups -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
+    -d '{"displayName":"Engineering","members":[{"value":"ID"}]}'
   # delete it (locked and moved to ou=archive; SCIM answers 404 afterwards)
   curl -s -X DELETE \$BASE/Users/ID -H "Authorization: Bearer \$TOKEN"
 
