@@ -381,6 +381,19 @@ async fn nested_groups_show_group_members_and_indirect_memberships() {
     assert!(ldap_members(&slapd, &group_dn("outer"))
         .await
         .contains(&group_dn("inner2").to_lowercase()));
+    let (_, got) = bridge.get(&format!("/Users/{u}")).await;
+    let direct: Vec<&Value> = got["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["type"] == "direct")
+        .collect();
+    assert_eq!(direct.len(), 1, "{got}");
+    assert_eq!(
+        direct[0]["value"], inner["id"],
+        "memberOf follows the rename"
+    );
+    assert_eq!(direct[0]["display"], "inner2");
 
     // deleting the inner group removes it from the outer one
     assert_eq!(

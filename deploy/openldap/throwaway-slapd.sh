@@ -108,6 +108,7 @@ olcMemberOfGroupOC: groupOfNames
 olcMemberOfMemberAD: member
 olcMemberOfMemberOfAD: memberOf
 olcMemberOfDangling: ignore
+olcMemberOfRefInt: TRUE
 LDIF
 /usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }
