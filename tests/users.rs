@@ -824,17 +824,7 @@ async fn an_entry_moved_behind_the_bridges_back_is_found_again() {
     let id = u["id"].as_str().unwrap();
     // an admin moves the entry into a sub-OU; the cached DN is now stale
     let mut ldap = slapd.admin().await;
-    ldap.add(
-        "ou=staff,ou=people,dc=example,dc=org",
-        vec![
-            ("objectClass", HashSet::from(["organizationalUnit"])),
-            ("ou", HashSet::from(["staff"])),
-        ],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    slapd.add_ou("staff", "ou=people,dc=example,dc=org").await;
     ldap.modifydn(
         &dn_of("pat"),
         "uid=pat",
@@ -970,18 +960,7 @@ async fn discovery_is_public_and_follows_the_mapping() {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_tenant_sees_only_its_own_container() {
     let slapd = Slapd::start();
-    let mut ldap = slapd.admin().await;
-    ldap.add(
-        "ou=acme,dc=example,dc=org",
-        vec![
-            ("objectClass", HashSet::from(["organizationalUnit"])),
-            ("ou", HashSet::from(["acme"])),
-        ],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    slapd.add_ou("acme", "dc=example,dc=org").await;
     let acme_token = "scim2ldap_acme-tenant-token";
     let extra = format!(
         "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",

@@ -3,7 +3,7 @@
 //! `config.example.toml`.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -167,6 +167,22 @@ impl Slapd {
             .into_iter()
             .map(|e| SearchEntry::construct(e).dn)
             .collect()
+    }
+
+    /// Adds an organizationalUnit `ou=NAME,parent`.
+    pub async fn add_ou(&self, name: &str, parent: &str) {
+        let mut ldap = self.admin().await;
+        ldap.add(
+            &format!("ou={name},{parent}"),
+            vec![
+                ("objectClass", HashSet::from(["organizationalUnit"])),
+                ("ou", HashSet::from([name])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
     }
 
     pub async fn modify(&self, dn: &str, mods: Vec<Mod<&str>>) {
