@@ -591,3 +591,55 @@ async fn a_membership_patch_on_a_10000_member_group_is_one_modify() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_tenant_sees_only_its_own_groups_and_members() {
+    let slapd = Slapd::start();
+    slapd.add_ou("acme", "dc=example,dc=org").await;
+    slapd.add_ou("acme-groups", "dc=example,dc=org").await;
+    let acme_token = "scim2ldap_acme-groups-token";
+    let extra = format!(
+        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\ngroups_container = \"ou=acme-groups,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+        hex::encode(scim2ldap::auth::hash_token(acme_token))
+    );
+    let bridge = Bridge::start_with(test_config(&slapd, &[], &extra)).await;
+    let ours_user = user(&bridge, "home").await;
+    let ours = group(&bridge, "home-group", &[&ours_user]).await;
+
+    let (s, _, _) = bridge
+        .call_as(
+            Some(acme_token),
+            Method::GET,
+            &format!("/Groups/{}", ours["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, page) = bridge
+        .call_as(Some(acme_token), Method::GET, "/Groups", None)
+        .await;
+    assert_eq!(page["totalResults"], 0);
+    // another tenant's user is not a member acme can add
+    let (s, _, e) = bridge
+        .call_as(
+            Some(acme_token),
+            Method::POST,
+            "/Groups",
+            Some(&json!({"displayName": "acme-team", "members": [{"value": ours_user}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, _, g) = bridge
+        .call_as(
+            Some(acme_token),
+            Method::POST,
+            "/Groups",
+            Some(&json!({"displayName": "acme-team"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert!(slapd
+        .entry("cn=acme-team,ou=acme-groups,dc=example,dc=org")
+        .await
+        .is_some());
+}
