@@ -159,6 +159,39 @@ fn apply_at(
     value: Option<&Value>,
     schema: &ResourceSchema,
 ) -> ScimResult<()> {
+    // A path naming a whole extension (`urn:…:enterprise:2.0:User`) targets its attributes.
+    if let (Some(urn), None, None) = (&path.attr.urn, &path.attr.sub, &path.filter) {
+        if let Some(ext) = schema.extension(&format!("{urn}:{}", path.attr.name)) {
+            return match (op, value) {
+                (OpKind::Remove, _) => {
+                    resource.remove(ext.id);
+                    Ok(())
+                }
+                (_, Some(Value::Object(attrs))) => {
+                    for (k, v) in attrs {
+                        if k.eq_ignore_ascii_case("schemas") {
+                            continue;
+                        }
+                        let sub_path = PatchPath {
+                            attr: AttrPath {
+                                urn: Some(ext.id.to_owned()),
+                                name: k.clone(),
+                                sub: None,
+                            },
+                            filter: None,
+                            sub_after_filter: None,
+                        };
+                        apply_at(resource, op, &sub_path, Some(v), schema)?;
+                    }
+                    Ok(())
+                }
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{}' needs an object holding the extension's attributes",
+                    ext.id
+                ))),
+            };
+        }
+    }
     let (container, def) = schema
         .resolve(path.attr.urn.as_deref(), &path.attr.name)
         .ok_or_else(|| {
@@ -650,6 +683,18 @@ mod tests {
         assert!(u.get("displayName").is_none());
         patch(&mut u, json!([{"op": "remove", "path": path}])).unwrap();
         assert!(u.get(ENTERPRISE_USER_SCHEMA).is_none(), "{u:?}");
+    }
+
+    #[test]
+    fn a_path_naming_the_extension_targets_its_attributes() {
+        let mut u = user();
+        patch(&mut u, json!([{"op": "add", "path": ENTERPRISE_USER_SCHEMA, "value": {
+            "schemas": [ENTERPRISE_USER_SCHEMA], "employeeNumber": "7", "department": "Ops"
+        }}]))
+        .unwrap();
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7", "department": "Ops"}));
+        patch(&mut u, json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}])).unwrap();
+        assert!(u.get(ENTERPRISE_USER_SCHEMA).is_none());
     }
 
     #[test]
