@@ -14,9 +14,10 @@ use super::response::{created, scim_json, HttpResult};
 use super::AppState;
 use crate::auth::Tenant;
 use crate::scim::filter::parse_filter;
+use crate::scim::projection::Projection;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::discovery::with_base;
-use crate::service::users::ListQuery;
+use crate::service::users::{ListPage, ListQuery};
 use crate::service::RequestCtx;
 
 fn ctx(state: &AppState, headers: &HeaderMap, tenant: Arc<Tenant>) -> RequestCtx {
@@ -30,13 +31,14 @@ pub async fn create_user(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Extension(tenant): Extension<Arc<Tenant>>,
+    Query(params): Query<HashMap<String, String>>,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let user = state
         .users
         .create(&ctx(&state, &headers, tenant), &body)
         .await?;
-    Ok(created(&user))
+    Ok(created(&projection(&params).apply(user)))
 }
 
 pub async fn get_user(
@@ -47,10 +49,7 @@ pub async fn get_user(
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
     let user = state.users.get(&ctx(&state, &headers, tenant), &id).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &Projection::from_params(&params).apply(user),
-    ))
+    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
 }
 
 pub async fn replace_user(
@@ -58,13 +57,14 @@ pub async fn replace_user(
     headers: HeaderMap,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let user = state
         .users
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(scim_json(StatusCode::OK, &user))
+    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
 }
 
 pub async fn patch_user(
@@ -72,13 +72,14 @@ pub async fn patch_user(
     headers: HeaderMap,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let user = state
         .users
         .patch(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(scim_json(StatusCode::OK, &user))
+    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
 }
 
 pub async fn delete_user(
@@ -100,12 +101,159 @@ pub async fn list_users(
     Extension(tenant): Extension<Arc<Tenant>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
-    let q = list_query(&params)?;
-    let page = state.users.list(&ctx(&state, &headers, tenant), &q).await?;
+    users_page(&state, &ctx(&state, &headers, tenant), &params).await
+}
+
+async fn users_page(
+    state: &AppState,
+    ctx: &RequestCtx,
+    params: &HashMap<String, String>,
+) -> HttpResult {
+    let q = list_query(params)?;
+    let page = state.users.list(ctx, &q).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &list_response(page, &Projection::from_params(&params)),
+        &list_response(page, &projection(params)),
     ))
+}
+
+async fn groups_page(
+    state: &AppState,
+    ctx: &RequestCtx,
+    params: &HashMap<String, String>,
+) -> HttpResult {
+    let q = list_query(params)?;
+    let p = projection(params);
+    let page = groups(state)?.list(ctx, &q, p.includes("members")).await?;
+    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
+pub async fn search_users(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    users_page(
+        &state,
+        &ctx(&state, &headers, tenant),
+        &search_params(&body)?,
+    )
+    .await
+}
+
+pub async fn search_groups(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    groups_page(
+        &state,
+        &ctx(&state, &headers, tenant),
+        &search_params(&body)?,
+    )
+    .await
+}
+
+/// `POST /.search`: Users, then Groups, paged as one list. A filter naming an attribute one
+/// type does not have matches nothing of that type.
+pub async fn search_all(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    ScimBody(body): ScimBody,
+) -> HttpResult {
+    let params = search_params(&body)?;
+    let ctx = ctx(&state, &headers, tenant);
+    let q = list_query(&params)?;
+    let p = projection(&params);
+    let count = q
+        .count
+        .unwrap_or(state.users.max_results())
+        .min(state.users.max_results());
+    let start = q.start_index.max(1);
+    let empty = |start| ListPage {
+        total_results: 0,
+        start_index: start,
+        resources: vec![],
+    };
+    let users = match state
+        .users
+        .list(
+            &ctx,
+            &ListQuery {
+                count: Some(count),
+                ..q.clone()
+            },
+        )
+        .await
+    {
+        Err(e) if is_unknown_attribute(&e) => empty(start),
+        other => other?,
+    };
+    let mut resources = users.resources;
+    let mut total = users.total_results;
+    if let Some(g) = &state.groups {
+        let left = count - resources.len();
+        let gq = ListQuery {
+            filter: q.filter.clone(),
+            start_index: start.saturating_sub(total).max(1),
+            count: Some(left),
+        };
+        let groups = match g.list(&ctx, &gq, p.includes("members")).await {
+            Err(e) if is_unknown_attribute(&e) => empty(1),
+            other => other?,
+        };
+        total += groups.total_results;
+        resources.extend(groups.resources);
+    }
+    let page = ListPage {
+        total_results: total,
+        start_index: start,
+        resources,
+    };
+    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+}
+
+fn is_unknown_attribute(e: &ScimError) -> bool {
+    e.scim_type == Some(crate::scim::ScimType::InvalidFilter)
+        && e.detail.starts_with("unknown attribute")
+}
+
+/// A SearchRequest body as the query parameters of the equivalent GET.
+fn search_params(body: &Value) -> Result<HashMap<String, String>, ScimError> {
+    let Value::Object(obj) = body else {
+        return Err(ScimError::invalid_syntax(
+            "a SearchRequest must be a JSON object",
+        ));
+    };
+    let mut params = HashMap::new();
+    for (k, v) in obj {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_owned).ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "'{k}' must be an array of attribute names"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            Value::Null => continue,
+            _ if k.eq_ignore_ascii_case("schemas") => continue,
+            other => return Err(ScimError::invalid_value(format!("'{k}' cannot be {other}"))),
+        };
+        if !k.eq_ignore_ascii_case("schemas") {
+            params.insert(k.clone(), text);
+        }
+    }
+    Ok(params)
 }
 
 /// `filter`, `startIndex`, `count` (names matched case-insensitively). Out-of-range paging
@@ -140,72 +288,15 @@ fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> 
     })
 }
 
-/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), at the level of top-level
-/// attributes: `id` and `schemas` are always returned.
-#[derive(Debug, Default)]
-struct Projection {
-    attributes: Option<Vec<String>>,
-    excluded: Vec<String>,
-}
-
-impl Projection {
-    fn from_params(params: &HashMap<String, String>) -> Projection {
-        let list = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| {
-                    v.split(',')
-                        .map(|a| top_level_name(a.trim()))
-                        .filter(|a| !a.is_empty())
-                        .collect::<Vec<_>>()
-                })
-        };
-        Projection {
-            attributes: list("attributes"),
-            excluded: list("excludedAttributes").unwrap_or_default(),
-        }
-    }
-
-    fn is_set(&self) -> bool {
-        self.attributes.is_some() || !self.excluded.is_empty()
-    }
-
-    fn includes(&self, name: &str) -> bool {
-        let has = |l: &[String]| l.iter().any(|a| a.eq_ignore_ascii_case(name));
-        if matches!(name, "id" | "schemas") {
-            return true;
-        }
-        match &self.attributes {
-            Some(only) => has(only),
-            None => !has(&self.excluded),
-        }
-    }
-
-    fn apply(&self, mut v: Value) -> Value {
-        if let Value::Object(m) = &mut v {
-            m.retain(|k, _| self.includes(k));
-        }
-        v
-    }
-}
-
-/// `name.givenName` → `name`; `urn:…:User:department` → the extension URN.
-fn top_level_name(a: &str) -> String {
-    if a.to_ascii_lowercase().starts_with("urn:") {
-        return match a.rfind(':') {
-            Some(i)
-                if a[i + 1..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_lowercase()) =>
-            {
-                a[..i].to_owned()
-            }
-            _ => a.to_owned(),
-        };
-    }
-    a.split('.').next().unwrap_or("").to_owned()
+/// `attributes` / `excludedAttributes` from query parameters (names case-insensitive).
+fn projection(params: &HashMap<String, String>) -> Projection {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    Projection::new(get("attributes"), get("excludedAttributes"))
 }
 
 fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError> {
@@ -215,7 +306,7 @@ fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError
         .ok_or_else(|| ScimError::not_found("groups are not configured on this server"))
 }
 
-fn list_response(page: crate::service::users::ListPage, projection: &Projection) -> Value {
+fn list_response(page: ListPage, projection: &Projection) -> Value {
     let resources: Vec<Value> = page
         .resources
         .into_iter()
@@ -249,7 +340,7 @@ pub async fn get_group(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
-    let p = Projection::from_params(&params);
+    let p = projection(&params);
     let group = groups(&state)?
         .get(&ctx(&state, &headers, tenant), &id, p.includes("members"))
         .await?;
@@ -262,12 +353,7 @@ pub async fn list_groups(
     Extension(tenant): Extension<Arc<Tenant>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
-    let q = list_query(&params)?;
-    let p = Projection::from_params(&params);
-    let page = groups(&state)?
-        .list(&ctx(&state, &headers, tenant), &q, p.includes("members"))
-        .await?;
-    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+    groups_page(&state, &ctx(&state, &headers, tenant), &params).await
 }
 
 pub async fn replace_group(
@@ -278,7 +364,7 @@ pub async fn replace_group(
     Query(params): Query<HashMap<String, String>>,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let p = Projection::from_params(&params);
+    let p = projection(&params);
     let group = groups(&state)?
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
@@ -296,7 +382,7 @@ pub async fn patch_group(
     Query(params): Query<HashMap<String, String>>,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let p = Projection::from_params(&params);
+    let p = projection(&params);
     let respond = p.is_set().then(|| p.includes("members"));
     match groups(&state)?
         .patch(&ctx(&state, &headers, tenant), &id, &body, respond)
@@ -399,31 +485,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
-    }
-
-    #[test]
-    fn projection_keeps_id_and_schemas_and_honours_lists() {
-        let p = Projection::from_params(
-            &[("excludedAttributes".to_owned(), "members,meta".to_owned())].into(),
-        );
-        assert!(!p.includes("members") && !p.includes("meta") && p.includes("displayName"));
-        let p = Projection::from_params(
-            &[(
-                "attributes".to_owned(),
-                "userName,name.givenName".to_owned(),
-            )]
-            .into(),
-        );
-        assert!(
-            p.includes("userName")
-                && p.includes("name")
-                && p.includes("id")
-                && !p.includes("emails")
-        );
-        assert_eq!(
-            top_level_name("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-        );
     }
 
     #[test]

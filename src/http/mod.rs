@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -60,6 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/Users",
             get(handlers::list_users).post(handlers::create_user),
         )
+        .route("/Users/.search", post(handlers::search_users))
+        .route("/Groups/.search", post(handlers::search_groups))
+        .route("/.search", post(handlers::search_all))
         .route(
             "/Users/{id}",
             get(handlers::get_user)

@@ -688,12 +688,22 @@ mod tests {
     #[test]
     fn a_path_naming_the_extension_targets_its_attributes() {
         let mut u = user();
-        patch(&mut u, json!([{"op": "add", "path": ENTERPRISE_USER_SCHEMA, "value": {
-            "schemas": [ENTERPRISE_USER_SCHEMA], "employeeNumber": "7", "department": "Ops"
-        }}]))
+        patch(
+            &mut u,
+            json!([{"op": "add", "path": ENTERPRISE_USER_SCHEMA, "value": {
+                "schemas": [ENTERPRISE_USER_SCHEMA], "employeeNumber": "7", "department": "Ops"
+            }}]),
+        )
         .unwrap();
-        assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7", "department": "Ops"}));
-        patch(&mut u, json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}])).unwrap();
+        assert_eq!(
+            u[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber": "7", "department": "Ops"})
+        );
+        patch(
+            &mut u,
+            json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]),
+        )
+        .unwrap();
         assert!(u.get(ENTERPRISE_USER_SCHEMA).is_none());
     }
 
