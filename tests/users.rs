@@ -465,16 +465,28 @@ async fn patch_in_the_dialects_idps_send() {
 
     // one failing operation means none is applied
     let (s, err) = bridge
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "path": "title", "value": "Should not stick"},
+                {"op": "replace", "path": "active", "value": "perhaps"}
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("active"));
+    // a manager id that is no user of ours is not stored, and does not fail the request
+    let (s, p) = bridge
         .patch(&path, json!([
-            {"op": "replace", "path": "title", "value": "Should not stick"},
             {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "value": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}
         ]))
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
-    assert!(err["detail"]
-        .as_str()
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert!(!slapd
+        .entry(&dn_of("gina"))
+        .await
         .unwrap()
-        .contains("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+        .contains_key("manager"));
     assert_eq!(
         first(&slapd.entry(&dn_of("gina")).await.unwrap(), "title"),
         Some("Lead"),

@@ -373,7 +373,7 @@ impl Mapping {
     }
 
     /// What each mapped (and derived) LDAP attribute should hold for this resource.
-    /// `dn_for_user_id` resolves `UserDn` values; an unknown id is a 400 naming it.
+    /// `dn_for_user_id` resolves `UserDn` values; an unknown id leaves the attribute alone.
     pub fn to_ldap(
         &self,
         res: &Map<String, Value>,
@@ -409,9 +409,16 @@ impl Mapping {
                     if id.is_empty() {
                         Desired::Clear
                     } else {
-                        Desired::Set(dn_for_user_id(id).ok_or_else(|| {
-                            ScimError::invalid_value(format!("{}: no user has id \"{id}\"", m.scim))
-                        })?)
+                        match dn_for_user_id(id) {
+                            Some(dn) => Desired::Set(dn),
+                            // IdPs send references to users not provisioned (yet), or in
+                            // their own id space (Okta's managerId): the user is still
+                            // provisioned and the directory's value is left as it is.
+                            None => {
+                                tracing::warn!(attribute = %m.scim, id = %id, "no user has this id; reference not stored");
+                                Desired::Keep
+                            }
+                        }
                     }
                 }
                 (_, Some(other)) => {

@@ -234,6 +234,10 @@ const NAME_SUBS: &[AttrDef] = &[
 
 const GROUP_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Group id.").read_only(),
+    AttrDef {
+        ty: AttrType::Reference,
+        ..AttrDef::string("$ref", "URI of the Group.").read_only()
+    },
     AttrDef::string("display", "Group name.").read_only(),
     AttrDef::string("type", "direct or indirect.").read_only(),
 ];
