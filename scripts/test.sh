@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and integration tests against real OpenLDAP servers
-# that the tests start on loopback. Installs slapd, ldap-utils and openssl first (as root).
+# that the tests start on loopback, and the scim2-tester conformance suite. Installs slapd,
+# ldap-utils, openssl and python3-venv first (as root), and scim2-tester into a venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates
+bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv
 export PATH="$HOME/.cargo/bin:$PATH"
+# the external SCIM conformance suite (scim2-tester, PyPI) that tests/conformance.rs runs
+venv=target/scim2-tester-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import scim2_tester, httpx2" 2>/dev/null; then
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+fi
 cargo test --locked
