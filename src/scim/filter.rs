@@ -763,3 +763,58 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of filter syntax, so that generated inputs get deep into the grammar.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("userName".to_owned()),
+            Just("emails".to_owned()),
+            Just("name.familyName".to_owned()),
+            Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value".to_owned()),
+            Just(" eq ".to_owned()),
+            Just(" co ".to_owned()),
+            Just(" pr".to_owned()),
+            Just(" and ".to_owned()),
+            Just(" or ".to_owned()),
+            Just("not ".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just("\"".to_owned()),
+            Just("\\".to_owned()),
+            Just("\"x\\\"y\"".to_owned()),
+            Just("12.5e3".to_owned()),
+            Just("true".to_owned()),
+            Just(".".to_owned()),
+            Just(":".to_owned()),
+            "[a-zA-Z0-9 é$_-]{0,4}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn the_filter_parser_never_panics_on_any_text(s in "\\PC{0,64}") {
+            let _ = parse_filter(&s);
+            let _ = parse_patch_path(&s);
+            let _ = parse_attr_path(&s);
+        }
+
+        #[test]
+        fn the_filter_parser_never_panics_on_near_grammatical_input(parts in prop::collection::vec(token(), 0..16)) {
+            let s: String = parts.concat();
+            if let Ok(f) = parse_filter(&s) {
+                // what parses can be evaluated without panicking
+                let _ = matches(&f, &serde_json::json!({"userName": "x", "emails": [{"value": "y"}]}), &|_| false);
+            }
+            let _ = parse_patch_path(&s);
+        }
+    }
+}
