@@ -128,3 +128,121 @@ async fn attributes_and_excluded_attributes_shape_every_response() {
     assert_eq!(keys, vec!["schemas", "id", "title"]);
     assert_eq!(patched["title"], "CTO");
 }
+
+async fn with_header(
+    bridge: &Bridge,
+    method: Method,
+    path: &str,
+    header: (&str, &str),
+    body: Option<serde_json::Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut req = bridge
+        .client
+        .request(method, format!("{}{path}", bridge.base))
+        .bearer_auth(TOKEN)
+        .header(header.0, header.1);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/scim+json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let (s, h) = (r.status(), r.headers().clone());
+    (s, h, r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etags_make_reads_cheap_and_writes_conditional() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let (s, h, u) = bridge
+        .call(Method::POST, "/Users", Some(&entra_user("etag")))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let v1 = u["meta"]["version"].as_str().unwrap().to_owned();
+    assert!(v1.starts_with("W/\""), "{v1}");
+    assert_eq!(h["etag"].to_str().unwrap(), v1);
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+
+    let (s, h, body) = with_header(&bridge, Method::GET, &path, ("if-none-match", &v1), None).await;
+    assert_eq!((s, body.as_str()), (StatusCode::NOT_MODIFIED, ""));
+    assert_eq!(h["etag"].to_str().unwrap(), v1);
+    let (s, _, _) = with_header(
+        &bridge,
+        Method::GET,
+        &path,
+        ("if-none-match", "W/\"other\""),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let patch = |title: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+               "Operations": [{"op": "replace", "path": "title", "value": title}]})
+    };
+    let (s, h, _) = with_header(
+        &bridge,
+        Method::PATCH,
+        &path,
+        ("if-match", &v1),
+        Some(patch("First")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v2 = h["etag"].to_str().unwrap().to_owned();
+    assert_ne!(v1, v2, "a write makes a new version");
+
+    // the old version is stale now: the write is refused and nothing changes
+    let (s, _, e) = with_header(
+        &bridge,
+        Method::PATCH,
+        &path,
+        ("if-match", &v1),
+        Some(patch("Second")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED, "{e}");
+    assert_eq!(
+        slapd.entry(&dn_of("etag")).await.unwrap()["title"],
+        vec!["First"]
+    );
+    let (s, _, _) = with_header(&bridge, Method::DELETE, &path, ("if-match", &v1), None).await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    assert!(slapd.entry(&dn_of("etag")).await.is_some());
+    let (s, _, _) = with_header(&bridge, Method::DELETE, &path, ("if-match", &v2), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let (_, _, spc) = bridge
+        .call(Method::GET, "/ServiceProviderConfig", None)
+        .await;
+    assert_eq!(spc["etag"]["supported"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_version_check_travels_with_the_write_as_an_ldap_assertion() {
+    use scim2ldap::directory::{Change, DirectoryError, LdapFilter};
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    bridge.create_user(json!({"userName": "asserted"})).await;
+    let dn = dn_of("asserted");
+    let change = [Change::Replace("title".into(), vec!["x".into()])];
+    let stale = LdapFilter::eq("entryCSN", "20000101000000.000000Z#000000#000#000000");
+    let err = bridge
+        .directory
+        .modify_if(&dn, &change, Some(&stale))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::PreconditionFailed(_)),
+        "{err:?}"
+    );
+    assert!(!slapd.entry(&dn).await.unwrap().contains_key("title"));
+    let csn = slapd.entry(&dn).await.unwrap()["entrycsn"][0].clone();
+    bridge
+        .directory
+        .modify_if(&dn, &change, Some(&LdapFilter::eq("entryCSN", csn)))
+        .await
+        .unwrap();
+    assert_eq!(slapd.entry(&dn).await.unwrap()["title"], vec!["x"]);
+}

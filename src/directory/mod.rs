@@ -71,6 +71,9 @@ pub enum DirectoryError {
     /// The directory refused the values (schema, syntax, constraint); the text says why.
     #[error("the directory refused the change: {0}")]
     Rejected(String),
+    /// An assertion (the client's `If-Match`) no longer holds.
+    #[error("the entry changed: {0}")]
+    PreconditionFailed(String),
     #[error("insufficient access rights: {0}")]
     InsufficientAccess(String),
     #[error("LDAP error {code}: {message}")]
@@ -120,7 +123,18 @@ pub trait Directory: Send + Sync {
 
     /// One modify, all changes or none. Adding a value that is already there succeeds
     /// (permissive modify); deleting one that is not fails with `NoSuchValue`.
-    async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()>;
+    async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()> {
+        self.modify_if(dn, changes, None).await
+    }
+
+    /// `modify`, applied only if the entry matches `assertion` (RFC 4528), else
+    /// `PreconditionFailed`: an ETag check with no window between check and write.
+    async fn modify_if(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()>;
 
     /// LDAP compare: whether the entry at `dn` has this value.
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool>;
@@ -128,7 +142,15 @@ pub trait Directory: Send + Sync {
     /// modrdn: a new RDN (old RDN values removed) and optionally a new parent.
     async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()>;
 
-    async fn delete(&self, dn: &str) -> DirResult<()>;
+    async fn delete(&self, dn: &str) -> DirResult<()> {
+        self.delete_if(dn, None).await
+    }
+
+    /// `delete`, only if the entry matches `assertion`.
+    async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()>;
+
+    /// The operational attribute that changes on every write (`entryCSN`): `meta.version`.
+    fn version_attribute(&self) -> &'static str;
 
     /// Binds and reads the root DSE: proves the connection settings work.
     async fn ping(&self) -> DirResult<()>;

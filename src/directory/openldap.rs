@@ -112,8 +112,13 @@ impl Directory for OpenLdap {
         self.pool.add(dn, attrs).await
     }
 
-    async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()> {
-        self.pool.modify(dn, changes).await
+    async fn modify_if(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
+        self.pool.modify(dn, changes, assertion).await
     }
 
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
@@ -124,8 +129,12 @@ impl Directory for OpenLdap {
         self.pool.rename(dn, new_rdn, new_parent).await
     }
 
-    async fn delete(&self, dn: &str) -> DirResult<()> {
-        self.pool.delete(dn).await
+    async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
+        self.pool.delete(dn, assertion).await
+    }
+
+    fn version_attribute(&self) -> &'static str {
+        "entryCSN"
     }
 
     async fn ping(&self) -> DirResult<()> {

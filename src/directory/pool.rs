@@ -10,7 +10,7 @@ use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Re
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions};
 use tracing::{debug, warn};
 
-use super::{Change, DirResult, DirectoryError};
+use super::{Change, DirResult, DirectoryError, LdapFilter};
 
 /// How to reach and bind to the directory.
 #[derive(Clone)]
@@ -187,15 +187,22 @@ impl LdapPool {
         self.finish(conn, res, dn)
     }
 
-    pub async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()> {
+    pub async fn modify(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
         if changes.is_empty() {
             return Ok(());
         }
+        let mut controls = vec![permissive_modify()];
+        controls.extend(assertion_control(assertion)?);
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
             .with_timeout(self.timeout)
-            .with_controls(vec![permissive_modify()])
+            .with_controls(controls)
             .modify(dn, to_mods(changes))
             .await;
         self.finish(conn, res, dn)
@@ -226,10 +233,15 @@ impl LdapPool {
         self.finish(conn, res, dn)
     }
 
-    pub async fn delete(&self, dn: &str) -> DirResult<()> {
+    pub async fn delete(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
+        let controls = assertion_control(assertion)?;
         let mut conn = self.conn().await?;
         self.count();
-        let res = conn.with_timeout(self.timeout).delete(dn).await;
+        let res = conn
+            .with_timeout(self.timeout)
+            .with_controls(controls)
+            .delete(dn)
+            .await;
         self.finish(conn, res, dn)
     }
 
@@ -268,6 +280,27 @@ fn permissive_modify() -> ldap3::controls::RawControl {
         crit: false,
         val: None,
     }
+}
+
+/// The assertion control (RFC 4528), critical so that a server without it refuses rather
+/// than writes unchecked.
+fn assertion_control(
+    assertion: Option<&LdapFilter>,
+) -> DirResult<Vec<ldap3::controls::RawControl>> {
+    let Some(filter) = assertion else {
+        return Ok(Vec::new());
+    };
+    let text = filter.to_string();
+    // ldap3 panics on a filter it cannot parse: check first (ours always parse).
+    if ldap3::parse_filter(&text).is_err() {
+        return Err(DirectoryError::Other {
+            code: 87,
+            message: format!("filterError: cannot encode the assertion {text}"),
+        });
+    }
+    let mut control = ldap3::controls::Assertion::new(text);
+    control.crit = true;
+    Ok(vec![control])
 }
 
 /// ldap3 takes value sets; a `Replace`/`Add` with several values is sent as one mod per value
@@ -332,6 +365,7 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
     match rc {
         32 => DirectoryError::NoSuchObject(dn.to_owned()),
         16 => DirectoryError::NoSuchValue(why),
+        122 => DirectoryError::PreconditionFailed(why),
         68 => DirectoryError::AlreadyExists(dn.to_owned()),
         17..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
         50 => DirectoryError::InsufficientAccess(why),
@@ -371,6 +405,7 @@ pub fn result_code_name(rc: u32) -> &'static str {
         68 => "entryAlreadyExists",
         69 => "objectClassModsProhibited",
         80 => "other",
+        122 => "assertionFailed",
         _ => "LDAP error",
     }
 }

@@ -18,12 +18,60 @@ use crate::scim::projection::Projection;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::discovery::with_base;
 use crate::service::users::{ListPage, ListQuery};
-use crate::service::RequestCtx;
+use crate::service::{etag_value, RequestCtx};
+
+/// A single-resource response with its `ETag`; answers 304 when `If-None-Match` names the
+/// current version (RFC 7644 §3.14).
+fn resource(
+    req: &HeaderMap,
+    status: StatusCode,
+    body: Value,
+    p: &Projection,
+) -> axum::response::Response {
+    let version = body
+        .pointer("/meta/version")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let body = p.apply(body);
+    if let (Some(v), Some(inm)) = (
+        &version,
+        req.get(axum::http::header::IF_NONE_MATCH)
+            .and_then(|h| h.to_str().ok()),
+    ) {
+        let wanted = etag_value(v);
+        if inm.trim() == "*" || inm.split(',').any(|t| etag_value(t) == wanted) {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(h) = axum::http::HeaderValue::from_str(v) {
+                r.headers_mut().insert(axum::http::header::ETAG, h);
+            }
+            return r;
+        }
+    }
+    with_etag(scim_json(status, &body), version.as_deref())
+}
+
+fn with_etag(
+    mut resp: axum::response::Response,
+    version: Option<&str>,
+) -> axum::response::Response {
+    if let Some(h) = version.and_then(|v| axum::http::HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(axum::http::header::ETAG, h);
+    }
+    resp
+}
+
+fn version_of(body: &Value) -> Option<&str> {
+    body.pointer("/meta/version").and_then(Value::as_str)
+}
 
 fn ctx(state: &AppState, headers: &HeaderMap, tenant: Arc<Tenant>) -> RequestCtx {
     RequestCtx {
         tenant,
         base_url: state.base_url(headers),
+        if_match: headers
+            .get(axum::http::header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
@@ -38,7 +86,10 @@ pub async fn create_user(
         .users
         .create(&ctx(&state, &headers, tenant), &body)
         .await?;
-    Ok(created(&projection(&params).apply(user)))
+    Ok(with_etag(
+        created(&projection(&params).apply(user.clone())),
+        version_of(&user),
+    ))
 }
 
 pub async fn get_user(
@@ -49,7 +100,12 @@ pub async fn get_user(
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
     let user = state.users.get(&ctx(&state, &headers, tenant), &id).await?;
-    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
+    Ok(resource(
+        &headers,
+        StatusCode::OK,
+        user,
+        &projection(&params),
+    ))
 }
 
 pub async fn replace_user(
@@ -64,7 +120,12 @@ pub async fn replace_user(
         .users
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
+    Ok(resource(
+        &HeaderMap::new(),
+        StatusCode::OK,
+        user,
+        &projection(&params),
+    ))
 }
 
 pub async fn patch_user(
@@ -79,7 +140,12 @@ pub async fn patch_user(
         .users
         .patch(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(scim_json(StatusCode::OK, &projection(&params).apply(user)))
+    Ok(resource(
+        &HeaderMap::new(),
+        StatusCode::OK,
+        user,
+        &projection(&params),
+    ))
 }
 
 pub async fn delete_user(
@@ -330,7 +396,7 @@ pub async fn create_group(
     let group = groups(&state)?
         .create(&ctx(&state, &headers, tenant), &body)
         .await?;
-    Ok(created(&group))
+    Ok(with_etag(created(&group), version_of(&group)))
 }
 
 pub async fn get_group(
@@ -344,7 +410,7 @@ pub async fn get_group(
     let group = groups(&state)?
         .get(&ctx(&state, &headers, tenant), &id, p.includes("members"))
         .await?;
-    Ok(scim_json(StatusCode::OK, &p.apply(group)))
+    Ok(resource(&headers, StatusCode::OK, group, &p))
 }
 
 pub async fn list_groups(
@@ -368,7 +434,7 @@ pub async fn replace_group(
     let group = groups(&state)?
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(scim_json(StatusCode::OK, &p.apply(group)))
+    Ok(resource(&HeaderMap::new(), StatusCode::OK, group, &p))
 }
 
 /// Group PATCH answers 204 (RFC 7644 §3.5.2 allows it) so that a membership change never
@@ -388,7 +454,7 @@ pub async fn patch_group(
         .patch(&ctx(&state, &headers, tenant), &id, &body, respond)
         .await?
     {
-        Some(group) => Ok(scim_json(StatusCode::OK, &p.apply(group))),
+        Some(group) => Ok(resource(&HeaderMap::new(), StatusCode::OK, group, &p)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

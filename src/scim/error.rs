@@ -90,6 +90,10 @@ impl ScimError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(409, None, detail)
     }
+    /// 412: the client's `If-Match` version is no longer current (RFC 7644 §3.14).
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(412, None, detail)
+    }
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(500, None, detail)
     }

@@ -775,7 +775,10 @@ mod fuzz {
             Just("userName".to_owned()),
             Just("emails".to_owned()),
             Just("name.familyName".to_owned()),
-            Just("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value".to_owned()),
+            Just(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+                    .to_owned()
+            ),
             Just(" eq ".to_owned()),
             Just(" co ".to_owned()),
             Just(" pr".to_owned()),

@@ -32,7 +32,7 @@ impl Discovery {
             "filter": {"supported": true, "maxResults": max_results},
             "changePassword": {"supported": mapping.attrs.iter().any(|m| m.target.top_name() == "password")},
             "sort": {"supported": false},
-            "etag": {"supported": false},
+            "etag": {"supported": true},
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

@@ -475,6 +475,7 @@ impl Groups {
         new_res: &Map<String, Value>,
         delta: MemberDelta,
     ) -> ScimResult<String> {
+        let assertion = self.store.precondition(ctx, e)?;
         let mapping = &self.store.mapping;
         let old = mapping.to_ldap(old_res, &|_| None)?;
         let new = mapping.to_ldap(new_res, &|_| None)?;
@@ -497,9 +498,11 @@ impl Groups {
             }
             dn = format!("{new_rdn},{parent}");
         }
+        // The rename changed the version: If-Match was checked just before it.
+        let assertion = if rename { None } else { assertion };
         if let Err(err) = self
             .members
-            .modify(&dn, changes, delta.adds, delta.deletes)
+            .modify_if(&dn, changes, delta.adds, delta.deletes, assertion.as_ref())
             .await
         {
             if rename {
@@ -533,7 +536,8 @@ impl Groups {
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let container = self.container(ctx)?;
         let e = self.store.locate(container, id, &self.attrs(false)).await?;
-        self.store.dir.delete(&e.dn).await?;
+        let assertion = self.store.precondition(ctx, &e)?;
+        self.store.dir.delete_if(&e.dn, assertion.as_ref()).await?;
         self.members.remove_everywhere(ctx, &e.dn).await?;
         self.store
             .cache

@@ -50,6 +50,18 @@ impl Memberships {
         adds: Vec<String>,
         deletes: Vec<String>,
     ) -> ScimResult<()> {
+        self.modify_if(dn, changes, adds, deletes, None).await
+    }
+
+    /// `modify`, only while the group matches `assertion` (its `If-Match` version).
+    pub async fn modify_if(
+        &self,
+        dn: &str,
+        changes: Vec<Change>,
+        adds: Vec<String>,
+        deletes: Vec<String>,
+        assertion: Option<&LdapFilter>,
+    ) -> ScimResult<()> {
         let dir = &self.groups.dir;
         let mut deletes: Vec<String> = deletes
             .into_iter()
@@ -66,7 +78,7 @@ impl Memberships {
             if all.is_empty() {
                 return Ok(());
             }
-            match dir.modify(dn, &all).await {
+            match dir.modify_if(dn, &all, assertion).await {
                 Ok(()) => return Ok(()),
                 Err(DirectoryError::NoSuchValue(_)) if !deletes.is_empty() && attempt < 2 => {
                     let mut present = Vec::new();

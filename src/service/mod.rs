@@ -20,6 +20,20 @@ pub struct RequestCtx {
     pub tenant: Arc<Tenant>,
     /// Absolute URL of `/scim/v2`, without a trailing slash.
     pub base_url: String,
+    /// The request's `If-Match` header: writes apply only to this version.
+    pub if_match: Option<String>,
+}
+
+/// The bare version inside an entity tag: `W/"abc"` → `abc`.
+pub fn etag_value(tag: &str) -> &str {
+    let t = tag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.trim_matches('"')
+}
+
+/// The entity tag for a version (weak: equal versions mean equal resources, not bytes).
+pub fn etag(version: &str) -> String {
+    format!("W/\"{version}\"")
 }
 
 /// Seconds a client should wait before retrying when the directory is unavailable.
@@ -49,6 +63,9 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
                 ScimError::invalid_value(format!("the directory refused the values: {why}"))
             }
+            DirectoryError::PreconditionFailed(_) => ScimError::precondition_failed(
+                "the resource changed since the version given in If-Match; read it again",
+            ),
             DirectoryError::InsufficientAccess(why) => {
                 tracing::error!("the bridge's service account lacks rights: {why}");
                 ScimError::new(

@@ -12,7 +12,7 @@ use crate::directory::{Change, Directory, Entry, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::{ScimError, ScimResult};
 
-use super::generalized_to_rfc3339;
+use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
 
 pub struct Store {
     pub dir: Arc<dyn Directory>,
@@ -37,6 +37,7 @@ impl Store {
     ) -> Store {
         let mut read_attrs = mapping.ldap_attributes();
         read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
+        read_attrs.push(dir.version_attribute().to_owned());
         read_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
         Store {
             dir,
@@ -165,7 +166,32 @@ impl Store {
         if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
             meta["lastModified"] = Value::String(t);
         }
+        if let Some(v) = e.first(self.dir.version_attribute()) {
+            meta["version"] = Value::String(etag(v));
+        }
         meta
+    }
+
+    /// Checks the request's `If-Match` against `e`'s version (412 when stale) and returns the
+    /// assertion that makes the write itself conditional on that version.
+    pub fn precondition(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Option<LdapFilter>> {
+        let Some(tags) = ctx.if_match.as_deref() else {
+            return Ok(None);
+        };
+        if tags.trim() == "*" {
+            return Ok(None);
+        }
+        let attr = self.dir.version_attribute();
+        let current = e.first(attr).unwrap_or_default();
+        if tags.split(',').any(|t| etag_value(t) == current) && !current.is_empty() {
+            Ok(Some(LdapFilter::eq(attr, current)))
+        } else {
+            Err(ScimError::precondition_failed(format!(
+                "If-Match does not name the current version of this {} ({}); read it again",
+                self.resource_type,
+                etag(current)
+            )))
+        }
     }
 
     /// One page of entries matching `filter` under `container` (1-based `start`), and the

@@ -296,10 +296,14 @@ impl Users {
             // modrdn sets the naming attribute; the modify must leave it alone
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
+        let assertion = self.store.precondition(ctx, &e)?;
         if changes.is_empty() && !rename {
             return self.render(ctx, &e).await;
         }
-        self.store.dir.modify(&e.dn, &changes).await?;
+        self.store
+            .dir
+            .modify_if(&e.dn, &changes, assertion.as_ref())
+            .await?;
         let mut dn = e.dn.clone();
         if rename {
             let (old_rdn, parent) = split_first_rdn(&e.dn);
@@ -344,6 +348,7 @@ impl Users {
     /// group may list an id that answers 404.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let e = self.locate(ctx, id).await?;
+        let assertion = self.store.precondition(ctx, &e)?;
         let container = &ctx.tenant.users_container;
         let groups = match (&self.memberships, ctx.tenant.groups_container.as_deref()) {
             (Some(m), Some(gc)) => m.parents(gc, &e.dn).await?,
@@ -355,11 +360,18 @@ impl Users {
             }
         }
         let done = match (self.settings.delete_mode, &self.settings.archive_container) {
-            (DeleteMode::Delete, _) => self.store.dir.delete(&e.dn).await.map_err(ScimError::from),
+            (DeleteMode::Delete, _) => self
+                .store
+                .dir
+                .delete_if(&e.dn, assertion.as_ref())
+                .await
+                .map_err(ScimError::from),
             (DeleteMode::Archive, None) => Err(ScimError::internal(
                 "delete_mode is archive but no archive_container is set",
             )),
-            (DeleteMode::Archive, Some(archive)) => self.archive(&e, archive).await,
+            (DeleteMode::Archive, Some(archive)) => {
+                self.archive(&e, archive, assertion.as_ref()).await
+            }
         };
         if let Err(err) = done {
             if let Some(m) = &self.memberships {
@@ -379,7 +391,12 @@ impl Users {
         Ok(())
     }
 
-    async fn archive(&self, e: &Entry, archive: &str) -> ScimResult<()> {
+    async fn archive(
+        &self,
+        e: &Entry,
+        archive: &str,
+        assertion: Option<&LdapFilter>,
+    ) -> ScimResult<()> {
         let lock = match self.mapping_ref().active() {
             Some(m) => {
                 let mut res = Map::new();
@@ -392,7 +409,7 @@ impl Users {
             }
             None => vec![],
         };
-        self.store.dir.modify(&e.dn, &lock).await?;
+        self.store.dir.modify_if(&e.dn, &lock, assertion).await?;
         let (rdn, _) = split_first_rdn(&e.dn);
         let moved = match self.store.dir.rename(&e.dn, &rdn, Some(archive)).await {
             // An earlier archived account has this name: keep both, this one tagged by id.
