@@ -246,3 +246,81 @@ async fn the_version_check_travels_with_the_write_as_an_ldap_assertion() {
         .unwrap();
     assert_eq!(slapd.entry(&dn).await.unwrap()["title"], vec!["x"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_page_past_the_servers_size_limit_with_exact_totals() {
+    use std::collections::HashSet;
+    let slapd = Slapd::start();
+    // a read-only service account, subject to slapd's size limit of 500 (root is not)
+    let mut ldap = slapd.admin().await;
+    ldap.add(
+        "cn=reader,dc=example,dc=org",
+        vec![
+            (
+                "objectClass",
+                HashSet::from(["organizationalRole", "simpleSecurityObject"]),
+            ),
+            ("cn", HashSet::from(["reader"])),
+            ("userPassword", HashSet::from(["reader-pw"])),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    for i in 0..620 {
+        let uid = format!("bulk{i:03}");
+        ldap.add(
+            &dn_of(&uid),
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("uid", HashSet::from([uid.as_str()])),
+                ("cn", HashSet::from([uid.as_str()])),
+                ("sn", HashSet::from(["Bulk"])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let cfg = test_config(&slapd, &[], "")
+        .replace(
+            "bind_dn = \"cn=admin,dc=example,dc=org\"",
+            "bind_dn = \"cn=reader,dc=example,dc=org\"",
+        )
+        .replace(ADMIN_PW, "reader-pw");
+    let bridge = Bridge::start_with(cfg).await;
+
+    let (s, page) = bridge.get("/Users?count=0").await;
+    assert_eq!(
+        (s, &page["totalResults"]),
+        (StatusCode::OK, &json!(620)),
+        "{page}"
+    );
+    let (_, page) = bridge.get("/Users?startIndex=601&count=50").await;
+    assert_eq!(page["totalResults"], 620);
+    assert_eq!(
+        page["Resources"].as_array().unwrap().len(),
+        20,
+        "the last 20, beyond the 500 limit"
+    );
+    let (_, page) = bridge
+        .get("/Users?startIndex=10&count=5&filter=name.familyName%20eq%20%22Bulk%22")
+        .await;
+    assert_eq!(page["totalResults"], 620);
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 5);
+    // every entry is reachable page by page, once
+    let mut seen = HashSet::new();
+    let mut start = 1;
+    while start <= 620 {
+        let (_, page) = bridge
+            .get(&format!("/Users?startIndex={start}&count=200"))
+            .await;
+        for r in page["Resources"].as_array().unwrap() {
+            assert!(seen.insert(r["id"].as_str().unwrap().to_owned()));
+        }
+        start += 200;
+    }
+    assert_eq!(seen.len(), 620);
+}

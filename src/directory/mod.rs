@@ -71,6 +71,10 @@ pub enum DirectoryError {
     /// The directory refused the values (schema, syntax, constraint); the text says why.
     #[error("the directory refused the change: {0}")]
     Rejected(String),
+    /// The directory would not return all matches to this account (sizeLimitExceeded on a
+    /// paged search).
+    #[error("size limit exceeded: {0}")]
+    SizeLimit(String),
     /// An assertion (the client's `If-Match`) no longer holds.
     #[error("the entry changed: {0}")]
     PreconditionFailed(String),
@@ -110,7 +114,8 @@ pub trait Directory: Send + Sync {
     async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>>;
 
     /// Searches the subtree under `base`. `size_limit` > 0 caps the entries returned; the
-    /// flag says whether the cap cut the result short.
+    /// flag says whether the cap cut the result short. With 0, the search is paged
+    /// (RFC 2696) and returns every match, whatever the server's size limit.
     async fn search(
         &self,
         base: &str,
@@ -118,6 +123,20 @@ pub trait Directory: Send + Sync {
         attrs: &[&str],
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)>;
+
+    /// How many entries under `base` match, counted over a paged search that keeps none.
+    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize>;
+
+    /// The matches from `skip` to `skip + take` and the total, over a paged search that keeps
+    /// only that window (for pages beyond the server's size limit).
+    async fn search_window(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        skip: usize,
+        take: usize,
+    ) -> DirResult<(usize, Vec<Entry>)>;
 
     async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()>;
 

@@ -95,17 +95,48 @@ impl Directory for OpenLdap {
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)> {
         let attrs = Self::with_id_attr(attrs);
+        let filter = filter.to_string();
+        if size_limit == 0 {
+            let mut all = Vec::new();
+            self.pool
+                .search_paged(base, &filter, &attrs, |e| all.push(Self::to_entry(e)))
+                .await?;
+            return Ok((all, false));
+        }
         let (entries, truncated) = self
             .pool
-            .search(
-                base,
-                Scope::Subtree,
-                &filter.to_string(),
-                &attrs,
-                size_limit,
-            )
+            .search(base, Scope::Subtree, &filter, &attrs, size_limit)
             .await?;
         Ok((entries.into_iter().map(Self::to_entry).collect(), truncated))
+    }
+
+    async fn search_window(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        skip: usize,
+        take: usize,
+    ) -> DirResult<(usize, Vec<Entry>)> {
+        let attrs = Self::with_id_attr(attrs);
+        let (mut n, mut window) = (0, Vec::new());
+        self.pool
+            .search_paged(base, &filter.to_string(), &attrs, |e| {
+                if n >= skip && n < skip + take {
+                    window.push(Self::to_entry(e));
+                }
+                n += 1;
+            })
+            .await?;
+        Ok((n, window))
+    }
+
+    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {
+        let mut n = 0;
+        self.pool
+            .search_paged(base, &filter.to_string(), &["1.1"], |_| n += 1)
+            .await?;
+        Ok(n)
     }
 
     async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {

@@ -176,6 +176,47 @@ impl LdapPool {
         }
     }
 
+    /// A subtree search with Simple Paged Results (RFC 2696), so that no server size limit
+    /// cuts it short; entries go to `each` as they arrive, so memory holds only what `each`
+    /// keeps. Counted as one operation whatever the number of pages.
+    pub async fn search_paged(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        mut each: impl FnMut(SearchEntry) + Send,
+    ) -> DirResult<()> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        const PAGE: i32 = 500;
+        let mut conn = self.conn().await?;
+        self.count();
+        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(PAGE)),
+        ];
+        let started = conn
+            .with_timeout(self.timeout)
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+            .await;
+        let mut stream = match started {
+            Ok(s) => s,
+            Err(e) => return Err(self.broken(conn, e)),
+        };
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => each(SearchEntry::construct(entry)),
+                Ok(None) => break,
+                Err(e) => return Err(self.broken(conn, e)),
+            }
+        }
+        let res = stream.finish().await;
+        match res.rc {
+            0 => Ok(()),
+            4 => Err(DirectoryError::SizeLimit(res.text)),
+            rc => Err(map_result_code(rc, &res.text, base)),
+        }
+    }
+
     pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
         let mut conn = self.conn().await?;
         self.count();

@@ -63,6 +63,11 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
                 ScimError::invalid_value(format!("the directory refused the values: {why}"))
             }
+            DirectoryError::SizeLimit(_) => ScimError::bad_request(
+                crate::scim::ScimType::TooMany,
+                "more results than the directory lets the bridge's account read: narrow the filter, \
+                 or have the directory admin allow paged searches for it (OpenLDAP: size.prtotal=unlimited)",
+            ),
             DirectoryError::PreconditionFailed(_) => ScimError::precondition_failed(
                 "the resource changed since the version given in If-Match; read it again",
             ),

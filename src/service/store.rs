@@ -195,8 +195,8 @@ impl Store {
     }
 
     /// One page of entries matching `filter` under `container` (1-based `start`), and the
-    /// exact total. Fetches entries only as far as the page ends; when the directory cut that
-    /// short, counts the rest by id only.
+    /// exact total. Fetches entries only as far as the page ends; when that cut the result
+    /// short, counts all matches over a paged search that keeps none.
     pub async fn page(
         &self,
         container: &str,
@@ -209,21 +209,20 @@ impl Store {
         if filter == LdapFilter::False {
             return Ok((0, Vec::new()));
         }
-        let id_only = [self.dir.id_attribute()];
         if count == 0 {
-            let (all, _) = self.dir.search(container, &filter, &id_only, 0).await?;
-            return Ok((all.len(), Vec::new()));
+            return Ok((self.dir.count(container, &filter).await?, Vec::new()));
         }
-        let (entries, truncated) = self
-            .dir
-            .search(container, &filter, attrs, start - 1 + count)
-            .await?;
+        let want = start - 1 + count;
+        let (entries, truncated) = self.dir.search(container, &filter, attrs, want).await?;
+        if truncated && entries.len() < want {
+            // the server's size limit ends before the page does: page through instead
+            return Ok(self
+                .dir
+                .search_window(container, &filter, attrs, start - 1, count)
+                .await?);
+        }
         let total = if truncated {
-            self.dir
-                .search(container, &filter, &id_only, 0)
-                .await?
-                .0
-                .len()
+            self.dir.count(container, &filter).await?
         } else {
             entries.len()
         };
