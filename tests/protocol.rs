@@ -324,3 +324,112 @@ async fn lists_page_past_the_servers_size_limit_with_exact_totals() {
     }
     assert_eq!(seen.len(), 620);
 }
+
+async fn names(bridge: &Bridge, query: &str) -> (serde_json::Value, Vec<String>) {
+    let (s, page) = bridge.get(&format!("/Users?{query}")).await;
+    assert_eq!(s, StatusCode::OK, "{query}: {page}");
+    let names = page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect();
+    (page, names)
+}
+
+fn q(s: &str) -> String {
+    s.replace(' ', "%20").replace('"', "%22")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sorting_and_filters_ldap_cannot_say_exactly_are_answered_exactly() {
+    let slapd = Slapd::start();
+    // externalId on a case-ignoring LDAP attribute: LDAP equality is a superset here
+    let cfg = test_config(
+        &slapd,
+        &[(
+            "externalId = \"scimExternalId\"",
+            "externalId = \"employeeType\"",
+        )],
+        "",
+    );
+    let bridge = Bridge::start_with(cfg).await;
+    for (u, fam, title, ext) in [
+        ("delta", "Zed", "Boss", "AbC"),
+        ("alpha", "Young", "Clerk", "abc"),
+        ("charlie", "Xu", "Analyst", "x"),
+        ("bravo", "Walker", "", "y"),
+    ] {
+        let mut body = json!({"userName": u, "name": {"familyName": fam}, "externalId": ext});
+        if !title.is_empty() {
+            body["title"] = json!(title);
+        }
+        bridge.create_user(body).await;
+    }
+    let (_, n) = names(&bridge, "sortBy=userName").await;
+    assert_eq!(n, ["alpha", "bravo", "charlie", "delta"]);
+    let (_, n) = names(
+        &bridge,
+        "sortBy=name.familyName&sortOrder=descending&startIndex=2&count=2",
+    )
+    .await;
+    assert_eq!(n, ["alpha", "charlie"], "Zed, [Young, Xu], Walker");
+    let (page, n) = names(&bridge, "sortBy=title").await;
+    assert_eq!(
+        n,
+        ["charlie", "delta", "alpha", "bravo"],
+        "no title sorts last"
+    );
+    assert_eq!(page["totalResults"], 4);
+
+    // uid has no LDAP ordering rule: (uid>=c) would match nothing
+    let (_, mut n) = names(&bridge, &format!("filter={}", q(r#"userName gt "bravo""#))).await;
+    n.sort();
+    assert_eq!(n, ["charlie", "delta"]);
+    let (_, mut n) = names(
+        &bridge,
+        &format!("filter={}", q(r#"not (title ge "Boss")"#)),
+    )
+    .await;
+    n.sort();
+    assert_eq!(
+        n,
+        ["bravo", "charlie"],
+        "Analyst < Boss, and no title at all"
+    );
+    // externalId is case-exact in SCIM even where LDAP ignores case
+    let (_, n) = names(&bridge, &format!("filter={}", q(r#"externalId eq "abc""#))).await;
+    assert_eq!(n, ["alpha"]);
+    let (_, mut n) = names(&bridge, &format!("filter={}", q(r#"externalId ne "abc""#))).await;
+    n.sort();
+    assert_eq!(n, ["bravo", "charlie", "delta"]);
+
+    // meta.lastModified against the directory's modifyTimestamp
+    let (page, _) = names(
+        &bridge,
+        &format!(
+            "filter={}",
+            q(r#"meta.lastModified gt "2020-01-01T00:00:00Z""#)
+        ),
+    )
+    .await;
+    assert_eq!(page["totalResults"], 4);
+    let (page, _) = names(
+        &bridge,
+        &format!("filter={}", q(r#"meta.created ge "2999-01-01T00:00:00Z""#)),
+    )
+    .await;
+    assert_eq!(page["totalResults"], 0);
+
+    let (s, e) = bridge
+        .get("/Users?sortBy=userName&sortOrder=sideways")
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalidValue"))
+    );
+    let (_, _, spc) = bridge
+        .call(Method::GET, "/ServiceProviderConfig", None)
+        .await;
+    assert_eq!(spc["sort"]["supported"], true);
+}

@@ -13,11 +13,11 @@ use super::middleware::ScimBody;
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
 use crate::auth::Tenant;
-use crate::scim::filter::parse_filter;
+use crate::scim::filter::{parse_attr_path, parse_filter};
 use crate::scim::projection::Projection;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::discovery::with_base;
-use crate::service::users::{ListPage, ListQuery};
+use crate::service::users::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx};
 
 /// A single-resource response with its `ETag`; answers 304 when `If-None-Match` names the
@@ -264,6 +264,7 @@ pub async fn search_all(
     if let Some(g) = &state.groups {
         let left = count - resources.len();
         let gq = ListQuery {
+            sort: q.sort.clone(),
             filter: q.filter.clone(),
             start_index: start.saturating_sub(total).max(1),
             count: Some(left),
@@ -347,10 +348,28 @@ fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> 
         ),
         _ => None,
     };
+    let sort = match get("sortBy") {
+        Some(by) if !by.trim().is_empty() => {
+            let by = parse_attr_path(by)
+                .map_err(|e| ScimError::invalid_value(format!("sortBy \"{by}\": {e}")))?;
+            let descending = match get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("") | Some("ascending") => false,
+                Some("descending") => true,
+                Some(other) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "sortOrder must be \"ascending\" or \"descending\", got \"{other}\""
+                    )))
+                }
+            };
+            Some(SortSpec { by, descending })
+        }
+        _ => None,
+    };
     Ok(ListQuery {
         filter,
         start_index: int("startIndex")?.unwrap_or(1).max(1) as usize,
         count: int("count")?.map(|c| c.max(0) as usize),
+        sort,
     })
 }
 

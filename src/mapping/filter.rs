@@ -22,27 +22,86 @@ impl Mapping {
 
     /// As `ldap_filter`, with `hook` translating the nodes it knows (e.g. group members,
     /// whose ids the caller resolved to DNs beforehand).
+    ///
+    /// Where LDAP cannot say exactly the same thing (ordering on attributes LDAP may not
+    /// order, case-exact SCIM attributes on case-ignoring LDAP ones), the result is a
+    /// superset and `needs_recheck` says so: the caller then evaluates the filter in memory.
     pub fn ldap_filter_with(
         &self,
         f: &Filter,
         id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
         hook: &dyn Fn(&Filter) -> Option<ScimResult<LdapFilter>>,
     ) -> ScimResult<LdapFilter> {
+        self.tr(f, true, id_filter, hook)
+    }
+
+    /// `positive`: whether `f` sits under an even number of `not`s. An inexact comparison
+    /// becomes a superset of itself where positive and "nothing" where negated, so that the
+    /// whole filter stays a superset of the truth.
+    fn tr(
+        &self,
+        f: &Filter,
+        positive: bool,
+        id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+        hook: &dyn Fn(&Filter) -> Option<ScimResult<LdapFilter>>,
+    ) -> ScimResult<LdapFilter> {
         if let Some(done) = hook(f) {
             return done;
         }
-        let rec = |x: &Filter| self.ldap_filter_with(x, id_filter, hook);
+        let rec = |x: &Filter, pos: bool| self.tr(x, pos, id_filter, hook);
         match f {
-            Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a)?, rec(b)?])),
-            Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a)?, rec(b)?])),
-            Filter::Not(a) => Ok(LdapFilter::negate(rec(a)?)),
-            Filter::Present(p) => self.leaf(p, None, id_filter),
-            Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter),
+            Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a, positive)?, rec(b, positive)?])),
+            Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a, positive)?, rec(b, positive)?])),
+            Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
+            Filter::Present(p) => self.leaf(p, None, id_filter, positive),
+            Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter, positive),
             Filter::ValuePath(p, inner) => {
                 let def = self.multi_valued(p)?;
-                self.over_elements(def, inner)
+                self.over_elements(def, inner, positive)
             }
         }
+    }
+
+    /// Whether the LDAP translation of `f` may match more than `f` does, so that results
+    /// must be checked against `f` in memory.
+    pub fn needs_recheck(&self, f: &Filter) -> bool {
+        let inexact = |p: &AttrPath, op: Option<CompareOp>, parent: Option<&AttrDef>| -> bool {
+            let def = match parent {
+                Some(parent) => parent.sub(&p.name),
+                None => self
+                    .schema
+                    .resolve(p.urn.as_deref(), &p.name)
+                    .map(|(_, d)| {
+                        let sub = p.sub.as_deref().or(d.multi_valued.then_some("value"));
+                        sub.and_then(|s| d.sub(s)).unwrap_or(d)
+                    }),
+            };
+            let Some(def) = def else { return false };
+            if def.name == "id" || (parent.is_none() && p.name.eq_ignore_ascii_case("meta")) {
+                return false;
+            }
+            def.case_exact || op.is_some_and(is_ordering)
+        };
+        fn walk(
+            f: &Filter,
+            parent: Option<&AttrDef>,
+            me: &Mapping,
+            inexact: &dyn Fn(&AttrPath, Option<CompareOp>, Option<&AttrDef>) -> bool,
+        ) -> bool {
+            match f {
+                Filter::And(a, b) | Filter::Or(a, b) => {
+                    walk(a, parent, me, inexact) || walk(b, parent, me, inexact)
+                }
+                Filter::Not(a) => walk(a, parent, me, inexact),
+                Filter::Present(p) => inexact(p, None, parent),
+                Filter::Compare(p, op, _) => inexact(p, Some(*op), parent),
+                Filter::ValuePath(p, inner) => match me.schema.resolve(p.urn.as_deref(), &p.name) {
+                    Some((_, def)) => walk(inner, Some(def), me, inexact),
+                    None => false,
+                },
+            }
+        }
+        walk(f, None, self, &inexact)
     }
 
     fn multi_valued(&self, p: &AttrPath) -> ScimResult<&'static AttrDef> {
@@ -69,6 +128,7 @@ impl Mapping {
         p: &AttrPath,
         cmp: Option<(CompareOp, &CompValue)>,
         id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+        positive: bool,
     ) -> ScimResult<LdapFilter> {
         let (container, def) = self.resolve(p)?;
         match def.name {
@@ -86,7 +146,8 @@ impl Mapping {
                     )),
                 }
             }
-            "meta" | "groups" => {
+            "meta" => return meta_filter(p, cmp),
+            "groups" => {
                 return Err(ScimError::invalid_filter(format!(
                     "filtering on '{p}' is not supported yet"
                 )))
@@ -110,7 +171,7 @@ impl Mapping {
                 None => Filter::Present(sub_path),
                 Some((op, v)) => Filter::Compare(sub_path, op, v.clone()),
             };
-            return self.over_elements(def, &inner);
+            return self.over_elements(def, &inner, positive);
         }
         let mappings: Vec<&AttrMapping> = self
             .attrs
@@ -153,13 +214,18 @@ impl Mapping {
         }
         let parts = mappings
             .into_iter()
-            .map(|m| compare_mapped(m, cmp))
+            .map(|m| compare_mapped(m, cmp, positive))
             .collect::<ScimResult<Vec<_>>>()?;
         Ok(LdapFilter::or(parts))
     }
 
     /// `attr[inner]`: some typed element of `attr` exists and satisfies `inner`.
-    fn over_elements(&self, def: &'static AttrDef, inner: &Filter) -> ScimResult<LdapFilter> {
+    fn over_elements(
+        &self,
+        def: &'static AttrDef,
+        inner: &Filter,
+        positive: bool,
+    ) -> ScimResult<LdapFilter> {
         let mut groups: Vec<(Option<&str>, bool, Vec<&AttrMapping>)> = Vec::new();
         for m in &self.attrs {
             if let Target::Element {
@@ -189,12 +255,12 @@ impl Mapping {
                     .map(|m| LdapFilter::Present(m.ldap.clone()))
                     .collect(),
             );
-            let cond = in_element(def, inner, *type_value, *primary, members)?;
+            let cond = in_element(def, inner, *type_value, *primary, members, positive)?;
             alternatives.push(LdapFilter::and(vec![exists, cond]));
         }
         // Validate the inner filter even when nothing is mapped, so typos still fail.
         if groups.is_empty() {
-            in_element(def, inner, None, false, &[])?;
+            in_element(def, inner, None, false, &[], positive)?;
         }
         Ok(LdapFilter::or(alternatives))
     }
@@ -206,12 +272,13 @@ fn in_element(
     type_value: Option<&str>,
     primary: bool,
     members: &[&AttrMapping],
+    positive: bool,
 ) -> ScimResult<LdapFilter> {
-    let rec = |x: &Filter| in_element(def, x, type_value, primary, members);
+    let rec = |x: &Filter, pos: bool| in_element(def, x, type_value, primary, members, pos);
     match f {
-        Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a)?, rec(b)?])),
-        Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a)?, rec(b)?])),
-        Filter::Not(a) => Ok(LdapFilter::negate(rec(a)?)),
+        Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a, positive)?, rec(b, positive)?])),
+        Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a, positive)?, rec(b, positive)?])),
+        Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
         Filter::ValuePath(..) => Err(ScimError::invalid_filter("value filters cannot be nested")),
         Filter::Present(p) | Filter::Compare(p, _, _) => {
             let cmp = match f {
@@ -244,7 +311,7 @@ fn in_element(
                     _ => false,
                 })),
                 _ => match members.iter().find(|m| m.target.leaf().name == sub.name) {
-                    Some(m) => compare_mapped(m, cmp),
+                    Some(m) => compare_mapped(m, cmp, positive),
                     None => Ok(unmapped(cmp)),
                 },
             }
@@ -280,8 +347,92 @@ fn compare_str(value: &str, op: CompareOp, with: &str) -> bool {
     }
 }
 
-fn compare_mapped(m: &AttrMapping, cmp: Option<(CompareOp, &CompValue)>) -> ScimResult<LdapFilter> {
+fn is_ordering(op: CompareOp) -> bool {
+    matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    )
+}
+
+/// `meta.created` / `meta.lastModified` → the directory's timestamps (RFC 3339 → LDAP
+/// GeneralizedTime, which LDAP orders exactly).
+fn meta_filter(p: &AttrPath, cmp: Option<(CompareOp, &CompValue)>) -> ScimResult<LdapFilter> {
+    let attr = match p.sub.as_deref() {
+        Some(s) if s.eq_ignore_ascii_case("created") => "createTimestamp",
+        Some(s) if s.eq_ignore_ascii_case("lastModified") => "modifyTimestamp",
+        _ => {
+            return Err(ScimError::invalid_filter(format!(
+                "'{p}': filter on meta.created or meta.lastModified"
+            )))
+        }
+    };
+    let Some((op, v)) = cmp else {
+        return Ok(LdapFilter::Present(attr.to_owned()));
+    };
+    let CompValue::Str(t) = v else {
+        return Err(ScimError::invalid_filter(format!(
+            "'{p}' compares with a \"dateTime\" string"
+        )));
+    };
+    let when = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            ScimError::invalid_filter(format!("'{p}': \"{t}\" is not an RFC 3339 dateTime ({e})"))
+        })?
+        .to_offset(time::UtcOffset::UTC);
+    let g = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        when.year(),
+        u8::from(when.month()),
+        when.day(),
+        when.hour(),
+        when.minute(),
+        when.second()
+    );
+    let a = attr.to_owned();
+    Ok(match op {
+        CompareOp::Eq => LdapFilter::Eq(a, g),
+        CompareOp::Ne => LdapFilter::negate(LdapFilter::Eq(a, g)),
+        CompareOp::Ge => LdapFilter::Ge(a, g),
+        CompareOp::Le => LdapFilter::Le(a, g),
+        CompareOp::Gt => LdapFilter::and(vec![
+            LdapFilter::Ge(a.clone(), g.clone()),
+            LdapFilter::negate(LdapFilter::Eq(a, g)),
+        ]),
+        CompareOp::Lt => LdapFilter::and(vec![
+            LdapFilter::Present(a.clone()),
+            LdapFilter::negate(LdapFilter::Ge(a, g)),
+        ]),
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+            return Err(ScimError::invalid_filter(format!(
+                "'{p}' is a dateTime: use eq, ne, gt, ge, lt or le"
+            )))
+        }
+    })
+}
+
+fn compare_mapped(
+    m: &AttrMapping,
+    cmp: Option<(CompareOp, &CompValue)>,
+    positive: bool,
+) -> ScimResult<LdapFilter> {
     let attr = m.ldap.clone();
+    if let (ValueKind::Text, Some((op, _))) = (&m.kind, cmp) {
+        let inexact = is_ordering(op) || m.target.leaf().case_exact;
+        if inexact {
+            if !positive {
+                // under a `not`: a subset here is a superset once negated
+                return Ok(LdapFilter::False);
+            }
+            match op {
+                // LDAP may have no ordering rule for the attribute: fetch those that have one
+                _ if is_ordering(op) => return Ok(LdapFilter::Present(attr)),
+                // not-equal ignoring case would drop case variants SCIM keeps
+                CompareOp::Ne => return Ok(LdapFilter::True),
+                // equality/substrings ignoring case are a superset of the case-exact answer
+                _ => {}
+            }
+        }
+    }
     match &m.kind {
         ValueKind::Text => {
             let Some((op, v)) = cmp else {

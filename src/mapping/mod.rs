@@ -68,7 +68,7 @@ impl Target {
         }
     }
 
-    fn leaf(&self) -> &'static AttrDef {
+    pub fn leaf(&self) -> &'static AttrDef {
         match self {
             Target::Attr { attr, .. } => attr,
             Target::Sub { sub, .. } | Target::Element { sub, .. } => sub,

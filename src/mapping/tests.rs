@@ -322,3 +322,37 @@ fn config_errors_name_the_key_and_fix() {
     let e = with_attributes("title = 'bad attr'").unwrap_err();
     assert!(e.problem.contains("not an LDAP attribute"), "{e}");
 }
+
+fn recheck(f: &str) -> bool {
+    example().needs_recheck(&parse_filter(f).unwrap())
+}
+
+#[test]
+fn inexact_comparisons_become_supersets_that_the_caller_rechecks() {
+    assert_eq!(ldap(r#"title gt "m""#), "(title=*)");
+    assert!(recheck(r#"title gt "m""#));
+    // negated, a superset of the complement is everything
+    assert_eq!(ldap(r#"not (title gt "m")"#), "(objectClass=*)");
+    assert_eq!(ldap(r#"userName eq "a" and not (title lt "m")"#), "(uid=a)");
+    // externalId is case-exact in SCIM; the LDAP side may ignore case
+    assert_eq!(ldap(r#"externalId ne "x""#), "(objectClass=*)");
+    assert!(recheck(r#"externalId eq "x""#));
+    assert!(recheck(r#"emails[type eq "work" and not (value gt "m")]"#));
+    assert!(!recheck(r#"userName eq "a" or emails.value co "x""#));
+    assert!(!recheck(r#"id eq "3f2504e0-4f89-11d3-9a0c-0305e82c3301""#));
+}
+
+#[test]
+fn meta_timestamps_filter_on_the_directorys_timestamps() {
+    assert_eq!(
+        ldap(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#),
+        "(&(modifyTimestamp>=20260101000000Z)(!(modifyTimestamp=20260101000000Z)))"
+    );
+    assert_eq!(
+        ldap(r#"meta.created ge "2026-01-01T01:00:00+01:00""#),
+        "(createTimestamp>=20260101000000Z)"
+    );
+    assert!(!recheck(r#"meta.created ge "2026-01-01T00:00:00Z""#));
+    assert!(ldap(r#"meta.created ge "yesterday""#).contains("RFC 3339"));
+    assert!(ldap(r#"meta.version eq "x""#).starts_with("ERROR"));
+}

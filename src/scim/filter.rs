@@ -493,6 +493,49 @@ pub fn matches(filter: &Filter, obj: &Value, case_exact: &dyn Fn(&AttrPath) -> b
     }
 }
 
+/// The value `sortBy` orders by (RFC 7644 §3.4.2.3): the attribute's value, or for a
+/// multi-valued attribute the primary (else first) value's `value`.
+pub fn sort_value<'v>(obj: &'v Value, path: &AttrPath) -> Option<&'v Value> {
+    let vals = values_at(obj, path);
+    let first = vals
+        .iter()
+        .find(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .or(vals.first())
+        .copied()?;
+    match first {
+        Value::Object(m) if path.sub.is_none() => m.get("value"),
+        other => Some(other),
+    }
+}
+
+/// Orders two resources by `path` for `sortBy`; resources without a value sort last.
+pub fn compare_for_sort(
+    a: &Value,
+    b: &Value,
+    path: &AttrPath,
+    case_exact: bool,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let key = |v: &Value| -> Option<Value> {
+        sort_value(v, path).map(|x| match x {
+            Value::String(s) if !case_exact => Value::String(s.to_lowercase()),
+            other => other.clone(),
+        })
+    };
+    match (key(a), key(b)) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(&y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(&y),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        _ => Ordering::Equal,
+    }
+}
+
 /// Every value found at `path` in `obj`, flattening multi-valued attributes.
 fn values_at<'v>(obj: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
     let Some(map) = obj.as_object() else {
@@ -736,6 +779,19 @@ mod tests {
         let pp = parse_patch_path("name.givenName").unwrap();
         assert_eq!(pp.attr.sub.as_deref(), Some("givenName"));
         assert!(parse_patch_path("emails[type eq \"work\"").is_err());
+    }
+
+    #[test]
+    fn sorts_by_value_primary_first_and_missing_last() {
+        let a = json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]});
+        let b = json!({"userName": "A", "emails": [{"value": "m@x"}]});
+        let c = json!({"userName": "c"});
+        let by = |p: &str| parse_attr_path(p).unwrap();
+        let mut v = vec![a.clone(), b.clone(), c.clone()];
+        v.sort_by(|x, y| compare_for_sort(x, y, &by("userName"), false));
+        assert_eq!(v, vec![b.clone(), a.clone(), c.clone()]);
+        v.sort_by(|x, y| compare_for_sort(x, y, &by("emails"), false));
+        assert_eq!(v, vec![a, b, c], "primary email a@x first, no email last");
     }
 
     #[test]

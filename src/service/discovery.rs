@@ -31,7 +31,7 @@ impl Discovery {
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
             "filter": {"supported": true, "maxResults": max_results},
             "changePassword": {"supported": mapping.attrs.iter().any(|m| m.target.top_name() == "password")},
-            "sort": {"supported": false},
+            "sort": {"supported": true},
             "etag": {"supported": true},
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",

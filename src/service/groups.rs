@@ -275,7 +275,14 @@ impl Groups {
         };
         let (total, entries) = self
             .store
-            .page(container, &filter, start, count, &self.attrs(with_members))
+            .page_query(
+                container,
+                &filter,
+                q,
+                start,
+                count,
+                &self.attrs(with_members),
+            )
             .await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {

@@ -10,9 +10,15 @@ use crate::cache::DnCache;
 use crate::directory::filter::is_under;
 use crate::directory::{Change, Directory, Entry, LdapFilter};
 use crate::mapping::Mapping;
-use crate::scim::{ScimError, ScimResult};
+use crate::scim::filter::{compare_for_sort, matches, AttrPath};
+use crate::scim::{ScimError, ScimResult, ScimType};
 
+use super::users::ListQuery;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
+
+/// The most entries a list may check in memory (a filter LDAP cannot say exactly, or a
+/// `sortBy`).
+pub const MAX_SCAN: usize = 10_000;
 
 pub struct Store {
     pub dir: Arc<dyn Directory>,
@@ -228,6 +234,100 @@ impl Store {
         };
         let page = entries.into_iter().skip(start - 1).take(count).collect();
         Ok((total, page))
+    }
+
+    /// A page for a list request: straight from LDAP when the LDAP filter says exactly what
+    /// the SCIM filter does and no order is asked for; otherwise the (superset) matches are
+    /// read, up to `MAX_SCAN`, checked against the SCIM filter and sorted in memory.
+    pub async fn page_query(
+        &self,
+        container: &str,
+        ldap_filter: &LdapFilter,
+        q: &ListQuery,
+        start: usize,
+        count: usize,
+        attrs: &[&str],
+    ) -> ScimResult<(usize, Vec<Entry>)> {
+        let recheck = q
+            .filter
+            .as_ref()
+            .is_some_and(|f| self.mapping.needs_recheck(f));
+        if !recheck && q.sort.is_none() {
+            return self.page(container, ldap_filter, start, count, attrs).await;
+        }
+        let filter = LdapFilter::and(vec![self.class_filter(), ldap_filter.clone()]);
+        if filter == LdapFilter::False {
+            return Ok((0, Vec::new()));
+        }
+        let (matched, entries) = self
+            .dir
+            .search_window(container, &filter, attrs, 0, MAX_SCAN)
+            .await?;
+        if matched > MAX_SCAN {
+            return Err(ScimError::bad_request(
+                ScimType::TooMany,
+                format!(
+                    "the filter or sortBy needs {matched} entries checked in memory, more than {MAX_SCAN}: narrow the filter"
+                ),
+            ));
+        }
+        let schema = self.mapping.schema;
+        let case_exact = |p: &AttrPath| {
+            schema
+                .resolve(p.urn.as_deref(), &p.name)
+                .map(|(_, d)| {
+                    p.sub
+                        .as_deref()
+                        .and_then(|s| d.sub(s))
+                        .unwrap_or(d)
+                        .case_exact
+                })
+                .unwrap_or(false)
+        };
+        let mut rows: Vec<(Value, Entry)> = entries
+            .into_iter()
+            .map(|e| (self.filter_view(&e), e))
+            .collect();
+        if let (true, Some(f)) = (recheck, &q.filter) {
+            rows.retain(|(v, _)| matches(f, v, &case_exact));
+        }
+        if let Some(sort) = &q.sort {
+            let exact = case_exact(&sort.by);
+            rows.sort_by(|(a, _), (b, _)| {
+                let o = compare_for_sort(a, b, &sort.by, exact);
+                if sort.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        let total = rows.len();
+        let page = rows
+            .into_iter()
+            .skip(start - 1)
+            .take(count)
+            .map(|(_, e)| e)
+            .collect();
+        Ok((total, page))
+    }
+
+    /// What in-memory filtering and sorting see of an entry: its mapped attributes, `id`
+    /// and `meta` timestamps (no directory reads).
+    fn filter_view(&self, e: &Entry) -> Value {
+        let mut m = self.mapping.to_scim(e, &|_| None);
+        m.insert("id".into(), Value::String(e.id.clone()));
+        let mut meta = serde_json::Map::new();
+        for (k, a) in [
+            ("created", "createTimestamp"),
+            ("lastModified", "modifyTimestamp"),
+        ] {
+            if let Some(t) = e.first(a).and_then(generalized_to_rfc3339) {
+                meta.insert(k.into(), Value::String(t));
+            }
+        }
+        m.insert("meta".into(), Value::Object(meta));
+        Value::Object(m)
     }
 
     /// Reverts `changes` made to `before`: replaced attributes get their old values back

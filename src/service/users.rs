@@ -31,11 +31,19 @@ pub struct UserSettings {
 }
 
 /// A list request after parsing: 1-based `start_index`, `count` already clamped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub filter: Option<Filter>,
     pub start_index: usize,
     pub count: Option<usize>,
+    pub sort: Option<SortSpec>,
+}
+
+/// `sortBy` / `sortOrder`.
+#[derive(Debug, Clone)]
+pub struct SortSpec {
+    pub by: crate::scim::filter::AttrPath,
+    pub descending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -447,7 +455,7 @@ impl Users {
         };
         let (total, entries) = self
             .store
-            .page(container, &filter, start, count, &self.store.attrs())
+            .page_query(container, &filter, q, start, count, &self.store.attrs())
             .await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
