@@ -65,43 +65,43 @@ impl Mapping {
     /// Whether the LDAP translation of `f` may match more than `f` does, so that results
     /// must be checked against `f` in memory.
     pub fn needs_recheck(&self, f: &Filter) -> bool {
-        let inexact = |p: &AttrPath, op: Option<CompareOp>, parent: Option<&AttrDef>| -> bool {
-            let def = match parent {
-                Some(parent) => parent.sub(&p.name),
-                None => self
-                    .schema
-                    .resolve(p.urn.as_deref(), &p.name)
-                    .map(|(_, d)| {
-                        let sub = p.sub.as_deref().or(d.multi_valued.then_some("value"));
-                        sub.and_then(|s| d.sub(s)).unwrap_or(d)
-                    }),
-            };
-            let Some(def) = def else { return false };
-            if def.name == "id" || (parent.is_none() && p.name.eq_ignore_ascii_case("meta")) {
-                return false;
+        self.recheck_in(f, None)
+    }
+
+    /// `parent`: the multi-valued attribute whose value filter `f` is inside.
+    fn recheck_in(&self, f: &Filter, parent: Option<&AttrDef>) -> bool {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                self.recheck_in(a, parent) || self.recheck_in(b, parent)
             }
-            def.case_exact || op.is_some_and(is_ordering)
-        };
-        fn walk(
-            f: &Filter,
-            parent: Option<&AttrDef>,
-            me: &Mapping,
-            inexact: &dyn Fn(&AttrPath, Option<CompareOp>, Option<&AttrDef>) -> bool,
-        ) -> bool {
-            match f {
-                Filter::And(a, b) | Filter::Or(a, b) => {
-                    walk(a, parent, me, inexact) || walk(b, parent, me, inexact)
-                }
-                Filter::Not(a) => walk(a, parent, me, inexact),
-                Filter::Present(p) => inexact(p, None, parent),
-                Filter::Compare(p, op, _) => inexact(p, Some(*op), parent),
-                Filter::ValuePath(p, inner) => match me.schema.resolve(p.urn.as_deref(), &p.name) {
-                    Some((_, def)) => walk(inner, Some(def), me, inexact),
-                    None => false,
-                },
-            }
+            Filter::Not(a) => self.recheck_in(a, parent),
+            Filter::Present(p) => self.inexact_leaf(p, None, parent),
+            Filter::Compare(p, op, _) => self.inexact_leaf(p, Some(*op), parent),
+            Filter::ValuePath(p, inner) => match self.schema.resolve(p.urn.as_deref(), &p.name) {
+                Some((_, def)) => self.recheck_in(inner, Some(def)),
+                None => false,
+            },
         }
-        walk(f, None, self, &inexact)
+    }
+
+    /// Ordering comparisons (LDAP may have no ordering rule) and case-exact attributes
+    /// (LDAP may ignore case) are translated to supersets.
+    fn inexact_leaf(&self, p: &AttrPath, op: Option<CompareOp>, parent: Option<&AttrDef>) -> bool {
+        let def = match parent {
+            Some(parent) => parent.sub(&p.name),
+            None => self
+                .schema
+                .resolve(p.urn.as_deref(), &p.name)
+                .map(|(_, d)| {
+                    let sub = p.sub.as_deref().or(d.multi_valued.then_some("value"));
+                    sub.and_then(|s| d.sub(s)).unwrap_or(d)
+                }),
+        };
+        let Some(def) = def else { return false };
+        if def.name == "id" || (parent.is_none() && p.name.eq_ignore_ascii_case("meta")) {
+            return false;
+        }
+        def.case_exact || op.is_some_and(is_ordering)
     }
 
     fn multi_valued(&self, p: &AttrPath) -> ScimResult<&'static AttrDef> {
