@@ -139,6 +139,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         discovery,
         public_url: raw.server.public_url.clone(),
         max_body_bytes: raw.server.max_body_bytes,
+        trust_forwarded: raw.server.trust_forwarded_headers,
     });
     Ok(App { state, directory })
 }

@@ -76,6 +76,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     #[serde(default = "default_max_results")]
     pub max_results: usize,
+    /// Behind a reverse proxy that sets them: take the scheme and host of `meta.location`
+    /// from `X-Forwarded-Proto` / `X-Forwarded-Host`. Off, they are ignored (a client could
+    /// forge them).
+    #[serde(default)]
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +90,7 @@ impl Default for ServerConfig {
             public_url: None,
             max_body_bytes: default_max_body(),
             max_results: default_max_results(),
+            trust_forwarded_headers: false,
         }
     }
 }

@@ -433,3 +433,104 @@ async fn sorting_and_filters_ldap_cannot_say_exactly_are_answered_exactly() {
         .await;
     assert_eq!(spc["sort"]["supported"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_failure_is_a_scim_error() {
+    let slapd = Slapd::start();
+    let small = test_config(
+        &slapd,
+        &[("max_body_bytes = 1048576", "max_body_bytes = 2048")],
+        "",
+    );
+    let bridge = Bridge::start_with(small).await;
+    let big = json!({"userName": "x".repeat(4096)});
+    let (s, h, e) = bridge.call(Method::POST, "/Users", Some(&big)).await;
+    assert_eq!(
+        (s, e["status"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("413")),
+        "{e}"
+    );
+    assert_eq!(h["content-type"], "application/scim+json");
+    let (_, _, spc) = bridge
+        .call(Method::GET, "/ServiceProviderConfig", None)
+        .await;
+    assert_eq!(spc["bulk"]["maxPayloadSize"], 2048);
+    for path in ["/Bulk", "/Me"] {
+        let (s, _, e) = bridge.call(Method::POST, path, Some(&json!({}))).await;
+        assert_eq!(
+            (s, e["status"].as_str()),
+            (StatusCode::NOT_IMPLEMENTED, Some("501")),
+            "{path}"
+        );
+    }
+    let (s, _, e) = bridge.call(Method::DELETE, "/Users", None).await;
+    assert_eq!(
+        (s, e["status"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("405"))
+    );
+    let (s, _, e) = bridge.call(Method::GET, "/Widgets", None).await;
+    assert_eq!(
+        (s, e["status"].as_str()),
+        (StatusCode::NOT_FOUND, Some("404"))
+    );
+    let u = bridge.create_user(json!({"userName": "ro"})).await;
+    let (s, e) = bridge
+        .patch(
+            &format!("/Users/{}", u["id"].as_str().unwrap()),
+            json!([{"op": "replace", "path": "meta", "value": {}}]),
+        )
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("mutability")),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locations_follow_forwarded_headers_only_when_trusted() {
+    let slapd = Slapd::start();
+    let send = |bridge: &Bridge| {
+        bridge
+            .client
+            .post(format!("{}/Users", bridge.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "scim.example.org")
+    };
+    let plain = Bridge::start(&slapd).await;
+    let r = send(&plain)
+        .body(json!({"userName": "fwd1"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        loc.starts_with("http://127.0.0.1:"),
+        "forwarded headers ignored by default: {loc}"
+    );
+
+    let trusting = Bridge::start_with(test_config(
+        &slapd,
+        &[(
+            "# trust_forwarded_headers = true",
+            "trust_forwarded_headers = true",
+        )],
+        "",
+    ))
+    .await;
+    let r = send(&trusting)
+        .body(json!({"userName": "fwd2"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://scim.example.org/scim/v2/Users/"),
+        "{body}"
+    );
+}

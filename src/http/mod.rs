@@ -34,6 +34,8 @@ pub struct AppState {
     /// Configured absolute URL of `/scim/v2`; when `None`, derived from `Host`.
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
+    /// Build URLs from `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a trusted proxy).
+    pub trust_forwarded: bool,
 }
 
 impl AppState {
@@ -42,15 +44,33 @@ impl AppState {
         if let Some(u) = &self.public_url {
             return u.trim_end_matches('/').to_owned();
         }
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
-            })
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|h| h.to_str().ok())
+                // the first hop's value, and only characters a host name can hold
+                .map(|h| h.split(',').next().unwrap_or("").trim())
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+                })
+        };
+        let forwarded = |name: &str| {
+            if self.trust_forwarded {
+                header(name)
+            } else {
+                None
+            }
+        };
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header("host"))
             .unwrap_or("localhost");
-        format!("http://{host}{BASE_PATH}")
+        let scheme = match forwarded("x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        format!("{scheme}://{host}{BASE_PATH}")
     }
 }
 
