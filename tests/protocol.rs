@@ -381,6 +381,22 @@ async fn sorting_and_filters_ldap_cannot_say_exactly_are_answered_exactly() {
         "no title sorts last"
     );
     assert_eq!(page["totalResults"], 4);
+    let (_, n) = names(&bridge, "sortBy=title&sortOrder=descending").await;
+    assert_eq!(
+        n,
+        ["bravo", "alpha", "delta", "charlie"],
+        "descending: no title first"
+    );
+    // the same order when the filter forces the in-memory path (externalId is rechecked)
+    let (_, n) = names(
+        &bridge,
+        &format!(
+            "sortBy=title&sortOrder=descending&filter={}",
+            q(r#"externalId ne "zzz""#)
+        ),
+    )
+    .await;
+    assert_eq!(n, ["bravo", "alpha", "delta", "charlie"]);
 
     // uid has no LDAP ordering rule: (uid>=c) would match nothing
     let (_, mut n) = names(&bridge, &format!("filter={}", q(r#"userName gt "bravo""#))).await;
@@ -533,4 +549,38 @@ async fn locations_follow_forwarded_headers_only_when_trusted() {
             .starts_with("https://scim.example.org/scim/v2/Users/"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_directory_sorts_when_it_offers_server_side_sort() {
+    use scim2ldap::directory::{LdapFilter, SortKey};
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    for n in ["kilo", "alpha", "mike"] {
+        bridge.create_user(json!({"userName": n})).await;
+    }
+    let key = SortKey {
+        attr: "uid".into(),
+        ordering_rule: "caseIgnoreOrderingMatch".into(),
+        reverse: true,
+    };
+    let (entries, truncated) = bridge
+        .directory
+        .search_sorted(
+            PEOPLE,
+            &LdapFilter::eq("objectClass", "inetOrgPerson"),
+            &["uid"],
+            2,
+            &key,
+        )
+        .await
+        .unwrap()
+        .expect("slapd with the sssvlv overlay sorts");
+    let uids: Vec<&str> = entries.iter().map(|e| e.first("uid").unwrap()).collect();
+    assert_eq!(
+        uids,
+        ["mike", "kilo"],
+        "sorted by the server, cut at the size limit"
+    );
+    assert!(truncated);
 }

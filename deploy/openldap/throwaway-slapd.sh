@@ -109,6 +109,11 @@ olcMemberOfMemberAD: member
 olcMemberOfMemberOfAD: memberOf
 olcMemberOfDangling: ignore
 olcMemberOfRefInt: TRUE
+
+dn: olcOverlay={2}sssvlv,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSssVlvConfig
+olcOverlay: {2}sssvlv
 LDIF
 /usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }

@@ -34,6 +34,15 @@ impl Entry {
     }
 }
 
+/// A server-side sort key (RFC 2891).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub attr: String,
+    /// Matching rule to order by, e.g. `caseIgnoreOrderingMatch`.
+    pub ordering_rule: String,
+    pub reverse: bool,
+}
+
 /// One change of an LDAP modify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -123,6 +132,17 @@ pub trait Directory: Send + Sync {
         attrs: &[&str],
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)>;
+
+    /// `search` with the directory sorting the results (RFC 2891); `Ok(None)` when it does not
+    /// offer that (or not for this key), so the caller sorts itself.
+    async fn search_sorted(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        size_limit: usize,
+        sort: &SortKey,
+    ) -> DirResult<Option<(Vec<Entry>, bool)>>;
 
     /// How many entries under `base` match, counted over a paged search that keeps none.
     async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize>;

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use ldap3::{Scope, SearchEntry};
 
 use super::pool::LdapPool;
-use super::{Change, DirResult, Directory, DirectoryKind, Entry, LdapFilter};
+use super::{
+    Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, SortKey,
+};
 
 pub struct OpenLdap {
     pool: LdapPool,
@@ -129,6 +131,39 @@ impl Directory for OpenLdap {
             })
             .await?;
         Ok((n, window))
+    }
+
+    async fn search_sorted(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        size_limit: usize,
+        sort: &SortKey,
+    ) -> DirResult<Option<(Vec<Entry>, bool)>> {
+        let attrs = Self::with_id_attr(attrs);
+        let res = self
+            .pool
+            .search_with(
+                base,
+                Scope::Subtree,
+                &filter.to_string(),
+                &attrs,
+                size_limit,
+                vec![super::pool::sort_control(sort)],
+            )
+            .await;
+        match res {
+            Ok((entries, truncated)) => Ok(Some((
+                entries.into_iter().map(Self::to_entry).collect(),
+                truncated,
+            ))),
+            // no sssvlv overlay (unavailableCriticalExtension), or no such ordering rule
+            Err(DirectoryError::Other { code: 12, .. }) | Err(DirectoryError::Rejected(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {

@@ -145,6 +145,20 @@ impl LdapPool {
         attrs: &[&str],
         size_limit: usize,
     ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        self.search_with(base, scope, filter, attrs, size_limit, Vec::new())
+            .await
+    }
+
+    /// `search` with request controls (e.g. server-side sort).
+    pub async fn search_with(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+        controls: Vec<ldap3::controls::RawControl>,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -154,6 +168,7 @@ impl LdapPool {
             let res = conn
                 .with_timeout(self.timeout)
                 .with_search_options(opts)
+                .with_controls(controls.clone())
                 .search(base, scope, filter, attrs.to_vec())
                 .await;
             match res {
@@ -342,6 +357,45 @@ fn assertion_control(
     let mut control = ldap3::controls::Assertion::new(text);
     control.crit = true;
     Ok(vec![control])
+}
+
+/// The server-side sort request control (RFC 2891), critical: a server that cannot sort
+/// this way refuses instead of answering unsorted.
+pub fn sort_control(sort: &super::SortKey) -> ldap3::controls::RawControl {
+    use ldap3::asn1::{ASNTag, Boolean, OctetString, Sequence, Tag, TagClass};
+    let mut key = vec![
+        Tag::OctetString(OctetString {
+            inner: sort.attr.as_bytes().to_vec(),
+            ..Default::default()
+        }),
+        Tag::OctetString(OctetString {
+            id: 0,
+            class: TagClass::Context,
+            inner: sort.ordering_rule.as_bytes().to_vec(),
+        }),
+    ];
+    if sort.reverse {
+        key.push(Tag::Boolean(Boolean {
+            id: 1,
+            class: TagClass::Context,
+            inner: true,
+        }));
+    }
+    let list = Tag::Sequence(Sequence {
+        inner: vec![Tag::Sequence(Sequence {
+            inner: key,
+            ..Default::default()
+        })],
+        ..Default::default()
+    });
+    let mut buf = bytes::BytesMut::new();
+    // encoding into memory cannot fail
+    let _ = ldap3::asn1::write::encode_into(&mut buf, list.into_structure());
+    ldap3::controls::RawControl {
+        ctype: "1.2.840.113556.1.4.473".to_owned(),
+        crit: true,
+        val: Some(buf.to_vec()),
+    }
 }
 
 /// ldap3 takes value sets; a `Replace`/`Add` with several values is sent as one mod per value

@@ -278,6 +278,66 @@ impl Mapping {
         rdn.split_once('=').map(|(_, v)| unescape_dn_value(v))
     }
 
+    /// The LDAP sort key for `sortBy`, when one LDAP attribute holds exactly that SCIM
+    /// value; `None` when only an in-memory sort can say it.
+    pub fn sort_key(
+        &self,
+        by: &crate::scim::filter::AttrPath,
+        descending: bool,
+    ) -> Option<crate::directory::SortKey> {
+        let (container, def) = self.schema.resolve(by.urn.as_deref(), &by.name)?;
+        let key = |attr: &str, rule: &str| crate::directory::SortKey {
+            attr: attr.to_owned(),
+            ordering_rule: rule.to_owned(),
+            reverse: descending,
+        };
+        if def.name == "meta" {
+            return match by.sub.as_deref() {
+                Some(s) if s.eq_ignore_ascii_case("created") => {
+                    Some(key("createTimestamp", "generalizedTimeOrderingMatch"))
+                }
+                Some(s) if s.eq_ignore_ascii_case("lastModified") => {
+                    Some(key("modifyTimestamp", "generalizedTimeOrderingMatch"))
+                }
+                _ => None,
+            };
+        }
+        let sub = by.sub.as_deref().or(def.multi_valued.then_some("value"));
+        let candidates: Vec<&AttrMapping> = self
+            .attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::Text)
+            .filter(|m| match (&m.target, sub) {
+                (Target::Attr { container: c, attr }, None) => {
+                    *c == container && attr.name == def.name
+                }
+                (
+                    Target::Sub {
+                        container: c,
+                        attr,
+                        sub: s,
+                    },
+                    Some(want),
+                ) => *c == container && attr.name == def.name && s.name.eq_ignore_ascii_case(want),
+                (Target::Element { attr, sub: s, .. }, Some(want)) => {
+                    attr.name == def.name && s.name.eq_ignore_ascii_case(want)
+                }
+                _ => false,
+            })
+            .collect();
+        match candidates.as_slice() {
+            [m] => {
+                let rule = if m.target.leaf().case_exact {
+                    "caseExactOrderingMatch"
+                } else {
+                    "caseIgnoreOrderingMatch"
+                };
+                Some(key(&m.ldap, rule))
+            }
+            _ => None,
+        }
+    }
+
     /// The mapping that stores `active`.
     pub fn active(&self) -> Option<&AttrMapping> {
         self.attrs

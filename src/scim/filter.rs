@@ -508,7 +508,9 @@ pub fn sort_value<'v>(obj: &'v Value, path: &AttrPath) -> Option<&'v Value> {
     }
 }
 
-/// Orders two resources by `path` for `sortBy`; resources without a value sort last.
+/// Orders two resources by `path` for `sortBy`. A resource without a value orders after
+/// every value (RFC 7644 §3.4.2.3: last when ascending, first when descending), as LDAP's
+/// server-side sort does.
 pub fn compare_for_sort(
     a: &Value,
     b: &Value,
@@ -782,7 +784,7 @@ mod tests {
     }
 
     #[test]
-    fn sorts_by_value_primary_first_and_missing_last() {
+    fn sorts_by_value_primary_first_and_missing_as_greatest() {
         let a = json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]});
         let b = json!({"userName": "A", "emails": [{"value": "m@x"}]});
         let c = json!({"userName": "c"});
@@ -791,7 +793,13 @@ mod tests {
         v.sort_by(|x, y| compare_for_sort(x, y, &by("userName"), false));
         assert_eq!(v, vec![b.clone(), a.clone(), c.clone()]);
         v.sort_by(|x, y| compare_for_sort(x, y, &by("emails"), false));
-        assert_eq!(v, vec![a, b, c], "primary email a@x first, no email last");
+        assert_eq!(
+            v,
+            vec![a.clone(), b.clone(), c.clone()],
+            "primary email a@x first, no email last"
+        );
+        v.sort_by(|x, y| compare_for_sort(x, y, &by("emails"), false).reverse());
+        assert_eq!(v, vec![c, b, a], "descending: no email first");
     }
 
     #[test]

@@ -237,8 +237,9 @@ impl Store {
     }
 
     /// A page for a list request: straight from LDAP when the LDAP filter says exactly what
-    /// the SCIM filter does and no order is asked for; otherwise the (superset) matches are
-    /// read, up to `MAX_SCAN`, checked against the SCIM filter and sorted in memory.
+    /// the SCIM filter does (sorted by the directory when it can); otherwise the (superset)
+    /// matches are read, up to `MAX_SCAN`, checked against the SCIM filter and sorted in
+    /// memory.
     pub async fn page_query(
         &self,
         container: &str,
@@ -258,6 +259,31 @@ impl Store {
         let filter = LdapFilter::and(vec![self.class_filter(), ldap_filter.clone()]);
         if filter == LdapFilter::False {
             return Ok((0, Vec::new()));
+        }
+        if count == 0 && !recheck {
+            return Ok((self.dir.count(container, &filter).await?, Vec::new()));
+        }
+        // the directory sorts (RFC 2891) when the filter is exact and one attribute holds
+        // the sort value; it then returns just as far as the page ends
+        if let (false, Some(sort)) = (recheck, &q.sort) {
+            if let Some(key) = self.mapping.sort_key(&sort.by, sort.descending) {
+                let want = start - 1 + count;
+                if let Some((entries, truncated)) = self
+                    .dir
+                    .search_sorted(container, &filter, attrs, want, &key)
+                    .await?
+                {
+                    if !truncated || entries.len() >= want {
+                        let total = if truncated {
+                            self.dir.count(container, &filter).await?
+                        } else {
+                            entries.len()
+                        };
+                        let page = entries.into_iter().skip(start - 1).take(count).collect();
+                        return Ok((total, page));
+                    }
+                }
+            }
         }
         let (matched, entries) = self
             .dir
