@@ -584,3 +584,47 @@ async fn the_directory_sorts_when_it_offers_server_side_sort() {
     );
     assert!(truncated);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projection_reads_only_what_it_returns() {
+    use std::collections::HashSet;
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let u = bridge.create_user(entra_user("lean")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    // a group made behind the bridge's back: its id is not cached
+    let mut ldap = slapd.admin().await;
+    let member = dn_of("lean");
+    ldap.add(
+        "cn=outside,ou=groups,dc=example,dc=org",
+        vec![
+            ("objectClass", HashSet::from(["groupOfNames"])),
+            ("cn", HashSet::from(["outside"])),
+            ("member", HashSet::from([member.as_str()])),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let before = bridge.ldap_ops();
+    let (_, lean) = bridge.get(&format!("{path}?attributes=userName")).await;
+    assert_eq!(bridge.ldap_ops() - before, 1, "one read, no group lookups");
+    let keys: Vec<&str> = lean
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["schemas", "id", "userName"]);
+
+    let before = bridge.ldap_ops();
+    let (_, full) = bridge.get(&path).await;
+    assert_eq!(
+        bridge.ldap_ops() - before,
+        3,
+        "the read, the group's id, its parents (nested = true)"
+    );
+    assert_eq!(full["groups"][0]["display"], "outside");
+}

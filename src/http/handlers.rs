@@ -99,13 +99,12 @@ pub async fn get_user(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> HttpResult {
-    let user = state.users.get(&ctx(&state, &headers, tenant), &id).await?;
-    Ok(resource(
-        &headers,
-        StatusCode::OK,
-        user,
-        &projection(&params),
-    ))
+    let p = projection(&params);
+    let user = state
+        .users
+        .get(&ctx(&state, &headers, tenant), &id, &p)
+        .await?;
+    Ok(resource(&headers, StatusCode::OK, user, &p))
 }
 
 pub async fn replace_user(
@@ -264,6 +263,7 @@ pub async fn search_all(
     if let Some(g) = &state.groups {
         let left = count - resources.len();
         let gq = ListQuery {
+            projection: q.projection.clone(),
             sort: q.sort.clone(),
             filter: q.filter.clone(),
             start_index: start.saturating_sub(total).max(1),
@@ -370,6 +370,7 @@ fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> 
         start_index: int("startIndex")?.unwrap_or(1).max(1) as usize,
         count: int("count")?.map(|c| c.max(0) as usize),
         sort,
+        projection: projection(params),
     })
 }
 

@@ -60,6 +60,33 @@ impl Store {
         self.read_attrs.iter().map(String::as_str).collect()
     }
 
+    /// What a read must fetch to answer with only the top-level attributes `include` accepts
+    /// (names, or extension URNs): their LDAP attributes, plus the naming attribute and the
+    /// version, and the timestamps when `meta` is wanted. `extra` is added as is.
+    pub fn attrs_for<'a>(
+        &'a self,
+        include: &dyn Fn(&str) -> bool,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut v: Vec<&str> = self
+            .mapping
+            .attrs
+            .iter()
+            .filter(|m| match m.target.container() {
+                crate::scim::schema::Container::Core => include(m.target.top_name()),
+                crate::scim::schema::Container::Extension(urn) => include(urn),
+            })
+            .map(|m| m.ldap.as_str())
+            .collect();
+        v.push(self.mapping.username_attr());
+        v.push(self.dir.version_attribute());
+        if include("meta") {
+            v.extend(["createTimestamp", "modifyTimestamp"]);
+        }
+        v.extend_from_slice(extra);
+        v
+    }
+
     /// A full read without these attributes (e.g. a group without its members).
     pub fn attrs_without(&self, skip: &str) -> Vec<&str> {
         self.read_attrs

@@ -14,6 +14,7 @@ use crate::directory::{Change, DirectoryError, Entry, LdapFilter};
 use crate::mapping::{Desired, Mapping, ValueKind};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch_request};
+use crate::scim::projection::Projection;
 use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
@@ -37,6 +38,8 @@ pub struct ListQuery {
     pub start_index: usize,
     pub count: Option<usize>,
     pub sort: Option<SortSpec>,
+    /// Which attributes the response carries: only their LDAP attributes are read.
+    pub projection: Projection,
 }
 
 /// `sortBy` / `sortOrder`.
@@ -127,6 +130,26 @@ impl Users {
 
     /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`.
     async fn render(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Value> {
+        self.render_with(ctx, e, true).await
+    }
+
+    /// What a read of `p`'s attributes fetches: only what it will show.
+    fn read_attrs(&self, p: &Projection) -> Vec<&str> {
+        let member_of = match (&self.memberships, p.includes("groups")) {
+            (Some(m), true) => m.member_of_attr.as_deref(),
+            _ => None,
+        };
+        self.store
+            .attrs_for(&|k| p.includes(k), member_of.as_slice())
+    }
+
+    /// The resource; `groups` (which may cost directory reads) only when `with_groups`.
+    async fn render_with(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        with_groups: bool,
+    ) -> ScimResult<Value> {
         let (mut res, _) = self.scim_view(ctx, e).await?;
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
         if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
@@ -144,7 +167,7 @@ impl Users {
         out.insert("schemas".into(), Value::Array(schemas));
         out.insert("id".into(), Value::String(e.id.clone()));
         out.extend(res);
-        if let Some(m) = &self.memberships {
+        if let (Some(m), true) = (&self.memberships, with_groups) {
             let groups = m.groups_of(ctx, e).await?;
             if !groups.is_empty() {
                 out.insert("groups".into(), Value::Array(groups));
@@ -249,9 +272,13 @@ impl Users {
         }
     }
 
-    pub async fn get(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Value> {
-        let e = self.locate(ctx, id).await?;
-        self.render(ctx, &e).await
+    /// A user, reading only the LDAP attributes `p` lets through.
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ScimResult<Value> {
+        let e = self
+            .store
+            .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
+            .await?;
+        self.render_with(ctx, &e, p.includes("groups")).await
     }
 
     pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
@@ -441,10 +468,7 @@ impl Users {
             .count
             .unwrap_or(self.settings.max_results)
             .min(self.settings.max_results);
-        if let Some(page) = self
-            .list_by_cached_name(ctx, q.filter.as_ref(), start, count)
-            .await?
-        {
+        if let Some(page) = self.list_by_cached_name(ctx, q, start, count).await? {
             return Ok(page);
         }
         let filter = match &q.filter {
@@ -453,14 +477,16 @@ impl Users {
                 .ldap_filter(f, &|id| self.store.dir.id_filter(id))?,
             None => LdapFilter::True,
         };
+        let attrs = self.read_attrs(&q.projection);
+        let with_groups = q.projection.includes("groups");
         let (total, entries) = self
             .store
-            .page_query(container, &filter, q, start, count, &self.store.attrs())
+            .page_query(container, &filter, q, start, count, &attrs)
             .await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             self.remember(ctx, e).await;
-            resources.push(self.render(ctx, e).await?);
+            resources.push(self.render_with(ctx, e, with_groups).await?);
         }
         Ok(ListPage {
             total_results: total,
@@ -474,11 +500,11 @@ impl Users {
     async fn list_by_cached_name(
         &self,
         ctx: &RequestCtx,
-        filter: Option<&Filter>,
+        q: &ListQuery,
         start: usize,
         count: usize,
     ) -> ScimResult<Option<ListPage>> {
-        let Some(Filter::Compare(p, CompareOp::Eq, CompValue::Str(name))) = filter else {
+        let Some(Filter::Compare(p, CompareOp::Eq, CompValue::Str(name))) = &q.filter else {
             return Ok(None);
         };
         let is_user_name = p.sub.is_none()
@@ -493,7 +519,12 @@ impl Users {
         let Some(dn) = self.store.cache.dn_for_name(container, name).await else {
             return Ok(None);
         };
-        match self.store.dir.read(&dn, &self.store.attrs()).await? {
+        match self
+            .store
+            .dir
+            .read(&dn, &self.read_attrs(&q.projection))
+            .await?
+        {
             Some(e)
                 if is_under(&e.dn, container)
                     && e.values(self.mapping_ref().username_attr())
@@ -503,7 +534,10 @@ impl Users {
                 Ok(Some(ListPage {
                     total_results: 1,
                     start_index: 1,
-                    resources: vec![self.render(ctx, &e).await?],
+                    resources: vec![
+                        self.render_with(ctx, &e, q.projection.includes("groups"))
+                            .await?,
+                    ],
                 }))
             }
             _ => {
