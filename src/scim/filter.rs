@@ -466,15 +466,18 @@ pub fn matches(filter: &Filter, obj: &Value, case_exact: &dyn Fn(&AttrPath) -> b
         Filter::And(a, b) => matches(a, obj, case_exact) && matches(b, obj, case_exact),
         Filter::Or(a, b) => matches(a, obj, case_exact) || matches(b, obj, case_exact),
         Filter::Not(a) => !matches(a, obj, case_exact),
-        Filter::Present(p) => values_at(obj, p).iter().any(|v| match v {
-            Value::Null => false,
-            Value::String(s) => !s.is_empty(),
-            Value::Array(a) => !a.is_empty(),
-            _ => true,
-        }),
+        Filter::Present(p) => values_at(obj, p)
+            .into_iter()
+            .map(comparable)
+            .any(|v| match v {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            }),
         Filter::Compare(p, op, cv) => {
             let exact = case_exact(p);
-            let vals = values_at(obj, p);
+            let vals: Vec<&Value> = values_at(obj, p).into_iter().map(comparable).collect();
             if *op == CompareOp::Ne {
                 return !vals.iter().any(|v| compare(v, CompareOp::Eq, cv, exact));
             }
@@ -535,6 +538,15 @@ pub fn compare_for_sort(
             .partial_cmp(&y.as_f64())
             .unwrap_or(Ordering::Equal),
         _ => Ordering::Equal,
+    }
+}
+
+/// A complex value compares through its `value` sub-attribute (`emails co "x"` means
+/// `emails.value co "x"`, RFC 7644 §3.4.2.2).
+fn comparable(v: &Value) -> &Value {
+    match v {
+        Value::Object(m) => m.get("value").unwrap_or(v),
+        other => other,
     }
 }
 
@@ -769,6 +781,62 @@ mod tests {
         ] {
             let err = parse_filter(input).unwrap_err();
             assert_eq!(err.pos, pos, "{input}: {err}");
+        }
+    }
+
+    /// Every example filter of RFC 7644 §3.4.2.2 parses, and evaluates as the RFC means.
+    #[test]
+    fn rfc_7644_example_filters() {
+        let user = serde_json::json!({
+            "userName": "John", "title": "Tour Guide", "userType": "Employee",
+            "name": {"familyName": "O'Malley"},
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "emails": [{"type": "work", "value": "john@example.com"}],
+            "meta": {"lastModified": "2011-05-13T04:42:34Z"}
+        });
+        let ci = |_: &AttrPath| false;
+        for (f, expected) in [
+            (r#"userName Eq "john""#, true),
+            (r#"name.familyName co "O'Malley""#, true),
+            (r#"userName sw "J""#, true),
+            (
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#,
+                true,
+            ),
+            ("title pr", true),
+            (r#"meta.lastModified gt "2011-05-13T04:42:34Z""#, false),
+            (r#"meta.lastModified ge "2011-05-13T04:42:34Z""#, true),
+            (r#"meta.lastModified lt "2011-05-13T04:42:34Z""#, false),
+            (r#"meta.lastModified le "2011-05-13T04:42:34Z""#, true),
+            (r#"title pr and userType eq "Employee""#, true),
+            (r#"title pr or userType eq "Intern""#, true),
+            (
+                r#"schemas eq "urn:ietf:params:scim:schemas:core:2.0:User""#,
+                true,
+            ),
+            (
+                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+                true,
+            ),
+            (
+                r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+                false,
+            ),
+            (
+                r#"userType eq "Employee" and (emails.type eq "work")"#,
+                true,
+            ),
+            (
+                r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
+                true,
+            ),
+            (
+                r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+                true,
+            ),
+        ] {
+            let parsed = parse_filter(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(matches(&parsed, &user, &ci), expected, "{f}");
         }
     }
 

@@ -563,6 +563,50 @@ mod tests {
         apply_patch(resource, &ops, &USER_RESOURCE)
     }
 
+    /// The PATCH examples of RFC 7644 §3.5.2 (on a User).
+    #[test]
+    fn rfc_7644_patch_examples() {
+        let mut u = user();
+        u.insert("addresses".into(), json!([{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood"}]));
+        u.insert(
+            "emails".into(),
+            json!([
+                {"type": "work", "value": "bjensen@example.com", "primary": true},
+                {"type": "home", "value": "babs@jensen.org"}
+            ]),
+        );
+        // §3.5.2.1 add without path
+        patch(&mut u, json!([{"op": "add", "value": {"emails": [{"value": "babs2@jensen.org", "type": "home"}], "nickname": "Babs"}}])).unwrap();
+        assert_eq!(u["nickName"], "Babs");
+        assert_eq!(u["emails"].as_array().unwrap().len(), 3);
+        // §3.5.2.2 remove with a value filter
+        patch(&mut u, json!([{"op": "remove", "path": "emails[type eq \"work\" and value ew \"example.com\"]"}])).unwrap();
+        assert!(u["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"] == "home"));
+        // §3.5.2.3 replace a selected complex value, then one of its sub-attributes
+        patch(&mut u, json!([{"op": "replace", "path": "addresses[type eq \"work\"]", "value": {
+            "type": "work", "streetAddress": "911 Universal City Plaza", "locality": "Hollywood",
+            "region": "CA", "postalCode": "91608", "country": "US", "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US", "primary": true
+        }}])).unwrap();
+        assert_eq!(u["addresses"][0]["postalCode"], "91608");
+        patch(&mut u, json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1010 Broadway Ave"}])).unwrap();
+        assert_eq!(u["addresses"][0]["streetAddress"], "1010 Broadway Ave");
+        assert_eq!(u["addresses"][0]["region"], "CA");
+        // replace without path
+        patch(&mut u, json!([{"op": "replace", "value": {"emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}], "nickname": "Babsy"}}])).unwrap();
+        assert_eq!(
+            u["emails"],
+            json!([{"value": "bjensen@example.com", "type": "work", "primary": true}])
+        );
+        assert_eq!(u["nickName"], "Babsy");
+        // remove all of a multi-valued attribute
+        patch(&mut u, json!([{"op": "remove", "path": "emails"}])).unwrap();
+        assert!(u.get("emails").is_none());
+    }
+
     #[test]
     fn replace_simple_and_sub_attribute_paths() {
         let mut u = user();
