@@ -17,10 +17,6 @@ impl OpenLdap {
         OpenLdap { pool }
     }
 
-    pub fn pool(&self) -> &LdapPool {
-        &self.pool
-    }
-
     fn to_entry(se: SearchEntry) -> Entry {
         let mut attrs: std::collections::HashMap<String, Vec<String>> = se
             .attrs

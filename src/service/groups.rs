@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-use crate::directory::filter::{is_under, normalize_dn, split_first_rdn};
+use crate::directory::filter::{normalize_dn, split_first_rdn};
 use crate::directory::{DirectoryError, Entry, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter, PatchPath};
@@ -552,14 +552,6 @@ impl Groups {
             .await;
         info!(tenant = %ctx.tenant.name, id = %e.id, "group deleted");
         Ok(())
-    }
-
-    /// Whether `dn` is a group of this tenant (for a tenant's default group).
-    pub fn owns(&self, ctx: &RequestCtx, dn: &str) -> bool {
-        ctx.tenant
-            .groups_container
-            .as_deref()
-            .is_some_and(|c| is_under(dn, c))
     }
 }
 

@@ -78,10 +78,6 @@ impl Users {
         }
     }
 
-    pub fn mapping(&self) -> &Mapping {
-        &self.store.mapping
-    }
-
     pub fn max_results(&self) -> usize {
         self.settings.max_results
     }
