@@ -124,21 +124,7 @@ pub fn apply_patch(
                     if key.eq_ignore_ascii_case("schemas") {
                         continue;
                     }
-                    if let (Some(ext), Value::Object(inner)) = (schema.extension(key), v) {
-                        for (k, v2) in inner {
-                            let path = PatchPath {
-                                attr: AttrPath {
-                                    urn: Some(ext.id.to_owned()),
-                                    name: k.clone(),
-                                    sub: None,
-                                },
-                                filter: None,
-                                sub_after_filter: None,
-                            };
-                            apply_at(resource, op.op, &path, Some(v2), schema)?;
-                        }
-                        continue;
-                    }
+                    // dotted paths, URN-qualified names and whole extensions alike
                     let path = parse_patch_path(key).map_err(|e| {
                         ScimError::invalid_path(format!("value key \"{key}\": {e}"))
                     })?;
