@@ -23,15 +23,7 @@ tls_config=""
 urls="ldap://127.0.0.1:$port/"
 if [ -n "${SLAPD_TLS_PORT:-}" ]; then
   tls=$dir/tls
-  mkdir -p "$tls"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 \
-    -subj "/CN=scim2ldap throwaway CA" -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" \
-    -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$tls/ext.cnf"
-  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-    -out "$tls/server.pem" -days 2 -extfile "$tls/ext.cnf" 2>/dev/null
+  "$here/../throwaway-ca.sh" "$tls"
   tls_config="olcTLSCACertificateFile: $tls/ca.pem
 olcTLSCertificateFile: $tls/server.pem
 olcTLSCertificateKeyFile: $tls/server.key"
