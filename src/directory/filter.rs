@@ -13,6 +13,8 @@ pub enum LdapFilter {
     Or(Vec<LdapFilter>),
     Not(Box<LdapFilter>),
     Eq(String, String),
+    /// Equality on a binary attribute (AD's objectGUID), every byte escaped.
+    EqBytes(String, Vec<u8>),
     Present(String),
     Substring {
         attr: String,
@@ -96,6 +98,7 @@ impl fmt::Display for LdapFilter {
             }
             LdapFilter::Not(p) => write!(f, "(!{p})"),
             LdapFilter::Eq(a, v) => write!(f, "({a}={})", escape_filter_value(v)),
+            LdapFilter::EqBytes(a, v) => write!(f, "({a}={})", escape_filter_bytes(v)),
             LdapFilter::Present(a) => write!(f, "({a}=*)"),
             LdapFilter::Ge(a, v) => write!(f, "({a}>={})", escape_filter_value(v)),
             LdapFilter::Le(a, v) => write!(f, "({a}<={})", escape_filter_value(v)),

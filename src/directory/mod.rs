@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 pub mod filter;
+pub mod guid;
 pub mod openldap;
 pub mod pool;
 
