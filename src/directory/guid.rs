@@ -14,8 +14,13 @@ pub fn to_string(b: &[u8]) -> Option<String> {
 pub fn to_bytes(s: &str) -> Option<[u8; 16]> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     let dashes_ok = s.len() == 36
-        && s.char_indices()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
     if !dashes_ok || hex.len() != 32 {
         return None;
     }
@@ -24,7 +29,8 @@ pub fn to_bytes(s: &str) -> Option<[u8; 16]> {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
     }
     Some([
-        p[3], p[2], p[1], p[0], p[5], p[4], p[7], p[6], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15],
+        p[3], p[2], p[1], p[0], p[5], p[4], p[7], p[6], p[8], p[9], p[10], p[11], p[12], p[13],
+        p[14], p[15],
     ])
 }
 
@@ -37,7 +43,13 @@ mod tests {
         // the example GUID of Microsoft's documentation and its byte order on the wire
         let s = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
         let b = to_bytes(s).unwrap();
-        assert_eq!(b, [0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01]);
+        assert_eq!(
+            b,
+            [
+                0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c,
+                0x33, 0x01
+            ]
+        );
         assert_eq!(to_string(&b).unwrap(), s);
         assert_eq!(to_bytes(&s.to_uppercase()).unwrap(), b);
     }

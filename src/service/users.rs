@@ -82,7 +82,7 @@ impl Users {
         self.settings.max_results
     }
 
-    fn mapping_ref(&self) -> &Mapping {
+    fn mapping(&self) -> &Mapping {
         &self.store.mapping
     }
 
@@ -105,7 +105,7 @@ impl Users {
     ) -> ScimResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
-            .mapping_ref()
+            .mapping()
             .attrs
             .iter()
             .filter(|m| m.kind == ValueKind::UserDn)
@@ -120,7 +120,7 @@ impl Users {
                 }
             }
         }
-        let res = self.mapping_ref().to_scim(e, &|dn| ids.get(dn).cloned());
+        let res = self.mapping().to_scim(e, &|dn| ids.get(dn).cloned());
         Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
     }
 
@@ -182,7 +182,7 @@ impl Users {
         known: Refs,
     ) -> ScimResult<Refs> {
         let mut out = known;
-        for id in self.mapping_ref().referenced_ids(res) {
+        for id in self.mapping().referenced_ids(res) {
             if out.contains_key(&id) {
                 continue;
             }
@@ -199,13 +199,13 @@ impl Users {
 
     /// Normalises a request body into a resource and checks what every write needs.
     fn parse_body(&self, body: &Value) -> ScimResult<Map<String, Value>> {
-        let n = normalize_resource(body, self.mapping_ref().schema)?;
+        let n = normalize_resource(body, self.mapping().schema)?;
         let mut res = n.resource;
         // Read-only attributes in a request are ignored (RFC 7643 §2.2).
         for k in ["id", "meta", "groups"] {
             res.remove(k);
         }
-        self.mapping_ref().check_unmapped(&res, &n.ignored)?;
+        self.mapping().check_unmapped(&res, &n.ignored)?;
         required_user_name(&res)?;
         Ok(res)
     }
@@ -215,10 +215,8 @@ impl Users {
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
-        let desired = self
-            .mapping_ref()
-            .to_ldap(&res, &|id| refs.get(id).cloned())?;
-        let rdn = self.mapping_ref().rdn(&res)?;
+        let desired = self.mapping().to_ldap(&res, &|id| refs.get(id).cloned())?;
+        let rdn = self.mapping().rdn(&res)?;
         let dn = format!("{rdn},{container}");
         self.store
             .ensure_unique(container, &user_name, None)
@@ -226,7 +224,7 @@ impl Users {
         match self
             .store
             .dir
-            .add(&dn, self.mapping_ref().new_entry(&desired, &rdn))
+            .add(&dn, self.mapping().new_entry(&desired, &rdn))
             .await
         {
             Ok(()) => {}
@@ -289,8 +287,8 @@ impl Users {
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &ops, self.mapping_ref().schema)?;
-        self.mapping_ref().check_unmapped(&new_res, &[])?;
+        apply_patch(&mut new_res, &ops, self.mapping().schema)?;
+        self.mapping().check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
@@ -309,7 +307,7 @@ impl Users {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| refs.get(id).cloned();
-        let mapping = self.mapping_ref();
+        let mapping = self.mapping();
         let old = mapping.to_ldap(&old_res, &lookup)?;
         let new = mapping.to_ldap(&new_res, &lookup)?;
         let mut changes = mapping.changes(&e, &old, &new);
@@ -428,11 +426,11 @@ impl Users {
         archive: &str,
         assertion: Option<&LdapFilter>,
     ) -> ScimResult<()> {
-        let lock = match self.mapping_ref().active() {
+        let lock = match self.mapping().active() {
             Some(m) => {
                 let mut res = Map::new();
                 res.insert("active".into(), Value::Bool(false));
-                match self.mapping_ref().to_ldap(&res, &|_| None)?.remove(&m.ldap) {
+                match self.mapping().to_ldap(&res, &|_| None)?.remove(&m.ldap) {
                     Some(Desired::Set(v)) => vec![Change::Replace(m.ldap.clone(), vec![v])],
                     Some(Desired::Clear) => vec![Change::Replace(m.ldap.clone(), vec![])],
                     _ => vec![],
@@ -469,7 +467,7 @@ impl Users {
         }
         let filter = match &q.filter {
             Some(f) => self
-                .mapping_ref()
+                .mapping()
                 .ldap_filter(f, &|id| self.store.dir.id_filter(id))?,
             None => LdapFilter::True,
         };
@@ -523,7 +521,7 @@ impl Users {
         {
             Some(e)
                 if is_under(&e.dn, container)
-                    && e.values(self.mapping_ref().username_attr())
+                    && e.values(self.mapping().username_attr())
                         .iter()
                         .any(|v| v.eq_ignore_ascii_case(name)) =>
             {
