@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::cache::DnCache;
 use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig};
-use crate::directory::openldap::OpenLdap;
+use crate::directory::openldap::open_ldap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
 use crate::http::AppState;
@@ -80,7 +80,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         )
     })?;
     let directory: Arc<dyn Directory> = match raw.directory.kind {
-        DirectoryKind::Openldap => Arc::new(OpenLdap::new(pool)),
+        DirectoryKind::Openldap => Arc::new(open_ldap(pool)),
         DirectoryKind::ActiveDirectory => {
             return Err(ConfigError::new(
                 "directory.kind",

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 pub mod filter;
 pub mod guid;
+pub mod ldap;
 pub mod openldap;
 pub mod pool;
 

@@ -249,7 +249,17 @@ impl LdapPool {
         changes: &[Change],
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
-        if changes.is_empty() {
+        self.modify_mods(dn, to_mods(changes), assertion).await
+    }
+
+    /// A modify of ready-made mods (binary values such as AD's unicodePwd).
+    pub async fn modify_mods(
+        &self,
+        dn: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
+        if mods.is_empty() {
             return Ok(());
         }
         let mut controls = vec![permissive_modify()];
@@ -259,7 +269,7 @@ impl LdapPool {
         let res = conn
             .with_timeout(self.timeout)
             .with_controls(controls)
-            .modify(dn, to_mods(changes))
+            .modify(dn, mods)
             .await;
         self.finish(conn, res, dn)
     }
@@ -400,28 +410,30 @@ pub fn sort_control(sort: &super::SortKey) -> ldap3::controls::RawControl {
 
 /// ldap3 takes value sets; a `Replace`/`Add` with several values is sent as one mod per value
 /// so that the server stores them in our order (the first value is the one SCIM shows).
-fn to_mods(changes: &[Change]) -> Vec<Mod<String>> {
+pub fn to_mods(changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
+    let bytes = |v: &String| v.as_bytes().to_vec();
     let mut mods = Vec::new();
     for c in changes {
         match c {
             Change::Replace(a, vals) => {
                 let mut it = vals.iter();
                 mods.push(Mod::Replace(
-                    a.clone(),
-                    it.next().cloned().into_iter().collect(),
+                    a.as_bytes().to_vec(),
+                    it.next().map(bytes).into_iter().collect(),
                 ));
                 for v in it {
-                    mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
+                    mods.push(Mod::Add(a.as_bytes().to_vec(), HashSet::from([bytes(v)])));
                 }
             }
             Change::Add(a, vals) => {
                 for v in vals {
-                    mods.push(Mod::Add(a.clone(), HashSet::from([v.clone()])));
+                    mods.push(Mod::Add(a.as_bytes().to_vec(), HashSet::from([bytes(v)])));
                 }
             }
-            Change::Delete(a, vals) => {
-                mods.push(Mod::Delete(a.clone(), vals.iter().cloned().collect()))
-            }
+            Change::Delete(a, vals) => mods.push(Mod::Delete(
+                a.as_bytes().to_vec(),
+                vals.iter().map(bytes).collect(),
+            )),
         }
     }
     mods
@@ -514,9 +526,9 @@ mod tests {
         let mods = to_mods(&[Change::Replace("mail".into(), vec!["a".into(), "b".into()])]);
         assert_eq!(mods.len(), 2);
         assert!(
-            matches!(&mods[0], Mod::Replace(a, v) if a == "mail" && v.contains("a") && v.len() == 1)
+            matches!(&mods[0], Mod::Replace(a, v) if a == b"mail" && v.contains(&b"a".to_vec()) && v.len() == 1)
         );
-        assert!(matches!(&mods[1], Mod::Add(a, v) if a == "mail" && v.contains("b")));
+        assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
     }

@@ -1,0 +1,333 @@
+//! The `Directory` over LDAP, shared by every dialect; what differs between OpenLDAP and
+//! Active Directory (ids, creating accounts, ranged attributes, binary values) is the
+//! `Dialect`, with one implementation per dialect.
+
+use async_trait::async_trait;
+use ldap3::{Mod, Scope, SearchEntry};
+
+use super::pool::{sort_control, to_mods, LdapPool};
+use super::{
+    Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, SortKey,
+};
+
+#[async_trait]
+pub trait Dialect: Send + Sync + 'static {
+    fn kind(&self) -> DirectoryKind;
+
+    /// The attribute holding the immutable id.
+    fn id_attribute(&self) -> &'static str;
+
+    /// The operational attribute that changes on every write (`meta.version`).
+    fn version_attribute(&self) -> &'static str;
+
+    /// A filter for the entry with this SCIM id, `None` when `id` cannot be one.
+    fn id_filter(&self, id: &str) -> Option<LdapFilter>;
+
+    /// An entry as ldap3 returned it → our `Entry` with its SCIM id.
+    fn decode(&self, se: SearchEntry) -> Entry;
+
+    /// Whether to ask the server to sort (RFC 2891).
+    fn server_sort(&self) -> bool {
+        true
+    }
+
+    /// The attributes to request for `attrs` (AD asks for `member;range=…`).
+    fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
+        attrs.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// Completes an entry the first response left partial (AD's ranged retrieval).
+    async fn complete(&self, _pool: &LdapPool, e: Entry) -> DirResult<Entry> {
+        Ok(e)
+    }
+
+    /// Creates an entry (AD: disabled first, then the password, then enabled).
+    async fn add(
+        &self,
+        pool: &LdapPool,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+    ) -> DirResult<()> {
+        pool.add(dn, attrs).await
+    }
+
+    /// The modify's mods (AD encodes `unicodePwd`).
+    fn mods(&self, changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
+        to_mods(changes)
+    }
+}
+
+pub struct LdapDirectory<D: Dialect> {
+    pool: LdapPool,
+    dialect: D,
+}
+
+impl<D: Dialect> LdapDirectory<D> {
+    pub fn new(pool: LdapPool, dialect: D) -> Self {
+        LdapDirectory { pool, dialect }
+    }
+
+    /// The attributes to ask for: the caller's, the id, in the dialect's form.
+    fn wanted(&self, attrs: &[&str]) -> Vec<String> {
+        let mut v = attrs.to_vec();
+        let id = self.dialect.id_attribute();
+        if !v.iter().any(|a| a.eq_ignore_ascii_case(id)) {
+            v.push(id);
+        }
+        self.dialect.request_attrs(&v)
+    }
+
+    async fn finish_all(&self, entries: Vec<SearchEntry>) -> DirResult<Vec<Entry>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for se in entries {
+            out.push(
+                self.dialect
+                    .complete(&self.pool, self.dialect.decode(se))
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[async_trait]
+impl<D: Dialect> Directory for LdapDirectory<D> {
+    fn kind(&self) -> DirectoryKind {
+        self.dialect.kind()
+    }
+
+    fn id_attribute(&self) -> &'static str {
+        self.dialect.id_attribute()
+    }
+
+    fn id_filter(&self, id: &str) -> Option<LdapFilter> {
+        self.dialect.id_filter(id)
+    }
+
+    fn operations(&self) -> u64 {
+        self.pool.operations()
+    }
+
+    async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>> {
+        let attrs = self.wanted(attrs);
+        match self
+            .pool
+            .search(dn, Scope::Base, "(objectClass=*)", &refs(&attrs), 0)
+            .await
+        {
+            Ok((entries, _)) => Ok(self.finish_all(entries).await?.into_iter().next()),
+            Err(DirectoryError::NoSuchObject(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn search(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        size_limit: usize,
+    ) -> DirResult<(Vec<Entry>, bool)> {
+        let attrs = self.wanted(attrs);
+        let filter = filter.to_string();
+        if size_limit == 0 {
+            let mut all = Vec::new();
+            self.pool
+                .search_paged(base, &filter, &refs(&attrs), |e| all.push(e))
+                .await?;
+            return Ok((self.finish_all(all).await?, false));
+        }
+        let (entries, truncated) = self
+            .pool
+            .search(base, Scope::Subtree, &filter, &refs(&attrs), size_limit)
+            .await?;
+        Ok((self.finish_all(entries).await?, truncated))
+    }
+
+    async fn search_window(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        skip: usize,
+        take: usize,
+    ) -> DirResult<(usize, Vec<Entry>)> {
+        let attrs = self.wanted(attrs);
+        let (mut n, mut window) = (0, Vec::new());
+        self.pool
+            .search_paged(base, &filter.to_string(), &refs(&attrs), |e| {
+                if n >= skip && n < skip + take {
+                    window.push(e);
+                }
+                n += 1;
+            })
+            .await?;
+        Ok((n, self.finish_all(window).await?))
+    }
+
+    async fn search_sorted(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        size_limit: usize,
+        sort: &SortKey,
+    ) -> DirResult<Option<(Vec<Entry>, bool)>> {
+        if !self.dialect.server_sort() {
+            return Ok(None);
+        }
+        let attrs = self.wanted(attrs);
+        let res = self
+            .pool
+            .search_with(
+                base,
+                Scope::Subtree,
+                &filter.to_string(),
+                &refs(&attrs),
+                size_limit,
+                vec![sort_control(sort)],
+            )
+            .await;
+        match res {
+            Ok((entries, truncated)) => Ok(Some((self.finish_all(entries).await?, truncated))),
+            // no sort overlay (unavailableCriticalExtension), or no such ordering rule
+            Err(DirectoryError::Other { code: 12, .. }) | Err(DirectoryError::Rejected(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {
+        let mut n = 0;
+        self.pool
+            .search_paged(base, &filter.to_string(), &["1.1"], |_| n += 1)
+            .await?;
+        Ok(n)
+    }
+
+    async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
+        self.dialect.add(&self.pool, dn, attrs).await
+    }
+
+    async fn modify_if(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
+        self.pool
+            .modify_mods(dn, self.dialect.mods(changes), assertion)
+            .await
+    }
+
+    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+        self.pool.compare(dn, attr, value).await
+    }
+
+    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
+        self.pool.rename(dn, new_rdn, new_parent).await
+    }
+
+    async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
+        self.pool.delete(dn, assertion).await
+    }
+
+    fn version_attribute(&self) -> &'static str {
+        self.dialect.version_attribute()
+    }
+
+    async fn ping(&self) -> DirResult<()> {
+        self.pool
+            .search("", Scope::Base, "(objectClass=*)", &["namingContexts"], 0)
+            .await
+            .map(|_| ())
+    }
+
+    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
+        let (root, _) = self
+            .pool
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["subschemaSubentry"],
+                0,
+            )
+            .await?;
+        let sub = root
+            .first()
+            .and_then(|e| e.attrs.get("subschemaSubentry"))
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_else(|| "cn=Subschema".to_owned());
+        let (schema, _) = self
+            .pool
+            .search(
+                &sub,
+                Scope::Base,
+                "(objectClass=*)",
+                &["objectClasses", "attributeTypes"],
+                0,
+            )
+            .await?;
+        let names = |attr: &str| -> Vec<String> {
+            schema
+                .first()
+                .and_then(|e| e.attrs.get(attr))
+                .map(|defs| defs.iter().flat_map(|d| schema_def_names(d)).collect())
+                .unwrap_or_default()
+        };
+        Ok((names("objectClasses"), names("attributeTypes")))
+    }
+}
+
+/// The NAMEs of one RFC 4512 definition: `NAME 'cn'` or `NAME ( 'cn' 'commonName' )`.
+pub fn schema_def_names(def: &str) -> Vec<String> {
+    let Some(i) = def.find(" NAME ") else {
+        return Vec::new();
+    };
+    let rest = def[i + 6..].trim_start();
+    let chunk = if rest.starts_with('(') {
+        rest.split(')').next().unwrap_or("")
+    } else {
+        rest.split_whitespace().next().unwrap_or("")
+    };
+    chunk
+        .split('\'')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, n)| n.to_ascii_lowercase())
+        .collect()
+}
+
+/// Attribute names lowercased, as `Entry` keeps them.
+pub fn lowercase_attrs(se: &mut SearchEntry) -> std::collections::HashMap<String, Vec<String>> {
+    std::mem::take(&mut se.attrs)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schema_names() {
+        assert_eq!(
+            schema_def_names("( 2.5.4.3 NAME ( 'cn' 'commonName' ) DESC 'x' SUP name )"),
+            vec!["cn", "commonname"]
+        );
+        assert_eq!(
+            schema_def_names(
+                "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson )"
+            ),
+            vec!["inetorgperson"]
+        );
+    }
+}
