@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::cache::DnCache;
 use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig};
+use crate::directory::ad::{active_directory, AdDialect};
 use crate::directory::openldap::open_ldap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
@@ -82,10 +83,19 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
     let directory: Arc<dyn Directory> = match raw.directory.kind {
         DirectoryKind::Openldap => Arc::new(open_ldap(pool)),
         DirectoryKind::ActiveDirectory => {
-            return Err(ConfigError::new(
-                "directory.kind",
-                "\"active-directory\" is not available in this version yet",
-                "use kind = \"openldap\"",
+            if raw.directory.range_step == 0 {
+                return Err(ConfigError::new(
+                    "directory.range_step",
+                    "must be at least 1",
+                    "e.g. 1500",
+                ));
+            }
+            Arc::new(active_directory(
+                pool,
+                AdDialect {
+                    range_step: raw.directory.range_step,
+                    random_passwords: raw.directory.random_passwords,
+                },
             ))
         }
     };
@@ -173,6 +183,7 @@ fn build_groups(
             reject_unmapped: g.reject_unmapped,
             deactivate: None,
             required: "displayName",
+            defaults: &g.defaults,
         },
         &GROUP_RESOURCE,
     )?);

@@ -155,14 +155,27 @@ fn default_pool_size() -> usize {
 pub struct DirectoryConfig {
     #[serde(default = "default_kind")]
     pub kind: DirectoryKind,
+    /// Active Directory: values per ranged request when reading `member`.
+    #[serde(default = "default_range_step")]
+    pub range_step: usize,
+    /// Active Directory: give users created without a password a random one, so that
+    /// they can be enabled.
+    #[serde(default)]
+    pub random_passwords: bool,
 }
 
 impl Default for DirectoryConfig {
     fn default() -> Self {
         DirectoryConfig {
             kind: default_kind(),
+            range_step: default_range_step(),
+            random_passwords: false,
         }
     }
+}
+
+fn default_range_step() -> usize {
+    1500
 }
 
 fn default_kind() -> DirectoryKind {
@@ -223,6 +236,9 @@ pub struct UsersConfig {
     /// (e.g. `cn`/`sn`, which inetOrgPerson requires).
     #[serde(default)]
     pub derive: BTreeMap<String, Vec<String>>,
+    /// LDAP attribute → values every new user gets.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +267,9 @@ pub struct GroupsConfig {
     pub attributes: BTreeMap<String, AttrSpec>,
     #[serde(default)]
     pub derive: BTreeMap<String, Vec<String>>,
+    /// LDAP attribute → values every new group gets (AD: `groupType`).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 fn default_member_attribute() -> String {
@@ -265,6 +284,8 @@ pub enum DeactivateConfig {
     /// removing it unlocks.
     #[default]
     PpolicyLock,
+    /// Active Directory: bit 0x2 (ACCOUNTDISABLE) of `userAccountControl`, the other bits kept.
+    AdAccountDisabled,
     /// Set `attribute` to `inactive_value` to deactivate, and to `active_value` (or remove
     /// it, when unset) to activate.
     Attribute {

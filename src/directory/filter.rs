@@ -15,6 +15,8 @@ pub enum LdapFilter {
     Eq(String, String),
     /// Equality on a binary attribute (AD's objectGUID), every byte escaped.
     EqBytes(String, Vec<u8>),
+    /// Some of these bits set (AD's LDAP_MATCHING_RULE_BIT_AND, 1.2.840.113556.1.4.803).
+    BitAnd(String, u32),
     Present(String),
     Substring {
         attr: String,
@@ -99,6 +101,7 @@ impl fmt::Display for LdapFilter {
             LdapFilter::Not(p) => write!(f, "(!{p})"),
             LdapFilter::Eq(a, v) => write!(f, "({a}={})", escape_filter_value(v)),
             LdapFilter::EqBytes(a, v) => write!(f, "({a}={})", escape_filter_bytes(v)),
+            LdapFilter::BitAnd(a, bits) => write!(f, "({a}:1.2.840.113556.1.4.803:={bits})"),
             LdapFilter::Present(a) => write!(f, "({a}=*)"),
             LdapFilter::Ge(a, v) => write!(f, "({a}>={})", escape_filter_value(v)),
             LdapFilter::Le(a, v) => write!(f, "({a}<={})", escape_filter_value(v)),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+pub mod ad;
 pub mod filter;
 pub mod guid;
 pub mod ldap;

@@ -490,6 +490,26 @@ fn compare_mapped(
                 m.scim
             ))),
         },
+        ValueKind::DisableBit { bit, .. } => {
+            let disabled = LdapFilter::BitAnd(attr, *bit);
+            match cmp {
+                None => Ok(LdapFilter::True),
+                Some((CompareOp::Eq, CompValue::Bool(b))) => Ok(if *b {
+                    LdapFilter::negate(disabled)
+                } else {
+                    disabled
+                }),
+                Some((CompareOp::Ne, CompValue::Bool(b))) => Ok(if *b {
+                    disabled
+                } else {
+                    LdapFilter::negate(disabled)
+                }),
+                Some(_) => Err(ScimError::invalid_filter(format!(
+                    "'{}' is a boolean: use eq or ne with true or false",
+                    m.scim
+                ))),
+            }
+        }
     }
 }
 

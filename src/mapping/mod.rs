@@ -87,6 +87,13 @@ pub enum ValueKind {
     },
     /// LDAP holds a user's DN, SCIM that user's id.
     UserDn,
+    /// `active` as a bit of a flags attribute (AD's userAccountControl, 0x2 = disabled): set
+    /// means inactive. Changed by deleting the exact old value and adding the new one, so a
+    /// concurrent change fails instead of being lost, and the other bits are kept.
+    DisableBit {
+        bit: u32,
+        base: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +112,8 @@ pub enum Desired {
     Keep,
     Clear,
     Set(String),
+    /// A `DisableBit` attribute: whether the bit is set.
+    Bit(bool),
 }
 
 #[derive(Debug)]
@@ -120,6 +129,8 @@ pub struct Mapping {
     pub section: String,
     /// The attribute SCIM requires and that names the entry (`userName`, `displayName`).
     pub required: String,
+    /// Fixed values every new entry gets (e.g. AD's `groupType`).
+    pub defaults: Vec<(String, Vec<String>)>,
 }
 
 /// The parts of a `[users]` or `[groups]` section that describe the mapping.
@@ -135,6 +146,8 @@ pub struct MappingSpec<'a> {
     pub deactivate: Option<&'a DeactivateConfig>,
     /// The attribute SCIM requires (`userName`, `displayName`).
     pub required: &'a str,
+    /// Fixed values for new entries.
+    pub defaults: &'a BTreeMap<String, Vec<String>>,
 }
 
 impl Mapping {
@@ -152,6 +165,7 @@ impl Mapping {
                 reject_unmapped: cfg.reject_unmapped,
                 deactivate: Some(&cfg.deactivate),
                 required: "userName",
+                defaults: &cfg.defaults,
             },
             schema,
         )
@@ -244,6 +258,11 @@ impl Mapping {
             reject_unmapped: spec.reject_unmapped,
             section: sec.to_owned(),
             required: spec.required.to_owned(),
+            defaults: spec
+                .defaults
+                .iter()
+                .map(|(a, v)| (a.clone(), v.clone()))
+                .collect(),
         })
     }
 
@@ -372,6 +391,10 @@ impl Mapping {
                     .first(&m.ldap)
                     .and_then(user_id_for_dn)
                     .map(Value::String),
+                ValueKind::DisableBit { bit, .. } => entry
+                    .first(&m.ldap)
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .map(|flags| Value::Bool(flags & bit == 0)),
             };
             let Some(value) = value else { continue };
             match &m.target {
@@ -446,7 +469,8 @@ impl Mapping {
             }
             let v = scim_value(res, &m.target);
             let desired = match (&m.kind, v) {
-                (ValueKind::Bool { .. }, None) => Desired::Keep,
+                (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None) => Desired::Keep,
+                (ValueKind::DisableBit { .. }, Some(Value::Bool(active))) => Desired::Bit(!active),
                 (_, None) => Desired::Clear,
                 (
                     ValueKind::Bool {
@@ -520,8 +544,28 @@ impl Mapping {
     ) -> Vec<(String, Vec<String>)> {
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
         for (a, d) in desired {
-            if let Desired::Set(v) = d {
-                attrs.push((a.clone(), vec![v.clone()]));
+            match d {
+                Desired::Set(v) => attrs.push((a.clone(), vec![v.clone()])),
+                Desired::Bit(set) => {
+                    if let Some(ValueKind::DisableBit { bit, base }) = self.kind_of(a) {
+                        let flags = if *set { base | bit } else { *base };
+                        attrs.push((a.clone(), vec![flags.to_string()]));
+                    }
+                }
+                Desired::Keep | Desired::Clear => {}
+            }
+        }
+        // a DisableBit attribute the resource did not mention starts enabled
+        for m in &self.attrs {
+            if let ValueKind::DisableBit { base, .. } = m.kind {
+                if !attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(&m.ldap)) {
+                    attrs.push((m.ldap.clone(), vec![base.to_string()]));
+                }
+            }
+        }
+        for (a, v) in &self.defaults {
+            if !attrs.iter().any(|(x, _)| x.eq_ignore_ascii_case(a)) {
+                attrs.push((a.clone(), v.clone()));
             }
         }
         // The RDN value must be among the entry's values.
@@ -551,12 +595,26 @@ impl Mapping {
                 continue;
             }
             let cur = entry.values(attr);
-            let kind = self
-                .attrs
-                .iter()
-                .find(|m| m.ldap.eq_ignore_ascii_case(attr))
-                .map(|m| &m.kind);
+            let kind = self.kind_of(attr);
             match want {
+                Desired::Bit(set) => {
+                    let Some(ValueKind::DisableBit { bit, base }) = kind else {
+                        continue;
+                    };
+                    match cur.first().and_then(|v| v.parse::<u32>().ok()) {
+                        Some(flags) => {
+                            let new = if *set { flags | bit } else { flags & !bit };
+                            if new != flags {
+                                changes.push(Change::Delete(attr.clone(), vec![flags.to_string()]));
+                                changes.push(Change::Add(attr.clone(), vec![new.to_string()]));
+                            }
+                        }
+                        None => {
+                            let new = if *set { base | bit } else { *base };
+                            changes.push(Change::Replace(attr.clone(), vec![new.to_string()]));
+                        }
+                    }
+                }
                 Desired::Set(v) => {
                     if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text))
                     {
@@ -580,6 +638,13 @@ impl Mapping {
             }
         }
         changes
+    }
+
+    fn kind_of(&self, ldap_attr: &str) -> Option<&ValueKind> {
+        self.attrs
+            .iter()
+            .find(|m| m.ldap.eq_ignore_ascii_case(ldap_attr))
+            .map(|m| &m.kind)
     }
 
     /// Whether `entry`'s current RDN differs from `rdn`.
@@ -917,6 +982,20 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
         ConfigError::new("users.deactivate", "the User schema lacks `active`", "")
     })?;
     let (ldap, when_true, when_false) = match cfg {
+        DeactivateConfig::AdAccountDisabled => {
+            return Ok(AttrMapping {
+                scim: "active".into(),
+                target: Target::Attr {
+                    container: Container::Core,
+                    attr: active,
+                },
+                ldap: "userAccountControl".into(),
+                kind: ValueKind::DisableBit {
+                    bit: crate::directory::ad::UAC_ACCOUNTDISABLE,
+                    base: crate::directory::ad::UAC_NORMAL_ACCOUNT,
+                },
+            })
+        }
         DeactivateConfig::PpolicyLock => (
             "pwdAccountLockedTime".to_owned(),
             None,

@@ -10,8 +10,8 @@ use tracing::{info, warn};
 
 use crate::config::DeleteMode;
 use crate::directory::filter::{is_under, split_first_rdn};
-use crate::directory::{Change, DirectoryError, Entry, LdapFilter};
-use crate::mapping::{Desired, Mapping, ValueKind};
+use crate::directory::{DirectoryError, Entry, LdapFilter};
+use crate::mapping::{Mapping, ValueKind};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::projection::Projection;
@@ -426,15 +426,14 @@ impl Users {
         archive: &str,
         assertion: Option<&LdapFilter>,
     ) -> ScimResult<()> {
+        // the change that deactivates the account, whatever the strategy
         let lock = match self.mapping().active() {
             Some(m) => {
                 let mut res = Map::new();
                 res.insert("active".into(), Value::Bool(false));
-                match self.mapping().to_ldap(&res, &|_| None)?.remove(&m.ldap) {
-                    Some(Desired::Set(v)) => vec![Change::Replace(m.ldap.clone(), vec![v])],
-                    Some(Desired::Clear) => vec![Change::Replace(m.ldap.clone(), vec![])],
-                    _ => vec![],
-                }
+                let mut inactive = self.mapping().to_ldap(&res, &|_| None)?;
+                inactive.retain(|a, _| a == &m.ldap);
+                self.mapping().changes(e, &Default::default(), &inactive)
             }
             None => vec![],
         };

@@ -1,0 +1,360 @@
+//! Active Directory dialect (tested against Samba's AD DC): ids are `objectGUID` (binary,
+//! shown as the canonical GUID string), accounts are created disabled and enabled once they
+//! have a password (`unicodePwd`, UTF-16LE in quotes, over TLS), `sAMAccountName` is derived
+//! within AD's rules, and `member` is read in ranges so that large groups come back whole.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use ldap3::{Mod, Scope, SearchEntry};
+use rand::seq::{IndexedRandom, SliceRandom};
+use tracing::warn;
+
+use super::filter::{split_dn, unescape_dn_value};
+use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
+use super::pool::{to_mods, LdapPool};
+use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter};
+
+/// `userAccountControl` bits.
+pub const UAC_ACCOUNTDISABLE: u32 = 0x2;
+pub const UAC_NORMAL_ACCOUNT: u32 = 0x200;
+
+pub struct AdDialect {
+    /// Values per ranged request for `member` (Windows AD answers at most 1500 unasked).
+    pub range_step: usize,
+    /// Give accounts created without a password a strong random one, so that they can be
+    /// enabled (IdPs such as Entra never send passwords).
+    pub random_passwords: bool,
+}
+
+pub type ActiveDirectory = LdapDirectory<AdDialect>;
+
+pub fn active_directory(pool: LdapPool, dialect: AdDialect) -> ActiveDirectory {
+    LdapDirectory::new(pool, dialect)
+}
+
+/// `"password"` as UTF-16LE, the form AD takes for `unicodePwd`.
+pub fn encode_password(password: &str) -> Vec<u8> {
+    format!("\"{password}\"")
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect()
+}
+
+/// A 24-character password with upper, lower, digit and symbol, from the OS RNG.
+pub fn random_password() -> String {
+    const SETS: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+        b"!#%+-.:=?@_~",
+    ];
+    let mut rng = rand::rng();
+    let all: Vec<u8> = SETS.concat();
+    let mut chars: Vec<u8> = SETS
+        .iter()
+        .filter_map(|s| s.choose(&mut rng).copied())
+        .collect();
+    while chars.len() < 24 {
+        if let Some(c) = all.choose(&mut rng) {
+            chars.push(*c);
+        }
+    }
+    chars.shuffle(&mut rng);
+    String::from_utf8_lossy(&chars).into_owned()
+}
+
+/// AD's rules for a user's sAMAccountName: at most 20 characters, none of `"/\[]:;|=,+*?<>@`,
+/// no control characters, not only dots and spaces, not ending in a dot.
+pub fn sam_account_name(source: &str) -> Option<String> {
+    const FORBIDDEN: &str = "\"/\\[]:;|=,+*?<>@";
+    let cleaned: String = source
+        .chars()
+        .filter(|c| !FORBIDDEN.contains(*c) && !c.is_control())
+        .take(20)
+        .collect();
+    let cleaned = cleaned.trim().trim_end_matches('.').to_owned();
+    (!cleaned.is_empty() && cleaned.chars().any(|c| c != '.' && c != ' ')).then_some(cleaned)
+}
+
+/// The domain's naming context (`dc=…` RDNs at the end of `dn`).
+fn domain_of(dn: &str) -> String {
+    let parts = split_dn(dn);
+    let start = parts
+        .iter()
+        .position(|r| r.to_ascii_lowercase().starts_with("dc="))
+        .unwrap_or(parts.len());
+    parts[start..].join(",")
+}
+
+fn take(attrs: &mut Vec<(String, Vec<String>)>, name: &str) -> Option<Vec<String>> {
+    let i = attrs
+        .iter()
+        .position(|(a, _)| a.eq_ignore_ascii_case(name))?;
+    Some(attrs.remove(i).1)
+}
+
+fn has_value(attrs: &[(String, Vec<String>)], name: &str, value: &str) -> bool {
+    attrs.iter().any(|(a, v)| {
+        a.eq_ignore_ascii_case(name) && v.iter().any(|x| x.eq_ignore_ascii_case(value))
+    })
+}
+
+impl AdDialect {
+    /// A sAMAccountName no other object of the domain has: the derived one, else it with a
+    /// number (deterministic: the first free of 2, 3, …).
+    async fn free_sam(&self, pool: &LdapPool, dn: &str, wanted: &str) -> DirResult<String> {
+        let domain = domain_of(dn);
+        for n in 1..100u32 {
+            let candidate = if n == 1 {
+                wanted.to_owned()
+            } else {
+                let suffix = n.to_string();
+                let keep: String = wanted.chars().take(20 - suffix.len()).collect();
+                format!("{keep}{suffix}")
+            };
+            let filter = LdapFilter::eq("sAMAccountName", candidate.clone()).to_string();
+            let (found, _) = pool
+                .search(&domain, Scope::Subtree, &filter, &["1.1"], 1)
+                .await?;
+            if found.is_empty() {
+                return Ok(candidate);
+            }
+        }
+        Err(super::DirectoryError::AlreadyExists(format!(
+            "sAMAccountName {wanted} (and 98 variants)"
+        )))
+    }
+}
+
+#[async_trait]
+impl Dialect for AdDialect {
+    fn kind(&self) -> DirectoryKind {
+        DirectoryKind::ActiveDirectory
+    }
+
+    fn id_attribute(&self) -> &'static str {
+        "objectGUID"
+    }
+
+    fn version_attribute(&self) -> &'static str {
+        "uSNChanged"
+    }
+
+    fn id_filter(&self, id: &str) -> Option<LdapFilter> {
+        guid::to_bytes(id).map(|b| LdapFilter::EqBytes("objectGUID".into(), b.to_vec()))
+    }
+
+    fn decode(&self, mut se: SearchEntry) -> Entry {
+        let raw = se
+            .bin_attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
+            .and_then(|(_, v)| v.first().cloned())
+            // 16 bytes that happen to be valid UTF-8 arrive as text
+            .or_else(|| {
+                se.attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
+                    .and_then(|(_, v)| v.first().map(|s| s.as_bytes().to_vec()))
+            });
+        let mut attrs = lowercase_attrs(&mut se);
+        attrs.remove("objectguid");
+        Entry {
+            dn: se.dn,
+            id: raw.and_then(|b| guid::to_string(&b)).unwrap_or_default(),
+            attrs,
+        }
+    }
+
+    /// AD sorts with its own rules; the bridge sorts in memory.
+    fn server_sort(&self) -> bool {
+        false
+    }
+
+    /// `member` is always asked for by range, so that the ranged path is the only path.
+    fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
+        attrs
+            .iter()
+            .map(|a| {
+                if a.eq_ignore_ascii_case("member") {
+                    format!("member;range=0-{}", self.range_step.saturating_sub(1))
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect()
+    }
+
+    /// Follows `member;range=a-b` until the server answers `…-*`.
+    async fn complete(&self, pool: &LdapPool, mut e: Entry) -> DirResult<Entry> {
+        let ranged: Vec<String> = e
+            .attrs
+            .keys()
+            .filter(|k| k.starts_with("member;range="))
+            .cloned()
+            .collect();
+        for key in ranged {
+            let mut values = e.attrs.remove(&key).unwrap_or_default();
+            let mut end = key.rsplit('-').next().unwrap_or("*").to_owned();
+            while end != "*" {
+                let Ok(last) = end.parse::<usize>() else {
+                    break;
+                };
+                let next = format!("member;range={}-{}", last + 1, last + self.range_step);
+                let (found, _) = pool
+                    .search(&e.dn, Scope::Base, "(objectClass=*)", &[next.as_str()], 0)
+                    .await?;
+                let Some(part) = found.into_iter().next() else {
+                    break;
+                };
+                let Some((k, v)) = part
+                    .attrs
+                    .into_iter()
+                    .find(|(k, _)| k.to_ascii_lowercase().starts_with("member;range="))
+                else {
+                    break;
+                };
+                values.extend(v);
+                end = k.rsplit('-').next().unwrap_or("*").to_owned();
+            }
+            e.attrs.entry("member".into()).or_default().extend(values);
+        }
+        Ok(e)
+    }
+
+    /// Users are added disabled, given their password, then enabled as asked: AD refuses an
+    /// enabled account without a password. A failure after the add removes the entry, so no
+    /// disabled half-account stays behind.
+    async fn add(
+        &self,
+        pool: &LdapPool,
+        dn: &str,
+        mut attrs: Vec<(String, Vec<String>)>,
+    ) -> DirResult<()> {
+        let is_user = has_value(&attrs, "objectClass", "user");
+        if !attrs
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case("sAMAccountName"))
+        {
+            let source = attrs
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case("userPrincipalName"))
+                .and_then(|(_, v)| v.first())
+                .map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
+                .or_else(|| {
+                    split_dn(dn)
+                        .first()
+                        .and_then(|r| r.split_once('='))
+                        .map(|(_, v)| unescape_dn_value(v))
+                });
+            if let Some(sam) = source.as_deref().and_then(sam_account_name) {
+                let sam = self.free_sam(pool, dn, &sam).await?;
+                attrs.push(("sAMAccountName".into(), vec![sam]));
+            }
+        }
+        if !is_user {
+            return pool.add(dn, attrs).await;
+        }
+        let password = take(&mut attrs, "unicodePwd")
+            .and_then(|v| v.into_iter().next())
+            .or_else(|| self.random_passwords.then(random_password));
+        let wanted = take(&mut attrs, "userAccountControl")
+            .and_then(|v| v.first().and_then(|s| s.parse::<u32>().ok()))
+            .unwrap_or(UAC_NORMAL_ACCOUNT);
+        let disabled = wanted | UAC_ACCOUNTDISABLE;
+        attrs.push(("userAccountControl".into(), vec![disabled.to_string()]));
+        pool.add(dn, attrs).await?;
+        let finish = async {
+            if let Some(p) = &password {
+                let set = Mod::Replace(b"unicodePwd".to_vec(), HashSet::from([encode_password(p)]));
+                pool.modify_mods(dn, vec![set], None).await?;
+            }
+            if wanted != disabled {
+                if password.is_none() {
+                    warn!(
+                        dn,
+                        "account left disabled: no password given and random_passwords is off"
+                    );
+                    return Ok(());
+                }
+                let enable = [
+                    Change::Delete("userAccountControl".into(), vec![disabled.to_string()]),
+                    Change::Add("userAccountControl".into(), vec![wanted.to_string()]),
+                ];
+                pool.modify(dn, &enable, None).await?;
+            }
+            Ok(())
+        };
+        if let Err(e) = finish.await {
+            if let Err(d) = pool.delete(dn, None).await {
+                warn!(dn, "could not remove a half-created account: {d}");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn mods(&self, changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
+        let mut mods = to_mods(changes);
+        for m in mods.iter_mut() {
+            if let Mod::Replace(a, vals) | Mod::Add(a, vals) = m {
+                if a.eq_ignore_ascii_case(b"unicodePwd") {
+                    *vals = vals
+                        .iter()
+                        .map(|v| encode_password(&String::from_utf8_lossy(v)))
+                        .collect();
+                }
+            }
+        }
+        mods
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_quoted_utf16le() {
+        assert_eq!(
+            encode_password("ab"),
+            vec![b'"', 0, b'a', 0, b'b', 0, b'"', 0]
+        );
+    }
+
+    #[test]
+    fn random_passwords_have_every_class() {
+        let p = random_password();
+        assert_eq!(p.len(), 24);
+        assert!(p.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(p.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(p.chars().any(|c| c.is_ascii_digit()));
+        assert!(p.chars().any(|c| !c.is_ascii_alphanumeric()));
+        assert_ne!(p, random_password());
+    }
+
+    #[test]
+    fn sam_account_names_follow_ads_rules() {
+        assert_eq!(sam_account_name("bjensen").as_deref(), Some("bjensen"));
+        assert_eq!(
+            sam_account_name("a.very.long.user.name.indeed").as_deref(),
+            Some("a.very.long.user.nam")
+        );
+        assert_eq!(
+            sam_account_name("we\"ird/na[me]:x").as_deref(),
+            Some("weirdnamex")
+        );
+        assert_eq!(sam_account_name("trailing."), Some("trailing".into()));
+        assert_eq!(sam_account_name("..."), None);
+        assert_eq!(sam_account_name("@@"), None);
+    }
+
+    #[test]
+    fn the_domain_is_the_dc_part() {
+        assert_eq!(
+            domain_of("CN=Jane,OU=Staff,DC=example,DC=test"),
+            "DC=example,DC=test"
+        );
+    }
+}
