@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests and integration tests against real OpenLDAP servers
-# that the tests start on loopback, and the scim2-tester conformance suite. Installs slapd,
-# ldap-utils, openssl and python3-venv first (as root), and scim2-tester into a venv.
+# Runs the whole test suite: unit tests, integration tests against real OpenLDAP servers and
+# a Samba Active Directory DC that the tests start on loopback, and the scim2-tester
+# conformance suite. Installs slapd, ldap-utils, openssl, python3-venv and Samba's AD DC
+# first (as root), and scim2-tester into a venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv
+bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv \
+  samba samba-ad-dc ldb-tools winbind krb5-user
 export PATH="$HOME/.cargo/bin:$PATH"
 # the external SCIM conformance suite (scim2-tester, PyPI) that tests/conformance.rs runs
 venv=target/scim2-tester-venv

@@ -5,7 +5,8 @@
 # EXAMPLE.TEST (dc=example,dc=test); Administrator's password is $SAMBA_ADMINPASS. Samba binds
 # 127.0.0.1:389 (LDAP) and :636 (LDAPS, certificate from a throwaway CA at DIR/tls/ca.pem), so one runs per
 # machine. Prints the pid of the samba master process once LDAP answers; with
-# SAMBA_WATCH_PID set, samba is stopped when that process ends. Stop: kill "$(cat DIR/pid)".
+# SAMBA_WATCH_PID set, samba is stopped when that process ends (and DIR removed when
+# SAMBA_CLEANUP is set). Stop: kill "$(cat DIR/pid)".
 set -euo pipefail
 dir=$1
 pass=${SAMBA_ADMINPASS:-Adm1n-Passw0rd!}
@@ -45,7 +46,8 @@ for _ in $(seq 1 150); do
     pid=$(cat "$dir/run/samba.pid")
     echo "$pid" > "$dir/pid"
     if [ -n "${SAMBA_WATCH_PID:-}" ]; then
-      ( while kill -0 "$SAMBA_WATCH_PID" 2>/dev/null; do sleep 1; done; kill "$pid" 2>/dev/null ) \
+      ( while kill -0 "$SAMBA_WATCH_PID" 2>/dev/null; do sleep 1; done
+        kill "$pid" 2>/dev/null; sleep 2; [ -n "${SAMBA_CLEANUP:-}" ] && rm -rf "$dir" ) \
         >/dev/null 2>&1 </dev/null &
       disown
     fi

@@ -464,14 +464,16 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String>
 
 /// The one place where LDAP result codes (RFC 4511 §4.1.9) become directory errors.
 pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
-    let why = if text.is_empty() {
-        result_code_name(rc).to_owned()
-    } else {
-        format!("{}: {text}", result_code_name(rc))
+    let why = match (text.is_empty(), ad_reason(text)) {
+        (_, Some(readable)) => readable,
+        (true, None) => result_code_name(rc).to_owned(),
+        (false, None) => format!("{}: {text}", result_code_name(rc)),
     };
     match rc {
         32 => DirectoryError::NoSuchObject(dn.to_owned()),
         16 => DirectoryError::NoSuchValue(why),
+        // Samba's answer to deleting a member that is not there
+        53 if text.contains("already deleted") => DirectoryError::NoSuchValue(why),
         122 => DirectoryError::PreconditionFailed(why),
         68 => DirectoryError::AlreadyExists(dn.to_owned()),
         17..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
@@ -483,6 +485,30 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
             message: why,
         },
     }
+}
+
+/// Active Directory (and Samba) put a Windows error code before the text
+/// (`0000052D: Constraint violation - check_password_restrictions: …`): said in words.
+pub fn ad_reason(text: &str) -> Option<String> {
+    let (code, rest) = text.split_once(':')?;
+    if code.len() != 8 || !code.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let detail = rest
+        .rsplit_once(" - ")
+        .map(|(_, d)| d)
+        .unwrap_or(rest)
+        .trim()
+        .trim_start_matches("check_password_restrictions: ");
+    let what = match code.to_ascii_uppercase().as_str() {
+        "0000052D" => "the password does not meet the domain's password policy",
+        "00000524" => "the account name is already in use in the domain",
+        "00002071" => "an object with this name already exists",
+        "00000005" => "access denied to the bridge's service account",
+        "0000001F" | "00000057" => "the directory refused the value",
+        _ => return Some(format!("{} ({code})", rest.trim())),
+    };
+    Some(format!("{what}: {detail} ({code})"))
 }
 
 pub fn result_code_name(rc: u32) -> &'static str {
@@ -531,6 +557,19 @@ mod tests {
         assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+
+    #[test]
+    fn active_directory_codes_are_said_in_words() {
+        let samba = "0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 7 characters!";
+        let e = map_result_code(19, samba, "");
+        assert!(
+            matches!(&e, DirectoryError::Rejected(t)
+            if t.starts_with("the password does not meet the domain's password policy: the password is too short")
+            && t.ends_with("(0000052D)")),
+            "{e:?}"
+        );
+        assert_eq!(ad_reason("plain text"), None);
     }
 
     #[test]

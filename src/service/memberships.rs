@@ -40,9 +40,10 @@ impl Memberships {
     }
 
     /// One modify of the group at `dn`: `changes`, then the member `adds` and `deletes`.
-    /// Adding a present member succeeds (permissive modify); a delete whose value is already
-    /// gone is dropped after checking each delete with a compare, and the modify retried, so
-    /// IdP retries are idempotent and the cost stays O(changed members).
+    /// Adding a present member succeeds (permissive modify, or where the server ignores it, a
+    /// compare of each add and a retry without those present); a delete whose value is already
+    /// gone is dropped the same way, so IdP retries are idempotent and the cost stays
+    /// O(changed members).
     pub async fn modify(
         &self,
         dn: &str,
@@ -67,6 +68,7 @@ impl Memberships {
             .into_iter()
             .filter(|d| !self.is_placeholder(d))
             .collect();
+        let mut adds = adds;
         for attempt in 0..3 {
             let mut all = changes.clone();
             if !adds.is_empty() {
@@ -90,6 +92,17 @@ impl Memberships {
                         }
                     }
                     deletes = present;
+                }
+                // Samba ignores permissive modify for linked attributes such as member and
+                // answers entryAlreadyExists: drop the adds that are already there
+                Err(DirectoryError::AlreadyExists(_)) if !adds.is_empty() && attempt < 2 => {
+                    let mut missing = Vec::new();
+                    for a in adds {
+                        if !dir.contains(dn, &self.member_attr, &a).await? {
+                            missing.push(a);
+                        }
+                    }
+                    adds = missing;
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -3,6 +3,8 @@
 //! `config.example.toml`.
 #![allow(dead_code)]
 
+pub mod samba;
+
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};

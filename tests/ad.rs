@@ -1,0 +1,326 @@
+//! Active Directory, against a real Samba AD DC provisioned once for this test binary.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::samba::*;
+use common::*;
+use ldap3::{Mod, Scope, SearchEntry};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+async fn ad_bridge(replace: &[(&str, &str)]) -> Bridge {
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    Bridge::start_with(dc.config(replace, "")).await
+}
+
+fn ad_user(name: &str, display: &str) -> Value {
+    json!({
+        "userName": format!("{name}@example.test"),
+        "displayName": display,
+        "name": {"givenName": display.split(' ').next().unwrap_or(display), "familyName": "Tester"},
+        "emails": [{"type": "work", "value": format!("{name}@example.test"), "primary": true}],
+        "title": "Engineer",
+        ENTERPRISE: {"department": "R&D", "employeeNumber": "42"}
+    })
+}
+
+/// The entry at `dn`: text attributes (lowercased names) and its raw objectGUID.
+async fn ad_entry(dn: &str) -> Option<(std::collections::HashMap<String, Vec<String>>, Vec<u8>)> {
+    let mut ldap = samba().admin().await;
+    let res = ldap
+        .search(dn, Scope::Base, "(objectClass=*)", vec!["*", "objectGUID"])
+        .await
+        .ok()?;
+    if res.1.rc != 0 {
+        return None;
+    }
+    let e = SearchEntry::construct(res.0.into_iter().next()?);
+    let guid = e
+        .bin_attrs
+        .get("objectGUID")
+        .and_then(|v| v.first().cloned())
+        .or_else(|| {
+            e.attrs
+                .get("objectGUID")
+                .and_then(|v| v.first())
+                .map(|s| s.as_bytes().to_vec())
+        })
+        .unwrap_or_default();
+    let attrs = e
+        .attrs
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    Some((attrs, guid))
+}
+
+fn uac(attrs: &std::collections::HashMap<String, Vec<String>>) -> u32 {
+    attrs["useraccountcontrol"][0].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_created_with_a_password_is_enabled_and_its_id_is_the_object_guid() {
+    let bridge = ad_bridge(&[]).await;
+    let mut body = ad_user("alice", "Alice Tester");
+    body["password"] = json!("Str0ng-Passw0rd!x");
+    let (s, u) = bridge.post("/Users", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    assert!(u.get("password").is_none(), "write-only");
+    assert_eq!(u["active"], true);
+    let dn = format!("CN=Alice Tester,{AD_USERS}");
+    let (attrs, raw_guid) = ad_entry(&dn).await.expect("entry in AD");
+    assert_eq!(uac(&attrs), 0x200, "NORMAL_ACCOUNT, enabled");
+    assert_eq!(attrs["samaccountname"], vec!["alice"]);
+    assert_eq!(attrs["userprincipalname"], vec!["alice@example.test"]);
+    assert_eq!(attrs["department"], vec!["R&D"]);
+    // the SCIM id is objectGUID in AD's mixed-endian byte order
+    let id = u["id"].as_str().unwrap();
+    assert_eq!(
+        scim2ldap::directory::guid::to_string(&raw_guid).as_deref(),
+        Some(id)
+    );
+    let (s, got) = bridge.get(&format!("/Users/{id}")).await;
+    assert_eq!(
+        (s, got["userName"].as_str()),
+        (StatusCode::OK, Some("alice@example.test"))
+    );
+    let (_, page) = bridge
+        .get(&format!("/Users?filter=id%20eq%20%22{id}%22"))
+        .await;
+    assert_eq!(page["totalResults"], 1);
+    // the password works
+    samba()
+        .bind("alice@example.test", "Str0ng-Passw0rd!x")
+        .await
+        .expect("user can bind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_created_without_a_password_gets_a_random_one_and_is_enabled() {
+    let bridge = ad_bridge(&[]).await;
+    let (s, u) = bridge.post("/Users", &ad_user("bob", "Bob Tester")).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    assert_eq!(u["active"], true);
+    let (attrs, _) = ad_entry(&format!("CN=Bob Tester,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(uac(&attrs), 0x200);
+
+    // with random passwords off, such an account stays disabled (AD enables none without one)
+    let strict = ad_bridge(&[("random_passwords = true", "random_passwords = false")]).await;
+    let (s, u) = strict.post("/Users", &ad_user("bob2", "Bob Two")).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    assert_eq!(u["active"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_the_domain_refuses_is_a_readable_400_and_leaves_no_account() {
+    let bridge = ad_bridge(&[]).await;
+    let mut body = ad_user("carol", "Carol Tester");
+    body["password"] = json!("abc");
+    let (s, e) = bridge.post("/Users", &body).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalidValue")),
+        "{e}"
+    );
+    assert!(
+        e["detail"].as_str().unwrap().contains("password policy"),
+        "{e}"
+    );
+    assert!(
+        ad_entry(&format!("CN=Carol Tester,{AD_USERS}"))
+            .await
+            .is_none(),
+        "no half-made account"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deactivation_flips_only_the_disable_bit() {
+    let bridge = ad_bridge(&[]).await;
+    let u = bridge.create_user(ad_user("dave", "Dave Tester")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let dn = format!("CN=Dave Tester,{AD_USERS}");
+    // an admin sets DONT_EXPIRE_PASSWORD (0x10000) meanwhile
+    let mut ldap = samba().admin().await;
+    ldap.modify(
+        &dn,
+        vec![Mod::Replace("userAccountControl", HashSet::from(["66048"]))],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let (s, p) = bridge
+        .patch(
+            &path,
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .await;
+    assert_eq!((s, &p["active"]), (StatusCode::OK, &json!(false)), "{p}");
+    assert_eq!(uac(&ad_entry(&dn).await.unwrap().0), 0x10202);
+    let (_, page) = bridge
+        .get("/Users?filter=active%20eq%20false%20and%20userName%20eq%20%22dave@example.test%22")
+        .await;
+    assert_eq!(page["totalResults"], 1, "{page}");
+    let (s, p) = bridge
+        .patch(&path, json!([{"op": "replace", "value": {"active": true}}]))
+        .await;
+    assert_eq!((s, &p["active"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(uac(&ad_entry(&dn).await.unwrap().0), 0x10200);
+
+    // delete archives: disabled, moved, 404
+    assert_eq!(bridge.delete(&path).await, StatusCode::NO_CONTENT);
+    assert_eq!(bridge.get(&path).await.0, StatusCode::NOT_FOUND);
+    let (archived, _) = ad_entry(&format!("CN=Dave Tester,{AD_ARCHIVE}"))
+        .await
+        .expect("archived");
+    assert_eq!(uac(&archived), 0x10202);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sam_account_names_stay_within_ads_rules_and_clashes_get_a_number() {
+    let bridge = ad_bridge(&[]).await;
+    bridge.create_user(ad_user("jsmith", "John Smith")).await;
+    let mut other = ad_user("jsmith", "Jane Smith");
+    other["userName"] = json!("jsmith@other.test");
+    bridge.create_user(other).await;
+    let (a, _) = ad_entry(&format!("CN=John Smith,{AD_USERS}"))
+        .await
+        .unwrap();
+    let (b, _) = ad_entry(&format!("CN=Jane Smith,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(a["samaccountname"], vec!["jsmith"]);
+    assert_eq!(b["samaccountname"], vec!["jsmith2"]);
+    let mut long = ad_user("a.very.long.user.name.indeed", "Long Name, Jr.");
+    long["userName"] = json!("a.very.long.user.name.indeed@example.test");
+    let (s, u) = bridge.post("/Users", &long).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let (c, _) = ad_entry(&format!("CN=Long Name\\, Jr.,{AD_USERS}"))
+        .await
+        .expect("RDN escaped");
+    assert_eq!(c["samaccountname"], vec!["a.very.long.user.nam"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manager_is_a_dn_in_ad_and_an_id_in_scim() {
+    let bridge = ad_bridge(&[]).await;
+    let boss = bridge.create_user(ad_user("erin", "Erin Boss")).await;
+    let u = bridge.create_user(ad_user("frank", "Frank Report")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let (s, p) = bridge
+        .patch(
+            &path,
+            json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": boss["id"]}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p[ENTERPRISE]["manager"]["value"], boss["id"]);
+    let (attrs, _) = ad_entry(&format!("CN=Frank Report,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(attrs["manager"], vec![format!("CN=Erin Boss,{AD_USERS}")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1600_member_group_is_read_completely_through_ranged_retrieval() {
+    let bridge = ad_bridge(&[("range_step = 1500", "range_step = 100")]).await;
+    let (s, g) = bridge
+        .post("/Groups", &json!({"displayName": "Big AD Group"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gdn = format!("CN=Big AD Group,{AD_GROUPS}");
+    let (attrs, _) = ad_entry(&gdn).await.unwrap();
+    assert_eq!(
+        attrs["grouptype"],
+        vec!["-2147483646"],
+        "global security group"
+    );
+    // 1,600 members, added directly
+    let mut ldap = samba().admin().await;
+    let mut dns = Vec::new();
+    for i in 0..1600 {
+        let cn = format!("bulk{i:04}");
+        let dn = format!("CN={cn},{AD_USERS}");
+        ldap.add(
+            &dn,
+            vec![
+                ("objectClass", HashSet::from(["user"])),
+                ("cn", HashSet::from([cn.as_str()])),
+                ("sAMAccountName", HashSet::from([cn.as_str()])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        dns.push(dn);
+    }
+    ldap.modify(
+        &gdn,
+        vec![Mod::Add("member", dns.iter().map(String::as_str).collect())],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let before = bridge.ldap_ops();
+    let (s, full) = bridge
+        .get(&format!("/Groups/{}", g["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(bridge.ldap_ops() - before >= 16, "16 ranged reads of 100");
+    let members = full["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1600, "every member, 100 at a time");
+    let ids: HashSet<&str> = members
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1600);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ad_group_memberships_are_member_adds_and_deletes_and_show_on_the_user() {
+    let bridge = ad_bridge(&[]).await;
+    let u = bridge.create_user(ad_user("gina", "Gina Member")).await;
+    let uid = u["id"].as_str().unwrap();
+    let (s, g) = bridge
+        .post(
+            "/Groups",
+            &json!({"displayName": "AD Team", "members": [{"value": uid}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gpath = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let (_, got) = bridge.get(&format!("/Users/{uid}")).await;
+    assert_eq!(got["groups"][0]["value"], g["id"], "memberOf: {got}");
+    assert_eq!(got["groups"][0]["display"], "AD Team");
+    // idempotent add, then remove by filter (twice)
+    for _ in 0..2 {
+        let (s, b) = bridge
+            .patch(
+                &gpath,
+                json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    }
+    for _ in 0..2 {
+        let (s, b) = bridge
+            .patch(
+                &gpath,
+                json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    }
+    let (attrs, _) = ad_entry(&format!("CN=AD Team,{AD_GROUPS}")).await.unwrap();
+    assert!(!attrs.contains_key("member"), "{attrs:?}");
+}
