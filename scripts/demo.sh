@@ -2,10 +2,17 @@
 # The demo: a throwaway OpenLDAP (dc=example,dc=org) and the bridge, both on loopback, ready
 # for curl. Prints "SCIM base URL: ..." and "Bearer token: ..." then examples; Ctrl-C stops
 # everything it started and removes its temporary files.
+# With SCIM2LDAP_DEMO_DIRECTORY=active-directory, a throwaway Samba AD DC (EXAMPLE.TEST, on
+# 127.0.0.1:389/636) and config.example.ad.toml instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-bash scripts/install-deps.sh slapd ldap-utils curl ca-certificates
+kind=${SCIM2LDAP_DEMO_DIRECTORY:-openldap}
+case "$kind" in
+  openldap) bash scripts/install-deps.sh slapd ldap-utils curl ca-certificates ;;
+  active-directory) bash scripts/install-deps.sh samba samba-ad-dc ldb-tools winbind krb5-user ldap-utils curl ca-certificates openssl ;;
+  *) echo "SCIM2LDAP_DEMO_DIRECTORY must be openldap or active-directory, not $kind" >&2; exit 2 ;;
+esac
 export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "building scim2ldap (release) ..." >&2
@@ -13,12 +20,14 @@ cargo build --release --locked --quiet
 bin=$repo/target/release/scim2ldap
 
 work=$(mktemp -d /tmp/scim2ldap-demo.XXXXXX)
-slapd_pid=""
+directory_pid=""
 bridge_pid=""
 cleanup() {
   trap - EXIT INT TERM
   [ -n "$bridge_pid" ] && kill "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
-  [ -n "$slapd_pid" ] && kill "$slapd_pid" 2>/dev/null
+  if [ -n "$directory_pid" ] && kill "$directory_pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$directory_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -rf "$work"
   echo "demo stopped; directory and bridge are gone" >&2
 }
@@ -33,18 +42,41 @@ free_port() {
   done
 }
 
-ldap_port=$(free_port)
 http_port=$(free_port)
-rootpw=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
-slapd_pid=$(SLAPD_ROOTPW=$rootpw deploy/openldap/throwaway-slapd.sh "$work/ldap" "$ldap_port")
-(umask 077 && printf '%s' "$rootpw" > "$work/bind_password")
-
 token="scim2ldap_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export SCIM2LDAP_LDAP__URL="ldap://127.0.0.1:$ldap_port"
-export SCIM2LDAP_LDAP__BIND_PASSWORD_FILE="$work/bind_password"
 export SCIM2LDAP_SERVER__LISTEN="127.0.0.1:$http_port"
 export SCIM2LDAP_TENANTS__DEFAULT__TOKENS__DEMO__SHA256=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
-"$bin" serve --config config.example.toml 2>>"$work/bridge.log" &
+if [ "$kind" = openldap ]; then
+  config=config.example.toml
+  ldap_port=$(free_port)
+  rootpw=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  directory_pid=$(SLAPD_ROOTPW=$rootpw deploy/openldap/throwaway-slapd.sh "$work/ldap" "$ldap_port")
+  (umask 077 && printf '%s' "$rootpw" > "$work/bind_password")
+  export SCIM2LDAP_LDAP__URL="ldap://127.0.0.1:$ldap_port"
+  ldap="ldapsearch -x -H ldap://127.0.0.1:$ldap_port -D cn=admin,dc=example,dc=org -w $rootpw"
+  people=ou=people,dc=example,dc=org
+  groups_base=ou=groups,dc=example,dc=org
+  filter_user='(uid=bjensen)'
+else
+  config=config.example.ad.toml
+  rootpw="Dem0-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')!"
+  echo "provisioning a throwaway Samba AD DC (about 10 s) ..." >&2
+  directory_pid=$(SAMBA_ADMINPASS=$rootpw deploy/samba/throwaway-samba.sh "$work/ad")
+  (umask 077 && printf '%s' "$rootpw" > "$work/bind_password")
+  for ou in "SCIM Users" "SCIM Archive" "SCIM Groups"; do
+    printf 'dn: OU=%s,DC=example,DC=test\nobjectClass: organizationalUnit\nou: %s\n' "$ou" "$ou" \
+      | LDAPTLS_CACERT="$work/ad/tls/ca.pem" ldapadd -x -H ldaps://127.0.0.1:636 \
+          -D "CN=Administrator,CN=Users,DC=example,DC=test" -w "$rootpw" >/dev/null
+  done
+  export SCIM2LDAP_LDAP__BIND_DN="CN=Administrator,CN=Users,DC=example,DC=test"
+  export SCIM2LDAP_LDAP__CA_FILE="$work/ad/tls/ca.pem"
+  ldap="env LDAPTLS_CACERT=$work/ad/tls/ca.pem ldapsearch -x -H ldaps://127.0.0.1:636 -D CN=Administrator,CN=Users,DC=example,DC=test -w $rootpw"
+  people="OU=SCIM Users,DC=example,DC=test"
+  groups_base="OU=SCIM Groups,DC=example,DC=test"
+  filter_user='(userPrincipalName=bjensen@example.test)'
+fi
+export SCIM2LDAP_LDAP__BIND_PASSWORD_FILE="$work/bind_password"
+"$bin" serve --config "$config" 2>>"$work/bridge.log" &
 bridge_pid=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1 && break
@@ -53,7 +85,8 @@ for _ in $(seq 1 100); do
 done
 
 base="http://127.0.0.1:$http_port/scim/v2"
-ldap="ldapsearch -x -H ldap://127.0.0.1:$ldap_port -D cn=admin,dc=example,dc=org -w $rootpw"
+user_name=bjensen
+[ "$kind" = active-directory ] && user_name=bjensen@example.test
 cat <<INFO
 SCIM base URL: $base
 Bearer token: $token
@@ -62,18 +95,18 @@ Try it (in another terminal):
   export BASE=$base TOKEN=$token
   # create a user
   curl -s -X POST \$BASE/Users -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
-    -d '{"userName":"bjensen","name":{"givenName":"Barbara","familyName":"Jensen"},"emails":[{"type":"work","value":"bjensen@example.com","primary":true}]}'
-  # see the entry in LDAP
-  $ldap -b ou=people,dc=example,dc=org -LLL '(uid=bjensen)' '*' entryUUID pwdAccountLockedTime
+    -d '{"userName":"$user_name","displayName":"Barbara Jensen","name":{"givenName":"Barbara","familyName":"Jensen"},"emails":[{"type":"work","value":"bjensen@example.com","primary":true}]}'
+  # see the entry in the directory
+  $ldap -b "$people" -LLL '$filter_user'
   # find it by filter
-  curl -s -G \$BASE/Users -H "Authorization: Bearer \$TOKEN" --data-urlencode 'filter=userName eq "bjensen"'
-  # patch it, deactivate it (ppolicy lock), reactivate it — use the id from the create answer
+  curl -s -G \$BASE/Users -H "Authorization: Bearer \$TOKEN" --data-urlencode 'filter=userName eq "$user_name"'
+  # deactivate it (then reactivate with true) — use the id from the create answer
   curl -s -X PATCH \$BASE/Users/ID -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
     -d '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}'
-  # a group with that user as a member (LDAP: cn=Engineering,ou=groups,dc=example,dc=org)
+  # a group with that user as a member (in the directory under $groups_base)
   curl -s -X POST \$BASE/Groups -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
     -d '{"displayName":"Engineering","members":[{"value":"ID"}]}'
-  # delete it (locked and moved to ou=archive; SCIM answers 404 afterwards)
+  # delete it (disabled and moved to the archive container; SCIM answers 404 afterwards)
   curl -s -X DELETE \$BASE/Users/ID -H "Authorization: Bearer \$TOKEN"
 
 Bridge log: $work/bridge.log     Press Ctrl-C to stop the demo.

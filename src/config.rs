@@ -364,7 +364,7 @@ pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
         .merge(Toml::file(path))
         .merge(
             Env::prefixed("SCIM2LDAP_")
-                .ignore(&["config", "log"])
+                .ignore(&["config", "log", "demo_directory"])
                 .split("__"),
         )
         .extract::<RawConfig>()
