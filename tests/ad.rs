@@ -324,3 +324,61 @@ async fn ad_group_memberships_are_member_adds_and_deletes_and_show_on_the_user()
     let (attrs, _) = ad_entry(&format!("CN=AD Team,{AD_GROUPS}")).await.unwrap();
     assert!(!attrs.contains_key("member"), "{attrs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_accepts_the_ad_example_against_samba() {
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, dc.config(&[], "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        &path,
+        dc.config(&[("title = \"title\"", "title = \"jobTitel\"")], ""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("jobTitel"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etags_work_on_ad_with_usn_changed() {
+    let bridge = ad_bridge(&[]).await;
+    let u = bridge.create_user(ad_user("etag", "Etag Tester")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let version = u["meta"]["version"].as_str().unwrap().to_owned();
+    let send = |tag: &str| {
+        bridge
+            .client
+            .patch(format!("{}{path}", bridge.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .header("if-match", tag)
+            .body(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "path": "title", "value": "Lead"}]})
+                .to_string(),
+            )
+            .send()
+    };
+    let r = send(&version).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = send(&version).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+}

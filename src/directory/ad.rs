@@ -172,6 +172,11 @@ impl Dialect for AdDialect {
         false
     }
 
+    /// AD (and Samba) do not offer the RFC 4528 assertion control.
+    fn assertions(&self) -> bool {
+        false
+    }
+
     /// `member` is always asked for by range, so that the ranged path is the only path.
     fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
         attrs

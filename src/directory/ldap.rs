@@ -31,6 +31,12 @@ pub trait Dialect: Send + Sync + 'static {
         true
     }
 
+    /// Whether the server honours the assertion control (RFC 4528) that makes a write
+    /// conditional on the version; without it the version is checked just before the write.
+    fn assertions(&self) -> bool {
+        true
+    }
+
     /// The attributes to request for `attrs` (AD asks for `member;range=…`).
     fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
         attrs.iter().map(|a| a.to_string()).collect()
@@ -220,6 +226,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         changes: &[Change],
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
+        let assertion = assertion.filter(|_| self.dialect.assertions());
         self.pool
             .modify_mods(dn, self.dialect.mods(changes), assertion)
             .await
@@ -234,6 +241,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
     }
 
     async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
+        let assertion = assertion.filter(|_| self.dialect.assertions());
         self.pool.delete(dn, assertion).await
     }
 
