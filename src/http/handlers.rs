@@ -50,6 +50,15 @@ fn resource(
     with_etag(scim_json(status, &body), version.as_deref())
 }
 
+/// The resource a write returns (200), with its `ETag`.
+fn written(body: Value, p: &Projection) -> axum::response::Response {
+    let version = version_of(&body).map(str::to_owned);
+    with_etag(
+        scim_json(StatusCode::OK, &p.apply(body)),
+        version.as_deref(),
+    )
+}
+
 fn with_etag(
     mut resp: axum::response::Response,
     version: Option<&str>,
@@ -119,12 +128,7 @@ pub async fn replace_user(
         .users
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(resource(
-        &HeaderMap::new(),
-        StatusCode::OK,
-        user,
-        &projection(&params),
-    ))
+    Ok(written(user, &projection(&params)))
 }
 
 pub async fn patch_user(
@@ -139,12 +143,7 @@ pub async fn patch_user(
         .users
         .patch(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(resource(
-        &HeaderMap::new(),
-        StatusCode::OK,
-        user,
-        &projection(&params),
-    ))
+    Ok(written(user, &projection(&params)))
 }
 
 pub async fn delete_user(
@@ -454,7 +453,7 @@ pub async fn replace_group(
     let group = groups(&state)?
         .replace(&ctx(&state, &headers, tenant), &id, &body)
         .await?;
-    Ok(resource(&HeaderMap::new(), StatusCode::OK, group, &p))
+    Ok(written(group, &p))
 }
 
 /// Group PATCH answers 204 (RFC 7644 §3.5.2 allows it) so that a membership change never
@@ -474,7 +473,7 @@ pub async fn patch_group(
         .patch(&ctx(&state, &headers, tenant), &id, &body, respond)
         .await?
     {
-        Some(group) => Ok(resource(&HeaderMap::new(), StatusCode::OK, group, &p)),
+        Some(group) => Ok(written(group, &p)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
