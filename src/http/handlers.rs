@@ -20,37 +20,23 @@ use crate::service::discovery::with_base;
 use crate::service::users::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx};
 
-/// A single-resource response with its `ETag`; answers 304 when `If-None-Match` names the
-/// current version (RFC 7644 §3.14).
-fn resource(
-    req: &HeaderMap,
-    status: StatusCode,
-    body: Value,
-    p: &Projection,
-) -> axum::response::Response {
-    let version = body
-        .pointer("/meta/version")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let body = p.apply(body);
+/// A resource read: 304 when `If-None-Match` names its current version (RFC 7644 §3.14),
+/// else 200 with its `ETag`.
+fn read(req: &HeaderMap, body: Value, p: &Projection) -> axum::response::Response {
     if let (Some(v), Some(inm)) = (
-        &version,
+        version_of(&body),
         req.get(axum::http::header::IF_NONE_MATCH)
             .and_then(|h| h.to_str().ok()),
     ) {
         let wanted = etag_value(v);
         if inm.trim() == "*" || inm.split(',').any(|t| etag_value(t) == wanted) {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(h) = axum::http::HeaderValue::from_str(v) {
-                r.headers_mut().insert(axum::http::header::ETAG, h);
-            }
-            return r;
+            return with_etag(StatusCode::NOT_MODIFIED.into_response(), Some(v));
         }
     }
-    with_etag(scim_json(status, &body), version.as_deref())
+    written(body, p)
 }
 
-/// The resource a write returns (200), with its `ETag`.
+/// A resource answered with 200 and its `ETag`.
 fn written(body: Value, p: &Projection) -> axum::response::Response {
     let version = version_of(&body).map(str::to_owned);
     with_etag(
@@ -113,7 +99,7 @@ pub async fn get_user(
         .users
         .get(&ctx(&state, &headers, tenant), &id, &p)
         .await?;
-    Ok(resource(&headers, StatusCode::OK, user, &p))
+    Ok(read(&headers, user, &p))
 }
 
 pub async fn replace_user(
@@ -429,7 +415,7 @@ pub async fn get_group(
     let group = groups(&state)?
         .get(&ctx(&state, &headers, tenant), &id, p.includes("members"))
         .await?;
-    Ok(resource(&headers, StatusCode::OK, group, &p))
+    Ok(read(&headers, group, &p))
 }
 
 pub async fn list_groups(
