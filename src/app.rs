@@ -12,7 +12,7 @@ use crate::directory::openldap::open_ldap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
 use crate::http::AppState;
-use crate::mapping::{Mapping, MappingSpec};
+use crate::mapping::{Mapping, MappingSpec, ValueLimits};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
@@ -48,7 +48,13 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
             "e.g. 200",
         ));
     }
-    let mapping = Arc::new(Mapping::from_config(&raw.users, &USER_RESOURCE)?);
+    let limits = raw.limits.limits()?;
+    let value_limits = ValueLimits::from_config(&raw.limits, raw.directory.kind)?;
+    let mapping = Arc::new(Mapping::from_config(
+        &raw.users,
+        value_limits,
+        &USER_RESOURCE,
+    )?);
     let auth = Authenticator::from_config(
         &raw.tenants,
         &raw.users.container,
@@ -106,7 +112,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
     let (groups, memberships) = match &raw.groups {
         None => (None, None),
         Some(g) => {
-            let (groups, memberships) = build_groups(g, raw, &directory, &cache)?;
+            let (groups, memberships) = build_groups(g, raw, value_limits, &directory, &cache)?;
             (Some(groups), Some(memberships))
         }
     };
@@ -129,11 +135,18 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
             delete_mode: raw.users.delete_mode,
             archive_container: raw.users.archive_container.clone(),
             max_results: raw.server.max_results,
+            limits,
         },
         memberships.clone(),
     );
     let groups = match (groups, memberships) {
-        (Some(store), Some(m)) => Some(Groups::new(store, user_store, m, raw.server.max_results)),
+        (Some(store), Some(m)) => Some(Groups::new(
+            store,
+            user_store,
+            m,
+            raw.server.max_results,
+            limits,
+        )),
         _ => None,
     };
     let discovery = Discovery::new(
@@ -150,6 +163,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         public_url: raw.server.public_url.clone(),
         max_body_bytes: raw.server.max_body_bytes,
         trust_forwarded: raw.server.trust_forwarded_headers,
+        limits,
     });
     Ok(App { state, directory })
 }
@@ -158,6 +172,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
 fn build_groups(
     g: &GroupsConfig,
     raw: &RawConfig,
+    value_limits: ValueLimits,
     directory: &Arc<dyn Directory>,
     cache: &DnCache,
 ) -> Result<(Arc<Store>, Arc<Memberships>), ConfigError> {
@@ -184,6 +199,7 @@ fn build_groups(
             deactivate: None,
             required: "displayName",
             defaults: &g.defaults,
+            limits: value_limits,
         },
         &GROUP_RESOURCE,
     )?);
@@ -289,7 +305,9 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
                     ));
                 }
             }
-            if let Ok(mapping) = Mapping::from_config(&raw.users, &USER_RESOURCE) {
+            let mapping = ValueLimits::from_config(&raw.limits, raw.directory.kind)
+                .and_then(|l| Mapping::from_config(&raw.users, l, &USER_RESOURCE));
+            if let Ok(mapping) = mapping {
                 for m in &mapping.attrs {
                     if !attributes.contains(&m.ldap.to_ascii_lowercase()) {
                         problems.push(ConfigError::new(

@@ -61,6 +61,99 @@ pub struct RawConfig {
     pub groups: Option<GroupsConfig>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: how much one request may make the server parse, walk and write. Every input
+/// is bounded before it is parsed; past a bound the client gets a 400 naming it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Characters in a filter or a PATCH path.
+    pub filter_max_length: usize,
+    /// Nesting of parentheses, `not (…)` and value filters in one filter or path.
+    pub filter_max_depth: usize,
+    /// Comparisons in one filter.
+    pub filter_max_terms: usize,
+    /// Operations in one PATCH.
+    pub patch_max_operations: usize,
+    /// Member ids in one group request (POST, PUT, or one PATCH).
+    pub max_members_per_request: usize,
+    /// Values of one multi-valued attribute (emails, …) in one request.
+    pub max_values_per_attribute: usize,
+    /// Characters in any one attribute value (a mapping's `max_length` lowers it for one
+    /// attribute).
+    pub max_value_length: usize,
+    /// Characters in the value that names an entry (its RDN). Unset: 64 on Active Directory
+    /// (cn's limit there), 128 on OpenLDAP (its back-mdb refuses DNs over ~270 characters).
+    pub max_rdn_value_length: Option<usize>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = crate::scim::Limits::default();
+        LimitsConfig {
+            filter_max_length: l.filter_max_length,
+            filter_max_depth: l.filter_max_depth,
+            filter_max_terms: l.filter_max_terms,
+            patch_max_operations: l.patch_max_operations,
+            max_members_per_request: l.max_members,
+            max_values_per_attribute: l.max_values_per_attribute,
+            max_value_length: 2048,
+            max_rdn_value_length: None,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The checked limits: each at least 1 and at most its hard ceiling.
+    pub fn limits(&self) -> Result<crate::scim::Limits, ConfigError> {
+        use crate::scim::Limits;
+        let range = |key: &str, v: usize, max: usize| {
+            if (1..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    format!("limits.{key}"),
+                    format!("{v} is out of range"),
+                    format!("set a value from 1 to {max}"),
+                ))
+            }
+        };
+        Ok(Limits {
+            filter_max_length: range(
+                "filter_max_length",
+                self.filter_max_length,
+                Limits::HARD_MAX_LENGTH,
+            )?,
+            filter_max_depth: range(
+                "filter_max_depth",
+                self.filter_max_depth,
+                Limits::HARD_MAX_DEPTH,
+            )?,
+            filter_max_terms: range(
+                "filter_max_terms",
+                self.filter_max_terms,
+                Limits::HARD_MAX_TERMS,
+            )?,
+            patch_max_operations: range(
+                "patch_max_operations",
+                self.patch_max_operations,
+                100_000,
+            )?,
+            max_members: range(
+                "max_members_per_request",
+                self.max_members_per_request,
+                1_000_000,
+            )?,
+            max_values_per_attribute: range(
+                "max_values_per_attribute",
+                self.max_values_per_attribute,
+                100_000,
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +407,10 @@ pub struct AttrSpecFull {
     pub primary: bool,
     #[serde(default)]
     pub transform: Option<TransformName>,
+    /// Most characters a value may have (below `limits.max_value_length`), e.g. what the
+    /// directory's schema allows for this attribute.
+    #[serde(default)]
+    pub max_length: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

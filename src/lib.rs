@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod logging;
 pub mod mapping;
 pub mod scim;
 pub mod service;

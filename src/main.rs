@@ -57,14 +57,7 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCIM2LDAP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    scim2ldap::logging::init();
     match cli.command {
         Command::Serve { config } => run_async(serve(config)),
         Command::CheckConfig { config } => run_async(check_config(config)),
@@ -101,7 +94,7 @@ async fn serve(path: PathBuf) -> ExitCode {
         warn!("no tenant has a token: every request will get 401; create one with `scim2ldap token new`");
     }
     if let Err(e) = app.directory.ping().await {
-        warn!("directory not reachable at start ({e}); requests will get 503 until it is");
+        warn!(error = %e, "directory not reachable at start; requests will get 503 until it is");
     }
     let listener = match tokio::net::TcpListener::bind(raw.server.listen).await {
         Ok(l) => l,

@@ -293,7 +293,7 @@ impl Dialect for AdDialect {
         };
         if let Err(e) = finish.await {
             if let Err(d) = pool.delete(dn, None).await {
-                warn!(dn, "could not remove a half-created account: {d}");
+                warn!(dn, error = %d, "could not remove a half-created account");
             }
             return Err(e);
         }

@@ -185,7 +185,7 @@ impl LdapPool {
                     if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
                         return Err(err);
                     }
-                    debug!("retrying search on a fresh connection: {err}");
+                    debug!(error = %err, "retrying search on a fresh connection");
                 }
             }
         }
@@ -331,7 +331,7 @@ impl LdapPool {
             LdapError::Timeout { .. } => DirectoryError::Timeout,
             LdapError::LdapResult { result } => map_result_code(result.rc, &result.text, ""),
             other => {
-                warn!("LDAP connection failed: {other}");
+                warn!(error = %other, "LDAP connection failed");
                 DirectoryError::Unavailable(other.to_string())
             }
         }
@@ -476,7 +476,8 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
         53 if text.contains("already deleted") => DirectoryError::NoSuchValue(why),
         122 => DirectoryError::PreconditionFailed(why),
         68 => DirectoryError::AlreadyExists(dn.to_owned()),
-        17..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
+        // adminLimitExceeded: the request is too large for the directory, not a server fault
+        11 | 17..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected(why),
         50 => DirectoryError::InsufficientAccess(why),
         3 => DirectoryError::Timeout,
         49 | 51 | 52 => DirectoryError::Unavailable(why),
@@ -585,6 +586,10 @@ mod tests {
         assert!(matches!(
             map_result_code(52, "", ""),
             DirectoryError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_result_code(11, "", ""),
+            DirectoryError::Rejected(t) if t == "adminLimitExceeded"
         ));
     }
 }

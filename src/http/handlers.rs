@@ -13,7 +13,7 @@ use super::middleware::ScimBody;
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
 use crate::auth::Tenant;
-use crate::scim::filter::{parse_attr_path, parse_filter};
+use crate::scim::filter::{parse_attr_path, parse_filter_with};
 use crate::scim::projection::Projection;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::discovery::with_base;
@@ -159,7 +159,7 @@ async fn users_page(
     ctx: &RequestCtx,
     params: &HashMap<String, String>,
 ) -> HttpResult {
-    let q = list_query(params)?;
+    let q = list_query(params, &state.limits)?;
     let page = state.users.list(ctx, &q).await?;
     Ok(scim_json(
         StatusCode::OK,
@@ -172,7 +172,7 @@ async fn groups_page(
     ctx: &RequestCtx,
     params: &HashMap<String, String>,
 ) -> HttpResult {
-    let q = list_query(params)?;
+    let q = list_query(params, &state.limits)?;
     let p = projection(params);
     let page = groups(state)?.list(ctx, &q, p.includes("members")).await?;
     Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
@@ -217,7 +217,7 @@ pub async fn search_all(
 ) -> HttpResult {
     let params = search_params(&body)?;
     let ctx = ctx(&state, &headers, tenant);
-    let q = list_query(&params)?;
+    let q = list_query(&params, &state.limits)?;
     let p = projection(&params);
     let count = q
         .count
@@ -310,7 +310,10 @@ fn search_params(body: &Value) -> Result<HashMap<String, String>, ScimError> {
 
 /// `filter`, `startIndex`, `count` (names matched case-insensitively). Out-of-range paging
 /// values clamp (RFC 7644 §3.4.2.4); non-numbers are errors.
-fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> {
+fn list_query(
+    params: &HashMap<String, String>,
+    limits: &crate::scim::Limits,
+) -> Result<ListQuery, ScimError> {
     let get = |name: &str| {
         params
             .iter()
@@ -327,10 +330,13 @@ fn list_query(params: &HashMap<String, String>) -> Result<ListQuery, ScimError> 
             .transpose()
     };
     let filter = match get("filter") {
-        Some(f) if !f.trim().is_empty() => Some(
-            parse_filter(f)
-                .map_err(|e| ScimError::invalid_filter(format!("filter \"{f}\": {e}")))?,
-        ),
+        Some(f) if !f.trim().is_empty() => Some(parse_filter_with(f, limits).map_err(|e| {
+            // a filter refused for its size is not echoed back
+            match e.limit {
+                Some(_) => ScimError::invalid_filter(format!("filter: {e}")),
+                None => ScimError::invalid_filter(format!("filter \"{f}\": {e}")),
+            }
+        })?),
         _ => None,
     };
     let sort = match get("sortBy") {
@@ -555,6 +561,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            &crate::scim::Limits::default(),
         )
     }
 

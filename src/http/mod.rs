@@ -36,6 +36,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Build URLs from `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a trusted proxy).
     pub trust_forwarded: bool,
+    /// Bounds on what one request may make the server parse.
+    pub limits: crate::scim::Limits,
 }
 
 impl AppState {

@@ -50,8 +50,18 @@ impl Mapping {
         }
         let rec = |x: &Filter, pos: bool| self.tr(x, pos, id_filter, hook);
         match f {
-            Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a, positive)?, rec(b, positive)?])),
-            Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a, positive)?, rec(b, positive)?])),
+            Filter::And(parts) => Ok(LdapFilter::and(
+                parts
+                    .iter()
+                    .map(|x| rec(x, positive))
+                    .collect::<ScimResult<_>>()?,
+            )),
+            Filter::Or(parts) => Ok(LdapFilter::or(
+                parts
+                    .iter()
+                    .map(|x| rec(x, positive))
+                    .collect::<ScimResult<_>>()?,
+            )),
             Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
             Filter::Present(p) => self.leaf(p, None, id_filter, positive),
             Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter, positive),
@@ -71,8 +81,8 @@ impl Mapping {
     /// `parent`: the multi-valued attribute whose value filter `f` is inside.
     fn recheck_in(&self, f: &Filter, parent: Option<&AttrDef>) -> bool {
         match f {
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                self.recheck_in(a, parent) || self.recheck_in(b, parent)
+            Filter::And(parts) | Filter::Or(parts) => {
+                parts.iter().any(|x| self.recheck_in(x, parent))
             }
             Filter::Not(a) => self.recheck_in(a, parent),
             Filter::Present(p) => self.inexact_leaf(p, None, parent),
@@ -276,8 +286,18 @@ fn in_element(
 ) -> ScimResult<LdapFilter> {
     let rec = |x: &Filter, pos: bool| in_element(def, x, type_value, primary, members, pos);
     match f {
-        Filter::And(a, b) => Ok(LdapFilter::and(vec![rec(a, positive)?, rec(b, positive)?])),
-        Filter::Or(a, b) => Ok(LdapFilter::or(vec![rec(a, positive)?, rec(b, positive)?])),
+        Filter::And(parts) => Ok(LdapFilter::and(
+            parts
+                .iter()
+                .map(|x| rec(x, positive))
+                .collect::<ScimResult<_>>()?,
+        )),
+        Filter::Or(parts) => Ok(LdapFilter::or(
+            parts
+                .iter()
+                .map(|x| rec(x, positive))
+                .collect::<ScimResult<_>>()?,
+        )),
         Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
         Filter::ValuePath(..) => Err(ScimError::invalid_filter("value filters cannot be nested")),
         Filter::Present(p) | Filter::Compare(p, _, _) => {

@@ -103,6 +103,73 @@ pub struct AttrMapping {
     pub target: Target,
     pub ldap: String,
     pub kind: ValueKind,
+    /// Most characters a value may have, and the config key that says so.
+    pub max_len: (usize, String),
+}
+
+/// How long values may be, checked before anything reaches the directory: a directory's own
+/// limits answer with codes that look like server faults (slapd: "other" for a long DN), and
+/// nothing should store megabytes that every list then returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueLimits {
+    /// Any value (`limits.max_value_length`).
+    pub max_value_length: usize,
+    /// The value that names an entry (`limits.max_rdn_value_length`).
+    pub max_rdn_value_length: usize,
+}
+
+impl Default for ValueLimits {
+    fn default() -> Self {
+        ValueLimits {
+            max_value_length: 2048,
+            max_rdn_value_length: 128,
+        }
+    }
+}
+
+impl ValueLimits {
+    pub fn from_config(
+        cfg: &crate::config::LimitsConfig,
+        kind: crate::directory::DirectoryKind,
+    ) -> Result<ValueLimits, ConfigError> {
+        let rdn_default = match kind {
+            crate::directory::DirectoryKind::ActiveDirectory => 64,
+            crate::directory::DirectoryKind::Openldap => 128,
+        };
+        let positive = |key: &str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::new(
+                    format!("limits.{key}"),
+                    "must be at least 1",
+                    "e.g. 2048 for values, 64 for names",
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(ValueLimits {
+            max_value_length: positive("max_value_length", cfg.max_value_length)?,
+            max_rdn_value_length: positive(
+                "max_rdn_value_length",
+                cfg.max_rdn_value_length.unwrap_or(rdn_default),
+            )?,
+        })
+    }
+}
+
+/// 400 `invalidValue` when `value` has more than `max` characters.
+fn check_length(what: &str, value: &str, max: usize, key: &str) -> ScimResult<()> {
+    // bytes ≥ characters: short values need no count
+    if value.len() <= max {
+        return Ok(());
+    }
+    let n = value.chars().count();
+    if n <= max {
+        return Ok(());
+    }
+    Err(ScimError::invalid_value(format!(
+        "'{what}' is {n} characters long; the server accepts at most {max} ({key})"
+    )))
 }
 
 /// What a resource says an LDAP attribute should hold.
@@ -131,6 +198,7 @@ pub struct Mapping {
     pub required: String,
     /// Fixed values every new entry gets (e.g. AD's `groupType`).
     pub defaults: Vec<(String, Vec<String>)>,
+    pub limits: ValueLimits,
 }
 
 /// The parts of a `[users]` or `[groups]` section that describe the mapping.
@@ -148,11 +216,13 @@ pub struct MappingSpec<'a> {
     pub required: &'a str,
     /// Fixed values for new entries.
     pub defaults: &'a BTreeMap<String, Vec<String>>,
+    pub limits: ValueLimits,
 }
 
 impl Mapping {
     pub fn from_config(
         cfg: &UsersConfig,
+        limits: ValueLimits,
         schema: &'static ResourceSchema,
     ) -> Result<Mapping, ConfigError> {
         Self::from_spec(
@@ -166,6 +236,7 @@ impl Mapping {
                 deactivate: Some(&cfg.deactivate),
                 required: "userName",
                 defaults: &cfg.defaults,
+                limits,
             },
             schema,
         )
@@ -204,10 +275,16 @@ impl Mapping {
 
         let mut attrs = Vec::new();
         for (scim, attr_spec) in spec.attributes {
-            attrs.push(parse_mapping(sec, scim, attr_spec, schema)?);
+            attrs.push(parse_mapping(
+                sec,
+                scim,
+                attr_spec,
+                schema,
+                spec.limits.max_value_length,
+            )?);
         }
         if let Some(d) = spec.deactivate {
-            attrs.push(active_mapping(d)?);
+            attrs.push(active_mapping(d, spec.limits.max_value_length)?);
         }
         let mut seen: HashMap<String, &str> = HashMap::new();
         for m in &attrs {
@@ -263,6 +340,7 @@ impl Mapping {
                 .iter()
                 .map(|(a, v)| (a.clone(), v.clone()))
                 .collect(),
+            limits: spec.limits,
         })
     }
 
@@ -486,6 +564,7 @@ impl Mapping {
                     if s.is_empty() {
                         Desired::Clear
                     } else {
+                        check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
                         Desired::Set(s.clone())
                     }
                 }
@@ -517,7 +596,13 @@ impl Mapping {
         for (ldap, templates) in &self.derived {
             let empty = matches!(out.get(ldap), None | Some(Desired::Clear));
             if empty {
-                if let Some(v) = templates.iter().find_map(|t| t.render(res)) {
+                if let Some((t, v)) = templates.iter().find_map(|t| t.render(res).map(|v| (t, v))) {
+                    check_length(
+                        &format!("{ldap} (made from \"{}\")", t.source()),
+                        &v,
+                        self.limits.max_value_length,
+                        "limits.max_value_length",
+                    )?;
                     out.insert(ldap.clone(), Desired::Set(v));
                 }
             }
@@ -533,6 +618,17 @@ impl Mapping {
                 self.rdn_value.source()
             ))
         })?;
+        check_length(
+            &format!(
+                "{} (the entry's name, {}={})",
+                self.rdn_value.source().trim_matches(['{', '}']),
+                self.rdn_attr,
+                self.rdn_value.source()
+            ),
+            &value,
+            self.limits.max_rdn_value_length,
+            "limits.max_rdn_value_length",
+        )?;
         Ok(format!("{}={}", self.rdn_attr, escape_dn_value(&value)))
     }
 
@@ -789,11 +885,23 @@ fn parse_mapping(
     scim: &str,
     spec: &AttrSpec,
     schema: &ResourceSchema,
+    global_max: usize,
 ) -> Result<AttrMapping, ConfigError> {
     let key = format!("{section}.attributes.\"{scim}\"");
-    let (ldap, primary, transform) = match spec {
-        AttrSpec::Ldap(l) => (l.clone(), false, None),
-        AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform),
+    let (ldap, primary, transform, max_length) = match spec {
+        AttrSpec::Ldap(l) => (l.clone(), false, None, None),
+        AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform, f.max_length),
+    };
+    let max_len = match max_length {
+        None => (global_max, "limits.max_value_length".to_owned()),
+        Some(0) => {
+            return Err(ConfigError::new(
+                format!("{key}.max_length"),
+                "must be at least 1",
+                "e.g. max_length = 256, or remove it to use limits.max_value_length",
+            ))
+        }
+        Some(n) => (n.min(global_max), format!("{key}.max_length")),
     };
     check_ldap_name(&ldap, &key)?;
     let path = parse_patch_path(scim).map_err(|e| {
@@ -949,6 +1057,7 @@ fn parse_mapping(
         target,
         ldap,
         kind,
+        max_len,
     })
 }
 
@@ -965,19 +1074,27 @@ fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
         {
             Some((None, true))
         }
-        Filter::And(a, b) => {
-            let (ta, pa) = selector(a)?;
-            let (tb, pb) = selector(b)?;
-            match (ta, tb) {
-                (Some(_), Some(_)) => None,
-                (t, None) | (None, t) => Some((t, pa || pb)),
+        Filter::And(parts) => {
+            let mut type_value = None;
+            let mut primary = false;
+            for part in parts {
+                let (t, p) = selector(part)?;
+                if t.is_some() {
+                    if type_value.is_some() {
+                        return None;
+                    }
+                    type_value = t;
+                }
+                primary |= p;
             }
+            Some((type_value, primary))
         }
         _ => None,
     }
 }
 
-fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
+fn active_mapping(cfg: &DeactivateConfig, global_max: usize) -> Result<AttrMapping, ConfigError> {
+    let max_len = (global_max, "limits.max_value_length".to_owned());
     let active = crate::scim::schema::USER.attr("active").ok_or_else(|| {
         ConfigError::new("users.deactivate", "the User schema lacks `active`", "")
     })?;
@@ -994,6 +1111,7 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
                     bit: crate::directory::ad::UAC_ACCOUNTDISABLE,
                     base: crate::directory::ad::UAC_NORMAL_ACCOUNT,
                 },
+                max_len,
             })
         }
         DeactivateConfig::PpolicyLock => (
@@ -1032,6 +1150,7 @@ fn active_mapping(cfg: &DeactivateConfig) -> Result<AttrMapping, ConfigError> {
             when_true,
             when_false,
         },
+        max_len,
     })
 }
 

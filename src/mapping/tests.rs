@@ -18,14 +18,14 @@ fn raw(toml: &str) -> RawConfig {
 }
 
 fn example() -> Mapping {
-    Mapping::from_config(&raw(EXAMPLE).users, &USER_RESOURCE).unwrap()
+    Mapping::from_config(&raw(EXAMPLE).users, ValueLimits::default(), &USER_RESOURCE).unwrap()
 }
 
 fn with_attributes(extra: &str) -> Result<Mapping, ConfigError> {
     let toml = format!(
         "[ldap]\nurl='ldap://x'\nbind_dn='cn=a'\n[users]\ncontainer='ou=p'\nobject_classes=['inetOrgPerson']\nrdn='uid={{userName}}'\n[users.attributes]\nuserName='uid'\n{extra}"
     );
-    Mapping::from_config(&raw(&toml).users, &USER_RESOURCE)
+    Mapping::from_config(&raw(&toml).users, ValueLimits::default(), &USER_RESOURCE)
 }
 
 fn entry(attrs: &[(&str, &[&str])]) -> Entry {
@@ -355,4 +355,56 @@ fn meta_timestamps_filter_on_the_directorys_timestamps() {
     assert!(!recheck(r#"meta.created ge "2026-01-01T00:00:00Z""#));
     assert!(ldap(r#"meta.created ge "yesterday""#).contains("RFC 3339"));
     assert!(ldap(r#"meta.version eq "x""#).starts_with("ERROR"));
+}
+
+#[test]
+fn values_longer_than_the_limits_are_refused_naming_the_attribute() {
+    let m = example();
+    let none = |_: &str| None;
+    let long = "x".repeat(2049);
+    let e = m
+        .to_ldap(&user(json!({"userName": "b", "title": long})), &none)
+        .unwrap_err();
+    assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidValue));
+    assert!(
+        e.detail.contains("'title' is 2049 characters long")
+            && e.detail.contains("at most 2048 (limits.max_value_length)"),
+        "{}",
+        e.detail
+    );
+    // characters, not bytes: 2048 two-byte characters fit
+    let wide = "é".repeat(2048);
+    assert!(m
+        .to_ldap(&user(json!({"userName": "b", "title": wide})), &none)
+        .is_ok());
+    // the RDN has its own, smaller limit, and the message names the SCIM attribute
+    let e = m
+        .rdn(&user(json!({"userName": "u".repeat(129)})))
+        .unwrap_err();
+    assert!(
+        e.detail.contains("userName") && e.detail.contains("at most 128"),
+        "{}",
+        e.detail
+    );
+    assert!(m.rdn(&user(json!({"userName": "u".repeat(128)}))).is_ok());
+}
+
+#[test]
+fn a_per_attribute_max_length_lowers_the_global_one() {
+    let m = with_attributes("displayName = { ldap = \"displayName\", max_length = 5 }").unwrap();
+    let e = m
+        .to_ldap(
+            &user(json!({"userName": "b", "displayName": "abcdef"})),
+            &|_| None,
+        )
+        .unwrap_err();
+    assert!(
+        e.detail
+            .contains("users.attributes.\"displayName\".max_length"),
+        "{}",
+        e.detail
+    );
+    let e =
+        with_attributes("displayName = { ldap = \"displayName\", max_length = 0 }").unwrap_err();
+    assert_eq!(e.key, "users.attributes.\"displayName\".max_length");
 }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::limits::Limits;
+
 /// `[urn ":"] name ["." sub]`, as written (not yet resolved against a schema).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrPath {
@@ -79,8 +81,9 @@ impl CompValue {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// `a and b and …`: a chain is one node, so its length never becomes tree depth.
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
     Not(Box<Filter>),
     Present(AttrPath),
     Compare(AttrPath, CompareOp, CompValue),
@@ -98,21 +101,41 @@ pub struct PatchPath {
     pub sub_after_filter: Option<String>,
 }
 
+/// Which of the server's limits an input went past (its configured value in `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitExceeded {
+    Length { max: usize },
+    Depth { max: usize },
+    Terms { max: usize },
+}
+
 /// Where and why parsing failed; `pos` counts characters from 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub pos: usize,
     pub message: String,
+    /// Set when the input was refused for its size rather than its syntax.
+    pub limit: Option<LimitExceeded>,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at character {}", self.message, self.pos + 1)
+        match self.limit {
+            Some(_) => f.write_str(&self.message),
+            None => write!(f, "{} at character {}", self.message, self.pos + 1),
+        }
     }
 }
 
+/// Parses a filter within the default limits (for trusted text such as the admin's config).
 pub fn parse_filter(input: &str) -> Result<Filter, ParseError> {
-    let mut p = Parser::new(input);
+    parse_filter_with(input, &Limits::default())
+}
+
+/// Parses a filter from a request: its length, nesting and number of terms are bounded by
+/// `limits`, checked before or while parsing, so no input can exhaust the stack or the CPU.
+pub fn parse_filter_with(input: &str, limits: &Limits) -> Result<Filter, ParseError> {
+    let mut p = Parser::new(input, limits)?;
     p.skip_ws();
     let f = p.or_expr(false)?;
     p.skip_ws();
@@ -123,7 +146,7 @@ pub fn parse_filter(input: &str) -> Result<Filter, ParseError> {
 }
 
 pub fn parse_attr_path(input: &str) -> Result<AttrPath, ParseError> {
-    let mut p = Parser::new(input.trim());
+    let mut p = Parser::new(input.trim(), &Limits::default())?;
     let a = p.attr_path()?;
     if !p.at_end() {
         return Err(p.error("unexpected text after the attribute path"));
@@ -132,7 +155,12 @@ pub fn parse_attr_path(input: &str) -> Result<AttrPath, ParseError> {
 }
 
 pub fn parse_patch_path(input: &str) -> Result<PatchPath, ParseError> {
-    let mut p = Parser::new(input.trim());
+    parse_patch_path_with(input, &Limits::default())
+}
+
+/// A PATCH path from a request, bounded like a filter.
+pub fn parse_patch_path_with(input: &str, limits: &Limits) -> Result<PatchPath, ParseError> {
+    let mut p = Parser::new(input.trim(), limits)?;
     let attr = p.attr_path()?;
     let mut path = PatchPath {
         attr,
@@ -143,12 +171,14 @@ pub fn parse_patch_path(input: &str) -> Result<PatchPath, ParseError> {
         if path.attr.sub.is_some() {
             return Err(p.error("a value filter must follow the attribute, not a sub-attribute"));
         }
+        p.enter()?;
         p.skip_ws();
         path.filter = Some(p.or_expr(true)?);
         p.skip_ws();
         if !p.eat(']') {
             return Err(p.error("expected ']' to close the value filter"));
         }
+        p.leave();
         if p.eat('.') {
             path.sub_after_filter = Some(p.name()?);
         }
@@ -159,24 +189,86 @@ pub fn parse_patch_path(input: &str) -> Result<PatchPath, ParseError> {
     Ok(path)
 }
 
+/// A recursive-descent parser whose recursion is bounded by `max_depth` (each nesting level
+/// costs a few frames) and whose work is bounded by the input length and `max_terms`.
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    depth: usize,
+    terms: usize,
+    max_depth: usize,
+    max_terms: usize,
 }
 
 impl Parser {
-    fn new(src: &str) -> Self {
-        Parser {
+    fn new(src: &str, limits: &Limits) -> Result<Self, ParseError> {
+        let max_len = limits.filter_max_length.min(Limits::HARD_MAX_LENGTH);
+        // bytes ≥ characters: the cheap test settles short inputs without counting
+        if src.len() > max_len && src.chars().count() > max_len {
+            return Err(ParseError {
+                pos: max_len,
+                message: format!(
+                    "longer than the server's limit of {max_len} characters (limits.filter_max_length)"
+                ),
+                limit: Some(LimitExceeded::Length { max: max_len }),
+            });
+        }
+        Ok(Parser {
             chars: src.chars().collect(),
             pos: 0,
-        }
+            depth: 0,
+            terms: 0,
+            max_depth: limits.filter_max_depth.min(Limits::HARD_MAX_DEPTH),
+            max_terms: limits.filter_max_terms.min(Limits::HARD_MAX_TERMS),
+        })
     }
 
     fn error(&self, message: &str) -> ParseError {
         ParseError {
             pos: self.pos,
             message: message.to_owned(),
+            limit: None,
         }
+    }
+
+    /// One level deeper: `(`, `not (` or `[`.
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(ParseError {
+                pos: self.pos,
+                message: format!(
+                    "nested deeper than the server's limit of {} levels of parentheses, not and value filters (limits.filter_max_depth)",
+                    self.max_depth
+                ),
+                limit: Some(LimitExceeded::Depth {
+                    max: self.max_depth,
+                }),
+            });
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// One more comparison or presence test.
+    fn count_term(&mut self) -> Result<(), ParseError> {
+        self.terms += 1;
+        if self.terms > self.max_terms {
+            return Err(ParseError {
+                pos: self.pos,
+                message: format!(
+                    "more than the server's limit of {} comparisons in one filter (limits.filter_max_terms)",
+                    self.max_terms
+                ),
+                limit: Some(LimitExceeded::Terms {
+                    max: self.max_terms,
+                }),
+            });
+        }
+        Ok(())
     }
 
     fn at_end(&self) -> bool {
@@ -208,8 +300,11 @@ impl Parser {
         if self.pos + n > self.chars.len() {
             return false;
         }
-        let candidate: String = self.chars[self.pos..self.pos + n].iter().collect();
-        if !candidate.eq_ignore_ascii_case(word) {
+        let matches_word = self.chars[self.pos..self.pos + n]
+            .iter()
+            .zip(word.chars())
+            .all(|(a, b)| a.eq_ignore_ascii_case(&b));
+        if !matches_word {
             return false;
         }
         match self.chars.get(self.pos + n) {
@@ -221,34 +316,33 @@ impl Parser {
         }
     }
 
+    /// `and_expr ("or" and_expr)*`, collected into one `Or` node.
     fn or_expr(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
-        let mut left = self.and_expr(in_brackets)?;
+        let mut parts = vec![self.and_expr(in_brackets)?];
         loop {
             let save = self.pos;
             self.skip_ws();
             if self.pos > save && self.eat_keyword("or") {
                 self.require_ws("'or'")?;
-                let right = self.and_expr(in_brackets)?;
-                left = Filter::Or(Box::new(left), Box::new(right));
+                parts.push(self.and_expr(in_brackets)?);
             } else {
                 self.pos = save;
-                return Ok(left);
+                return Ok(one_or(parts, Filter::Or));
             }
         }
     }
 
     fn and_expr(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
-        let mut left = self.unary(in_brackets)?;
+        let mut parts = vec![self.unary(in_brackets)?];
         loop {
             let save = self.pos;
             self.skip_ws();
             if self.pos > save && self.eat_keyword("and") {
                 self.require_ws("'and'")?;
-                let right = self.unary(in_brackets)?;
-                left = Filter::And(Box::new(left), Box::new(right));
+                parts.push(self.unary(in_brackets)?);
             } else {
                 self.pos = save;
-                return Ok(left);
+                return Ok(one_or(parts, Filter::And));
             }
         }
     }
@@ -280,12 +374,14 @@ impl Parser {
     }
 
     fn grouped(&mut self, in_brackets: bool) -> Result<Filter, ParseError> {
+        self.enter()?;
         self.skip_ws();
         let inner = self.or_expr(in_brackets)?;
         self.skip_ws();
         if !self.eat(')') {
             return Err(self.error("expected ')'"));
         }
+        self.leave();
         Ok(inner)
     }
 
@@ -293,6 +389,7 @@ impl Parser {
         if self.at_end() {
             return Err(self.error("expected an attribute name, found the end of the filter"));
         }
+        self.count_term()?;
         let path = self.attr_path()?;
         if self.peek() == Some('[') {
             if in_brackets {
@@ -304,12 +401,14 @@ impl Parser {
                 );
             }
             self.pos += 1;
+            self.enter()?;
             self.skip_ws();
             let inner = self.or_expr(true)?;
             self.skip_ws();
             if !self.eat(']') {
                 return Err(self.error("expected ']' to close the value filter"));
             }
+            self.leave();
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
         self.require_ws(&format!("attribute '{path}'"))?;
@@ -420,6 +519,7 @@ impl Parser {
                     .map_err(|e| ParseError {
                         pos: start,
                         message: format!("invalid string ({e})"),
+                        limit: None,
                     })
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
@@ -433,6 +533,7 @@ impl Parser {
                     .map_err(|_| ParseError {
                         pos: start,
                         message: format!("invalid number '{raw}'"),
+                        limit: None,
                     })
             }
             _ => {
@@ -454,6 +555,16 @@ impl Parser {
     }
 }
 
+/// A chain of one is its only member; longer chains become one n-ary node.
+fn one_or(mut parts: Vec<Filter>, node: fn(Vec<Filter>) -> Filter) -> Filter {
+    if parts.len() == 1 {
+        if let Some(only) = parts.pop() {
+            return only;
+        }
+    }
+    node(parts)
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
 }
@@ -463,8 +574,9 @@ fn is_name_char(c: char) -> bool {
 /// case-sensitively.
 pub fn matches(filter: &Filter, obj: &Value, case_exact: &dyn Fn(&AttrPath) -> bool) -> bool {
     match filter {
-        Filter::And(a, b) => matches(a, obj, case_exact) && matches(b, obj, case_exact),
-        Filter::Or(a, b) => matches(a, obj, case_exact) || matches(b, obj, case_exact),
+        // recursion depth is the filter's nesting, bounded by the parser
+        Filter::And(parts) => parts.iter().all(|f| matches(f, obj, case_exact)),
+        Filter::Or(parts) => parts.iter().any(|f| matches(f, obj, case_exact)),
         Filter::Not(a) => !matches(a, obj, case_exact),
         Filter::Present(p) => values_at(obj, p)
             .into_iter()
@@ -675,30 +787,30 @@ mod tests {
         let f = parse_filter(r#"userName EQ "a" OR title Pr"#).unwrap();
         assert_eq!(
             f,
-            Filter::Or(
-                Box::new(Filter::Compare(p("userName"), CompareOp::Eq, s("a"))),
-                Box::new(Filter::Present(p("title")))
-            )
+            Filter::Or(vec![
+                Filter::Compare(p("userName"), CompareOp::Eq, s("a")),
+                Filter::Present(p("title"))
+            ])
         );
     }
 
     #[test]
     fn and_binds_tighter_than_or() {
         let f = parse_filter(r#"a eq "1" or b eq "2" and c eq "3""#).unwrap();
-        let Filter::Or(_, right) = f else {
+        let Filter::Or(parts) = f else {
             panic!("expected or at the top: {f:?}")
         };
-        assert!(matches!(*right, Filter::And(_, _)));
+        assert!(matches!(&parts[1], Filter::And(ands) if ands.len() == 2));
     }
 
     #[test]
     fn parentheses_and_not_group() {
         let f = parse_filter(r#"not (a eq "1" or b eq "2") and (c pr)"#).unwrap();
-        let Filter::And(left, right) = f else {
+        let Filter::And(parts) = f else {
             panic!("expected and at the top")
         };
-        assert!(matches!(*left, Filter::Not(_)));
-        assert_eq!(*right, Filter::Present(p("c")));
+        assert!(matches!(parts[0], Filter::Not(_)));
+        assert_eq!(parts[1], Filter::Present(p("c")));
     }
 
     #[test]
@@ -745,7 +857,7 @@ mod tests {
             panic!()
         };
         assert_eq!(path, p("emails"));
-        assert!(matches!(*inner, Filter::And(_, _)));
+        assert!(matches!(*inner, Filter::And(_)));
     }
 
     #[test]
@@ -852,6 +964,78 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_ands_is_one_node_however_long() {
+        let chain = vec![r#"a eq "1""#; 50].join(" and ");
+        let Filter::And(parts) = parse_filter(&chain).unwrap() else {
+            panic!("one And node")
+        };
+        assert_eq!(parts.len(), 50);
+    }
+
+    /// Inputs that overflowed a worker's stack before the parser was bounded: each is now a
+    /// parse error naming the limit, found without deep recursion.
+    #[test]
+    fn hostile_filters_are_refused_by_limit_not_by_crash() {
+        let limits = Limits::default();
+        let refused = |input: &str| parse_filter_with(input, &limits).unwrap_err().limit;
+        let depth = Some(LimitExceeded::Depth { max: 16 });
+        assert_eq!(refused(&"(".repeat(1800)), depth);
+        assert_eq!(refused(&format!("{}a pr", "not (".repeat(800))), depth);
+        let terms = Some(LimitExceeded::Terms { max: 100 });
+        assert_eq!(refused(&vec!["a pr"; 400].join(" and ")), terms);
+        assert_eq!(refused(&vec!["a pr"; 101].join(" or ")), terms);
+        let long = vec![r#"userName eq "x""#; 6000].join(" and ");
+        assert_eq!(
+            refused(&long),
+            Some(LimitExceeded::Length { max: 4096 }),
+            "a 100 KB filter is refused before it is read"
+        );
+        let e = parse_filter_with(&"(".repeat(1800), &limits).unwrap_err();
+        assert!(
+            e.to_string().contains("limit of 16 levels"),
+            "the message names the limit and its value: {e}"
+        );
+        let e =
+            parse_patch_path_with(&format!("emails[{}", "(".repeat(5000)), &limits).unwrap_err();
+        assert_eq!(e.limit, Some(LimitExceeded::Length { max: 4096 }));
+        let e = parse_patch_path_with(&format!("emails[{}", "(".repeat(100)), &limits).unwrap_err();
+        assert_eq!(e.limit, depth);
+    }
+
+    #[test]
+    fn filters_within_the_limits_parse_at_the_edge() {
+        let limits = Limits::default();
+        let deepest = format!("{}a pr{}", "(".repeat(16), ")".repeat(16));
+        assert!(parse_filter_with(&deepest, &limits).is_ok());
+        let too_deep = format!("{}a pr{}", "(".repeat(17), ")".repeat(17));
+        assert!(parse_filter_with(&too_deep, &limits).is_err());
+        let most = vec!["a pr"; 100].join(" or ");
+        assert!(parse_filter_with(&most, &limits).is_ok());
+        // a value path and its parentheses count as levels
+        let vp = format!("emails[{}type pr{}]", "(".repeat(15), ")".repeat(15));
+        assert!(parse_filter_with(&vp, &limits).is_ok());
+        let vp = format!("emails[{}type pr{}]", "(".repeat(16), ")".repeat(16));
+        assert!(parse_filter_with(&vp, &limits).is_err());
+    }
+
+    #[test]
+    fn configured_limits_above_the_hard_ceiling_are_capped() {
+        let generous = Limits {
+            filter_max_depth: 1_000_000,
+            filter_max_length: usize::MAX,
+            filter_max_terms: usize::MAX,
+            ..Limits::default()
+        };
+        let e = parse_filter_with(&"(".repeat(10_000), &generous).unwrap_err();
+        assert_eq!(
+            e.limit,
+            Some(LimitExceeded::Depth {
+                max: Limits::HARD_MAX_DEPTH
+            })
+        );
+    }
+
+    #[test]
     fn sorts_by_value_primary_first_and_missing_as_greatest() {
         let a = json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]});
         let b = json!({"userName": "A", "emails": [{"value": "m@x"}]});
@@ -933,13 +1117,38 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn the_filter_parser_never_panics_on_any_text(s in "\\PC{0,64}") {
             let _ = parse_filter(&s);
             let _ = parse_patch_path(&s);
             let _ = parse_attr_path(&s);
+        }
+
+        /// Deep nesting and long chains, far past the limits (the shapes that once
+        /// overflowed the stack): refused or parsed, never a crash, under the default limits
+        /// and under the hard ceilings; what parses evaluates.
+        #[test]
+        fn deep_and_long_filters_never_crash(
+            depth in 0usize..3000,
+            width in 0usize..3000,
+            opener in prop_oneof![Just("("), Just("not ("), Just("not("), Just("emails[(")],
+            joiner in prop_oneof![Just(" and "), Just(" or "), Just(" AND ")],
+            limits in prop_oneof![Just(Limits::default()), Just(Limits {
+                filter_max_length: Limits::HARD_MAX_LENGTH,
+                filter_max_depth: Limits::HARD_MAX_DEPTH,
+                filter_max_terms: Limits::HARD_MAX_TERMS,
+                ..Limits::default()
+            })],
+        ) {
+            let chain = vec![r#"userName eq "x""#; width + 1].join(joiner);
+            let s = format!("{}{}{}", opener.repeat(depth), chain, ")".repeat(depth));
+            if let Ok(f) = parse_filter_with(&s, &limits) {
+                let _ = matches(&f, &serde_json::json!({"userName": "x"}), &|_| false);
+            }
+            let _ = parse_patch_path_with(&format!("emails[{s}]"), &limits);
+            let _ = parse_patch_path_with(&format!("members[{s}].value"), &limits);
         }
 
         #[test]

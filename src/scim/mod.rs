@@ -3,11 +3,13 @@
 
 pub mod error;
 pub mod filter;
+pub mod limits;
 pub mod patch;
 pub mod projection;
 pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};
+pub use limits::Limits;
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";

@@ -4,10 +4,12 @@
 
 use serde_json::{Map, Value};
 
-use super::error::{ScimError, ScimResult};
+use super::error::{ScimError, ScimResult, ScimType};
 use super::filter::{
-    get_ci, matches, parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath,
+    get_ci, matches, parse_patch_path, parse_patch_path_with, AttrPath, CompValue, CompareOp,
+    Filter, PatchPath,
 };
+use super::limits::Limits;
 use super::resource::normalize_value;
 use super::schema::{container_mut, AttrDef, Mutability, ResourceSchema};
 
@@ -28,8 +30,11 @@ pub struct PatchOperation {
 }
 
 /// Parses a PatchOp request. Lenient where IdPs differ from the RFC: op names in any case
-/// (Entra sends "Replace"), `Operations` in any case, an empty path meaning no path.
-pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
+/// (Entra sends "Replace"), `Operations` in any case, an empty path meaning no path. Bounded
+/// by `limits` before any operation is applied: the number of operations, each path like a
+/// filter, and the values of each array (member ids by `max_members`, others by
+/// `max_values_per_attribute`), so that applying them stays cheap.
+pub fn parse_patch_request(body: &Value, limits: &Limits) -> ScimResult<Vec<PatchOperation>> {
     let Value::Object(obj) = body else {
         return Err(ScimError::invalid_syntax(
             "the PATCH body must be a JSON object",
@@ -46,13 +51,23 @@ pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
             "'Operations' must hold at least one operation",
         ));
     }
+    if ops.len() > limits.patch_max_operations {
+        return Err(ScimError::bad_request(
+            ScimType::TooMany,
+            format!(
+                "{} operations in one PATCH; the server accepts at most {} (limits.patch_max_operations): send them in several requests",
+                ops.len(),
+                limits.patch_max_operations
+            ),
+        ));
+    }
     ops.iter()
         .enumerate()
-        .map(|(i, op)| parse_operation(i, op))
+        .map(|(i, op)| parse_operation(i, op, limits))
         .collect()
 }
 
-fn parse_operation(i: usize, op: &Value) -> ScimResult<PatchOperation> {
+fn parse_operation(i: usize, op: &Value, limits: &Limits) -> ScimResult<PatchOperation> {
     let Value::Object(o) = op else {
         return Err(ScimError::invalid_syntax(format!(
             "Operations[{i}] must be an object"
@@ -74,19 +89,21 @@ fn parse_operation(i: usize, op: &Value) -> ScimResult<PatchOperation> {
             )))
         }
     };
-    let path =
-        match get_ci(o, "path") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(parse_patch_path(s).map_err(|e| {
-                ScimError::invalid_path(format!("Operations[{i}].path \"{s}\": {e}"))
-            })?),
-            Some(_) => {
-                return Err(ScimError::invalid_path(format!(
-                    "Operations[{i}].path must be a string"
-                )))
-            }
-        };
+    let path = match get_ci(o, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(parse_patch_path_with(s, limits).map_err(|e| {
+            // the path may be huge: quote only its start
+            let shown: String = s.chars().take(64).collect();
+            let more = if shown.len() < s.len() { "…" } else { "" };
+            ScimError::invalid_path(format!("Operations[{i}].path \"{shown}{more}\": {e}"))
+        })?),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!(
+                "Operations[{i}].path must be a string"
+            )))
+        }
+    };
     let value = get_ci(o, "value").cloned();
     if kind != OpKind::Remove && value.is_none() {
         return Err(ScimError::invalid_value(format!(
@@ -98,11 +115,59 @@ fn parse_operation(i: usize, op: &Value) -> ScimResult<PatchOperation> {
             "Operations[{i}]: 'remove' needs a 'path' naming what to remove"
         )));
     }
+    check_value_counts(
+        i,
+        path.as_ref().map(|p| p.attr.name.as_str()),
+        value.as_ref(),
+        limits,
+    )?;
     Ok(PatchOperation {
         op: kind,
         path,
         value,
     })
+}
+
+/// Arrays in an operation's value stay within the limits: `members` by `max_members`, any
+/// other attribute by `max_values_per_attribute` (a path-less value is checked per key).
+fn check_value_counts(
+    i: usize,
+    attr: Option<&str>,
+    value: Option<&Value>,
+    limits: &Limits,
+) -> ScimResult<()> {
+    let check = |name: &str, v: &Value| -> ScimResult<()> {
+        let Value::Array(items) = v else {
+            return Ok(());
+        };
+        let (max, key) = if name.eq_ignore_ascii_case("members") {
+            (limits.max_members, "limits.max_members_per_request")
+        } else {
+            (
+                limits.max_values_per_attribute,
+                "limits.max_values_per_attribute",
+            )
+        };
+        if items.len() > max {
+            return Err(ScimError::bad_request(
+                ScimType::TooMany,
+                format!(
+                    "Operations[{i}]: {} values for '{name}'; the server accepts at most {max} in one request ({key}): split the change",
+                    items.len()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    match (attr, value) {
+        (Some(name), Some(v)) => check(name, v),
+        (None, Some(Value::Object(m))) => m.iter().try_for_each(|(k, v)| {
+            // `urn:…:User:emails` names emails
+            let name = k.rsplit(':').next().unwrap_or(k);
+            check(name, v)
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Applies `ops` in order to `resource` (normalised, canonical names).
@@ -508,7 +573,7 @@ fn is_primary(item: &Value) -> bool {
 fn template_from(f: &Filter) -> Option<Value> {
     fn collect(f: &Filter, out: &mut Map<String, Value>) -> bool {
         match f {
-            Filter::And(a, b) => collect(a, out) && collect(b, out),
+            Filter::And(parts) => parts.iter().all(|x| collect(x, out)),
             Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() => {
                 let v = match v {
                     CompValue::Str(s) => Value::String(s.clone()),
@@ -545,7 +610,10 @@ mod tests {
     }
 
     fn patch(resource: &mut Map<String, Value>, ops: Value) -> ScimResult<()> {
-        let ops = parse_patch_request(&json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}))?;
+        let ops = parse_patch_request(
+            &json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}),
+            &Limits::default(),
+        )?;
         apply_patch(resource, &ops, &USER_RESOURCE)
     }
 
@@ -800,5 +868,53 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn hostile_patches_are_refused_before_they_are_applied() {
+        let limits = Limits::default();
+        let parse =
+            |ops: Value| parse_patch_request(&json!({"Operations": ops}), &limits).unwrap_err();
+        let e = parse(json!([{"op": "remove", "path": format!("emails[{}", "(".repeat(1800))}]));
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+        assert!(e.detail.contains("limit of 16 levels"), "{}", e.detail);
+        assert!(e.detail.len() < 400, "the huge path is not echoed back");
+        let e = parse(json!([{"op": "remove", "path": format!("members[{}", "(".repeat(1800))}]));
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+        let many = vec![json!({"op": "replace", "path": "title", "value": "x"}); 1001];
+        let e = parse(Value::Array(many));
+        assert_eq!(e.scim_type, Some(ScimType::TooMany));
+        assert!(e.detail.contains("at most 1000"), "{}", e.detail);
+        let emails: Vec<Value> = (0..101)
+            .map(|i| json!({"value": format!("{i}@x")}))
+            .collect();
+        let e = parse(json!([{"op": "add", "path": "emails", "value": emails.clone()}]));
+        assert!(
+            e.detail.contains("'emails'") && e.detail.contains("at most 100"),
+            "{}",
+            e.detail
+        );
+        let e = parse(json!([{"op": "add", "value": {"emails": emails}}]));
+        assert_eq!(e.scim_type, Some(ScimType::TooMany));
+        let ids: Vec<Value> = (0..10_001)
+            .map(|i| json!({"value": i.to_string()}))
+            .collect();
+        let e = parse(json!([{"op": "add", "path": "members", "value": ids}]));
+        assert!(
+            e.detail.contains("limits.max_members_per_request"),
+            "{}",
+            e.detail
+        );
+        let ids: Vec<Value> = (0..10_000)
+            .map(|i| json!({"value": i.to_string()}))
+            .collect();
+        assert!(
+            parse_patch_request(
+                &json!({"Operations": [{"op": "add", "path": "members", "value": ids}]}),
+                &limits
+            )
+            .is_ok(),
+            "10,000 members are within the default limit"
+        );
     }
 }

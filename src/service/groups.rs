@@ -27,6 +27,7 @@ pub struct Groups {
     users: Arc<Store>,
     members: Arc<Memberships>,
     max_results: usize,
+    limits: crate::scim::Limits,
 }
 
 /// A group request body: the resource without `members`, and the member ids if given.
@@ -82,12 +83,14 @@ impl Groups {
         users: Arc<Store>,
         members: Arc<Memberships>,
         max_results: usize,
+        limits: crate::scim::Limits,
     ) -> Groups {
         Groups {
             store,
             users,
             members,
             max_results,
+            limits,
         }
     }
 
@@ -123,50 +126,78 @@ impl Groups {
             .collect()
     }
 
-    /// The DN and kind of the User or Group with this id, in the tenant's view.
-    async fn resolve_member(
+    /// The DN and kind of each User or Group among `ids`, in the tenant's view (keyed by
+    /// lowercased id): users first, then groups for the ids left, each in batched searches.
+    async fn resolve_ids(
         &self,
         ctx: &RequestCtx,
-        id: &str,
-    ) -> ScimResult<Option<(String, MemberKind)>> {
+        ids: &[String],
+    ) -> ScimResult<HashMap<String, (String, MemberKind)>> {
         let id_only = [self.store.dir.id_attribute()];
-        match self
+        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut out: HashMap<String, (String, MemberKind)> = self
             .users
-            .locate(&ctx.tenant.users_container, id, &id_only)
-            .await
-        {
-            Ok(e) => return Ok(Some((e.dn, MemberKind::User))),
-            Err(e) if e.status != 404 => return Err(e),
-            Err(_) => {}
+            .locate_many(&ctx.tenant.users_container, &wanted, &id_only)
+            .await?
+            .into_iter()
+            .map(|(id, e)| (id, (e.dn, MemberKind::User)))
+            .collect();
+        let left: Vec<&str> = wanted
+            .into_iter()
+            .filter(|id| !out.contains_key(&id.to_ascii_lowercase()))
+            .collect();
+        if !left.is_empty() {
+            let groups = self
+                .store
+                .locate_many(self.container(ctx)?, &left, &id_only)
+                .await?;
+            out.extend(
+                groups
+                    .into_iter()
+                    .map(|(id, e)| (id, (e.dn, MemberKind::Group))),
+            );
         }
-        match self.store.locate(self.container(ctx)?, id, &id_only).await {
-            Ok(e) => Ok(Some((e.dn, MemberKind::Group))),
-            Err(e) if e.status == 404 => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(out)
     }
 
-    /// DNs for member ids. `strict`: an unknown id is a 400 naming it (for adds); otherwise
-    /// it is skipped (removing someone who no longer exists is already done).
+    /// DNs for member ids, in order. `strict`: an unknown id is a 400 naming it (for adds);
+    /// otherwise it is skipped (removing someone who no longer exists is already done).
     async fn resolve_members(
         &self,
         ctx: &RequestCtx,
         ids: &[String],
         strict: bool,
     ) -> ScimResult<Vec<String>> {
+        self.check_member_count(ids.len())?;
+        let found = self.resolve_ids(ctx, ids).await?;
         let mut dns = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.resolve_member(ctx, id).await? {
-                Some((dn, _)) => dns.push(dn),
+            match found.get(&id.to_ascii_lowercase()) {
+                Some((dn, _)) => dns.push(dn.clone()),
                 None if strict => {
                     return Err(ScimError::invalid_value(format!(
-                        "members: no User or Group has id \"{id}\""
+                        "members: no User or Group has id \"{}\"",
+                        crate::logging::shorten(id, 64)
                     )))
                 }
                 None => {}
             }
         }
         Ok(dns)
+    }
+
+    /// 400 `tooMany` past `limits.max_members_per_request`.
+    fn check_member_count(&self, n: usize) -> ScimResult<()> {
+        if n > self.limits.max_members {
+            return Err(ScimError::bad_request(
+                crate::scim::ScimType::TooMany,
+                format!(
+                    "{n} member ids in one request; the server accepts at most {} (limits.max_members_per_request): send the change in several PATCH requests",
+                    self.limits.max_members
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn render(&self, ctx: &RequestCtx, e: &Entry, with_members: bool) -> ScimResult<Value> {
@@ -301,18 +332,21 @@ impl Groups {
     async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
         let mut ids = Vec::new();
         collect_member_ids(f, &mut ids);
-        let mut dns: HashMap<String, String> = HashMap::new();
-        for id in ids {
-            if let Some((dn, _)) = self.resolve_member(ctx, &id).await? {
-                dns.insert(id, dn);
-            }
-        }
+        let dns: HashMap<String, String> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.resolve_ids(ctx, &ids)
+                .await?
+                .into_iter()
+                .map(|(id, (dn, _))| (id, dn))
+                .collect()
+        };
         let member_attr = self.member_attr().to_owned();
         let has_placeholder = self.members.placeholder.is_some();
         let hook = |node: &Filter| -> Option<ScimResult<LdapFilter>> {
             let is_members = |p: &AttrPath| p.name.eq_ignore_ascii_case("members");
             let eq = |id: &str| {
-                dns.get(id)
+                dns.get(&id.to_ascii_lowercase())
                     .map(|dn| LdapFilter::eq(&member_attr, dn.clone()))
                     .unwrap_or(LdapFilter::False)
             };
@@ -383,7 +417,17 @@ impl Groups {
         respond: Option<bool>,
     ) -> ScimResult<Option<Value>> {
         let container = self.container(ctx)?;
-        let (member_ops, other_ops) = split_member_ops(parse_patch_request(body)?);
+        let (member_ops, other_ops) = split_member_ops(parse_patch_request(body, &self.limits)?);
+        // every operation's ids count: many small ones cost as much as one big one
+        let named: usize = member_ops
+            .iter()
+            .map(|op| match &op.value {
+                Some(Value::Array(a)) => a.len(),
+                Some(_) => 1,
+                None => 0,
+            })
+            .sum();
+        self.check_member_count(named)?;
         let needs_list = member_ops.iter().any(needs_member_list);
         let e = self
             .store
@@ -514,7 +558,7 @@ impl Groups {
         {
             if rename {
                 if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
-                    warn!(dn, "could not undo a group rename: {back}");
+                    warn!(dn, error = %back, "could not undo a group rename");
                 }
             }
             return Err(err);
@@ -653,7 +697,7 @@ fn simple_value_ids(f: &Filter, out: &mut Vec<String>) -> bool {
             out.push(id.clone());
             true
         }
-        Filter::Or(a, b) => simple_value_ids(a, out) && simple_value_ids(b, out),
+        Filter::Or(parts) => parts.iter().all(|x| simple_value_ids(x, out)),
         _ => false,
     }
 }
@@ -661,9 +705,10 @@ fn simple_value_ids(f: &Filter, out: &mut Vec<String>) -> bool {
 /// Member ids a filter compares against, to resolve before translating it.
 fn collect_member_ids(f: &Filter, out: &mut Vec<String>) {
     match f {
-        Filter::And(a, b) | Filter::Or(a, b) => {
-            collect_member_ids(a, out);
-            collect_member_ids(b, out);
+        Filter::And(parts) | Filter::Or(parts) => {
+            for x in parts {
+                collect_member_ids(x, out);
+            }
         }
         Filter::Not(a) => collect_member_ids(a, out),
         Filter::Compare(p, _, CompValue::Str(id)) if p.name.eq_ignore_ascii_case("members") => {
@@ -724,11 +769,14 @@ mod tests {
 
     #[test]
     fn pathless_ops_are_split_by_key() {
-        let ops = parse_patch_request(&json!({"Operations": [
-            {"op": "replace", "value": {"displayName": "New", "members": [{"value": "a"}]}},
-            {"op": "remove", "path": "members[value eq \"b\"]"},
-            {"op": "Add", "path": "members", "value": [{"value": "c"}]}
-        ]}))
+        let ops = parse_patch_request(
+            &json!({"Operations": [
+                {"op": "replace", "value": {"displayName": "New", "members": [{"value": "a"}]}},
+                {"op": "remove", "path": "members[value eq \"b\"]"},
+                {"op": "Add", "path": "members", "value": [{"value": "c"}]}
+            ]}),
+            &crate::scim::Limits::default(),
+        )
         .unwrap();
         let (members, others) = split_member_ops(ops);
         assert_eq!(members.len(), 3);

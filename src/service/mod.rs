@@ -44,7 +44,7 @@ impl From<DirectoryError> for ScimError {
     fn from(e: DirectoryError) -> ScimError {
         match e {
             DirectoryError::Unavailable(why) => {
-                tracing::warn!("directory unavailable: {why}");
+                tracing::warn!(reason = %why, "directory unavailable");
                 ScimError::unavailable(
                     "the directory is unavailable; retry later",
                     RETRY_AFTER_SECS,
@@ -72,7 +72,7 @@ impl From<DirectoryError> for ScimError {
                 "the resource changed since the version given in If-Match; read it again",
             ),
             DirectoryError::InsufficientAccess(why) => {
-                tracing::error!("the bridge's service account lacks rights: {why}");
+                tracing::error!(reason = %why, "the bridge's service account lacks rights");
                 ScimError::new(
                     403,
                     None,
@@ -80,7 +80,7 @@ impl From<DirectoryError> for ScimError {
                 )
             }
             DirectoryError::Other { code, message } => {
-                tracing::error!(code, "unexpected LDAP result: {message}");
+                tracing::error!(code, reason = %message, "unexpected LDAP result");
                 ScimError::internal(format!("unexpected directory error ({message})"))
             }
         }

@@ -1,6 +1,7 @@
 //! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
 //! the naming attribute, paged listing, `meta`, and undoing a partial write.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -19,6 +20,10 @@ use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
 /// The most entries a list may check in memory (a filter LDAP cannot say exactly, or a
 /// `sortBy`).
 pub const MAX_SCAN: usize = 10_000;
+
+/// Ids looked up by one search in `locate_many`: an OR of this many equalities is cheap for
+/// the directory (indexed ids) and keeps the filter well under any request size limit.
+pub const LOCATE_BATCH: usize = 100;
 
 pub struct Store {
     pub dir: Arc<dyn Directory>,
@@ -139,6 +144,43 @@ impl Store {
         let e = entries.into_iter().next().ok_or_else(not_found)?;
         self.remember(container, &e).await;
         Ok(e)
+    }
+
+    /// The entries of this type under `container` with these ids, keyed by lowercased id: one
+    /// search per `LOCATE_BATCH` ids (an OR of id equalities), however many ids a request
+    /// names. Ids that cannot be ids of this directory, or that match nothing, are absent.
+    pub async fn locate_many(
+        &self,
+        container: &str,
+        ids: &[&str],
+        attrs: &[&str],
+    ) -> ScimResult<HashMap<String, Entry>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut wanted: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.dir.id_filter(id).is_some())
+            .collect();
+        wanted.sort_unstable_by_key(|id| id.to_ascii_lowercase());
+        wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        for chunk in wanted.chunks(LOCATE_BATCH) {
+            let by_id = LdapFilter::or(
+                chunk
+                    .iter()
+                    .filter_map(|id| self.dir.id_filter(id))
+                    .collect(),
+            );
+            let filter = LdapFilter::and(vec![self.class_filter(), by_id]);
+            let (entries, _) = self
+                .dir
+                .search(container, &filter, attrs, chunk.len() + 1)
+                .await?;
+            for e in entries {
+                self.remember(container, &e).await;
+                found.insert(e.id.to_ascii_lowercase(), e);
+            }
+        }
+        Ok(found)
     }
 
     /// Whether a cached-DN read found an entry of this type. Reads that did not ask for
@@ -396,7 +438,7 @@ impl Store {
             })
             .collect();
         if let Err(e) = self.dir.modify(&before.dn, &restore).await {
-            warn!(dn = %before.dn, "could not undo a partial update: {e}");
+            warn!(dn = %before.dn, error = %e, "could not undo a partial update");
         }
     }
 }

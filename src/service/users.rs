@@ -29,6 +29,7 @@ pub struct UserSettings {
     pub archive_container: Option<String>,
     /// The most resources a list returns (and the default `count`).
     pub max_results: usize,
+    pub limits: crate::scim::Limits,
 }
 
 /// A list request after parsing: 1-based `start_index`, `count` already clamped.
@@ -240,7 +241,8 @@ impl Users {
             if let Err(e) = self.store.dir.delete(&dn).await {
                 warn!(
                     dn,
-                    "could not remove a user whose default group failed: {e}"
+                    error = %e,
+                    "could not remove a user whose default group failed"
                 );
             }
             return Err(err);
@@ -283,7 +285,7 @@ impl Users {
     }
 
     pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
-        let ops = parse_patch_request(body)?;
+        let ops = parse_patch_request(body, &self.settings.limits)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
         let mut new_res = old_res.clone();
@@ -351,7 +353,7 @@ impl Users {
                     // put everything back rather than leave groups pointing at nothing
                     let _ = m.renamed(ctx, &dn, &e.dn).await;
                     if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
-                        warn!(dn, "could not undo a user rename: {back}");
+                        warn!(dn, error = %back, "could not undo a user rename");
                     }
                     self.store.undo(&e, &changes).await;
                     return Err(err);
@@ -406,7 +408,7 @@ impl Users {
             if let Some(m) = &self.memberships {
                 for g in &groups {
                     if let Err(e2) = m.modify(g, vec![], vec![e.dn.clone()], vec![]).await {
-                        warn!(group = %g, "could not restore a membership after a failed delete: {e2}");
+                        warn!(group = %g, error = %e2, "could not restore a membership after a failed delete");
                     }
                 }
             }

@@ -1,0 +1,185 @@
+//! Logging that request values cannot forge. Every field value is written either bare, when
+//! it holds only characters that cannot end a line or start another field, or quoted with
+//! control characters, quotes and backslashes escaped; messages have their control characters
+//! escaped. So one event is one line, and `key=value` pairs in it are the ones the code wrote,
+//! whatever a client put in a userName, a path or a PATCH value.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::FormatFields;
+
+/// Installs the process-wide subscriber: level from `SCIM2LDAP_LOG` (default `info`), to
+/// standard error, colours only on a terminal.
+pub fn init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SCIM2LDAP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .fmt_fields(SafeFields)
+        .init();
+}
+
+/// Formats fields as `name=value` with values made safe (see the module comment).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SafeFields;
+
+impl<'w> FormatFields<'w> for SafeFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = SafeVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct SafeVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl SafeVisitor<'_> {
+    fn write(&mut self, field: &Field, text: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{sep}{}", escape_controls(text))
+        } else {
+            write!(self.writer, "{sep}{}={}", field.name(), safe_value(text))
+        };
+    }
+}
+
+impl Visit for SafeVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%x` fields arrive here too, formatted with Display: raw text, made safe below
+        let text = format!("{value:?}");
+        self.write(field, &text);
+    }
+}
+
+/// Characters a bare value may hold: none of them can end the line, separate fields or open a
+/// quoted string.
+fn is_bare(c: char) -> bool {
+    c.is_alphanumeric() && !c.is_control() || "-_.:/@+,;[]{}()*#%&~!?$'<>|^".contains(c)
+}
+
+/// The value as it is when that is unambiguous, else a quoted string with `"`, `\` and every
+/// control or line-separating character escaped.
+pub fn safe_value(text: &str) -> Cow<'_, str> {
+    if !text.is_empty() && text.chars().all(is_bare) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if needs_escape(c) => push_escaped(&mut out, c),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Cow::Owned(out)
+}
+
+/// Free text (a message) with every control or line-separating character escaped.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Control characters, the Unicode line and paragraph separators some viewers break on, and
+/// the bidirectional overrides that can make a line read differently from its bytes.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut: for echoing request values in
+/// error details without echoing megabytes.
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_stay_bare() {
+        assert_eq!(safe_value("bjensen@example.com"), "bjensen@example.com");
+        assert_eq!(safe_value("/scim/v2/Users"), "/scim/v2/Users");
+        assert_eq!(
+            safe_value("uid=bjensen,ou=people"),
+            "\"uid=bjensen,ou=people\""
+        );
+    }
+
+    #[test]
+    fn a_forged_line_or_field_stays_inside_one_quoted_value() {
+        let forged =
+            "x\n2026-11-25T00:00:00Z  INFO request{request_id=1}: method=DELETE tenant=globex";
+        let v = safe_value(forged);
+        assert!(!v.contains('\n'));
+        assert!(v.starts_with('"') && v.ends_with('"'));
+        assert_eq!(
+            v.matches('"').count(),
+            2,
+            "no quote ends the value early: {v}"
+        );
+        assert_eq!(safe_value("a\" tenant=\"b"), "\"a\\\" tenant=\\\"b\"");
+        assert_eq!(safe_value("a\u{2028}b\rc"), "\"a\\u{2028}b\\rc\"");
+        assert_eq!(safe_value(""), "\"\"");
+        assert_eq!(escape_controls("one\ntwo"), "one\\ntwo");
+        assert_eq!(safe_value("a\u{202e}b"), "\"a\\u{202e}b\"");
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("ééé", 2), "éé…");
+        assert_eq!(shorten("abc", 3), "abc");
+    }
+}
