@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::cache::DnCache;
-use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig};
+use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig, ServerConfig};
 use crate::directory::ad::{active_directory, AdDialect};
 use crate::directory::openldap::open_ldap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
-use crate::http::AppState;
+use crate::http::rate_limit::RateLimits;
+use crate::http::{AppState, HttpSettings};
 use crate::mapping::{Mapping, MappingSpec, ValueLimits};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use crate::service::discovery::Discovery;
@@ -155,6 +156,8 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         raw.server.max_results,
         raw.server.max_body_bytes,
     );
+    let http = http_settings(&raw.server, raw.ldap.pool_size)?;
+    let rate_limits = RateLimits::from_config(raw.server.rate_limit, &raw.tenants)?;
     let state = Arc::new(AppState {
         users,
         groups,
@@ -164,8 +167,108 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         max_body_bytes: raw.server.max_body_bytes,
         trust_forwarded: raw.server.trust_forwarded_headers,
         limits,
+        request_slots: Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
+        http,
+        tasks: tokio_util::task::TaskTracker::new(),
+        rate_limits,
     });
     Ok(App { state, directory })
+}
+
+/// Files the process needs besides client connections: the LDAP pool, the listener, logs,
+/// TLS and config files, the runtime's own descriptors.
+const RESERVED_FILES: u64 = 64;
+
+/// hyper's read buffer at least this large, so that a request head of up to 128 KiB (a long
+/// URL, a large header) still gets a SCIM 414/431 from `bounded_head`.
+const MIN_HEAD_BUFFER: usize = 128 * 1024;
+
+/// The front door's settings from `[server]`, checked: every timeout and cap positive, the
+/// connection cap within the open-file limit, TLS loaded, plain HTTP only where safe.
+fn http_settings(s: &ServerConfig, pool_size: usize) -> Result<HttpSettings, ConfigError> {
+    let positive = |key: &str, v: u64| {
+        if v == 0 {
+            Err(ConfigError::new(
+                format!("server.{key}"),
+                "must be at least 1",
+                "see config.example.toml for the defaults",
+            ))
+        } else {
+            Ok(v)
+        }
+    };
+    let secs = |key: &str, v: u64| positive(key, v).map(Duration::from_secs);
+    let request_timeout = secs("request_timeout_secs", s.request_timeout_secs)?;
+    let idle_timeout = secs("idle_timeout_secs", s.idle_timeout_secs)?;
+    if idle_timeout <= request_timeout {
+        // the socket idles while a request is processed: it must outlast the request
+        return Err(ConfigError::new(
+            "server.idle_timeout_secs",
+            format!(
+                "{} s is not longer than request_timeout_secs ({} s)",
+                s.idle_timeout_secs, s.request_timeout_secs
+            ),
+            "make idle_timeout_secs longer than request_timeout_secs, e.g. 60 and 30",
+        ));
+    }
+    let mut max_connections = positive("max_connections", s.max_connections as u64)? as usize;
+    if let Some(files) = crate::http::server::open_file_limit() {
+        let room = files
+            .saturating_sub(RESERVED_FILES + pool_size as u64)
+            .max(1) as usize;
+        if room < max_connections {
+            tracing::warn!(
+                max_connections = room,
+                configured = s.max_connections,
+                open_file_limit = files,
+                "server.max_connections lowered to fit the open-file limit (raise LimitNOFILE)"
+            );
+            max_connections = room;
+        }
+    }
+    let tls = match &s.tls {
+        None => {
+            if !s.listen.ip().is_loopback() && !s.allow_plain_http {
+                return Err(ConfigError::new(
+                    "server.listen",
+                    format!(
+                        "{} is not a loopback address and no [server.tls] is set: bearer tokens would cross the network in clear",
+                        s.listen
+                    ),
+                    "set [server.tls] cert_file and key_file, or allow_plain_http = true when a TLS proxy on this host or network is in front",
+                ));
+            }
+            None
+        }
+        Some(t) => Some(Arc::new(
+            crate::http::server::tls_config(&t.cert_file, &t.key_file).map_err(|(key, e)| {
+                ConfigError::new(
+                    key,
+                    e,
+                    "point cert_file at the PEM certificate chain and key_file at its PEM private key",
+                )
+            })?,
+        )),
+    };
+    let max_uri_bytes = positive("max_uri_bytes", s.max_uri_bytes as u64)? as usize;
+    let max_header_bytes = positive("max_header_bytes", s.max_header_bytes as u64)? as usize;
+    Ok(HttpSettings {
+        max_connections,
+        max_concurrent_requests: positive(
+            "max_concurrent_requests",
+            s.max_concurrent_requests as u64,
+        )? as usize,
+        queue_timeout: Duration::from_millis(s.queue_timeout_ms),
+        header_read_timeout: secs("header_read_timeout_secs", s.header_read_timeout_secs)?,
+        idle_timeout,
+        body_read_timeout: secs("body_read_timeout_secs", s.body_read_timeout_secs)?,
+        request_timeout,
+        shutdown_drain: secs("shutdown_drain_secs", s.shutdown_drain_secs)?,
+        max_uri_bytes,
+        max_header_bytes,
+        max_buf_size: (max_uri_bytes + max_header_bytes + 4096).max(MIN_HEAD_BUFFER),
+        tls,
+    })
 }
 
 /// The groups store and the membership rules, from `[groups]`.

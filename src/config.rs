@@ -157,45 +157,101 @@ impl LimitsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Absolute URL clients reach `/scim/v2` under, e.g. `https://scim.example.com/scim/v2`;
     /// when unset, built from the request's Host header.
-    #[serde(default)]
     pub public_url: Option<String>,
-    #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    #[serde(default = "default_max_results")]
     pub max_results: usize,
     /// Behind a reverse proxy that sets them: take the scheme and host of `meta.location`
     /// from `X-Forwarded-Proto` / `X-Forwarded-Host`. Off, they are ignored (a client could
     /// forge them).
-    #[serde(default)]
     pub trust_forwarded_headers: bool,
+    /// HTTPS served by the bridge itself.
+    pub tls: Option<ServerTlsConfig>,
+    /// Plain HTTP on an address other than loopback (e.g. behind a proxy that terminates
+    /// TLS on the same host or network). Off, such a config is refused at start.
+    pub allow_plain_http: bool,
+    /// Open client connections; more are answered 503 and closed. Lowered at start to fit
+    /// the process's open-file limit.
+    pub max_connections: usize,
+    /// Requests served at once; more wait up to `queue_timeout_ms`, then get 503.
+    pub max_concurrent_requests: usize,
+    pub queue_timeout_ms: u64,
+    /// A client must send a request's headers within this time of connecting or of its
+    /// previous response (so it also closes idle keep-alive connections).
+    pub header_read_timeout_secs: u64,
+    /// A connection on which nothing moves either way for this long is closed (a stalled
+    /// upload, a client that stopped reading).
+    pub idle_timeout_secs: u64,
+    /// The whole request body must arrive within this time.
+    pub body_read_timeout_secs: u64,
+    /// The most one request may take; past it the client gets 503 (a write already under
+    /// way still completes; the detail says so).
+    pub request_timeout_secs: u64,
+    /// On SIGTERM: idle and half-sent connections close at once; requests in flight get
+    /// this long to finish. Keep it below the unit's TimeoutStopSec.
+    pub shutdown_drain_secs: u64,
+    /// Longest request target (path and query) answered with a SCIM 414 beyond.
+    pub max_uri_bytes: usize,
+    /// Most header bytes answered with a SCIM 431 beyond.
+    pub max_header_bytes: usize,
+    /// Each tenant's token bucket (a tenant may override it).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: default_listen(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
-            max_body_bytes: default_max_body(),
-            max_results: default_max_results(),
+            max_body_bytes: 1024 * 1024,
+            max_results: 200,
             trust_forwarded_headers: false,
+            tls: None,
+            allow_plain_http: false,
+            max_connections: 512,
+            max_concurrent_requests: 64,
+            queue_timeout_ms: 2000,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            request_timeout_secs: 30,
+            shutdown_drain_secs: 10,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 32 * 1024,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
-fn default_max_body() -> usize {
-    1024 * 1024
+
+/// A token bucket: `per_second` requests on average, bursts of `burst`. `per_second = 0`
+/// turns it off.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub per_second: u32,
+    pub burst: u32,
 }
-fn default_max_results() -> usize {
-    200
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_second: 100,
+            burst: 200,
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -436,6 +492,9 @@ pub struct TenantConfig {
     pub default_group: Option<String>,
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenConfig>,
+    /// This tenant's token bucket, instead of `server.rate_limit`.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,16 +3,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::Extension;
 use serde_json::{json, Value};
 
-use super::middleware::ScimBody;
+use super::extract::{Ctx, Params, ResourceId, ScimBody};
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
-use crate::auth::Tenant;
 use crate::scim::filter::{parse_attr_path, parse_filter_with};
 use crate::scim::projection::Projection;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
@@ -59,28 +57,13 @@ fn version_of(body: &Value) -> Option<&str> {
     body.pointer("/meta/version").and_then(Value::as_str)
 }
 
-fn ctx(state: &AppState, headers: &HeaderMap, tenant: Arc<Tenant>) -> RequestCtx {
-    RequestCtx {
-        tenant,
-        base_url: state.base_url(headers),
-        if_match: headers
-            .get(axum::http::header::IF_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
-}
-
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let user = state
-        .users
-        .create(&ctx(&state, &headers, tenant), &body)
-        .await?;
+    let user = state.users.create(&ctx, &body).await?;
     Ok(with_etag(
         created(&projection(&params).apply(user.clone())),
         version_of(&user),
@@ -90,68 +73,52 @@ pub async fn create_user(
 pub async fn get_user(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
 ) -> HttpResult {
     let p = projection(&params);
-    let user = state
-        .users
-        .get(&ctx(&state, &headers, tenant), &id, &p)
-        .await?;
+    let user = state.users.get(&ctx, &id, &p).await?;
     Ok(read(&headers, user, &p))
 }
 
 pub async fn replace_user(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let user = state
-        .users
-        .replace(&ctx(&state, &headers, tenant), &id, &body)
-        .await?;
+    let user = state.users.replace(&ctx, &id, &body).await?;
     Ok(written(user, &projection(&params)))
 }
 
 pub async fn patch_user(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let user = state
-        .users
-        .patch(&ctx(&state, &headers, tenant), &id, &body)
-        .await?;
+    let user = state.users.patch(&ctx, &id, &body).await?;
     Ok(written(user, &projection(&params)))
 }
 
 pub async fn delete_user(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
 ) -> HttpResult {
-    state
-        .users
-        .delete(&ctx(&state, &headers, tenant), &id)
-        .await?;
+    state.users.delete(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    Params(params): Params,
 ) -> HttpResult {
-    users_page(&state, &ctx(&state, &headers, tenant), &params).await
+    users_page(&state, &ctx, &params).await
 }
 
 async fn users_page(
@@ -181,42 +148,28 @@ async fn groups_page(
 /// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
 pub async fn search_users(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
+    Ctx(ctx): Ctx,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    users_page(
-        &state,
-        &ctx(&state, &headers, tenant),
-        &search_params(&body)?,
-    )
-    .await
+    users_page(&state, &ctx, &search_params(&body)?).await
 }
 
 pub async fn search_groups(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
+    Ctx(ctx): Ctx,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    groups_page(
-        &state,
-        &ctx(&state, &headers, tenant),
-        &search_params(&body)?,
-    )
-    .await
+    groups_page(&state, &ctx, &search_params(&body)?).await
 }
 
 /// `POST /.search`: Users, then Groups, paged as one list. A filter naming an attribute one
 /// type does not have matches nothing of that type.
 pub async fn search_all(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
+    Ctx(ctx): Ctx,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let params = search_params(&body)?;
-    let ctx = ctx(&state, &headers, tenant);
     let q = list_query(&params, &state.limits)?;
     let p = projection(&params);
     let count = q
@@ -400,51 +353,44 @@ fn list_response(page: ListPage, projection: &Projection) -> Value {
 
 pub async fn create_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
+    Ctx(ctx): Ctx,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let group = groups(&state)?
-        .create(&ctx(&state, &headers, tenant), &body)
-        .await?;
+    let group = groups(&state)?.create(&ctx, &body).await?;
     Ok(with_etag(created(&group), version_of(&group)))
 }
 
 pub async fn get_group(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
 ) -> HttpResult {
     let p = projection(&params);
     let group = groups(&state)?
-        .get(&ctx(&state, &headers, tenant), &id, p.includes("members"))
+        .get(&ctx, &id, p.includes("members"))
         .await?;
     Ok(read(&headers, group, &p))
 }
 
 pub async fn list_groups(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    Params(params): Params,
 ) -> HttpResult {
-    groups_page(&state, &ctx(&state, &headers, tenant), &params).await
+    groups_page(&state, &ctx, &params).await
 }
 
 pub async fn replace_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let p = projection(&params);
-    let group = groups(&state)?
-        .replace(&ctx(&state, &headers, tenant), &id, &body)
-        .await?;
+    let group = groups(&state)?.replace(&ctx, &id, &body).await?;
     Ok(written(group, &p))
 }
 
@@ -453,18 +399,14 @@ pub async fn replace_group(
 /// with the resource.
 pub async fn patch_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let p = projection(&params);
     let respond = p.is_set().then(|| p.includes("members"));
-    match groups(&state)?
-        .patch(&ctx(&state, &headers, tenant), &id, &body, respond)
-        .await?
-    {
+    match groups(&state)?.patch(&ctx, &id, &body, respond).await? {
         Some(group) => Ok(written(group, &p)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
@@ -472,13 +414,10 @@ pub async fn patch_group(
 
 pub async fn delete_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(id): Path<String>,
+    Ctx(ctx): Ctx,
+    ResourceId(id): ResourceId,
 ) -> HttpResult {
-    groups(&state)?
-        .delete(&ctx(&state, &headers, tenant), &id)
-        .await?;
+    groups(&state)?.delete(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -521,7 +460,7 @@ pub async fn schemas(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 pub async fn schema(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> HttpResult {
     one_of(
         &state.discovery.schemas,
@@ -541,7 +480,7 @@ pub async fn resource_types(State(state): State<Arc<AppState>>, headers: HeaderM
 pub async fn resource_type(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> HttpResult {
     one_of(
         &state.discovery.resource_types,

@@ -1,20 +1,20 @@
-//! Request plumbing: bearer-token authentication, the access log with a request id, and the
-//! SCIM body extractor (media type, size limit, JSON syntax errors as SCIM errors).
+//! Layers every request passes, outermost first: the access log with a request id; SCIM
+//! bodies for any error that lacks one; bounds on the request head; a cap on requests served
+//! at once; the request deadline; and, on the SCIM routes, authentication with the tenant's
+//! rate limit. Everything before authentication is cheap, so anonymous load is shed early.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{info, info_span, Instrument};
 
-use super::response::HttpError;
+use super::response::{HttpError, SCIM_CONTENT_TYPE};
 use super::AppState;
 use crate::auth::AuthError;
 use crate::scim::ScimError;
@@ -35,8 +35,23 @@ pub async fn authenticate(
     match state.auth.authenticate(header, OffsetDateTime::now_utc()) {
         Ok((tenant, _token_name)) => {
             let name = TenantName(tenant.name.clone());
-            req.extensions_mut().insert(tenant);
-            let mut resp = next.run(req).await;
+            let mut resp = match state.rate_limits.check(&tenant.name) {
+                Ok(()) => {
+                    req.extensions_mut().insert(tenant);
+                    next.run(req).await
+                }
+                Err((wait, cfg)) => {
+                    let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+                    HttpError(ScimError::too_many_requests(
+                        format!(
+                            "tenant {} sent more than {} requests per second (bursts of {}), its rate limit; retry after {secs} s",
+                            tenant.name, cfg.per_second, cfg.burst
+                        ),
+                        secs,
+                    ))
+                    .into_response()
+                }
+            };
             resp.extensions_mut().insert(name);
             resp
         }
@@ -65,7 +80,8 @@ static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 pub async fn access_log(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // the path as sent (percent-encoded), bounded; the log formatter quotes what needs it
+    let path = crate::logging::shorten(req.uri().path(), 256).into_owned();
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -106,42 +122,144 @@ pub async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
-/// A SCIM request body: JSON with `application/scim+json` or `application/json` (or no
-/// declared type), within the size limit.
-pub struct ScimBody(pub Value);
-
-impl FromRequest<Arc<AppState>> for ScimBody {
-    type Rejection = HttpError;
-
-    async fn from_request(
-        req: Request<Body>,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            if mime != "application/scim+json" && mime != "application/json" {
-                return Err(ScimError::new(
-                    415,
-                    None,
-                    format!("unsupported Content-Type '{mime}': send application/scim+json"),
-                )
-                .into());
-            }
-        }
-        let limit = state.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| {
-                ScimError::new(413, None, format!("the request body exceeds {limit} bytes"))
-            })?;
-        if bytes.is_empty() {
-            return Err(
-                ScimError::invalid_syntax("the request body is empty; send a JSON object").into(),
-            );
-        }
-        serde_json::from_slice(&bytes).map(ScimBody).map_err(|e| {
-            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
-        })
+/// Any error response that is not already a SCIM error (a rejection from a layer or an
+/// extractor this code does not own) becomes one with the same status (RFC 7644 §3.12).
+pub async fn scim_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_scim = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(SCIM_CONTENT_TYPE.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_scim {
+        return resp;
     }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let detail = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        t => crate::logging::shorten(t, 200).into_owned(),
+    };
+    let mut out = HttpError(ScimError::new(status.as_u16(), None, detail)).into_response();
+    for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out.extensions_mut().extend(parts.extensions);
+    out
+}
+
+/// The request target and headers within `server.max_uri_bytes` / `max_header_bytes`:
+/// past them, a SCIM 414 or 431 saying what to do (hyper answers on its own, with an empty
+/// body, only beyond its buffer, which is sized a little above these).
+pub async fn bounded_head(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let http = &state.http;
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > http.max_uri_bytes {
+        return HttpError(ScimError::new(
+            414,
+            None,
+            format!(
+                "the request URI is {target} bytes; the server accepts at most {} (server.max_uri_bytes): send a long filter with POST /.search",
+                http.max_uri_bytes
+            ),
+        ))
+        .into_response();
+    }
+    let head: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if head > http.max_header_bytes {
+        return HttpError(ScimError::new(
+            431,
+            None,
+            format!(
+                "the request headers are {head} bytes; the server accepts at most {} (server.max_header_bytes)",
+                http.max_header_bytes
+            ),
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// At most `server.max_concurrent_requests` requests are served at once; another waits up to
+/// `queue_timeout_ms` for a slot (the wait is bounded by the connection cap), then gets 503.
+/// `/healthz` is exempt: it must answer while the directory is slow.
+pub async fn concurrency(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let slots = state.request_slots.clone();
+    let permit = match slots.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => match tokio::time::timeout(state.http.queue_timeout, slots.acquire_owned()).await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                return HttpError(ScimError::unavailable(
+                    format!(
+                        "the server is serving {} requests, its limit (server.max_concurrent_requests); retry shortly",
+                        state.http.max_concurrent_requests
+                    ),
+                    1,
+                ))
+                .into_response()
+            }
+        },
+    };
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
+/// The request deadline (`server.request_timeout_secs`). Reads are dropped when it passes.
+/// Writes run as their own task, so that neither the deadline nor a client hanging up can
+/// stop one between two of its LDAP operations; the shutdown drain waits for them too. A
+/// write still running at the deadline is answered 503 saying so.
+pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = state.http.request_timeout;
+    let is_write = !req.method().is_safe() && req.uri().path() != "/healthz";
+    let late = |write: bool| {
+        let detail = if write {
+            format!(
+                "the request did not finish within {} s (server.request_timeout_secs); the change may still be applied: read the resource before retrying",
+                limit.as_secs()
+            )
+        } else {
+            format!(
+                "the request did not finish within {} s (server.request_timeout_secs); retry later",
+                limit.as_secs()
+            )
+        };
+        HttpError(ScimError::unavailable(detail, 5)).into_response()
+    };
+    if !is_write {
+        return tokio::time::timeout(limit, next.run(req))
+            .await
+            .unwrap_or_else(|_| late(false));
+    }
+    let span = tracing::Span::current();
+    let task = state.tasks.spawn(next.run(req).instrument(span));
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(_)) => HttpError(ScimError::internal(
+            "the request failed unexpectedly; see the server log",
+        ))
+        .into_response(),
+        Err(_) => late(true),
+    }
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok")
 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -10,6 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::scim::ScimError;
@@ -17,13 +20,38 @@ use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
 use crate::service::users::Users;
 
+pub mod extract;
 mod handlers;
 pub mod middleware;
+pub mod rate_limit;
 pub mod response;
+pub mod server;
 
+use rate_limit::RateLimits;
 use response::HttpError;
 
 pub const BASE_PATH: &str = "/scim/v2";
+
+/// The front door's settings, from `[server]` (checked in `app::build`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_connections: usize,
+    pub max_concurrent_requests: usize,
+    pub queue_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_drain: Duration,
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
+    /// hyper's per-connection read buffer (it grows only as bytes arrive): above the head
+    /// limits, so that heads well past them still reach `bounded_head` and get a SCIM answer;
+    /// beyond it hyper answers 414/431 itself, with an empty body.
+    pub max_buf_size: usize,
+    /// HTTPS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
 
 pub struct AppState {
     pub users: Users,
@@ -38,6 +66,12 @@ pub struct AppState {
     pub trust_forwarded: bool,
     /// Bounds on what one request may make the server parse.
     pub limits: crate::scim::Limits,
+    pub http: HttpSettings,
+    /// Slots for requests served at once (`server.max_concurrent_requests`).
+    pub request_slots: Arc<Semaphore>,
+    /// Connections and detached writes: the shutdown drain waits for them.
+    pub tasks: TaskTracker,
+    pub rate_limits: RateLimits,
 }
 
 impl AppState {
@@ -118,10 +152,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let scim = protected
         .merge(public)
         .method_not_allowed_fallback(method_not_allowed);
+    // layers run outermost (last added) first
     Router::new()
         .nest(BASE_PATH, scim)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(middleware::healthz))
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), middleware::deadline))
+        .layer(from_fn_with_state(state.clone(), middleware::concurrency))
+        .layer(from_fn_with_state(state.clone(), middleware::bounded_head))
+        .layer(from_fn(middleware::scim_errors))
         .layer(from_fn(middleware::access_log))
         .with_state(state)
 }
@@ -148,13 +187,12 @@ async fn not_implemented() -> impl IntoResponse {
     ))
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves until `shutdown` completes, then drains (see `server::serve`).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state.clone());
+    server::serve(listener, state, app, shutdown).await
 }

@@ -43,7 +43,7 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
-    /// Seconds for a `Retry-After` header (503 only).
+    /// Seconds for a `Retry-After` header (503 and 429).
     pub retry_after: Option<u32>,
 }
 
@@ -101,6 +101,14 @@ impl ScimError {
         ScimError {
             retry_after: Some(retry_after_secs),
             ..Self::new(503, None, detail)
+        }
+    }
+
+    /// 429: the tenant's rate limit (RFC 6585); `Retry-After` says when a token is free.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u32) -> Self {
+        ScimError {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(429, None, detail)
         }
     }
 

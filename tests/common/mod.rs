@@ -250,6 +250,9 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
     cfg.push_str(&format!(
         "\n[tenants.default.tokens.test]\nsha256 = \"{hash}\"\n"
     ));
+    // suites and benchmarks send bursts far beyond an IdP's: the default tenant is not
+    // throttled here (tests/hardening.rs proves the limit itself)
+    cfg.push_str("\n[tenants.default.rate_limit]\nper_second = 0\n");
     cfg.push_str(extra);
     cfg
 }
@@ -363,6 +366,18 @@ impl Bridge {
     pub fn ldap_ops(&self) -> u64 {
         self.directory.operations()
     }
+
+    /// The socket the bridge listens on, for raw connections.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
 }
 
 impl Drop for Bridge {
@@ -408,4 +423,131 @@ pub fn entra_user(user_name: &str) -> Value {
 
 pub fn dn_of(user_name: &str) -> String {
     format!("uid={user_name},{PEOPLE}")
+}
+
+/// The `scim2ldap` binary serving a config as its own process, for what only a process
+/// shows: its open-file limit, its answer to SIGTERM, its log. Killed on drop.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `scim2ldap serve` on `config` (its `listen` is replaced by a free port), with
+    /// the open-file limit lowered to `open_files` when given, and `env` set.
+    pub fn spawn(config: &str, open_files: Option<u32>, env: &[(&str, &str)]) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        let config = config.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.path().join("server.log");
+        let bin = env!("CARGO_BIN_EXE_scim2ldap");
+        // dash's ulimit sets the soft and hard limits together
+        let script = match open_files {
+            Some(n) => format!("ulimit -n {n} && exec \"$0\" serve --config \"$1\""),
+            None => "exec \"$0\" serve --config \"$1\"".to_owned(),
+        };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .arg(bin)
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start scim2ldap");
+        let started = std::time::Instant::now();
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on http").nth(1) {
+                let host = rest
+                    .trim_start_matches('s')
+                    .trim_start_matches("://")
+                    .split('/')
+                    .next()
+                    .unwrap();
+                break host.parse::<std::net::SocketAddr>().unwrap();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "scim2ldap did not start:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        ServerProcess {
+            child,
+            base: format!("http://{addr}/scim/v2"),
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    /// Waits up to `within` for the process to exit; its status, or None if still running.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `head` (and `body`) on a new raw connection and returns it, unfinished requests
+/// included: for the tests of what a slow or hostile client does.
+pub async fn raw_connection(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
+/// Reads what the server sends on `s` until it closes or `within` passes; whether it
+/// closed, and the text.
+pub async fn read_until_closed(
+    s: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (true, String::from_utf8_lossy(&out).into()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (false, String::from_utf8_lossy(&out).into()),
+        }
+    }
 }

@@ -1,0 +1,314 @@
+//! The front door: accepting connections within a cap, HTTP/1.1 with hyper's header timeout
+//! and bounded buffers, optional TLS, an idle timeout on the socket, and a shutdown that
+//! closes idle and half-sent connections at once while requests in flight get a bounded drain.
+//! All of it happens before a request is authenticated, so an anonymous client can hold at
+//! most one connection slot for at most the header timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_io_timeout::TimeoutStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+use super::AppState;
+use crate::scim::ScimError;
+
+/// Serves `router` on `listener` until `shutdown` completes; then stops accepting, closes
+/// idle and half-sent connections, and waits up to `server.shutdown_drain_secs` for requests
+/// in flight (and writes they started) to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let settings = &state.http;
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let stop = CancellationToken::new();
+    let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors (or a connection reset before accept): pause
+                    // instead of spinning, and keep serving the connections we have
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            state.tasks.spawn(refuse(stream, settings.max_connections));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            state: state.clone(),
+            router: router.clone(),
+            stop: stop.clone(),
+            _permit: permit,
+            peer,
+        };
+        state.tasks.spawn(conn.run(stream, tls.clone()));
+    }
+    drop(listener);
+    info!(
+        open_connections = settings.max_connections - slots.available_permits(),
+        "shutting down: no new connections; idle ones closed, requests in flight draining"
+    );
+    stop.cancel();
+    state.tasks.close();
+    if tokio::time::timeout(settings.shutdown_drain, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            left = state.tasks.len(),
+            drain_secs = settings.shutdown_drain.as_secs(),
+            "requests still running at the end of the drain (server.shutdown_drain_secs) are dropped"
+        );
+    }
+    Ok(())
+}
+
+/// Over the connection cap: a short SCIM 503 and close, so the client backs off instead of
+/// waiting on a connection nobody will serve.
+async fn refuse(mut stream: TcpStream, cap: usize) {
+    let body = ScimError::unavailable(
+        format!("the server has {cap} open connections, its limit (server.max_connections); retry later"),
+        1,
+    )
+    .to_json()
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    router: Router,
+    stop: CancellationToken,
+    /// Held for the connection's life: its slot under `server.max_connections`.
+    _permit: OwnedSemaphorePermit,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>) {
+        let settings = &self.state.http;
+        // nothing moving either way for this long closes the socket: a stalled upload, a
+        // client that stopped reading its response
+        let mut timed = TimeoutStream::new(stream);
+        timed.set_read_timeout(Some(settings.idle_timeout));
+        timed.set_write_timeout(Some(settings.idle_timeout));
+        let stream = Box::pin(timed);
+        match tls {
+            None => self.serve_http(stream).await,
+            Some(acceptor) => {
+                // the handshake is bounded like a request's headers
+                let hs =
+                    tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
+                tokio::select! {
+                    done = hs => match done {
+                        Ok(Ok(tls_stream)) => self.serve_http(tls_stream).await,
+                        Ok(Err(e)) => debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(peer = %self.peer, "TLS handshake timed out"),
+                    },
+                    () = self.stop.cancelled() => {}
+                }
+            }
+        }
+    }
+
+    async fn serve_http<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let settings = &self.state.http;
+        let active = Arc::new(AtomicUsize::new(0));
+        let service = ConnService {
+            router: self.router.clone(),
+            active: active.clone(),
+        };
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_buf_size)
+            .keep_alive(true);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    debug!(peer = %self.peer, error = %e, "connection ended with an error");
+                }
+            }
+            () = self.stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                if active.load(Ordering::Acquire) == 0 {
+                    // idle, or headers still arriving: nothing to finish, close now
+                    return;
+                }
+                // the request in flight finishes and its response is sent; the drain bounds it
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+/// The router as a hyper service for one connection, counting the requests whose responses
+/// are not yet fully sent (the count drops when hyper drops the response body).
+#[derive(Clone)]
+struct ConnService {
+    router: Router,
+    active: Arc<AtomicUsize>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::new(self.active.clone());
+        let router = self.router.clone();
+        Box::pin(async move {
+            let resp = router.oneshot(req.map(Body::new)).await?;
+            Ok(resp.map(|body| {
+                Body::new(Guarded {
+                    body,
+                    _guard: guard,
+                })
+            }))
+        })
+    }
+}
+
+/// One request counted as in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until hyper has sent it.
+struct Guarded {
+    body: Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The rustls server config for `server.tls`: TLS 1.2 and 1.3 only, HTTP/1.1 by ALPN.
+pub fn tls_config(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<rustls::ServerConfig, (&'static str, String)> {
+    let read = |path: &std::path::Path, key: &'static str| {
+        std::fs::read(path).map_err(|e| (key, format!("cannot read {}: {e}", path.display())))
+    };
+    let pem = read(cert_file, "server.tls.cert_file")?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            (
+                "server.tls.cert_file",
+                format!("{}: {e}", cert_file.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err((
+            "server.tls.cert_file",
+            format!("{} holds no PEM certificate", cert_file.display()),
+        ));
+    }
+    let pem = read(key_file, "server.tls.key_file")?;
+    let key = rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| {
+            (
+                "server.tls.key_file",
+                format!("{}: {e}", key_file.display()),
+            )
+        })?
+        .ok_or_else(|| {
+            (
+                "server.tls.key_file",
+                format!("{} holds no PEM private key", key_file.display()),
+            )
+        })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("server.tls", e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            (
+                "server.tls.key_file",
+                format!("the key does not fit the certificate: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The process's soft limit on open files, when it can be read.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
