@@ -12,6 +12,25 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
+/// `config` with the line `key = …` set to `key = value` (the key must be there).
+fn set(config: String, key: &str, value: &str) -> String {
+    let prefix = format!("{key} = ");
+    let mut found = false;
+    let out: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) && !found {
+                found = true;
+                format!("{key} = {value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert!(found, "config.example.toml no longer sets {key}");
+    out.join("\n")
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -389,9 +408,14 @@ async fn errors_from_every_layer_are_scim_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_and_slow_requests_are_cut_off_with_scim_errors() {
     let slapd = Slapd::start();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
-        "max_body_bytes = 1048576\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1",
+    let cfg = set(
+        set(
+            test_config(&slapd, &[], ""),
+            "header_read_timeout_secs",
+            "1",
+        ),
+        "body_read_timeout_secs",
+        "1",
     );
     let bridge = Bridge::start_with(cfg).await;
     // half a header: closed after the header timeout
@@ -431,12 +455,11 @@ async fn slow_clients_and_slow_requests_are_cut_off_with_scim_errors() {
             held.push(s);
         }
     });
-    let cfg = test_config(&slapd, &[], "")
-        .replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}"))
-        .replace(
-            "max_body_bytes = 1048576",
-            "max_body_bytes = 1048576\nrequest_timeout_secs = 1",
-        );
+    let cfg = set(
+        test_config(&slapd, &[], "").replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}")),
+        "request_timeout_secs",
+        "1",
+    );
     let bridge = Bridge::start_with(cfg).await;
     for (method, body, says) in [
         (Method::GET, None, "retry later"),
@@ -464,9 +487,10 @@ async fn slow_clients_and_slow_requests_are_cut_off_with_scim_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_past_the_concurrency_cap_wait_briefly_then_get_503() {
     let slapd = Slapd::start();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
-        "max_body_bytes = 1048576\nmax_concurrent_requests = 1\nqueue_timeout_ms = 300",
+    let cfg = set(
+        set(test_config(&slapd, &[], ""), "max_concurrent_requests", "1"),
+        "queue_timeout_ms",
+        "300",
     );
     let bridge = Bridge::start_with(cfg).await;
     // a request in flight, its body still coming: it holds the only slot
@@ -504,9 +528,10 @@ async fn requests_past_the_concurrency_cap_wait_briefly_then_get_503() {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_hundred_partial_connections_under_256_files_do_not_take_the_service_down() {
     let slapd = Slapd::start();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
-        "max_body_bytes = 1048576\nheader_read_timeout_secs = 2",
+    let cfg = set(
+        test_config(&slapd, &[], ""),
+        "header_read_timeout_secs",
+        "2",
     );
     let mut server = ServerProcess::spawn(&cfg, Some(256), &[]);
     assert!(
@@ -561,10 +586,7 @@ async fn three_hundred_partial_connections_under_256_files_do_not_take_the_servi
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_closes_idle_connections_at_once_and_lets_in_flight_requests_finish() {
     let slapd = Slapd::start();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
-        "max_body_bytes = 1048576\nshutdown_drain_secs = 5",
-    );
+    let cfg = set(test_config(&slapd, &[], ""), "shutdown_drain_secs", "5");
     let mut server = ServerProcess::spawn(&cfg, None, &[]);
     let mut partial = raw_connection(server.addr, b"GET /healthz HTTP/1.1\r\nHost: a\r\n").await;
     let mut idle = raw_connection(server.addr, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").await;
@@ -616,10 +638,7 @@ async fn sigterm_closes_idle_connections_at_once_and_lets_in_flight_requests_fin
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_exits_within_the_drain_whatever_a_client_does() {
     let slapd = Slapd::start();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
-        "max_body_bytes = 1048576\nshutdown_drain_secs = 2",
-    );
+    let cfg = set(test_config(&slapd, &[], ""), "shutdown_drain_secs", "2");
     let mut server = ServerProcess::spawn(&cfg, None, &[]);
     let head = format!(
         "POST /scim/v2/Users HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n{{"
@@ -705,13 +724,15 @@ async fn https_with_a_test_ca() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cfg = test_config(&slapd, &[], "").replace(
-        "max_body_bytes = 1048576",
+    let cfg = set(
+        test_config(&slapd, &[], ""),
+        "# tls",
         &format!(
-            "max_body_bytes = 1048576\ntls = {{ cert_file = \"{0}/server.pem\", key_file = \"{0}/server.key\" }}",
+            "{{ cert_file = \"{0}/server.pem\", key_file = \"{0}/server.key\" }}",
             tls.path().display()
         ),
-    );
+    )
+    .replace("# tls = {", "tls = {");
     let bridge = Bridge::start_with(cfg).await;
 
     let mut roots = rustls::RootCertStore::empty();
