@@ -1,6 +1,7 @@
 //! Request cost against a real slapd: the bridge over HTTP versus the same LDAP operations
 //! sent directly with ldap3. Prints rates and ratios; asserts nothing about speed.
 //!   cargo bench --bench requests
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -1,4 +1,5 @@
 //! Active Directory, against a real Samba AD DC provisioned once for this test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! SCIM protocol features over real HTTP and slapd: POST .search, attribute projection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! TLS to the directory: ldaps:// and StartTLS, verified against a configured CA file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Users end to end: real HTTP into the bridge, real slapd behind it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
 
