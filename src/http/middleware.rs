@@ -227,7 +227,8 @@ pub async fn concurrency(State(state): State<Arc<AppState>>, req: Request, next:
 /// write still running at the deadline is answered 503 saying so.
 pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let limit = state.http.request_timeout;
-    let is_write = !req.method().is_safe() && req.uri().path() != "/healthz";
+    // POST …/.search only reads: it is dropped at the deadline like a GET
+    let is_write = !req.method().is_safe() && !req.uri().path().ends_with("/.search");
     let late = |write: bool| {
         let detail = if write {
             format!(
