@@ -10,7 +10,7 @@ repo=$(pwd)
 kind=${SCIM2LDAP_DEMO_DIRECTORY:-openldap}
 case "$kind" in
   openldap) bash scripts/install-deps.sh slapd ldap-utils curl ca-certificates ;;
-  active-directory) bash scripts/install-deps.sh samba samba-ad-dc ldb-tools winbind krb5-user ldap-utils curl ca-certificates openssl ;;
+  active-directory) bash scripts/install-deps.sh samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user ldap-utils curl ca-certificates openssl ;;
   *) echo "SCIM2LDAP_DEMO_DIRECTORY must be openldap or active-directory, not $kind" >&2; exit 2 ;;
 esac
 export PATH="$HOME/.cargo/bin:$PATH"
