@@ -18,7 +18,7 @@ use axum::http::{Request, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
@@ -42,6 +42,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let stop = CancellationToken::new();
     let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let refused = refusal(settings.max_connections);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -58,7 +59,7 @@ pub async fn serve(
             },
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            state.tasks.spawn(refuse(stream, settings.max_connections));
+            refuse(stream, &refused);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -91,25 +92,32 @@ pub async fn serve(
     Ok(())
 }
 
-/// Over the connection cap: a short SCIM 503 and close, so the client backs off instead of
-/// waiting on a connection nobody will serve.
-async fn refuse(mut stream: TcpStream, cap: usize) {
+/// The whole answer to a connection over the cap: a SCIM 503 telling the client to back off.
+fn refusal(cap: usize) -> Vec<u8> {
     let body = ScimError::unavailable(
         format!("the server has {cap} open connections, its limit (server.max_connections); retry later"),
         1,
     )
     .to_json()
     .to_string();
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
-    );
-    let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    )
+    .into_bytes()
+}
+
+/// Refuses a connection over the cap right in the accept loop, without waiting on it: the
+/// answer fits an empty socket buffer, so one non-blocking write sends it; what the client
+/// already sent is read away so that closing sends a FIN, not a reset that could discard the
+/// answer. Its file descriptor lives only for these calls, so refusals cannot pile up.
+fn refuse(stream: TcpStream, answer: &[u8]) {
+    let mut sink = [0u8; 8192];
+    let _ = stream.try_read(&mut sink);
+    let _ = stream.try_write(answer);
+    if let Ok(std_stream) = stream.into_std() {
+        let _ = std_stream.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 struct Connection {
