@@ -118,6 +118,10 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool.operations()
     }
 
+    fn bind_attempts(&self) -> u64 {
+        self.pool.bind_attempts()
+    }
+
     async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>> {
         let attrs = self.wanted(attrs);
         match self

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 pub mod ad;
+pub mod budget;
 pub mod filter;
 pub mod guid;
 pub mod ldap;
@@ -73,6 +74,18 @@ pub enum DirectoryError {
     Unavailable(String),
     #[error("directory operation timed out")]
     Timeout,
+    /// A write was sent but its answer was lost (timeout, connection cut): it may or may not
+    /// have been applied. Only the directory can tell; the write pipeline reads it to learn.
+    #[error("the outcome of a write is unknown: {0}")]
+    Unknown(String),
+    /// The directory refused the service account's credentials (invalidCredentials): a
+    /// configuration fault, retried with backoff, never once per request.
+    #[error("the directory refused the service account: {reason}")]
+    BindRefused {
+        reason: String,
+        /// Seconds until the next bind attempt.
+        retry_in: u64,
+    },
     #[error("no such entry: {0}")]
     NoSuchObject(String),
     #[error("entry already exists: {0}")]
@@ -121,6 +134,9 @@ pub trait Directory: Send + Sync {
 
     /// LDAP operations sent so far; tests and benchmarks use it to prove request costs.
     fn operations(&self) -> u64;
+
+    /// Binds attempted so far (tests prove they are bounded when the directory refuses).
+    fn bind_attempts(&self) -> u64;
 
     /// Reads one entry by DN; `Ok(None)` when it does not exist.
     async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>>;

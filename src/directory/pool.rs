@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions};
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
-use super::{Change, DirResult, DirectoryError, LdapFilter};
+use super::{budget, Change, DirResult, DirectoryError, LdapFilter};
 
 /// How to reach and bind to the directory.
 #[derive(Clone)]
@@ -40,7 +40,27 @@ impl std::fmt::Debug for LdapSettings {
 struct Manager {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
+    binds: Arc<BindGate>,
 }
+
+/// Binds one at a time, and after the directory refuses the service account's credentials,
+/// not again until a backoff has passed (1 s, doubling to 60 s): a changed password must not
+/// turn every request into a bind attempt that a password policy counts against the account.
+#[derive(Default)]
+struct BindGate {
+    state: tokio::sync::Mutex<BindState>,
+    attempts: AtomicU64,
+}
+
+#[derive(Default)]
+struct BindState {
+    /// Refusals in a row.
+    refusals: u32,
+    retry_at: Option<std::time::Instant>,
+    reason: String,
+}
+
+const MAX_BIND_BACKOFF: Duration = Duration::from_secs(60);
 
 impl managed::Manager for Manager {
     type Type = ldap3::Ldap;
@@ -48,8 +68,18 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<ldap3::Ldap, DirectoryError> {
         let s = &self.settings;
+        let mut gate = self.binds.state.lock().await;
+        if let Some(at) = gate.retry_at {
+            let now = std::time::Instant::now();
+            if now < at {
+                return Err(DirectoryError::BindRefused {
+                    reason: gate.reason.clone(),
+                    retry_in: (at - now).as_secs().max(1),
+                });
+            }
+        }
         let mut conn_settings = LdapConnSettings::new()
-            .set_conn_timeout(s.connect_timeout)
+            .set_conn_timeout(budget::bounded(s.connect_timeout))
             .set_starttls(s.starttls);
         if let Some(tls) = &self.tls {
             conn_settings = conn_settings.set_config(tls.clone());
@@ -60,11 +90,30 @@ impl managed::Manager for Manager {
                 DirectoryError::Unavailable(format!("cannot connect to {}: {e}", s.url))
             })?;
         ldap3::drive!(conn);
+        self.binds.attempts.fetch_add(1, Ordering::Relaxed);
         let res = ldap
-            .with_timeout(s.operation_timeout)
+            .with_timeout(budget::bounded(s.operation_timeout))
             .simple_bind(&s.bind_dn, &s.bind_password)
             .await
             .map_err(|e| DirectoryError::Unavailable(format!("bind to {} failed: {e}", s.url)))?;
+        if res.rc == 49 {
+            gate.refusals += 1;
+            let backoff =
+                Duration::from_secs(1u64 << (gate.refusals - 1).min(6)).min(MAX_BIND_BACKOFF);
+            gate.retry_at = Some(std::time::Instant::now() + backoff);
+            gate.reason = format!("invalidCredentials for {} at {}", s.bind_dn, s.url);
+            if gate.refusals == 1 {
+                error!(
+                    bind_dn = %s.bind_dn,
+                    url = %s.url,
+                    "the directory refused the service account's credentials (invalidCredentials): check ldap.bind_dn and its password; requests answer 503 and binds are retried with backoff up to 60 s"
+                );
+            }
+            return Err(DirectoryError::BindRefused {
+                reason: gate.reason.clone(),
+                retry_in: backoff.as_secs(),
+            });
+        }
         if res.rc != 0 {
             return Err(DirectoryError::Unavailable(format!(
                 "bind as {} to {} failed: {} ({})",
@@ -74,6 +123,10 @@ impl managed::Manager for Manager {
                 res.text
             )));
         }
+        if gate.refusals > 0 {
+            info!(bind_dn = %s.bind_dn, "the directory accepts the service account again");
+        }
+        *gate = BindState::default();
         debug!(url = %s.url, "new LDAP connection bound");
         Ok(ldap)
     }
@@ -90,7 +143,10 @@ impl managed::Manager for Manager {
 pub struct LdapPool {
     pool: Pool<Manager>,
     timeout: Duration,
+    /// The longest wait for a pooled connection (connecting and binding included).
+    wait: Duration,
     operations: AtomicU64,
+    binds: Arc<BindGate>,
 }
 
 impl LdapPool {
@@ -102,18 +158,33 @@ impl LdapPool {
         let timeout = settings.operation_timeout;
         let size = settings.pool_size.max(1);
         let wait = settings.connect_timeout + settings.operation_timeout;
-        let pool = Pool::builder(Manager { settings, tls })
-            .max_size(size)
-            .wait_timeout(Some(wait))
-            .create_timeout(Some(wait))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let binds = Arc::new(BindGate::default());
+        let pool = Pool::builder(Manager {
+            settings,
+            tls,
+            binds: binds.clone(),
+        })
+        .max_size(size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())?;
         Ok(LdapPool {
             pool,
             timeout,
+            wait,
             operations: AtomicU64::new(0),
+            binds,
         })
+    }
+
+    /// Binds attempted so far.
+    pub fn bind_attempts(&self) -> u64 {
+        self.binds.attempts.load(Ordering::Relaxed)
+    }
+
+    /// This operation's timeout: the configured one, shortened to the request's budget.
+    fn op_timeout(&self) -> Duration {
+        budget::bounded(self.timeout).max(Duration::from_millis(1))
     }
 
     /// LDAP operations sent so far (searches, adds, modifies, renames, deletes).
@@ -121,8 +192,18 @@ impl LdapPool {
         self.operations.load(Ordering::Relaxed)
     }
 
+    /// A pooled connection, waiting no longer than the pool's wait and the request's budget.
     async fn conn(&self) -> DirResult<Object<Manager>> {
-        self.pool.get().await.map_err(|e| match e {
+        let wait = budget::bounded(self.wait);
+        if wait.is_zero() {
+            return Err(DirectoryError::Timeout);
+        }
+        let timeouts = deadpool::managed::Timeouts {
+            wait: Some(wait),
+            create: Some(wait),
+            recycle: Some(wait),
+        };
+        self.pool.timeout_get(&timeouts).await.map_err(|e| match e {
             PoolError::Backend(e) => e,
             PoolError::Timeout(_) => DirectoryError::Unavailable(
                 "timed out waiting for an LDAP connection (directory slow or unreachable)".into(),
@@ -166,7 +247,7 @@ impl LdapPool {
             self.count();
             let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
             let res = conn
-                .with_timeout(self.timeout)
+                .with_timeout(self.op_timeout())
                 .with_search_options(opts)
                 .with_controls(controls.clone())
                 .search(base, scope, filter, attrs.to_vec())
@@ -210,7 +291,7 @@ impl LdapPool {
             Box::new(PagedResults::new(PAGE)),
         ];
         let started = conn
-            .with_timeout(self.timeout)
+            .with_timeout(self.op_timeout())
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await;
         let mut stream = match started {
@@ -239,7 +320,7 @@ impl LdapPool {
             .into_iter()
             .map(|(a, v)| (a, v.into_iter().collect()))
             .collect();
-        let res = conn.with_timeout(self.timeout).add(dn, attrs).await;
+        let res = conn.with_timeout(self.op_timeout()).add(dn, attrs).await;
         self.finish(conn, res, dn)
     }
 
@@ -267,7 +348,7 @@ impl LdapPool {
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
-            .with_timeout(self.timeout)
+            .with_timeout(self.op_timeout())
             .with_controls(controls)
             .modify(dn, mods)
             .await;
@@ -278,7 +359,7 @@ impl LdapPool {
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
-            .with_timeout(self.timeout)
+            .with_timeout(self.op_timeout())
             .compare(dn, attr, value)
             .await;
         match res {
@@ -293,7 +374,7 @@ impl LdapPool {
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
-            .with_timeout(self.timeout)
+            .with_timeout(self.op_timeout())
             .modifydn(dn, new_rdn, true, new_parent)
             .await;
         self.finish(conn, res, dn)
@@ -304,13 +385,15 @@ impl LdapPool {
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
-            .with_timeout(self.timeout)
+            .with_timeout(self.op_timeout())
             .with_controls(controls)
             .delete(dn)
             .await;
         self.finish(conn, res, dn)
     }
 
+    /// The result of a write. An answer lost after the request was sent (timeout, connection
+    /// cut) is `Unknown`: the write may have been applied.
     fn finish(
         &self,
         conn: Object<Manager>,
@@ -320,6 +403,15 @@ impl LdapPool {
         match res {
             Ok(r) if r.rc == 0 => Ok(()),
             Ok(r) => Err(map_result_code(r.rc, &r.text, dn)),
+            Err(
+                e @ (LdapError::Timeout { .. }
+                | LdapError::ResultRecv { .. }
+                | LdapError::IdScrubSend { .. }),
+            ) => {
+                let _ = Object::take(conn);
+                warn!(dn, error = %e, "the answer to a write was lost; its outcome will be read back");
+                Err(DirectoryError::Unknown(e.to_string()))
+            }
             Err(e) => Err(self.broken(conn, e)),
         }
     }

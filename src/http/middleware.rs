@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,6 +17,7 @@ use tracing::{info, info_span, Instrument};
 use super::response::{HttpError, SCIM_CONTENT_TYPE};
 use super::AppState;
 use crate::auth::AuthError;
+use crate::directory::budget::{self, Budget};
 use crate::scim::ScimError;
 
 /// The tenant a request authenticated as, for the access log.
@@ -221,12 +222,15 @@ pub async fn concurrency(State(state): State<Arc<AppState>>, req: Request, next:
     resp
 }
 
-/// The request deadline (`server.request_timeout_secs`). Reads are dropped when it passes.
-/// Writes run as their own task, so that neither the deadline nor a client hanging up can
-/// stop one between two of its LDAP operations; the shutdown drain waits for them too. A
-/// write still running at the deadline is answered 503 saying so.
+/// The request deadline (`server.request_timeout_secs`): every directory operation the
+/// request makes is bounded by its budget (see `directory::budget`), so the service answers
+/// in time, learning the outcome of a write whose answer was lost before it does. The timer
+/// here is a backstop a little after that. Reads are dropped when it fires. Writes run as
+/// their own task, so that neither it nor a client hanging up can stop one between two of its
+/// LDAP operations; the shutdown drain waits for them too.
 pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let limit = state.http.request_timeout;
+    let backstop = limit + Duration::from_secs(1);
     // POST …/.search only reads: it is dropped at the deadline like a GET
     let is_write = !req.method().is_safe() && !req.uri().path().ends_with("/.search");
     let late = |write: bool| {
@@ -243,14 +247,15 @@ pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Ne
         };
         HttpError(ScimError::unavailable(detail, 5)).into_response()
     };
+    let work = budget::within(Budget::new(limit), next.run(req));
     if !is_write {
-        return tokio::time::timeout(limit, next.run(req))
+        return tokio::time::timeout(backstop, work)
             .await
             .unwrap_or_else(|_| late(false));
     }
     let span = tracing::Span::current();
-    let task = state.tasks.spawn(next.run(req).instrument(span));
-    match tokio::time::timeout(limit, task).await {
+    let task = state.tasks.spawn(work.instrument(span));
+    match tokio::time::timeout(backstop, task).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(_)) => HttpError(ScimError::internal(
             "the request failed unexpectedly; see the server log",

@@ -54,6 +54,16 @@ impl From<DirectoryError> for ScimError {
                 "the directory did not answer in time; retry later",
                 RETRY_AFTER_SECS,
             ),
+            // the write pipeline reads the directory to learn the outcome; this is what is
+            // left when even that failed
+            DirectoryError::Unknown(_) => ScimError::unavailable(
+                "the directory did not confirm the change and could not be asked whether it was made: read the resource before retrying",
+                RETRY_AFTER_SECS,
+            ),
+            DirectoryError::BindRefused { retry_in, .. } => ScimError::unavailable(
+                "the directory refused the bridge's service account (invalidCredentials): the directory admin must check ldap.bind_dn and its password",
+                u32::try_from(retry_in).unwrap_or(60).max(1),
+            ),
             DirectoryError::NoSuchObject(_) => {
                 ScimError::not_found("the resource no longer exists")
             }
@@ -129,6 +139,13 @@ mod tests {
             !e.detail.contains("refused"),
             "internal details stay in the log"
         );
+        let e: ScimError = DirectoryError::BindRefused {
+            reason: "invalidCredentials".into(),
+            retry_in: 8,
+        }
+        .into();
+        assert_eq!((e.status, e.retry_after), (503, Some(8)));
+        assert!(e.detail.contains("service account"), "{}", e.detail);
         let e: ScimError = DirectoryError::AlreadyExists("uid=a".into()).into();
         assert_eq!(e.status, 409);
         let e: ScimError = DirectoryError::Rejected("invalidAttributeSyntax: x".into()).into();

@@ -117,6 +117,38 @@ impl Slapd {
         }
     }
 
+    /// Stops slapd and starts it again on the same data and port (every client connection
+    /// drops; what was written stays).
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
+        if let Some(p) = self.tls_port {
+            urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("slapd.pid"));
+        let status = Command::new("/usr/sbin/slapd")
+            .arg("-F")
+            .arg(self.dir.path().join("slapd.d"))
+            .arg("-h")
+            .arg(urls)
+            .status()
+            .expect("run slapd");
+        assert!(status.success(), "slapd did not restart");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let pid = std::fs::read_to_string(self.dir.path().join("slapd.pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok());
+                if let Some(pid) = pid {
+                    self.pid = pid;
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("slapd did not come back");
+    }
+
     /// Alive and not a zombie (a daemonised slapd may be left unreaped in a container).
     fn running(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
