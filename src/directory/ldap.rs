@@ -240,8 +240,15 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool.compare(dn, attr, value).await
     }
 
-    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
-        self.pool.rename(dn, new_rdn, new_parent).await
+    async fn rename_if(
+        &self,
+        dn: &str,
+        new_rdn: &str,
+        new_parent: Option<&str>,
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
+        let assertion = assertion.filter(|_| self.dialect.assertions());
+        self.pool.rename(dn, new_rdn, new_parent, assertion).await
     }
 
     async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {

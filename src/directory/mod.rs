@@ -198,7 +198,18 @@ pub trait Directory: Send + Sync {
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool>;
 
     /// modrdn: a new RDN (old RDN values removed) and optionally a new parent.
-    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()>;
+    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
+        self.rename_if(dn, new_rdn, new_parent, None).await
+    }
+
+    /// `rename`, only if the entry matches `assertion`.
+    async fn rename_if(
+        &self,
+        dn: &str,
+        new_rdn: &str,
+        new_parent: Option<&str>,
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()>;
 
     async fn delete(&self, dn: &str) -> DirResult<()> {
         self.delete_if(dn, None).await

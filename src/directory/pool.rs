@@ -370,11 +370,19 @@ impl LdapPool {
         }
     }
 
-    pub async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
+    pub async fn rename(
+        &self,
+        dn: &str,
+        new_rdn: &str,
+        new_parent: Option<&str>,
+        assertion: Option<&LdapFilter>,
+    ) -> DirResult<()> {
+        let controls = assertion_control(assertion)?;
         let mut conn = self.conn().await?;
         self.count();
         let res = conn
             .with_timeout(self.op_timeout())
+            .with_controls(controls)
             .modifydn(dn, new_rdn, true, new_parent)
             .await;
         self.finish(conn, res, dn)

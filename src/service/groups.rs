@@ -20,6 +20,7 @@ use crate::scim::{ScimError, ScimResult};
 use super::memberships::{MemberKind, Memberships};
 use super::store::Store;
 use super::users::{ListPage, ListQuery};
+use super::write::{restore, Op, Plan, Step, Undo};
 use super::RequestCtx;
 
 pub struct Groups {
@@ -33,40 +34,50 @@ pub struct Groups {
 /// A group request body: the resource without `members`, and the member ids if given.
 type GroupBody = (Map<String, Value>, Option<Vec<String>>);
 
-/// The member changes one request makes, in terms of DNs.
+/// A member as this request resolved it: its id and the DN it had then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    id: String,
+    dn: String,
+}
+
+/// The member changes one request makes: members to add (with their ids, to check them again
+/// after the write) and DNs to delete.
 #[derive(Default)]
 struct MemberDelta {
-    adds: Vec<String>,
+    adds: Vec<Member>,
     deletes: Vec<String>,
 }
 
 impl MemberDelta {
-    fn add(&mut self, dn: String) {
-        let n = normalize_dn(&dn);
+    fn add(&mut self, m: Member) {
+        let n = normalize_dn(&m.dn);
         self.deletes.retain(|d| normalize_dn(d) != n);
-        if !self.adds.iter().any(|a| normalize_dn(a) == n) {
-            self.adds.push(dn);
+        if !self.adds.iter().any(|a| normalize_dn(&a.dn) == n) {
+            self.adds.push(m);
         }
     }
 
     fn delete(&mut self, dn: String) {
         let n = normalize_dn(&dn);
-        self.adds.retain(|a| normalize_dn(a) != n);
+        self.adds.retain(|a| normalize_dn(&a.dn) != n);
         if !self.deletes.iter().any(|d| normalize_dn(d) == n) {
             self.deletes.push(dn);
         }
     }
 
-    /// Replaces the membership: from `current` to exactly `wanted`.
-    fn replace(&mut self, current: &[String], wanted: Vec<String>) {
+    /// Replaces the membership: from `current` to exactly `wanted`, in linear time.
+    fn replace(&mut self, current: &[String], wanted: Vec<Member>) {
         self.adds.clear();
         self.deletes.clear();
-        let want: HashMap<String, String> =
-            wanted.into_iter().map(|d| (normalize_dn(&d), d)).collect();
+        let want: HashMap<String, Member> = wanted
+            .into_iter()
+            .map(|m| (normalize_dn(&m.dn), m))
+            .collect();
         let have: HashMap<String, &String> = current.iter().map(|d| (normalize_dn(d), d)).collect();
-        for (n, d) in &want {
+        for (n, m) in want.iter() {
             if !have.contains_key(n) {
-                self.adds.push(d.clone());
+                self.adds.push(m.clone());
             }
         }
         for (n, d) in &have {
@@ -74,6 +85,10 @@ impl MemberDelta {
                 self.deletes.push((*d).clone());
             }
         }
+    }
+
+    fn add_dns(&self) -> Vec<String> {
+        self.adds.iter().map(|m| m.dn.clone()).collect()
     }
 }
 
@@ -160,20 +175,23 @@ impl Groups {
         Ok(out)
     }
 
-    /// DNs for member ids, in order. `strict`: an unknown id is a 400 naming it (for adds);
+    /// Members for ids, in order. `strict`: an unknown id is a 400 naming it (for adds);
     /// otherwise it is skipped (removing someone who no longer exists is already done).
     async fn resolve_members(
         &self,
         ctx: &RequestCtx,
         ids: &[String],
         strict: bool,
-    ) -> ScimResult<Vec<String>> {
+    ) -> ScimResult<Vec<Member>> {
         self.check_member_count(ids.len())?;
         let found = self.resolve_ids(ctx, ids).await?;
-        let mut dns = Vec::with_capacity(ids.len());
+        let mut members = Vec::with_capacity(ids.len());
         for id in ids {
             match found.get(&id.to_ascii_lowercase()) {
-                Some((dn, _)) => dns.push(dn.clone()),
+                Some((dn, _)) => members.push(Member {
+                    id: id.clone(),
+                    dn: dn.clone(),
+                }),
                 None if strict => {
                     return Err(ScimError::invalid_value(format!(
                         "members: no User or Group has id \"{}\"",
@@ -183,7 +201,54 @@ impl Groups {
                 None => {}
             }
         }
-        Ok(dns)
+        Ok(members)
+    }
+
+    /// Members this request added are checked again after the write: one deleted, archived
+    /// or renamed meanwhile by a concurrent request is taken out again, or follows its new
+    /// DN, so that no group lists a DN that is not a live member. (The delete side sweeps the
+    /// groups after its move; between them, any interleaving ends clean.)
+    async fn verify_added(
+        &self,
+        ctx: &RequestCtx,
+        group_dn: &str,
+        added: &[Member],
+    ) -> ScimResult<()> {
+        if added.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = added.iter().map(|m| m.id.clone()).collect();
+        let now = self.resolve_ids(ctx, &ids).await?;
+        let mut fix = self.members.values(vec![], vec![]);
+        for m in added {
+            match now.get(&m.id.to_ascii_lowercase()) {
+                Some((dn, _)) if normalize_dn(dn) == normalize_dn(&m.dn) => {}
+                Some((dn, _)) => {
+                    fix.deletes.push(m.dn.clone());
+                    fix.adds.push(dn.clone());
+                }
+                None => fix.deletes.push(m.dn.clone()),
+            }
+        }
+        if fix.adds.is_empty() && fix.deletes.is_empty() {
+            return Ok(());
+        }
+        warn!(
+            group = group_dn,
+            "members changed while they were being added; correcting"
+        );
+        let mut plan = Plan::new();
+        plan.push(Step::new(
+            Step::MODIFY,
+            Op::Modify {
+                dn: group_dn.to_owned(),
+                changes: vec![],
+                values: Some(fix),
+                assertion: None,
+            },
+            Undo::Nothing,
+        ));
+        Ok(self.store.writer().run(plan).await?)
     }
 
     /// 400 `tooMany` past `limits.max_members_per_request`.
@@ -245,10 +310,11 @@ impl Groups {
         Ok((res, members))
     }
 
+    /// POST. The plan: clear stale memberships of the new DN, add the group with its members.
     pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
         let container = self.container(ctx)?;
         let (res, ids) = self.parse_body(body)?;
-        let dns = self
+        let members = self
             .resolve_members(ctx, &ids.unwrap_or_default(), true)
             .await?;
         let desired = self.store.mapping.to_ldap(&res, &|_| None)?;
@@ -256,20 +322,39 @@ impl Groups {
         let dn = format!("{rdn},{container}");
         let mut attrs = self.store.mapping.new_entry(&desired, &rdn);
         let mut values: Vec<String> = self.members.placeholder.iter().cloned().collect();
-        values.extend(dns);
+        values.extend(members.iter().map(|m| m.dn.clone()));
         if !values.is_empty() {
             attrs.push((self.member_attr().to_owned(), values));
         }
-        match self.store.dir.add(&dn, attrs).await {
+        let mut plan = Plan::new();
+        plan.steps.extend(self.members.stale_step(ctx, &dn));
+        plan.push(Step::new(
+            Step::ADD,
+            Op::Add {
+                dn: dn.clone(),
+                attrs,
+            },
+            Undo::by(Op::Delete {
+                dn: dn.clone(),
+                assertion: None,
+            }),
+        ));
+        match self.store.writer().run(plan).await {
             Ok(()) => {}
-            Err(DirectoryError::AlreadyExists(_)) => {
+            Err(err)
+                if matches!(
+                    err.failed_at(Step::ADD),
+                    Some(DirectoryError::AlreadyExists(_))
+                ) =>
+            {
                 return Err(ScimError::uniqueness(format!(
                     "a group named \"{}\" already exists",
                     required_display_name(&res)?
                 )))
             }
-            Err(e) => return Err(e.into()),
+            Err(err) => return Err(err.into()),
         }
+        self.verify_added(ctx, &dn, &members).await?;
         let e = self
             .store
             .dir
@@ -468,8 +553,8 @@ impl Groups {
         };
         match (op.op, filter) {
             (OpKind::Add, None) => {
-                for dn in self.resolve_members(ctx, &ids, true).await? {
-                    delta.add(dn);
+                for m in self.resolve_members(ctx, &ids, true).await? {
+                    delta.add(m);
                 }
             }
             (OpKind::Replace, None) => {
@@ -477,8 +562,8 @@ impl Groups {
                 delta.replace(&self.current_members(e), wanted);
             }
             (OpKind::Remove, None) if op.value.is_some() => {
-                for dn in self.resolve_members(ctx, &ids, false).await? {
-                    delta.delete(dn);
+                for m in self.resolve_members(ctx, &ids, false).await? {
+                    delta.delete(m.dn);
                 }
             }
             (OpKind::Remove, None) => {
@@ -489,8 +574,8 @@ impl Groups {
             (OpKind::Remove, Some(f)) => {
                 let mut wanted_ids = Vec::new();
                 if simple_value_ids(f, &mut wanted_ids) {
-                    for dn in self.resolve_members(ctx, &wanted_ids, false).await? {
-                        delta.delete(dn);
+                    for m in self.resolve_members(ctx, &wanted_ids, false).await? {
+                        delta.delete(m.dn);
                     }
                 } else {
                     // any other filter: evaluate it on the current members
@@ -516,8 +601,10 @@ impl Groups {
         Ok(())
     }
 
-    /// Applies non-member changes and the member delta to `e`, renaming first when the
-    /// naming attribute changed (and renaming back if the modify then fails). Returns the DN.
+    /// Applies non-member changes and the member delta to `e`. The plan: if the name changes,
+    /// clear stale memberships of the new DN; one modify of the attributes and members
+    /// (carrying `If-Match`); the rename; groups containing this one follow it. Members added
+    /// are checked again afterwards. Returns the DN.
     async fn write(
         &self,
         ctx: &RequestCtx,
@@ -533,44 +620,78 @@ impl Groups {
         let mut changes = mapping.changes(e, &old, &new);
         let new_rdn = mapping.rdn(new_res)?;
         let rename = Mapping::needs_rename(&e.dn, &new_rdn);
-        let (old_rdn, parent) = split_first_rdn(&e.dn);
-        let mut dn = e.dn.clone();
         if rename {
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
-            match self.store.dir.rename(&e.dn, &new_rdn, None).await {
-                Ok(()) => {}
-                Err(DirectoryError::AlreadyExists(_)) => {
-                    return Err(ScimError::uniqueness(format!(
-                        "a group named \"{}\" already exists",
-                        required_display_name(new_res)?
-                    )))
-                }
-                Err(err) => return Err(err.into()),
-            }
-            dn = format!("{new_rdn},{parent}");
         }
-        // The rename changed the version: If-Match was checked just before it.
-        let assertion = if rename { None } else { assertion };
-        if let Err(err) = self
-            .members
-            .modify_if(&dn, changes, delta.adds, delta.deletes, assertion.as_ref())
-            .await
-        {
-            if rename {
-                if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
-                    warn!(dn, error = %back, "could not undo a group rename");
-                }
-            }
-            return Err(err);
+        let (old_rdn, parent) = split_first_rdn(&e.dn);
+        let new_dn = format!("{new_rdn},{parent}");
+        let values = self.members.values(delta.add_dns(), delta.deletes.clone());
+        let modify = !changes.is_empty() || !values.adds.is_empty() || !values.deletes.is_empty();
+        let mut plan = Plan::new();
+        if rename {
+            plan.steps.extend(self.members.stale_step(ctx, &new_dn));
+        }
+        if modify {
+            plan.push(Step::new(
+                Step::MODIFY,
+                Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: changes.clone(),
+                    values: Some(values.clone()),
+                    assertion: assertion.clone(),
+                },
+                Undo::by(Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: restore(e, &changes),
+                    values: Some(values.inverse()),
+                    assertion: None,
+                }),
+            ));
         }
         if rename {
+            plan.push(Step::new(
+                Step::RENAME,
+                Op::Rename {
+                    dn: e.dn.clone(),
+                    rdn: new_rdn,
+                    parent: None,
+                    assertion: if modify { None } else { assertion },
+                },
+                Undo::by(Op::Rename {
+                    dn: new_dn.clone(),
+                    rdn: old_rdn,
+                    parent: None,
+                    assertion: None,
+                }),
+            ));
+            plan.steps
+                .extend(self.members.follow_step(ctx, &e.dn, &new_dn));
+        }
+        match self.store.writer().run(plan).await {
+            Ok(()) => {}
+            Err(err)
+                if matches!(
+                    err.failed_at(Step::RENAME),
+                    Some(DirectoryError::AlreadyExists(_))
+                ) =>
+            {
+                return Err(ScimError::uniqueness(format!(
+                    "a group named \"{}\" already exists",
+                    required_display_name(new_res)?
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let dn = if rename {
             self.store
                 .cache
                 .forget(&e.id, Some(&e.dn), &parent, self.store.name_of(e))
                 .await;
-            // groups that contain this group follow it
-            self.members.renamed(ctx, &e.dn, &dn).await?;
-        }
+            new_dn
+        } else {
+            e.dn.clone()
+        };
+        self.verify_added(ctx, &dn, &delta.adds).await?;
         Ok(dn)
     }
 
@@ -584,12 +705,25 @@ impl Groups {
             })
     }
 
+    /// DELETE. The plan: leave the groups that contain this one, delete it, sweep again for
+    /// nestings a concurrent request added meanwhile.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let container = self.container(ctx)?;
         let e = self.store.locate(container, id, &self.attrs(false)).await?;
         let assertion = self.store.precondition(ctx, &e)?;
-        self.store.dir.delete_if(&e.dn, assertion.as_ref()).await?;
-        self.members.remove_everywhere(ctx, &e.dn).await?;
+        let mut plan = Plan::new();
+        plan.steps.extend(self.members.leave_step(ctx, &e.dn));
+        plan.push(Step::new(
+            Step::DELETE,
+            Op::Delete {
+                dn: e.dn.clone(),
+                assertion,
+            },
+            Undo::Irreversible,
+        ));
+        plan.steps
+            .extend(self.members.catch_up_step(ctx, vec![e.dn.clone()]));
+        self.store.writer().run(plan).await?;
         self.store
             .cache
             .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
@@ -735,15 +869,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn m(dn: &str) -> Member {
+        Member {
+            id: format!("id-{dn}"),
+            dn: dn.into(),
+        }
+    }
+
     #[test]
     fn member_deltas_cancel_in_request_order() {
         let mut d = MemberDelta::default();
-        d.add("uid=a,ou=p".into());
+        d.add(m("uid=a,ou=p"));
         d.delete("UID=A,ou=p".into());
         assert!(d.adds.is_empty());
         assert_eq!(d.deletes, vec!["UID=A,ou=p"]);
-        d.add("uid=a,ou=p".into());
-        assert_eq!(d.adds, vec!["uid=a,ou=p"]);
+        d.add(m("uid=a,ou=p"));
+        assert_eq!(d.add_dns(), vec!["uid=a,ou=p"]);
         assert!(d.deletes.is_empty());
     }
 
@@ -752,9 +893,9 @@ mod tests {
         let mut d = MemberDelta::default();
         d.replace(
             &["uid=a,ou=p".into(), "uid=b,ou=p".into()],
-            vec!["uid=b,ou=p".into(), "uid=c,ou=p".into()],
+            vec![m("uid=b,ou=p"), m("uid=c,ou=p")],
         );
-        assert_eq!(d.adds, vec!["uid=c,ou=p"]);
+        assert_eq!(d.adds, vec![m("uid=c,ou=p")]);
         assert_eq!(d.deletes, vec!["uid=a,ou=p"]);
     }
 

@@ -1,6 +1,7 @@
 //! Group membership in the directory: changes as LDAP adds and deletes of exactly the affected
 //! member values (never a rewrite of the list, so concurrent changes do not lose each other),
-//! a user's `groups`, and keeping groups consistent when a member is renamed or removed.
+//! a user's `groups`, and the plan steps that keep groups consistent when a member is
+//! created, renamed or removed (no group may list a DN that is not a live member).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::directory::filter::{is_under, normalize_dn};
-use crate::directory::{Change, DirectoryError, Entry, LdapFilter};
+use crate::directory::{Entry, LdapFilter};
 use crate::scim::ScimResult;
 
 use super::store::Store;
+use super::write::{Label, Op, Step, Undo, Values};
 use super::RequestCtx;
 
 pub struct Memberships {
@@ -39,77 +41,65 @@ impl Memberships {
             .is_some_and(|p| normalize_dn(p) == normalize_dn(dn))
     }
 
-    /// One modify of the group at `dn`: `changes`, then the member `adds` and `deletes`.
-    /// Adding a present member succeeds (permissive modify, or where the server ignores it, a
-    /// compare of each add and a retry without those present); a delete whose value is already
-    /// gone is dropped the same way, so IdP retries are idempotent and the cost stays
-    /// O(changed members).
-    pub async fn modify(
-        &self,
-        dn: &str,
-        changes: Vec<Change>,
-        adds: Vec<String>,
-        deletes: Vec<String>,
-    ) -> ScimResult<()> {
-        self.modify_if(dn, changes, adds, deletes, None).await
+    /// Member changes of one group, as plan values (placeholder left alone).
+    pub fn values(&self, adds: Vec<String>, deletes: Vec<String>) -> Values {
+        Values {
+            attr: self.member_attr.clone(),
+            adds,
+            deletes: deletes
+                .into_iter()
+                .filter(|d| !self.is_placeholder(d))
+                .collect(),
+        }
     }
 
-    /// `modify`, only while the group matches `assertion` (its `If-Match` version).
-    pub async fn modify_if(
-        &self,
-        dn: &str,
-        changes: Vec<Change>,
-        adds: Vec<String>,
-        deletes: Vec<String>,
-        assertion: Option<&LdapFilter>,
-    ) -> ScimResult<()> {
-        let dir = &self.groups.dir;
-        let mut deletes: Vec<String> = deletes
-            .into_iter()
-            .filter(|d| !self.is_placeholder(d))
-            .collect();
-        let mut adds = adds;
-        for attempt in 0..3 {
-            let mut all = changes.clone();
-            if !adds.is_empty() {
-                all.push(Change::Add(self.member_attr.clone(), adds.clone()));
-            }
-            if !deletes.is_empty() {
-                all.push(Change::Delete(self.member_attr.clone(), deletes.clone()));
-            }
-            if all.is_empty() {
-                return Ok(());
-            }
-            match dir.modify_if(dn, &all, assertion).await {
-                Ok(()) => return Ok(()),
-                Err(DirectoryError::NoSuchValue(_)) if !deletes.is_empty() && attempt < 2 => {
-                    let mut present = Vec::new();
-                    for d in deletes {
-                        // a value added by this same request is still to be deleted after it
-                        let added_here = adds.iter().any(|a| normalize_dn(a) == normalize_dn(&d));
-                        if added_here || dir.contains(dn, &self.member_attr, &d).await? {
-                            present.push(d);
-                        }
-                    }
-                    deletes = present;
-                }
-                // Samba ignores permissive modify for linked attributes such as member and
-                // answers entryAlreadyExists: drop the adds that are already there
-                Err(DirectoryError::AlreadyExists(_)) if !adds.is_empty() && attempt < 2 => {
-                    let mut missing = Vec::new();
-                    for a in adds {
-                        if !dir.contains(dn, &self.member_attr, &a).await? {
-                            missing.push(a);
-                        }
-                    }
-                    adds = missing;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(crate::scim::ScimError::conflict(
-            "the group's members kept changing during the update; retry",
-        ))
+    /// A plan step changing `group`'s members, undone by the inverse change.
+    pub fn change_step(&self, label: Label, group: &str, values: Values) -> Step {
+        let op = |v: Values| Op::Modify {
+            dn: group.to_owned(),
+            changes: vec![],
+            values: Some(v),
+            assertion: None,
+        };
+        Step::new(label, op(values.clone()), Undo::by(op(values.inverse())))
+    }
+
+    /// A sweep of the tenant's groups for `members` (pointing them at `to` when given).
+    fn sweep(&self, ctx: &RequestCtx, members: Vec<String>, to: Option<String>) -> Option<Op> {
+        let base = ctx.tenant.groups_container.clone()?;
+        Some(Op::Sweep {
+            base,
+            class: self.groups.class_filter(),
+            attr: self.member_attr.clone(),
+            members,
+            to,
+        })
+    }
+
+    /// Before an entry takes the name `dn`: no group may list that name already (left by an
+    /// earlier entry of the same name), or the new entry would inherit its memberships.
+    pub fn stale_step(&self, ctx: &RequestCtx, dn: &str) -> Option<Step> {
+        self.sweep(ctx, vec![dn.to_owned()], None)
+            .map(|op| Step::new(Step::STALE, op, Undo::Nothing))
+    }
+
+    /// The entry at `dn` leaves every group of the tenant (undone by rejoining them).
+    pub fn leave_step(&self, ctx: &RequestCtx, dn: &str) -> Option<Step> {
+        self.sweep(ctx, vec![dn.to_owned()], None)
+            .map(|op| Step::new(Step::LEAVE_GROUPS, op, Undo::Recorded))
+    }
+
+    /// After a delete or archive: memberships a concurrent request added between leaving the
+    /// groups and the entry's move, under any of `dns`.
+    pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<String>) -> Option<Step> {
+        self.sweep(ctx, dns, None)
+            .map(|op| Step::new(Step::CATCH_UP, op, Undo::Nothing))
+    }
+
+    /// After a rename: groups listing `old` list `new` instead (the plan's last step).
+    pub fn follow_step(&self, ctx: &RequestCtx, old: &str, new: &str) -> Option<Step> {
+        self.sweep(ctx, vec![old.to_owned()], Some(new.to_owned()))
+            .map(|op| Step::new(Step::FOLLOW, op, Undo::Nothing))
     }
 
     /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values.
@@ -167,36 +157,6 @@ impl Memberships {
             .search(container, &filter, &[self.groups.dir.id_attribute()], 0)
             .await?;
         Ok(found.into_iter().map(|e| e.dn).collect())
-    }
-
-    /// Removes `member_dn` from every group of the tenant (a deleted user or group must not
-    /// stay listed under an id that answers 404).
-    pub async fn remove_everywhere(&self, ctx: &RequestCtx, member_dn: &str) -> ScimResult<()> {
-        let Some(container) = ctx.tenant.groups_container.as_deref() else {
-            return Ok(());
-        };
-        for group in self.parents(container, member_dn).await? {
-            self.modify(&group, vec![], vec![], vec![member_dn.to_owned()])
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Points the tenant's groups at a renamed member's new DN.
-    pub async fn renamed(&self, ctx: &RequestCtx, old_dn: &str, new_dn: &str) -> ScimResult<()> {
-        let Some(container) = ctx.tenant.groups_container.as_deref() else {
-            return Ok(());
-        };
-        for group in self.parents(container, old_dn).await? {
-            self.modify(
-                &group,
-                vec![],
-                vec![new_dn.to_owned()],
-                vec![old_dn.to_owned()],
-            )
-            .await?;
-        }
-        Ok(())
     }
 
     /// (DN, SCIM id, user or group) for member DNs this tenant can see. A few unknown DNs are

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod memberships;
 pub mod store;
 pub mod users;
+pub mod write;
 
 /// Who is asking and how they reach us: the tenant fixes the directory subtree, the base URL
 /// goes into `meta.location`.

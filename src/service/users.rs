@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::DeleteMode;
 use crate::directory::filter::{is_under, split_first_rdn};
@@ -21,6 +21,7 @@ use crate::scim::{ScimError, ScimResult};
 
 use super::memberships::Memberships;
 use super::store::Store;
+use super::write::{restore, Op, Plan, Step, Undo};
 use super::RequestCtx;
 
 #[derive(Debug, Clone)]
@@ -175,7 +176,7 @@ impl Users {
     }
 
     /// DNs of the users that `res` references by id (e.g. its manager), added to `known`.
-    /// Unknown ids are left out: `to_ldap` then reports them by name.
+    /// Unknown ids are left out: `to_ldap` then leaves the reference as it is.
     async fn resolve_refs(
         &self,
         ctx: &RequestCtx,
@@ -183,16 +184,27 @@ impl Users {
         known: Refs,
     ) -> ScimResult<Refs> {
         let mut out = known;
-        for id in self.mapping().referenced_ids(res) {
-            if out.contains_key(&id) {
-                continue;
-            }
-            match self.locate(ctx, &id).await {
-                Ok(e) => {
-                    out.insert(id, e.dn);
-                }
-                Err(e) if e.status == 404 => {}
-                Err(e) => return Err(e),
+        let wanted: Vec<String> = self
+            .mapping()
+            .referenced_ids(res)
+            .into_iter()
+            .filter(|id| !out.contains_key(id))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let found = self
+            .store
+            .locate_many(
+                &ctx.tenant.users_container,
+                &ids,
+                &[self.store.dir.id_attribute()],
+            )
+            .await?;
+        for id in wanted {
+            if let Some(e) = found.get(&id.to_ascii_lowercase()) {
+                out.insert(id, e.dn.clone());
             }
         }
         Ok(out)
@@ -211,6 +223,10 @@ impl Users {
         Ok(res)
     }
 
+    /// POST. The plan: clear stale memberships of the new DN, add the entry, join the
+    /// tenant's default group. An entry of this name that already holds exactly what the
+    /// request asks for is a create the IdP retried after a lost answer: it answers as
+    /// created; any other entry of this name is a 409.
     pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
         let container = &ctx.tenant.users_container;
         let res = self.parse_body(body)?;
@@ -219,33 +235,52 @@ impl Users {
         let desired = self.mapping().to_ldap(&res, &|id| refs.get(id).cloned())?;
         let rdn = self.mapping().rdn(&res)?;
         let dn = format!("{rdn},{container}");
-        self.store
-            .ensure_unique(container, &user_name, None)
-            .await?;
-        match self
+        if let Some(e) = self
             .store
-            .dir
-            .add(&dn, self.mapping().new_entry(&desired, &rdn))
-            .await
+            .find_by_name(container, &user_name, &self.store.attrs())
+            .await?
         {
-            Ok(()) => {}
-            Err(DirectoryError::AlreadyExists(_)) => {
-                return Err(ScimError::uniqueness(format!(
-                    "userName \"{user_name}\" is already taken (entry {dn} exists)"
-                )))
-            }
-            Err(e) => return Err(e.into()),
+            return self.created_before(ctx, e, &desired, &user_name).await;
         }
-        if let Err(err) = self.join_default_group(ctx, &dn).await {
-            // all or nothing: the user is not left behind outside its tenant's group
-            if let Err(e) = self.store.dir.delete(&dn).await {
-                warn!(
-                    dn,
-                    error = %e,
-                    "could not remove a user whose default group failed"
-                );
+        let mut plan = Plan::new();
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.stale_step(ctx, &dn));
+        }
+        plan.push(Step::new(
+            Step::ADD,
+            Op::Add {
+                dn: dn.clone(),
+                attrs: self.mapping().new_entry(&desired, &rdn),
+            },
+            Undo::by(Op::Delete {
+                dn: dn.clone(),
+                assertion: None,
+            }),
+        ));
+        if let (Some(m), Some(group)) = (&self.memberships, &ctx.tenant.default_group) {
+            plan.push(m.change_step(Step::JOIN, group, m.values(vec![dn.clone()], vec![])));
+        }
+        match self.store.writer().run(plan).await {
+            Ok(()) => {}
+            // another request (or another bridge) created this name first
+            Err(err)
+                if matches!(
+                    err.failed_at(Step::ADD),
+                    Some(DirectoryError::AlreadyExists(_))
+                ) =>
+            {
+                return match self
+                    .store
+                    .find_by_name(container, &user_name, &self.store.attrs())
+                    .await?
+                {
+                    Some(e) => self.created_before(ctx, e, &desired, &user_name).await,
+                    None => Err(ScimError::uniqueness(format!(
+                        "userName \"{user_name}\" is already taken (entry {dn} exists)"
+                    ))),
+                };
             }
-            return Err(err);
+            Err(err) => return Err(err.into()),
         }
         let e = self
             .store
@@ -260,12 +295,23 @@ impl Users {
         self.render(ctx, &e).await
     }
 
-    /// Users created through a tenant with a default group join it (one member add).
-    async fn join_default_group(&self, ctx: &RequestCtx, dn: &str) -> ScimResult<()> {
-        match (&self.memberships, &ctx.tenant.default_group) {
-            (Some(m), Some(group)) => m.modify(group, vec![], vec![dn.to_owned()], vec![]).await,
-            _ => Ok(()),
+    /// A create found an entry of this name: the same create, retried (201 with it), or a
+    /// different user (409).
+    async fn created_before(
+        &self,
+        ctx: &RequestCtx,
+        e: Entry,
+        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
+        user_name: &str,
+    ) -> ScimResult<Value> {
+        if self.mapping().holds(&e, desired) {
+            info!(tenant = %ctx.tenant.name, id = %e.id, "a retried create found its user already made");
+            self.remember(ctx, &e).await;
+            return self.render(ctx, &e).await;
         }
+        Err(ScimError::uniqueness(format!(
+            "userName \"{user_name}\" is already taken by another User"
+        )))
     }
 
     /// A user, reading only the LDAP attributes `p` lets through.
@@ -295,9 +341,10 @@ impl Users {
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
-    /// Takes the entry from `old_res` to `new_res`: one modify of the attributes whose
-    /// directory state differs, then a rename if the RDN changed (groups follow the new DN);
-    /// a failed rename undoes the modify.
+    /// Takes the entry from `old_res` to `new_res`. The plan: if the name changes, clear
+    /// stale memberships of the new DN; one modify of the attributes whose directory state
+    /// differs (carrying `If-Match`); the rename; groups follow the new DN. A failure undoes
+    /// the steps before it.
     async fn write(
         &self,
         ctx: &RequestCtx,
@@ -331,36 +378,73 @@ impl Users {
         if changes.is_empty() && !rename {
             return self.render(ctx, &e).await;
         }
-        self.store
-            .dir
-            .modify_if(&e.dn, &changes, assertion.as_ref())
-            .await?;
-        let mut dn = e.dn.clone();
+        let (old_rdn, parent) = split_first_rdn(&e.dn);
+        let new_dn = format!("{new_rdn},{parent}");
+        let mut plan = Plan::new();
         if rename {
-            let (old_rdn, parent) = split_first_rdn(&e.dn);
-            if let Err(err) = self.store.dir.rename(&e.dn, &new_rdn, None).await {
-                self.store.undo(&e, &changes).await;
-                return Err(match err {
-                    DirectoryError::AlreadyExists(_) => {
-                        ScimError::uniqueness(format!("userName \"{new_name}\" is already taken"))
-                    }
-                    other => other.into(),
-                });
-            }
-            dn = format!("{new_rdn},{parent}");
             if let Some(m) = &self.memberships {
-                if let Err(err) = m.renamed(ctx, &e.dn, &dn).await {
-                    // put everything back rather than leave groups pointing at nothing
-                    let _ = m.renamed(ctx, &dn, &e.dn).await;
-                    if let Err(back) = self.store.dir.rename(&dn, &old_rdn, None).await {
-                        warn!(dn, error = %back, "could not undo a user rename");
-                    }
-                    self.store.undo(&e, &changes).await;
-                    return Err(err);
-                }
+                plan.steps.extend(m.stale_step(ctx, &new_dn));
             }
-            self.store.cache.forget_name(container, &old_name).await;
         }
+        let modify_first = !changes.is_empty();
+        if modify_first {
+            plan.push(Step::new(
+                Step::MODIFY,
+                Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: changes.clone(),
+                    values: None,
+                    assertion: assertion.clone(),
+                },
+                Undo::by(Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: restore(&e, &changes),
+                    values: None,
+                    assertion: None,
+                }),
+            ));
+        }
+        if rename {
+            plan.push(Step::new(
+                Step::RENAME,
+                Op::Rename {
+                    dn: e.dn.clone(),
+                    rdn: new_rdn.clone(),
+                    parent: None,
+                    // the modify, when there is one, carried If-Match (and changed the version)
+                    assertion: if modify_first { None } else { assertion },
+                },
+                Undo::by(Op::Rename {
+                    dn: new_dn.clone(),
+                    rdn: old_rdn,
+                    parent: None,
+                    assertion: None,
+                }),
+            ));
+            if let Some(m) = &self.memberships {
+                plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
+            }
+        }
+        match self.store.writer().run(plan).await {
+            Ok(()) => {}
+            Err(err)
+                if matches!(
+                    err.failed_at(Step::RENAME),
+                    Some(DirectoryError::AlreadyExists(_))
+                ) =>
+            {
+                return Err(ScimError::uniqueness(format!(
+                    "userName \"{new_name}\" is already taken"
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let dn = if rename {
+            self.store.cache.forget_name(container, &old_name).await;
+            new_dn
+        } else {
+            e.dn.clone()
+        };
         let updated = self
             .store
             .dir
@@ -373,47 +457,34 @@ impl Users {
         self.render(ctx, &updated).await
     }
 
-    /// DELETE: by default disable and move to the archive container (reversible, and SCIM
-    /// answers 404 from then on); with `delete_mode = "delete"`, remove the entry. Either
-    /// way the user leaves its groups first (and rejoins them if the delete fails), since no
-    /// group may list an id that answers 404.
+    /// DELETE. By default the account is deactivated and moved to the archive container
+    /// (reversible; SCIM answers 404 for it from then on); with `delete_mode = "delete"` the
+    /// entry is removed. Either way it leaves its groups first, since no group may list an
+    /// entry that answers 404, and the groups are swept again after the move for memberships
+    /// a concurrent request added meanwhile. A failure undoes the steps before it.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
-        let e = self.locate(ctx, id).await?;
-        let assertion = self.store.precondition(ctx, &e)?;
         let container = &ctx.tenant.users_container;
-        let groups = match (&self.memberships, ctx.tenant.groups_container.as_deref()) {
-            (Some(m), Some(gc)) => m.parents(gc, &e.dn).await?,
-            _ => Vec::new(),
+        let e = match self
+            .store
+            .locate_opt(container, id, &self.store.attrs())
+            .await?
+        {
+            Some(e) => e,
+            None => return Err(self.finish_archived(ctx, id).await),
         };
-        if let Some(m) = &self.memberships {
-            for g in &groups {
-                m.modify(g, vec![], vec![], vec![e.dn.clone()]).await?;
+        let assertion = self.store.precondition(ctx, &e)?;
+        let plan = match (self.settings.delete_mode, &self.settings.archive_container) {
+            (DeleteMode::Delete, _) => self.delete_plan(ctx, &e, assertion),
+            (DeleteMode::Archive, None) => {
+                return Err(ScimError::internal(
+                    "delete_mode is archive but no archive_container is set",
+                ))
             }
-        }
-        let done = match (self.settings.delete_mode, &self.settings.archive_container) {
-            (DeleteMode::Delete, _) => self
-                .store
-                .dir
-                .delete_if(&e.dn, assertion.as_ref())
-                .await
-                .map_err(ScimError::from),
-            (DeleteMode::Archive, None) => Err(ScimError::internal(
-                "delete_mode is archive but no archive_container is set",
-            )),
             (DeleteMode::Archive, Some(archive)) => {
-                self.archive(&e, archive, assertion.as_ref()).await
+                self.archive_plan(ctx, &e, archive, assertion).await?
             }
         };
-        if let Err(err) = done {
-            if let Some(m) = &self.memberships {
-                for g in &groups {
-                    if let Err(e2) = m.modify(g, vec![], vec![e.dn.clone()], vec![]).await {
-                        warn!(group = %g, error = %e2, "could not restore a membership after a failed delete");
-                    }
-                }
-            }
-            return Err(err);
-        }
+        self.store.writer().run(plan).await?;
         self.store
             .cache
             .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
@@ -422,13 +493,36 @@ impl Users {
         Ok(())
     }
 
-    async fn archive(
+    /// Leave the groups, delete, sweep again. The delete cannot be undone, so a failure after
+    /// it is reported as partly applied.
+    fn delete_plan(&self, ctx: &RequestCtx, e: &Entry, assertion: Option<LdapFilter>) -> Plan {
+        let mut plan = Plan::new();
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.leave_step(ctx, &e.dn));
+        }
+        plan.push(Step::new(
+            Step::DELETE,
+            Op::Delete {
+                dn: e.dn.clone(),
+                assertion,
+            },
+            Undo::Irreversible,
+        ));
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.catch_up_step(ctx, vec![e.dn.clone()]));
+        }
+        plan
+    }
+
+    /// Deactivate (carrying `If-Match`), leave the groups, move to the archive, sweep the
+    /// groups for both names. Every step but the last sweep is undone if a later one fails.
+    async fn archive_plan(
         &self,
+        ctx: &RequestCtx,
         e: &Entry,
         archive: &str,
-        assertion: Option<&LdapFilter>,
-    ) -> ScimResult<()> {
-        // the change that deactivates the account, whatever the strategy
+        assertion: Option<LdapFilter>,
+    ) -> ScimResult<Plan> {
         let lock = match self.mapping().active() {
             Some(m) => {
                 let mut res = Map::new();
@@ -439,21 +533,89 @@ impl Users {
             }
             None => vec![],
         };
-        self.store.dir.modify_if(&e.dn, &lock, assertion).await?;
-        let (rdn, _) = split_first_rdn(&e.dn);
-        let moved = match self.store.dir.rename(&e.dn, &rdn, Some(archive)).await {
-            // An earlier archived account has this name: keep both, this one tagged by id.
-            Err(DirectoryError::AlreadyExists(_)) => {
-                let tagged = format!("{rdn}-{}", e.id.chars().take(8).collect::<String>());
-                self.store.dir.rename(&e.dn, &tagged, Some(archive)).await
-            }
-            other => other,
+        let (rdn, parent) = split_first_rdn(&e.dn);
+        // an earlier archived account has this name: keep both, this one tagged by its id
+        let archived_rdn = match self
+            .store
+            .dir
+            .read(&format!("{rdn},{archive}"), &["objectClass"])
+            .await?
+        {
+            Some(_) => format!("{rdn}-{}", e.id.chars().take(8).collect::<String>()),
+            None => rdn.clone(),
         };
-        if let Err(err) = moved {
-            self.store.undo(e, &lock).await;
-            return Err(err.into());
+        let archived_dn = format!("{archived_rdn},{archive}");
+        let mut plan = Plan::new();
+        let mut assertion = assertion;
+        if !lock.is_empty() {
+            plan.push(Step::new(
+                Step::LOCK,
+                Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: lock.clone(),
+                    values: None,
+                    assertion: assertion.take(),
+                },
+                Undo::by(Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: restore(e, &lock),
+                    values: None,
+                    assertion: None,
+                }),
+            ));
         }
-        Ok(())
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.leave_step(ctx, &e.dn));
+        }
+        plan.push(Step::new(
+            Step::ARCHIVE,
+            Op::Rename {
+                dn: e.dn.clone(),
+                rdn: archived_rdn,
+                parent: Some(archive.to_owned()),
+                assertion,
+            },
+            Undo::by(Op::Rename {
+                dn: archived_dn.clone(),
+                rdn,
+                parent: Some(parent),
+                assertion: None,
+            }),
+        ));
+        if let Some(m) = &self.memberships {
+            plan.steps
+                .extend(m.catch_up_step(ctx, vec![e.dn.clone(), archived_dn]));
+        }
+        Ok(plan)
+    }
+
+    /// A DELETE of an id not found among live users: if it lies in the archive (a retry after
+    /// a DELETE that answered before finishing), finish its sweep. Either way, 404.
+    async fn finish_archived(&self, ctx: &RequestCtx, id: &str) -> ScimError {
+        let not_found = ScimError::not_found(format!("no User with id \"{id}\""));
+        let (Some(archive), Some(m)) = (&self.settings.archive_container, &self.memberships) else {
+            return not_found;
+        };
+        let archived = match self
+            .store
+            .locate_many(archive, &[id], &[self.store.dir.id_attribute()])
+            .await
+        {
+            Ok(found) => found.into_values().next(),
+            Err(e) => return e,
+        };
+        if let Some(a) = archived {
+            let (rdn, _) = split_first_rdn(&a.dn);
+            let live = format!("{rdn},{}", ctx.tenant.users_container);
+            if let Some(step) = m.catch_up_step(ctx, vec![a.dn.clone(), live]) {
+                let mut plan = Plan::new();
+                plan.push(step);
+                if let Err(e) = self.store.writer().run(plan).await {
+                    return e.into();
+                }
+            }
+        }
+        not_found
     }
 
     pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ScimResult<ListPage> {

@@ -1,0 +1,644 @@
+//! The write pipeline. Every SCIM write becomes a `Plan`: LDAP steps in an order chosen so
+//! that a failure at any point can be undone, each with the step that undoes it. `Writer::run`
+//! applies them in order. A step whose answer was lost (timeout, connection cut) is read back
+//! to learn whether it happened, so the answer is what is true, not a guess. When a step
+//! fails, the steps done are undone in reverse; an undo that fails is logged and reported in
+//! the answer, never swallowed.
+
+use std::fmt;
+
+use tracing::{error, warn};
+
+use crate::directory::budget;
+use crate::directory::filter::normalize_dn;
+use crate::directory::{Change, Directory, DirectoryError, Entry, LdapFilter};
+use crate::scim::ScimError;
+
+/// Idempotent changes of one multi-valued attribute (a group's members): adding a value that
+/// is there, or deleting one that is not, succeeds. The caller names only values whose
+/// presence it knows, so that the inverse change undoes exactly this one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Values {
+    pub attr: String,
+    pub adds: Vec<String>,
+    pub deletes: Vec<String>,
+}
+
+impl Values {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.deletes.is_empty()
+    }
+
+    pub fn inverse(&self) -> Values {
+        Values {
+            attr: self.attr.clone(),
+            adds: self.deletes.clone(),
+            deletes: self.adds.clone(),
+        }
+    }
+}
+
+/// One LDAP write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Add {
+        dn: String,
+        attrs: Vec<(String, Vec<String>)>,
+    },
+    /// One modify: `changes` and `values` together, all or nothing, only while the entry
+    /// matches `assertion` (its `If-Match` version).
+    Modify {
+        dn: String,
+        changes: Vec<Change>,
+        values: Option<Values>,
+        assertion: Option<LdapFilter>,
+    },
+    Rename {
+        dn: String,
+        rdn: String,
+        parent: Option<String>,
+        assertion: Option<LdapFilter>,
+    },
+    Delete {
+        dn: String,
+        assertion: Option<LdapFilter>,
+    },
+    /// Takes the DNs `members` out of every entry of `class` under `base` that lists one in
+    /// `attr` (a deleted user leaving its groups) and, with `to`, lists `to` there instead
+    /// (a renamed member). Undone by putting back exactly what it changed; a `Sweep` with
+    /// `to` is always a plan's last step.
+    Sweep {
+        base: String,
+        class: LdapFilter,
+        attr: String,
+        members: Vec<String>,
+        to: Option<String>,
+    },
+}
+
+impl Op {
+    /// The DN after this op (a rename moves it).
+    fn dn_after(&self) -> Option<String> {
+        match self {
+            Op::Rename {
+                dn, rdn, parent, ..
+            } => {
+                let (_, old_parent) = crate::directory::filter::split_first_rdn(dn);
+                Some(format!(
+                    "{rdn},{}",
+                    parent.as_deref().unwrap_or(&old_parent)
+                ))
+            }
+            Op::Add { dn, .. } | Op::Modify { dn, .. } | Op::Delete { dn, .. } => Some(dn.clone()),
+            Op::Sweep { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Add { dn, .. } => write!(f, "add {dn}"),
+            Op::Modify { dn, .. } => write!(f, "modify {dn}"),
+            Op::Rename { dn, .. } => match self.dn_after() {
+                Some(to) => write!(f, "rename {dn} to {to}"),
+                None => write!(f, "rename {dn}"),
+            },
+            Op::Delete { dn, .. } => write!(f, "delete {dn}"),
+            Op::Sweep {
+                members, to: None, ..
+            } => write!(
+                f,
+                "remove {} from the groups listing it",
+                members.join(", ")
+            ),
+            Op::Sweep {
+                members,
+                to: Some(to),
+                ..
+            } => write!(f, "point the groups listing {} at {to}", members.join(", ")),
+        }
+    }
+}
+
+/// How a step is undone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Undo {
+    /// Nothing to undo (a step that only removes stale data), or the plan's last step.
+    Nothing,
+    Op(Box<Op>),
+    /// Computed from what the step did (a `Sweep`).
+    Recorded,
+    /// It cannot be undone (a delete): once done, neither it nor the steps before it are,
+    /// and a later failure is reported as partly applied.
+    Irreversible,
+}
+
+/// What a step is, for matching its failure (`Step::ADD`, …) and for messages.
+pub type Label = &'static str;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub label: Label,
+    pub op: Op,
+    pub undo: Undo,
+}
+
+impl Undo {
+    /// Undone by running `op`.
+    pub fn by(op: Op) -> Undo {
+        Undo::Op(Box::new(op))
+    }
+}
+
+impl Step {
+    pub const ADD: Label = "add the entry";
+    pub const MODIFY: Label = "modify the entry";
+    pub const RENAME: Label = "rename the entry";
+    pub const DELETE: Label = "delete the entry";
+    pub const LOCK: Label = "deactivate the account";
+    pub const ARCHIVE: Label = "move the entry to the archive";
+    pub const LEAVE_GROUPS: Label = "remove it from its groups";
+    pub const CATCH_UP: Label = "remove memberships added meanwhile";
+    pub const STALE: Label = "remove stale memberships of the new name";
+    pub const FOLLOW: Label = "point its groups at the new name";
+    pub const JOIN: Label = "add it to the tenant's default group";
+
+    pub fn new(label: Label, op: Op, undo: Undo) -> Step {
+        Step { label, op, undo }
+    }
+}
+
+/// The steps of one SCIM write, in the order they run.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn new() -> Plan {
+        Plan::default()
+    }
+
+    pub fn push(&mut self, step: Step) -> &mut Plan {
+        self.steps.push(step);
+        self
+    }
+
+    pub fn labels(&self) -> Vec<Label> {
+        self.steps.iter().map(|s| s.label).collect()
+    }
+}
+
+/// Why a plan did not complete.
+#[derive(Debug)]
+pub enum WriteError {
+    /// A step failed and every step before it was undone: the directory is as it was.
+    Failed { step: Label, error: DirectoryError },
+    /// The directory never told whether `step` happened, even when asked afterwards.
+    Unknown { step: Label, done: Vec<Label> },
+    /// A step failed and undoing the steps before it failed too: `left` stay applied.
+    Partial {
+        step: Label,
+        error: DirectoryError,
+        left: Vec<Label>,
+    },
+}
+
+impl WriteError {
+    /// The failing step's directory error, when the plan was undone whole.
+    pub fn failed_at(&self, label: Label) -> Option<&DirectoryError> {
+        match self {
+            WriteError::Failed { step, error } if *step == label => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The answer for a plan that did not complete (RFC 7644 §3.12). Undone plans answer as
+/// their cause; the others say what stayed applied, with a 503 so that the IdP retries: every
+/// plan converges when run again.
+impl From<WriteError> for ScimError {
+    fn from(e: WriteError) -> ScimError {
+        match e {
+            WriteError::Failed { error, .. } => error.into(),
+            WriteError::Unknown { step, done } => ScimError::unavailable(
+                format!(
+                    "the directory did not confirm whether it could {step}{}: read the resource before retrying",
+                    if done.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (done before it: {})", done.join(", "))
+                    }
+                ),
+                5,
+            ),
+            WriteError::Partial { step, left, .. } => ScimError::unavailable(
+                format!(
+                    "the change failed at \"{step}\" and could not be undone completely; still applied: {}. Retry the request to complete it",
+                    left.join(", ")
+                ),
+                5,
+            ),
+        }
+    }
+}
+
+/// What a successful step did, for its undo.
+enum Did {
+    Plain,
+    /// A sweep's changes, per entry: the `Values` that undo them.
+    Swept(Vec<(String, Values)>),
+}
+
+/// Runs plans against a directory.
+pub struct Writer<'d> {
+    pub dir: &'d dyn Directory,
+}
+
+impl Writer<'_> {
+    pub async fn run(&self, plan: Plan) -> Result<(), WriteError> {
+        let mut done: Vec<(&Step, Did)> = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            match self.apply(&step.op).await {
+                Ok(did) => done.push((step, did)),
+                Err(DirectoryError::Unknown(_)) => {
+                    match budget::settling(self.settle(&step.op)).await {
+                        Ok(true) => done.push((step, Did::Plain)),
+                        Ok(false) => {
+                            let cause = DirectoryError::Unavailable(format!(
+                                "the directory did not answer to: {}",
+                                step.op
+                            ));
+                            return Err(self.undo(done, step.label, cause).await);
+                        }
+                        Err(_) => {
+                            return Err(WriteError::Unknown {
+                                step: step.label,
+                                done: done.iter().map(|(s, _)| s.label).collect(),
+                            })
+                        }
+                    }
+                }
+                Err(cause) => return Err(self.undo(done, step.label, cause).await),
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes `done` in reverse after `step` failed with `error`.
+    async fn undo(
+        &self,
+        done: Vec<(&Step, Did)>,
+        step: Label,
+        error: DirectoryError,
+    ) -> WriteError {
+        let mut left = Vec::new();
+        let mut done = done;
+        while let Some((s, did)) = done.pop() {
+            let ops: Vec<Op> = match (&s.undo, did) {
+                (Undo::Irreversible, _) => {
+                    left.push(s.label);
+                    left.extend(
+                        done.iter()
+                            .rev()
+                            .filter(|(d, _)| d.undo != Undo::Nothing)
+                            .map(|(d, _)| d.label),
+                    );
+                    break;
+                }
+                (Undo::Nothing, _) => continue,
+                (Undo::Op(op), _) => vec![(**op).clone()],
+                (Undo::Recorded, Did::Swept(changes)) => changes
+                    .into_iter()
+                    .map(|(dn, values)| Op::Modify {
+                        dn,
+                        changes: vec![],
+                        values: Some(values),
+                        assertion: None,
+                    })
+                    .collect(),
+                (Undo::Recorded, Did::Plain) => continue,
+            };
+            for op in ops {
+                let undone = match budget::settling(self.apply(&op)).await {
+                    Ok(_) => true,
+                    Err(DirectoryError::Unknown(_)) => {
+                        budget::settling(self.settle(&op)).await.unwrap_or(false)
+                    }
+                    Err(_) => false,
+                };
+                if !undone {
+                    error!(step = s.label, undo = %op, "could not undo a step of a failed write; it stays applied");
+                    left.push(s.label);
+                    break;
+                }
+            }
+        }
+        if left.is_empty() {
+            WriteError::Failed { step, error }
+        } else {
+            warn!(step, error = %error, left = ?left, "a write failed and was not undone completely");
+            WriteError::Partial { step, error, left }
+        }
+    }
+
+    async fn apply(&self, op: &Op) -> Result<Did, DirectoryError> {
+        match op {
+            Op::Add { dn, attrs } => self.dir.add(dn, attrs.clone()).await.map(|()| Did::Plain),
+            Op::Modify {
+                dn,
+                changes,
+                values,
+                assertion,
+            } => self
+                .modify(dn, changes, values.as_ref(), assertion.as_ref())
+                .await
+                .map(|()| Did::Plain),
+            Op::Rename {
+                dn,
+                rdn,
+                parent,
+                assertion,
+            } => self
+                .dir
+                .rename_if(dn, rdn, parent.as_deref(), assertion.as_ref())
+                .await
+                .map(|()| Did::Plain),
+            Op::Delete { dn, assertion } => self
+                .dir
+                .delete_if(dn, assertion.as_ref())
+                .await
+                .map(|()| Did::Plain),
+            Op::Sweep {
+                base,
+                class,
+                attr,
+                members,
+                to,
+            } => self.sweep(base, class, attr, members, to.as_deref()).await,
+        }
+    }
+
+    /// One modify of `changes` and `values`. A value add that is already there, or a delete
+    /// of one that is not, is dropped after a compare and the modify retried: permissive
+    /// modify covers adds on OpenLDAP, and Samba honours it for neither.
+    async fn modify(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        values: Option<&Values>,
+        assertion: Option<&LdapFilter>,
+    ) -> Result<(), DirectoryError> {
+        let empty = Values::default();
+        let values = values.unwrap_or(&empty);
+        let mut adds = values.adds.clone();
+        let mut deletes = values.deletes.clone();
+        for attempt in 0..3 {
+            let mut all = changes.to_vec();
+            if !adds.is_empty() {
+                all.push(Change::Add(values.attr.clone(), adds.clone()));
+            }
+            if !deletes.is_empty() {
+                all.push(Change::Delete(values.attr.clone(), deletes.clone()));
+            }
+            if all.is_empty() {
+                return Ok(());
+            }
+            match self.dir.modify_if(dn, &all, assertion).await {
+                Ok(()) => return Ok(()),
+                Err(DirectoryError::NoSuchValue(_)) if !deletes.is_empty() && attempt < 2 => {
+                    let mut present = Vec::new();
+                    for d in deletes {
+                        // a value this same change adds is deleted after it
+                        let added_here = adds.iter().any(|a| normalize_dn(a) == normalize_dn(&d));
+                        if added_here || self.dir.contains(dn, &values.attr, &d).await? {
+                            present.push(d);
+                        }
+                    }
+                    deletes = present;
+                }
+                Err(DirectoryError::AlreadyExists(_)) if !adds.is_empty() && attempt < 2 => {
+                    let mut missing = Vec::new();
+                    for a in adds {
+                        if !self.dir.contains(dn, &values.attr, &a).await? {
+                            missing.push(a);
+                        }
+                    }
+                    adds = missing;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DirectoryError::Unavailable(
+            "the entry's values kept changing during the update".into(),
+        ))
+    }
+
+    async fn sweep(
+        &self,
+        base: &str,
+        class: &LdapFilter,
+        attr: &str,
+        members: &[String],
+        to: Option<&str>,
+    ) -> Result<Did, DirectoryError> {
+        let listing = LdapFilter::or(
+            members
+                .iter()
+                .map(|m| LdapFilter::eq(attr, m.clone()))
+                .collect(),
+        );
+        let filter = LdapFilter::and(vec![class.clone(), listing]);
+        let (holders, _) = self.dir.search(base, &filter, &[attr], 0).await?;
+        let mut undo = Vec::new();
+        for holder in holders {
+            let listed: Vec<String> = holder
+                .values(attr)
+                .iter()
+                .filter(|v| members.iter().any(|m| normalize_dn(m) == normalize_dn(v)))
+                .cloned()
+                .collect();
+            let add_to: Vec<String> = match to {
+                Some(t)
+                    if !holder
+                        .values(attr)
+                        .iter()
+                        .any(|v| normalize_dn(v) == normalize_dn(t)) =>
+                {
+                    vec![t.to_owned()]
+                }
+                _ => vec![],
+            };
+            let change = Values {
+                attr: attr.to_owned(),
+                adds: add_to,
+                deletes: listed,
+            };
+            if change.is_empty() {
+                continue;
+            }
+            self.modify(&holder.dn, &[], Some(&change), None).await?;
+            undo.push((holder.dn.clone(), change.inverse()));
+        }
+        Ok(Did::Swept(undo))
+    }
+
+    /// Reads the directory to learn whether `op`, whose answer was lost, happened: `Ok(true)`
+    /// it did, `Ok(false)` it did not, an error when the directory cannot tell.
+    async fn settle(&self, op: &Op) -> Result<bool, DirectoryError> {
+        match op {
+            Op::Add { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_some()),
+            Op::Delete { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_none()),
+            Op::Rename { dn, .. } => {
+                let to = op.dn_after().unwrap_or_default();
+                if self.dir.read(&to, &["objectClass"]).await?.is_some() {
+                    Ok(true)
+                } else if self.dir.read(dn, &["objectClass"]).await?.is_some() {
+                    Ok(false)
+                } else {
+                    Err(DirectoryError::Unknown(format!(
+                        "neither {dn} nor {to} exists"
+                    )))
+                }
+            }
+            Op::Modify {
+                dn,
+                changes,
+                values,
+                ..
+            } => {
+                let mut attrs: Vec<&str> = changes.iter().map(Change::attr).collect();
+                if let Some(v) = values {
+                    attrs.push(&v.attr);
+                }
+                let Some(e) = self.dir.read(dn, &attrs).await? else {
+                    return Ok(false);
+                };
+                let holds: Vec<Option<bool>> = changes
+                    .iter()
+                    .map(|c| change_holds(&e, c))
+                    .chain(values.iter().map(|v| Some(values_hold(&e, v))))
+                    .collect();
+                if holds.iter().all(|h| *h == Some(true)) {
+                    Ok(true)
+                } else if holds.iter().all(|h| *h == Some(false)) {
+                    Ok(false)
+                } else {
+                    Err(DirectoryError::Unknown(format!(
+                        "{dn} shows only part of the change, or values that cannot be read back"
+                    )))
+                }
+            }
+            // searches and idempotent modifies: run again
+            Op::Sweep { .. } => Ok(self.apply(op).await.is_ok()),
+        }
+    }
+}
+
+/// The changes that undo `changes` made to `before` (read just before them): replaced
+/// attributes get their old values back, added values are deleted and deleted ones added.
+pub fn restore(before: &Entry, changes: &[Change]) -> Vec<Change> {
+    changes
+        .iter()
+        .rev()
+        .map(|c| match c {
+            Change::Replace(a, _) => Change::Replace(a.clone(), before.values(a).to_vec()),
+            Change::Add(a, v) => Change::Delete(a.clone(), v.clone()),
+            Change::Delete(a, v) if v.is_empty() => {
+                Change::Replace(a.clone(), before.values(a).to_vec())
+            }
+            Change::Delete(a, v) => Change::Add(a.clone(), v.clone()),
+        })
+        .collect()
+}
+
+/// Whether `e` shows the change; `None` for write-only attributes (passwords).
+fn change_holds(e: &Entry, c: &Change) -> Option<bool> {
+    if c.attr().eq_ignore_ascii_case("unicodePwd") || c.attr().eq_ignore_ascii_case("userPassword")
+    {
+        return None;
+    }
+    let has = |v: &String| e.values(c.attr()).iter().any(|x| x == v);
+    Some(match c {
+        Change::Replace(a, vals) => {
+            let now = e.values(a);
+            now.len() == vals.len() && vals.iter().all(has)
+        }
+        Change::Add(_, vals) => vals.iter().all(has),
+        Change::Delete(a, vals) if vals.is_empty() => e.values(a).is_empty(),
+        Change::Delete(_, vals) => !vals.iter().any(has),
+    })
+}
+
+fn values_hold(e: &Entry, v: &Values) -> bool {
+    let listed = |x: &String| {
+        e.values(&v.attr)
+            .iter()
+            .any(|y| normalize_dn(y) == normalize_dn(x))
+    };
+    v.adds.iter().all(listed) && !v.deletes.iter().any(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+        Entry {
+            dn: "uid=a,ou=p".into(),
+            id: "x".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        v.iter().map(|s| s.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_change_holds_when_the_entry_shows_its_effect() {
+        let e = entry(&[("title", &["Boss"]), ("member", &["uid=b,ou=p"])]);
+        let r = |a: &str, v: &[&str]| {
+            Change::Replace(a.into(), v.iter().map(|s| s.to_string()).collect())
+        };
+        assert_eq!(change_holds(&e, &r("title", &["Boss"])), Some(true));
+        assert_eq!(change_holds(&e, &r("title", &["Intern"])), Some(false));
+        assert_eq!(
+            change_holds(&e, &r("mail", &[])),
+            Some(true),
+            "a cleared attribute is absent"
+        );
+        assert_eq!(
+            change_holds(&e, &r("unicodePwd", &["x"])),
+            None,
+            "passwords cannot be read"
+        );
+        let v = Values {
+            attr: "member".into(),
+            adds: vec!["UID=B,ou=p".into()],
+            deletes: vec!["uid=c,ou=p".into()],
+        };
+        assert!(values_hold(&e, &v), "DNs compare canonically");
+        assert!(!values_hold(&e, &v.inverse()));
+    }
+
+    #[test]
+    fn a_rename_moves_the_dn() {
+        let op = Op::Rename {
+            dn: "uid=a,ou=people,dc=x".into(),
+            rdn: "uid=a".into(),
+            parent: Some("ou=archive,dc=x".into()),
+            assertion: None,
+        };
+        assert_eq!(op.dn_after().as_deref(), Some("uid=a,ou=archive,dc=x"));
+        assert_eq!(
+            op.to_string(),
+            "rename uid=a,ou=people,dc=x to uid=a,ou=archive,dc=x"
+        );
+    }
+}
