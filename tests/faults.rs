@@ -9,9 +9,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use common::proxy::{Fault, FaultProxy, LdapOp};
 use common::*;
 use ldap3::Mod;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 
 const READER: &str = "cn=reader,dc=example,dc=org";
 
@@ -131,4 +133,252 @@ async fn a_refused_service_account_gets_bounded_binds_and_a_clear_error() {
         "recovered {:?} after the password was restored",
         start.elapsed()
     );
+}
+
+/// A bridge whose LDAP traffic passes the fault proxy, with a 3 s request deadline (steps
+/// get about 2 s, learning outcomes and undoing the rest).
+async fn behind_proxy(slapd: &Slapd) -> (Bridge, FaultProxy) {
+    let proxy = FaultProxy::start(slapd.port).await;
+    let cfg = set(
+        test_config(slapd, &[], "").replace(&slapd.url(), &proxy.url()),
+        "request_timeout_secs",
+        "3",
+    );
+    (Bridge::start_with(cfg).await, proxy)
+}
+
+/// The deadline plus a small margin: no answer may come later.
+const LATEST: Duration = Duration::from_millis(3800);
+
+async fn group_with(bridge: &Bridge, name: &str, member_ids: &[&str]) -> String {
+    let members: Vec<Value> = member_ids.iter().map(|id| json!({"value": id})).collect();
+    let (s, g) = bridge
+        .post("/Groups", &json!({"displayName": name, "members": members}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    g["id"].as_str().unwrap().to_owned()
+}
+
+async fn members_of(slapd: &Slapd, group: &str) -> Vec<String> {
+    slapd
+        .entry(&format!("cn={group},ou=groups,dc=example,dc=org"))
+        .await
+        .map(|e| e.get("member").cloned().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.to_ascii_lowercase())
+        .filter(|d| !d.starts_with("cn=scim2ldap-placeholder"))
+        .collect()
+}
+
+/// A POST whose answer is held past the deadline, or whose connection is cut after the add
+/// is sent: the bridge reads the directory, finds the entry and answers 201; the IdP's
+/// retry finds the same user (no 409, no duplicate).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_whose_answer_is_lost_answers_what_happened() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    for (fault, name) in [
+        (Fault::Hold(LdapOp::Add, Duration::from_secs(12)), "held"),
+        (Fault::CutAfter(LdapOp::Add), "cut"),
+    ] {
+        proxy.inject(fault);
+        let body = json!({"userName": name, "displayName": format!("User {name}")});
+        let start = Instant::now();
+        let (s, created) = bridge.post("/Users", &body).await;
+        let took = start.elapsed();
+        assert_eq!(proxy.pending(), 0, "the fault fired");
+        assert_eq!(s, StatusCode::CREATED, "{name}: {created}");
+        assert!(took < LATEST, "{name}: {took:?}");
+        assert!(slapd.entry(&dn_of(name)).await.is_some());
+        let (s, again) = bridge.post("/Users", &body).await;
+        assert_eq!(s, StatusCode::CREATED, "the retry finds its user: {again}");
+        assert_eq!(again["id"], created["id"]);
+        assert_eq!(slapd.dns(PEOPLE, &format!("(uid={name})")).await.len(), 1);
+    }
+    // a different user of the same name is still a conflict
+    let (s, b) = bridge
+        .post(
+            "/Users",
+            &json!({"userName": "held", "displayName": "Someone else"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+}
+
+/// PATCH and PUT (with a rename) whose answers are lost: 200 with what the directory holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_whose_answers_are_lost_answer_what_happened() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    let user = bridge.create_user(entra_user("pat")).await;
+    let id = user["id"].as_str().unwrap();
+    let path = format!("/Users/{id}");
+    group_with(&bridge, "Team", &[id]).await;
+    for (fault, title) in [
+        (Fault::Hold(LdapOp::Modify, Duration::from_secs(12)), "Held"),
+        (Fault::CutAfter(LdapOp::Modify), "Cut"),
+    ] {
+        proxy.inject(fault);
+        let start = Instant::now();
+        let (s, b) = bridge
+            .patch(
+                &path,
+                json!([{"op": "replace", "path": "title", "value": title}]),
+            )
+            .await;
+        assert_eq!(proxy.pending(), 0);
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["title"], title);
+        assert!(start.elapsed() < LATEST, "{:?}", start.elapsed());
+        assert_eq!(
+            slapd.entry(&dn_of("pat")).await.unwrap()["title"],
+            vec![title]
+        );
+    }
+    // a rename whose answer is lost: the entry and its group follow the new name
+    proxy.inject(Fault::CutAfter(LdapOp::ModDn));
+    let mut body = entra_user("patricia");
+    body["id"] = json!(id);
+    let (s, b) = bridge.put(&path, &body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["userName"], "patricia");
+    assert!(slapd.entry(&dn_of("pat")).await.is_none());
+    assert!(slapd.entry(&dn_of("patricia")).await.is_some());
+    assert_eq!(
+        members_of(&slapd, "Team").await,
+        vec![dn_of("patricia").to_ascii_lowercase()]
+    );
+}
+
+/// A DELETE whose archive move is cut: 204, and the account is locked, archived and out of
+/// its groups. When the directory then goes away entirely, the bridge cannot learn the
+/// outcome and says so; the IdP's retry finds the account archived, finishes the sweep and
+/// gets 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_whose_answers_are_lost_end_whole() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    let a = bridge.create_user(json!({"userName": "ann"})).await;
+    let b = bridge.create_user(json!({"userName": "bob"})).await;
+    let (aid, bid) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    group_with(&bridge, "Staff", &[aid, bid]).await;
+
+    proxy.inject(Fault::CutAfter(LdapOp::ModDn));
+    let start = Instant::now();
+    assert_eq!(
+        bridge.delete(&format!("/Users/{aid}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(start.elapsed() < LATEST);
+    let archived = slapd
+        .entry(&format!("uid=ann,{ARCHIVE}"))
+        .await
+        .expect("archived");
+    assert_eq!(archived["pwdaccountlockedtime"], vec!["000001010000Z"]);
+    assert!(slapd.entry(&dn_of("ann")).await.is_none());
+    assert_eq!(
+        members_of(&slapd, "Staff").await,
+        vec![dn_of("bob").to_ascii_lowercase()]
+    );
+
+    proxy.inject(Fault::Blackout(LdapOp::ModDn));
+    let start = Instant::now();
+    let (s, _, body) = bridge
+        .call(Method::DELETE, &format!("/Users/{bid}"), None)
+        .await;
+    assert!(start.elapsed() < LATEST, "{:?}", start.elapsed());
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read the resource before retrying"),
+        "{body}"
+    );
+    proxy.restore();
+    // the move had reached the directory; the retry completes the delete
+    assert_eq!(
+        bridge.delete(&format!("/Users/{bid}")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert!(slapd.entry(&format!("uid=bob,{ARCHIVE}")).await.is_some());
+    assert!(
+        members_of(&slapd, "Staff").await.is_empty(),
+        "nobody left in the group"
+    );
+}
+
+/// A step that definitely fails mid-plan: the steps before it are undone, and the account
+/// is as it was (active, in its group, in place).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_that_fails_midway_is_undone_whole() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let u = bridge.create_user(json!({"userName": "cara"})).await;
+    let id = u["id"].as_str().unwrap();
+    group_with(&bridge, "Crew", &[id]).await;
+    // the archive container disappears: the move fails after the lock and the group exit
+    let mut ldap = slapd.admin().await;
+    ldap.delete(ARCHIVE).await.unwrap().success().unwrap();
+    let (s, _, b) = bridge
+        .call(Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("left as it was"),
+        "{b}"
+    );
+    let entry = slapd.entry(&dn_of("cara")).await.expect("still in place");
+    assert!(
+        !entry.contains_key("pwdaccountlockedtime"),
+        "unlocked again: {entry:?}"
+    );
+    assert_eq!(
+        members_of(&slapd, "Crew").await,
+        vec![dn_of("cara").to_ascii_lowercase()]
+    );
+    let (s, got) = bridge.get(&format!("/Users/{id}")).await;
+    assert_eq!((s, got["active"].clone()), (StatusCode::OK, json!(true)));
+}
+
+/// Group writes whose answers are lost: the membership change and the delete are what the
+/// directory shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_writes_whose_answers_are_lost_answer_what_happened() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    let u = bridge.create_user(json!({"userName": "dan"})).await;
+    let uid = u["id"].as_str().unwrap();
+    let gid = group_with(&bridge, "Ops", &[]).await;
+    let parent = group_with(&bridge, "All", &[&gid]).await;
+    proxy.inject(Fault::Hold(LdapOp::Modify, Duration::from_secs(12)));
+    let (s, b) = bridge
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(
+        members_of(&slapd, "Ops").await,
+        vec![dn_of("dan").to_ascii_lowercase()]
+    );
+    proxy.inject(Fault::CutAfter(LdapOp::Delete));
+    let start = Instant::now();
+    assert_eq!(
+        bridge.delete(&format!("/Groups/{gid}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(start.elapsed() < LATEST);
+    assert!(slapd
+        .entry("cn=Ops,ou=groups,dc=example,dc=org")
+        .await
+        .is_none());
+    assert!(
+        members_of(&slapd, "All").await.is_empty(),
+        "the parent no longer lists it"
+    );
+    let (s, _) = bridge.get(&format!("/Groups/{parent}")).await;
+    assert_eq!(s, StatusCode::OK);
 }

@@ -13,25 +13,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-/// `config` with the line `key = …` set to `key = value` (the key must be there).
-fn set(config: String, key: &str, value: &str) -> String {
-    let prefix = format!("{key} = ");
-    let mut found = false;
-    let out: Vec<String> = config
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) && !found {
-                found = true;
-                format!("{key} = {value}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    assert!(found, "config.example.toml no longer sets {key}");
-    out.join("\n")
-}
-
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

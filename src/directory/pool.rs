@@ -274,7 +274,9 @@ impl LdapPool {
 
     /// A subtree search with Simple Paged Results (RFC 2696), so that no server size limit
     /// cuts it short; entries go to `each` as they arrive, so memory holds only what `each`
-    /// keeps. Counted as one operation whatever the number of pages.
+    /// keeps. Counted as one operation whatever the number of pages. A pooled connection
+    /// found broken before the first entry (the server closed it while idle) is replaced
+    /// once: nothing has reached `each` yet, so the search is repeated safely.
     pub async fn search_paged(
         &self,
         base: &str,
@@ -284,44 +286,80 @@ impl LdapPool {
     ) -> DirResult<()> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         const PAGE: i32 = 500;
-        let mut conn = self.conn().await?;
-        self.count();
-        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(PAGE)),
-        ];
-        let started = conn
-            .with_timeout(self.op_timeout())
-            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
-            .await;
-        let mut stream = match started {
-            Ok(s) => s,
-            Err(e) => return Err(self.broken(conn, e)),
-        };
+        let mut attempt = 0;
         loop {
-            match stream.next().await {
-                Ok(Some(entry)) => each(SearchEntry::construct(entry)),
-                Ok(None) => break,
-                Err(e) => return Err(self.broken(conn, e)),
+            attempt += 1;
+            let mut conn = self.conn().await?;
+            self.count();
+            let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(PAGE)),
+            ];
+            let started = conn
+                .with_timeout(self.op_timeout())
+                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                .await;
+            let mut stream = match started {
+                Ok(s) => s,
+                Err(e) => {
+                    let err = self.broken(conn, e);
+                    if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                        return Err(err);
+                    }
+                    debug!(error = %err, "retrying a paged search on a fresh connection");
+                    continue;
+                }
+            };
+            let mut delivered = false;
+            let failed = loop {
+                match stream.next().await {
+                    Ok(Some(entry)) => {
+                        delivered = true;
+                        each(SearchEntry::construct(entry));
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            if let Some(e) = failed {
+                drop(stream);
+                let err = self.broken(conn, e);
+                if delivered || attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                    return Err(err);
+                }
+                debug!(error = %err, "retrying a paged search on a fresh connection");
+                continue;
             }
-        }
-        let res = stream.finish().await;
-        match res.rc {
-            0 => Ok(()),
-            4 => Err(DirectoryError::SizeLimit(res.text)),
-            rc => Err(map_result_code(rc, &res.text, base)),
+            let res = stream.finish().await;
+            return match res.rc {
+                0 => Ok(()),
+                4 => Err(DirectoryError::SizeLimit(res.text)),
+                rc => Err(map_result_code(rc, &res.text, base)),
+            };
         }
     }
 
     pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
-        let mut conn = self.conn().await?;
-        self.count();
         let attrs: Vec<(String, HashSet<String>)> = attrs
             .into_iter()
             .map(|(a, v)| (a, v.into_iter().collect()))
             .collect();
-        let res = conn.with_timeout(self.op_timeout()).add(dn, attrs).await;
-        self.finish(conn, res, dn)
+        for retry in [true, false] {
+            let mut conn = self.conn().await?;
+            self.count();
+            let res = conn
+                .with_timeout(self.op_timeout())
+                .add(dn, attrs.clone())
+                .await;
+            if retry && unsent(&res) {
+                let _ = Object::take(conn);
+                continue;
+            }
+            return self.finish(conn, res, dn);
+        }
+        Err(DirectoryError::Unavailable(
+            "no live LDAP connection".into(),
+        ))
     }
 
     pub async fn modify(
@@ -345,14 +383,23 @@ impl LdapPool {
         }
         let mut controls = vec![permissive_modify()];
         controls.extend(assertion_control(assertion)?);
-        let mut conn = self.conn().await?;
-        self.count();
-        let res = conn
-            .with_timeout(self.op_timeout())
-            .with_controls(controls)
-            .modify(dn, mods)
-            .await;
-        self.finish(conn, res, dn)
+        for retry in [true, false] {
+            let mut conn = self.conn().await?;
+            self.count();
+            let res = conn
+                .with_timeout(self.op_timeout())
+                .with_controls(controls.clone())
+                .modify(dn, mods.clone())
+                .await;
+            if retry && unsent(&res) {
+                let _ = Object::take(conn);
+                continue;
+            }
+            return self.finish(conn, res, dn);
+        }
+        Err(DirectoryError::Unavailable(
+            "no live LDAP connection".into(),
+        ))
     }
 
     pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
@@ -378,26 +425,44 @@ impl LdapPool {
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
         let controls = assertion_control(assertion)?;
-        let mut conn = self.conn().await?;
-        self.count();
-        let res = conn
-            .with_timeout(self.op_timeout())
-            .with_controls(controls)
-            .modifydn(dn, new_rdn, true, new_parent)
-            .await;
-        self.finish(conn, res, dn)
+        for retry in [true, false] {
+            let mut conn = self.conn().await?;
+            self.count();
+            let res = conn
+                .with_timeout(self.op_timeout())
+                .with_controls(controls.clone())
+                .modifydn(dn, new_rdn, true, new_parent)
+                .await;
+            if retry && unsent(&res) {
+                let _ = Object::take(conn);
+                continue;
+            }
+            return self.finish(conn, res, dn);
+        }
+        Err(DirectoryError::Unavailable(
+            "no live LDAP connection".into(),
+        ))
     }
 
     pub async fn delete(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
         let controls = assertion_control(assertion)?;
-        let mut conn = self.conn().await?;
-        self.count();
-        let res = conn
-            .with_timeout(self.op_timeout())
-            .with_controls(controls)
-            .delete(dn)
-            .await;
-        self.finish(conn, res, dn)
+        for retry in [true, false] {
+            let mut conn = self.conn().await?;
+            self.count();
+            let res = conn
+                .with_timeout(self.op_timeout())
+                .with_controls(controls.clone())
+                .delete(dn)
+                .await;
+            if retry && unsent(&res) {
+                let _ = Object::take(conn);
+                continue;
+            }
+            return self.finish(conn, res, dn);
+        }
+        Err(DirectoryError::Unavailable(
+            "no live LDAP connection".into(),
+        ))
     }
 
     /// The result of a write. An answer lost after the request was sent (timeout, connection
@@ -436,6 +501,13 @@ impl LdapPool {
             }
         }
     }
+}
+
+/// Whether a write failed before it left: the pooled connection was already dead (the
+/// server closed it while idle). Nothing reached the directory, so a fresh connection may
+/// send it again.
+fn unsent<T>(res: &Result<T, LdapError>) -> bool {
+    matches!(res, Err(LdapError::OpSend { .. }))
 }
 
 /// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use crate::directory::budget;
 use crate::directory::filter::{normalize_dn, split_first_rdn};
 use crate::directory::{DirectoryError, Entry, LdapFilter};
 use crate::mapping::Mapping;
@@ -354,18 +355,15 @@ impl Groups {
             }
             Err(err) => return Err(err.into()),
         }
-        self.verify_added(ctx, &dn, &members).await?;
-        let e = self
-            .store
-            .dir
-            .read(&dn, &self.attrs(true))
-            .await?
-            .ok_or_else(|| {
-                ScimError::internal(format!("entry {dn} vanished right after it was added"))
-            })?;
-        self.store.remember(container, &e).await;
-        info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
-        self.render(ctx, &e, true).await
+        // the check and the answer run on the budget's reserve: the plan may have used its time
+        budget::settling(async {
+            self.verify_added(ctx, &dn, &members).await?;
+            let e = self.store.read_back(&dn, &self.attrs(true)).await?;
+            self.store.remember(container, &e).await;
+            info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
+            self.render(ctx, &e, true).await
+        })
+        .await
     }
 
     pub async fn get(&self, ctx: &RequestCtx, id: &str, with_members: bool) -> ScimResult<Value> {
@@ -487,9 +485,12 @@ impl Groups {
             .await?;
         delta.replace(&self.current_members(&e), wanted);
         let dn = self.write(ctx, &e, &old_res, &new_res, delta).await?;
-        let updated = self.read_back(&dn, true).await?;
-        self.store.remember(container, &updated).await;
-        self.render(ctx, &updated, true).await
+        budget::settling(async {
+            let updated = self.read_back(&dn, true).await?;
+            self.store.remember(container, &updated).await;
+            self.render(ctx, &updated, true).await
+        })
+        .await
     }
 
     /// PATCH. Returns the resource when asked for (`with_members`: whether it includes
@@ -532,9 +533,12 @@ impl Groups {
         match respond {
             None => Ok(None),
             Some(with_members) => {
-                let updated = self.read_back(&dn, with_members).await?;
-                self.store.remember(container, &updated).await;
-                Ok(Some(self.render(ctx, &updated, with_members).await?))
+                budget::settling(async {
+                    let updated = self.read_back(&dn, with_members).await?;
+                    self.store.remember(container, &updated).await;
+                    Ok(Some(self.render(ctx, &updated, with_members).await?))
+                })
+                .await
             }
         }
     }
@@ -691,18 +695,12 @@ impl Groups {
         } else {
             e.dn.clone()
         };
-        self.verify_added(ctx, &dn, &delta.adds).await?;
+        budget::settling(self.verify_added(ctx, &dn, &delta.adds)).await?;
         Ok(dn)
     }
 
     async fn read_back(&self, dn: &str, with_members: bool) -> ScimResult<Entry> {
-        self.store
-            .dir
-            .read(dn, &self.attrs(with_members))
-            .await?
-            .ok_or_else(|| {
-                ScimError::conflict("the group was moved or deleted while it was being updated")
-            })
+        self.store.read_back(dn, &self.attrs(with_members)).await
     }
 
     /// DELETE. The plan: leave the groups that contain this one, delete it, sweep again for

@@ -119,6 +119,20 @@ impl Store {
             .await;
     }
 
+    /// The entry a write just made or changed, read on the request budget's reserve: the
+    /// write may have used its steps' time (an answer lost and read back), and its answer
+    /// must still go out.
+    pub async fn read_back(&self, dn: &str, attrs: &[&str]) -> ScimResult<Entry> {
+        crate::directory::budget::settling(self.dir.read(dn, attrs))
+            .await?
+            .ok_or_else(|| {
+                ScimError::conflict(format!(
+                    "the {} was moved or deleted right after it was written; read it again",
+                    self.resource_type
+                ))
+            })
+    }
+
     /// A write plan runner over this store's directory.
     pub fn writer(&self) -> Writer<'_> {
         Writer { dir: &*self.dir }

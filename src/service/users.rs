@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::config::DeleteMode;
+use crate::directory::budget;
 use crate::directory::filter::{is_under, split_first_rdn};
 use crate::directory::{DirectoryError, Entry, LdapFilter};
 use crate::mapping::{Mapping, ValueKind};
@@ -282,17 +283,14 @@ impl Users {
             }
             Err(err) => return Err(err.into()),
         }
-        let e = self
-            .store
-            .dir
-            .read(&dn, &self.store.attrs())
-            .await?
-            .ok_or_else(|| {
-                ScimError::internal(format!("entry {dn} vanished right after it was added"))
-            })?;
-        self.remember(ctx, &e).await;
-        info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
-        self.render(ctx, &e).await
+        // the answer is made on the budget's reserve: the plan may have used its time
+        budget::settling(async {
+            let e = self.store.read_back(&dn, &self.store.attrs()).await?;
+            self.remember(ctx, &e).await;
+            info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
+            self.render(ctx, &e).await
+        })
+        .await
     }
 
     /// A create found an entry of this name: the same create, retried (201 with it), or a
@@ -445,16 +443,12 @@ impl Users {
         } else {
             e.dn.clone()
         };
-        let updated = self
-            .store
-            .dir
-            .read(&dn, &self.store.attrs())
-            .await?
-            .ok_or_else(|| {
-                ScimError::conflict("the entry was moved or deleted while it was being updated")
-            })?;
-        self.remember(ctx, &updated).await;
-        self.render(ctx, &updated).await
+        budget::settling(async {
+            let updated = self.store.read_back(&dn, &self.store.attrs()).await?;
+            self.remember(ctx, &updated).await;
+            self.render(ctx, &updated).await
+        })
+        .await
     }
 
     /// DELETE. By default the account is deactivated and moved to the archive container
@@ -484,7 +478,15 @@ impl Users {
                 self.archive_plan(ctx, &e, archive, assertion).await?
             }
         };
-        self.store.writer().run(plan).await?;
+        match self.store.writer().run(plan).await {
+            Ok(()) => {}
+            Err(err) if matches!(err.failed_at(Step::ARCHIVE), Some(DirectoryError::NoSuchObject(_))) => {
+                return Err(ScimError::internal(
+                    "the archive container (users.archive_container) does not exist in the directory; the account was left as it was",
+                ))
+            }
+            Err(err) => return Err(err.into()),
+        }
         self.store
             .cache
             .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))

@@ -3,6 +3,7 @@
 //! `config.example.toml`.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod samba;
 
 use std::collections::{HashMap, HashSet};
@@ -287,6 +288,25 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
     cfg.push_str("\n[tenants.default.rate_limit]\nper_second = 0\n");
     cfg.push_str(extra);
     cfg
+}
+
+/// `config` with the line `key = …` set to `key = value` (the key must be there).
+pub fn set(config: String, key: &str, value: &str) -> String {
+    let prefix = format!("{key} = ");
+    let mut found = false;
+    let out: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) && !found {
+                found = true;
+                format!("{key} = {value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert!(found, "config.example.toml no longer sets {key}");
+    out.join("\n")
 }
 
 impl Bridge {

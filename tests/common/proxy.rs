@@ -1,0 +1,264 @@
+//! A TCP proxy between the bridge and slapd that injects faults deterministically. It frames
+//! the LDAP messages (BER) passing each way, so a test can hold the answer to the next
+//! request of a kind, cut the connection right after forwarding one (the directory gets the
+//! request; the bridge never gets its answer), or refuse new connections.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// LDAP request kinds, by the tag of their protocolOp (RFC 4511 §4.2…4.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapOp {
+    Bind,
+    Search,
+    Modify,
+    Add,
+    Delete,
+    ModDn,
+    Compare,
+    Other,
+}
+
+impl LdapOp {
+    fn from_tag(tag: u8) -> LdapOp {
+        match tag {
+            0x60 => LdapOp::Bind,
+            0x63 => LdapOp::Search,
+            0x66 => LdapOp::Modify,
+            0x68 => LdapOp::Add,
+            0x4a => LdapOp::Delete,
+            0x6c => LdapOp::ModDn,
+            0x6e => LdapOp::Compare,
+            _ => LdapOp::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Deliver the answer to the next request of this kind only after this long.
+    Hold(LdapOp, Duration),
+    /// Forward the next request of this kind, then close both sides before its answer.
+    CutAfter(LdapOp),
+    /// As `CutAfter`, and then the directory is gone: every open connection is cut and new
+    /// ones are refused until `restore`.
+    Blackout(LdapOp),
+}
+
+impl Fault {
+    fn op(&self) -> LdapOp {
+        match self {
+            Fault::Hold(o, _) | Fault::CutAfter(o) | Fault::Blackout(o) => *o,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Rules {
+    once: Vec<Fault>,
+    refuse: bool,
+    /// Requests forwarded, by kind, for tests that count.
+    seen: Vec<LdapOp>,
+    /// Cancelled to cut every open connection (a blackout).
+    all: tokio_util::sync::CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub port: u16,
+    rules: Arc<Mutex<Rules>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to 127.0.0.1:`upstream`.
+    pub async fn start(upstream: u16) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rules = Arc::new(Mutex::new(Rules::default()));
+        let r = rules.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if r.lock().unwrap().refuse {
+                    drop(client);
+                    continue;
+                }
+                let r = r.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                        relay(client, server, r).await;
+                    }
+                });
+            }
+        });
+        FaultProxy { port, rules }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// Applies `fault` to the next matching request (once).
+    pub fn inject(&self, fault: Fault) {
+        self.rules.lock().unwrap().once.push(fault);
+    }
+
+    /// New connections are closed at once (existing ones keep working) while `on`.
+    pub fn refuse(&self, on: bool) {
+        self.rules.lock().unwrap().refuse = on;
+    }
+
+    /// Ends a blackout: new connections are accepted again.
+    pub fn restore(&self) {
+        let mut r = self.rules.lock().unwrap();
+        r.refuse = false;
+        r.all = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// Whether an injected fault is still waiting for its request.
+    pub fn pending(&self) -> usize {
+        self.rules.lock().unwrap().once.len()
+    }
+
+    pub fn seen(&self) -> Vec<LdapOp> {
+        self.rules.lock().unwrap().seen.clone()
+    }
+}
+
+/// The length of the BER message at the start of `buf`, when it is complete there.
+fn message_len(buf: &[u8]) -> Option<usize> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let (len, header) = match buf[1] {
+        n if n < 0x80 => (n as usize, 2),
+        n => {
+            let k = (n & 0x7f) as usize;
+            if buf.len() < 2 + k {
+                return None;
+            }
+            let len = buf[2..2 + k]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | *b as usize);
+            (len, 2 + k)
+        }
+    };
+    (buf.len() >= header + len).then_some(header + len)
+}
+
+/// The message id and the protocolOp tag of one whole LDAPMessage.
+fn id_and_tag(msg: &[u8]) -> (u64, u8) {
+    let header = if msg[1] < 0x80 {
+        2
+    } else {
+        2 + (msg[1] & 0x7f) as usize
+    };
+    // messageID INTEGER: 0x02 len value
+    let id_len = msg[header + 1] as usize;
+    let id = msg[header + 2..header + 2 + id_len]
+        .iter()
+        .fold(0u64, |a, b| (a << 8) | *b as u64);
+    (id, msg[header + 2 + id_len])
+}
+
+async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let held: Arc<Mutex<Vec<(u64, Duration)>>> = Arc::default();
+    // set before a request to be cut is forwarded: no answer goes back after it
+    let mute = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut = tokio_util::sync::CancellationToken::new();
+    let all = rules.lock().unwrap().all.clone();
+    let up = {
+        let held = held.clone();
+        let cut = cut.clone();
+        let rules = rules.clone();
+        let mute = mute.clone();
+        async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            loop {
+                let n = match cr.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(len) = message_len(&buf) {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    let (id, tag) = id_and_tag(&msg);
+                    let op = LdapOp::from_tag(tag);
+                    let fault = {
+                        let mut r = rules.lock().unwrap();
+                        r.seen.push(op);
+                        let i = r.once.iter().position(|f| f.op() == op);
+                        i.map(|i| r.once.remove(i))
+                    };
+                    if matches!(fault, Some(Fault::CutAfter(_) | Fault::Blackout(_))) {
+                        mute.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if sw.write_all(&msg).await.is_err() {
+                        return;
+                    }
+                    match fault {
+                        Some(Fault::Hold(_, d)) => held.lock().unwrap().push((id, d)),
+                        Some(Fault::CutAfter(_)) => {
+                            // let the directory read it before the line goes dead
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            cut.cancel();
+                            return;
+                        }
+                        Some(Fault::Blackout(_)) => {
+                            let all = {
+                                let mut r = rules.lock().unwrap();
+                                r.refuse = true;
+                                r.all.clone()
+                            };
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            all.cancel();
+                            return;
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    };
+    let down = {
+        async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            loop {
+                let n = match sr.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(len) = message_len(&buf) {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    let (id, _) = id_and_tag(&msg);
+                    let delay = {
+                        let mut h = held.lock().unwrap();
+                        let i = h.iter().position(|(hid, _)| *hid == id);
+                        i.map(|i| h.remove(i).1)
+                    };
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    if mute.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    if cw.write_all(&msg).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = async { tokio::join!(up, down); } => {}
+        () = cut.cancelled() => {}
+        () = all.cancelled() => {}
+    }
+}
