@@ -383,3 +383,55 @@ async fn etags_work_on_ad_with_usn_changed() {
     let r = send(&version).await.unwrap();
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
 }
+
+/// Two bridges on one domain, each asked to create the same userNames at the same moment
+/// (with different display names, so different DNs): one account per userPrincipalName, the
+/// other request a 409.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bridges_creating_the_same_user_names_make_one_account_each() {
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    let cfg = dc.config(&[], "");
+    let (a, b) = (
+        ServerProcess::spawn(&cfg, None, &[]),
+        ServerProcess::spawn(&cfg, None, &[]),
+    );
+    let client = reqwest::Client::new();
+    let send = |base: String, body: Value| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}/Users"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for i in 0..10 {
+        let name = format!("twin{i}");
+        let (sa, sb) = tokio::join!(
+            send(a.base.clone(), ad_user(&name, &format!("Twin {i} A"))),
+            send(b.base.clone(), ad_user(&name, &format!("Twin {i} B")))
+        );
+        let mut got = [sa, sb];
+        got.sort();
+        assert_eq!(got, [StatusCode::CREATED, StatusCode::CONFLICT], "{name}");
+        let mut ldap = dc.admin().await;
+        let (found, _) = ldap
+            .search(
+                AD_USERS,
+                Scope::Subtree,
+                &format!("(userPrincipalName={name}@example.test)"),
+                vec!["sAMAccountName"],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        assert_eq!(found.len(), 1, "{name}: one account");
+    }
+}

@@ -382,3 +382,104 @@ async fn group_writes_whose_answers_are_lost_answer_what_happened() {
     let (s, _) = bridge.get(&format!("/Groups/{parent}")).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Sends the same creates through two bridge processes at once; returns, per name, the two
+/// statuses.
+async fn create_through_both(
+    a: &ServerProcess,
+    b: &ServerProcess,
+    path: &str,
+    bodies: Vec<(Value, Value)>,
+) -> Vec<(StatusCode, StatusCode)> {
+    let client = reqwest::Client::new();
+    let send = |base: String, body: Value| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let mut out = Vec::new();
+    for (ba, bb) in bodies {
+        let (sa, sb) = tokio::join!(send(a.base.clone(), ba), send(b.base.clone(), bb));
+        out.push((sa, sb));
+    }
+    out
+}
+
+/// Two bridges on one directory, each asked to create the same userNames (and group names)
+/// at the same moment: one account each, the other request a 409 (or, when both asked for
+/// exactly the same user, both answer with that one user).
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bridges_creating_the_same_names_make_one_entry_each() {
+    let slapd = Slapd::start();
+    let cfg = test_config(&slapd, &[], "");
+    let (a, b) = (
+        ServerProcess::spawn(&cfg, None, &[]),
+        ServerProcess::spawn(&cfg, None, &[]),
+    );
+    let names: Vec<String> = (0..20).map(|i| format!("twin{i}")).collect();
+    let bodies = names
+        .iter()
+        .map(|n| {
+            (
+                json!({"userName": n, "displayName": "via A"}),
+                json!({"userName": n, "displayName": "via B"}),
+            )
+        })
+        .collect();
+    for (i, (sa, sb)) in create_through_both(&a, &b, "/Users", bodies)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let mut got = [sa, sb];
+        got.sort();
+        assert_eq!(
+            got,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{}",
+            names[i]
+        );
+    }
+    for n in &names {
+        assert_eq!(
+            slapd.dns(PEOPLE, &format!("(uid={n})")).await.len(),
+            1,
+            "{n}"
+        );
+    }
+    // the very same user through both: one entry, both answers name it
+    let same = json!({"userName": "same", "displayName": "Same"});
+    let r = create_through_both(&a, &b, "/Users", vec![(same.clone(), same)]).await;
+    assert_eq!(r, vec![(StatusCode::CREATED, StatusCode::CREATED)]);
+    assert_eq!(slapd.dns(PEOPLE, "(uid=same)").await.len(), 1);
+    // groups
+    let bodies = (0..10)
+        .map(|i| {
+            (
+                json!({"displayName": format!("team{i}"), "externalId": "a"}),
+                json!({"displayName": format!("team{i}"), "externalId": "b"}),
+            )
+        })
+        .collect();
+    for (sa, sb) in create_through_both(&a, &b, "/Groups", bodies).await {
+        let mut got = [sa, sb];
+        got.sort();
+        assert_eq!(got, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    }
+    assert_eq!(
+        slapd
+            .dns("ou=groups,dc=example,dc=org", "(cn=team*)")
+            .await
+            .len(),
+        10
+    );
+}

@@ -102,8 +102,16 @@ fn has_value(attrs: &[(String, Vec<String>)], name: &str, value: &str) -> bool {
 
 impl AdDialect {
     /// A sAMAccountName no other object of the domain has: the derived one, else it with a
-    /// number (deterministic: the first free of 2, 3, …).
-    async fn free_sam(&self, pool: &LdapPool, dn: &str, wanted: &str) -> DirResult<String> {
+    /// number (deterministic: the first free of 2, 3, …). When the derived name belongs to an
+    /// account with this very userPrincipalName, that is this user, made a moment ago by
+    /// another request or another bridge: `AlreadyExists`, never a second account.
+    async fn free_sam(
+        &self,
+        pool: &LdapPool,
+        dn: &str,
+        wanted: &str,
+        upn: Option<&str>,
+    ) -> DirResult<String> {
         let domain = domain_of(dn);
         for n in 1..100u32 {
             let candidate = if n == 1 {
@@ -115,10 +123,20 @@ impl AdDialect {
             };
             let filter = LdapFilter::eq("sAMAccountName", candidate.clone()).to_string();
             let (found, _) = pool
-                .search(&domain, Scope::Subtree, &filter, &["1.1"], 1)
+                .search(&domain, Scope::Subtree, &filter, &["userPrincipalName"], 1)
                 .await?;
-            if found.is_empty() {
+            let Some(holder) = found.first() else {
                 return Ok(candidate);
+            };
+            let same_user = upn.is_some_and(|u| {
+                holder
+                    .attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("userPrincipalName"))
+                    .is_some_and(|(_, v)| v.iter().any(|x| x.eq_ignore_ascii_case(u)))
+            });
+            if same_user {
+                return Err(super::DirectoryError::AlreadyExists(holder.dn.clone()));
             }
         }
         Err(super::DirectoryError::AlreadyExists(format!(
@@ -242,10 +260,13 @@ impl Dialect for AdDialect {
             .iter()
             .any(|(a, _)| a.eq_ignore_ascii_case("sAMAccountName"))
         {
-            let source = attrs
+            let upn = attrs
                 .iter()
                 .find(|(a, _)| a.eq_ignore_ascii_case("userPrincipalName"))
                 .and_then(|(_, v)| v.first())
+                .cloned();
+            let source = upn
+                .as_deref()
                 .map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
                 .or_else(|| {
                     split_dn(dn)
@@ -254,7 +275,7 @@ impl Dialect for AdDialect {
                         .map(|(_, v)| unescape_dn_value(v))
                 });
             if let Some(sam) = source.as_deref().and_then(sam_account_name) {
-                let sam = self.free_sam(pool, dn, &sam).await?;
+                let sam = self.free_sam(pool, dn, &sam, upn.as_deref()).await?;
                 attrs.push(("sAMAccountName".into(), vec![sam]));
             }
         }

@@ -641,6 +641,10 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
         (true, None) => result_code_name(rc).to_owned(),
         (false, None) => format!("{}: {text}", result_code_name(rc)),
     };
+    // AD: the sAMAccountName (or another account name) is taken, whatever the result code
+    if ad_code(text) == Some("00000524") {
+        return DirectoryError::AlreadyExists(dn.to_owned());
+    }
     match rc {
         32 => DirectoryError::NoSuchObject(dn.to_owned()),
         16 => DirectoryError::NoSuchValue(why),
@@ -660,13 +664,17 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
     }
 }
 
+/// The Windows error code Active Directory (and Samba) put before the text: `0000052D`.
+fn ad_code(text: &str) -> Option<&str> {
+    let (code, _) = text.split_once(':')?;
+    (code.len() == 8 && code.chars().all(|c| c.is_ascii_hexdigit())).then_some(code)
+}
+
 /// Active Directory (and Samba) put a Windows error code before the text
 /// (`0000052D: Constraint violation - check_password_restrictions: …`): said in words.
 pub fn ad_reason(text: &str) -> Option<String> {
-    let (code, rest) = text.split_once(':')?;
-    if code.len() != 8 || !code.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
+    let code = ad_code(text)?;
+    let (_, rest) = text.split_once(':')?;
     let detail = rest
         .rsplit_once(" - ")
         .map(|(_, d)| d)
