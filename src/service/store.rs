@@ -318,8 +318,10 @@ impl Store {
     }
 
     /// One page of entries matching `filter` under `container` (1-based `start`), and the
-    /// exact total. Fetches entries only as far as the page ends; when that cut the result
-    /// short, counts all matches over a paged search that keeps none.
+    /// exact total. The first page is one search that stops where the page ends (and, when
+    /// there is more, a paged count that keeps nothing). A page further in is a paged search
+    /// that keeps only the page: memory stays one page whatever `start` and the bind
+    /// account's size limit.
     pub async fn page(
         &self,
         container: &str,
@@ -335,13 +337,18 @@ impl Store {
         if count == 0 {
             return Ok((self.dir.count(container, &filter).await?, Vec::new()));
         }
-        let want = start - 1 + count;
-        let (entries, truncated) = self.dir.search(container, &filter, attrs, want).await?;
-        if truncated && entries.len() < want {
-            // the server's size limit ends before the page does: page through instead
+        if start > 1 {
             return Ok(self
                 .dir
                 .search_window(container, &filter, attrs, start - 1, count)
+                .await?);
+        }
+        let (entries, truncated) = self.dir.search(container, &filter, attrs, count).await?;
+        if truncated && entries.len() < count {
+            // the server's size limit ends before the page does: page through instead
+            return Ok(self
+                .dir
+                .search_window(container, &filter, attrs, 0, count)
                 .await?);
         }
         let total = if truncated {
@@ -349,8 +356,7 @@ impl Store {
         } else {
             entries.len()
         };
-        let page = entries.into_iter().skip(start - 1).take(count).collect();
-        Ok((total, page))
+        Ok((total, entries))
     }
 
     /// A page for a list request: straight from LDAP when the LDAP filter says exactly what

@@ -48,19 +48,24 @@ pub struct Slapd {
 
 impl Slapd {
     pub fn start() -> Slapd {
-        Self::launch(false)
+        Self::launch(false, None)
+    }
+
+    /// With the entries of `ldif` loaded (offline, by slapadd) besides the example tree.
+    pub fn start_with_ldif(ldif: &Path) -> Slapd {
+        Self::launch(false, Some(ldif))
     }
 
     /// With a throwaway CA (`ca_file()`), StartTLS on `port` and ldaps:// on `tls_port`.
     pub fn start_tls() -> Slapd {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")
     }
 
-    fn launch(tls: bool) -> Slapd {
+    fn launch(tls: bool, extra_ldif: Option<&Path>) -> Slapd {
         assert!(
             Path::new("/usr/sbin/slapd").exists(),
             "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
@@ -76,6 +81,9 @@ impl Slapd {
                 .env("SLAPD_ROOTPW", ADMIN_PW);
             if let Some(p) = tls_port {
                 cmd.env("SLAPD_TLS_PORT", p.to_string());
+            }
+            if let Some(ldif) = extra_ldif {
+                cmd.env("SLAPD_EXTRA_LDIF", ldif);
             }
             let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
@@ -566,6 +574,10 @@ impl ServerProcess {
 
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
