@@ -1,6 +1,8 @@
-//! The DN cache: id → DN, userName → DN and DN → id, bounded and expiring (moka). A cached DN
-//! is a hint: every use reads the entry at that DN and checks its id, so an entry moved or
-//! deleted behind our back is re-resolved, never trusted.
+//! The DN cache: id → DN and userName → DN, bounded and expiring (moka). A cached DN is a
+//! hint: every use reads the entry at that DN and checks its id (or name), so an entry moved
+//! or deleted behind our back, by anyone or by another bridge, is re-resolved, never trusted.
+//! There is no DN → id map: a DN can be reused by a new entry, and an id shown for it must
+//! come from the directory (`Store::ids_for_dns`).
 
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use crate::directory::filter::normalize_dn;
 pub struct DnCache {
     by_id: Cache<String, String>,
     by_name: Cache<(String, String), String>,
-    id_by_dn: Cache<String, String>,
 }
 
 impl DnCache {
@@ -23,10 +24,6 @@ impl DnCache {
                 .time_to_live(ttl)
                 .build(),
             by_name: Cache::builder()
-                .max_capacity(max_entries)
-                .time_to_live(ttl)
-                .build(),
-            id_by_dn: Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
                 .build(),
@@ -42,13 +39,8 @@ impl DnCache {
         self.by_name.get(&name_key(container, user_name)).await
     }
 
-    pub async fn id_for_dn(&self, dn: &str) -> Option<String> {
-        self.id_by_dn.get(&normalize_dn(dn)).await
-    }
-
     pub async fn remember(&self, id: &str, dn: &str, container: &str, user_name: Option<&str>) {
         self.by_id.insert(id.to_owned(), dn.to_owned()).await;
-        self.id_by_dn.insert(normalize_dn(dn), id.to_owned()).await;
         if let Some(n) = user_name {
             self.by_name
                 .insert(name_key(container, n), dn.to_owned())
@@ -56,17 +48,8 @@ impl DnCache {
         }
     }
 
-    pub async fn forget(
-        &self,
-        id: &str,
-        dn: Option<&str>,
-        container: &str,
-        user_name: Option<&str>,
-    ) {
+    pub async fn forget(&self, id: &str, container: &str, user_name: Option<&str>) {
         self.by_id.invalidate(id).await;
-        if let Some(dn) = dn {
-            self.id_by_dn.invalidate(&normalize_dn(dn)).await;
-        }
         if let Some(n) = user_name {
             self.by_name.invalidate(&name_key(container, n)).await;
         }
@@ -88,7 +71,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn remembers_and_forgets_all_three_directions() {
+    async fn remembers_and_forgets_both_directions() {
         let c = DnCache::new(100, Duration::from_secs(60));
         c.remember("id1", "uid=A,ou=P,dc=x", "ou=p,dc=x", Some("A"))
             .await;
@@ -97,17 +80,14 @@ mod tests {
             c.dn_for_name("OU=p,dc=x", "a").await.as_deref(),
             Some("uid=A,ou=P,dc=x")
         );
-        assert_eq!(c.id_for_dn("uid=a,ou=p,dc=x").await.as_deref(), Some("id1"));
         assert_eq!(
             c.dn_for_name("ou=other,dc=x", "a").await,
             None,
             "names are per container"
         );
-        c.forget("id1", Some("uid=A,ou=P,dc=x"), "ou=p,dc=x", Some("a"))
-            .await;
+        c.forget("id1", "ou=p,dc=x", Some("a")).await;
         assert_eq!(c.dn_for_id("id1").await, None);
         assert_eq!(c.dn_for_name("ou=p,dc=x", "a").await, None);
-        assert_eq!(c.id_for_dn("uid=a,ou=p,dc=x").await, None);
     }
 
     #[tokio::test]

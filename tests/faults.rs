@@ -483,3 +483,57 @@ async fn two_bridges_creating_the_same_names_make_one_entry_each() {
         10
     );
 }
+
+/// A DN reused by a new entry, through another bridge: this bridge shows the new entry's id
+/// at once (members and managers), never the old one from memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dn_reused_through_another_bridge_shows_the_new_id() {
+    let slapd = Slapd::start();
+    let (a, b) = (Bridge::start(&slapd).await, Bridge::start(&slapd).await);
+    let old = a.create_user(json!({"userName": "reused"})).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    let gid = group_with(&a, "Reusers", &[&old_id]).await;
+    let report = a
+        .create_user(json!({
+            "userName": "report",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": old_id}}
+        }))
+        .await;
+    let rid = report["id"].as_str().unwrap().to_owned();
+    // bridge A has seen the old user's DN as a member and as a manager
+    let (_, g) = a.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(g["members"][0]["value"], old_id.as_str());
+    // through bridge B: the user is deleted, a new one takes the name (and so the DN)
+    assert_eq!(
+        b.delete(&format!("/Users/{old_id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let new = b.create_user(json!({"userName": "reused"})).await;
+    let new_id = new["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, old_id);
+    let (s, _) = b
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": new_id}]}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    slapd
+        .modify(
+            &dn_of("report"),
+            vec![Mod::Replace(
+                "manager",
+                HashSet::from([dn_of("reused").as_str()]),
+            )],
+        )
+        .await;
+    // bridge A shows the new id, not the one it saw before
+    let (_, g) = a.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(g["members"].as_array().unwrap().len(), 1, "{g}");
+    assert_eq!(g["members"][0]["value"], new_id.as_str(), "{g}");
+    let (_, r) = a.get(&format!("/Users/{rid}")).await;
+    assert_eq!(
+        r["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"],
+        new_id.as_str()
+    );
+}

@@ -689,7 +689,7 @@ impl Groups {
         let dn = if rename {
             self.store
                 .cache
-                .forget(&e.id, Some(&e.dn), &parent, self.store.name_of(e))
+                .forget(&e.id, &parent, self.store.name_of(e))
                 .await;
             new_dn
         } else {
@@ -724,7 +724,7 @@ impl Groups {
         self.store.writer().run(plan).await?;
         self.store
             .cache
-            .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
+            .forget(&e.id, container, self.store.name_of(&e))
             .await;
         info!(tenant = %ctx.tenant.name, id = %e.id, "group deleted");
         Ok(())

@@ -3,7 +3,7 @@
 //! a user's `groups`, and the plan steps that keep groups consistent when a member is
 //! created, renamed or removed (no group may list a DN that is not a live member).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -102,133 +102,114 @@ impl Memberships {
             .map(|op| Step::new(Step::FOLLOW, op, Undo::Nothing))
     }
 
-    /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values.
+    /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values:
+    /// the direct ones, then (with `nested`) the groups containing those, level by level, one
+    /// batched search per level.
     pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ScimResult<Vec<Value>> {
         let Some(container) = ctx.tenant.groups_container.as_deref() else {
             return Ok(Vec::new());
         };
-        let direct: Vec<String> = match &self.member_of_attr {
-            Some(a) => user
-                .values(a)
-                .iter()
-                .filter(|dn| is_under(dn, container))
-                .cloned()
-                .collect(),
-            None => self.parents(container, &user.dn).await?,
+        let direct: Vec<(String, String)> = match &self.member_of_attr {
+            Some(a) => {
+                let dns: Vec<String> = user
+                    .values(a)
+                    .iter()
+                    .filter(|dn| is_under(dn, container))
+                    .cloned()
+                    .collect();
+                let ids = self.groups.ids_for_dns(container, &dns).await?;
+                dns.into_iter()
+                    .filter_map(|dn| ids.get(&normalize_dn(&dn)).map(|id| (dn, id.clone())))
+                    .collect()
+            }
+            None => self.parents_of(container, std::slice::from_ref(&user.dn)).await?,
         };
         let mut out = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
-        let mut queue: VecDeque<(String, &str)> =
-            direct.into_iter().map(|dn| (dn, "direct")).collect();
-        while let Some((dn, kind)) = queue.pop_front() {
-            if !seen.insert(normalize_dn(&dn)) {
-                continue;
+        let mut level = direct;
+        let mut kind = "direct";
+        // nesting deeper than this is a loop the seen-set already breaks; the bound is cheap
+        for _ in 0..32 {
+            level.retain(|(dn, _)| seen.insert(normalize_dn(dn)));
+            if level.is_empty() {
+                break;
             }
-            let Some(id) = self.groups.id_for_dn(container, &dn).await? else {
-                continue;
-            };
-            let mut v = json!({
-                "value": id,
-                "$ref": format!("{}/Groups/{id}", ctx.base_url),
-                "type": kind,
-            });
-            if let Some(name) = self.groups.mapping.name_from_dn(&dn) {
-                v["display"] = Value::String(name);
-            }
-            out.push(v);
-            if self.nested {
-                for parent in self.parents(container, &dn).await? {
-                    queue.push_back((parent, "indirect"));
+            for (dn, id) in &level {
+                let mut v = json!({
+                    "value": id,
+                    "$ref": format!("{}/Groups/{id}", ctx.base_url),
+                    "type": kind,
+                });
+                if let Some(name) = self.groups.mapping.name_from_dn(dn) {
+                    v["display"] = Value::String(name);
                 }
+                out.push(v);
             }
+            if !self.nested {
+                break;
+            }
+            let dns: Vec<String> = level.into_iter().map(|(dn, _)| dn).collect();
+            level = self.parents_of(container, &dns).await?;
+            kind = "indirect";
         }
         Ok(out)
     }
 
-    /// DNs of the groups under `container` that list `member_dn` directly.
-    pub async fn parents(&self, container: &str, member_dn: &str) -> ScimResult<Vec<String>> {
-        let filter = LdapFilter::and(vec![
-            self.groups.class_filter(),
-            LdapFilter::eq(&self.member_attr, member_dn),
-        ]);
-        let (found, _) = self
-            .groups
-            .dir
-            .search(container, &filter, &[self.groups.dir.id_attribute()], 0)
-            .await?;
-        Ok(found.into_iter().map(|e| e.dn).collect())
+    /// (DN, id) of the groups under `container` that list any of `members` directly.
+    async fn parents_of(
+        &self,
+        container: &str,
+        members: &[String],
+    ) -> ScimResult<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in members.chunks(super::store::LOCATE_BATCH) {
+            let listing = LdapFilter::or(
+                chunk
+                    .iter()
+                    .map(|m| LdapFilter::eq(&self.member_attr, m.clone()))
+                    .collect(),
+            );
+            let filter = LdapFilter::and(vec![self.groups.class_filter(), listing]);
+            let (found, _) = self
+                .groups
+                .dir
+                .search(container, &filter, &[self.groups.dir.id_attribute()], 0)
+                .await?;
+            out.extend(found.into_iter().map(|e| (e.dn, e.id)));
+        }
+        Ok(out)
     }
 
-    /// (DN, SCIM id, user or group) for member DNs this tenant can see. A few unknown DNs are
-    /// read one by one; many are resolved with one id-only search per container, so a large
-    /// group never costs a read per member.
+    /// (DN, SCIM id, user or group) for member DNs this tenant can see, resolved in batched
+    /// searches per container (see `Store::ids_for_dns`).
     pub async fn resolve_dns(
         &self,
         users: &Store,
         ctx: &RequestCtx,
         dns: &[String],
     ) -> ScimResult<Vec<(String, String, MemberKind)>> {
-        const READ_ONE_BY_ONE: usize = 16;
-        let groups_container = ctx.tenant.groups_container.clone().unwrap_or_default();
-        let containers = [
-            (users, ctx.tenant.users_container.as_str(), MemberKind::User),
-            (&*self.groups, groups_container.as_str(), MemberKind::Group),
-        ];
-        let mut known: HashMap<String, String> = HashMap::new();
-        let mut missing: Vec<&String> = Vec::new();
-        for dn in dns {
-            match users.cache.id_for_dn(dn).await {
-                Some(id) => {
-                    known.insert(normalize_dn(dn), id);
-                }
-                None => missing.push(dn),
-            }
-        }
-        if missing.len() > READ_ONE_BY_ONE {
-            for (store, container, _) in &containers {
-                if container.is_empty() {
-                    continue;
-                }
-                let (all, _) = store
-                    .dir
-                    .search(
-                        container,
-                        &store.class_filter(),
-                        &[store.dir.id_attribute()],
-                        0,
-                    )
-                    .await?;
-                for e in all {
-                    store.cache.remember(&e.id, &e.dn, container, None).await;
-                    known.insert(normalize_dn(&e.dn), e.id);
-                }
-            }
-        } else {
-            for dn in missing {
-                for (store, container, _) in &containers {
-                    if !container.is_empty() && is_under(dn, container) {
-                        if let Some(id) = store.id_for_dn(container, dn).await? {
-                            known.insert(normalize_dn(dn), id);
-                        }
-                    }
-                }
-            }
+        let dns: Vec<String> = dns
+            .iter()
+            .filter(|d| !self.is_placeholder(d))
+            .cloned()
+            .collect();
+        let users_container = ctx.tenant.users_container.as_str();
+        let mut known = users.ids_for_dns(users_container, &dns).await?;
+        let groups_container = ctx.tenant.groups_container.as_deref();
+        if let Some(gc) = groups_container {
+            known.extend(self.groups.ids_for_dns(gc, &dns).await?);
         }
         let mut out = Vec::with_capacity(dns.len());
         for dn in dns {
-            if self.is_placeholder(dn) {
-                continue;
-            }
-            let Some(id) = known.get(&normalize_dn(dn)) else {
+            let Some(id) = known.get(&normalize_dn(&dn)).cloned() else {
                 continue;
             };
-            let kind = containers
-                .iter()
-                .find(|(_, c, _)| !c.is_empty() && is_under(dn, c))
-                .map(|(_, _, k)| k.clone());
-            if let Some(kind) = kind {
-                out.push((dn.clone(), id.clone(), kind));
-            }
+            let kind = if is_under(&dn, users_container) {
+                MemberKind::User
+            } else {
+                MemberKind::Group
+            };
+            out.push((dn, id, kind));
         }
         Ok(out)
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::cache::DnCache;
-use crate::directory::filter::is_under;
+use crate::directory::filter::{is_under, normalize_dn};
 use crate::directory::{Directory, Entry, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
@@ -21,6 +21,29 @@ use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
 /// The most entries a list may check in memory (a filter LDAP cannot say exactly, or a
 /// `sortBy`).
 pub const MAX_SCAN: usize = 10_000;
+
+/// An equality filter on the RDN of `dn` (`uid=a,…` → `(uid=a)`): the first attribute of a
+/// multi-valued RDN is enough, since the DN is compared afterwards.
+fn rdn_filter(dn: &str) -> Option<LdapFilter> {
+    let (rdn, _) = crate::directory::filter::split_first_rdn(dn);
+    let (attr, value) = rdn.split_once('=')?;
+    let mut end = value.len();
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '+' if !escaped => {
+                end = i;
+                break;
+            }
+            _ => escaped = false,
+        }
+    }
+    Some(LdapFilter::eq(
+        attr.trim(),
+        crate::directory::filter::unescape_dn_value(&value[..end]),
+    ))
+}
 
 /// Ids looked up by one search in `locate_many`: an OR of this many indexed equalities is
 /// cheap for the directory, and the filter (about 15 KB of escaped GUIDs on AD) stays far
@@ -167,7 +190,7 @@ impl Store {
                 }
             }
             debug!(id, dn, "stale DN cache entry; re-resolving");
-            self.cache.forget(id, Some(&dn), container, None).await;
+            self.cache.forget(id, container, None).await;
         }
         let Some(by_id) = self.dir.id_filter(id) else {
             return Ok(None);
@@ -228,21 +251,50 @@ impl Store {
                 .any(|c| c.eq_ignore_ascii_case(&self.mapping.object_classes[0]))
     }
 
-    /// The SCIM id of the entry at `dn`, if it lies under `container`.
+    /// The SCIM id of the entry at `dn`, if it lies under `container` (one read: a DN can be
+    /// reused by a new entry, by this bridge or another, so its id is never taken on trust).
     pub async fn id_for_dn(&self, container: &str, dn: &str) -> ScimResult<Option<String>> {
         if !is_under(dn, container) {
             return Ok(None);
         }
-        if let Some(id) = self.cache.id_for_dn(dn).await {
-            return Ok(Some(id));
-        }
         match self.dir.read(dn, &[self.dir.id_attribute()]).await? {
-            Some(e) if !e.id.is_empty() => {
-                self.cache.remember(&e.id, &e.dn, container, None).await;
-                Ok(Some(e.id))
-            }
+            Some(e) if !e.id.is_empty() => Ok(Some(e.id)),
             _ => Ok(None),
         }
+    }
+
+    /// The SCIM ids of the entries at `dns` under `container`, keyed by normalised DN: one
+    /// search per `LOCATE_BATCH` DNs, by their (indexed) RDN values, so a group of thousands
+    /// costs a handful of searches, and nothing is taken from a cache another bridge's writes
+    /// could have made stale.
+    pub async fn ids_for_dns(
+        &self,
+        container: &str,
+        dns: &[String],
+    ) -> ScimResult<HashMap<String, String>> {
+        let mut wanted: Vec<(String, LdapFilter)> = dns
+            .iter()
+            .filter(|dn| is_under(dn, container))
+            .filter_map(|dn| rdn_filter(dn).map(|f| (normalize_dn(dn), f)))
+            .collect();
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        wanted.dedup_by(|a, b| a.0 == b.0);
+        let mut out = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(LOCATE_BATCH) {
+            let any = LdapFilter::or(chunk.iter().map(|(_, f)| f.clone()).collect());
+            let filter = LdapFilter::and(vec![self.class_filter(), any]);
+            let (found, _) = self
+                .dir
+                .search(container, &filter, &[self.dir.id_attribute()], 0)
+                .await?;
+            for e in found {
+                let n = normalize_dn(&e.dn);
+                if !e.id.is_empty() && chunk.iter().any(|(w, _)| *w == n) {
+                    out.insert(n, e.id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The entry under `container` with this naming value, if any.

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::config::DeleteMode;
 use crate::directory::budget;
-use crate::directory::filter::{is_under, split_first_rdn};
+use crate::directory::filter::{is_under, normalize_dn, split_first_rdn};
 use crate::directory::{DirectoryError, Entry, LdapFilter};
 use crate::mapping::{Mapping, ValueKind};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
@@ -105,6 +105,7 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: &Entry,
+        known: &Refs,
     ) -> ScimResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
@@ -113,23 +114,32 @@ impl Users {
             .iter()
             .filter(|m| m.kind == ValueKind::UserDn)
         {
-            if let Some(dn) = e.first(&m.ldap) {
-                if let Some(id) = self
-                    .store
-                    .id_for_dn(&ctx.tenant.users_container, dn)
-                    .await?
-                {
-                    ids.insert(dn.to_owned(), id);
+            let Some(dn) = e.first(&m.ldap) else { continue };
+            // a DN this request just resolved needs no read; any other is read (a DN can be
+            // reused by a new entry, so an id for it is never cached)
+            let id = match known
+                .iter()
+                .find(|(_, d)| normalize_dn(d) == normalize_dn(dn))
+            {
+                Some((id, _)) => Some(id.clone()),
+                None => {
+                    self.store
+                        .id_for_dn(&ctx.tenant.users_container, dn)
+                        .await?
                 }
+            };
+            if let Some(id) = id {
+                ids.insert(dn.to_owned(), id);
             }
         }
         let res = self.mapping().to_scim(e, &|dn| ids.get(dn).cloned());
         Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
     }
 
-    /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`.
-    async fn render(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Value> {
-        self.render_with(ctx, e, true).await
+    /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`; `known`
+    /// holds references (id → DN) the caller already resolved.
+    async fn render(&self, ctx: &RequestCtx, e: &Entry, known: &Refs) -> ScimResult<Value> {
+        self.render_with(ctx, e, true, known).await
     }
 
     /// What a read of `p`'s attributes fetches: only what it will show.
@@ -148,8 +158,9 @@ impl Users {
         ctx: &RequestCtx,
         e: &Entry,
         with_groups: bool,
+        known: &Refs,
     ) -> ScimResult<Value> {
-        let (mut res, _) = self.scim_view(ctx, e).await?;
+        let (mut res, _) = self.scim_view(ctx, e, known).await?;
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
         if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
             schemas.push(Value::String(ENTERPRISE_USER_SCHEMA.into()));
@@ -288,7 +299,7 @@ impl Users {
             let e = self.store.read_back(&dn, &self.store.attrs()).await?;
             self.remember(ctx, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
-            self.render(ctx, &e).await
+            self.render(ctx, &e, &refs).await
         })
         .await
     }
@@ -305,7 +316,7 @@ impl Users {
         if self.mapping().holds(&e, desired) {
             info!(tenant = %ctx.tenant.name, id = %e.id, "a retried create found its user already made");
             self.remember(ctx, &e).await;
-            return self.render(ctx, &e).await;
+            return self.render(ctx, &e, &Refs::new()).await;
         }
         Err(ScimError::uniqueness(format!(
             "userName \"{user_name}\" is already taken by another User"
@@ -318,20 +329,21 @@ impl Users {
             .store
             .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
             .await?;
-        self.render_with(ctx, &e, p.includes("groups")).await
+        self.render_with(ctx, &e, p.includes("groups"), &Refs::new())
+            .await
     }
 
     pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
         let new_res = self.parse_body(body)?;
         let e = self.locate(ctx, id).await?;
-        let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
+        let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
     pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
         let ops = parse_patch_request(body, &self.settings.limits)?;
         let e = self.locate(ctx, id).await?;
-        let (old_res, old_refs) = self.scim_view(ctx, &e).await?;
+        let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
         apply_patch(&mut new_res, &ops, self.mapping().schema)?;
         self.mapping().check_unmapped(&new_res, &[])?;
@@ -374,7 +386,7 @@ impl Users {
         }
         let assertion = self.store.precondition(ctx, &e)?;
         if changes.is_empty() && !rename {
-            return self.render(ctx, &e).await;
+            return self.render(ctx, &e, &refs).await;
         }
         let (old_rdn, parent) = split_first_rdn(&e.dn);
         let new_dn = format!("{new_rdn},{parent}");
@@ -446,7 +458,7 @@ impl Users {
         budget::settling(async {
             let updated = self.store.read_back(&dn, &self.store.attrs()).await?;
             self.remember(ctx, &updated).await;
-            self.render(ctx, &updated).await
+            self.render(ctx, &updated, &refs).await
         })
         .await
     }
@@ -489,7 +501,7 @@ impl Users {
         }
         self.store
             .cache
-            .forget(&e.id, Some(&e.dn), container, self.store.name_of(&e))
+            .forget(&e.id, container, self.store.name_of(&e))
             .await;
         info!(tenant = %ctx.tenant.name, id = %e.id, mode = ?self.settings.delete_mode, "user deleted");
         Ok(())
@@ -645,7 +657,7 @@ impl Users {
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             self.remember(ctx, e).await;
-            resources.push(self.render_with(ctx, e, with_groups).await?);
+            resources.push(self.render_with(ctx, e, with_groups, &Refs::new()).await?);
         }
         Ok(ListPage {
             total_results: total,
@@ -694,7 +706,7 @@ impl Users {
                     total_results: 1,
                     start_index: 1,
                     resources: vec![
-                        self.render_with(ctx, &e, q.projection.includes("groups"))
+                        self.render_with(ctx, &e, q.projection.includes("groups"), &Refs::new())
                             .await?,
                     ],
                 }))
