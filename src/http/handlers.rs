@@ -11,18 +11,19 @@ use serde_json::{json, Value};
 use super::extract::{Ctx, Params, ResourceId, ScimBody};
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
-use crate::scim::filter::{parse_attr_path, parse_filter_with};
+use crate::scim::filter::{parse_attr_path, parse_filter_with, top_paths};
 use crate::scim::projection::Projection;
+use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::discovery::with_base;
-use crate::service::users::{ListPage, ListQuery, SortSpec};
-use crate::service::{etag_value, RequestCtx};
+use crate::service::list::{ListPage, ListQuery, SortSpec};
+use crate::service::{etag_value, RequestCtx, Resource};
 
 /// A resource read: 304 when `If-None-Match` names its current version (RFC 7644 §3.14),
 /// else 200 with its `ETag`.
-fn read(req: &HeaderMap, body: Value, p: &Projection) -> axum::response::Response {
+fn read(req: &HeaderMap, r: Resource, p: &Projection) -> axum::response::Response {
     if let (Some(v), Some(inm)) = (
-        version_of(&body),
+        r.version.as_deref(),
         req.get(axum::http::header::IF_NONE_MATCH)
             .and_then(|h| h.to_str().ok()),
     ) {
@@ -31,16 +32,20 @@ fn read(req: &HeaderMap, body: Value, p: &Projection) -> axum::response::Respons
             return with_etag(StatusCode::NOT_MODIFIED.into_response(), Some(v));
         }
     }
-    written(body, p)
+    written(r, p)
 }
 
 /// A resource answered with 200 and its `ETag`.
-fn written(body: Value, p: &Projection) -> axum::response::Response {
-    let version = version_of(&body).map(str::to_owned);
+fn written(r: Resource, p: &Projection) -> axum::response::Response {
     with_etag(
-        scim_json(StatusCode::OK, &p.apply(body)),
-        version.as_deref(),
+        scim_json(StatusCode::OK, &p.apply(r.body)),
+        r.version.as_deref(),
     )
+}
+
+/// A resource just created: 201 with `Location` (RFC 7644 §3.3) and its `ETag`.
+fn made(r: Resource, p: &Projection) -> axum::response::Response {
+    with_etag(created(&p.apply(r.body), &r.location), r.version.as_deref())
 }
 
 fn with_etag(
@@ -53,10 +58,6 @@ fn with_etag(
     resp
 }
 
-fn version_of(body: &Value) -> Option<&str> {
-    body.pointer("/meta/version").and_then(Value::as_str)
-}
-
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
@@ -64,10 +65,7 @@ pub async fn create_user(
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let user = state.users.create(&ctx, &body).await?;
-    Ok(with_etag(
-        created(&projection(&params).apply(user.clone())),
-        version_of(&user),
-    ))
+    Ok(made(user, &projection(&params)))
 }
 
 pub async fn get_user(
@@ -182,19 +180,19 @@ pub async fn search_all(
         start_index: start,
         resources: vec![],
     };
-    let users = match state
-        .users
-        .list(
-            &ctx,
-            &ListQuery {
-                count: Some(count),
-                ..q.clone()
-            },
-        )
-        .await
-    {
-        Err(e) if is_unknown_attribute(&e) => empty(start),
-        other => other?,
+    let users = if names_only_attributes_of(&q, &USER_RESOURCE) {
+        state
+            .users
+            .list(
+                &ctx,
+                &ListQuery {
+                    count: Some(count),
+                    ..q.clone()
+                },
+            )
+            .await?
+    } else {
+        empty(start)
     };
     let mut resources = users.resources;
     let mut total = users.total_results;
@@ -207,9 +205,10 @@ pub async fn search_all(
             start_index: start.saturating_sub(total).max(1),
             count: Some(left),
         };
-        let groups = match g.list(&ctx, &gq, p.includes("members")).await {
-            Err(e) if is_unknown_attribute(&e) => empty(1),
-            other => other?,
+        let groups = if names_only_attributes_of(&gq, &GROUP_RESOURCE) {
+            g.list(&ctx, &gq, p.includes("members")).await?
+        } else {
+            empty(1)
         };
         total += groups.total_results;
         resources.extend(groups.resources);
@@ -222,9 +221,14 @@ pub async fn search_all(
     Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
 }
 
-fn is_unknown_attribute(e: &ScimError) -> bool {
-    e.scim_type == Some(crate::scim::ScimType::InvalidFilter)
-        && e.detail.starts_with("unknown attribute")
+/// Whether every attribute `q`'s filter names exists in `schema` (a filter naming one a type
+/// lacks matches nothing of that type).
+fn names_only_attributes_of(q: &ListQuery, schema: &ResourceSchema) -> bool {
+    q.filter.as_ref().is_none_or(|f| {
+        top_paths(f)
+            .iter()
+            .all(|p| schema.resolve(p.urn.as_deref(), &p.name).is_some())
+    })
 }
 
 /// A SearchRequest body as the query parameters of the equivalent GET.
@@ -354,10 +358,11 @@ fn list_response(page: ListPage, projection: &Projection) -> Value {
 pub async fn create_group(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let group = groups(&state)?.create(&ctx, &body).await?;
-    Ok(with_etag(created(&group), version_of(&group)))
+    Ok(made(group, &projection(&params)))
 }
 
 pub async fn get_group(

@@ -46,14 +46,10 @@ pub fn scim_json(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-/// 201 Created with `Location` taken from `meta.location` (RFC 7644 §3.3).
-pub fn created(body: &Value) -> Response {
+/// 201 Created with `Location` (RFC 7644 §3.3).
+pub fn created(body: &Value, location: &str) -> Response {
     let mut resp = scim_json(StatusCode::CREATED, body);
-    if let Some(loc) = body
-        .pointer("/meta/location")
-        .and_then(Value::as_str)
-        .and_then(|l| HeaderValue::from_str(l).ok())
-    {
+    if let Ok(loc) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     resp

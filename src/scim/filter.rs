@@ -555,6 +555,16 @@ impl Parser {
     }
 }
 
+/// The attribute paths a filter names at its top level (inside `attr[…]` the paths are
+/// sub-attributes of `attr`, which is the one listed).
+pub fn top_paths(f: &Filter) -> Vec<&AttrPath> {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().flat_map(top_paths).collect(),
+        Filter::Not(inner) => top_paths(inner),
+        Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => vec![p],
+    }
+}
+
 /// A chain of one is its only member; longer chains become one n-ary node.
 fn one_or(mut parts: Vec<Filter>, node: fn(Vec<Filter>) -> Filter) -> Filter {
     if parts.len() == 1 {
@@ -961,6 +971,14 @@ mod tests {
         let pp = parse_patch_path("name.givenName").unwrap();
         assert_eq!(pp.attr.sub.as_deref(), Some("givenName"));
         assert!(parse_patch_path("emails[type eq \"work\"").is_err());
+    }
+
+    #[test]
+    fn top_paths_name_each_attribute_once_per_use() {
+        let f = parse_filter(r#"userName eq "a" or not (emails[type eq "work"]) and title pr"#)
+            .unwrap();
+        let names: Vec<String> = top_paths(&f).iter().map(|p| p.to_string()).collect();
+        assert_eq!(names, vec!["userName", "emails", "title"]);
     }
 
     #[test]

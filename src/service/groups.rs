@@ -18,11 +18,11 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
+use super::list::{ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
 use super::store::Store;
-use super::users::{ListPage, ListQuery};
 use super::write::{restore, Op, Plan, Step, Undo};
-use super::RequestCtx;
+use super::{RequestCtx, Resource};
 
 pub struct Groups {
     store: Arc<Store>,
@@ -266,6 +266,17 @@ impl Groups {
         Ok(())
     }
 
+    /// The resource with its version and location, for a single-resource answer.
+    async fn answer(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        with_members: bool,
+    ) -> ScimResult<Resource> {
+        let body = self.render(ctx, e, with_members).await?;
+        Ok(self.store.resource(&ctx.base_url, e, body))
+    }
+
     async fn render(&self, ctx: &RequestCtx, e: &Entry, with_members: bool) -> ScimResult<Value> {
         let res = self.store.mapping.to_scim(e, &|_| None);
         let mut out = Map::new();
@@ -312,7 +323,7 @@ impl Groups {
     }
 
     /// POST. The plan: clear stale memberships of the new DN, add the group with its members.
-    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
+    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
         let (res, ids) = self.parse_body(body)?;
         let members = self
@@ -361,17 +372,22 @@ impl Groups {
             let e = self.store.read_back(&dn, &self.attrs(true)).await?;
             self.store.remember(container, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
-            self.render(ctx, &e, true).await
+            self.answer(ctx, &e, true).await
         })
         .await
     }
 
-    pub async fn get(&self, ctx: &RequestCtx, id: &str, with_members: bool) -> ScimResult<Value> {
+    pub async fn get(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        with_members: bool,
+    ) -> ScimResult<Resource> {
         let e = self
             .store
             .locate(self.container(ctx)?, id, &self.attrs(with_members))
             .await?;
-        self.render(ctx, &e, with_members).await
+        self.answer(ctx, &e, with_members).await
     }
 
     pub async fn list(
@@ -474,7 +490,7 @@ impl Groups {
             .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
     }
 
-    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
+    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
         let (new_res, ids) = self.parse_body(body)?;
         let e = self.store.locate(container, id, &self.attrs(true)).await?;
@@ -488,7 +504,7 @@ impl Groups {
         budget::settling(async {
             let updated = self.read_back(&dn, true).await?;
             self.store.remember(container, &updated).await;
-            self.render(ctx, &updated, true).await
+            self.answer(ctx, &updated, true).await
         })
         .await
     }
@@ -501,7 +517,7 @@ impl Groups {
         id: &str,
         body: &Value,
         respond: Option<bool>,
-    ) -> ScimResult<Option<Value>> {
+    ) -> ScimResult<Option<Resource>> {
         let container = self.container(ctx)?;
         let (member_ops, other_ops) = split_member_ops(parse_patch_request(body, &self.limits)?);
         // every operation's ids count: many small ones cost as much as one big one
@@ -536,7 +552,7 @@ impl Groups {
                 budget::settling(async {
                     let updated = self.read_back(&dn, with_members).await?;
                     self.store.remember(container, &updated).await;
-                    Ok(Some(self.render(ctx, &updated, with_members).await?))
+                    Ok(Some(self.answer(ctx, &updated, with_members).await?))
                 })
                 .await
             }

@@ -122,7 +122,10 @@ impl Memberships {
                     .filter_map(|dn| ids.get(&normalize_dn(&dn)).map(|id| (dn, id.clone())))
                     .collect()
             }
-            None => self.parents_of(container, std::slice::from_ref(&user.dn)).await?,
+            None => {
+                self.parents_of(container, std::slice::from_ref(&user.dn))
+                    .await?
+            }
         };
         let mut out = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();

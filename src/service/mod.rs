@@ -9,6 +9,7 @@ use crate::scim::ScimError;
 
 pub mod discovery;
 pub mod groups;
+pub mod list;
 pub mod memberships;
 pub mod store;
 pub mod users;
@@ -23,6 +24,17 @@ pub struct RequestCtx {
     pub base_url: String,
     /// The request's `If-Match` header: writes apply only to this version.
     pub if_match: Option<String>,
+}
+
+/// A resource as the service answers it: the SCIM JSON, and what the HTTP layer makes
+/// headers of (`ETag`, `Location`), so that nothing is read back out of the JSON.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub body: serde_json::Value,
+    /// The entity tag (`W/"…"`), when the directory keeps a version.
+    pub version: Option<String>,
+    /// Absolute URL of the resource.
+    pub location: String,
 }
 
 /// The bare version inside an entity tag: `W/"abc"` → `abc`.

@@ -14,7 +14,7 @@ use crate::mapping::Mapping;
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
 use crate::scim::{ScimError, ScimResult, ScimType};
 
-use super::users::ListQuery;
+use super::list::ListQuery;
 use super::write::Writer;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
 
@@ -326,6 +326,15 @@ impl Store {
                 self.mapping.required, self.resource_type
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// `body`, the rendering of `e`, with the version and location the HTTP layer needs.
+    pub fn resource(&self, base_url: &str, e: &Entry, body: Value) -> super::Resource {
+        super::Resource {
+            body,
+            version: e.first(self.dir.version_attribute()).map(etag),
+            location: format!("{base_url}/{}/{}", self.endpoint, e.id),
         }
     }
 

@@ -20,10 +20,11 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
+use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
 use super::store::Store;
 use super::write::{restore, Op, Plan, Step, Undo};
-use super::RequestCtx;
+use super::{RequestCtx, Resource};
 
 #[derive(Debug, Clone)]
 pub struct UserSettings {
@@ -32,31 +33,6 @@ pub struct UserSettings {
     /// The most resources a list returns (and the default `count`).
     pub max_results: usize,
     pub limits: crate::scim::Limits,
-}
-
-/// A list request after parsing: 1-based `start_index`, `count` already clamped.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    pub filter: Option<Filter>,
-    pub start_index: usize,
-    pub count: Option<usize>,
-    pub sort: Option<SortSpec>,
-    /// Which attributes the response carries: only their LDAP attributes are read.
-    pub projection: Projection,
-}
-
-/// `sortBy` / `sortOrder`.
-#[derive(Debug, Clone)]
-pub struct SortSpec {
-    pub by: crate::scim::filter::AttrPath,
-    pub descending: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListPage {
-    pub total_results: usize,
-    pub start_index: usize,
-    pub resources: Vec<Value>,
 }
 
 /// Referenced users: SCIM id → DN.
@@ -138,8 +114,9 @@ impl Users {
 
     /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`; `known`
     /// holds references (id → DN) the caller already resolved.
-    async fn render(&self, ctx: &RequestCtx, e: &Entry, known: &Refs) -> ScimResult<Value> {
-        self.render_with(ctx, e, true, known).await
+    async fn render(&self, ctx: &RequestCtx, e: &Entry, known: &Refs) -> ScimResult<Resource> {
+        let body = self.render_with(ctx, e, true, known).await?;
+        Ok(self.store.resource(&ctx.base_url, e, body))
     }
 
     /// What a read of `p`'s attributes fetches: only what it will show.
@@ -239,7 +216,7 @@ impl Users {
     /// tenant's default group. An entry of this name that already holds exactly what the
     /// request asks for is a create the IdP retried after a lost answer: it answers as
     /// created; any other entry of this name is a 409.
-    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Value> {
+    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
@@ -312,7 +289,7 @@ impl Users {
         e: Entry,
         desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
         user_name: &str,
-    ) -> ScimResult<Value> {
+    ) -> ScimResult<Resource> {
         if self.mapping().holds(&e, desired) {
             info!(tenant = %ctx.tenant.name, id = %e.id, "a retried create found its user already made");
             self.remember(ctx, &e).await;
@@ -324,23 +301,25 @@ impl Users {
     }
 
     /// A user, reading only the LDAP attributes `p` lets through.
-    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ScimResult<Value> {
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ScimResult<Resource> {
         let e = self
             .store
             .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
             .await?;
-        self.render_with(ctx, &e, p.includes("groups"), &Refs::new())
-            .await
+        let body = self
+            .render_with(ctx, &e, p.includes("groups"), &Refs::new())
+            .await?;
+        Ok(self.store.resource(&ctx.base_url, &e, body))
     }
 
-    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
+    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
         let new_res = self.parse_body(body)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
-    pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Value> {
+    pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
         let ops = parse_patch_request(body, &self.settings.limits)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
@@ -362,7 +341,7 @@ impl Users {
         old_res: Map<String, Value>,
         old_refs: Refs,
         new_res: Map<String, Value>,
-    ) -> ScimResult<Value> {
+    ) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| refs.get(id).cloned();

@@ -1,0 +1,32 @@
+//! A list request after parsing (filter, paging, sorting, projection) and one page of its
+//! answer: shared by Users, Groups and the root `/.search`.
+
+use serde_json::Value;
+
+use crate::scim::filter::Filter;
+use crate::scim::projection::Projection;
+
+/// A list request after parsing: 1-based `start_index`, `count` already clamped.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    pub start_index: usize,
+    pub count: Option<usize>,
+    pub sort: Option<SortSpec>,
+    /// Which attributes the response carries: only their LDAP attributes are read.
+    pub projection: Projection,
+}
+
+/// `sortBy` / `sortOrder`.
+#[derive(Debug, Clone)]
+pub struct SortSpec {
+    pub by: crate::scim::filter::AttrPath,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub total_results: usize,
+    pub start_index: usize,
+    pub resources: Vec<Value>,
+}
