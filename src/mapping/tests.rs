@@ -4,9 +4,12 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde_json::{json, Value};
 
+use serde_json::Map;
+
 use super::*;
-use crate::config::RawConfig;
+use crate::config::{ConfigError, RawConfig};
 use crate::directory::LdapFilter;
+use crate::directory::{Change, Entry};
 use crate::scim::filter::parse_filter;
 use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};

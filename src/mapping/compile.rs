@@ -1,0 +1,456 @@
+//! Compiling the admin's mapping (TOML) into a checked `Mapping`: every error names the
+//! config key and says how to fix it.
+
+use std::collections::HashMap;
+
+use super::template::Template;
+use super::*;
+use crate::config::{AttrSpec, ConfigError, DeactivateConfig, TransformName, UsersConfig};
+use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter};
+use crate::scim::schema::{AttrType, Container, ResourceSchema};
+
+impl ValueLimits {
+    pub fn from_config(
+        cfg: &crate::config::LimitsConfig,
+        kind: crate::directory::DirectoryKind,
+    ) -> Result<ValueLimits, ConfigError> {
+        let rdn_default = match kind {
+            crate::directory::DirectoryKind::ActiveDirectory => 64,
+            crate::directory::DirectoryKind::Openldap => 128,
+        };
+        let positive = |key: &str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::new(
+                    format!("limits.{key}"),
+                    "must be at least 1",
+                    "e.g. 2048 for values, 64 for names",
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(ValueLimits {
+            max_value_length: positive("max_value_length", cfg.max_value_length)?,
+            max_rdn_value_length: positive(
+                "max_rdn_value_length",
+                cfg.max_rdn_value_length.unwrap_or(rdn_default),
+            )?,
+        })
+    }
+}
+
+impl Mapping {
+    pub fn from_config(
+        cfg: &UsersConfig,
+        limits: ValueLimits,
+        schema: &'static ResourceSchema,
+    ) -> Result<Mapping, ConfigError> {
+        Self::from_spec(
+            &MappingSpec {
+                section: "users",
+                object_classes: &cfg.object_classes,
+                rdn: &cfg.rdn,
+                attributes: &cfg.attributes,
+                derive: &cfg.derive,
+                reject_unmapped: cfg.reject_unmapped,
+                deactivate: Some(&cfg.deactivate),
+                required: "userName",
+                defaults: &cfg.defaults,
+                limits,
+            },
+            schema,
+        )
+    }
+
+    pub fn from_spec(
+        spec: &MappingSpec<'_>,
+        schema: &'static ResourceSchema,
+    ) -> Result<Mapping, ConfigError> {
+        let sec = spec.section;
+        if spec.object_classes.is_empty() {
+            return Err(ConfigError::new(
+                format!("{sec}.object_classes"),
+                "no object classes",
+                "list the classes new entries get, e.g. [\"inetOrgPerson\"] or [\"groupOfNames\"]",
+            ));
+        }
+        for oc in spec.object_classes {
+            check_ldap_name(oc, &format!("{sec}.object_classes"))?;
+        }
+        let rdn_example = format!(
+            "e.g. rdn = \"uid={{{}}}\" or \"cn={{{}}}\"",
+            spec.required, spec.required
+        );
+        let (rdn_attr, rdn_template) = spec.rdn.split_once('=').ok_or_else(|| {
+            ConfigError::new(
+                format!("{sec}.rdn"),
+                format!("\"{}\" is not of the form attribute={{template}}", spec.rdn),
+                &rdn_example,
+            )
+        })?;
+        let rdn_attr = rdn_attr.trim().to_owned();
+        check_ldap_name(&rdn_attr, &format!("{sec}.rdn"))?;
+        let rdn_value = Template::parse(rdn_template.trim(), schema)
+            .map_err(|e| ConfigError::new(format!("{sec}.rdn"), e, &rdn_example))?;
+
+        let mut attrs = Vec::new();
+        for (scim, attr_spec) in spec.attributes {
+            attrs.push(parse_mapping(
+                sec,
+                scim,
+                attr_spec,
+                schema,
+                spec.limits.max_value_length,
+            )?);
+        }
+        if let Some(d) = spec.deactivate {
+            attrs.push(active_mapping(d, spec.limits.max_value_length)?);
+        }
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for m in &attrs {
+            if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
+                return Err(ConfigError::new(
+                    format!("{sec}.attributes.\"{}\"", m.scim),
+                    format!(
+                        "LDAP attribute `{}` is already mapped from `{other}`",
+                        m.ldap
+                    ),
+                    "map each LDAP attribute from one SCIM attribute only",
+                ));
+            }
+        }
+        if !attrs
+            .iter()
+            .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == spec.required))
+        {
+            return Err(ConfigError::new(
+                format!("{sec}.attributes.{}", spec.required),
+                format!("{} is not mapped", spec.required),
+                format!("add e.g. {} = \"cn\"; SCIM requires it", spec.required),
+            ));
+        }
+        let mut derived = Vec::new();
+        for (ldap, templates) in spec.derive {
+            check_ldap_name(ldap, &format!("{sec}.derive.{ldap}"))?;
+            let parsed = templates
+                .iter()
+                .map(|t| Template::parse(t, schema))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ConfigError::new(
+                        format!("{sec}.derive.{ldap}"),
+                        e,
+                        "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
+                    )
+                })?;
+            derived.push((ldap.clone(), parsed));
+        }
+        Ok(Mapping {
+            schema,
+            object_classes: spec.object_classes.to_vec(),
+            rdn_attr,
+            rdn_value,
+            attrs,
+            derived,
+            reject_unmapped: spec.reject_unmapped,
+            section: sec.to_owned(),
+            required: spec.required.to_owned(),
+            defaults: spec
+                .defaults
+                .iter()
+                .map(|(a, v)| (a.clone(), v.clone()))
+                .collect(),
+            limits: spec.limits,
+        })
+    }
+}
+
+fn check_ldap_name(name: &str, key: &str) -> Result<(), ConfigError> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("`{name}` is not an LDAP attribute or object class name"),
+            "use the name as the directory schema spells it, e.g. givenName",
+        ))
+    }
+}
+
+fn parse_mapping(
+    section: &str,
+    scim: &str,
+    spec: &AttrSpec,
+    schema: &ResourceSchema,
+    global_max: usize,
+) -> Result<AttrMapping, ConfigError> {
+    let key = format!("{section}.attributes.\"{scim}\"");
+    let (ldap, primary, transform, max_length) = match spec {
+        AttrSpec::Ldap(l) => (l.clone(), false, None, None),
+        AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform, f.max_length),
+    };
+    let max_len = match max_length {
+        None => (global_max, "limits.max_value_length".to_owned()),
+        Some(0) => {
+            return Err(ConfigError::new(
+                format!("{key}.max_length"),
+                "must be at least 1",
+                "e.g. max_length = 256, or remove it to use limits.max_value_length",
+            ))
+        }
+        Some(n) => (n.min(global_max), format!("{key}.max_length")),
+    };
+    check_ldap_name(&ldap, &key)?;
+    let path = parse_patch_path(scim).map_err(|e| {
+        ConfigError::new(
+            &key,
+            format!("not a SCIM attribute path: {e}"),
+            "e.g. \"name.givenName\" or 'emails[type eq \"work\"].value'",
+        )
+    })?;
+    let (container, attr) = schema.resolve(path.attr.urn.as_deref(), &path.attr.name).ok_or_else(|| {
+        ConfigError::new(
+            &key,
+            format!("`{}` is not an attribute of the User schema or its extensions", path.attr),
+            format!(
+                "use one of: externalId, {}, or an enterprise extension attribute as \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department\"",
+                schema.core.attributes.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    match attr.name {
+        "members" => {
+            return Err(ConfigError::new(
+                &key,
+                "`members` is stored through groups.member_attribute, not as an attribute",
+                "remove this line (member_attribute defaults to \"member\")",
+            ))
+        }
+        "id" | "meta" | "groups" => {
+            return Err(ConfigError::new(
+                &key,
+                format!(
+                    "`{}` is computed by the server and cannot be mapped",
+                    attr.name
+                ),
+                "remove this line (id is the directory's entryUUID/objectGUID)",
+            ))
+        }
+        "active" => {
+            return Err(ConfigError::new(
+                &key,
+                "`active` is configured through [users.deactivate], not as an attribute",
+                "remove this line and set users.deactivate.strategy",
+            ))
+        }
+        _ => {}
+    }
+    let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
+    let sub = match sub_name {
+        Some(s) => Some(attr.sub(s).ok_or_else(|| {
+            ConfigError::new(
+                &key,
+                format!("`{}` has no sub-attribute `{s}`", attr.name),
+                format!(
+                    "use one of: {}",
+                    attr.sub_attributes
+                        .iter()
+                        .map(|a| a.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let target = match (attr.multi_valued, attr.ty, sub) {
+        (true, AttrType::Complex, Some(sub)) => {
+            let (type_value, primary_sel) = match &path.filter {
+                None => (None, false),
+                Some(f) => selector(f).ok_or_else(|| {
+                    ConfigError::new(
+                        &key,
+                        "only [type eq \"…\"] (optionally `and primary eq true`) can select a value",
+                        format!("e.g. '{}[type eq \"work\"].{}'", attr.name, sub.name),
+                    )
+                })?,
+            };
+            Target::Element {
+                attr,
+                type_value,
+                primary: primary || primary_sel,
+                sub,
+            }
+        }
+        (true, _, _) => {
+            return Err(ConfigError::new(
+                &key,
+                format!(
+                    "`{}` is multi-valued: say which value and which part",
+                    attr.name
+                ),
+                format!("e.g. '{}[type eq \"work\"].value'", attr.name),
+            ))
+        }
+        (false, AttrType::Complex, Some(sub)) => Target::Sub {
+            container,
+            attr,
+            sub,
+        },
+        (false, AttrType::Complex, None) => {
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` is complex: name the sub-attribute", attr.name),
+                format!(
+                    "e.g. \"{}.{}\"",
+                    attr.name,
+                    attr.sub_attributes
+                        .first()
+                        .map(|s| s.name)
+                        .unwrap_or("value")
+                ),
+            ))
+        }
+        (false, _, None) => Target::Attr { container, attr },
+        (false, _, Some(_)) => {
+            return Err(ConfigError::new(
+                &key,
+                format!("`{}` has no sub-attributes", attr.name),
+                "remove the .part",
+            ))
+        }
+    };
+    if path.filter.is_some() && !matches!(target, Target::Element { .. }) {
+        return Err(ConfigError::new(
+            &key,
+            "a [filter] only applies to multi-valued attributes",
+            "remove the [..] part",
+        ));
+    }
+    let kind = match transform {
+        None if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
+            when_true: Some("TRUE".into()),
+            when_false: Some("FALSE".into()),
+        },
+        None => ValueKind::Text,
+        Some(TransformName::Boolean) if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
+            when_true: Some("TRUE".into()),
+            when_false: Some("FALSE".into()),
+        },
+        Some(TransformName::UserDn) if target.leaf().ty == AttrType::String => ValueKind::UserDn,
+        Some(t) => {
+            return Err(ConfigError::new(
+                &key,
+                format!(
+                    "transform `{t:?}` does not fit a {} attribute",
+                    target.leaf().ty.as_str()
+                ),
+                "user-dn is for ids of users (manager.value); boolean for boolean attributes",
+            ))
+        }
+    };
+    Ok(AttrMapping {
+        scim: scim.to_owned(),
+        target,
+        ldap,
+        kind,
+        max_len,
+    })
+}
+
+/// `type eq "work"` → (Some("work"), false); `type eq "work" and primary eq true` → (…, true).
+fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(v))
+            if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() =>
+        {
+            Some((Some(v.clone()), false))
+        }
+        Filter::Compare(p, CompareOp::Eq, CompValue::Bool(true))
+            if p.name.eq_ignore_ascii_case("primary") =>
+        {
+            Some((None, true))
+        }
+        Filter::And(parts) => {
+            let mut type_value = None;
+            let mut primary = false;
+            for part in parts {
+                let (t, p) = selector(part)?;
+                if t.is_some() {
+                    if type_value.is_some() {
+                        return None;
+                    }
+                    type_value = t;
+                }
+                primary |= p;
+            }
+            Some((type_value, primary))
+        }
+        _ => None,
+    }
+}
+
+fn active_mapping(cfg: &DeactivateConfig, global_max: usize) -> Result<AttrMapping, ConfigError> {
+    let max_len = (global_max, "limits.max_value_length".to_owned());
+    let active = crate::scim::schema::USER.attr("active").ok_or_else(|| {
+        ConfigError::new("users.deactivate", "the User schema lacks `active`", "")
+    })?;
+    let (ldap, when_true, when_false) = match cfg {
+        DeactivateConfig::AdAccountDisabled => {
+            return Ok(AttrMapping {
+                scim: "active".into(),
+                target: Target::Attr {
+                    container: Container::Core,
+                    attr: active,
+                },
+                ldap: "userAccountControl".into(),
+                kind: ValueKind::DisableBit {
+                    bit: crate::directory::ad::UAC_ACCOUNTDISABLE,
+                    base: crate::directory::ad::UAC_NORMAL_ACCOUNT,
+                },
+                max_len,
+            })
+        }
+        DeactivateConfig::PpolicyLock => (
+            "pwdAccountLockedTime".to_owned(),
+            None,
+            Some(PPOLICY_LOCKED.to_owned()),
+        ),
+        DeactivateConfig::Attribute {
+            attribute,
+            inactive_value,
+            active_value,
+        } => {
+            check_ldap_name(attribute, "users.deactivate.attribute")?;
+            if inactive_value.is_empty() {
+                return Err(ConfigError::new(
+                    "users.deactivate.inactive_value",
+                    "empty",
+                    "set the value that marks a disabled account, e.g. \"disabled\"",
+                ));
+            }
+            (
+                attribute.clone(),
+                active_value.clone().filter(|v| !v.is_empty()),
+                Some(inactive_value.clone()),
+            )
+        }
+    };
+    Ok(AttrMapping {
+        scim: "active".into(),
+        target: Target::Attr {
+            container: Container::Core,
+            attr: active,
+        },
+        ldap,
+        kind: ValueKind::Bool {
+            when_true,
+            when_false,
+        },
+        max_len,
+    })
+}

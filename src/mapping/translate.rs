@@ -1,0 +1,574 @@
+//! Translating at run time with a compiled `Mapping`: directory entry → SCIM resource,
+//! SCIM resource → LDAP values and the minimal changes between two states.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::*;
+use crate::directory::filter::{escape_dn_value, split_first_rdn, unescape_dn_value};
+use crate::directory::{Change, Entry};
+use crate::scim::schema::{container_mut, container_ref, Container, Mutability, Returned};
+use crate::scim::{ScimError, ScimResult};
+
+/// 400 `invalidValue` when `value` has more than `max` characters.
+fn check_length(what: &str, value: &str, max: usize, key: &str) -> ScimResult<()> {
+    // bytes ≥ characters: short values need no count
+    if value.len() <= max {
+        return Ok(());
+    }
+    let n = value.chars().count();
+    if n <= max {
+        return Ok(());
+    }
+    Err(ScimError::invalid_value(format!(
+        "'{what}' is {n} characters long; the server accepts at most {max} ({key})"
+    )))
+}
+
+impl Mapping {
+    /// The LDAP attributes a read must request to build the resource.
+    pub fn ldap_attributes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.attrs.iter().map(|m| m.ldap.clone()).collect();
+        v.push(self.rdn_attr.clone());
+        v.extend(["createTimestamp".to_owned(), "modifyTimestamp".to_owned()]);
+        v.sort_by_key(|a| a.to_ascii_lowercase());
+        v.dedup_by_key(|a| a.to_ascii_lowercase());
+        v
+    }
+
+    /// The LDAP attribute holding the required naming attribute (`userName`, `displayName`).
+    pub fn username_attr(&self) -> &str {
+        self.attrs
+            .iter()
+            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == self.required))
+            .map(|m| m.ldap.as_str())
+            .unwrap_or("cn")
+    }
+
+    /// The naming value read off a DN, when the RDN is exactly the naming attribute
+    /// (`cn={displayName}` with displayName mapped to cn): saves a read per group shown.
+    pub fn name_from_dn(&self, dn: &str) -> Option<String> {
+        let plain = self.rdn_attr.eq_ignore_ascii_case(self.username_attr())
+            && self.rdn_value.source() == format!("{{{}}}", self.required);
+        if !plain {
+            return None;
+        }
+        let (rdn, _) = split_first_rdn(dn);
+        rdn.split_once('=').map(|(_, v)| unescape_dn_value(v))
+    }
+
+    /// The LDAP sort key for `sortBy`, when one LDAP attribute holds exactly that SCIM
+    /// value; `None` when only an in-memory sort can say it.
+    pub fn sort_key(
+        &self,
+        by: &crate::scim::filter::AttrPath,
+        descending: bool,
+    ) -> Option<crate::directory::SortKey> {
+        let (container, def) = self.schema.resolve(by.urn.as_deref(), &by.name)?;
+        let key = |attr: &str, rule: &str| crate::directory::SortKey {
+            attr: attr.to_owned(),
+            ordering_rule: rule.to_owned(),
+            reverse: descending,
+        };
+        if def.name == "meta" {
+            return match by.sub.as_deref() {
+                Some(s) if s.eq_ignore_ascii_case("created") => {
+                    Some(key("createTimestamp", "generalizedTimeOrderingMatch"))
+                }
+                Some(s) if s.eq_ignore_ascii_case("lastModified") => {
+                    Some(key("modifyTimestamp", "generalizedTimeOrderingMatch"))
+                }
+                _ => None,
+            };
+        }
+        let sub = by.sub.as_deref().or(def.multi_valued.then_some("value"));
+        let candidates: Vec<&AttrMapping> = self
+            .attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::Text)
+            .filter(|m| match (&m.target, sub) {
+                (Target::Attr { container: c, attr }, None) => {
+                    *c == container && attr.name == def.name
+                }
+                (
+                    Target::Sub {
+                        container: c,
+                        attr,
+                        sub: s,
+                    },
+                    Some(want),
+                ) => *c == container && attr.name == def.name && s.name.eq_ignore_ascii_case(want),
+                (Target::Element { attr, sub: s, .. }, Some(want)) => {
+                    attr.name == def.name && s.name.eq_ignore_ascii_case(want)
+                }
+                _ => false,
+            })
+            .collect();
+        match candidates.as_slice() {
+            [m] => {
+                let rule = if m.target.leaf().case_exact {
+                    "caseExactOrderingMatch"
+                } else {
+                    "caseIgnoreOrderingMatch"
+                };
+                Some(key(&m.ldap, rule))
+            }
+            _ => None,
+        }
+    }
+
+    /// The mapping that stores `active`.
+    pub fn active(&self) -> Option<&AttrMapping> {
+        self.attrs
+            .iter()
+            .find(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == "active"))
+    }
+
+    /// Builds the SCIM view of an entry. `user_id_for_dn` resolves `UserDn` values.
+    pub fn to_scim(
+        &self,
+        entry: &Entry,
+        user_id_for_dn: &dyn Fn(&str) -> Option<String>,
+    ) -> Map<String, Value> {
+        let mut res = Map::new();
+        // element index per (attribute, type, primary) so that subs of one value land together
+        let mut elements: HashMap<(&str, Option<&str>, bool), usize> = HashMap::new();
+        for m in &self.attrs {
+            if m.target.leaf().returned == Returned::Never {
+                continue;
+            }
+            let value = match &m.kind {
+                ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
+                ValueKind::Bool {
+                    when_true,
+                    when_false,
+                } => Some(Value::Bool(!is_false(
+                    entry.values(&m.ldap),
+                    when_true.as_deref(),
+                    when_false.as_deref(),
+                ))),
+                ValueKind::UserDn => entry
+                    .first(&m.ldap)
+                    .and_then(user_id_for_dn)
+                    .map(Value::String),
+                ValueKind::DisableBit { bit, .. } => entry
+                    .first(&m.ldap)
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .map(|flags| Value::Bool(flags & bit == 0)),
+            };
+            let Some(value) = value else { continue };
+            match &m.target {
+                Target::Attr { container, attr } => {
+                    container_mut(&mut res, *container).insert(attr.name.to_owned(), value);
+                }
+                Target::Sub {
+                    container,
+                    attr,
+                    sub,
+                } => {
+                    let obj = container_mut(&mut res, *container)
+                        .entry(attr.name.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(o) = obj {
+                        o.insert(sub.name.to_owned(), value);
+                    }
+                }
+                Target::Element {
+                    attr,
+                    type_value,
+                    primary,
+                    sub,
+                } => {
+                    let key = (attr.name, type_value.as_deref(), *primary);
+                    let arr = res
+                        .entry(attr.name.to_owned())
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    let Value::Array(arr) = arr else { continue };
+                    let idx = *elements.entry(key).or_insert_with(|| {
+                        let mut el = Map::new();
+                        if let Some(t) = type_value {
+                            el.insert("type".into(), Value::String(t.clone()));
+                        }
+                        if *primary {
+                            el.insert("primary".into(), Value::Bool(true));
+                        }
+                        arr.push(Value::Object(el));
+                        arr.len() - 1
+                    });
+                    if let Some(Value::Object(el)) = arr.get_mut(idx) {
+                        el.insert(sub.name.to_owned(), value);
+                    }
+                }
+            }
+        }
+        res
+    }
+
+    /// The SCIM ids that `UserDn` mappings reference in `res` (to resolve before `to_ldap`).
+    pub fn referenced_ids(&self, res: &Map<String, Value>) -> Vec<String> {
+        self.attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::UserDn)
+            .filter_map(|m| scim_value(res, &m.target))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// What each mapped (and derived) LDAP attribute should hold for this resource.
+    /// `dn_for_user_id` resolves `UserDn` values; an unknown id leaves the attribute alone.
+    pub fn to_ldap(
+        &self,
+        res: &Map<String, Value>,
+        dn_for_user_id: &dyn Fn(&str) -> Option<String>,
+    ) -> ScimResult<BTreeMap<String, Desired>> {
+        let mut out = BTreeMap::new();
+        for m in &self.attrs {
+            if m.target.top().mutability == Mutability::ReadOnly {
+                continue;
+            }
+            let v = scim_value(res, &m.target);
+            let desired = match (&m.kind, v) {
+                (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None) => Desired::Keep,
+                (ValueKind::DisableBit { .. }, Some(Value::Bool(active))) => Desired::Bit(!active),
+                (_, None) => Desired::Clear,
+                (
+                    ValueKind::Bool {
+                        when_true,
+                        when_false,
+                    },
+                    Some(Value::Bool(b)),
+                ) => match if *b { when_true } else { when_false } {
+                    Some(v) => Desired::Set(v.clone()),
+                    None => Desired::Clear,
+                },
+                (ValueKind::Text, Some(Value::String(s))) => {
+                    if s.is_empty() {
+                        Desired::Clear
+                    } else {
+                        check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+                        Desired::Set(s.clone())
+                    }
+                }
+                (ValueKind::UserDn, Some(Value::String(id))) => {
+                    if id.is_empty() {
+                        Desired::Clear
+                    } else {
+                        match dn_for_user_id(id) {
+                            Some(dn) => Desired::Set(dn),
+                            // IdPs send references to users not provisioned (yet), or in
+                            // their own id space (Okta's managerId): the user is still
+                            // provisioned and the directory's value is left as it is.
+                            None => {
+                                tracing::warn!(attribute = %m.scim, id = %id, "no user has this id; reference not stored");
+                                Desired::Keep
+                            }
+                        }
+                    }
+                }
+                (_, Some(other)) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{}: unexpected value {other}",
+                        m.scim
+                    )))
+                }
+            };
+            out.insert(m.ldap.clone(), desired);
+        }
+        for (ldap, templates) in &self.derived {
+            let empty = matches!(out.get(ldap), None | Some(Desired::Clear));
+            if empty {
+                if let Some((t, v)) = templates.iter().find_map(|t| t.render(res).map(|v| (t, v))) {
+                    check_length(
+                        &format!("{ldap} (made from \"{}\")", t.source()),
+                        &v,
+                        self.limits.max_value_length,
+                        "limits.max_value_length",
+                    )?;
+                    out.insert(ldap.clone(), Desired::Set(v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
+    pub fn rdn(&self, res: &Map<String, Value>) -> ScimResult<String> {
+        let value = self.rdn_value.render(res).ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "cannot name the directory entry: the RDN template \"{}\" needs a value",
+                self.rdn_value.source()
+            ))
+        })?;
+        check_length(
+            &format!(
+                "{} (the entry's name, {}={})",
+                self.rdn_value.source().trim_matches(['{', '}']),
+                self.rdn_attr,
+                self.rdn_value.source()
+            ),
+            &value,
+            self.limits.max_rdn_value_length,
+            "limits.max_rdn_value_length",
+        )?;
+        Ok(format!("{}={}", self.rdn_attr, escape_dn_value(&value)))
+    }
+
+    /// Attributes and values for an LDAP add.
+    pub fn new_entry(
+        &self,
+        desired: &BTreeMap<String, Desired>,
+        rdn: &str,
+    ) -> Vec<(String, Vec<String>)> {
+        let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
+        for (a, d) in desired {
+            match d {
+                Desired::Set(v) => attrs.push((a.clone(), vec![v.clone()])),
+                Desired::Bit(set) => {
+                    if let Some(ValueKind::DisableBit { bit, base }) = self.kind_of(a) {
+                        let flags = if *set { base | bit } else { *base };
+                        attrs.push((a.clone(), vec![flags.to_string()]));
+                    }
+                }
+                Desired::Keep | Desired::Clear => {}
+            }
+        }
+        // a DisableBit attribute the resource did not mention starts enabled
+        for m in &self.attrs {
+            if let ValueKind::DisableBit { base, .. } = m.kind {
+                if !attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(&m.ldap)) {
+                    attrs.push((m.ldap.clone(), vec![base.to_string()]));
+                }
+            }
+        }
+        for (a, v) in &self.defaults {
+            if !attrs.iter().any(|(x, _)| x.eq_ignore_ascii_case(a)) {
+                attrs.push((a.clone(), v.clone()));
+            }
+        }
+        // The RDN value must be among the entry's values.
+        if !attrs
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case(&self.rdn_attr))
+        {
+            if let Some((_, v)) = rdn.split_once('=') {
+                attrs.push((self.rdn_attr.clone(), vec![unescape_dn_value(v)]));
+            }
+        }
+        attrs
+    }
+
+    /// The modify changes that take `entry` from `old` to `new` (both from `to_ldap`): only
+    /// attributes whose desired state differs are touched, so values SCIM cannot show are
+    /// kept. A single SCIM value replaces the first LDAP value and keeps the others.
+    pub fn changes(
+        &self,
+        entry: &Entry,
+        old: &BTreeMap<String, Desired>,
+        new: &BTreeMap<String, Desired>,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (attr, want) in new {
+            if old.get(attr) == Some(want) || *want == Desired::Keep {
+                continue;
+            }
+            let cur = entry.values(attr);
+            let kind = self.kind_of(attr);
+            match want {
+                Desired::Bit(set) => {
+                    let Some(ValueKind::DisableBit { bit, base }) = kind else {
+                        continue;
+                    };
+                    match cur.first().and_then(|v| v.parse::<u32>().ok()) {
+                        Some(flags) => {
+                            let new = if *set { flags | bit } else { flags & !bit };
+                            if new != flags {
+                                changes.push(Change::Delete(attr.clone(), vec![flags.to_string()]));
+                                changes.push(Change::Add(attr.clone(), vec![new.to_string()]));
+                            }
+                        }
+                        None => {
+                            let new = if *set { base | bit } else { *base };
+                            changes.push(Change::Replace(attr.clone(), vec![new.to_string()]));
+                        }
+                    }
+                }
+                Desired::Set(v) => {
+                    if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text))
+                    {
+                        continue;
+                    }
+                    let mut vals = vec![v.clone()];
+                    if kind == Some(&ValueKind::Text) || kind.is_none() {
+                        vals.extend(
+                            cur.iter()
+                                .skip(1)
+                                .filter(|c| !c.eq_ignore_ascii_case(v))
+                                .cloned(),
+                        );
+                    }
+                    changes.push(Change::Replace(attr.clone(), vals));
+                }
+                Desired::Clear if !cur.is_empty() => {
+                    changes.push(Change::Replace(attr.clone(), Vec::new()))
+                }
+                _ => {}
+            }
+        }
+        changes
+    }
+
+    /// Whether `entry` holds exactly what `desired` asks for (write-only attributes such as
+    /// passwords cannot be read and are not compared): a create retried after a lost answer
+    /// finds its own entry this way.
+    pub fn holds(&self, entry: &Entry, desired: &BTreeMap<String, Desired>) -> bool {
+        desired.iter().all(|(attr, want)| {
+            let write_only = self.attrs.iter().any(|m| {
+                m.ldap.eq_ignore_ascii_case(attr) && m.target.leaf().returned == Returned::Never
+            });
+            if write_only {
+                return true;
+            }
+            let cur = entry.values(attr);
+            match want {
+                Desired::Keep => true,
+                Desired::Clear => cur.is_empty(),
+                Desired::Set(v) => cur.first() == Some(v),
+                Desired::Bit(set) => match (self.kind_of(attr), cur.first()) {
+                    (Some(ValueKind::DisableBit { bit, .. }), Some(flags)) => {
+                        flags.parse::<u32>().is_ok_and(|f| (f & bit != 0) == *set)
+                    }
+                    _ => false,
+                },
+            }
+        })
+    }
+
+    fn kind_of(&self, ldap_attr: &str) -> Option<&ValueKind> {
+        self.attrs
+            .iter()
+            .find(|m| m.ldap.eq_ignore_ascii_case(ldap_attr))
+            .map(|m| &m.kind)
+    }
+
+    /// Whether `entry`'s current RDN differs from `rdn`.
+    pub fn needs_rename(entry_dn: &str, rdn: &str) -> bool {
+        let (current, _) = split_first_rdn(entry_dn);
+        current != rdn
+    }
+
+    /// SCIM attribute names the mapping does not store, found in a request resource.
+    pub fn unmapped_in(&self, res: &Map<String, Value>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mapped = |container: Container, name: &str| {
+            self.attrs.iter().any(|m| match &m.target {
+                Target::Attr { container: c, attr }
+                | Target::Sub {
+                    container: c, attr, ..
+                } => *c == container && attr.name == name,
+                Target::Element { attr, .. } => container == Container::Core && attr.name == name,
+            })
+        };
+        for (k, v) in res {
+            if let Some(ext) = self.schema.extension(k) {
+                if let Value::Object(inner) = v {
+                    for k2 in inner.keys() {
+                        if !mapped(Container::Extension(ext.id), k2) {
+                            out.push(format!("{}:{k2}", ext.id));
+                        }
+                    }
+                }
+            } else if !mapped(Container::Core, k)
+                && !matches!(k.as_str(), "id" | "meta" | "groups" | "members")
+            {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether a request that is about to be applied names only mapped attributes; the
+    /// error lists the others (used when `reject_unmapped` is on).
+    pub fn check_unmapped(
+        &self,
+        res: &Map<String, Value>,
+        extra_ignored: &[String],
+    ) -> ScimResult<()> {
+        let mut unmapped = self.unmapped_in(res);
+        unmapped.extend(extra_ignored.iter().cloned());
+        if unmapped.is_empty() {
+            return Ok(());
+        }
+        if self.reject_unmapped {
+            return Err(ScimError::invalid_value(format!(
+                "these attributes are not mapped to the directory: {} ({}.reject_unmapped is on)",
+                unmapped.join(", "),
+                self.section
+            )));
+        }
+        tracing::debug!(attributes = %unmapped.join(", "), "ignoring unmapped attributes");
+        Ok(())
+    }
+}
+
+/// Whether the LDAP values say "inactive": the false marker is present, or (when "true" is a
+/// marker and "false" is absence) the true marker is missing.
+fn is_false(values: &[String], when_true: Option<&str>, when_false: Option<&str>) -> bool {
+    let has = |m: &str| values.iter().any(|v| v.eq_ignore_ascii_case(m));
+    match (when_false, when_true) {
+        (Some(f), _) => has(f),
+        (None, Some(t)) => !has(t),
+        (None, None) => false,
+    }
+}
+
+/// The SCIM value a mapping reads from a resource.
+fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Value> {
+    match target {
+        Target::Attr { container, attr } => container_ref(res, *container)?.get(attr.name),
+        Target::Sub {
+            container,
+            attr,
+            sub,
+        } => container_ref(res, *container)?
+            .get(attr.name)?
+            .get(sub.name),
+        Target::Element {
+            attr,
+            type_value,
+            primary,
+            sub,
+        } => {
+            let items = res.get(attr.name)?.as_array()?;
+            let by_type = |t: &str| {
+                items.iter().find(|it| {
+                    it.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(t))
+                })
+            };
+            let element = match type_value {
+                Some(t) => by_type(t).or_else(|| {
+                    // The primary mapping also takes the primary value, or a lone untyped one.
+                    if !*primary {
+                        return None;
+                    }
+                    items
+                        .iter()
+                        .find(|it| it.get("primary") == Some(&Value::Bool(true)))
+                        .or_else(|| match items.as_slice() {
+                            [only] if only.get("type").is_none() => Some(only),
+                            _ => None,
+                        })
+                }),
+                None if *primary => items
+                    .iter()
+                    .find(|it| it.get("primary") == Some(&Value::Bool(true)))
+                    .or(items.first()),
+                None => items.first(),
+            }?;
+            element.get(sub.name)
+        }
+    }
+}
