@@ -317,7 +317,10 @@ fn build_groups(
     let memberships = Arc::new(Memberships {
         groups: store.clone(),
         member_attr: g.member_attribute.clone(),
-        placeholder: g.placeholder_member.clone(),
+        placeholder: g
+            .placeholder_member
+            .as_deref()
+            .map(crate::directory::Dn::new),
         member_of_attr: g.member_of_attribute.clone(),
         nested: g.nested,
     });

@@ -179,8 +179,11 @@ impl Dialect for AdDialect {
         let mut attrs = lowercase_attrs(&mut se);
         attrs.remove("objectguid");
         Entry {
-            dn: se.dn,
-            id: raw.and_then(|b| guid::to_string(&b)).unwrap_or_default(),
+            dn: se.dn.into(),
+            id: raw
+                .and_then(|b| guid::to_string(&b))
+                .unwrap_or_default()
+                .into(),
             attrs,
         }
     }

@@ -11,17 +11,19 @@ pub mod budget;
 pub mod filter;
 pub mod guid;
 pub mod ldap;
+pub mod names;
 pub mod openldap;
 pub mod pool;
 
 pub use filter::LdapFilter;
+pub use names::{Dn, EntryId};
 
 /// An entry as read from the directory: its DN, its immutable id (decoded by the dialect),
 /// and its attribute values keyed by lowercased attribute name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub dn: String,
-    pub id: String,
+    pub dn: Dn,
+    pub id: EntryId,
     pub attrs: HashMap<String, Vec<String>>,
 }
 

@@ -49,8 +49,8 @@ impl Dialect for OpenLdapDialect {
             .and_then(|v| v.into_iter().next())
             .unwrap_or_default();
         Entry {
-            dn: se.dn,
-            id,
+            dn: se.dn.into(),
+            id: id.into(),
             attrs,
         }
     }

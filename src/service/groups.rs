@@ -2,15 +2,15 @@
 //! exactly the affected member values, so they cost O(changed members) and concurrent
 //! changes do not overwrite each other; the member list is read only when a request needs it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::directory::budget;
-use crate::directory::filter::{normalize_dn, split_first_rdn};
-use crate::directory::{DirectoryError, Entry, LdapFilter};
+use crate::directory::filter::split_first_rdn;
+use crate::directory::{DirectoryError, Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::scim::patch::{apply_patch, parse_patch_request, OpKind, PatchOperation};
@@ -38,8 +38,8 @@ type GroupBody = (Map<String, Value>, Option<Vec<String>>);
 /// A member as this request resolved it: its id and the DN it had then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Member {
-    id: String,
-    dn: String,
+    id: EntryId,
+    dn: Dn,
 }
 
 /// The member changes one request makes: members to add (with their ids, to check them again
@@ -47,48 +47,44 @@ struct Member {
 #[derive(Default)]
 struct MemberDelta {
     adds: Vec<Member>,
-    deletes: Vec<String>,
+    deletes: Vec<Dn>,
 }
 
 impl MemberDelta {
     fn add(&mut self, m: Member) {
-        let n = normalize_dn(&m.dn);
-        self.deletes.retain(|d| normalize_dn(d) != n);
-        if !self.adds.iter().any(|a| normalize_dn(&a.dn) == n) {
+        self.deletes.retain(|d| *d != m.dn);
+        if !self.adds.iter().any(|a| a.dn == m.dn) {
             self.adds.push(m);
         }
     }
 
-    fn delete(&mut self, dn: String) {
-        let n = normalize_dn(&dn);
-        self.adds.retain(|a| normalize_dn(&a.dn) != n);
-        if !self.deletes.iter().any(|d| normalize_dn(d) == n) {
+    fn delete(&mut self, dn: Dn) {
+        self.adds.retain(|a| a.dn != dn);
+        if !self.deletes.contains(&dn) {
             self.deletes.push(dn);
         }
     }
 
     /// Replaces the membership: from `current` to exactly `wanted`, in linear time.
-    fn replace(&mut self, current: &[String], wanted: Vec<Member>) {
+    fn replace(&mut self, current: &[Dn], wanted: Vec<Member>) {
         self.adds.clear();
         self.deletes.clear();
-        let want: HashMap<String, Member> = wanted
-            .into_iter()
-            .map(|m| (normalize_dn(&m.dn), m))
+        let have: HashSet<&Dn> = current.iter().collect();
+        let want: HashSet<Dn> = wanted.iter().map(|m| m.dn.clone()).collect();
+        let mut added = HashSet::new();
+        for m in wanted {
+            if !have.contains(&m.dn) && added.insert(m.dn.clone()) {
+                self.adds.push(m);
+            }
+        }
+        self.deletes = current
+            .iter()
+            .filter(|d| !want.contains(*d))
+            .cloned()
             .collect();
-        let have: HashMap<String, &String> = current.iter().map(|d| (normalize_dn(d), d)).collect();
-        for (n, m) in want.iter() {
-            if !have.contains_key(n) {
-                self.adds.push(m.clone());
-            }
-        }
-        for (n, d) in &have {
-            if !want.contains_key(n) {
-                self.deletes.push((*d).clone());
-            }
-        }
     }
 
-    fn add_dns(&self) -> Vec<String> {
+    fn add_dns(&self) -> Vec<Dn> {
         self.adds.iter().map(|m| m.dn.clone()).collect()
     }
 }
@@ -134,24 +130,24 @@ impl Groups {
     }
 
     /// The entry's current members (placeholder left out).
-    fn current_members(&self, e: &Entry) -> Vec<String> {
+    fn current_members(&self, e: &Entry) -> Vec<Dn> {
         e.values(self.member_attr())
             .iter()
+            .map(Dn::new)
             .filter(|d| !self.members.is_placeholder(d))
-            .cloned()
             .collect()
     }
 
-    /// The DN and kind of each User or Group among `ids`, in the tenant's view (keyed by
-    /// lowercased id): users first, then groups for the ids left, each in batched searches.
+    /// The DN and kind of each User or Group among `ids`, in the tenant's view: users
+    /// first, then groups for the ids left, each in batched searches.
     async fn resolve_ids(
         &self,
         ctx: &RequestCtx,
         ids: &[String],
-    ) -> ScimResult<HashMap<String, (String, MemberKind)>> {
+    ) -> ScimResult<HashMap<EntryId, (Dn, MemberKind)>> {
         let id_only = [self.store.dir.id_attribute()];
         let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut out: HashMap<String, (String, MemberKind)> = self
+        let mut out: HashMap<EntryId, (Dn, MemberKind)> = self
             .users
             .locate_many(&ctx.tenant.users_container, &wanted, &id_only)
             .await?
@@ -160,7 +156,7 @@ impl Groups {
             .collect();
         let left: Vec<&str> = wanted
             .into_iter()
-            .filter(|id| !out.contains_key(&id.to_ascii_lowercase()))
+            .filter(|id| !out.contains_key(&EntryId::from(*id)))
             .collect();
         if !left.is_empty() {
             let groups = self
@@ -188,15 +184,13 @@ impl Groups {
         let found = self.resolve_ids(ctx, ids).await?;
         let mut members = Vec::with_capacity(ids.len());
         for id in ids {
-            match found.get(&id.to_ascii_lowercase()) {
-                Some((dn, _)) => members.push(Member {
-                    id: id.clone(),
-                    dn: dn.clone(),
-                }),
+            let id = EntryId::from(id.as_str());
+            match found.get(&id) {
+                Some((dn, _)) => members.push(Member { id, dn: dn.clone() }),
                 None if strict => {
                     return Err(ScimError::invalid_value(format!(
                         "members: no User or Group has id \"{}\"",
-                        crate::logging::shorten(id, 64)
+                        crate::logging::shorten(&id, 64)
                     )))
                 }
                 None => {}
@@ -212,18 +206,18 @@ impl Groups {
     async fn verify_added(
         &self,
         ctx: &RequestCtx,
-        group_dn: &str,
+        group_dn: &Dn,
         added: &[Member],
     ) -> ScimResult<()> {
         if added.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = added.iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<String> = added.iter().map(|m| m.id.to_string()).collect();
         let now = self.resolve_ids(ctx, &ids).await?;
         let mut fix = self.members.values(vec![], vec![]);
         for m in added {
-            match now.get(&m.id.to_ascii_lowercase()) {
-                Some((dn, _)) if normalize_dn(dn) == normalize_dn(&m.dn) => {}
+            match now.get(&m.id) {
+                Some((dn, _)) if *dn == m.dn => {}
                 Some((dn, _)) => {
                     fix.deletes.push(m.dn.clone());
                     fix.adds.push(dn.clone());
@@ -235,14 +229,14 @@ impl Groups {
             return Ok(());
         }
         warn!(
-            group = group_dn,
+            group = %group_dn,
             "members changed while they were being added; correcting"
         );
         let mut plan = Plan::new();
         plan.push(Step::new(
             Step::MODIFY,
             Op::Modify {
-                dn: group_dn.to_owned(),
+                dn: group_dn.clone(),
                 changes: vec![],
                 values: Some(fix),
                 assertion: None,
@@ -284,7 +278,7 @@ impl Groups {
             "schemas".into(),
             Value::Array(vec![Value::String(GROUP_SCHEMA.into())]),
         );
-        out.insert("id".into(), Value::String(e.id.clone()));
+        out.insert("id".into(), Value::String(e.id.to_string()));
         out.extend(res);
         if with_members {
             let dns = self.current_members(e);
@@ -331,10 +325,15 @@ impl Groups {
             .await?;
         let desired = self.store.mapping.to_ldap(&res, &|_| None)?;
         let rdn = self.store.mapping.rdn(&res)?;
-        let dn = format!("{rdn},{container}");
+        let dn = Dn::new(format!("{rdn},{container}"));
         let mut attrs = self.store.mapping.new_entry(&desired, &rdn);
-        let mut values: Vec<String> = self.members.placeholder.iter().cloned().collect();
-        values.extend(members.iter().map(|m| m.dn.clone()));
+        let mut values: Vec<String> = self
+            .members
+            .placeholder
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        values.extend(members.iter().map(|m| m.dn.to_string()));
         if !values.is_empty() {
             attrs.push((self.member_attr().to_owned(), values));
         }
@@ -431,7 +430,7 @@ impl Groups {
     async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
         let mut ids = Vec::new();
         collect_member_ids(f, &mut ids);
-        let dns: HashMap<String, String> = if ids.is_empty() {
+        let dns: HashMap<EntryId, Dn> = if ids.is_empty() {
             HashMap::new()
         } else {
             self.resolve_ids(ctx, &ids)
@@ -445,8 +444,8 @@ impl Groups {
         let hook = |node: &Filter| -> Option<ScimResult<LdapFilter>> {
             let is_members = |p: &AttrPath| p.name.eq_ignore_ascii_case("members");
             let eq = |id: &str| {
-                dns.get(&id.to_ascii_lowercase())
-                    .map(|dn| LdapFilter::eq(&member_attr, dn.clone()))
+                dns.get(&EntryId::from(id))
+                    .map(|dn| LdapFilter::eq(&member_attr, dn.to_string()))
                     .unwrap_or(LdapFilter::False)
             };
             match node {
@@ -632,7 +631,7 @@ impl Groups {
         old_res: &Map<String, Value>,
         new_res: &Map<String, Value>,
         delta: MemberDelta,
-    ) -> ScimResult<String> {
+    ) -> ScimResult<Dn> {
         let assertion = self.store.precondition(ctx, e)?;
         let mapping = &self.store.mapping;
         let old = mapping.to_ldap(old_res, &|_| None)?;
@@ -644,7 +643,7 @@ impl Groups {
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
         let (old_rdn, parent) = split_first_rdn(&e.dn);
-        let new_dn = format!("{new_rdn},{parent}");
+        let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let values = self.members.values(delta.add_dns(), delta.deletes.clone());
         let modify = !changes.is_empty() || !values.adds.is_empty() || !values.deletes.is_empty();
         let mut plan = Plan::new();
@@ -885,8 +884,8 @@ mod tests {
 
     fn m(dn: &str) -> Member {
         Member {
-            id: format!("id-{dn}"),
-            dn: dn.into(),
+            id: EntryId::new(format!("id-{dn}")),
+            dn: Dn::new(dn),
         }
     }
 
@@ -894,11 +893,11 @@ mod tests {
     fn member_deltas_cancel_in_request_order() {
         let mut d = MemberDelta::default();
         d.add(m("uid=a,ou=p"));
-        d.delete("UID=A,ou=p".into());
+        d.delete(Dn::new("UID=A,ou=p"));
         assert!(d.adds.is_empty());
-        assert_eq!(d.deletes, vec!["UID=A,ou=p"]);
+        assert_eq!(d.deletes, vec![Dn::new("uid=a,ou=p")]);
         d.add(m("uid=a,ou=p"));
-        assert_eq!(d.add_dns(), vec!["uid=a,ou=p"]);
+        assert_eq!(d.add_dns(), vec![Dn::new("uid=a,ou=p")]);
         assert!(d.deletes.is_empty());
     }
 
@@ -906,11 +905,15 @@ mod tests {
     fn replace_yields_the_minimal_adds_and_deletes() {
         let mut d = MemberDelta::default();
         d.replace(
-            &["uid=a,ou=p".into(), "uid=b,ou=p".into()],
-            vec![m("uid=b,ou=p"), m("uid=c,ou=p")],
+            &[Dn::new("uid=a,ou=p"), Dn::new("UID=B,ou=p")],
+            vec![m("uid=b,ou=p"), m("uid=c,ou=p"), m("uid=c,ou=p")],
         );
-        assert_eq!(d.adds, vec![m("uid=c,ou=p")]);
-        assert_eq!(d.deletes, vec!["uid=a,ou=p"]);
+        assert_eq!(
+            d.adds,
+            vec![m("uid=c,ou=p")],
+            "once, however often it is named"
+        );
+        assert_eq!(d.deletes, vec![Dn::new("uid=a,ou=p")]);
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::directory::filter::{is_under, normalize_dn};
-use crate::directory::{Entry, LdapFilter};
+use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 use crate::scim::ScimResult;
 
 use super::store::Store;
@@ -20,7 +19,7 @@ pub struct Memberships {
     pub groups: Arc<Store>,
     pub member_attr: String,
     /// Held by every group (for classes that require a member); never shown.
-    pub placeholder: Option<String>,
+    pub placeholder: Option<Dn>,
     /// A user attribute listing its groups (memberOf); else found by search.
     pub member_of_attr: Option<String>,
     /// Also report groups reached through nested groups (`type: indirect`).
@@ -35,14 +34,12 @@ pub enum MemberKind {
 }
 
 impl Memberships {
-    pub fn is_placeholder(&self, dn: &str) -> bool {
-        self.placeholder
-            .as_deref()
-            .is_some_and(|p| normalize_dn(p) == normalize_dn(dn))
+    pub fn is_placeholder(&self, dn: &Dn) -> bool {
+        self.placeholder.as_ref() == Some(dn)
     }
 
     /// Member changes of one group, as plan values (placeholder left alone).
-    pub fn values(&self, adds: Vec<String>, deletes: Vec<String>) -> Values {
+    pub fn values(&self, adds: Vec<Dn>, deletes: Vec<Dn>) -> Values {
         Values {
             attr: self.member_attr.clone(),
             adds,
@@ -54,9 +51,9 @@ impl Memberships {
     }
 
     /// A plan step changing `group`'s members, undone by the inverse change.
-    pub fn change_step(&self, label: Label, group: &str, values: Values) -> Step {
+    pub fn change_step(&self, label: Label, group: &Dn, values: Values) -> Step {
         let op = |v: Values| Op::Modify {
-            dn: group.to_owned(),
+            dn: group.clone(),
             changes: vec![],
             values: Some(v),
             assertion: None,
@@ -65,7 +62,7 @@ impl Memberships {
     }
 
     /// A sweep of the tenant's groups for `members` (pointing them at `to` when given).
-    fn sweep(&self, ctx: &RequestCtx, members: Vec<String>, to: Option<String>) -> Option<Op> {
+    fn sweep(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Option<Op> {
         let base = ctx.tenant.groups_container.clone()?;
         Some(Op::Sweep {
             base,
@@ -78,27 +75,27 @@ impl Memberships {
 
     /// Before an entry takes the name `dn`: no group may list that name already (left by an
     /// earlier entry of the same name), or the new entry would inherit its memberships.
-    pub fn stale_step(&self, ctx: &RequestCtx, dn: &str) -> Option<Step> {
-        self.sweep(ctx, vec![dn.to_owned()], None)
+    pub fn stale_step(&self, ctx: &RequestCtx, dn: &Dn) -> Option<Step> {
+        self.sweep(ctx, vec![dn.clone()], None)
             .map(|op| Step::new(Step::STALE, op, Undo::Nothing))
     }
 
     /// The entry at `dn` leaves every group of the tenant (undone by rejoining them).
-    pub fn leave_step(&self, ctx: &RequestCtx, dn: &str) -> Option<Step> {
-        self.sweep(ctx, vec![dn.to_owned()], None)
+    pub fn leave_step(&self, ctx: &RequestCtx, dn: &Dn) -> Option<Step> {
+        self.sweep(ctx, vec![dn.clone()], None)
             .map(|op| Step::new(Step::LEAVE_GROUPS, op, Undo::Recorded))
     }
 
     /// After a delete or archive: memberships a concurrent request added between leaving the
     /// groups and the entry's move, under any of `dns`.
-    pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<String>) -> Option<Step> {
+    pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<Dn>) -> Option<Step> {
         self.sweep(ctx, dns, None)
             .map(|op| Step::new(Step::CATCH_UP, op, Undo::Nothing))
     }
 
     /// After a rename: groups listing `old` list `new` instead (the plan's last step).
-    pub fn follow_step(&self, ctx: &RequestCtx, old: &str, new: &str) -> Option<Step> {
-        self.sweep(ctx, vec![old.to_owned()], Some(new.to_owned()))
+    pub fn follow_step(&self, ctx: &RequestCtx, old: &Dn, new: &Dn) -> Option<Step> {
+        self.sweep(ctx, vec![old.clone()], Some(new.clone()))
             .map(|op| Step::new(Step::FOLLOW, op, Undo::Nothing))
     }
 
@@ -109,17 +106,17 @@ impl Memberships {
         let Some(container) = ctx.tenant.groups_container.as_deref() else {
             return Ok(Vec::new());
         };
-        let direct: Vec<(String, String)> = match &self.member_of_attr {
+        let direct: Vec<(Dn, EntryId)> = match &self.member_of_attr {
             Some(a) => {
-                let dns: Vec<String> = user
+                let dns: Vec<Dn> = user
                     .values(a)
                     .iter()
-                    .filter(|dn| is_under(dn, container))
-                    .cloned()
+                    .map(Dn::new)
+                    .filter(|dn| dn.is_under(container))
                     .collect();
                 let ids = self.groups.ids_for_dns(container, &dns).await?;
                 dns.into_iter()
-                    .filter_map(|dn| ids.get(&normalize_dn(&dn)).map(|id| (dn, id.clone())))
+                    .filter_map(|dn| ids.get(&dn).map(|id| (dn.clone(), id.clone())))
                     .collect()
             }
             None => {
@@ -128,12 +125,12 @@ impl Memberships {
             }
         };
         let mut out = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<Dn> = HashSet::new();
         let mut level = direct;
         let mut kind = "direct";
         // nesting deeper than this is a loop the seen-set already breaks; the bound is cheap
         for _ in 0..32 {
-            level.retain(|(dn, _)| seen.insert(normalize_dn(dn)));
+            level.retain(|(dn, _)| seen.insert(dn.clone()));
             if level.is_empty() {
                 break;
             }
@@ -151,7 +148,7 @@ impl Memberships {
             if !self.nested {
                 break;
             }
-            let dns: Vec<String> = level.into_iter().map(|(dn, _)| dn).collect();
+            let dns: Vec<Dn> = level.into_iter().map(|(dn, _)| dn).collect();
             level = self.parents_of(container, &dns).await?;
             kind = "indirect";
         }
@@ -159,17 +156,13 @@ impl Memberships {
     }
 
     /// (DN, id) of the groups under `container` that list any of `members` directly.
-    async fn parents_of(
-        &self,
-        container: &str,
-        members: &[String],
-    ) -> ScimResult<Vec<(String, String)>> {
+    async fn parents_of(&self, container: &str, members: &[Dn]) -> ScimResult<Vec<(Dn, EntryId)>> {
         let mut out = Vec::new();
         for chunk in members.chunks(super::store::LOCATE_BATCH) {
             let listing = LdapFilter::or(
                 chunk
                     .iter()
-                    .map(|m| LdapFilter::eq(&self.member_attr, m.clone()))
+                    .map(|m| LdapFilter::eq(&self.member_attr, m.to_string()))
                     .collect(),
             );
             let filter = LdapFilter::and(vec![self.groups.class_filter(), listing]);
@@ -189,9 +182,9 @@ impl Memberships {
         &self,
         users: &Store,
         ctx: &RequestCtx,
-        dns: &[String],
-    ) -> ScimResult<Vec<(String, String, MemberKind)>> {
-        let dns: Vec<String> = dns
+        dns: &[Dn],
+    ) -> ScimResult<Vec<(Dn, EntryId, MemberKind)>> {
+        let dns: Vec<Dn> = dns
             .iter()
             .filter(|d| !self.is_placeholder(d))
             .cloned()
@@ -204,10 +197,10 @@ impl Memberships {
         }
         let mut out = Vec::with_capacity(dns.len());
         for dn in dns {
-            let Some(id) = known.get(&normalize_dn(&dn)).cloned() else {
+            let Some(id) = known.get(&dn).cloned() else {
                 continue;
             };
-            let kind = if is_under(&dn, users_container) {
+            let kind = if dn.is_under(users_container) {
                 MemberKind::User
             } else {
                 MemberKind::Group

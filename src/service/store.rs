@@ -1,15 +1,15 @@
 //! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
 //! the naming attribute, paged listing and `meta`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::cache::DnCache;
-use crate::directory::filter::{is_under, normalize_dn};
-use crate::directory::{Directory, Entry, LdapFilter};
+use crate::directory::filter::is_under;
+use crate::directory::{Directory, Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
 use crate::scim::{ScimError, ScimResult, ScimType};
@@ -204,38 +204,31 @@ impl Store {
         Ok(Some(e))
     }
 
-    /// The entries of this type under `container` with these ids, keyed by lowercased id: one
-    /// search per `LOCATE_BATCH` ids (an OR of id equalities), however many ids a request
-    /// names. Ids that cannot be ids of this directory, or that match nothing, are absent.
+    /// The entries of this type under `container` with these ids, keyed by id: one search
+    /// per `LOCATE_BATCH` ids (an OR of id equalities), however many ids a request names. Ids
+    /// that cannot be ids of this directory, or that match nothing, are absent.
     pub async fn locate_many(
         &self,
         container: &str,
         ids: &[&str],
         attrs: &[&str],
-    ) -> ScimResult<HashMap<String, Entry>> {
+    ) -> ScimResult<HashMap<EntryId, Entry>> {
         let mut found = HashMap::with_capacity(ids.len());
-        let mut wanted: Vec<&str> = ids
+        let mut seen = HashSet::new();
+        let wanted: Vec<LdapFilter> = ids
             .iter()
-            .copied()
-            .filter(|id| self.dir.id_filter(id).is_some())
+            .filter(|id| seen.insert(EntryId::from(**id)))
+            .filter_map(|id| self.dir.id_filter(id))
             .collect();
-        wanted.sort_unstable_by_key(|id| id.to_ascii_lowercase());
-        wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         for chunk in wanted.chunks(LOCATE_BATCH) {
-            let by_id = LdapFilter::or(
-                chunk
-                    .iter()
-                    .filter_map(|id| self.dir.id_filter(id))
-                    .collect(),
-            );
-            let filter = LdapFilter::and(vec![self.class_filter(), by_id]);
+            let filter = LdapFilter::and(vec![self.class_filter(), LdapFilter::or(chunk.to_vec())]);
             let (entries, _) = self
                 .dir
                 .search(container, &filter, attrs, chunk.len() + 1)
                 .await?;
             for e in entries {
                 self.remember(container, &e).await;
-                found.insert(e.id.to_ascii_lowercase(), e);
+                found.insert(e.id.clone(), e);
             }
         }
         Ok(found)
@@ -253,7 +246,7 @@ impl Store {
 
     /// The SCIM id of the entry at `dn`, if it lies under `container` (one read: a DN can be
     /// reused by a new entry, by this bridge or another, so its id is never taken on trust).
-    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ScimResult<Option<String>> {
+    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ScimResult<Option<EntryId>> {
         if !is_under(dn, container) {
             return Ok(None);
         }
@@ -263,22 +256,21 @@ impl Store {
         }
     }
 
-    /// The SCIM ids of the entries at `dns` under `container`, keyed by normalised DN: one
+    /// The SCIM ids of the entries at `dns` under `container`, keyed by DN: one
     /// search per `LOCATE_BATCH` DNs, by their (indexed) RDN values, so a group of thousands
     /// costs a handful of searches, and nothing is taken from a cache another bridge's writes
     /// could have made stale.
     pub async fn ids_for_dns(
         &self,
         container: &str,
-        dns: &[String],
-    ) -> ScimResult<HashMap<String, String>> {
-        let mut wanted: Vec<(String, LdapFilter)> = dns
+        dns: &[Dn],
+    ) -> ScimResult<HashMap<Dn, EntryId>> {
+        let mut seen = HashSet::new();
+        let wanted: Vec<(&Dn, LdapFilter)> = dns
             .iter()
-            .filter(|dn| is_under(dn, container))
-            .filter_map(|dn| rdn_filter(dn).map(|f| (normalize_dn(dn), f)))
+            .filter(|dn| dn.is_under(container) && seen.insert(*dn))
+            .filter_map(|dn| rdn_filter(dn).map(|f| (dn, f)))
             .collect();
-        wanted.sort_by(|a, b| a.0.cmp(&b.0));
-        wanted.dedup_by(|a, b| a.0 == b.0);
         let mut out = HashMap::with_capacity(wanted.len());
         for chunk in wanted.chunks(LOCATE_BATCH) {
             let any = LdapFilter::or(chunk.iter().map(|(_, f)| f.clone()).collect());
@@ -288,9 +280,8 @@ impl Store {
                 .search(container, &filter, &[self.dir.id_attribute()], 0)
                 .await?;
             for e in found {
-                let n = normalize_dn(&e.dn);
-                if !e.id.is_empty() && chunk.iter().any(|(w, _)| *w == n) {
-                    out.insert(n, e.id);
+                if !e.id.is_empty() && chunk.iter().any(|(w, _)| **w == e.dn) {
+                    out.insert(e.dn, e.id);
                 }
             }
         }
@@ -526,7 +517,7 @@ impl Store {
     /// and `meta` timestamps (no directory reads).
     fn filter_view(&self, e: &Entry) -> Value {
         let mut m = self.mapping.to_scim(e, &|_| None);
-        m.insert("id".into(), Value::String(e.id.clone()));
+        m.insert("id".into(), Value::String(e.id.to_string()));
         let mut meta = serde_json::Map::new();
         for (k, a) in [
             ("created", "createTimestamp"),

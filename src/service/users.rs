@@ -10,8 +10,8 @@ use tracing::info;
 
 use crate::config::DeleteMode;
 use crate::directory::budget;
-use crate::directory::filter::{is_under, normalize_dn, split_first_rdn};
-use crate::directory::{DirectoryError, Entry, LdapFilter};
+use crate::directory::filter::{is_under, split_first_rdn};
+use crate::directory::{DirectoryError, Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::{Mapping, ValueKind};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch_request};
@@ -36,7 +36,7 @@ pub struct UserSettings {
 }
 
 /// Referenced users: SCIM id → DN.
-type Refs = HashMap<String, String>;
+type Refs = HashMap<EntryId, Dn>;
 
 pub struct Users {
     store: Arc<Store>,
@@ -93,22 +93,22 @@ impl Users {
             let Some(dn) = e.first(&m.ldap) else { continue };
             // a DN this request just resolved needs no read; any other is read (a DN can be
             // reused by a new entry, so an id for it is never cached)
-            let id = match known
-                .iter()
-                .find(|(_, d)| normalize_dn(d) == normalize_dn(dn))
-            {
+            let dn = Dn::new(dn);
+            let id = match known.iter().find(|(_, d)| **d == dn) {
                 Some((id, _)) => Some(id.clone()),
                 None => {
                     self.store
-                        .id_for_dn(&ctx.tenant.users_container, dn)
+                        .id_for_dn(&ctx.tenant.users_container, &dn)
                         .await?
                 }
             };
             if let Some(id) = id {
-                ids.insert(dn.to_owned(), id);
+                ids.insert(dn, id);
             }
         }
-        let res = self.mapping().to_scim(e, &|dn| ids.get(dn).cloned());
+        let res = self
+            .mapping()
+            .to_scim(e, &|dn| ids.get(&Dn::new(dn)).map(|id| id.to_string()));
         Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
     }
 
@@ -152,7 +152,7 @@ impl Users {
         }
         let mut out = Map::new();
         out.insert("schemas".into(), Value::Array(schemas));
-        out.insert("id".into(), Value::String(e.id.clone()));
+        out.insert("id".into(), Value::String(e.id.to_string()));
         out.extend(res);
         if let (Some(m), true) = (&self.memberships, with_groups) {
             let groups = m.groups_of(ctx, e).await?;
@@ -177,7 +177,7 @@ impl Users {
             .mapping()
             .referenced_ids(res)
             .into_iter()
-            .filter(|id| !out.contains_key(id))
+            .filter(|id| !out.contains_key(&EntryId::from(id.as_str())))
             .collect();
         if wanted.is_empty() {
             return Ok(out);
@@ -192,7 +192,8 @@ impl Users {
             )
             .await?;
         for id in wanted {
-            if let Some(e) = found.get(&id.to_ascii_lowercase()) {
+            let id = EntryId::from(id);
+            if let Some(e) = found.get(&id) {
                 out.insert(id, e.dn.clone());
             }
         }
@@ -221,9 +222,9 @@ impl Users {
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
-        let desired = self.mapping().to_ldap(&res, &|id| refs.get(id).cloned())?;
+        let desired = self.mapping().to_ldap(&res, &|id| dn_for(&refs, id))?;
         let rdn = self.mapping().rdn(&res)?;
-        let dn = format!("{rdn},{container}");
+        let dn = Dn::new(format!("{rdn},{container}"));
         if let Some(e) = self
             .store
             .find_by_name(container, &user_name, &self.store.attrs())
@@ -247,7 +248,11 @@ impl Users {
             }),
         ));
         if let (Some(m), Some(group)) = (&self.memberships, &ctx.tenant.default_group) {
-            plan.push(m.change_step(Step::JOIN, group, m.values(vec![dn.clone()], vec![])));
+            plan.push(m.change_step(
+                Step::JOIN,
+                &Dn::new(group.as_str()),
+                m.values(vec![dn.clone()], vec![]),
+            ));
         }
         match self.store.writer().run(plan).await {
             Ok(()) => {}
@@ -344,7 +349,7 @@ impl Users {
     ) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
-        let lookup = |id: &str| refs.get(id).cloned();
+        let lookup = |id: &str| dn_for(&refs, id);
         let mapping = self.mapping();
         let old = mapping.to_ldap(&old_res, &lookup)?;
         let new = mapping.to_ldap(&new_res, &lookup)?;
@@ -368,7 +373,7 @@ impl Users {
             return self.render(ctx, &e, &refs).await;
         }
         let (old_rdn, parent) = split_first_rdn(&e.dn);
-        let new_dn = format!("{new_rdn},{parent}");
+        let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let mut plan = Plan::new();
         if rename {
             if let Some(m) = &self.memberships {
@@ -537,7 +542,7 @@ impl Users {
             Some(_) => format!("{rdn}-{}", e.id.chars().take(8).collect::<String>()),
             None => rdn.clone(),
         };
-        let archived_dn = format!("{archived_rdn},{archive}");
+        let archived_dn = Dn::new(format!("{archived_rdn},{archive}"));
         let mut plan = Plan::new();
         let mut assertion = assertion;
         if !lock.is_empty() {
@@ -599,7 +604,7 @@ impl Users {
         };
         if let Some(a) = archived {
             let (rdn, _) = split_first_rdn(&a.dn);
-            let live = format!("{rdn},{}", ctx.tenant.users_container);
+            let live = Dn::new(format!("{rdn},{}", ctx.tenant.users_container));
             if let Some(step) = m.catch_up_step(ctx, vec![a.dn.clone(), live]) {
                 let mut plan = Plan::new();
                 plan.push(step);
@@ -696,6 +701,11 @@ impl Users {
             }
         }
     }
+}
+
+/// The DN `refs` holds for a user id, as the mapping wants it.
+fn dn_for(refs: &Refs, id: &str) -> Option<String> {
+    refs.get(&EntryId::from(id)).map(|dn| dn.to_string())
 }
 
 fn required_user_name(res: &Map<String, Value>) -> ScimResult<&str> {

@@ -10,18 +10,17 @@ use std::fmt;
 use tracing::{error, warn};
 
 use crate::directory::budget;
-use crate::directory::filter::normalize_dn;
-use crate::directory::{Change, Directory, DirectoryError, Entry, LdapFilter};
+use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter};
 use crate::scim::ScimError;
 
-/// Idempotent changes of one multi-valued attribute (a group's members): adding a value that
+/// Idempotent changes of one DN-valued attribute (a group's members): adding a value that
 /// is there, or deleting one that is not, succeeds. The caller names only values whose
 /// presence it knows, so that the inverse change undoes exactly this one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Values {
     pub attr: String,
-    pub adds: Vec<String>,
-    pub deletes: Vec<String>,
+    pub adds: Vec<Dn>,
+    pub deletes: Vec<Dn>,
 }
 
 impl Values {
@@ -42,25 +41,25 @@ impl Values {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Add {
-        dn: String,
+        dn: Dn,
         attrs: Vec<(String, Vec<String>)>,
     },
     /// One modify: `changes` and `values` together, all or nothing, only while the entry
     /// matches `assertion` (its `If-Match` version).
     Modify {
-        dn: String,
+        dn: Dn,
         changes: Vec<Change>,
         values: Option<Values>,
         assertion: Option<LdapFilter>,
     },
     Rename {
-        dn: String,
+        dn: Dn,
         rdn: String,
         parent: Option<String>,
         assertion: Option<LdapFilter>,
     },
     Delete {
-        dn: String,
+        dn: Dn,
         assertion: Option<LdapFilter>,
     },
     /// Takes the DNs `members` out of every entry of `class` under `base` that lists one in
@@ -71,23 +70,23 @@ pub enum Op {
         base: String,
         class: LdapFilter,
         attr: String,
-        members: Vec<String>,
-        to: Option<String>,
+        members: Vec<Dn>,
+        to: Option<Dn>,
     },
 }
 
 impl Op {
     /// The DN after this op (a rename moves it).
-    fn dn_after(&self) -> Option<String> {
+    fn dn_after(&self) -> Option<Dn> {
         match self {
             Op::Rename {
                 dn, rdn, parent, ..
             } => {
                 let (_, old_parent) = crate::directory::filter::split_first_rdn(dn);
-                Some(format!(
+                Some(Dn::new(format!(
                     "{rdn},{}",
                     parent.as_deref().unwrap_or(&old_parent)
-                ))
+                )))
             }
             Op::Add { dn, .. } | Op::Modify { dn, .. } | Op::Delete { dn, .. } => Some(dn.clone()),
             Op::Sweep { .. } => None,
@@ -107,18 +106,18 @@ impl fmt::Display for Op {
             Op::Delete { dn, .. } => write!(f, "delete {dn}"),
             Op::Sweep {
                 members, to: None, ..
-            } => write!(
-                f,
-                "remove {} from the groups listing it",
-                members.join(", ")
-            ),
+            } => write!(f, "remove {} from the groups listing it", joined(members)),
             Op::Sweep {
                 members,
                 to: Some(to),
                 ..
-            } => write!(f, "point the groups listing {} at {to}", members.join(", ")),
+            } => write!(f, "point the groups listing {} at {to}", joined(members)),
         }
     }
+}
+
+fn joined(dns: &[Dn]) -> String {
+    dns.iter().map(Dn::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// How a step is undone.
@@ -248,7 +247,7 @@ impl From<WriteError> for ScimError {
 enum Did {
     Plain,
     /// A sweep's changes, per entry: the `Values` that undo them.
-    Swept(Vec<(String, Values)>),
+    Swept(Vec<(Dn, Values)>),
 }
 
 /// Runs plans against a directory.
@@ -376,7 +375,7 @@ impl Writer<'_> {
                 attr,
                 members,
                 to,
-            } => self.sweep(base, class, attr, members, to.as_deref()).await,
+            } => self.sweep(base, class, attr, members, to.as_ref()).await,
         }
     }
 
@@ -394,13 +393,14 @@ impl Writer<'_> {
         let values = values.unwrap_or(&empty);
         let mut adds = values.adds.clone();
         let mut deletes = values.deletes.clone();
+        let text = |dns: &[Dn]| dns.iter().map(|d| d.to_string()).collect::<Vec<_>>();
         for attempt in 0..3 {
             let mut all = changes.to_vec();
             if !adds.is_empty() {
-                all.push(Change::Add(values.attr.clone(), adds.clone()));
+                all.push(Change::Add(values.attr.clone(), text(&adds)));
             }
             if !deletes.is_empty() {
-                all.push(Change::Delete(values.attr.clone(), deletes.clone()));
+                all.push(Change::Delete(values.attr.clone(), text(&deletes)));
             }
             if all.is_empty() {
                 return Ok(());
@@ -411,8 +411,7 @@ impl Writer<'_> {
                     let mut present = Vec::new();
                     for d in deletes {
                         // a value this same change adds is deleted after it
-                        let added_here = adds.iter().any(|a| normalize_dn(a) == normalize_dn(&d));
-                        if added_here || self.dir.contains(dn, &values.attr, &d).await? {
+                        if adds.contains(&d) || self.dir.contains(dn, &values.attr, &d).await? {
                             present.push(d);
                         }
                     }
@@ -440,40 +439,28 @@ impl Writer<'_> {
         base: &str,
         class: &LdapFilter,
         attr: &str,
-        members: &[String],
-        to: Option<&str>,
+        members: &[Dn],
+        to: Option<&Dn>,
     ) -> Result<Did, DirectoryError> {
         let listing = LdapFilter::or(
             members
                 .iter()
-                .map(|m| LdapFilter::eq(attr, m.clone()))
+                .map(|m| LdapFilter::eq(attr, m.to_string()))
                 .collect(),
         );
         let filter = LdapFilter::and(vec![class.clone(), listing]);
         let (holders, _) = self.dir.search(base, &filter, &[attr], 0).await?;
         let mut undo = Vec::new();
         for holder in holders {
-            let listed: Vec<String> = holder
-                .values(attr)
-                .iter()
-                .filter(|v| members.iter().any(|m| normalize_dn(m) == normalize_dn(v)))
-                .cloned()
-                .collect();
-            let add_to: Vec<String> = match to {
-                Some(t)
-                    if !holder
-                        .values(attr)
-                        .iter()
-                        .any(|v| normalize_dn(v) == normalize_dn(t)) =>
-                {
-                    vec![t.to_owned()]
-                }
-                _ => vec![],
-            };
+            let listed: Vec<Dn> = holder.values(attr).iter().map(Dn::new).collect();
             let change = Values {
                 attr: attr.to_owned(),
-                adds: add_to,
-                deletes: listed,
+                adds: to
+                    .filter(|t| !listed.contains(t))
+                    .cloned()
+                    .into_iter()
+                    .collect(),
+                deletes: listed.into_iter().filter(|v| members.contains(v)).collect(),
             };
             if change.is_empty() {
                 continue;
@@ -491,7 +478,9 @@ impl Writer<'_> {
             Op::Add { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_some()),
             Op::Delete { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_none()),
             Op::Rename { dn, .. } => {
-                let to = op.dn_after().unwrap_or_default();
+                let Some(to) = op.dn_after() else {
+                    return Err(DirectoryError::Unknown(format!("where {dn} was moved")));
+                };
                 if self.dir.read(&to, &["objectClass"]).await?.is_some() {
                     Ok(true)
                 } else if self.dir.read(dn, &["objectClass"]).await?.is_some() {
@@ -572,12 +561,8 @@ fn change_holds(e: &Entry, c: &Change) -> Option<bool> {
 }
 
 fn values_hold(e: &Entry, v: &Values) -> bool {
-    let listed = |x: &String| {
-        e.values(&v.attr)
-            .iter()
-            .any(|y| normalize_dn(y) == normalize_dn(x))
-    };
-    v.adds.iter().all(listed) && !v.deletes.iter().any(listed)
+    let listed: Vec<Dn> = e.values(&v.attr).iter().map(Dn::new).collect();
+    v.adds.iter().all(|a| listed.contains(a)) && !v.deletes.iter().any(|d| listed.contains(d))
 }
 
 #[cfg(test)]
@@ -586,7 +571,7 @@ mod tests {
 
     fn entry(attrs: &[(&str, &[&str])]) -> Entry {
         Entry {
-            dn: "uid=a,ou=p".into(),
+            dn: Dn::new("uid=a,ou=p"),
             id: "x".into(),
             attrs: attrs
                 .iter()
@@ -620,8 +605,8 @@ mod tests {
         );
         let v = Values {
             attr: "member".into(),
-            adds: vec!["UID=B,ou=p".into()],
-            deletes: vec!["uid=c,ou=p".into()],
+            adds: vec![Dn::new("UID=B,ou=p")],
+            deletes: vec![Dn::new("uid=c,ou=p")],
         };
         assert!(values_hold(&e, &v), "DNs compare canonically");
         assert!(!values_hold(&e, &v.inverse()));
@@ -630,12 +615,12 @@ mod tests {
     #[test]
     fn a_rename_moves_the_dn() {
         let op = Op::Rename {
-            dn: "uid=a,ou=people,dc=x".into(),
+            dn: Dn::new("uid=a,ou=people,dc=x"),
             rdn: "uid=a".into(),
             parent: Some("ou=archive,dc=x".into()),
             assertion: None,
         };
-        assert_eq!(op.dn_after().as_deref(), Some("uid=a,ou=archive,dc=x"));
+        assert_eq!(op.dn_after(), Some(Dn::new("uid=a,ou=archive,dc=x")));
         assert_eq!(
             op.to_string(),
             "rename uid=a,ou=people,dc=x to uid=a,ou=archive,dc=x"

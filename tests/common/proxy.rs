@@ -167,15 +167,17 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let held: Arc<Mutex<Vec<(u64, Duration)>>> = Arc::default();
-    // set before a request to be cut is forwarded: no answer goes back after it
+    // set before a request to be cut is forwarded: no answer goes back after it, and the
+    // line goes dead when the directory answers that request (so it was applied)
     let mute = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut_at: Arc<Mutex<Option<(u64, bool)>>> = Arc::default();
     let cut = tokio_util::sync::CancellationToken::new();
     let all = rules.lock().unwrap().all.clone();
     let up = {
         let held = held.clone();
-        let cut = cut.clone();
         let rules = rules.clone();
         let mute = mute.clone();
+        let cut_at = cut_at.clone();
         async move {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 16384];
@@ -203,22 +205,8 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
                     }
                     match fault {
                         Some(Fault::Hold(_, d)) => held.lock().unwrap().push((id, d)),
-                        Some(Fault::CutAfter(_)) => {
-                            // let the directory read it before the line goes dead
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            cut.cancel();
-                            return;
-                        }
-                        Some(Fault::Blackout(_)) => {
-                            let all = {
-                                let mut r = rules.lock().unwrap();
-                                r.refuse = true;
-                                r.all.clone()
-                            };
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            all.cancel();
-                            return;
-                        }
+                        Some(Fault::CutAfter(_)) => *cut_at.lock().unwrap() = Some((id, false)),
+                        Some(Fault::Blackout(_)) => *cut_at.lock().unwrap() = Some((id, true)),
                         None => {}
                     }
                 }
@@ -226,6 +214,8 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
         }
     };
     let down = {
+        let cut = cut.clone();
+        let rules = rules.clone();
         async move {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 16384];
@@ -246,8 +236,23 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
                     if let Some(d) = delay {
                         tokio::time::sleep(d).await;
                     }
-                    if mute.load(std::sync::atomic::Ordering::SeqCst) {
+                    // the directory answered the request to cut: it was applied; the bridge
+                    // never hears so
+                    let cut_here = *cut_at.lock().unwrap();
+                    if let Some((_, blackout)) = cut_here.filter(|(cid, _)| *cid == id) {
+                        if blackout {
+                            let all = {
+                                let mut r = rules.lock().unwrap();
+                                r.refuse = true;
+                                r.all.clone()
+                            };
+                            all.cancel();
+                        }
+                        cut.cancel();
                         return;
+                    }
+                    if mute.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
                     }
                     if cw.write_all(&msg).await.is_err() {
                         return;

@@ -1,0 +1,197 @@
+//! Names the directory gives: distinguished names and entry ids. Both compare the way the
+//! directory compares them, so code that asks "is this the same entry?" cannot forget to
+//! normalise (and cannot compare a DN with an id: they are different types).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+use super::filter::normalize_dn;
+
+/// A distinguished name as the directory spells it. Two `Dn`s naming the same entry are
+/// equal and hash alike whatever their spelling (case of types and values, escaping, spaces
+/// after commas: RFC 4514 as LDAP servers compare).
+#[derive(Clone)]
+pub struct Dn {
+    text: String,
+    /// The canonical form, computed once.
+    key: String,
+}
+
+impl Dn {
+    pub fn new(text: impl Into<String>) -> Dn {
+        let text = text.into();
+        let key = normalize_dn(&text);
+        Dn { text, key }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether this DN is `base` or lies below it.
+    pub fn is_under(&self, base: &str) -> bool {
+        super::filter::is_under(&self.text, base)
+    }
+}
+
+impl PartialEq for Dn {
+    fn eq(&self, other: &Dn) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Dn {}
+
+impl Hash for Dn {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl Deref for Dn {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl From<String> for Dn {
+    fn from(s: String) -> Dn {
+        Dn::new(s)
+    }
+}
+
+impl From<&str> for Dn {
+    fn from(s: &str) -> Dn {
+        Dn::new(s)
+    }
+}
+
+impl From<Dn> for String {
+    fn from(d: Dn) -> String {
+        d.text
+    }
+}
+
+/// The immutable id of an entry (OpenLDAP's entryUUID, AD's objectGUID, both as text), which
+/// SCIM shows as `id`. Compared without regard to case: ids are hexadecimal.
+#[derive(Clone, Default)]
+pub struct EntryId(String);
+
+impl EntryId {
+    pub fn new(text: impl Into<String>) -> EntryId {
+        EntryId(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for EntryId {
+    fn eq(&self, other: &EntryId) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for EntryId {}
+
+impl Hash for EntryId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for b in self.0.bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+    }
+}
+
+impl PartialEq<str> for EntryId {
+    fn eq(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+impl Deref for EntryId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<String> for EntryId {
+    fn from(s: String) -> EntryId {
+        EntryId(s)
+    }
+}
+
+impl From<&str> for EntryId {
+    fn from(s: &str) -> EntryId {
+        EntryId(s.to_owned())
+    }
+}
+
+impl serde::Serialize for Dn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl serde::Serialize for EntryId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn dns_naming_one_entry_are_equal_whatever_their_spelling() {
+        let a = Dn::new("uid=Jo\\,e,OU=People,dc=example,dc=org");
+        let b = Dn::new("UID=jo\\2Ce, ou=people,DC=Example,DC=org");
+        assert_eq!(a, b);
+        assert_eq!(
+            HashSet::from([a.clone()]).get(&b).map(Dn::as_str),
+            Some(a.as_str())
+        );
+        assert_ne!(a, Dn::new("uid=joe,ou=people,dc=example,dc=org"));
+        assert!(a.is_under("ou=people,dc=example,dc=org"));
+    }
+
+    #[test]
+    fn ids_compare_without_case() {
+        let a = EntryId::new("3F2504E0-4F89-11D3-9A0C-0305E82C3301");
+        let b = EntryId::new("3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+        assert_eq!(a, b);
+        assert_eq!(
+            HashSet::from([a]).len(),
+            HashSet::from([b.clone(), b]).len()
+        );
+    }
+}
