@@ -171,6 +171,8 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         http,
         tasks: tokio_util::task::TaskTracker::new(),
         rate_limits,
+        directory: directory.clone(),
+        readiness: tokio::sync::Mutex::new(None),
     });
     Ok(App { state, directory })
 }

@@ -71,6 +71,11 @@ async fn a_refused_service_account_gets_bounded_binds_and_a_clear_error() {
     };
     assert_eq!(get(bridge.base.clone()).await.0, StatusCode::OK);
     assert_eq!(get(server.base.clone()).await.0, StatusCode::OK);
+    let ready = |addr: std::net::SocketAddr| async move {
+        let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(ready(bridge.addr()).await.0, StatusCode::OK);
 
     // the password changes; the restart drops every pooled connection
     slapd
@@ -112,6 +117,13 @@ async fn a_refused_service_account_gets_bounded_binds_and_a_clear_error() {
         1,
         "one ERROR line:\n{log}"
     );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, why) = ready(bridge.addr()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready: {why}");
+    assert!(
+        why.contains("refused the bridge's service account"),
+        "{why}"
+    );
 
     // the password is right again: the bridge recovers on its own
     slapd
@@ -133,6 +145,8 @@ async fn a_refused_service_account_gets_bounded_binds_and_a_clear_error() {
         "recovered {:?} after the password was restored",
         start.elapsed()
     );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ready(bridge.addr()).await.0, StatusCode::OK, "ready again");
 }
 
 /// A bridge whose LDAP traffic passes the fault proxy, with a 3 s request deadline (steps

@@ -194,9 +194,9 @@ pub async fn bounded_head(
 
 /// At most `server.max_concurrent_requests` requests are served at once; another waits up to
 /// `queue_timeout_ms` for a slot (the wait is bounded by the connection cap), then gets 503.
-/// `/healthz` is exempt: it must answer while the directory is slow.
+/// `/healthz` and `/readyz` are exempt: they must answer while the service is busy.
 pub async fn concurrency(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    if matches!(req.uri().path(), "/healthz" | "/readyz") {
         return next.run(req).await;
     }
     let slots = state.request_slots.clone();
@@ -268,4 +268,29 @@ pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Ne
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok")
+}
+
+/// How long a readiness answer is reused.
+const READINESS_TTL: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`: the directory answers with the service account bound (200 `ready`), else a
+/// SCIM 503 saying why (unreachable, or the account refused). Cached for two seconds.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mut last = state.readiness.lock().await;
+    let fresh = last
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < READINESS_TTL)
+        .map(|(_, r)| r.clone());
+    let verdict = match fresh {
+        Some(r) => r,
+        None => {
+            let r = state.directory.ping().await.map_err(ScimError::from);
+            *last = Some((Instant::now(), r.clone()));
+            r
+        }
+    };
+    match verdict {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => HttpError(e).into_response(),
+    }
 }

@@ -72,6 +72,10 @@ pub struct AppState {
     /// Connections and detached writes: the shutdown drain waits for them.
     pub tasks: TaskTracker,
     pub rate_limits: RateLimits,
+    pub directory: Arc<dyn crate::directory::Directory>,
+    /// The last readiness check and when it was made (`/readyz` is cached briefly, so a load
+    /// balancer's probes cannot become load on the directory).
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), ScimError>)>>,
 }
 
 impl AppState {
@@ -156,6 +160,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest(BASE_PATH, scim)
         .route("/healthz", get(middleware::healthz))
+        .route("/readyz", get(middleware::readyz))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), middleware::deadline))
         .layer(from_fn_with_state(state.clone(), middleware::concurrency))
