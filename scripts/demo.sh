@@ -43,9 +43,10 @@ free_port() {
 }
 
 http_port=$(free_port)
-token="scim2ldap_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export SCIM2LDAP_SERVER__LISTEN="127.0.0.1:$http_port"
-export SCIM2LDAP_TENANTS__DEFAULT__TOKENS__DEMO__SHA256=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+# the demo's token store and audit file live with the throwaway directory
+export SCIM2LDAP_SERVER__TOKEN_STORE="$work/tokens.json"
+export SCIM2LDAP_AUDIT__FILE="$work/audit.log"
 if [ "$kind" = openldap ]; then
   config=config.example.toml
   ldap_port=$(free_port)
@@ -76,6 +77,8 @@ else
   filter_user='(userPrincipalName=bjensen@example.test)'
 fi
 export SCIM2LDAP_LDAP__BIND_PASSWORD_FILE="$work/bind_password"
+token=$("$bin" token create --config "$config" --tenant default --name demo --expires 1d | awk '/^  scim2ldap_/ {print $1}')
+[ -n "$token" ] || { echo "could not create the demo token" >&2; exit 1; }
 "$bin" serve --config "$config" 2>>"$work/bridge.log" &
 bridge_pid=$!
 for _ in $(seq 1 100); do
@@ -108,6 +111,10 @@ Try it (in another terminal):
     -d '{"displayName":"Engineering","members":[{"value":"ID"}]}'
   # delete it (disabled and moved to the archive container; SCIM answers 404 afterwards)
   curl -s -X DELETE \$BASE/Users/ID -H "Authorization: Bearer \$TOKEN"
+  # who changed what: one JSON record per write
+  cat $work/audit.log
+  # the demo's tokens (never their secrets); rotate or revoke one without a restart
+  SCIM2LDAP_SERVER__TOKEN_STORE=$work/tokens.json $bin token list --config $repo/$config
 
 Bridge log: $work/bridge.log     Press Ctrl-C to stop the demo.
 INFO

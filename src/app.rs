@@ -56,11 +56,7 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         value_limits,
         &USER_RESOURCE,
     )?);
-    let auth = Authenticator::from_config(
-        &raw.tenants,
-        &raw.users.container,
-        raw.groups.as_ref().map(|g| g.container.as_str()),
-    )?;
+    let auth = Arc::new(Authenticator::from_config(raw)?);
     if let Some(u) = &raw.server.public_url {
         url::Url::parse(u).map_err(|e| {
             ConfigError::new(
@@ -172,9 +168,25 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         tasks: tokio_util::task::TaskTracker::new(),
         rate_limits,
         directory: directory.clone(),
+        audit: auditor(&raw.audit)?,
         readiness: tokio::sync::Mutex::new(None),
     });
     Ok(App { state, directory })
+}
+
+/// `[audit]`: a file opened now (so that one the service cannot write fails at start), or the
+/// log.
+fn auditor(cfg: &crate::config::AuditConfig) -> Result<crate::audit::Auditor, ConfigError> {
+    match &cfg.file {
+        None => Ok(crate::audit::Auditor::to_log()),
+        Some(path) => crate::audit::Auditor::to_file(path.clone()).map_err(|e| {
+            ConfigError::new(
+                "audit.file",
+                format!("cannot open {} to append audit records: {e}", path.display()),
+                "name a file in a directory the service user may write (e.g. /var/log/scim2ldap/audit.log), or remove the key to audit to the log",
+            )
+        }),
+    }
 }
 
 /// Files the process needs besides client connections: the LDAP pool, the listener, logs,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::directory::DirectoryKind;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/scim2ldap/config.toml";
+pub const DEFAULT_TOKEN_STORE: &str = "/var/lib/scim2ldap/tokens.json";
 
 /// A configuration problem: which key, what is wrong, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,18 @@ pub struct RawConfig {
     pub tenants: BTreeMap<String, TenantConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: where the record of every write goes.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file the records are appended to, one JSON object per line. Unset: the log, as
+    /// events of target `audit`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// `[limits]`: how much one request may make the server parse, walk and write. Every input
@@ -200,6 +213,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Each tenant's token bucket (a tenant may override it).
     pub rate_limit: RateLimitConfig,
+    /// The token store `scim2ldap token` manages; the server picks up its changes within a
+    /// second or two.
+    pub token_store: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -223,6 +239,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 16 * 1024,
             max_header_bytes: 32 * 1024,
             rate_limit: RateLimitConfig::default(),
+            token_store: PathBuf::from(DEFAULT_TOKEN_STORE),
         }
     }
 }
@@ -495,6 +512,46 @@ pub struct TenantConfig {
     /// This tenant's token bucket, instead of `server.rate_limit`.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// OAuth2 access tokens (JWTs) from this issuer, instead of or beside static tokens.
+    #[serde(default)]
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `[tenants.NAME.oauth]`: JWT bearer tokens an OAuth2 issuer signs (client credentials).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// `iss` the tokens must carry.
+    pub issuer: String,
+    /// `aud` the tokens must carry (one of, when it is a list).
+    pub audience: String,
+    /// The issuer's public keys (JWKS): a file, or a URL fetched and cached (refetched when a
+    /// token names an unknown key, at most every 30 s).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// A scope the token must grant (in `scope` or `scp`), e.g. "admin"; 403 without it.
+    #[serde(default)]
+    pub required_scope: Option<String>,
+    /// A claim the token must carry with this value (or a list holding it), e.g. groups =
+    /// admins; 403 without it.
+    #[serde(default)]
+    pub required_claim: Option<RequiredClaim>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredClaim {
+    pub name: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

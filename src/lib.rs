@@ -3,9 +3,10 @@
 //! Layers, from the wire inwards: `http` (axum server, auth, logging) → `service` (SCIM
 //! operations) → `mapping` (SCIM ↔ LDAP through the admin's TOML) and `scim` (the protocol
 //! core, free of HTTP and LDAP types) → `directory` (the `Directory` trait, one
-//! implementation per dialect). `config`, `auth`, `cache` and `app` support them.
+//! implementation per dialect). `config`, `auth`, `audit`, `cache` and `app` support them.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;

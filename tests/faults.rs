@@ -328,7 +328,17 @@ async fn deletes_whose_answers_are_lost_end_whole() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delete_that_fails_midway_is_undone_whole() {
     let slapd = Slapd::start();
-    let bridge = Bridge::start(&slapd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let bridge = Bridge::start_with(test_config(
+        &slapd,
+        &[(
+            "# file = \"/var/log/scim2ldap/audit.log\"",
+            &format!("file = \"{}\"", audit.display()),
+        )],
+        "",
+    ))
+    .await;
     let u = bridge.create_user(json!({"userName": "cara"})).await;
     let id = u["id"].as_str().unwrap();
     group_with(&bridge, "Crew", &[id]).await;
@@ -354,6 +364,16 @@ async fn a_delete_that_fails_midway_is_undone_whole() {
     );
     let (s, got) = bridge.get(&format!("/Users/{id}")).await;
     assert_eq!((s, got["active"].clone()), (StatusCode::OK, json!(true)));
+    // the audit record says it was undone, with nothing left applied
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let record: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["operation"] == "delete")
+        .expect("an audit record for the delete");
+    assert_eq!(record["outcome"], "undone", "{record}");
+    assert_eq!(record["status"], 500);
+    assert_eq!(record["changes"], json!([]), "{record}");
 }
 
 /// Group writes whose answers are lost: the membership change and the delete are what the

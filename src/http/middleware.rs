@@ -7,18 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 use tracing::{info, info_span, Instrument};
 
-use super::response::{HttpError, SCIM_CONTENT_TYPE};
+use super::response::{ErrorDetail, HttpError, SCIM_CONTENT_TYPE};
 use super::AppState;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Caller};
 use crate::directory::budget::{self, Budget};
 use crate::scim::ScimError;
+
+/// The request's id (from `X-Request-Id` or made here), for the audit record.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
 
 /// The tenant a request authenticated as, for the access log.
 #[derive(Clone, Debug)]
@@ -33,12 +38,18 @@ pub async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate(header, OffsetDateTime::now_utc()) {
-        Ok((tenant, _token_name)) => {
+    match state
+        .auth
+        .authenticate(header, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(caller) => {
+            let tenant = caller.tenant.clone();
             let name = TenantName(tenant.name.clone());
             let mut resp = match state.rate_limits.check(&tenant.name) {
                 Ok(()) => {
                     req.extensions_mut().insert(tenant);
+                    req.extensions_mut().insert(caller);
                     next.run(req).await
                 }
                 Err((wait, cfg)) => {
@@ -56,22 +67,131 @@ pub async fn authenticate(
             resp.extensions_mut().insert(name);
             resp
         }
-        Err(e) => {
-            // RFC 6750 §3: no error code when no credentials were sent.
-            let challenge = match e {
-                AuthError::Missing | AuthError::NotBearer => "Bearer realm=\"scim2ldap\"",
-                AuthError::Invalid | AuthError::Expired => {
-                    "Bearer realm=\"scim2ldap\", error=\"invalid_token\""
-                }
-            };
-            let mut resp = HttpError(ScimError::unauthorized(e.to_string())).into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-            resp
-        }
+        Err(e) => refusal(e),
     }
+}
+
+/// The answer to a request that did not authenticate: 401 with the challenge RFC 6750 §3
+/// asks for (no error code when no credentials were sent), 403 `insufficient_scope` for a
+/// valid token without the required scope or claim, 503 when the issuer's keys cannot be had.
+fn refusal(e: AuthError) -> Response {
+    let (err, challenge) = match &e {
+        AuthError::Missing | AuthError::NotBearer => (
+            ScimError::unauthorized(e.to_string()),
+            "Bearer realm=\"scim2ldap\"".to_owned(),
+        ),
+        AuthError::Invalid | AuthError::Expired | AuthError::InvalidJwt(_) => (
+            ScimError::unauthorized(e.to_string()),
+            "Bearer realm=\"scim2ldap\", error=\"invalid_token\"".to_owned(),
+        ),
+        AuthError::InsufficientScope { scope, .. } => (
+            ScimError::new(403, None, e.to_string()),
+            match scope {
+                Some(s) => format!(
+                    "Bearer realm=\"scim2ldap\", error=\"insufficient_scope\", scope=\"{s}\""
+                ),
+                None => "Bearer realm=\"scim2ldap\", error=\"insufficient_scope\"".to_owned(),
+            },
+        ),
+        AuthError::KeysUnavailable(why) => {
+            tracing::warn!(reason = %why, "cannot verify access tokens: the issuer's keys are unavailable");
+            return HttpError(ScimError::unavailable(
+                "the access token's issuer keys cannot be fetched; retry later",
+                5,
+            ))
+            .into_response();
+        }
+    };
+    let mut resp = HttpError(err).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// One audit record per write on `/Users` and `/Groups` (see `crate::audit`): runs inside
+/// authentication, so it knows the caller, and inside the deadline's task, so it sees the
+/// write to its end even when the client has stopped waiting.
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    decoded_id: Result<Path<String>, PathRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some((operation, resource_type, raw_id)) = write_target(req.method(), req.uri().path())
+    else {
+        return next.run(req).await;
+    };
+    // the id as the handler reads it; one it cannot decode (bad UTF-8) as sent
+    let id: Option<String> = match decoded_id {
+        Ok(Path(id)) => Some(id),
+        Err(_) => raw_id,
+    }
+    .map(|id| crate::logging::shorten(&id, 256).into_owned());
+    let caller = req.extensions().get::<Caller>().cloned();
+    let request_id = req.extensions().get::<RequestId>().cloned();
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let (resp, trail) = crate::audit::tracing_writes(next.run(req)).await;
+    let Some(caller) = caller else { return resp };
+    let status = resp.status();
+    let id = id.or_else(|| {
+        // a create: the new resource's id ends its Location
+        resp.headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .map(|s| crate::logging::shorten(s, 256).into_owned())
+    });
+    let record = crate::audit::Record {
+        time: crate::audit::timestamp(OffsetDateTime::now_utc()),
+        request_id: request_id.as_ref().map_or("-", |r| &r.0),
+        tenant: &caller.tenant.name,
+        credential: &caller.credential,
+        client,
+        operation,
+        resource_type,
+        id,
+        status: status.as_u16(),
+        outcome: trail.outcome(status.is_success()),
+        changes: trail.changes(),
+        unconfirmed: trail.unconfirmed_step(),
+        detail: resp
+            .extensions()
+            .get::<ErrorDetail>()
+            .map(|d| crate::logging::shorten(&d.0, 1024).into_owned()),
+    };
+    state.audit.record(&record);
+    resp
+}
+
+/// The write a request asks for: (operation, resource type, the id segment as sent).
+fn write_target(
+    method: &Method,
+    path: &str,
+) -> Option<(&'static str, &'static str, Option<String>)> {
+    // the router nests under BASE_PATH; accept the path with or without it
+    let path = path.strip_prefix(super::BASE_PATH).unwrap_or(path);
+    let mut parts = path.trim_start_matches('/').split('/');
+    let resource_type = match parts.next()? {
+        "Users" => "User",
+        "Groups" => "Group",
+        _ => return None,
+    };
+    let id = parts.next().filter(|id| !id.is_empty());
+    if parts.next().is_some() || id == Some(".search") {
+        return None;
+    }
+    let operation = match (method.clone(), id) {
+        (Method::POST, None) => "create",
+        (Method::PUT, Some(_)) => "replace",
+        (Method::PATCH, Some(_)) => "patch",
+        (Method::DELETE, Some(_)) => "delete",
+        _ => return None,
+    };
+    Some((operation, resource_type, id.map(str::to_owned)))
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -102,6 +222,9 @@ pub async fn access_log(req: Request, next: Next) -> Response {
             )
         });
     let span = info_span!("request", request_id = %request_id);
+    let mut req = req;
+    req.extensions_mut()
+        .insert(RequestId(Arc::from(request_id.as_str())));
     let mut resp = next.run(req).instrument(span.clone()).await;
     let tenant = resp
         .extensions()

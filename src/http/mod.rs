@@ -57,7 +57,7 @@ pub struct AppState {
     pub users: Users,
     /// `None` when the config has no `[groups]`.
     pub groups: Option<Groups>,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub discovery: Discovery,
     /// Configured absolute URL of `/scim/v2`; when `None`, derived from `Host`.
     pub public_url: Option<String>,
@@ -75,6 +75,8 @@ pub struct AppState {
     pub directory: Arc<dyn crate::directory::Directory>,
     /// The last readiness check and when it was made (`/readyz` is cached briefly, so a load
     /// balancer's probes cannot become load on the directory).
+    /// Where the record of every write goes.
+    pub audit: crate::audit::Auditor,
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), ScimError>)>>,
 }
 
@@ -141,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(handlers::patch_group)
                 .delete(handlers::delete_group),
         )
+        .route_layer(from_fn_with_state(state.clone(), middleware::audit))
         .route_layer(from_fn_with_state(state.clone(), middleware::authenticate));
     let public = Router::new()
         .route(
@@ -199,5 +202,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    server::serve(listener, state, app, shutdown).await
+    // token store changes (create, rotate, revoke) take effect without a restart
+    let watcher = tokio::spawn(state.auth.clone().watch());
+    let served = server::serve(listener, state.clone(), app, shutdown).await;
+    watcher.abort();
+    let auth = state.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.flush_usage()).await;
+    served
 }

@@ -19,11 +19,16 @@ impl From<ScimError> for HttpError {
     }
 }
 
+/// The detail of an error response, for the audit record (no need to parse the body back).
+#[derive(Clone, Debug)]
+pub struct ErrorDetail(pub String);
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = scim_json(status, &e.to_json());
+        resp.extensions_mut().insert(ErrorDetail(e.detail.clone()));
         if let Some(secs) = e.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -165,6 +165,7 @@ impl Connection {
         let service = ConnService {
             router: self.router.clone(),
             active: active.clone(),
+            peer: self.peer,
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -199,6 +200,8 @@ impl Connection {
 struct ConnService {
     router: Router,
     active: Arc<AtomicUsize>,
+    /// The client's address, given to handlers as `ConnectInfo` (the audit records it).
+    peer: SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -209,8 +212,11 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::new(self.active.clone());
         let router = self.router.clone();
+        let mut req = req.map(Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         Box::pin(async move {
-            let resp = router.oneshot(req.map(Body::new)).await?;
+            let resp = router.oneshot(req).await?;
             Ok(resp.map(|body| {
                 Body::new(Guarded {
                     body,

@@ -9,6 +9,7 @@ use std::fmt;
 
 use tracing::{error, warn};
 
+use crate::audit;
 use crate::directory::budget;
 use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter};
 use crate::scim::ScimError;
@@ -250,6 +251,52 @@ enum Did {
     Swept(Vec<(Dn, Values)>),
 }
 
+/// What a step changed, for the audit trail: attribute names, never values.
+fn audited(op: &Op, did: &Did) -> Vec<audit::Change> {
+    let change = |action, dn: &Dn, new_dn: Option<Dn>, attributes: Vec<String>| audit::Change {
+        action,
+        dn: dn.to_string(),
+        new_dn: new_dn.map(|d| d.to_string()),
+        attributes,
+    };
+    match (op, did) {
+        (Op::Add { dn, attrs }, _) => vec![change(
+            audit::Action::Add,
+            dn,
+            None,
+            attrs.iter().map(|(a, _)| a.clone()).collect(),
+        )],
+        (
+            Op::Modify {
+                dn,
+                changes,
+                values,
+                ..
+            },
+            _,
+        ) => {
+            let mut attrs: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+            if let Some(v) = values.as_ref().filter(|v| !v.is_empty()) {
+                attrs.push(v.attr.clone());
+            }
+            attrs.dedup();
+            if attrs.is_empty() {
+                return vec![];
+            }
+            vec![change(audit::Action::Modify, dn, None, attrs)]
+        }
+        (Op::Rename { dn, .. }, _) => {
+            vec![change(audit::Action::Rename, dn, op.dn_after(), vec![])]
+        }
+        (Op::Delete { dn, .. }, _) => vec![change(audit::Action::Delete, dn, None, vec![])],
+        (Op::Sweep { .. }, Did::Swept(groups)) => groups
+            .iter()
+            .map(|(dn, values)| change(audit::Action::Modify, dn, None, vec![values.attr.clone()]))
+            .collect(),
+        (Op::Sweep { .. }, Did::Plain) => vec![],
+    }
+}
+
 /// Runs plans against a directory.
 pub struct Writer<'d> {
     pub dir: &'d dyn Directory,
@@ -257,29 +304,37 @@ pub struct Writer<'d> {
 
 impl Writer<'_> {
     pub async fn run(&self, plan: Plan) -> Result<(), WriteError> {
-        let mut done: Vec<(&Step, Did)> = Vec::with_capacity(plan.steps.len());
-        for step in &plan.steps {
+        let plan_no = audit::plan_started();
+        let mut done: Vec<(usize, &Step, Did)> = Vec::with_capacity(plan.steps.len());
+        for (i, step) in plan.steps.iter().enumerate() {
             match self.apply(&step.op).await {
-                Ok(did) => done.push((step, did)),
+                Ok(did) => {
+                    audit::applied(plan_no, i, audited(&step.op, &did));
+                    done.push((i, step, did));
+                }
                 Err(DirectoryError::Unknown(_)) => {
                     match budget::settling(self.settle(&step.op)).await {
-                        Ok(true) => done.push((step, Did::Plain)),
+                        Ok(true) => {
+                            audit::applied(plan_no, i, audited(&step.op, &Did::Plain));
+                            done.push((i, step, Did::Plain));
+                        }
                         Ok(false) => {
                             let cause = DirectoryError::Unavailable(format!(
                                 "the directory did not answer to: {}",
                                 step.op
                             ));
-                            return Err(self.undo(done, step.label, cause).await);
+                            return Err(self.undo(plan_no, done, step.label, cause).await);
                         }
                         Err(_) => {
+                            audit::unconfirmed(step.op.to_string());
                             return Err(WriteError::Unknown {
                                 step: step.label,
-                                done: done.iter().map(|(s, _)| s.label).collect(),
-                            })
+                                done: done.iter().map(|(_, s, _)| s.label).collect(),
+                            });
                         }
                     }
                 }
-                Err(cause) => return Err(self.undo(done, step.label, cause).await),
+                Err(cause) => return Err(self.undo(plan_no, done, step.label, cause).await),
             }
         }
         Ok(())
@@ -288,21 +343,22 @@ impl Writer<'_> {
     /// Undoes `done` in reverse after `step` failed with `error`.
     async fn undo(
         &self,
-        done: Vec<(&Step, Did)>,
+        plan_no: usize,
+        done: Vec<(usize, &Step, Did)>,
         step: Label,
         error: DirectoryError,
     ) -> WriteError {
         let mut left = Vec::new();
         let mut done = done;
-        while let Some((s, did)) = done.pop() {
+        while let Some((i, s, did)) = done.pop() {
             let ops: Vec<Op> = match (&s.undo, did) {
                 (Undo::Irreversible, _) => {
                     left.push(s.label);
                     left.extend(
                         done.iter()
                             .rev()
-                            .filter(|(d, _)| d.undo != Undo::Nothing)
-                            .map(|(d, _)| d.label),
+                            .filter(|(_, d, _)| d.undo != Undo::Nothing)
+                            .map(|(_, d, _)| d.label),
                     );
                     break;
                 }
@@ -319,6 +375,7 @@ impl Writer<'_> {
                     .collect(),
                 (Undo::Recorded, Did::Plain) => continue,
             };
+            let mut all_undone = true;
             for op in ops {
                 let undone = match budget::settling(self.apply(&op)).await {
                     Ok(_) => true,
@@ -330,13 +387,18 @@ impl Writer<'_> {
                 if !undone {
                     error!(step = s.label, undo = %op, "could not undo a step of a failed write; it stays applied");
                     left.push(s.label);
+                    all_undone = false;
                     break;
                 }
+            }
+            if all_undone {
+                audit::undone(plan_no, i);
             }
         }
         if left.is_empty() {
             WriteError::Failed { step, error }
         } else {
+            audit::partial();
             warn!(step, error = %error, left = ?left, "a write failed and was not undone completely");
             WriteError::Partial { step, error, left }
         }

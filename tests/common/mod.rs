@@ -325,6 +325,7 @@ impl Bridge {
     pub async fn start_with(config: String) -> Bridge {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
+        let config = private_token_store(&config, dir.path());
         std::fs::write(&config_path, config).unwrap();
         let raw = load_raw(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let app = scim2ldap::app::build(&raw).unwrap_or_else(|e| panic!("{e}"));
@@ -485,10 +486,20 @@ pub fn dn_of(user_name: &str) -> String {
     format!("uid={user_name},{PEOPLE}")
 }
 
+/// The example's token store (under /var/lib) moved into the test's own directory, so that no
+/// test reads or writes the machine's.
+fn private_token_store(config: &str, dir: &Path) -> String {
+    config.replace(
+        "token_store = \"/var/lib/scim2ldap/tokens.json\"",
+        &format!("token_store = \"{}\"", dir.join("tokens.json").display()),
+    )
+}
+
 /// The `scim2ldap` binary serving a config as its own process, for what only a process
 /// shows: its open-file limit, its answer to SIGTERM, its log. Killed on drop.
 pub struct ServerProcess {
     child: std::process::Child,
+    pub config_path: PathBuf,
     pub addr: std::net::SocketAddr,
     pub base: String,
     pub log: PathBuf,
@@ -502,6 +513,7 @@ impl ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
         let config = config.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
+        let config = private_token_store(&config, dir.path());
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("server.log");
         let bin = env!("CARGO_BIN_EXE_scim2ldap");
@@ -541,6 +553,7 @@ impl ServerProcess {
         };
         ServerProcess {
             child,
+            config_path,
             base: format!("http://{addr}/scim/v2"),
             addr,
             log,

@@ -1,0 +1,548 @@
+//! Who is calling. Each request carries a bearer credential that belongs to one tenant (an IdP
+//! connection), which fixes the part of the directory it sees: a static token, from the config
+//! file or from the token store (`store`), or an OAuth2 access token signed by the tenant's
+//! issuer (`jwt`). Static tokens are random, shown once, and kept only as their SHA-256 (a fast
+//! hash suffices: they carry 256 random bits, so there is nothing to brute-force).
+
+pub mod jwt;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex, RwLock as StdRwLock};
+use std::time::{Duration, SystemTime};
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracing::{error, info, warn};
+
+use crate::config::{ConfigError, RawConfig};
+
+/// A tenant: one IdP connection and the part of the directory it may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub name: String,
+    pub users_container: String,
+    /// Where this tenant's groups live, when groups are configured.
+    pub groups_container: Option<String>,
+    /// DN of the group users created through this tenant join.
+    pub default_group: Option<String>,
+}
+
+/// What authenticated a request: for the audit trail. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Credential {
+    /// A static token, by its name (and, from the store, its recognisable prefix).
+    Token {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+    /// An OAuth2 access token: its subject and client.
+    Jwt {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    pub credential: Credential,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send 'Authorization: Bearer <token>'")]
+    Missing,
+    #[error("the Authorization header must use the Bearer scheme")]
+    NotBearer,
+    #[error("invalid bearer token")]
+    Invalid,
+    #[error("the bearer token has expired; the admin creates a new one (scim2ldap token create, or the issuer)")]
+    Expired,
+    /// A JWT that fails verification; the reason, never the token.
+    #[error("invalid access token: {0}")]
+    InvalidJwt(String),
+    /// A valid JWT that lacks what the tenant requires (403).
+    #[error("forbidden: {why}")]
+    InsufficientScope { scope: Option<String>, why: String },
+    /// The issuer's keys could not be read or fetched (503: not the client's fault).
+    #[error("the token issuer's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+/// A static token, as the authenticator keeps it.
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    tenant: Arc<Tenant>,
+    name: String,
+    prefix: Option<String>,
+    expires: Option<OffsetDateTime>,
+}
+
+/// How often a running server looks at the token store, and writes its usage file.
+const STORE_POLL: Duration = Duration::from_secs(1);
+const USAGE_FLUSH: Duration = Duration::from_secs(30);
+
+/// The token store as a running server sees it: the tokens it held when last read, and when
+/// each was last used here (written out in batches).
+struct LiveStore {
+    path: PathBuf,
+    tokens: StdRwLock<Arc<HashMap<[u8; 32], TokenEntry>>>,
+    /// The file's modification time and length when last read.
+    /// (modified, length, inode) of the file last read: a rename over it changes the inode
+    /// even when the time and size happen to match.
+    seen: StdMutex<Option<(SystemTime, u64, u64)>>,
+    used: StdMutex<HashMap<String, String>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+pub struct Authenticator {
+    tenants: BTreeMap<String, Arc<Tenant>>,
+    /// Tokens from the config file, by hash.
+    config_tokens: HashMap<[u8; 32], TokenEntry>,
+    store: LiveStore,
+    oauth: Vec<jwt::Verifier>,
+}
+
+impl Authenticator {
+    pub fn from_config(raw: &RawConfig) -> Result<Authenticator, ConfigError> {
+        let default_users_container = raw.users.container.as_str();
+        let default_groups_container = raw.groups.as_ref().map(|g| g.container.as_str());
+        let mut tenants = BTreeMap::new();
+        let mut config_tokens = HashMap::new();
+        let mut oauth = Vec::new();
+        for (tname, t) in &raw.tenants {
+            let container = t
+                .users_container
+                .clone()
+                .unwrap_or_else(|| default_users_container.to_owned());
+            if !container.contains('=') {
+                return Err(ConfigError::new(
+                    format!("tenants.{tname}.users_container"),
+                    format!("\"{container}\" is not a DN"),
+                    "e.g. \"ou=people,dc=example,dc=org\"",
+                ));
+            }
+            let groups_container = match (&t.groups_container, default_groups_container) {
+                (_, None) if t.groups_container.is_some() || t.default_group.is_some() => {
+                    return Err(ConfigError::new(
+                        format!("tenants.{tname}"),
+                        "groups_container / default_group need a [groups] section",
+                        "add [groups] (see config.example.toml) or remove these keys",
+                    ))
+                }
+                (Some(c), _) => Some(c.clone()),
+                (None, d) => d.map(str::to_owned),
+            };
+            let tenant = Arc::new(Tenant {
+                name: tname.clone(),
+                users_container: container,
+                groups_container,
+                default_group: t.default_group.clone(),
+            });
+            tenants.insert(tname.clone(), tenant.clone());
+            for (name, tok) in &t.tokens {
+                let key = format!("tenants.{tname}.tokens.{name}");
+                let sha256 = parse_hash(&tok.sha256).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{key}.sha256"),
+                        "not a SHA-256 in hex (64 hex digits)",
+                        "paste the sha256 line printed by `scim2ldap token new`, not the token itself",
+                    )
+                })?;
+                let expires = match &tok.expires {
+                    None => None,
+                    Some(s) => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+                        ConfigError::new(
+                            format!("{key}.expires"),
+                            format!("\"{s}\" is not an RFC 3339 time ({e})"),
+                            "e.g. expires = \"2027-11-24T00:00:00Z\"",
+                        )
+                    })?),
+                };
+                config_tokens.insert(
+                    sha256,
+                    TokenEntry {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        prefix: None,
+                        expires,
+                    },
+                );
+            }
+            if let Some(o) = &t.oauth {
+                let v = jwt::Verifier::from_config(tenant.clone(), o)?;
+                let clash = oauth.iter().any(|other: &jwt::Verifier| {
+                    other.issuer_and_audience() == v.issuer_and_audience()
+                });
+                if clash {
+                    return Err(ConfigError::new(
+                        format!("tenants.{tname}.oauth.audience"),
+                        "another tenant accepts tokens of the same issuer and audience",
+                        "give each tenant its own audience, so a token names one tenant",
+                    ));
+                }
+                oauth.push(v);
+            }
+        }
+        let auth = Authenticator {
+            tenants,
+            config_tokens,
+            store: LiveStore {
+                path: raw.server.token_store.clone(),
+                tokens: StdRwLock::new(Arc::new(HashMap::new())),
+                seen: StdMutex::new(None),
+                used: StdMutex::new(HashMap::new()),
+                dirty: std::sync::atomic::AtomicBool::new(false),
+            },
+            oauth,
+        };
+        auth.reload_store();
+        Ok(auth)
+    }
+
+    /// How many credentials can authenticate now: config tokens, store tokens, and tenants
+    /// that accept OAuth2 tokens.
+    pub fn credential_count(&self) -> usize {
+        let store = self.store.tokens.read().map(|t| t.len()).unwrap_or(0);
+        self.config_tokens.len() + store + self.oauth.len()
+    }
+
+    /// Checks an `Authorization` header value.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Caller, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?.trim();
+        let (scheme, token) = header.split_once(' ').ok_or(AuthError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::NotBearer);
+        }
+        let token = token.trim();
+        if jwt::looks_like_jwt(token) && !self.oauth.is_empty() {
+            let (iss, aud) = jwt::peek_issuer_audience(token)
+                .ok_or_else(|| AuthError::InvalidJwt("no iss or aud".into()))?;
+            let verifier = self
+                .oauth
+                .iter()
+                .find(|v| v.is_for(&iss, &aud))
+                .ok_or_else(|| {
+                    AuthError::InvalidJwt("no tenant accepts this issuer and audience".into())
+                })?;
+            let credential = verifier.verify(token).await?;
+            return Ok(Caller {
+                tenant: verifier.tenant.clone(),
+                credential,
+            });
+        }
+        let presented = hash_token(token);
+        let store = self
+            .store
+            .tokens
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        let entry = self
+            .config_tokens
+            .get_key_value(&presented)
+            .or_else(|| store.get_key_value(&presented))
+            // the map found it by hash; confirm in constant time all the same
+            .filter(|(k, _)| bool::from(k.ct_eq(&presented)))
+            .map(|(_, e)| e.clone())
+            .ok_or(AuthError::Invalid)?;
+        if entry.expires.is_some_and(|e| now >= e) {
+            return Err(AuthError::Expired);
+        }
+        if entry.prefix.is_some() {
+            self.note_use(&presented, now);
+        }
+        Ok(Caller {
+            tenant: entry.tenant,
+            credential: Credential::Token {
+                name: entry.name,
+                prefix: entry.prefix,
+            },
+        })
+    }
+
+    fn note_use(&self, hash: &[u8; 32], now: OffsetDateTime) {
+        if let Ok(mut used) = self.store.used.lock() {
+            used.insert(hex::encode(hash), store::rfc3339(now));
+            self.store
+                .dirty
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the token store again if it changed since the last read. A store that cannot be
+    /// read keeps the tokens already loaded (and says so once per change).
+    pub fn reload_store(&self) {
+        let stamp = std::fs::metadata(&self.store.path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                m.ino(),
+            )
+        });
+        {
+            let Ok(mut seen) = self.store.seen.lock() else {
+                return;
+            };
+            if *seen == stamp {
+                return;
+            }
+            *seen = stamp;
+        }
+        let file = match store::load(&self.store.path) {
+            Ok(f) => f,
+            Err(e) => {
+                error!(error = %e, "the token store could not be read; keeping the tokens already loaded");
+                return;
+            }
+        };
+        let mut tokens = HashMap::new();
+        for t in &file.tokens {
+            let Some(tenant) = self.tenants.get(&t.tenant) else {
+                warn!(tenant = %t.tenant, name = %t.name, "the token store names a tenant the config does not have; token ignored");
+                continue;
+            };
+            for s in &t.secrets {
+                let Some(hash) = parse_hash(&s.sha256) else {
+                    continue;
+                };
+                tokens.insert(
+                    hash,
+                    TokenEntry {
+                        tenant: tenant.clone(),
+                        name: t.name.clone(),
+                        prefix: Some(s.prefix.clone()),
+                        expires: s
+                            .expires
+                            .as_deref()
+                            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok()),
+                    },
+                );
+            }
+        }
+        let n = tokens.len();
+        if let Ok(mut current) = self.store.tokens.write() {
+            *current = Arc::new(tokens);
+        }
+        if stamp.is_some() {
+            info!(path = %self.store.path.display(), secrets = n, "token store loaded");
+        }
+    }
+
+    /// Writes this host's token usage file when uses were noted since the last write.
+    pub fn flush_usage(&self) {
+        if !self
+            .store
+            .dirty
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let used = match self.store.used.lock() {
+            Ok(u) => u.clone(),
+            Err(_) => return,
+        };
+        if let Err(e) = store::write_usage(&self.store.path, &used) {
+            warn!(error = %e, "could not record when tokens were last used");
+        }
+    }
+
+    /// Keeps the server's view of the token store current: a stat every second, a reload
+    /// when the file changed, the usage file written every 30 s. Runs until aborted.
+    pub async fn watch(self: Arc<Self>) {
+        let mut ticks = 0u64;
+        let flush_every = USAGE_FLUSH.as_secs() / STORE_POLL.as_secs();
+        loop {
+            tokio::time::sleep(STORE_POLL).await;
+            let me = self.clone();
+            ticks += 1;
+            let flush = ticks % flush_every == 0;
+            let _ = tokio::task::spawn_blocking(move || {
+                me.reload_store();
+                if flush {
+                    me.flush_usage();
+                }
+            })
+            .await;
+        }
+    }
+}
+
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn parse_hash(hex_str: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(hex_str.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+/// A new random token: 32 bytes from the OS RNG, hex-encoded, with a recognisable prefix
+/// (so that secret scanners can find leaked ones).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("scim2ldap_{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{TenantConfig, TokenConfig};
+
+    fn raw(tenants: BTreeMap<String, TenantConfig>, store: &std::path::Path) -> RawConfig {
+        let toml = format!(
+            "[server]\ntoken_store = \"{}\"\n[ldap]\nurl='ldap://x'\nbind_dn='cn=a'\n[users]\ncontainer='ou=people,dc=example,dc=org'\nobject_classes=['inetOrgPerson']\nrdn='uid={{userName}}'\n[users.attributes]\nuserName='uid'\n",
+            store.display()
+        );
+        use figment::providers::Format;
+        let mut r: RawConfig = figment::Figment::from(figment::providers::Toml::string(&toml))
+            .extract()
+            .unwrap();
+        r.tenants = tenants;
+        r
+    }
+
+    fn with_token(token: &str, expires: Option<&str>) -> BTreeMap<String, TenantConfig> {
+        let mut tokens = BTreeMap::new();
+        tokens.insert(
+            "entra".to_owned(),
+            TokenConfig {
+                sha256: hex::encode(hash_token(token)),
+                expires: expires.map(str::to_owned),
+            },
+        );
+        let mut tenants = BTreeMap::new();
+        tenants.insert(
+            "acme".to_owned(),
+            TenantConfig {
+                tokens,
+                ..Default::default()
+            },
+        );
+        tenants
+    }
+
+    #[tokio::test]
+    async fn accepts_the_token_whose_hash_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = new_token();
+        let a = Authenticator::from_config(&raw(with_token(&t, None), &dir.path().join("t.json")))
+            .unwrap();
+        let caller = a
+            .authenticate(Some(&format!("Bearer {t}")), OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        assert_eq!(caller.tenant.name, "acme");
+        assert_eq!(caller.tenant.users_container, "ou=people,dc=example,dc=org");
+        assert_eq!(
+            caller.credential,
+            Credential::Token {
+                name: "entra".into(),
+                prefix: None
+            }
+        );
+        assert!(a
+            .authenticate(Some(&format!("bearer {t}")), OffsetDateTime::now_utc())
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuses_missing_wrong_and_expired_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = new_token();
+        let a = Authenticator::from_config(&raw(
+            with_token(&t, Some("2020-01-01T00:00:00Z")),
+            &dir.path().join("t.json"),
+        ))
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            a.authenticate(None, now).await.unwrap_err(),
+            AuthError::Missing
+        );
+        assert_eq!(
+            a.authenticate(Some(&format!("Basic {t}")), now)
+                .await
+                .unwrap_err(),
+            AuthError::NotBearer
+        );
+        assert_eq!(
+            a.authenticate(Some("Bearer nope"), now).await.unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            a.authenticate(Some(&format!("Bearer {t}")), now)
+                .await
+                .unwrap_err(),
+            AuthError::Expired
+        );
+    }
+
+    #[test]
+    fn a_plain_token_in_the_hash_field_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tenants = with_token("x", None);
+        if let Some(t) = tenants.get_mut("acme") {
+            if let Some(tok) = t.tokens.get_mut("entra") {
+                tok.sha256 = "secret".into();
+            }
+        }
+        let err = Authenticator::from_config(&raw(tenants, &dir.path().join("t.json")))
+            .err()
+            .unwrap();
+        assert_eq!(err.key, "tenants.acme.tokens.entra.sha256");
+    }
+
+    #[tokio::test]
+    async fn store_tokens_work_after_a_reload_and_stop_after_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let a = Authenticator::from_config(&raw(with_token("unused", None), &path)).unwrap();
+        let s = store::Store::new(&path);
+        let now = OffsetDateTime::now_utc();
+        let t = s.create("acme", "okta", None, now).unwrap();
+        a.reload_store();
+        let caller = a
+            .authenticate(Some(&format!("Bearer {t}")), now)
+            .await
+            .unwrap();
+        assert!(
+            matches!(caller.credential, Credential::Token { ref name, prefix: Some(_) } if name == "okta")
+        );
+        a.flush_usage();
+        assert!(s.list().unwrap()[0].last_used.is_some(), "use recorded");
+        s.revoke("acme", "okta").unwrap();
+        // a file rewritten within the same second may keep its mtime; the inode changed
+        a.reload_store();
+        assert_eq!(
+            a.authenticate(Some(&format!("Bearer {t}")), now)
+                .await
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+    }
+
+    #[test]
+    fn new_tokens_are_distinct_and_long() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "scim2ldap_".len() + 64);
+    }
+}
