@@ -63,8 +63,8 @@ pub enum Outcome {
 /// What the write pipeline did during one request.
 #[derive(Debug, Default)]
 pub struct Trail {
-    /// Changes applied, by the plan step that made them; removed again when undone.
-    applied: Vec<(usize, Change)>,
+    /// Changes applied, by the (plan, step) that made them; removed again when undone.
+    applied: Vec<((usize, usize), Change)>,
     undone: bool,
     /// The step the directory never confirmed, when one was not.
     unconfirmed: Option<String>,
@@ -106,16 +106,15 @@ pub fn plan_started() -> usize {
 /// Step `step` of plan `plan` made `changes`.
 pub fn applied(plan: usize, step: usize, changes: Vec<Change>) {
     with_trail(|t| {
-        let key = plan * 1_000_000 + step;
-        t.applied.extend(changes.into_iter().map(|c| (key, c)));
+        t.applied
+            .extend(changes.into_iter().map(|c| ((plan, step), c)));
     });
 }
 
 /// Step `step` of plan `plan` was undone.
 pub fn undone(plan: usize, step: usize) {
     with_trail(|t| {
-        let key = plan * 1_000_000 + step;
-        t.applied.retain(|(k, _)| *k != key);
+        t.applied.retain(|(k, _)| *k != (plan, step));
         t.undone = true;
     });
 }

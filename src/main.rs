@@ -24,13 +24,13 @@ struct Cli {
 enum Command {
     /// Serve the SCIM API.
     Serve {
-        #[arg(long, env = "SCIM2LDAP_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Validate the config (mapping, DNs, tokens), then bind and check the directory.
     CheckConfig {
-        #[arg(long, env = "SCIM2LDAP_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Bearer tokens.
     Token {
@@ -39,7 +39,8 @@ enum Command {
     },
 }
 
-/// `--config` for the token commands: they read only `server.token_store` and the tenants.
+/// `--config PATH`, or `SCIM2LDAP_CONFIG`. The token commands read only `server.token_store`
+/// and the tenants from it.
 #[derive(clap::Args)]
 struct ConfigArg {
     #[arg(long, env = "SCIM2LDAP_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -111,8 +112,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     scim2ldap::logging::init();
     match cli.command {
-        Command::Serve { config } => run_async(serve(config)),
-        Command::CheckConfig { config } => run_async(check_config(config)),
+        Command::Serve { config } => run_async(serve(config.config)),
+        Command::CheckConfig { config } => run_async(check_config(config.config)),
         Command::Token { command } => token(command),
     }
 }

@@ -20,11 +20,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
-/// Runs `scim2ldap token …` on `config`; (succeeded, stdout, stderr).
-fn token_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+/// Runs `scim2ldap token ARGS` (split at spaces) on `config`; (succeeded, stdout, stderr).
+fn token_cli(config: &Path, args: &str) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
         .arg("token")
-        .args(args)
+        .args(args.split_whitespace())
         .arg("--config")
         .arg(config)
         .env_remove("SCIM2LDAP_CONFIG")
@@ -87,15 +87,7 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     // create: accepted within 2 s
     let (ok, out, err) = token_cli(
         &cfg,
-        &[
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "entra-prod",
-            "--expires",
-            "90d",
-        ],
+        "create --tenant default --name entra-prod --expires 90d",
     );
     assert!(ok, "{err}");
     let first = secret_in(&out);
@@ -109,32 +101,21 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     eprintln!("created token accepted after {took:?}");
 
     // the same name twice is refused; an unknown tenant is refused; a past expiry is refused
-    let (ok, _, err) = token_cli(
-        &cfg,
-        &["create", "--tenant", "default", "--name", "entra-prod"],
-    );
+    let (ok, _, err) = token_cli(&cfg, "create --tenant default --name entra-prod");
     assert!(
         !ok && err.contains("already has a token named entra-prod"),
         "{err}"
     );
-    let (ok, _, err) = token_cli(&cfg, &["create", "--tenant", "nobody", "--name", "x"]);
+    let (ok, _, err) = token_cli(&cfg, "create --tenant nobody --name x");
     assert!(!ok && err.contains("there is no tenant nobody"), "{err}");
     let (ok, _, err) = token_cli(
         &cfg,
-        &[
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "x",
-            "--expires",
-            "2020-01-01",
-        ],
+        "create --tenant default --name x --expires 2020-01-01",
     );
     assert!(!ok && err.contains("already passed"), "{err}");
 
     // list: name, tenant, prefix, expiry; never the secret
-    let (ok, listed, err) = token_cli(&cfg, &["list", "--tenant", "default"]);
+    let (ok, listed, err) = token_cli(&cfg, "list --tenant default");
     assert!(ok, "{err}");
     assert!(
         listed.contains("entra-prod") && listed.contains(&first[..16]),
@@ -148,15 +129,7 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     // rotate with a short overlap: the new secret works at once, the old one until the end
     let (ok, out, err) = token_cli(
         &cfg,
-        &[
-            "rotate",
-            "--tenant",
-            "default",
-            "--name",
-            "entra-prod",
-            "--overlap",
-            "4s",
-        ],
+        "rotate --tenant default --name entra-prod --overlap 4s",
     );
     assert!(ok, "{err}");
     let second = secret_in(&out);
@@ -180,18 +153,7 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     assert_eq!(status_with(&base, &second).await, StatusCode::OK);
 
     // a token created with a short life stops at its expiry, with a 401 saying so
-    let (ok, out, err) = token_cli(
-        &cfg,
-        &[
-            "create",
-            "--tenant",
-            "default",
-            "--name",
-            "short",
-            "--expires",
-            "3s",
-        ],
-    );
+    let (ok, out, err) = token_cli(&cfg, "create --tenant default --name short --expires 3s");
     assert!(ok, "{err}");
     let short = secret_in(&out);
     until_status(&base, &short, StatusCode::OK, within)
@@ -223,19 +185,13 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     );
 
     // revoke: 401 within 2 s
-    let (ok, _, err) = token_cli(
-        &cfg,
-        &["revoke", "--tenant", "default", "--name", "entra-prod"],
-    );
+    let (ok, _, err) = token_cli(&cfg, "revoke --tenant default --name entra-prod");
     assert!(ok, "{err}");
     let took = until_status(&base, &second, StatusCode::UNAUTHORIZED, within)
         .await
         .expect("a revoked token is refused within 2 s");
     eprintln!("revoked token refused after {took:?}");
-    let (ok, _, err) = token_cli(
-        &cfg,
-        &["revoke", "--tenant", "default", "--name", "entra-prod"],
-    );
+    let (ok, _, err) = token_cli(&cfg, "revoke --tenant default --name entra-prod");
     assert!(
         !ok && err.contains("has no token named entra-prod"),
         "{err}"
@@ -247,7 +203,7 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     // last use is written in batches, at the latest when the server stops
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(15)).is_some());
-    let (_, listed, _) = token_cli(&cfg, &["list"]);
+    let (_, listed, _) = token_cli(&cfg, "list");
     let short_line = listed
         .lines()
         .find(|l| l.contains("short"))
@@ -272,7 +228,7 @@ async fn a_broken_token_store_keeps_the_tokens_already_loaded() {
     let slapd = Slapd::start();
     let server = ServerProcess::spawn(&test_config(&slapd, &[], ""), None, &[]);
     let cfg = server.config_path.clone();
-    let (ok, out, err) = token_cli(&cfg, &["create", "--tenant", "default", "--name", "okta"]);
+    let (ok, out, err) = token_cli(&cfg, "create --tenant default --name okta");
     assert!(ok, "{err}");
     let secret = secret_in(&out);
     until_status(
@@ -322,6 +278,13 @@ impl Issuer {
                "x": b64(&point[1..33]), "y": b64(&point[33..65])})
     }
 
+    /// Its JWKS written to a file in `dir`; the config line that names it.
+    fn jwks_file(&self, dir: &Path) -> String {
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, json!({"keys": [self.jwk()]}).to_string()).unwrap();
+        format!("jwks_file = \"{}\"", path.display())
+    }
+
     fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
@@ -364,14 +327,8 @@ async fn jwts_from_a_jwks_file_are_checked_for_signature_issuer_audience_time_an
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
     let issuer = Issuer::new("k1");
     let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [issuer.jwk()]}).to_string()).unwrap();
-    let bridge = Bridge::start_with(test_config(
-        &slapd,
-        &[],
-        &oauth_tenant(&format!("jwks_file = \"{}\"", jwks.display())),
-    ))
-    .await;
+    let tenant = oauth_tenant(&issuer.jwks_file(dir.path()));
+    let bridge = Bridge::start_with(test_config(&slapd, &[], &tenant)).await;
 
     let good = issuer.sign(&claims("scim.read admin"));
     let (s, _, b) = with_bearer(&bridge, &good).await;
@@ -490,75 +447,101 @@ async fn jwts_from_a_jwks_file_are_checked_for_signature_issuer_audience_time_an
         .is_some());
 }
 
-/// Keys from the issuer's URL: fetched on first use, fetched again for a key it did not
-/// know (at most every 30 s, so random key ids cannot make the server hammer the issuer),
-/// and a 503 rather than a 401 while the issuer cannot be reached.
+/// A loopback issuer publishing a JWKS at `url`: `published` (None: a 500), counting fetches.
+struct JwksServer {
+    url: String,
+    published: Arc<Mutex<Option<Value>>>,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl JwksServer {
+    async fn start(published: Option<Value>) -> JwksServer {
+        let published = Arc::new(Mutex::new(published));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let (p, h) = (published.clone(), hits.clone());
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                let answer = p.lock().unwrap().clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    match answer {
+                        Some(jwks) => axum::Json(jwks).into_response(),
+                        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                }
+            }),
+        );
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        JwksServer {
+            url,
+            published,
+            hits,
+            task,
+        }
+    }
+
+    fn publish(&self, jwks: Value) {
+        *self.published.lock().unwrap() = Some(jwks);
+    }
+
+    fn fetches(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// A bridge whose `nauthera` tenant takes this issuer's tokens.
+    async fn bridge(&self, slapd: &Slapd) -> Bridge {
+        let keys = format!("jwks_url = \"{}\"", self.url);
+        Bridge::start_with(test_config(slapd, &[], &oauth_tenant(&keys))).await
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Keys from the issuer's URL: fetched on first use and cached, fetched again for a key it
+/// did not know, at most every 30 s (so made-up key ids cannot make the bridge hammer the
+/// issuer).
 #[tokio::test]
 async fn jwks_from_a_url_are_fetched_cached_and_refetched_for_a_new_key() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
     let k1 = Issuer::new("k1");
     let k2 = Issuer::new("k2");
-    let published = Arc::new(Mutex::new(json!({"keys": [k1.jwk()]})));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_addr = listener.local_addr().unwrap();
-    let app = {
-        let published = published.clone();
-        let hits = hits.clone();
-        axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let published = published.clone();
-                let hits = hits.clone();
-                async move {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(published.lock().unwrap().clone())
-                }
-            }),
-        )
-    };
-    let issuer_server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let bridge = Bridge::start_with(test_config(
-        &slapd,
-        &[],
-        &oauth_tenant(&format!("jwks_url = \"http://{jwks_addr}/jwks.json\"")),
-    ))
-    .await;
+    let issuer = JwksServer::start(Some(json!({"keys": [k1.jwk()]}))).await;
+    let bridge = issuer.bridge(&slapd).await;
 
-    let (s, _, b) = with_bearer(&bridge, &k1.sign(&claims("admin"))).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
     for _ in 0..5 {
-        assert_eq!(
-            with_bearer(&bridge, &k1.sign(&claims("admin"))).await.0,
-            StatusCode::OK
-        );
+        let (s, _, b) = with_bearer(&bridge, &k1.sign(&claims("admin"))).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "keys cached");
+    assert_eq!(issuer.fetches(), 1, "keys cached");
 
-    // the issuer rotates to k2; tokens naming k2 come before the refetch interval: refused,
-    // and the issuer is asked at most once more
-    *published.lock().unwrap() = json!({"keys": [k1.jwk(), k2.jwk()]});
+    // the issuer adds k2; tokens naming k2 before the refetch interval is over are refused,
+    // and do not make the bridge ask again
+    issuer.publish(json!({"keys": [k1.jwk(), k2.jwk()]}));
     let t2 = k2.sign(&claims("admin"));
     for _ in 0..20 {
         assert_eq!(with_bearer(&bridge, &t2).await.0, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
-        hits.load(Ordering::SeqCst),
+        issuer.fetches(),
         1,
         "unknown key ids do not cause a fetch each"
     );
     tokio::time::sleep(Duration::from_secs(31)).await;
     let (s, _, b) = with_bearer(&bridge, &t2).await;
     assert_eq!(s, StatusCode::OK, "new key fetched: {b}");
-    assert_eq!(hits.load(Ordering::SeqCst), 2);
-
-    // keys already cached keep working
-    assert_eq!(
-        with_bearer(&bridge, &k1.sign(&claims("admin"))).await.0,
-        StatusCode::OK
-    );
-    issuer_server.abort();
+    assert_eq!(issuer.fetches(), 2);
+    let (s, _, b) = with_bearer(&bridge, &k1.sign(&claims("admin"))).await;
+    assert_eq!(s, StatusCode::OK, "the old key still works: {b}");
 }
 
 /// While the issuer's JWKS cannot be had, a token is a 503 with Retry-After (the client is
@@ -567,29 +550,8 @@ async fn jwks_from_a_url_are_fetched_cached_and_refetched_for_a_new_key() {
 async fn an_unreachable_issuer_is_a_503_not_a_401() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_addr = listener.local_addr().unwrap();
-    let app = {
-        let hits = hits.clone();
-        axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let hits = hits.clone();
-                async move {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            }),
-        )
-    };
-    let issuer_server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let bridge = Bridge::start_with(test_config(
-        &slapd,
-        &[],
-        &oauth_tenant(&format!("jwks_url = \"http://{jwks_addr}/jwks.json\"")),
-    ))
-    .await;
+    let issuer = JwksServer::start(None).await;
+    let bridge = issuer.bridge(&slapd).await;
     let token = Issuer::new("k1").sign(&claims("admin"));
     for _ in 0..3 {
         let (s, h, b) = with_bearer(&bridge, &token).await;
@@ -597,12 +559,7 @@ async fn an_unreachable_issuer_is_a_503_not_a_401() {
         assert!(h.contains_key("retry-after"));
         assert_eq!(b["status"], "503");
     }
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        1,
-        "one fetch per 5 s after a failure"
-    );
-    issuer_server.abort();
+    assert_eq!(issuer.fetches(), 1, "one fetch per 5 s after a failure");
 }
 
 fn audit_records(path: &Path) -> Vec<Value> {
@@ -827,17 +784,8 @@ async fn audit_records_go_to_the_log_and_name_the_jwt_client() {
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
     let issuer = Issuer::new("k1");
     let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [issuer.jwk()]}).to_string()).unwrap();
-    let server = ServerProcess::spawn(
-        &test_config(
-            &slapd,
-            &[],
-            &oauth_tenant(&format!("jwks_file = \"{}\"", jwks.display())),
-        ),
-        None,
-        &[],
-    );
+    let tenant = oauth_tenant(&issuer.jwks_file(dir.path()));
+    let server = ServerProcess::spawn(&test_config(&slapd, &[], &tenant), None, &[]);
     let jwt = issuer.sign(&claims("admin"));
     let resp = reqwest::Client::new()
         .post(format!("{}/Users", server.base))

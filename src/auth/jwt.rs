@@ -207,6 +207,7 @@ impl Verifier {
                         AuthError::KeysUnavailable(why) => why.clone(),
                         other => other.to_string(),
                     };
+                    tracing::warn!(tenant = %self.tenant.name, reason = %why, "cannot verify access tokens: the issuer's keys are unavailable (next try in 5 s)");
                     *fetched = Some((Instant::now(), Some(why)));
                     return Err(e);
                 }

@@ -97,11 +97,11 @@ const USAGE_FLUSH: Duration = Duration::from_secs(30);
 struct LiveStore {
     path: PathBuf,
     tokens: StdRwLock<Arc<HashMap<[u8; 32], TokenEntry>>>,
-    /// The file's modification time and length when last read.
     /// (modified, length, inode) of the file last read: a rename over it changes the inode
     /// even when the time and size happen to match.
     seen: StdMutex<Option<(SystemTime, u64, u64)>>,
-    used: StdMutex<HashMap<String, String>>,
+    /// When each store token (by hash) was last used here; formatted only when written out.
+    used: StdMutex<HashMap<[u8; 32], OffsetDateTime>>,
     dirty: std::sync::atomic::AtomicBool,
 }
 
@@ -151,24 +151,8 @@ impl Authenticator {
             });
             tenants.insert(tname.clone(), tenant.clone());
             for (name, tok) in &t.tokens {
-                let key = format!("tenants.{tname}.tokens.{name}");
-                let sha256 = parse_hash(&tok.sha256).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{key}.sha256"),
-                        "not a SHA-256 in hex (64 hex digits)",
-                        "paste the sha256 line printed by `scim2ldap token new`, not the token itself",
-                    )
-                })?;
-                let expires = match &tok.expires {
-                    None => None,
-                    Some(s) => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-                        ConfigError::new(
-                            format!("{key}.expires"),
-                            format!("\"{s}\" is not an RFC 3339 time ({e})"),
-                            "e.g. expires = \"2027-11-24T00:00:00Z\"",
-                        )
-                    })?),
-                };
+                let (sha256, expires) =
+                    config_token(&format!("tenants.{tname}.tokens.{name}"), tok)?;
                 config_tokens.insert(
                     sha256,
                     TokenEntry {
@@ -277,7 +261,7 @@ impl Authenticator {
 
     fn note_use(&self, hash: &[u8; 32], now: OffsetDateTime) {
         if let Ok(mut used) = self.store.used.lock() {
-            used.insert(hex::encode(hash), store::rfc3339(now));
+            used.insert(*hash, now);
             self.store
                 .dirty
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -353,8 +337,20 @@ impl Authenticator {
         {
             return;
         }
-        let used = match self.store.used.lock() {
-            Ok(u) => u.clone(),
+        let current = self
+            .store
+            .tokens
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        let used: HashMap<String, String> = match self.store.used.lock() {
+            Ok(mut u) => {
+                // revoked and expired-away secrets are forgotten, so the file stays small
+                u.retain(|hash, _| current.contains_key(hash));
+                u.iter()
+                    .map(|(hash, at)| (hex::encode(hash), store::rfc3339(*at)))
+                    .collect()
+            }
             Err(_) => return,
         };
         if let Err(e) = store::write_usage(&self.store.path, &used) {
@@ -381,6 +377,31 @@ impl Authenticator {
             .await;
         }
     }
+}
+
+/// A token written in the config: its hash and expiry, checked.
+fn config_token(
+    key: &str,
+    tok: &crate::config::TokenConfig,
+) -> Result<([u8; 32], Option<OffsetDateTime>), ConfigError> {
+    let sha256 = parse_hash(&tok.sha256).ok_or_else(|| {
+        ConfigError::new(
+            format!("{key}.sha256"),
+            "not a SHA-256 in hex (64 hex digits)",
+            "paste the sha256 line printed by `scim2ldap token new`, not the token itself",
+        )
+    })?;
+    let expires = match &tok.expires {
+        None => None,
+        Some(s) => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+            ConfigError::new(
+                format!("{key}.expires"),
+                format!("\"{s}\" is not an RFC 3339 time ({e})"),
+                "e.g. expires = \"2027-11-24T00:00:00Z\"",
+            )
+        })?),
+    };
+    Ok((sha256, expires))
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {

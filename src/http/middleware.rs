@@ -93,8 +93,8 @@ fn refusal(e: AuthError) -> Response {
                 None => "Bearer realm=\"scim2ldap\", error=\"insufficient_scope\"".to_owned(),
             },
         ),
-        AuthError::KeysUnavailable(why) => {
-            tracing::warn!(reason = %why, "cannot verify access tokens: the issuer's keys are unavailable");
+        AuthError::KeysUnavailable(_) => {
+            // logged once per failed fetch where it happens, not once per request
             return HttpError(ScimError::unavailable(
                 "the access token's issuer keys cannot be fetched; retry later",
                 5,
