@@ -215,7 +215,13 @@ async fn the_token_lifecycle_takes_effect_on_a_running_server_within_two_seconds
     );
 
     let log = server.log_text();
-    for secret in [&first, &second, &short, &TOKEN.to_owned()] {
+    for secret in [
+        &first,
+        &second,
+        &short,
+        &TOKEN.to_owned(),
+        &ADMIN_PW.to_owned(),
+    ] {
         assert!(!log.contains(secret.as_str()), "a secret reached the log");
     }
     assert!(log.contains("token store loaded"), "{log}");
