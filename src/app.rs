@@ -11,6 +11,7 @@ use crate::directory::ad::{active_directory, AdDialect};
 use crate::directory::openldap::open_ldap;
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
+use crate::http::live::Live;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{AppState, HttpSettings};
 use crate::mapping::{Mapping, MappingSpec, ValueLimits};
@@ -28,6 +29,14 @@ pub struct App {
 
 /// Builds the application. Connections are made lazily, so this fails only on config errors.
 pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
+    build_after(raw, None)
+}
+
+/// Builds the application that replaces `previous` on reload: it keeps what lives as long as
+/// the process (the request slots, the tasks the shutdown drain waits for, and the settings
+/// only a restart changes).
+pub fn build_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<App, ConfigError> {
+    raw.log.checked()?;
     raw.ldap.check()?;
     check_dn(&raw.users.container, "users.container")?;
     if raw.users.delete_mode == DeleteMode::Archive {
@@ -152,7 +161,14 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         raw.server.max_results,
         raw.server.max_body_bytes,
     );
-    let http = http_settings(&raw.server, raw.ldap.pool_size)?;
+    let mut http = http_settings(&raw.server, raw.ldap.pool_size)?;
+    if let Some(p) = previous {
+        http.listen = p.http.listen;
+        http.max_connections = p.http.max_connections;
+        http.configured_max_connections = p.http.configured_max_connections;
+        http.max_concurrent_requests = p.http.max_concurrent_requests;
+        http.shutdown_drain = p.http.shutdown_drain;
+    }
     let rate_limits = RateLimits::from_config(raw.server.rate_limit, &raw.tenants)?;
     let state = Arc::new(AppState {
         users,
@@ -163,15 +179,57 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
         max_body_bytes: raw.server.max_body_bytes,
         trust_forwarded: raw.server.trust_forwarded_headers,
         limits,
-        request_slots: Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
+        request_slots: match previous {
+            Some(p) => p.request_slots.clone(),
+            None => Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
+        },
         http,
-        tasks: tokio_util::task::TaskTracker::new(),
+        tasks: previous.map(|p| p.tasks.clone()).unwrap_or_default(),
         rate_limits,
         directory: directory.clone(),
         audit: auditor(&raw.audit)?,
+        log_level: raw.log.level.clone(),
+        metrics_here: raw.metrics.enabled && raw.metrics.listen.is_none(),
+        metrics_listen: match previous {
+            Some(p) => p.metrics_listen,
+            None => raw.metrics.listen.filter(|_| raw.metrics.enabled),
+        },
         readiness: tokio::sync::Mutex::new(None),
     });
     Ok(App { state, directory })
+}
+
+/// Reads the config at `path` again and, when all of it is valid, makes it current: mapping,
+/// tenants, tokens, OAuth issuers, limits, timeouts, TLS certificate, directory settings.
+/// Requests in flight finish under the config they started with. A config with any error is
+/// refused whole and the running one stays. Returns the keys that changed but take effect
+/// only after a restart. Blocking (files, TLS keys): call it off the async workers.
+pub fn reload(path: &std::path::Path, live: &Live) -> Result<Vec<&'static str>, ConfigError> {
+    let raw = crate::config::load_raw(path)?;
+    let running = live.current();
+    let was = &running.state.http;
+    let next = build_after(&raw, Some(&running.state))?;
+    let mut restart = Vec::new();
+    let asked = &raw.server;
+    if asked.listen != was.listen {
+        restart.push("server.listen");
+    }
+    if asked.max_connections != was.configured_max_connections {
+        restart.push("server.max_connections");
+    }
+    if asked.max_concurrent_requests != was.max_concurrent_requests {
+        restart.push("server.max_concurrent_requests");
+    }
+    if Duration::from_secs(asked.shutdown_drain_secs) != was.shutdown_drain {
+        restart.push("server.shutdown_drain_secs");
+    }
+    if raw.metrics.listen != running.state.metrics_listen {
+        restart.push("metrics.listen");
+    }
+    let old = live.replace(next.state);
+    // the token uses the old generation noted since its last write are not lost
+    old.state.auth.flush_usage();
+    Ok(restart)
 }
 
 /// `[audit]`: a file opened now (so that one the service cannot write fails at start), or the
@@ -267,7 +325,9 @@ fn http_settings(s: &ServerConfig, pool_size: usize) -> Result<HttpSettings, Con
     let max_uri_bytes = positive("max_uri_bytes", s.max_uri_bytes as u64)? as usize;
     let max_header_bytes = positive("max_header_bytes", s.max_header_bytes as u64)? as usize;
     Ok(HttpSettings {
+        listen: s.listen,
         max_connections,
+        configured_max_connections: s.max_connections,
         max_concurrent_requests: positive(
             "max_concurrent_requests",
             s.max_concurrent_requests as u64,

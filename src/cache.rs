@@ -31,12 +31,16 @@ impl DnCache {
     }
 
     pub async fn dn_for_id(&self, id: &str) -> Option<String> {
-        self.by_id.get(id).await
+        let dn = self.by_id.get(id).await;
+        crate::metrics::metrics().cache_lookup("id", dn.is_some());
+        dn
     }
 
     /// userName lookups are per container (tenant) and case-insensitive, like `uid`.
     pub async fn dn_for_name(&self, container: &str, user_name: &str) -> Option<String> {
-        self.by_name.get(&name_key(container, user_name)).await
+        let dn = self.by_name.get(&name_key(container, user_name)).await;
+        crate::metrics::metrics().cache_lookup("userName", dn.is_some());
+        dn
     }
 
     pub async fn remember(&self, id: &str, dn: &str, container: &str, user_name: Option<&str>) {

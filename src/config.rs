@@ -66,6 +66,70 @@ pub struct RawConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// A separate address for `/metrics` (e.g. "127.0.0.1:9464"), so that it is not reachable
+    /// where the SCIM API is. Unset: on the main listener, beside `/healthz`. A restart
+    /// changes it.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// `[log]`: how much the service logs, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "error", "warn", "info", "debug", or a per-module filter such as
+    /// "info,scim2ldap::directory=debug". A reload applies it. `SCIM2LDAP_LOG` overrides it.
+    pub level: String,
+    /// "auto" (JSON under systemd, text on a terminal), "text" or "json". Read at start.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: "auto".to_owned(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The format, and the level checked.
+    pub fn checked(&self) -> Result<crate::logging::LogFormat, ConfigError> {
+        crate::logging::parse_level(&self.level).map_err(|e| {
+            ConfigError::new(
+                "log.level",
+                format!("\"{}\" is not a log level or filter ({e})", self.level),
+                "use error, warn, info or debug (or e.g. \"info,scim2ldap::directory=debug\")",
+            )
+        })?;
+        crate::logging::LogFormat::from_config(&self.format).ok_or_else(|| {
+            ConfigError::new(
+                "log.format",
+                format!("\"{}\" is not a log format", self.format),
+                "use \"auto\", \"text\" or \"json\"",
+            )
+        })
+    }
 }
 
 /// `[audit]`: where the record of every write goes.
@@ -280,6 +344,11 @@ pub struct LdapConfig {
     pub bind_password: Option<String>,
     #[serde(default)]
     pub bind_password_file: Option<PathBuf>,
+    /// A systemd credential holding the password (`LoadCredential=NAME:/path` in the unit):
+    /// read from `$CREDENTIALS_DIRECTORY/NAME` when the service runs under systemd; otherwise
+    /// `bind_password_file`, if set, is used (e.g. for `check-config` run by hand).
+    #[serde(default)]
+    pub bind_password_credential: Option<String>,
     #[serde(default)]
     pub starttls: bool,
     #[serde(default)]
@@ -302,6 +371,7 @@ impl fmt::Debug for LdapConfig {
                 &self.bind_password.as_ref().map(|_| "<redacted>"),
             )
             .field("bind_password_file", &self.bind_password_file)
+            .field("bind_password_credential", &self.bind_password_credential)
             .finish_non_exhaustive()
     }
 }
@@ -611,27 +681,57 @@ fn figment_error(e: figment::Error) -> ConfigError {
 impl LdapConfig {
     /// The bind password, from `bind_password` or `bind_password_file` (one of them).
     pub fn password(&self) -> Result<String, ConfigError> {
-        match (&self.bind_password, &self.bind_password_file) {
-            (Some(_), Some(_)) => Err(ConfigError::new(
-                "ldap.bind_password",
-                "both bind_password and bind_password_file are set",
-                "keep one; bind_password_file keeps the secret out of the config file",
-            )),
-            (Some(p), None) => Ok(p.clone()),
-            (None, Some(path)) => std::fs::read_to_string(path)
+        self.password_with(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from))
+    }
+
+    /// The bind password, given systemd's credentials directory when there is one.
+    fn password_with(&self, credentials: Option<PathBuf>) -> Result<String, ConfigError> {
+        let read = |key: &str, path: &Path, fix: &str| {
+            std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .map_err(|e| {
-                    ConfigError::new(
-                        "ldap.bind_password_file",
-                        format!("cannot read {}: {e}", path.display()),
-                        "point it at a file readable by the service holding only the password",
-                    )
+                    ConfigError::new(key, format!("cannot read {}: {e}", path.display()), fix)
+                })
+        };
+        let from_file = || {
+            self.bind_password_file.as_ref().map(|path| {
+                read(
+                    "ldap.bind_password_file",
+                    path,
+                    "point it at a file readable by the service holding only the password",
+                )
+            })
+        };
+        match (&self.bind_password, &self.bind_password_credential) {
+            (Some(_), _) if self.bind_password_file.is_some() || self.bind_password_credential.is_some() => {
+                Err(ConfigError::new(
+                    "ldap.bind_password",
+                    "bind_password is set beside bind_password_file or bind_password_credential",
+                    "keep one; a file or a systemd credential keeps the secret out of the config file",
+                ))
+            }
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(name)) => match credentials {
+                Some(dir) => read(
+                    "ldap.bind_password_credential",
+                    &dir.join(name),
+                    &format!("add LoadCredential={name}:/etc/scim2ldap/bind_password to the unit"),
+                ),
+                None => from_file().unwrap_or_else(|| {
+                    Err(ConfigError::new(
+                        "ldap.bind_password_credential",
+                        format!("not running under systemd, so there is no credential \"{name}\""),
+                        "run it as the service, or also set ldap.bind_password_file for use by hand",
+                    ))
                 }),
-            (None, None) => Err(ConfigError::new(
-                "ldap.bind_password_file",
-                "no bind password configured",
-                "set ldap.bind_password_file (or ldap.bind_password, or SCIM2LDAP_LDAP__BIND_PASSWORD)",
-            )),
+            },
+            (None, None) => from_file().unwrap_or_else(|| {
+                Err(ConfigError::new(
+                    "ldap.bind_password_file",
+                    "no bind password configured",
+                    "set ldap.bind_password_file or ldap.bind_password_credential (or ldap.bind_password, or SCIM2LDAP_LDAP__BIND_PASSWORD)",
+                ))
+            }),
         }
     }
 
@@ -727,13 +827,17 @@ mod tests {
             bind_dn: "cn=a".into(),
             bind_password: None,
             bind_password_file: None,
+            bind_password_credential: None,
             starttls: false,
             ca_file: None,
             connect_timeout_secs: 1,
             operation_timeout_secs: 1,
             pool_size: 1,
         };
-        assert_eq!(l.password().unwrap_err().key, "ldap.bind_password_file");
+        assert_eq!(
+            l.password_with(None).unwrap_err().key,
+            "ldap.bind_password_file"
+        );
         l.bind_password = Some("s3cret".into());
         assert_eq!(l.password().unwrap(), "s3cret");
         assert!(
@@ -741,8 +845,55 @@ mod tests {
             "Debug never shows the password"
         );
         l.bind_password_file = Some("/x".into());
-        assert!(l.password().unwrap_err().problem.contains("both"));
+        assert!(l
+            .password_with(None)
+            .unwrap_err()
+            .problem
+            .contains("beside"));
         l.url = "http://x".into();
         assert_eq!(l.check().unwrap_err().key, "ldap.url");
+    }
+
+    #[test]
+    fn the_bind_password_comes_from_the_systemd_credential_under_systemd() {
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("bind_password"), "from-systemd\n").unwrap();
+        let by_hand = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(by_hand.path(), "from-file").unwrap();
+        let mut l = LdapConfig {
+            url: "ldap://x".into(),
+            bind_dn: "cn=a".into(),
+            bind_password: None,
+            bind_password_file: None,
+            bind_password_credential: Some("bind_password".into()),
+            starttls: false,
+            ca_file: None,
+            connect_timeout_secs: 1,
+            operation_timeout_secs: 1,
+            pool_size: 1,
+        };
+        assert_eq!(
+            l.password_with(Some(creds.path().to_owned())).unwrap(),
+            "from-systemd"
+        );
+        let outside = l.password_with(None).unwrap_err();
+        assert_eq!(outside.key, "ldap.bind_password_credential");
+        l.bind_password_file = Some(by_hand.path().to_owned());
+        assert_eq!(
+            l.password_with(None).unwrap(),
+            "from-file",
+            "by hand: the file"
+        );
+        assert_eq!(
+            l.password_with(Some(creds.path().to_owned())).unwrap(),
+            "from-systemd"
+        );
+        let missing = l
+            .password_with(Some(tempfile::tempdir().unwrap().path().to_owned()))
+            .unwrap_err();
+        assert!(
+            missing.fix.contains("LoadCredential=bind_password:"),
+            "{missing}"
+        );
     }
 }

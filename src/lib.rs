@@ -14,5 +14,7 @@ pub mod directory;
 pub mod http;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod scim;
 pub mod service;
+pub mod systemd;

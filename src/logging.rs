@@ -12,18 +12,101 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
 
-/// Installs the process-wide subscriber: level from `SCIM2LDAP_LOG` (default `info`), to
-/// standard error, colours only on a terminal.
-pub fn init() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCIM2LDAP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .fmt_fields(SafeFields)
-        .init();
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time LEVEL span: message key=value`, values escaped (see the module comment).
+    Text,
+    /// One JSON object per line (serde escapes every value), for journald and log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// `log.format`: "text", "json", or "auto": JSON when standard error goes to the journal
+    /// (systemd sets `JOURNAL_STREAM`) rather than a terminal, text otherwise.
+    pub fn from_config(name: &str) -> Option<LogFormat> {
+        match name {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            "auto" => Some(
+                if std::env::var_os("JOURNAL_STREAM").is_some()
+                    && !std::io::IsTerminal::is_terminal(&std::io::stderr())
+                {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                },
+            ),
+            _ => None,
+        }
+    }
+}
+
+type FilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Changes the log level of the running process (on reload).
+pub struct LogControl {
+    filter: Option<FilterHandle>,
+    /// `SCIM2LDAP_LOG` was set: it wins over the config, at start and on reload.
+    from_env: bool,
+}
+
+impl LogControl {
+    /// Sets the level to `level` (an env-filter directive such as "info" or
+    /// "info,scim2ldap::directory=debug"), unless `SCIM2LDAP_LOG` fixed it.
+    pub fn set_level(&self, level: &str) -> Result<(), String> {
+        if self.from_env {
+            return Ok(());
+        }
+        let filter = parse_level(level)?;
+        match &self.filter {
+            Some(h) => h.reload(filter).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A level directive, checked.
+pub fn parse_level(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())
+}
+
+/// Installs the process-wide subscriber, to standard error: `SCIM2LDAP_LOG` when set, else
+/// `level`; text with colours only on a terminal, or JSON.
+pub fn init(format: LogFormat, level: &str) -> LogControl {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let from_env = std::env::var("SCIM2LDAP_LOG").is_ok_and(|v| !v.is_empty());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIM2LDAP_LOG")
+        .ok()
+        .or_else(|| parse_level(level).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(SafeFields)
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .with(json)
+        .try_init()
+        .is_ok();
+    LogControl {
+        filter: installed.then_some(handle),
+        from_env,
+    }
 }
 
 /// Formats fields as `name=value` with values made safe (see the module comment).

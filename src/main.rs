@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing::{info, warn};
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
 
 use scim2ldap::config::{self, DEFAULT_CONFIG_PATH};
-use scim2ldap::{app, auth, http};
+use scim2ldap::http::live::Live;
+use scim2ldap::logging::{LogControl, LogFormat};
+use scim2ldap::{app, auth, http, systemd};
 
 #[derive(Parser)]
 #[command(
@@ -110,7 +114,10 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    scim2ldap::logging::init();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // `serve` sets up its log from the config
+        let _ = scim2ldap::logging::init(LogFormat::Text, "info");
+    }
     match cli.command {
         Command::Serve { config } => run_async(serve(config.config)),
         Command::CheckConfig { config } => run_async(check_config(config.config)),
@@ -139,9 +146,18 @@ fn load(path: &std::path::Path) -> Result<(config::RawConfig, app::App), ExitCod
 }
 
 async fn serve(path: PathBuf) -> ExitCode {
-    let (raw, app) = match load(&path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
+    let raw = match config::load_raw(&path) {
+        Ok(raw) => raw,
+        Err(e) => return config_failure(&path, &e),
+    };
+    let format = match raw.log.checked() {
+        Ok(f) => f,
+        Err(e) => return config_failure(&path, &e),
+    };
+    let log = scim2ldap::logging::init(format, &raw.log.level);
+    let app = match app::build(&raw) {
+        Ok(app) => app,
+        Err(e) => return config_failure(&path, &e),
     };
     if app.state.auth.credential_count() == 0 {
         warn!("no tenant has a token or an OAuth issuer: every request will get 401; create one with `scim2ldap token create`");
@@ -163,8 +179,41 @@ async fn serve(path: PathBuf) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    info!("listening on http://{addr}{}", http::BASE_PATH);
-    match http::serve(listener, app.state, shutdown_signal()).await {
+    let scheme = if app.state.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    info!("listening on {scheme}://{addr}{}", http::BASE_PATH);
+    let metrics_listen = app.state.metrics_listen;
+    let live = Arc::new(Live::new(app.state));
+    let metrics = match metrics_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                info!("metrics on http://{addr}/metrics");
+                Some(tokio::spawn(http::serve_metrics(l, live.clone())))
+            }
+            Err(e) => {
+                eprintln!("cannot listen on {addr} (metrics.listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let reloader = tokio::spawn(reload_on_hangup(path, live.clone(), log));
+    let watchdog = tokio::spawn(systemd::keep_watchdog_fed());
+    systemd::ready(&format!("serving on {addr}"));
+    let served = http::serve_live(listener, live, async {
+        shutdown_signal().await;
+        systemd::stopping();
+    })
+    .await;
+    reloader.abort();
+    watchdog.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    match served {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -173,6 +222,51 @@ async fn serve(path: PathBuf) -> ExitCode {
             eprintln!("server error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGHUP (`systemctl reload`): reads the config again and makes it current when all of it is
+/// valid; otherwise logs the key and the fix and keeps serving with the running one.
+async fn reload_on_hangup(path: PathBuf, live: Arc<Live>, log: LogControl) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        warn!("cannot listen for SIGHUP: reload needs a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        systemd::reloading();
+        let (path, live) = (path.clone(), live.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let restart = app::reload(&path, &live)?;
+            Ok::<_, config::ConfigError>((restart, live.current().state.log_level.clone()))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((restart, level))) => {
+                scim2ldap::metrics::metrics().reload(true);
+                info!("config reloaded; requests from now on use it");
+                for key in restart {
+                    warn!(
+                        key,
+                        "this setting changed but takes effect only after a restart"
+                    );
+                }
+                if let Err(e) = log.set_level(&level) {
+                    warn!(error = %e, "log.level not applied");
+                }
+            }
+            Ok(Err(e)) => {
+                scim2ldap::metrics::metrics().reload(false);
+                error!(
+                    key = %e.key,
+                    problem = %e.problem,
+                    fix = %e.fix,
+                    "the new config was refused; still serving with the previous one"
+                )
+            }
+            Err(_) => error!("the reload failed unexpectedly; still serving with the previous one"),
+        }
+        systemd::ready("serving");
     }
 }
 

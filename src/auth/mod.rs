@@ -79,6 +79,21 @@ pub enum AuthError {
     KeysUnavailable(String),
 }
 
+impl AuthError {
+    /// A short name for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::NotBearer => "not_bearer",
+            AuthError::Invalid => "invalid_token",
+            AuthError::Expired => "expired",
+            AuthError::InvalidJwt(_) => "invalid_jwt",
+            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+}
+
 /// A static token, as the authenticator keeps it.
 #[derive(Debug, Clone)]
 struct TokenEntry {
@@ -88,9 +103,10 @@ struct TokenEntry {
     expires: Option<OffsetDateTime>,
 }
 
-/// How often a running server looks at the token store, and writes its usage file.
-const STORE_POLL: Duration = Duration::from_secs(1);
-const USAGE_FLUSH: Duration = Duration::from_secs(30);
+/// How often a running server looks at the token store (`reload_store`).
+pub const STORE_POLL: Duration = Duration::from_secs(1);
+/// Every how many looks it writes its usage file (`flush_usage`): every 30 s.
+pub const FLUSH_EVERY_POLLS: u64 = 30;
 
 /// The token store as a running server sees it: the tokens it held when last read, and when
 /// each was last used here (written out in batches).
@@ -191,6 +207,7 @@ impl Authenticator {
             oauth,
         };
         auth.reload_store();
+        auth.remember_usage();
         Ok(auth)
     }
 
@@ -201,29 +218,53 @@ impl Authenticator {
         self.config_tokens.len() + store + self.oauth.len()
     }
 
-    /// Checks an `Authorization` header value.
+    /// Checks an `Authorization` header value. Refusals are counted in the metrics, by tenant
+    /// where the credential names one.
     pub async fn authenticate(
         &self,
         header: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Caller, AuthError> {
-        let header = header.ok_or(AuthError::Missing)?.trim();
-        let (scheme, token) = header.split_once(' ').ok_or(AuthError::NotBearer)?;
+        self.check(header, now).await.map_err(|(error, tenant)| {
+            crate::metrics::metrics()
+                .auth_failure(tenant.as_ref().map(|t| t.name.as_str()), error.reason());
+            error
+        })
+    }
+
+    /// `authenticate`, with the tenant a refused credential belongs to when that is known (an
+    /// expired token, a JWT from a tenant's issuer).
+    async fn check(
+        &self,
+        header: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Caller, (AuthError, Option<Arc<Tenant>>)> {
+        let anonymous = |e| (e, None);
+        let header = header.ok_or(AuthError::Missing).map_err(anonymous)?.trim();
+        let (scheme, token) = header
+            .split_once(' ')
+            .ok_or(AuthError::NotBearer)
+            .map_err(anonymous)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::NotBearer);
+            return Err(anonymous(AuthError::NotBearer));
         }
         let token = token.trim();
         if jwt::looks_like_jwt(token) && !self.oauth.is_empty() {
             let (iss, aud) = jwt::peek_issuer_audience(token)
-                .ok_or_else(|| AuthError::InvalidJwt("no iss or aud".into()))?;
+                .ok_or_else(|| anonymous(AuthError::InvalidJwt("no iss or aud".into())))?;
             let verifier = self
                 .oauth
                 .iter()
                 .find(|v| v.is_for(&iss, &aud))
                 .ok_or_else(|| {
-                    AuthError::InvalidJwt("no tenant accepts this issuer and audience".into())
+                    anonymous(AuthError::InvalidJwt(
+                        "no tenant accepts this issuer and audience".into(),
+                    ))
                 })?;
-            let credential = verifier.verify(token).await?;
+            let credential = verifier
+                .verify(token)
+                .await
+                .map_err(|e| (e, Some(verifier.tenant.clone())))?;
             return Ok(Caller {
                 tenant: verifier.tenant.clone(),
                 credential,
@@ -243,9 +284,10 @@ impl Authenticator {
             // the map found it by hash; confirm in constant time all the same
             .filter(|(k, _)| bool::from(k.ct_eq(&presented)))
             .map(|(_, e)| e.clone())
-            .ok_or(AuthError::Invalid)?;
+            .ok_or(AuthError::Invalid)
+            .map_err(anonymous)?;
         if entry.expires.is_some_and(|e| now >= e) {
-            return Err(AuthError::Expired);
+            return Err((AuthError::Expired, Some(entry.tenant)));
         }
         if entry.prefix.is_some() {
             self.note_use(&presented, now);
@@ -257,6 +299,20 @@ impl Authenticator {
                 prefix: entry.prefix,
             },
         })
+    }
+
+    /// Starts from the uses this host recorded before (a restart or reload), so that its
+    /// next write of the usage file does not forget them.
+    fn remember_usage(&self) {
+        let before = store::read_usage(&self.store.path);
+        let Ok(mut used) = self.store.used.lock() else {
+            return;
+        };
+        for (hash, at) in before {
+            if let (Some(h), Ok(t)) = (parse_hash(&hash), OffsetDateTime::parse(&at, &Rfc3339)) {
+                used.insert(h, t);
+            }
+        }
     }
 
     fn note_use(&self, hash: &[u8; 32], now: OffsetDateTime) {
@@ -355,26 +411,6 @@ impl Authenticator {
         };
         if let Err(e) = store::write_usage(&self.store.path, &used) {
             warn!(error = %e, "could not record when tokens were last used");
-        }
-    }
-
-    /// Keeps the server's view of the token store current: a stat every second, a reload
-    /// when the file changed, the usage file written every 30 s. Runs until aborted.
-    pub async fn watch(self: Arc<Self>) {
-        let mut ticks = 0u64;
-        let flush_every = USAGE_FLUSH.as_secs() / STORE_POLL.as_secs();
-        loop {
-            tokio::time::sleep(STORE_POLL).await;
-            let me = self.clone();
-            ticks += 1;
-            let flush = ticks % flush_every == 0;
-            let _ = tokio::task::spawn_blocking(move || {
-                me.reload_store();
-                if flush {
-                    me.flush_usage();
-                }
-            })
-            .await;
         }
     }
 }

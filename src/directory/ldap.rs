@@ -118,6 +118,10 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool.operations()
     }
 
+    fn pool_status(&self) -> super::PoolStatus {
+        self.pool.status()
+    }
+
     fn bind_attempts(&self) -> u64 {
         self.pool.bind_attempts()
     }

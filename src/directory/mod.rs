@@ -111,6 +111,35 @@ pub enum DirectoryError {
     Other { code: u32, message: String },
 }
 
+impl DirectoryError {
+    /// A short name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DirectoryError::Unavailable(_) => "unavailable",
+            DirectoryError::Timeout => "timeout",
+            DirectoryError::Unknown(_) => "unknown_outcome",
+            DirectoryError::BindRefused { .. } => "bind_refused",
+            DirectoryError::NoSuchObject(_) => "no_such_object",
+            DirectoryError::AlreadyExists(_) => "already_exists",
+            DirectoryError::NoSuchValue(_) => "no_such_value",
+            DirectoryError::Rejected(_) => "rejected",
+            DirectoryError::SizeLimit(_) => "size_limit",
+            DirectoryError::PreconditionFailed(_) => "precondition_failed",
+            DirectoryError::InsufficientAccess(_) => "insufficient_access",
+            DirectoryError::Other { .. } => "other",
+        }
+    }
+}
+
+/// The connection pool as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
+    pub waiting: usize,
+}
+
 pub type DirResult<T> = Result<T, DirectoryError>;
 
 /// The directory dialect, chosen in config (`directory.kind`).
@@ -139,6 +168,9 @@ pub trait Directory: Send + Sync {
 
     /// Binds attempted so far (tests prove they are bounded when the directory refuses).
     fn bind_attempts(&self) -> u64;
+
+    /// The connection pool now, for metrics.
+    fn pool_status(&self) -> PoolStatus;
 
     /// Reads one entry by DN; `Ok(None)` when it does not exist.
     async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>>;

@@ -192,6 +192,32 @@ impl LdapPool {
         self.operations.load(Ordering::Relaxed)
     }
 
+    pub fn status(&self) -> super::PoolStatus {
+        let s = self.pool.status();
+        super::PoolStatus {
+            in_use: s.size.saturating_sub(s.available),
+            idle: s.available,
+            max: s.max_size,
+            waiting: s.waiting,
+        }
+    }
+
+    /// Runs one LDAP operation, counting it and its outcome and time in the metrics.
+    async fn observed<T>(
+        &self,
+        op: &'static str,
+        run: impl std::future::Future<Output = DirResult<T>>,
+    ) -> DirResult<T> {
+        let start = std::time::Instant::now();
+        let result = run.await;
+        crate::metrics::metrics().ldap(
+            op,
+            start.elapsed(),
+            result.as_ref().err().map(DirectoryError::kind),
+        );
+        result
+    }
+
     /// A pooled connection, waiting no longer than the pool's wait and the request's budget.
     async fn conn(&self) -> DirResult<Object<Manager>> {
         let wait = budget::bounded(self.wait);
@@ -203,7 +229,10 @@ impl LdapPool {
             create: Some(wait),
             recycle: Some(wait),
         };
-        self.pool.timeout_get(&timeouts).await.map_err(|e| match e {
+        let start = std::time::Instant::now();
+        let got = self.pool.timeout_get(&timeouts).await;
+        crate::metrics::metrics().pool_wait(start.elapsed());
+        got.map_err(|e| match e {
             PoolError::Backend(e) => e,
             PoolError::Timeout(_) => DirectoryError::Unavailable(
                 "timed out waiting for an LDAP connection (directory slow or unreachable)".into(),
@@ -240,36 +269,39 @@ impl LdapPool {
         size_limit: usize,
         controls: Vec<ldap3::controls::RawControl>,
     ) -> DirResult<(Vec<SearchEntry>, bool)> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut conn = self.conn().await?;
-            self.count();
-            let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
-            let res = conn
-                .with_timeout(self.op_timeout())
-                .with_search_options(opts)
-                .with_controls(controls.clone())
-                .search(base, scope, filter, attrs.to_vec())
-                .await;
-            match res {
-                Ok(ldap3::SearchResult(entries, result)) => {
-                    let truncated = result.rc == 4;
-                    if result.rc != 0 && !truncated {
-                        return Err(map_result_code(result.rc, &result.text, base));
+        self.observed("search", async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_search_options(opts)
+                    .with_controls(controls.clone())
+                    .search(base, scope, filter, attrs.to_vec())
+                    .await;
+                match res {
+                    Ok(ldap3::SearchResult(entries, result)) => {
+                        let truncated = result.rc == 4;
+                        if result.rc != 0 && !truncated {
+                            return Err(map_result_code(result.rc, &result.text, base));
+                        }
+                        let entries = entries.into_iter().map(SearchEntry::construct).collect();
+                        return Ok((entries, truncated));
                     }
-                    let entries = entries.into_iter().map(SearchEntry::construct).collect();
-                    return Ok((entries, truncated));
-                }
-                Err(e) => {
-                    let err = self.broken(conn, e);
-                    if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
-                        return Err(err);
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        debug!(error = %err, "retrying search on a fresh connection");
                     }
-                    debug!(error = %err, "retrying search on a fresh connection");
                 }
             }
-        }
+        })
+        .await
     }
 
     /// A subtree search with Simple Paged Results (RFC 2696), so that no server size limit
@@ -284,82 +316,88 @@ impl LdapPool {
         attrs: &[&str],
         mut each: impl FnMut(SearchEntry) + Send,
     ) -> DirResult<()> {
-        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-        const PAGE: i32 = 500;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut conn = self.conn().await?;
-            self.count();
-            let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
-                Box::new(EntriesOnly::new()),
-                Box::new(PagedResults::new(PAGE)),
-            ];
-            let started = conn
-                .with_timeout(self.op_timeout())
-                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
-                .await;
-            let mut stream = match started {
-                Ok(s) => s,
-                Err(e) => {
+        self.observed("search", async {
+            use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+            const PAGE: i32 = 500;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+                    Box::new(EntriesOnly::new()),
+                    Box::new(PagedResults::new(PAGE)),
+                ];
+                let started = conn
+                    .with_timeout(self.op_timeout())
+                    .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                    .await;
+                let mut stream = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        debug!(error = %err, "retrying a paged search on a fresh connection");
+                        continue;
+                    }
+                };
+                let mut delivered = false;
+                let failed = loop {
+                    match stream.next().await {
+                        Ok(Some(entry)) => {
+                            delivered = true;
+                            each(SearchEntry::construct(entry));
+                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e),
+                    }
+                };
+                if let Some(e) = failed {
+                    drop(stream);
                     let err = self.broken(conn, e);
-                    if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                    if delivered || attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
                         return Err(err);
                     }
                     debug!(error = %err, "retrying a paged search on a fresh connection");
                     continue;
                 }
-            };
-            let mut delivered = false;
-            let failed = loop {
-                match stream.next().await {
-                    Ok(Some(entry)) => {
-                        delivered = true;
-                        each(SearchEntry::construct(entry));
-                    }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
-            if let Some(e) = failed {
-                drop(stream);
-                let err = self.broken(conn, e);
-                if delivered || attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
-                    return Err(err);
-                }
-                debug!(error = %err, "retrying a paged search on a fresh connection");
-                continue;
+                let res = stream.finish().await;
+                return match res.rc {
+                    0 => Ok(()),
+                    4 => Err(DirectoryError::SizeLimit(res.text)),
+                    rc => Err(map_result_code(rc, &res.text, base)),
+                };
             }
-            let res = stream.finish().await;
-            return match res.rc {
-                0 => Ok(()),
-                4 => Err(DirectoryError::SizeLimit(res.text)),
-                rc => Err(map_result_code(rc, &res.text, base)),
-            };
-        }
+        })
+        .await
     }
 
     pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
-        let attrs: Vec<(String, HashSet<String>)> = attrs
-            .into_iter()
-            .map(|(a, v)| (a, v.into_iter().collect()))
-            .collect();
-        for retry in [true, false] {
-            let mut conn = self.conn().await?;
-            self.count();
-            let res = conn
-                .with_timeout(self.op_timeout())
-                .add(dn, attrs.clone())
-                .await;
-            if retry && unsent(&res) {
-                let _ = Object::take(conn);
-                continue;
+        self.observed("add", async {
+            let attrs: Vec<(String, HashSet<String>)> = attrs
+                .into_iter()
+                .map(|(a, v)| (a, v.into_iter().collect()))
+                .collect();
+            for retry in [true, false] {
+                let mut conn = self.conn().await?;
+                self.count();
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .add(dn, attrs.clone())
+                    .await;
+                if retry && unsent(&res) {
+                    let _ = Object::take(conn);
+                    continue;
+                }
+                return self.finish(conn, res, dn);
             }
-            return self.finish(conn, res, dn);
-        }
-        Err(DirectoryError::Unavailable(
-            "no live LDAP connection".into(),
-        ))
+            Err(DirectoryError::Unavailable(
+                "no live LDAP connection".into(),
+            ))
+        })
+        .await
     }
 
     pub async fn modify(
@@ -378,43 +416,49 @@ impl LdapPool {
         mods: Vec<Mod<Vec<u8>>>,
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
-        if mods.is_empty() {
-            return Ok(());
-        }
-        let mut controls = vec![permissive_modify()];
-        controls.extend(assertion_control(assertion)?);
-        for retry in [true, false] {
+        self.observed("modify", async {
+            if mods.is_empty() {
+                return Ok(());
+            }
+            let mut controls = vec![permissive_modify()];
+            controls.extend(assertion_control(assertion)?);
+            for retry in [true, false] {
+                let mut conn = self.conn().await?;
+                self.count();
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_controls(controls.clone())
+                    .modify(dn, mods.clone())
+                    .await;
+                if retry && unsent(&res) {
+                    let _ = Object::take(conn);
+                    continue;
+                }
+                return self.finish(conn, res, dn);
+            }
+            Err(DirectoryError::Unavailable(
+                "no live LDAP connection".into(),
+            ))
+        })
+        .await
+    }
+
+    pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+        self.observed("compare", async {
             let mut conn = self.conn().await?;
             self.count();
             let res = conn
                 .with_timeout(self.op_timeout())
-                .with_controls(controls.clone())
-                .modify(dn, mods.clone())
+                .compare(dn, attr, value)
                 .await;
-            if retry && unsent(&res) {
-                let _ = Object::take(conn);
-                continue;
+            match res {
+                Ok(r) if r.0.rc == 6 => Ok(true),
+                Ok(r) if r.0.rc == 5 || r.0.rc == 16 => Ok(false),
+                Ok(r) => Err(map_result_code(r.0.rc, &r.0.text, dn)),
+                Err(e) => Err(self.broken(conn, e)),
             }
-            return self.finish(conn, res, dn);
-        }
-        Err(DirectoryError::Unavailable(
-            "no live LDAP connection".into(),
-        ))
-    }
-
-    pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
-        let mut conn = self.conn().await?;
-        self.count();
-        let res = conn
-            .with_timeout(self.op_timeout())
-            .compare(dn, attr, value)
-            .await;
-        match res {
-            Ok(r) if r.0.rc == 6 => Ok(true),
-            Ok(r) if r.0.rc == 5 || r.0.rc == 16 => Ok(false),
-            Ok(r) => Err(map_result_code(r.0.rc, &r.0.text, dn)),
-            Err(e) => Err(self.broken(conn, e)),
-        }
+        })
+        .await
     }
 
     pub async fn rename(
@@ -424,45 +468,51 @@ impl LdapPool {
         new_parent: Option<&str>,
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
-        let controls = assertion_control(assertion)?;
-        for retry in [true, false] {
-            let mut conn = self.conn().await?;
-            self.count();
-            let res = conn
-                .with_timeout(self.op_timeout())
-                .with_controls(controls.clone())
-                .modifydn(dn, new_rdn, true, new_parent)
-                .await;
-            if retry && unsent(&res) {
-                let _ = Object::take(conn);
-                continue;
+        self.observed("rename", async {
+            let controls = assertion_control(assertion)?;
+            for retry in [true, false] {
+                let mut conn = self.conn().await?;
+                self.count();
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_controls(controls.clone())
+                    .modifydn(dn, new_rdn, true, new_parent)
+                    .await;
+                if retry && unsent(&res) {
+                    let _ = Object::take(conn);
+                    continue;
+                }
+                return self.finish(conn, res, dn);
             }
-            return self.finish(conn, res, dn);
-        }
-        Err(DirectoryError::Unavailable(
-            "no live LDAP connection".into(),
-        ))
+            Err(DirectoryError::Unavailable(
+                "no live LDAP connection".into(),
+            ))
+        })
+        .await
     }
 
     pub async fn delete(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
-        let controls = assertion_control(assertion)?;
-        for retry in [true, false] {
-            let mut conn = self.conn().await?;
-            self.count();
-            let res = conn
-                .with_timeout(self.op_timeout())
-                .with_controls(controls.clone())
-                .delete(dn)
-                .await;
-            if retry && unsent(&res) {
-                let _ = Object::take(conn);
-                continue;
+        self.observed("delete", async {
+            let controls = assertion_control(assertion)?;
+            for retry in [true, false] {
+                let mut conn = self.conn().await?;
+                self.count();
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_controls(controls.clone())
+                    .delete(dn)
+                    .await;
+                if retry && unsent(&res) {
+                    let _ = Object::take(conn);
+                    continue;
+                }
+                return self.finish(conn, res, dn);
             }
-            return self.finish(conn, res, dn);
-        }
-        Err(DirectoryError::Unavailable(
-            "no live LDAP connection".into(),
-        ))
+            Err(DirectoryError::Unavailable(
+                "no live LDAP connection".into(),
+            ))
+        })
+        .await
     }
 
     /// The result of a write. An answer lost after the request was sent (timeout, connection

@@ -118,14 +118,14 @@ pub async fn audit(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some((operation, resource_type, raw_id)) = write_target(req.method(), req.uri().path())
+    let Some(op) = ScimOperation::of(req.method(), req.uri().path()).filter(|o| o.is_write())
     else {
         return next.run(req).await;
     };
     // the id as the handler reads it; one it cannot decode (bad UTF-8) as sent
     let id: Option<String> = match decoded_id {
         Ok(Path(id)) => Some(id),
-        Err(_) => raw_id,
+        Err(_) => op.id.clone(),
     }
     .map(|id| crate::logging::shorten(&id, 256).into_owned());
     let caller = req.extensions().get::<Caller>().cloned();
@@ -151,8 +151,8 @@ pub async fn audit(
         tenant: &caller.tenant.name,
         credential: &caller.credential,
         client,
-        operation,
-        resource_type,
+        operation: op.name,
+        resource_type: op.resource_type,
         id,
         status: status.as_u16(),
         outcome: trail.outcome(status.is_success()),
@@ -164,40 +164,106 @@ pub async fn audit(
             .map(|d| crate::logging::shorten(&d.0, 1024).into_owned()),
     };
     state.audit.record(&record);
+    let mut resp = resp;
+    if let Some(first) = record.changes.first() {
+        resp.extensions_mut().insert(WrittenDn(first.dn.clone()));
+    }
     resp
 }
 
-/// The write a request asks for: (operation, resource type, the id segment as sent).
-fn write_target(
-    method: &Method,
-    path: &str,
-) -> Option<(&'static str, &'static str, Option<String>)> {
-    // the router nests under BASE_PATH; accept the path with or without it
-    let path = path.strip_prefix(super::BASE_PATH).unwrap_or(path);
-    let mut parts = path.trim_start_matches('/').split('/');
-    let resource_type = match parts.next()? {
-        "Users" => "User",
-        "Groups" => "Group",
-        _ => return None,
-    };
-    let id = parts.next().filter(|id| !id.is_empty());
-    if parts.next().is_some() || id == Some(".search") {
-        return None;
-    }
-    let operation = match (method.clone(), id) {
-        (Method::POST, None) => "create",
-        (Method::PUT, Some(_)) => "replace",
-        (Method::PATCH, Some(_)) => "patch",
-        (Method::DELETE, Some(_)) => "delete",
-        _ => return None,
-    };
-    Some((operation, resource_type, id.map(str::to_owned)))
+/// The SCIM operation a request asks for, from its method and path (not yet checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimOperation {
+    /// create, replace, patch, delete (writes); get, list, search (reads).
+    pub name: &'static str,
+    /// User, Group, or `*` for a search across both.
+    pub resource_type: &'static str,
+    /// The id segment as sent (percent-encoded).
+    pub id: Option<String>,
 }
+
+impl ScimOperation {
+    pub fn of(method: &Method, path: &str) -> Option<ScimOperation> {
+        // the router nests under BASE_PATH; accept the path with or without it
+        let path = path.strip_prefix(super::BASE_PATH).unwrap_or(path);
+        let mut parts = path.trim_start_matches('/').split('/');
+        let resource_type = match parts.next()? {
+            "Users" => "User",
+            "Groups" => "Group",
+            ".search" if *method == Method::POST => "*",
+            _ => return None,
+        };
+        let id = parts.next().filter(|id| !id.is_empty());
+        if parts.next().is_some() {
+            return None;
+        }
+        let name = match (method.clone(), id) {
+            (_, _) if resource_type == "*" => "search",
+            (Method::POST, Some(".search")) => "search",
+            (Method::POST, None) => "create",
+            (Method::GET, None) => "list",
+            (Method::GET, Some(_)) => "get",
+            (Method::PUT, Some(_)) => "replace",
+            (Method::PATCH, Some(_)) => "patch",
+            (Method::DELETE, Some(_)) => "delete",
+            _ => return None,
+        };
+        Some(ScimOperation {
+            name,
+            resource_type,
+            id: id.filter(|i| *i != ".search").map(str::to_owned),
+        })
+    }
+
+    pub fn is_write(&self) -> bool {
+        matches!(self.name, "create" | "replace" | "patch" | "delete")
+    }
+}
+
+/// The route a request matched (`/scim/v2/Users/{id}`), for metrics: bounded, unlike paths.
+#[derive(Clone, Debug)]
+pub struct Route(pub String);
+
+/// Notes the matched route on the response (the access log runs outside the router, where
+/// it is not known yet).
+pub async fn matched_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| Route(m.as_str().to_owned()));
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(r);
+    }
+    resp
+}
+
+/// `GET /metrics`: the process's metrics, with the current pool's state.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    metrics_response(&state)
+}
+
+pub fn metrics_response(state: &AppState) -> Response {
+    let m = crate::metrics::metrics();
+    let pool = state.directory.pool_status();
+    m.pool(pool.in_use, pool.idle, pool.max, pool.waiting);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// The DN a write changed first, for the access log.
+#[derive(Clone, Debug)]
+pub struct WrittenDn(pub String);
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
-/// One log line per request: method, path, status, latency, tenant, request id. The id comes
-/// from `X-Request-Id` when the caller sends a sane one, and is echoed back.
+/// One log line per request: method, path, status, latency, tenant, request id, the SCIM
+/// operation, and for a write the DN it changed. The id comes from `X-Request-Id` when the
+/// caller sends a sane one, and is echoed back.
 pub async fn access_log(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -221,11 +287,32 @@ pub async fn access_log(req: Request, next: Next) -> Response {
                 REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)
             )
         });
+    let op = ScimOperation::of(req.method(), req.uri().path())
+        .map(|o| format!("{} {}", o.name, o.resource_type));
     let span = info_span!("request", request_id = %request_id);
     let mut req = req;
     req.extensions_mut()
         .insert(RequestId(Arc::from(request_id.as_str())));
     let mut resp = next.run(req).instrument(span.clone()).await;
+    // the standard methods by name; anything else a client invents is one label value
+    let method_label = match method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS => method.as_str(),
+        _ => "other",
+    };
+    crate::metrics::metrics().request(
+        resp.extensions()
+            .get::<Route>()
+            .map_or("unmatched", |r| r.0.as_str()),
+        method_label,
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
     let tenant = resp
         .extensions()
         .get::<TenantName>()
@@ -238,6 +325,8 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         status = resp.status().as_u16(),
         latency_ms = format!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
         tenant = %tenant,
+        op = op.as_deref(),
+        dn = resp.extensions().get::<WrittenDn>().map(|d| d.0.as_str()),
         "request"
     );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -415,5 +504,41 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match verdict {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => HttpError(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: Method, path: &str) -> Option<(&'static str, &'static str, Option<String>)> {
+        ScimOperation::of(&method, path).map(|o| (o.name, o.resource_type, o.id))
+    }
+
+    #[test]
+    fn operations_are_named_from_method_and_path() {
+        assert_eq!(
+            op(Method::POST, "/scim/v2/Users"),
+            Some(("create", "User", None))
+        );
+        assert_eq!(
+            op(Method::PATCH, "/Groups/g%201"),
+            Some(("patch", "Group", Some("g%201".into())))
+        );
+        assert_eq!(op(Method::GET, "/Users"), Some(("list", "User", None)));
+        assert_eq!(
+            op(Method::POST, "/Users/.search"),
+            Some(("search", "User", None))
+        );
+        assert_eq!(op(Method::POST, "/.search"), Some(("search", "*", None)));
+        assert_eq!(op(Method::GET, "/Schemas"), None);
+        assert_eq!(op(Method::POST, "/Users/x"), None);
+        assert_eq!(op(Method::DELETE, "/Users/a/b"), None);
+        assert!(ScimOperation::of(&Method::PUT, "/Users/x")
+            .unwrap()
+            .is_write());
+        assert!(!ScimOperation::of(&Method::POST, "/Users/.search")
+            .unwrap()
+            .is_write());
     }
 }

@@ -22,6 +22,7 @@ use crate::service::users::Users;
 
 pub mod extract;
 mod handlers;
+pub mod live;
 pub mod middleware;
 pub mod rate_limit;
 pub mod response;
@@ -35,7 +36,12 @@ pub const BASE_PATH: &str = "/scim/v2";
 /// The front door's settings, from `[server]` (checked in `app::build`).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Where the server listens (a restart changes it, a reload does not).
+    pub listen: std::net::SocketAddr,
+    /// Open connections at most: `server.max_connections`, lowered to fit the open-file limit.
     pub max_connections: usize,
+    /// `server.max_connections` as configured.
+    pub configured_max_connections: usize,
     pub max_concurrent_requests: usize,
     pub queue_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -77,6 +83,12 @@ pub struct AppState {
     /// balancer's probes cannot become load on the directory).
     /// Where the record of every write goes.
     pub audit: crate::audit::Auditor,
+    /// `/metrics` is served on this listener (not on a separate `metrics.listen`).
+    pub metrics_here: bool,
+    /// The separate metrics listener the process opened at start, if any.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `log.level`, applied by the process when this generation becomes current.
+    pub log_level: String,
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), ScimError>)>>,
 }
 
@@ -158,12 +170,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/Me", any(not_implemented));
     let scim = protected
         .merge(public)
-        .method_not_allowed_fallback(method_not_allowed);
-    // layers run outermost (last added) first
-    Router::new()
-        .nest(BASE_PATH, scim)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(from_fn(middleware::matched_route));
+    let mut top = Router::new()
         .route("/healthz", get(middleware::healthz))
-        .route("/readyz", get(middleware::readyz))
+        .route("/readyz", get(middleware::readyz));
+    if state.metrics_here {
+        top = top.route("/metrics", get(middleware::metrics));
+    }
+    // layers run outermost (last added) first
+    top.route_layer(from_fn(middleware::matched_route))
+        .nest(BASE_PATH, scim)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), middleware::deadline))
         .layer(from_fn_with_state(state.clone(), middleware::concurrency))
@@ -195,18 +212,59 @@ async fn not_implemented() -> impl IntoResponse {
     ))
 }
 
-/// Serves until `shutdown` completes, then drains (see `server::serve`).
+/// Serves `state` until `shutdown` completes, then drains (see `server::serve`).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
+    serve_live(listener, Arc::new(live::Live::new(state)), shutdown).await
+}
+
+/// Serves whatever generation `live` holds (a reload replaces it) until `shutdown`
+/// completes, then drains.
+pub async fn serve_live(
+    listener: TcpListener,
+    live: Arc<live::Live>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // token store changes (create, rotate, revoke) take effect without a restart
-    let watcher = tokio::spawn(state.auth.clone().watch());
-    let served = server::serve(listener, state.clone(), app, shutdown).await;
+    let watcher = tokio::spawn(watch_token_store(live.clone()));
+    let served = server::serve(listener, live.clone(), shutdown).await;
     watcher.abort();
-    let auth = state.auth.clone();
+    let auth = live.current().state.auth.clone();
     let _ = tokio::task::spawn_blocking(move || auth.flush_usage()).await;
     served
+}
+
+/// Serves `GET /metrics` alone on its own listener (`metrics.listen`), for the current
+/// generation's pool, until aborted.
+pub async fn serve_metrics(listener: TcpListener, live: Arc<live::Live>) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let state = live.current().state.clone();
+            async move { middleware::metrics_response(&state) }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
+/// Keeps the current generation's view of the token store fresh: a look at the file every
+/// second, the usage file written every 30 s.
+async fn watch_token_store(live: Arc<live::Live>) {
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(crate::auth::STORE_POLL).await;
+        ticks += 1;
+        let flush = ticks % crate::auth::FLUSH_EVERY_POLLS == 0;
+        let auth = live.current().state.auth.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            auth.reload_store();
+            if flush {
+                auth.flush_usage();
+            }
+        })
+        .await;
+    }
 }

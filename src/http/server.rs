@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-use super::AppState;
+use super::live::Live;
+use super::HttpSettings;
 use crate::scim::ScimError;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, closes
@@ -34,14 +34,15 @@ use crate::scim::ScimError;
 /// in flight (and writes they started) to finish.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
-    router: Router,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let settings = &state.http;
+    // what lives as long as the process comes from the first generation (see `live`)
+    let first = live.current().state.clone();
+    let settings = &first.http;
+    let tasks = first.tasks.clone();
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let stop = CancellationToken::new();
-    let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let refused = refusal(settings.max_connections);
     tokio::pin!(shutdown);
     loop {
@@ -64,13 +65,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = Connection {
-            state: state.clone(),
-            router: router.clone(),
+            live: live.clone(),
             stop: stop.clone(),
             _permit: permit,
             peer,
         };
-        state.tasks.spawn(conn.run(stream, tls.clone()));
+        tasks.spawn(conn.run(stream));
     }
     drop(listener);
     info!(
@@ -78,13 +78,13 @@ pub async fn serve(
         "shutting down: no new connections; idle ones closed, requests in flight draining"
     );
     stop.cancel();
-    state.tasks.close();
-    if tokio::time::timeout(settings.shutdown_drain, state.tasks.wait())
+    tasks.close();
+    if tokio::time::timeout(settings.shutdown_drain, tasks.wait())
         .await
         .is_err()
     {
         warn!(
-            left = state.tasks.len(),
+            left = tasks.len(),
             drain_secs = settings.shutdown_drain.as_secs(),
             "requests still running at the end of the drain (server.shutdown_drain_secs) are dropped"
         );
@@ -121,8 +121,7 @@ fn refuse(stream: TcpStream, answer: &[u8]) {
 }
 
 struct Connection {
-    state: Arc<AppState>,
-    router: Router,
+    live: Arc<Live>,
     stop: CancellationToken,
     /// Held for the connection's life: its slot under `server.max_connections`.
     _permit: OwnedSemaphorePermit,
@@ -130,8 +129,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>) {
-        let settings = &self.state.http;
+    async fn run(self, stream: TcpStream) {
+        // a connection keeps the timeouts and certificate current when it was accepted
+        let settings = self.live.current().state.http.clone();
+        let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         // nothing moving either way for this long closes the socket: a stalled upload, a
         // client that stopped reading its response
         let mut timed = TimeoutStream::new(stream);
@@ -139,14 +140,14 @@ impl Connection {
         timed.set_write_timeout(Some(settings.idle_timeout));
         let stream = Box::pin(timed);
         match tls {
-            None => self.serve_http(stream).await,
+            None => self.serve_http(stream, &settings).await,
             Some(acceptor) => {
                 // the handshake is bounded like a request's headers
                 let hs =
                     tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
                 tokio::select! {
                     done = hs => match done {
-                        Ok(Ok(tls_stream)) => self.serve_http(tls_stream).await,
+                        Ok(Ok(tls_stream)) => self.serve_http(tls_stream, &settings).await,
                         Ok(Err(e)) => debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(peer = %self.peer, "TLS handshake timed out"),
                     },
@@ -156,14 +157,13 @@ impl Connection {
         }
     }
 
-    async fn serve_http<S>(&self, stream: S)
+    async fn serve_http<S>(&self, stream: S, settings: &HttpSettings)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let settings = &self.state.http;
         let active = Arc::new(AtomicUsize::new(0));
         let service = ConnService {
-            router: self.router.clone(),
+            live: self.live.clone(),
             active: active.clone(),
             peer: self.peer,
         };
@@ -198,7 +198,7 @@ impl Connection {
 /// are not yet fully sent (the count drops when hyper drops the response body).
 #[derive(Clone)]
 struct ConnService {
-    router: Router,
+    live: Arc<Live>,
     active: Arc<AtomicUsize>,
     /// The client's address, given to handlers as `ConnectInfo` (the audit records it).
     peer: SocketAddr,
@@ -211,7 +211,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::new(self.active.clone());
-        let router = self.router.clone();
+        // each request is served by the generation current when it arrives
+        let router = self.live.current().router.clone();
         let mut req = req.map(Body::new);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));

@@ -276,10 +276,13 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
         "url = \"ldap://127.0.0.1:389\"",
         &format!("url = \"{}\"", slapd.url()),
     );
-    cfg = cfg.replace(
-        "bind_password_file = \"/etc/scim2ldap/bind_password\"",
-        &format!("bind_password = \"{ADMIN_PW}\""),
-    );
+    cfg = cfg
+        .replace(
+            "bind_password_file = \"/etc/scim2ldap/bind_password\"",
+            &format!("bind_password = \"{ADMIN_PW}\""),
+        )
+        // the password is given in the config here, not as a systemd credential
+        .replace("bind_password_credential = \"bind_password\"", "");
     for (from, to) in replace {
         assert!(
             cfg.contains(from),
@@ -518,9 +521,13 @@ impl ServerProcess {
         let log = dir.path().join("server.log");
         let bin = env!("CARGO_BIN_EXE_scim2ldap");
         // dash's ulimit sets the soft and hard limits together
+        // as systemd does, a watchdog interval comes with the pid it is meant for
+        let watchdog = "if [ -n \"${WATCHDOG_USEC:-}\" ]; then export WATCHDOG_PID=$$; fi; ";
         let script = match open_files {
-            Some(n) => format!("ulimit -n {n} && exec \"$0\" serve --config \"$1\""),
-            None => "exec \"$0\" serve --config \"$1\"".to_owned(),
+            Some(n) => {
+                format!("{watchdog}ulimit -n {n} && exec \"$0\" serve --config \"$1\"")
+            }
+            None => format!("{watchdog}exec \"$0\" serve --config \"$1\""),
         };
         let mut cmd = Command::new("sh");
         cmd.arg("-c")

@@ -102,6 +102,8 @@ impl Samba {
                 "bind_password_file = \"/etc/scim2ldap/bind_password\"",
                 &format!("bind_password = \"{AD_ADMIN_PW}\""),
             )
+            // the password is given in the config here, not as a systemd credential
+            .replace("bind_password_credential = \"bind_password\"", "")
             .replace(
                 "ca_file = \"/etc/scim2ldap/ad-ca.pem\"",
                 &format!("ca_file = \"{}\"", self.ca_file().display()),

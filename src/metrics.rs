@@ -1,0 +1,273 @@
+//! Prometheus metrics (OpenMetrics text at `/metrics`): requests and their latency by route,
+//! LDAP operations, errors and latency by kind, the connection pool, the DN cache, failed
+//! authentications by tenant, reloads. One set per process, so that counts survive a reload;
+//! every label takes a bounded set of values (routes as matched, not as sent; tenants from
+//! the config).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpErrorLabels {
+    op: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    lookup: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    tenant: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    ldap_ops: Family<OpLabels, Counter>,
+    ldap_errors: Family<OpErrorLabels, Counter>,
+    ldap_seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
+    pool_connections: Family<PoolLabels, Gauge>,
+    pool_max: Gauge,
+    pool_waiting: Gauge,
+    pool_wait_seconds: Histogram,
+    cache: Family<CacheLabels, Counter>,
+    auth_failures: Family<AuthLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("scim2ldap");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            ldap_ops: Family::default(),
+            ldap_errors: Family::default(),
+            ldap_seconds: Family::new_with_constructor(latency_histogram),
+            pool_connections: Family::default(),
+            pool_max: Gauge::default(),
+            pool_waiting: Gauge::default(),
+            pool_wait_seconds: latency_histogram(),
+            cache: Family::default(),
+            auth_failures: Family::default(),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by matched route, method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request, by matched route and method",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "ldap_operations",
+            "LDAP operations sent, by kind",
+            m.ldap_ops.clone(),
+        );
+        registry.register(
+            "ldap_errors",
+            "LDAP operations that failed, by kind of operation and of error",
+            m.ldap_errors.clone(),
+        );
+        registry.register(
+            "ldap_operation_duration_seconds",
+            "Time from asking for a connection to the directory's answer, by operation",
+            m.ldap_seconds.clone(),
+        );
+        registry.register(
+            "ldap_pool_connections",
+            "Connections to the directory, in use and idle",
+            m.pool_connections.clone(),
+        );
+        registry.register(
+            "ldap_pool_max_connections",
+            "The pool's size (ldap.pool_size)",
+            m.pool_max.clone(),
+        );
+        registry.register(
+            "ldap_pool_waiting",
+            "Requests waiting for a connection now",
+            m.pool_waiting.clone(),
+        );
+        registry.register(
+            "ldap_pool_wait_duration_seconds",
+            "Time waited for a pooled connection (connecting and binding included)",
+            m.pool_wait_seconds.clone(),
+        );
+        registry.register(
+            "dn_cache_lookups",
+            "DN cache lookups by id or userName, hits and misses",
+            m.cache.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused by authentication, by tenant (\"-\" when no tenant is known) and reason",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Reloads (SIGHUP), applied or refused",
+            m.reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// One LDAP operation `op` that took `took` and failed with `error`, if it did.
+    pub fn ldap(&self, op: &'static str, took: Duration, error: Option<&'static str>) {
+        self.ldap_ops.get_or_create(&OpLabels { op }).inc();
+        self.ldap_seconds
+            .get_or_create(&OpLabels { op })
+            .observe(took.as_secs_f64());
+        if let Some(kind) = error {
+            self.ldap_errors
+                .get_or_create(&OpErrorLabels { op, kind })
+                .inc();
+        }
+    }
+
+    pub fn pool_wait(&self, took: Duration) {
+        self.pool_wait_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The pool as it is now (set when scraped).
+    pub fn pool(&self, in_use: usize, idle: usize, max: usize, waiting: usize) {
+        let set = |state, n: usize| {
+            self.pool_connections
+                .get_or_create(&PoolLabels { state })
+                .set(n as i64);
+        };
+        set("in_use", in_use);
+        set("idle", idle);
+        self.pool_max.set(max as i64);
+        self.pool_waiting.set(waiting as i64);
+    }
+
+    pub fn cache_lookup(&self, lookup: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache
+            .get_or_create(&CacheLabels { lookup, result })
+            .inc();
+    }
+
+    pub fn auth_failure(&self, tenant: Option<&str>, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&AuthLabels {
+                tenant: tenant.unwrap_or("-").to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub fn reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // writing to a String cannot fail
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The content type of `render`'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_counted() {
+        let m = Metrics::new();
+        m.request("/scim/v2/Users/{id}", "GET", 200, Duration::from_millis(3));
+        m.ldap("search", Duration::from_millis(1), None);
+        m.ldap("add", Duration::from_millis(2), Some("already_exists"));
+        m.auth_failure(Some("acme"), "invalid_token");
+        m.cache_lookup("id", true);
+        m.pool(1, 7, 8, 0);
+        let text = m.render();
+        assert!(text.contains(
+            "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 1"
+        ), "{text}");
+        assert!(text.contains("scim2ldap_ldap_errors_total{op=\"add\",kind=\"already_exists\"} 1"));
+        assert!(text
+            .contains("scim2ldap_auth_failures_total{tenant=\"acme\",reason=\"invalid_token\"} 1"));
+        assert!(text.contains("scim2ldap_ldap_pool_connections{state=\"idle\"} 7"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
