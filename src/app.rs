@@ -36,6 +36,16 @@ pub fn build(raw: &RawConfig) -> Result<App, ConfigError> {
 /// the process (the request slots, the tasks the shutdown drain waits for, and the settings
 /// only a restart changes).
 pub fn build_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<App, ConfigError> {
+    build_on(raw, previous, |d| d)
+}
+
+/// Builds the application over the directory `wrap` makes of the configured one (`explain`
+/// puts a dry run in front of it).
+pub fn build_on(
+    raw: &RawConfig,
+    previous: Option<&AppState>,
+    wrap: impl FnOnce(Arc<dyn Directory>) -> Arc<dyn Directory>,
+) -> Result<App, ConfigError> {
     raw.log.checked()?;
     raw.ldap.check()?;
     check_dn(&raw.users.container, "users.container")?;
@@ -75,42 +85,7 @@ pub fn build_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<App, 
             )
         })?;
     }
-    let settings = LdapSettings {
-        url: raw.ldap.url.clone(),
-        bind_dn: raw.ldap.bind_dn.clone(),
-        bind_password: raw.ldap.password()?,
-        starttls: raw.ldap.starttls,
-        ca_file: raw.ldap.ca_file.clone(),
-        connect_timeout: Duration::from_secs(raw.ldap.connect_timeout_secs.max(1)),
-        operation_timeout: Duration::from_secs(raw.ldap.operation_timeout_secs.max(1)),
-        pool_size: raw.ldap.pool_size,
-    };
-    let pool = LdapPool::new(settings).map_err(|e| {
-        ConfigError::new(
-            "ldap.ca_file",
-            e,
-            "point it at a readable PEM file with the CA certificate",
-        )
-    })?;
-    let directory: Arc<dyn Directory> = match raw.directory.kind {
-        DirectoryKind::Openldap => Arc::new(open_ldap(pool)),
-        DirectoryKind::ActiveDirectory => {
-            if raw.directory.range_step == 0 {
-                return Err(ConfigError::new(
-                    "directory.range_step",
-                    "must be at least 1",
-                    "e.g. 1500",
-                ));
-            }
-            Arc::new(active_directory(
-                pool,
-                AdDialect {
-                    range_step: raw.directory.range_step,
-                    random_passwords: raw.directory.random_passwords,
-                },
-            ))
-        }
-    };
+    let directory = wrap(make_directory(raw)?);
     let cache = DnCache::new(
         raw.cache.max_entries,
         Duration::from_secs(raw.cache.ttl_secs.max(1)),
@@ -199,6 +174,46 @@ pub fn build_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<App, 
     Ok(App { state, directory })
 }
 
+/// The configured directory: its connection pool and dialect.
+fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, ConfigError> {
+    let settings = LdapSettings {
+        url: raw.ldap.url.clone(),
+        bind_dn: raw.ldap.bind_dn.clone(),
+        bind_password: raw.ldap.password()?,
+        starttls: raw.ldap.starttls,
+        ca_file: raw.ldap.ca_file.clone(),
+        connect_timeout: Duration::from_secs(raw.ldap.connect_timeout_secs.max(1)),
+        operation_timeout: Duration::from_secs(raw.ldap.operation_timeout_secs.max(1)),
+        pool_size: raw.ldap.pool_size,
+    };
+    let pool = LdapPool::new(settings).map_err(|e| {
+        ConfigError::new(
+            "ldap.ca_file",
+            e,
+            "point it at a readable PEM file with the CA certificate",
+        )
+    })?;
+    Ok(match raw.directory.kind {
+        DirectoryKind::Openldap => Arc::new(open_ldap(pool)),
+        DirectoryKind::ActiveDirectory => {
+            if raw.directory.range_step == 0 {
+                return Err(ConfigError::new(
+                    "directory.range_step",
+                    "must be at least 1",
+                    "e.g. 1500",
+                ));
+            }
+            Arc::new(active_directory(
+                pool,
+                AdDialect {
+                    range_step: raw.directory.range_step,
+                    random_passwords: raw.directory.random_passwords,
+                },
+            ))
+        }
+    })
+}
+
 /// Reads the config at `path` again and, when all of it is valid, makes it current: mapping,
 /// tenants, tokens, OAuth issuers, limits, timeouts, TLS certificate, directory settings.
 /// Requests in flight finish under the config they started with. A config with any error is
@@ -235,6 +250,9 @@ pub fn reload(path: &std::path::Path, live: &Live) -> Result<Vec<&'static str>, 
 /// `[audit]`: a file opened now (so that one the service cannot write fails at start), or the
 /// log.
 fn auditor(cfg: &crate::config::AuditConfig) -> Result<crate::audit::Auditor, ConfigError> {
+    if cfg.off {
+        return Ok(crate::audit::Auditor::off());
+    }
     match &cfg.file {
         None => Ok(crate::audit::Auditor::to_log()),
         Some(path) => crate::audit::Auditor::to_file(path.clone()).map_err(|e| {

@@ -201,6 +201,8 @@ pub struct Auditor {
 }
 
 enum Sink {
+    /// `explain`: nothing is written, so there is nothing to record.
+    Off,
     Log,
     File {
         path: PathBuf,
@@ -213,6 +215,11 @@ impl Auditor {
     /// Records to the log (target `audit`).
     pub fn to_log() -> Auditor {
         Auditor { sink: Sink::Log }
+    }
+
+    /// No records (a dry run).
+    pub fn off() -> Auditor {
+        Auditor { sink: Sink::Off }
     }
 
     /// Records appended to `path`. Opened now, so that a path the service cannot write fails
@@ -234,6 +241,7 @@ impl Auditor {
             return;
         };
         match &self.sink {
+            Sink::Off => {}
             Sink::Log => info!(target: "audit", record = %line, "write"),
             Sink::File { path, open } => {
                 line.push('\n');

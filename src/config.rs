@@ -140,6 +140,9 @@ pub struct AuditConfig {
     /// events of target `audit`.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Set by `explain`, whose writes are not made: no records. Not a config key.
+    #[serde(skip)]
+    pub off: bool,
 }
 
 /// `[limits]`: how much one request may make the server parse, walk and write. Every input

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod directory;
+pub mod explain;
 pub mod http;
 pub mod logging;
 pub mod mapping;

@@ -36,6 +36,24 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Show what a SCIM request would do: the LDAP operations the current mapping turns it
+    /// into (reading from the directory, writing nothing) and the answer the service would
+    /// give. Passwords are masked.
+    ///
+    /// Example: scim2ldap explain PATCH /Users/2819c223-… patch.json
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The tenant to act as (needed when the config has several).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// GET, POST, PUT, PATCH or DELETE.
+        method: String,
+        /// e.g. /Users, /Users/ID, /Groups/ID?attributes=members (the /scim/v2 prefix is optional).
+        path: String,
+        /// A file with the request's JSON body, or - for standard input.
+        body: Option<PathBuf>,
+    },
     /// Bearer tokens.
     Token {
         #[command(subcommand)]
@@ -114,14 +132,28 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
+    match cli.command {
         // `serve` sets up its log from the config
-        let _ = scim2ldap::logging::init(LogFormat::Text, "info");
+        Command::Serve { .. } => {}
+        // its output is the explanation; only problems are logged
+        Command::Explain { .. } => {
+            let _ = scim2ldap::logging::init(LogFormat::Text, "warn");
+        }
+        _ => {
+            let _ = scim2ldap::logging::init(LogFormat::Text, "info");
+        }
     }
     match cli.command {
         Command::Serve { config } => run_async(serve(config.config)),
         Command::CheckConfig { config } => run_async(check_config(config.config)),
         Command::Token { command } => token(command),
+        Command::Explain {
+            config,
+            tenant,
+            method,
+            path,
+            body,
+        } => run_async(explain(config.config, tenant, method, path, body)),
     }
 }
 
@@ -290,6 +322,48 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     info!("shutting down");
+}
+
+async fn explain(
+    path: PathBuf,
+    tenant: Option<String>,
+    method: String,
+    target: String,
+    body: Option<PathBuf>,
+) -> ExitCode {
+    let raw = match config::load_raw(&path) {
+        Ok(raw) => raw,
+        Err(e) => return config_failure(&path, &e),
+    };
+    let body = match body {
+        None => None,
+        Some(file) => {
+            let read = if file.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+            } else {
+                std::fs::read(&file)
+            };
+            match read {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!("cannot read the body {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    match scim2ldap::explain::explain(&raw, tenant.as_deref(), &method, &target, body).await {
+        Ok(explained) => {
+            print!("{explained}");
+            ExitCode::SUCCESS
+        }
+        Err(scim2ldap::explain::ExplainError::Config(e)) => config_failure(&path, &e),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn config_failure(path: &std::path::Path, e: &config::ConfigError) -> ExitCode {

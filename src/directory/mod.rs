@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 pub mod ad;
 pub mod budget;
+pub mod dry_run;
 pub mod filter;
 pub mod guid;
 pub mod ldap;
