@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, integration tests against real OpenLDAP servers and
 # a Samba Active Directory DC that the tests start on loopback, and the scim2-tester
-# conformance suite. Installs slapd, ldap-utils, openssl, python3-venv and Samba's AD DC
-# first (as root), and scim2-tester into a venv.
+# conformance suite; then builds the Debian package and proves it (contents, lintian, the unit's
+# security score and verify, install and purge in a debootstrapped Debian root). Installs slapd,
+# ldap-utils, openssl, python3-venv and Samba's AD DC first (as root), scim2-tester into a venv,
+# and for the package dpkg-dev, lintian, debootstrap, debian-archive-keyring, systemd and
+# cargo-deb (scripts/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv \
@@ -16,3 +19,4 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import scim2_tester, 
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 fi
 cargo test --locked
+bash scripts/package.sh --check

@@ -54,6 +54,9 @@ enum Command {
         /// A file with the request's JSON body, or - for standard input.
         body: Option<PathBuf>,
     },
+    /// Write the man pages (scim2ldap.1 and one per command) into DIR, for packaging.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Bearer tokens.
     Token {
         #[command(subcommand)]
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => run_async(serve(config.config)),
         Command::CheckConfig { config } => run_async(check_config(config.config)),
         Command::Token { command } => token(command),
+        Command::Man { dir } => man_pages(&dir),
         Command::Explain {
             config,
             tenant,
@@ -362,6 +366,41 @@ async fn explain(
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The man pages: `scim2ldap.1`, then `scim2ldap-COMMAND.1` for each command and
+/// `scim2ldap-token-COMMAND.1` for the token commands.
+fn man_pages(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    fn write(dir: &std::path::Path, cmd: clap::Command, name: &str) -> std::io::Result<()> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.name(name.to_owned()))
+            .section("1")
+            .manual("scim2ldap")
+            .render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)
+    }
+    let top = Cli::command();
+    let mut pages = vec![(top.clone(), "scim2ldap".to_owned())];
+    for sub in top.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("scim2ldap-{}", sub.get_name());
+        for inner in sub.get_subcommands().filter(|c| c.get_name() != "help") {
+            pages.push((inner.clone(), format!("{name}-{}", inner.get_name())));
+        }
+        pages.push((sub.clone(), name));
+    }
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        pages
+            .into_iter()
+            .try_for_each(|(cmd, name)| write(dir, cmd, &name))
+    });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write the man pages to {}: {e}", dir.display());
+            ExitCode::FAILURE
         }
     }
 }
