@@ -395,6 +395,7 @@ fn build_groups(
             required: "displayName",
             defaults: &g.defaults,
             limits: value_limits,
+            default_type: None,
         },
         &GROUP_RESOURCE,
     )?);

@@ -478,6 +478,10 @@ pub struct UsersConfig {
     /// LDAP attribute → values every new user gets.
     #[serde(default)]
     pub defaults: BTreeMap<String, Vec<String>>,
+    /// Multi-valued attribute → the type its untyped values are stored as (OneLogin sends
+    /// `addresses` without `type`): `emails = "work"`.
+    #[serde(default)]
+    pub default_type: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -806,7 +810,7 @@ mod tests {
             assert_eq!(raw.ldap.url, "ldaps://ldap.example.org");
             assert_eq!(raw.server.listen.port(), 9999);
             assert_eq!(raw.tenants["default"].tokens["ci"].sha256, "ab".repeat(32));
-            assert_eq!(raw.users.attributes.len(), 22, "dotted keys survive");
+            assert_eq!(raw.users.attributes.len(), 25, "dotted keys survive");
             Ok(())
         });
     }

@@ -57,6 +57,7 @@ impl Mapping {
                 required: "userName",
                 defaults: &cfg.defaults,
                 limits,
+                default_type: Some(&cfg.default_type),
             },
             schema,
         )
@@ -145,6 +146,13 @@ impl Mapping {
                 })?;
             derived.push((ldap.clone(), parsed));
         }
+        let default_types = match spec.default_type {
+            Some(table) => table
+                .iter()
+                .map(|(attr, ty)| default_type(sec, attr, ty, &attrs, schema))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         Ok(Mapping {
             schema,
             object_classes: spec.object_classes.to_vec(),
@@ -161,7 +169,49 @@ impl Mapping {
                 .map(|(a, v)| (a.clone(), v.clone()))
                 .collect(),
             limits: spec.limits,
+            default_types,
         })
+    }
+}
+
+/// Checks one `users.default_type` line: a multi-valued attribute with types, and a mapped
+/// slot of that type for its untyped values to land in.
+fn default_type(
+    sec: &str,
+    attr: &str,
+    ty: &str,
+    attrs: &[AttrMapping],
+    schema: &ResourceSchema,
+) -> Result<(&'static AttrDef, String), ConfigError> {
+    let key = format!("{sec}.default_type.{attr}");
+    let def = schema
+        .resolve(None, attr)
+        .map(|(_, d)| d)
+        .filter(|d| d.multi_valued && d.sub("type").is_some())
+        .ok_or_else(|| {
+            ConfigError::new(
+                &key,
+                format!("`{attr}` is not a multi-valued attribute with types"),
+                "use emails, phoneNumbers, addresses, ims or photos",
+            )
+        })?;
+    let mapped = attrs.iter().find_map(|m| match &m.target {
+        Target::Element {
+            attr: a,
+            type_value: Some(t),
+            ..
+        } if *a == def && t.eq_ignore_ascii_case(ty) => Some(t.clone()),
+        _ => None,
+    });
+    match mapped {
+        Some(t) => Ok((def, t)),
+        None => Err(ConfigError::new(
+            &key,
+            format!("no mapping stores {attr} of type \"{ty}\""),
+            format!(
+                "map one, e.g. '{attr}[type eq \"{ty}\"].value' = \"...\", or name a mapped type"
+            ),
+        )),
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Mapping {
     /// Fixed values every new entry gets (e.g. AD's `groupType`).
     pub defaults: Vec<(String, Vec<String>)>,
     pub limits: ValueLimits,
+    /// Multi-valued attribute → the type given to its untyped values (`users.default_type`).
+    pub default_types: Vec<(&'static AttrDef, String)>,
 }
 
 /// The parts of a `[users]` or `[groups]` section that describe the mapping.
@@ -166,6 +168,8 @@ pub struct MappingSpec<'a> {
     /// Fixed values for new entries.
     pub defaults: &'a BTreeMap<String, Vec<String>>,
     pub limits: ValueLimits,
+    /// Users only: the type untyped values of a multi-valued attribute are stored as.
+    pub default_type: Option<&'a BTreeMap<String, String>>,
 }
 #[cfg(test)]
 mod tests;

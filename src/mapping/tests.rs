@@ -82,7 +82,7 @@ fn example_config_maps_every_seed_attribute() {
             .iter()
             .filter(|a| a.scim.starts_with("phoneNumbers"))
             .count(),
-        2
+        5
     );
     assert_eq!(
         m.attrs
@@ -290,7 +290,7 @@ fn filters_translate_through_the_mapping() {
     assert_eq!(ldap(r#"phoneNumbers[type eq "mobile"]"#), "(mobile=*)");
     assert_eq!(
         ldap(r#"phoneNumbers[type ne "fax"]"#),
-        "(|(mobile=*)(telephoneNumber=*))"
+        "(|(homePhone=*)(mobile=*)(pager=*)(telephoneNumber=*))"
     );
 }
 
@@ -410,4 +410,43 @@ fn a_per_attribute_max_length_lowers_the_global_one() {
     let e =
         with_attributes("displayName = { ldap = \"displayName\", max_length = 0 }").unwrap_err();
     assert_eq!(e.key, "users.attributes.\"displayName\".max_length");
+}
+
+#[test]
+fn untyped_values_are_stored_as_the_default_type() {
+    let m = example();
+    // OneLogin: an address and a phone number without a type
+    let res = user(json!({
+        "userName": "bjensen",
+        "addresses": [{"streetAddress": "1 Main St", "locality": "Springfield"}],
+        "phoneNumbers": [{"value": "555-0100"}, {"type": "fax", "value": "555-0199"}]
+    }));
+    let d = m.to_ldap(&res, &|_| None).unwrap();
+    assert_eq!(d["street"], Desired::Set("1 Main St".into()));
+    assert_eq!(d["l"], Desired::Set("Springfield".into()));
+    assert_eq!(d["telephoneNumber"], Desired::Set("555-0100".into()));
+    assert_eq!(
+        d["facsimileTelephoneNumber"],
+        Desired::Set("555-0199".into())
+    );
+}
+
+#[test]
+fn a_value_that_has_the_default_type_wins_over_an_untyped_one() {
+    let m = example();
+    let res = user(json!({
+        "userName": "bjensen",
+        "phoneNumbers": [{"value": "555-0100"}, {"type": "work", "value": "555-0111"}]
+    }));
+    let d = m.to_ldap(&res, &|_| None).unwrap();
+    assert_eq!(d["telephoneNumber"], Desired::Set("555-0111".into()));
+}
+
+#[test]
+fn a_default_type_without_a_mapped_slot_is_a_config_error_naming_the_key() {
+    let err = with_attributes("[users.default_type]\nemails = \"home\"").unwrap_err();
+    assert_eq!(err.key, "users.default_type.emails");
+    assert!(err.fix.contains("emails[type eq"), "{}", err.fix);
+    let err = with_attributes("[users.default_type]\ntitle = \"work\"").unwrap_err();
+    assert_eq!(err.key, "users.default_type.title");
 }

@@ -1,6 +1,7 @@
 //! Translating at run time with a compiled `Mapping`: directory entry → SCIM resource,
 //! SCIM resource → LDAP values and the minimal changes between two states.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
@@ -223,6 +224,7 @@ impl Mapping {
         res: &Map<String, Value>,
         dn_for_user_id: &dyn Fn(&str) -> Option<String>,
     ) -> ScimResult<BTreeMap<String, Desired>> {
+        let res = &*self.with_default_types(res);
         let mut out = BTreeMap::new();
         for m in &self.attrs {
             if m.target.top().mutability == Mutability::ReadOnly {
@@ -291,6 +293,38 @@ impl Mapping {
             }
         }
         Ok(out)
+    }
+
+    /// `res` with the first untyped value of each `default_type` attribute given that type,
+    /// unless a value already has it (that one is stored; the untyped one has no slot).
+    fn with_default_types<'r>(&self, res: &'r Map<String, Value>) -> Cow<'r, Map<String, Value>> {
+        let untyped = |v: &Value| v.get("type").is_none_or(Value::is_null);
+        let mut res = Cow::Borrowed(res);
+        for (def, ty) in &self.default_types {
+            let Some(Value::Array(items)) = res.get(def.name) else {
+                continue;
+            };
+            let has_type = items.iter().any(|it| {
+                it.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(ty))
+            });
+            let Some(first) = items.iter().position(|it| it.is_object() && untyped(it)) else {
+                continue;
+            };
+            if has_type {
+                continue;
+            }
+            if let Some(Value::Object(el)) = res
+                .to_mut()
+                .get_mut(def.name)
+                .and_then(|v| v.as_array_mut())
+                .and_then(|items| items.get_mut(first))
+            {
+                el.insert("type".to_owned(), Value::String(ty.clone()));
+            }
+        }
+        res
     }
 
     /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
