@@ -69,14 +69,14 @@ fn patch_body_case(bytes: &[u8], mapping: &Mapping) {
     };
     let user = json!({"userName": "b", "emails": [{"type": "work", "value": "b@x"}]});
     let mut res = normalize_resource(&user, &USER_RESOURCE).unwrap().resource;
-    if apply_patch(&mut res, &ops, &USER_RESOURCE).is_ok() {
+    if apply_patch(&mut res, &ops, &USER_RESOURCE, "id").is_ok() {
         let _ = mapping.to_ldap(&res, &|_| None);
     }
     let group = json!({"displayName": "g"});
     let mut res = normalize_resource(&group, &GROUP_RESOURCE)
         .unwrap()
         .resource;
-    let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE);
+    let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE, "id");
 }
 
 /// Runs `check` over each input of `target` on a worker-sized stack.

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     });
     if let Ok(n) = normalize_resource(&user, &USER_RESOURCE) {
         let mut res = n.resource;
-        if apply_patch(&mut res, &ops, &USER_RESOURCE).is_ok() {
+        if apply_patch(&mut res, &ops, &USER_RESOURCE, "id").is_ok() {
             let _ = mapping.to_ldap(&res, &|_| None);
             let _ = mapping.rdn(&res);
         }
@@ -40,6 +40,6 @@ fuzz_target!(|data: &[u8]| {
     let group = serde_json::json!({"displayName": "Staff", "members": [{"value": "a"}]});
     if let Ok(n) = normalize_resource(&group, &GROUP_RESOURCE) {
         let mut res = n.resource;
-        let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE);
+        let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE, "id");
     }
 });

@@ -288,6 +288,11 @@ fn filters_translate_through_the_mapping() {
         "(!(pwdAccountLockedTime=000001010000Z))"
     );
     assert_eq!(ldap(r#"phoneNumbers[type eq "mobile"]"#), "(mobile=*)");
+    // Entra's form
+    assert_eq!(
+        ldap(r#"emails[type eq "work"].value eq "b@example.org""#),
+        "(&(mail=*)(mail=b@example.org))"
+    );
     assert_eq!(
         ldap(r#"phoneNumbers[type ne "fax"]"#),
         "(|(homePhone=*)(mobile=*)(pager=*)(telephoneNumber=*))"

@@ -409,8 +409,32 @@ impl Parser {
                 return Err(self.error("expected ']' to close the value filter"));
             }
             self.leave();
+            // Entra sends `emails[type eq "work"].value eq "x"`, outside RFC 7644's grammar:
+            // read as `emails[type eq "work" and value eq "x"]`, which means the same
+            if !in_brackets && self.eat('.') {
+                self.count_term()?;
+                let sub = AttrPath {
+                    urn: None,
+                    name: self.name()?,
+                    sub: None,
+                };
+                let cmp = self.comparison(sub)?;
+                let both = match inner {
+                    Filter::And(mut terms) => {
+                        terms.push(cmp);
+                        Filter::And(terms)
+                    }
+                    other => Filter::And(vec![other, cmp]),
+                };
+                return Ok(Filter::ValuePath(path, Box::new(both)));
+            }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
+        self.comparison(path)
+    }
+
+    /// `SP compareOp SP compValue` or `SP "pr"` after `path`.
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter, ParseError> {
         self.require_ws(&format!("attribute '{path}'"))?;
         let op_start = self.pos;
         let word = self.word();
@@ -790,6 +814,29 @@ mod tests {
             parse_filter(r#"userName eq "bjensen""#).unwrap(),
             Filter::Compare(p("userName"), CompareOp::Eq, s("bjensen"))
         );
+    }
+
+    #[test]
+    fn entras_sub_attribute_after_a_value_filter_means_one_more_condition_on_the_value() {
+        assert_eq!(
+            parse_filter(r#"emails[type eq "work"].value eq "a@example.org""#).unwrap(),
+            parse_filter(r#"emails[type eq "work" and value eq "a@example.org"]"#).unwrap()
+        );
+        assert_eq!(
+            parse_filter(r#"emails[type eq "work" or primary eq true].value pr"#).unwrap(),
+            Filter::ValuePath(
+                p("emails"),
+                Box::new(Filter::And(vec![
+                    Filter::Or(vec![
+                        Filter::Compare(p("type"), CompareOp::Eq, s("work")),
+                        Filter::Compare(p("primary"), CompareOp::Eq, CompValue::Bool(true)),
+                    ]),
+                    Filter::Present(p("value")),
+                ]))
+            )
+        );
+        assert!(parse_filter(r#"emails[type eq "work"].value"#).is_err());
+        assert!(parse_filter(r#"emails[type eq "work"]. eq "x""#).is_err());
     }
 
     #[test]

@@ -170,15 +170,16 @@ fn check_value_counts(
     }
 }
 
-/// Applies `ops` in order to `resource` (normalised, canonical names).
+/// Applies `ops` in order to `resource` (normalised, canonical names), whose id is `id`.
 pub fn apply_patch(
     resource: &mut Map<String, Value>,
     ops: &[PatchOperation],
     schema: &ResourceSchema,
+    id: &str,
 ) -> ScimResult<()> {
     for op in ops {
         match &op.path {
-            Some(path) => apply_at(resource, op.op, path, op.value.as_ref(), schema)?,
+            Some(path) => apply_at(resource, op.op, path, op.value.as_ref(), schema, id)?,
             None => {
                 let Some(Value::Object(obj)) = &op.value else {
                     return Err(ScimError::invalid_value(
@@ -193,7 +194,7 @@ pub fn apply_patch(
                     let path = parse_patch_path(key).map_err(|e| {
                         ScimError::invalid_path(format!("value key \"{key}\": {e}"))
                     })?;
-                    apply_at(resource, op.op, &path, Some(v), schema)?;
+                    apply_at(resource, op.op, &path, Some(v), schema, id)?;
                 }
             }
         }
@@ -209,6 +210,7 @@ fn apply_at(
     path: &PatchPath,
     value: Option<&Value>,
     schema: &ResourceSchema,
+    id: &str,
 ) -> ScimResult<()> {
     // A path naming a whole extension (`urn:…:enterprise:2.0:User`) targets its attributes.
     if let (Some(urn), None, None) = (&path.attr.urn, &path.attr.sub, &path.filter) {
@@ -232,7 +234,7 @@ fn apply_at(
                             filter: None,
                             sub_after_filter: None,
                         };
-                        apply_at(resource, op, &sub_path, Some(v), schema)?;
+                        apply_at(resource, op, &sub_path, Some(v), schema, id)?;
                     }
                     Ok(())
                 }
@@ -249,9 +251,28 @@ fn apply_at(
             ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr))
         })?;
     if def.mutability == Mutability::ReadOnly {
+        // Okta renames a group with `{"id": <its id>, "displayName": …}`: a read-only value
+        // that agrees with the resource changes nothing and is ignored (RFC 7643 §2.2)
+        let current = match def.name {
+            "id" => Some(Value::String(id.to_owned())),
+            _ => container_mut(resource, container).get(def.name).cloned(),
+        };
+        let agrees = op != OpKind::Remove
+            && path.filter.is_none()
+            && path.attr.sub.is_none()
+            && value.is_some()
+            && value.cloned() == current;
+        if agrees {
+            return Ok(());
+        }
         return Err(ScimError::mutability(format!(
-            "'{}' is read-only",
-            def.name
+            "'{}' is read-only: it cannot be changed{}",
+            def.name,
+            if def.name == "id" {
+                " (send the resource's own id, or leave it out)"
+            } else {
+                ""
+            }
         )));
     }
     let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
@@ -614,7 +635,7 @@ mod tests {
             &json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}),
             &Limits::default(),
         )?;
-        apply_patch(resource, &ops, &USER_RESOURCE)
+        apply_patch(resource, &ops, &USER_RESOURCE, "2819c223")
     }
 
     /// The PATCH examples of RFC 7644 §3.5.2 (on a User).
@@ -835,6 +856,28 @@ mod tests {
         patch(&mut u, json!([{"op": "add", "path": "emails", "value": {"type": "home", "value": "h@x.org", "primary": true}}])).unwrap();
         assert_eq!(u["emails"][0]["primary"], false);
         assert_eq!(u["emails"][1]["primary"], true);
+    }
+
+    #[test]
+    fn a_read_only_id_that_agrees_with_the_resource_is_ignored_and_one_that_differs_refused() {
+        // Okta's group rename: replace, no path, the group's own id beside the new name
+        let mut u = user();
+        patch(
+            &mut u,
+            json!([{"op": "replace", "value": {"id": "2819c223", "title": "Chief"}}]),
+        )
+        .unwrap();
+        assert_eq!(u["title"], "Chief");
+        assert!(!u.contains_key("id"));
+        let e = patch(
+            &mut u,
+            json!([{"op": "replace", "value": {"id": "someone-else", "title": "CEO"}}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::Mutability));
+        assert!(e.detail.contains("'id' is read-only"), "{}", e.detail);
+        let e = patch(&mut u, json!([{"op": "remove", "path": "id"}])).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::Mutability));
     }
 
     #[test]

@@ -536,7 +536,7 @@ impl Groups {
             .await?;
         let old_res = self.store.mapping.to_scim(&e, &|_| None);
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &other_ops, &GROUP_RESOURCE)?;
+        apply_patch(&mut new_res, &other_ops, &GROUP_RESOURCE, &e.id)?;
         self.store.mapping.check_unmapped(&new_res, &[])?;
         required_display_name(&new_res)?;
 

@@ -329,7 +329,7 @@ impl Users {
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &ops, self.mapping().schema)?;
+        apply_patch(&mut new_res, &ops, self.mapping().schema, &e.id)?;
         self.mapping().check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
         self.write(ctx, e, old_res, old_refs, new_res).await
