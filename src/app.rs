@@ -388,6 +388,7 @@ fn build_groups(
             section: "groups",
             object_classes: &g.object_classes,
             rdn: &g.rdn,
+            rdn_fallbacks: &[],
             attributes: &g.attributes,
             derive: &g.derive,
             reject_unmapped: g.reject_unmapped,

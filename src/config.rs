@@ -462,6 +462,10 @@ pub struct UsersConfig {
     pub container: String,
     pub object_classes: Vec<String>,
     pub rdn: String,
+    /// Templates for the RDN value tried in order when `rdn`'s has no value (AD names users
+    /// by display name, which Okta's and JumpCloud's requests may lack).
+    #[serde(default)]
+    pub rdn_fallbacks: Vec<String>,
     #[serde(default)]
     pub reject_unmapped: bool,
     #[serde(default)]

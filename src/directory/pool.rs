@@ -698,8 +698,10 @@ pub fn map_result_code(rc: u32, text: &str, dn: &str) -> DirectoryError {
     match rc {
         32 => DirectoryError::NoSuchObject(dn.to_owned()),
         16 => DirectoryError::NoSuchValue(why),
-        // Samba's answer to deleting a member that is not there
-        53 if text.contains("already deleted") => DirectoryError::NoSuchValue(why),
+        // Samba's answers to deleting a member that is not there
+        53 if text.contains("already deleted") || text.contains("doesn't exist for target") => {
+            DirectoryError::NoSuchValue(why)
+        }
         122 => DirectoryError::PreconditionFailed(why),
         68 => DirectoryError::AlreadyExists(dn.to_owned()),
         // adminLimitExceeded: the request is too large for the directory, not a server fault

@@ -50,6 +50,7 @@ impl Mapping {
                 section: "users",
                 object_classes: &cfg.object_classes,
                 rdn: &cfg.rdn,
+                rdn_fallbacks: &cfg.rdn_fallbacks,
                 attributes: &cfg.attributes,
                 derive: &cfg.derive,
                 reject_unmapped: cfg.reject_unmapped,
@@ -93,6 +94,21 @@ impl Mapping {
         check_ldap_name(&rdn_attr, &format!("{sec}.rdn"))?;
         let rdn_value = Template::parse(rdn_template.trim(), schema)
             .map_err(|e| ConfigError::new(format!("{sec}.rdn"), e, &rdn_example))?;
+        let rdn_fallbacks = spec
+            .rdn_fallbacks
+            .iter()
+            .map(|t| Template::parse(t, schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ConfigError::new(
+                    format!("{sec}.rdn_fallbacks"),
+                    e,
+                    "list value templates, e.g. [\"{name.givenName} {name.familyName}\", \"{userName}\"]",
+                )
+            })?;
+        // users named by anything but their unique userName may clash (two John Smiths);
+        // groups keep answering 409 for a taken name
+        let numbered_rdn = sec == "users" && rdn_value.source() != format!("{{{}}}", spec.required);
 
         let mut attrs = Vec::new();
         for (scim, attr_spec) in spec.attributes {
@@ -158,6 +174,8 @@ impl Mapping {
             object_classes: spec.object_classes.to_vec(),
             rdn_attr,
             rdn_value,
+            rdn_fallbacks,
+            numbered_rdn,
             attrs,
             derived,
             reject_unmapped: spec.reject_unmapped,

@@ -138,6 +138,11 @@ pub struct Mapping {
     pub object_classes: Vec<String>,
     pub rdn_attr: String,
     pub rdn_value: Template,
+    /// Tried in order when `rdn_value` has no value.
+    pub rdn_fallbacks: Vec<Template>,
+    /// Whether an RDN already taken by another entry gets a number (`cn=John Smith 2`):
+    /// when the RDN is not made of the unique naming attribute (AD's `cn={displayName}`).
+    pub numbered_rdn: bool,
     pub attrs: Vec<AttrMapping>,
     pub derived: Vec<(String, Vec<Template>)>,
     pub reject_unmapped: bool,
@@ -158,6 +163,7 @@ pub struct MappingSpec<'a> {
     pub section: &'a str,
     pub object_classes: &'a [String],
     pub rdn: &'a str,
+    pub rdn_fallbacks: &'a [String],
     pub attributes: &'a BTreeMap<String, AttrSpec>,
     pub derive: &'a BTreeMap<String, Vec<String>>,
     pub reject_unmapped: bool,

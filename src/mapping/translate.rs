@@ -119,6 +119,48 @@ impl Mapping {
         }
     }
 
+    /// The LDAP attribute of the user reference `p` names (`manager`, `manager.value`, with
+    /// or without the extension's URN), when it is mapped with `transform = "user-dn"`.
+    pub fn user_ref_attr(&self, p: &crate::scim::filter::AttrPath) -> Option<&str> {
+        let (container, def) = self.schema.resolve(p.urn.as_deref(), &p.name)?;
+        self.attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::UserDn)
+            .find(|m| match &m.target {
+                Target::Sub {
+                    container: c,
+                    attr,
+                    sub,
+                } => {
+                    *c == container
+                        && *attr == def
+                        && p.sub
+                            .as_deref()
+                            .is_none_or(|s| s.eq_ignore_ascii_case(sub.name))
+                }
+                Target::Attr { container: c, attr } => {
+                    *c == container && *attr == def && p.sub.is_none()
+                }
+                Target::Element { .. } => false,
+            })
+            .map(|m| m.ldap.as_str())
+    }
+
+    /// The LDAP attribute holding users' email (the primary `emails` slot, else the first):
+    /// a reference given as an email address is looked up there.
+    pub fn email_attr(&self) -> Option<&str> {
+        let slots = || {
+            self.attrs.iter().filter(|m| {
+                matches!(&m.target, Target::Element { attr, sub, .. }
+                    if attr.name == "emails" && sub.name == "value")
+            })
+        };
+        slots()
+            .find(|m| matches!(m.target, Target::Element { primary: true, .. }))
+            .or_else(|| slots().next())
+            .map(|m| m.ldap.as_str())
+    }
+
     /// The mapping that stores `active`.
     pub fn active(&self) -> Option<&AttrMapping> {
         self.attrs
@@ -327,26 +369,88 @@ impl Mapping {
         res
     }
 
-    /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
-    pub fn rdn(&self, res: &Map<String, Value>) -> ScimResult<String> {
-        let value = self.rdn_value.render(res).ok_or_else(|| {
-            ScimError::invalid_value(format!(
-                "cannot name the directory entry: the RDN template \"{}\" needs a value",
-                self.rdn_value.source()
-            ))
-        })?;
+    /// The RDN value (unescaped) from the first of `rdn` and `rdn_fallbacks` that renders,
+    /// checked against the length limit.
+    pub fn rdn_text(&self, res: &Map<String, Value>) -> ScimResult<String> {
+        let mut templates = std::iter::once(&self.rdn_value).chain(&self.rdn_fallbacks);
+        let Some((t, value)) = templates.find_map(|t| t.render(res).map(|v| (t, v))) else {
+            let tried: Vec<String> = std::iter::once(&self.rdn_value)
+                .chain(&self.rdn_fallbacks)
+                .map(|t| format!("\"{}\"", t.source()))
+                .collect();
+            return Err(ScimError::invalid_value(format!(
+                "cannot name the directory entry: the RDN template{} {} need{} a value{}",
+                if tried.len() > 1 { "s" } else { "" },
+                tried.join(", "),
+                if tried.len() > 1 { "" } else { "s" },
+                if self.rdn_fallbacks.is_empty() {
+                    format!(
+                        " (the admin can add fallbacks: {}.rdn_fallbacks)",
+                        self.section
+                    )
+                } else {
+                    String::new()
+                }
+            )));
+        };
         check_length(
             &format!(
                 "{} (the entry's name, {}={})",
-                self.rdn_value.source().trim_matches(['{', '}']),
+                t.source().trim_matches(['{', '}']),
                 self.rdn_attr,
-                self.rdn_value.source()
+                t.source()
             ),
             &value,
             self.limits.max_rdn_value_length,
             "limits.max_rdn_value_length",
         )?;
-        Ok(format!("{}={}", self.rdn_attr, escape_dn_value(&value)))
+        Ok(value)
+    }
+
+    /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
+    pub fn rdn(&self, res: &Map<String, Value>) -> ScimResult<String> {
+        Ok(self.rdn_of(&self.rdn_text(res)?))
+    }
+
+    /// `attr=value`, the value escaped.
+    pub fn rdn_of(&self, value: &str) -> String {
+        format!("{}={}", self.rdn_attr, escape_dn_value(value))
+    }
+
+    /// The value `base` numbered `n` (`John Smith 2`), shortened to stay within the limit.
+    pub fn numbered(&self, base: &str, n: u32) -> String {
+        let suffix = format!(" {n}");
+        let room = self
+            .limits
+            .max_rdn_value_length
+            .saturating_sub(suffix.chars().count());
+        let mut out: String = base.chars().take(room).collect();
+        out.push_str(&suffix);
+        out
+    }
+
+    /// Whether the entry at `entry_dn` is named right for `res`: its RDN is `rdn(res)`, or,
+    /// where clashes are numbered, a numbered form of it (so that a PUT of the second John
+    /// Smith does not try to rename him to the first one's name).
+    pub fn rdn_fits(&self, entry_dn: &str, res: &Map<String, Value>) -> ScimResult<bool> {
+        let base = self.rdn_text(res)?;
+        let (current, _) = split_first_rdn(entry_dn);
+        let Some((attr, value)) = current.split_once('=') else {
+            return Ok(false);
+        };
+        if !attr.trim().eq_ignore_ascii_case(&self.rdn_attr) {
+            return Ok(false);
+        }
+        let value = unescape_dn_value(value);
+        if value == base {
+            return Ok(true);
+        }
+        Ok(self.numbered_rdn
+            && value
+                .rsplit_once(' ')
+                .and_then(|(_, n)| n.parse::<u32>().ok())
+                .filter(|n| *n >= 2)
+                .is_some_and(|n| self.numbered(&base, n) == value))
     }
 
     /// Attributes and values for an LDAP add.

@@ -392,13 +392,25 @@ impl ResourceSchema {
             .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
-    /// Resolves an attribute name, optionally URN-qualified, to its definition.
+    /// Resolves an attribute name, optionally URN-qualified, to its definition. An
+    /// unqualified name that is not a core attribute names an extension's (RFC 7644 §3.10
+    /// lets clients omit only the core URN, but Entra sends `manager` alone in filters and
+    /// PATCH paths), when exactly one extension has it.
     pub fn resolve(&self, urn: Option<&str>, name: &str) -> Option<(Container, &'static AttrDef)> {
         match urn {
             None => COMMON
                 .attr(name)
                 .or_else(|| self.core.attr(name))
-                .map(|a| (Container::Core, a)),
+                .map(|a| (Container::Core, a))
+                .or_else(|| {
+                    let mut found = self.extensions.iter().filter_map(|ext| {
+                        ext.attr(name).map(|a| (Container::Extension(ext.id), a))
+                    });
+                    match (found.next(), found.next()) {
+                        (Some(one), None) => Some(one),
+                        _ => None,
+                    }
+                }),
             Some(u) if u.eq_ignore_ascii_case(self.core.id) => COMMON
                 .attr(name)
                 .or_else(|| self.core.attr(name))
@@ -457,7 +469,11 @@ mod tests {
             .unwrap();
         assert_eq!(c, Container::Extension(ENTERPRISE_USER_SCHEMA));
         assert_eq!(a.name, "employeeNumber");
-        assert!(USER_RESOURCE.resolve(None, "employeeNumber").is_none());
+        // an extension's attribute unqualified (Entra's `manager`), when only one has it
+        let (c, a) = USER_RESOURCE.resolve(None, "manager").unwrap();
+        assert_eq!(c, Container::Extension(ENTERPRISE_USER_SCHEMA));
+        assert_eq!(a.name, "manager");
+        assert!(USER_RESOURCE.resolve(None, "shoeSize").is_none());
         assert_eq!(
             USER_RESOURCE.resolve(None, "externalid").unwrap().1.name,
             "externalId"

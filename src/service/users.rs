@@ -13,7 +13,7 @@ use crate::directory::budget;
 use crate::directory::filter::{is_under, split_first_rdn};
 use crate::directory::{DirectoryError, Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::{Mapping, ValueKind};
-use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::projection::Projection;
 use crate::scim::resource::normalize_resource;
@@ -36,7 +36,42 @@ pub struct UserSettings {
 }
 
 /// Referenced users: SCIM id → DN.
-type Refs = HashMap<EntryId, Dn>;
+/// The user references a request resolved: the DN each value the client sent names (an id,
+/// or an email address), and the id of each of those DNs, so that a reference is read from
+/// the directory once per request and shown as an id whatever form it came in.
+#[derive(Debug, Default, Clone)]
+struct Refs {
+    dn_of: HashMap<String, Dn>,
+    id_of: HashMap<Dn, EntryId>,
+}
+
+impl Refs {
+    fn new() -> Refs {
+        Refs::default()
+    }
+
+    fn insert(&mut self, sent: &str, dn: Dn, id: EntryId) {
+        self.dn_of.insert(sent.to_owned(), dn.clone());
+        self.id_of.insert(dn, id);
+    }
+
+    fn knows(&self, sent: &str) -> bool {
+        self.dn_of.contains_key(sent)
+    }
+
+    fn dn(&self, sent: &str) -> Option<&Dn> {
+        self.dn_of.get(sent)
+    }
+
+    fn id(&self, dn: &Dn) -> Option<&EntryId> {
+        self.id_of.get(dn)
+    }
+
+    fn extend(&mut self, other: Refs) {
+        self.dn_of.extend(other.dn_of);
+        self.id_of.extend(other.id_of);
+    }
+}
 
 pub struct Users {
     store: Arc<Store>,
@@ -94,8 +129,8 @@ impl Users {
             // a DN this request just resolved needs no read; any other is read (a DN can be
             // reused by a new entry, so an id for it is never cached)
             let dn = Dn::new(dn);
-            let id = match known.iter().find(|(_, d)| **d == dn) {
-                Some((id, _)) => Some(id.clone()),
+            let id = match known.id(&dn) {
+                Some(id) => Some(id.clone()),
                 None => {
                     self.store
                         .id_for_dn(&ctx.tenant.users_container, &dn)
@@ -109,7 +144,11 @@ impl Users {
         let res = self
             .mapping()
             .to_scim(e, &|dn| ids.get(&Dn::new(dn)).map(|id| id.to_string()));
-        Ok((res, ids.into_iter().map(|(dn, id)| (id, dn)).collect()))
+        let mut refs = Refs::new();
+        for (dn, id) in ids {
+            refs.insert(&id.to_string(), dn, id);
+        }
+        Ok((res, refs))
     }
 
     /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`; `known`
@@ -164,8 +203,8 @@ impl Users {
         Ok(Value::Object(out))
     }
 
-    /// DNs of the users that `res` references by id (e.g. its manager), added to `known`.
-    /// Unknown ids are left out: `to_ldap` then leaves the reference as it is.
+    /// DNs of the users that `res` references (e.g. its manager), added to `known`.
+    /// Unknown references are left out: `to_ldap` then leaves the attribute as it is.
     async fn resolve_refs(
         &self,
         ctx: &RequestCtx,
@@ -177,24 +216,73 @@ impl Users {
             .mapping()
             .referenced_ids(res)
             .into_iter()
-            .filter(|id| !out.contains_key(&EntryId::from(id.as_str())))
+            .filter(|id| !out.knows(id))
             .collect();
-        if wanted.is_empty() {
+        out.extend(self.dns_for_refs(ctx, &wanted).await?);
+        Ok(out)
+    }
+
+    /// The DNs of the tenant's users that `refs` name, each by its id or, when it has an
+    /// `@` (Huntress's and some Entra mappings send the manager's email), by the mapped
+    /// email attribute when exactly one user has it. One search for the ids and one for the
+    /// emails, whatever their number.
+    async fn dns_for_refs(&self, ctx: &RequestCtx, refs: &[String]) -> ScimResult<Refs> {
+        let mut out = Refs::new();
+        if refs.is_empty() {
             return Ok(out);
         }
-        let ids: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let container = &ctx.tenant.users_container;
+        let ids: Vec<&str> = refs.iter().map(String::as_str).collect();
         let found = self
             .store
-            .locate_many(
-                &ctx.tenant.users_container,
-                &ids,
-                &[self.store.dir.id_attribute()],
+            .locate_many(container, &ids, &[self.store.dir.id_attribute()])
+            .await?;
+        let mut emails = Vec::new();
+        for r in refs {
+            let id = EntryId::from(r.as_str());
+            match found.get(&id) {
+                Some(e) => out.insert(r, e.dn.clone(), id),
+                None if r.contains('@') => emails.push(r.as_str()),
+                None => {}
+            }
+        }
+        let Some(mail_attr) = self.mapping().email_attr() else {
+            return Ok(out);
+        };
+        if emails.is_empty() {
+            return Ok(out);
+        }
+        let filter = LdapFilter::and(vec![
+            self.store.class_filter(),
+            LdapFilter::or(
+                emails
+                    .iter()
+                    .map(|m| LdapFilter::eq(mail_attr, (*m).to_owned()))
+                    .collect(),
+            ),
+        ]);
+        let (entries, _) = self
+            .store
+            .dir
+            .search(
+                container,
+                &filter,
+                &[mail_attr, self.store.dir.id_attribute()],
+                2 * emails.len() + 1,
             )
             .await?;
-        for id in wanted {
-            let id = EntryId::from(id);
-            if let Some(e) = found.get(&id) {
-                out.insert(id, e.dn.clone());
+        for m in emails {
+            let mut holders = entries.iter().filter(|e| {
+                e.values(mail_attr)
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(m))
+            });
+            match (holders.next(), holders.next()) {
+                (Some(e), None) => out.insert(m, e.dn.clone(), e.id.clone()),
+                (Some(_), Some(_)) => {
+                    tracing::warn!(email = %m, "several users have this email; reference not stored")
+                }
+                _ => {}
             }
         }
         Ok(out)
@@ -223,8 +311,7 @@ impl Users {
         let user_name = required_user_name(&res)?.to_owned();
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
         let desired = self.mapping().to_ldap(&res, &|id| dn_for(&refs, id))?;
-        let rdn = self.mapping().rdn(&res)?;
-        let dn = Dn::new(format!("{rdn},{container}"));
+        let base = self.mapping().rdn_text(&res)?;
         if let Some(e) = self
             .store
             .find_by_name(container, &user_name, &self.store.attrs())
@@ -232,15 +319,71 @@ impl Users {
         {
             return self.created_before(ctx, e, &desired, &user_name).await;
         }
+        let mut rdn = self.mapping().rdn_of(&base);
+        // a name taken by another entry: numbered where the mapping allows it (AD's second
+        // "John Smith"), a few times over if others take the numbers meanwhile
+        let mut attempts = 0;
+        let dn = loop {
+            attempts += 1;
+            let dn = Dn::new(format!("{rdn},{container}"));
+            let err = match self
+                .store
+                .writer()
+                .run(self.create_plan(ctx, &dn, &desired, &rdn))
+                .await
+            {
+                Ok(()) => break dn,
+                Err(err) => err,
+            };
+            if !matches!(
+                err.failed_at(Step::ADD),
+                Some(DirectoryError::AlreadyExists(_))
+            ) {
+                return Err(err.into());
+            }
+            // another request (or another bridge) created this name first
+            if let Some(e) = self
+                .store
+                .find_by_name(container, &user_name, &self.store.attrs())
+                .await?
+            {
+                return self.created_before(ctx, e, &desired, &user_name).await;
+            }
+            if !self.mapping().numbered_rdn || attempts >= 3 {
+                return Err(ScimError::uniqueness(format!(
+                    "userName \"{user_name}\" cannot be created: the directory entry {dn} already exists"
+                )));
+            }
+            rdn = self.free_rdn(container, &base, None).await?;
+        };
+        // the answer is made on the budget's reserve: the plan may have used its time
+        budget::settling(async {
+            let e = self.store.read_back(&dn, &self.store.attrs()).await?;
+            self.remember(ctx, &e).await;
+            info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
+            self.render(ctx, &e, &refs).await
+        })
+        .await
+    }
+
+    /// The plan of a create at `dn`: clear stale memberships of the DN, add the entry, join
+    /// the tenant's default group.
+    fn create_plan(
+        &self,
+        ctx: &RequestCtx,
+        dn: &Dn,
+        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
+        rdn: &str,
+    ) -> Plan {
         let mut plan = Plan::new();
         if let Some(m) = &self.memberships {
-            plan.steps.extend(m.stale_step(ctx, &dn));
+            plan.steps.extend(m.stale_step(ctx, dn));
         }
         plan.push(Step::new(
             Step::ADD,
             Op::Add {
                 dn: dn.clone(),
-                attrs: self.mapping().new_entry(&desired, &rdn),
+                attrs: self.mapping().new_entry(desired, rdn),
             },
             Undo::by(Op::Delete {
                 dn: dn.clone(),
@@ -254,36 +397,61 @@ impl Users {
                 m.values(vec![dn.clone()], vec![]),
             ));
         }
-        match self.store.writer().run(plan).await {
-            Ok(()) => {}
-            // another request (or another bridge) created this name first
-            Err(err)
-                if matches!(
-                    err.failed_at(Step::ADD),
-                    Some(DirectoryError::AlreadyExists(_))
-                ) =>
-            {
-                return match self
-                    .store
-                    .find_by_name(container, &user_name, &self.store.attrs())
-                    .await?
-                {
-                    Some(e) => self.created_before(ctx, e, &desired, &user_name).await,
-                    None => Err(ScimError::uniqueness(format!(
-                        "userName \"{user_name}\" is already taken (entry {dn} exists)"
-                    ))),
-                };
-            }
-            Err(err) => return Err(err.into()),
+        plan
+    }
+
+    /// The RDN for `base` under `container` that no entry but `except` has: `base` itself
+    /// when free, else `base 2`, `base 3`, … (one search for the taken ones).
+    async fn free_rdn(
+        &self,
+        container: &str,
+        base: &str,
+        except: Option<&Dn>,
+    ) -> ScimResult<String> {
+        let m = self.mapping();
+        let attr = m.rdn_attr.as_str();
+        let filter = LdapFilter::and(vec![
+            self.store.class_filter(),
+            LdapFilter::or(vec![
+                LdapFilter::eq(attr, base),
+                LdapFilter::Substring {
+                    attr: attr.to_owned(),
+                    initial: Some(format!("{base} ")),
+                    any: Vec::new(),
+                    last: None,
+                },
+            ]),
+        ]);
+        let (found, _) = self
+            .store
+            .dir
+            .search(container, &filter, &[attr], 0)
+            .await?;
+        let taken: std::collections::HashSet<String> = found
+            .iter()
+            .filter(|e| Some(&e.dn) != except)
+            .filter_map(|e| {
+                let (rdn, _) = split_first_rdn(&e.dn);
+                rdn.split_once('=')
+                    .map(|(_, v)| crate::directory::filter::unescape_dn_value(v).to_lowercase())
+            })
+            .collect();
+        let free = |v: &str| !taken.contains(&v.to_lowercase());
+        if free(base) {
+            return Ok(m.rdn_of(base));
         }
-        // the answer is made on the budget's reserve: the plan may have used its time
-        budget::settling(async {
-            let e = self.store.read_back(&dn, &self.store.attrs()).await?;
-            self.remember(ctx, &e).await;
-            info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
-            self.render(ctx, &e, &refs).await
-        })
-        .await
+        let limit = u32::try_from(taken.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(2);
+        (2..=limit)
+            .map(|n| m.numbered(base, n))
+            .find(|v| free(v))
+            .map(|v| m.rdn_of(&v))
+            .ok_or_else(|| {
+                ScimError::uniqueness(format!(
+                    "no free directory name for \"{base}\" under {container}"
+                ))
+            })
     }
 
     /// A create found an entry of this name: the same create, retried (201 with it), or a
@@ -362,8 +530,14 @@ impl Users {
                 .ensure_unique(container, new_name, Some(&e.id))
                 .await?;
         }
-        let new_rdn = mapping.rdn(&new_res)?;
-        let rename = Mapping::needs_rename(&e.dn, &new_rdn);
+        let rename = !mapping.rdn_fits(&e.dn, &new_res)?;
+        let new_rdn = match (rename, mapping.numbered_rdn) {
+            (true, true) => {
+                let base = mapping.rdn_text(&new_res)?;
+                self.free_rdn(container, &base, Some(&e.dn)).await?
+            }
+            _ => mapping.rdn(&new_res)?,
+        };
         if rename {
             // modrdn sets the naming attribute; the modify must leave it alone
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
@@ -627,9 +801,7 @@ impl Users {
             return Ok(page);
         }
         let filter = match &q.filter {
-            Some(f) => self
-                .mapping()
-                .ldap_filter(f, &|id| self.store.dir.id_filter(id))?,
+            Some(f) => self.ldap_filter(ctx, f).await?,
             None => LdapFilter::True,
         };
         let attrs = self.read_attrs(&q.projection);
@@ -648,6 +820,35 @@ impl Users {
             start_index: start,
             resources,
         })
+    }
+
+    /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
+    /// `manager.value eq "id"`; Entra checks a manager this way), whose ids (or emails) are
+    /// resolved to DNs first: the directory holds DNs.
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
+        let mapping = self.mapping();
+        let mut refs = Vec::new();
+        collect_ref_values(f, &|p| mapping.user_ref_attr(p).is_some(), &mut refs);
+        let dns = self.dns_for_refs(ctx, &refs).await?;
+        let hook = |node: &Filter| -> Option<ScimResult<LdapFilter>> {
+            let Filter::Compare(p, op, value) = node else {
+                return None;
+            };
+            let attr = mapping.user_ref_attr(p)?;
+            let eq = |r: &str| {
+                dns.dn(r)
+                    .map(|dn| LdapFilter::eq(attr, dn.to_string()))
+                    .unwrap_or(LdapFilter::False)
+            };
+            Some(match (op, value) {
+                (CompareOp::Eq, CompValue::Str(r)) => Ok(eq(r)),
+                (CompareOp::Ne, CompValue::Str(r)) => Ok(LdapFilter::negate(eq(r))),
+                _ => Err(ScimError::invalid_filter(format!(
+                    "'{p}' is a reference to a user: use eq or ne with the user's id, or pr"
+                ))),
+            })
+        };
+        mapping.ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
     }
 
     /// `userName eq "x"` (what Entra and Okta send before every create) answered from the
@@ -705,7 +906,7 @@ impl Users {
 
 /// The DN `refs` holds for a user id, as the mapping wants it.
 fn dn_for(refs: &Refs, id: &str) -> Option<String> {
-    refs.get(&EntryId::from(id)).map(|dn| dn.to_string())
+    refs.dn(id).map(|dn| dn.to_string())
 }
 
 fn required_user_name(res: &Map<String, Value>) -> ScimResult<&str> {
@@ -714,5 +915,21 @@ fn required_user_name(res: &Map<String, Value>) -> ScimResult<&str> {
         _ => Err(ScimError::invalid_value(
             "userName is required and must be a non-empty string",
         )),
+    }
+}
+
+/// The values `f` compares with eq/ne on the paths `is_ref` accepts.
+fn collect_ref_values(f: &Filter, is_ref: &dyn Fn(&AttrPath) -> bool, out: &mut Vec<String>) {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => {
+            for x in parts {
+                collect_ref_values(x, is_ref, out);
+            }
+        }
+        Filter::Not(a) => collect_ref_values(a, is_ref, out),
+        Filter::Compare(p, CompareOp::Eq | CompareOp::Ne, CompValue::Str(v)) if is_ref(p) => {
+            out.push(v.clone())
+        }
+        _ => {}
     }
 }

@@ -1,0 +1,555 @@
+//! Whole request sequences as each IdP sends them (from their public SCIM documentation),
+//! run against both directories: a real slapd and a real Samba AD DC.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use common::samba::*;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dir {
+    OpenLdap,
+    Ad,
+}
+
+/// A bridge on the example config of `dir`; the slapd (if any) lives as long as it.
+struct Setup {
+    bridge: Bridge,
+    dir: Dir,
+    _slapd: Option<Slapd>,
+}
+
+impl Setup {
+    async fn new(dir: Dir) -> Setup {
+        Self::with(dir, &[], "").await
+    }
+
+    async fn with(dir: Dir, replace: &[(&str, &str)], extra: &str) -> Setup {
+        match dir {
+            Dir::OpenLdap => {
+                let slapd = Slapd::start();
+                let bridge = Bridge::start_with(test_config(&slapd, replace, extra)).await;
+                Setup {
+                    bridge,
+                    dir,
+                    _slapd: Some(slapd),
+                }
+            }
+            Dir::Ad => {
+                let dc = samba();
+                ensure_ous(&mut dc.admin().await).await;
+                let bridge = Bridge::start_with(dc.config(replace, extra)).await;
+                Setup {
+                    bridge,
+                    dir,
+                    _slapd: None,
+                }
+            }
+        }
+    }
+
+    /// A userName valid for the directory (AD: a userPrincipalName), unique per directory.
+    fn name(&self, base: &str) -> String {
+        match self.dir {
+            Dir::OpenLdap => base.to_owned(),
+            Dir::Ad => format!("{base}@example.test"),
+        }
+    }
+
+    async fn list(&self, filter: &str) -> Value {
+        let q = format!(
+            "/Users?filter={}",
+            url_escape(filter) // the filter travels in the query string
+        );
+        let (s, body) = self.bridge.get(&q).await;
+        assert_eq!(s, StatusCode::OK, "{filter}: {body}");
+        body
+    }
+
+    async fn patch_ok(&self, path: &str, ops: Value) -> Value {
+        let (s, body) = self.bridge.patch(path, ops.clone()).await;
+        assert_eq!(s, StatusCode::OK, "PATCH {path} {ops}: {body}");
+        body
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+fn total(list: &Value) -> u64 {
+    list["totalResults"].as_u64().unwrap()
+}
+
+fn phone(u: &Value, ty: &str) -> Option<String> {
+    u["phoneNumbers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["type"] == ty)
+        .and_then(|p| p["value"].as_str())
+        .map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------------------
+// Microsoft Entra ID
+// ---------------------------------------------------------------------------------------
+
+/// Entra: the match query, a create without displayName, externalId matching, the
+/// `emails[type eq "work"].value` filter, the manager in every form Entra has sent (the
+/// older `path: "manager"` with a `$ref` array, the bare id, an email address), its
+/// reference check `id eq … and manager eq …`, a fax number, and a group whose members
+/// are removed by a filter path, twice.
+async fn entra(dir: Dir) {
+    let s = Setup::new(dir).await;
+    let tag = if dir == Dir::Ad { "ead" } else { "eol" };
+    let user_name = s.name(&format!("{tag}-alice"));
+    let email = format!("{tag}-alice@contoso.example");
+    // the match query before a create
+    let found = s.list(&format!("userName eq \"{user_name}\"")).await;
+    assert_eq!(total(&found), 0);
+    // Entra's create when displayName is not in the mapping
+    let (st, alice) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({
+                "schemas": [USER_SCHEMA, ENTERPRISE],
+                "externalId": format!("{tag}-0001"),
+                "userName": user_name,
+                "active": true,
+                "emails": [{"primary": true, "type": "work", "value": email}],
+                "name": {"givenName": "Alice", "familyName": "Archer"},
+                "phoneNumbers": [{"type": "fax", "value": "+1 555 0142"}],
+                ENTERPRISE: {"department": "Finance"}
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{alice}");
+    let alice_id = id_of(&alice);
+    assert_eq!(alice["externalId"], format!("{tag}-0001"));
+    assert_eq!(phone(&alice, "fax").as_deref(), Some("+1 555 0142"));
+    // matching on externalId and on the work email, in Entra's own filter form
+    let by_ext = s.list(&format!("externalId eq \"{tag}-0001\"")).await;
+    assert_eq!(total(&by_ext), 1, "{by_ext}");
+    assert_eq!(by_ext["Resources"][0]["id"], alice_id.as_str());
+    let by_mail = s
+        .list(&format!("emails[type eq \"work\"].value eq \"{email}\""))
+        .await;
+    assert_eq!(total(&by_mail), 1, "{by_mail}");
+
+    // two managers
+    let mut managers = Vec::new();
+    for m in ["bob", "carol"] {
+        let mail = format!("{tag}-{m}@contoso.example");
+        let body = json!({
+            "schemas": [USER_SCHEMA],
+            "userName": s.name(&format!("{tag}-{m}")),
+            "displayName": format!("{m} {tag}"),
+            "emails": [{"primary": true, "type": "work", "value": mail}],
+        });
+        let (st, u) = s.bridge.post("/Users", &body).await;
+        assert_eq!(st, StatusCode::CREATED, "{u}");
+        managers.push((id_of(&u), mail));
+    }
+    let (bob, bob_mail) = &managers[0];
+    let (carol, carol_mail) = &managers[1];
+    let path = format!("/Users/{alice_id}");
+    // the older form: unqualified path, a $ref array
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "Add", "path": "manager", "value": [{
+                "$ref": format!("{}/Users/{bob}", s.bridge.base), "value": bob
+            }]}]),
+        )
+        .await;
+    assert_eq!(u[ENTERPRISE]["manager"]["value"], bob.as_str());
+    // Entra's reference check after setting a manager
+    for f in [
+        format!("id eq \"{alice_id}\" and manager eq \"{bob}\""),
+        format!("id eq \"{alice_id}\" and manager.value eq \"{bob}\""),
+        format!("{ENTERPRISE}:manager.value eq \"{bob}\""),
+    ] {
+        let l = s.list(&f).await;
+        assert_eq!(total(&l), 1, "{f}: {l}");
+    }
+    let l = s
+        .list(&format!("id eq \"{alice_id}\" and manager eq \"{carol}\""))
+        .await;
+    assert_eq!(total(&l), 0, "{l}");
+    // the manager by email address (resolved through the mapped work email)
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": carol_mail}]),
+        )
+        .await;
+    assert_eq!(u[ENTERPRISE]["manager"]["value"], carol.as_str(), "{u}");
+    let l = s.list(&format!("manager eq \"{carol_mail}\"")).await;
+    assert_eq!(total(&l), 1, "{l}");
+    // the bare id, as Entra sends it today
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": bob}]),
+        )
+        .await;
+    assert_eq!(u[ENTERPRISE]["manager"]["value"], bob.as_str());
+    // a PUT naming the manager by email, and a create naming it by id
+    let mut put = alice.clone();
+    put[ENTERPRISE]["manager"] = json!({"value": bob_mail});
+    let (st, u) = s.bridge.put(&path, &put).await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    assert_eq!(u[ENTERPRISE]["manager"]["value"], bob.as_str(), "{u}");
+    let (st, dave) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({
+                "schemas": [USER_SCHEMA, ENTERPRISE],
+                "userName": s.name(&format!("{tag}-dave")),
+                "name": {"givenName": "Dave", "familyName": "Diver"},
+                ENTERPRISE: {"manager": {"value": carol}}
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{dave}");
+    assert_eq!(dave[ENTERPRISE]["manager"]["value"], carol.as_str());
+    // fax changed by a filtered path
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "Replace", "path": "phoneNumbers[type eq \"fax\"].value", "value": "+1 555 0143"}]),
+        )
+        .await;
+    assert_eq!(phone(&u, "fax").as_deref(), Some("+1 555 0143"));
+
+    // a group: created with externalId, members added, removed by filter path
+    let (st, g) = s
+        .bridge
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("{tag} Finance"), "externalId": format!("{tag}-g1"), "members": []}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    assert_eq!(g["externalId"], format!("{tag}-g1"));
+    let gpath = format!("/Groups/{}", id_of(&g));
+    let (st, l) = s
+        .bridge
+        .get(&format!(
+            "/Groups?filter={}",
+            url_escape(&format!("externalId eq \"{tag}-g1\""))
+        ))
+        .await;
+    assert_eq!((st, total(&l)), (StatusCode::OK, 1), "{l}");
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "Add", "path": "members", "value": [{"value": alice_id}, {"value": bob}]}]),
+        )
+        .await;
+    assert!(st.is_success(), "{body}");
+    for _ in 0..2 {
+        // the second time alice is no longer a member: still no error
+        let (st, body) = s
+            .bridge
+            .patch(
+                &gpath,
+                json!([{"op": "Remove", "path": format!("members[value eq \"{alice_id}\"]")}]),
+            )
+            .await;
+        assert!(st.is_success(), "{st}: {body}");
+    }
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "Remove", "path": "members", "value": [{"value": bob}]}]),
+        )
+        .await;
+    assert!(st.is_success(), "{st}: {body}");
+    // carol never was a member (Samba answers such a delete unlike OpenLDAP)
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "Remove", "path": format!("members[value eq \"{carol}\"]")}]),
+        )
+        .await;
+    assert!(st.is_success(), "{st}: {body}");
+    let (_, g) = s.bridge.get(&gpath).await;
+    assert!(g["members"].as_array().is_none_or(|m| m.is_empty()), "{g}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_sequence_on_openldap() {
+    entra(Dir::OpenLdap).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_sequence_on_active_directory() {
+    entra(Dir::Ad).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Okta
+// ---------------------------------------------------------------------------------------
+
+/// Okta: a create, a PUT without displayName (Okta's profile updates), deactivation by
+/// PATCH, and a group rename sent as `replace` with the group's own id in the value.
+async fn okta(dir: Dir) {
+    let s = Setup::new(dir).await;
+    let tag = if dir == Dir::Ad { "oad" } else { "ool" };
+    let user_name = s.name(&format!("{tag}-erin"));
+    let body = json!({
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": "Erin", "familyName": "Example"},
+        "emails": [{"primary": true, "value": format!("{tag}-erin@okta.example"), "type": "work"}],
+        "displayName": "Erin Example",
+        "locale": "en-US",
+        "externalId": format!("00u{tag}"),
+        "groups": [],
+        "password": "Okta-Secret-Pw1!",
+        "active": true
+    });
+    let (st, u) = s.bridge.post("/Users", &body).await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    let path = format!("/Users/{}", id_of(&u));
+    // Okta's PUT: the whole profile, here without displayName
+    let put = json!({
+        "schemas": [USER_SCHEMA],
+        "id": id_of(&u),
+        "userName": user_name,
+        "name": {"givenName": "Erin", "familyName": "Examplar"},
+        "emails": [{"primary": true, "value": format!("{tag}-erin@okta.example"), "type": "work"}],
+        "active": true
+    });
+    let (st, u2) = s.bridge.put(&path, &put).await;
+    assert_eq!(st, StatusCode::OK, "{u2}");
+    assert_eq!(u2["name"]["familyName"], "Examplar");
+    assert_eq!(u2["id"], u["id"]);
+    // deactivation
+    let u3 = s
+        .patch_ok(
+            &path,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "value": {"active": false}}]})["Operations"]
+                .clone(),
+        )
+        .await;
+    assert_eq!(u3["active"], false);
+
+    // a group, renamed the way Okta does it
+    let (st, g) = s
+        .bridge
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("{tag} Sales"), "members": []}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let gid = id_of(&g);
+    let gpath = format!("/Groups/{gid}");
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "replace", "value": {"id": gid, "displayName": format!("{tag} Sales EMEA")}}]),
+        )
+        .await;
+    assert!(st.is_success(), "{st}: {body}");
+    let (_, g2) = s.bridge.get(&gpath).await;
+    assert_eq!(g2["displayName"], format!("{tag} Sales EMEA"));
+    // an id that is not the group's is still refused
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "replace", "value": {"id": "not-its-id", "displayName": "x"}}]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["scimType"], "mutability");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn okta_sequence_on_openldap() {
+    okta(Dir::OpenLdap).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn okta_sequence_on_active_directory() {
+    okta(Dir::Ad).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// OneLogin and JumpCloud
+// ---------------------------------------------------------------------------------------
+
+/// OneLogin sends addresses (and sometimes phone numbers) without `type`; JumpCloud's
+/// test-connection user has no displayName.
+async fn onelogin_and_jumpcloud(dir: Dir) {
+    let s = Setup::new(dir).await;
+    let tag = if dir == Dir::Ad { "lad" } else { "lol" };
+    let (st, u) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({
+                "schemas": [USER_SCHEMA],
+                "userName": s.name(&format!("{tag}-frank")),
+                "name": {"givenName": "Frank", "familyName": "Field"},
+                "emails": [{"value": format!("{tag}-frank@onelogin.example")}],
+                "phoneNumbers": [{"value": "+1 555 0177"}],
+                "addresses": [{"streetAddress": "7 Elm St", "locality": "Boston", "region": "MA", "postalCode": "02110", "country": "US"}]
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    assert_eq!(phone(&u, "work").as_deref(), Some("+1 555 0177"), "{u}");
+    let addr = &u["addresses"][0];
+    assert_eq!(
+        (addr["type"].as_str(), addr["locality"].as_str()),
+        (Some("work"), Some("Boston")),
+        "{u}"
+    );
+    let mail = &u["emails"][0];
+    assert_eq!(
+        mail["value"],
+        format!("{tag}-frank@onelogin.example"),
+        "{u}"
+    );
+    // OneLogin's update: replace addresses, untyped again
+    let u = s
+        .patch_ok(
+            &format!("/Users/{}", id_of(&u)),
+            json!([{"op": "replace", "path": "addresses", "value": [{"streetAddress": "9 Oak Ave", "locality": "Cambridge"}]}]),
+        )
+        .await;
+    assert_eq!(u["addresses"][0]["locality"], "Cambridge", "{u}");
+    assert_eq!(u["addresses"][0]["streetAddress"], "9 Oak Ave", "{u}");
+
+    // JumpCloud's test-connection user: userName and email only
+    let (st, t) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({
+                "schemas": [USER_SCHEMA],
+                "userName": s.name(&format!("{tag}-jctest")),
+                "emails": [{"value": format!("{tag}-jctest@jumpcloud.example"), "primary": true}],
+                "name": {"givenName": "Test", "familyName": "Connection"},
+                "active": true
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    assert_eq!(
+        s.bridge.delete(&format!("/Users/{}", id_of(&t))).await,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onelogin_and_jumpcloud_sequences_on_openldap() {
+    onelogin_and_jumpcloud(Dir::OpenLdap).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onelogin_and_jumpcloud_sequences_on_active_directory() {
+    onelogin_and_jumpcloud(Dir::Ad).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Active Directory naming
+// ---------------------------------------------------------------------------------------
+
+/// Two people with one display name: the second entry is `CN=John Smith 2`, a PUT with the
+/// same name leaves it there, a new name renames it; without a displayName the fallback
+/// templates name the entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn ad_names_entries_by_fallbacks_and_numbers_clashing_names() {
+    let s = Setup::new(Dir::Ad).await;
+    let mut ids = Vec::new();
+    for n in ["jsmith1", "jsmith2"] {
+        let (st, u) = s
+            .bridge
+            .post(
+                "/Users",
+                &json!({"userName": s.name(n), "displayName": "John Smith",
+                    "name": {"givenName": "John", "familyName": "Smith"}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{u}");
+        ids.push(id_of(&u));
+    }
+    let dn = |cn: &str| format!("CN={cn},{AD_USERS}");
+    assert!(ad_exists(&dn("John Smith")).await);
+    assert!(ad_exists(&dn("John Smith 2")).await);
+    // a PUT of the second with the same displayName keeps its numbered name
+    let (st, u) = s
+        .bridge
+        .put(
+            &format!("/Users/{}", ids[1]),
+            &json!({"userName": s.name("jsmith2"), "displayName": "John Smith", "title": "Twin"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    assert!(ad_exists(&dn("John Smith 2")).await);
+    // a new displayName renames it
+    let u = s
+        .patch_ok(
+            &format!("/Users/{}", ids[1]),
+            json!([{"op": "replace", "path": "displayName", "value": "Johnny Smith"}]),
+        )
+        .await;
+    assert_eq!(u["displayName"], "Johnny Smith");
+    assert!(ad_exists(&dn("Johnny Smith")).await);
+    assert!(!ad_exists(&dn("John Smith 2")).await);
+    // no displayName: named from the name, then from the userName
+    let (st, _) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({"userName": s.name("kgiven"), "name": {"givenName": "Kim", "familyName": "Given"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert!(ad_exists(&dn("Kim Given")).await);
+    let (st, _) = s
+        .bridge
+        .post("/Users", &json!({"userName": s.name("lonely")}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert!(ad_exists(&dn("lonely@example.test")).await);
+}
+
+async fn ad_exists(dn: &str) -> bool {
+    let mut ldap = samba().admin().await;
+    let r = ldap
+        .search(dn, ldap3::Scope::Base, "(objectClass=user)", vec!["cn"])
+        .await
+        .unwrap();
+    r.1.rc == 0 && !r.0.is_empty()
+}
