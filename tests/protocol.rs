@@ -350,7 +350,7 @@ async fn sorting_and_filters_ldap_cannot_say_exactly_are_answered_exactly() {
         &slapd,
         &[(
             "externalId = \"scimExternalId\"",
-            "externalId = \"employeeType\"",
+            "externalId = \"carLicense\"",
         )],
         "",
     );

@@ -572,7 +572,11 @@ async fn attribute_strategy_stores_active_as_a_marker_value() {
     let slapd = Slapd::start();
     let cfg = test_config(
         &slapd,
-        &[("strategy = \"ppolicy-lock\"", "strategy = \"attribute\"\nattribute = \"employeeType\"\ninactive_value = \"disabled\"\nactive_value = \"enabled\"")],
+        &[
+            ("strategy = \"ppolicy-lock\"", "strategy = \"attribute\"\nattribute = \"employeeType\"\ninactive_value = \"disabled\"\nactive_value = \"enabled\""),
+            // one LDAP attribute holds one SCIM attribute
+            ("userType = \"employeeType\"\n", ""),
+        ],
         "",
     );
     let bridge = Bridge::start_with(cfg).await;
@@ -809,11 +813,11 @@ async fn unmapped_attributes_are_ignored_or_rejected_as_configured() {
     let (s, u) = bridge
         .post(
             "/Users",
-            &json!({"userName": "ned", "userType": "Employee", "shoeSize": 44}),
+            &json!({"userName": "ned", "ims": [{"type": "xmpp", "value": "ned@chat"}], "shoeSize": 44}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
-    assert!(u.get("userType").is_none());
+    assert!(u.get("ims").is_none());
 
     let strict = test_config(
         &slapd,
@@ -824,11 +828,11 @@ async fn unmapped_attributes_are_ignored_or_rejected_as_configured() {
     let (s, e) = strict
         .post(
             "/Users",
-            &json!({"userName": "ola", "userType": "Employee"}),
+            &json!({"userName": "ola", "ims": [{"type": "xmpp", "value": "ola@chat"}]}),
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e["detail"].as_str().unwrap().contains("userType"));
+    assert!(e["detail"].as_str().unwrap().contains("ims"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -929,7 +933,7 @@ async fn discovery_is_public_and_follows_the_mapping() {
         names.contains(&"userName") && names.contains(&"addresses") && names.contains(&"active")
     );
     assert!(
-        !names.contains(&"userType") && !names.contains(&"nickname"),
+        !names.contains(&"ims") && !names.contains(&"nickname"),
         "unmapped attributes are not advertised"
     );
     assert!(names.contains(&"groups"), "groups are configured");
@@ -941,7 +945,7 @@ async fn discovery_is_public_and_follows_the_mapping() {
     // an admin who maps less sees less
     let small = test_config(
         &slapd,
-        &[("\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber\" = \"employeeNumber\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department\" = \"departmentNumber\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value\" = { ldap = \"manager\", transform = \"user-dn\" }", ""),
+        &[("\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber\" = \"employeeNumber\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department\" = \"departmentNumber\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization\" = \"o\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division\" = \"ou\"\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value\" = { ldap = \"manager\", transform = \"user-dn\" }", ""),
           ("'addresses[type eq \"work\"].streetAddress' = \"street\"", "")],
         "",
     );
