@@ -70,11 +70,11 @@ pub fn build_on(
     }
     let limits = raw.limits.limits()?;
     let value_limits = ValueLimits::from_config(&raw.limits, raw.directory.kind)?;
-    let mapping = Arc::new(Mapping::from_config(
-        &raw.users,
-        value_limits,
-        &USER_RESOURCE,
-    )?);
+    let mut mapping = Mapping::from_config(&raw.users, value_limits, &USER_RESOURCE)?;
+    if raw.roles.is_some() {
+        mapping.served_elsewhere.push("roles");
+    }
+    let mapping = Arc::new(mapping);
     let auth = Arc::new(Authenticator::from_config(raw)?);
     if let Some(u) = &raw.server.public_url {
         url::Url::parse(u).map_err(|e| {
@@ -90,6 +90,28 @@ pub fn build_on(
         raw.cache.max_entries,
         Duration::from_secs(raw.cache.ttl_secs.max(1)),
     );
+    if let Some(r) = &raw.roles {
+        check_dn(&r.container, "roles.container")?;
+        if raw.groups.is_none() {
+            return Err(ConfigError::new(
+                "roles.container",
+                "roles as group memberships need [groups] (their classes and member attribute)",
+                "add a [groups] section, or store roles in an attribute: roles = \"businessCategory\" under [users.attributes]",
+            ));
+        }
+        if raw
+            .users
+            .attributes
+            .keys()
+            .any(|k| k.to_ascii_lowercase().starts_with("roles"))
+        {
+            return Err(ConfigError::new(
+                "roles.container",
+                "roles are both group memberships ([roles]) and an attribute (users.attributes.roles)",
+                "keep one: remove [roles] or the roles line under [users.attributes]",
+            ));
+        }
+    }
     let (groups, memberships) = match &raw.groups {
         None => (None, None),
         Some(g) => {
@@ -409,6 +431,10 @@ fn build_groups(
         "Groups",
     ));
     let memberships = Arc::new(Memberships {
+        roles: raw
+            .roles
+            .as_ref()
+            .map(|r| crate::directory::Dn::new(r.container.as_str())),
         groups: store.clone(),
         member_attr: g.member_attribute.clone(),
         placeholder: g

@@ -60,6 +60,10 @@ pub struct RawConfig {
     /// Optional: without it, `/Groups` is not served.
     #[serde(default)]
     pub groups: Option<GroupsConfig>,
+    /// Optional: users' `roles` as memberships of the groups under a container (the other
+    /// way is `roles = "ldapAttribute"` in `[users.attributes]`).
+    #[serde(default)]
+    pub roles: Option<RolesConfig>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
     #[serde(default)]
@@ -70,6 +74,14 @@ pub struct RawConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+}
+
+/// `[roles]`: each role a user has is a group (of `[groups]`'s classes and member
+/// attribute) under `container`, named by the role's value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    pub container: String,
 }
 
 /// `[metrics]`: Prometheus metrics at `/metrics`.

@@ -553,3 +553,237 @@ async fn ad_exists(dn: &str) -> bool {
         .unwrap();
     r.1.rc == 0 && !r.0.is_empty()
 }
+
+// ---------------------------------------------------------------------------------------
+// SailPoint (roles, as BeyondTrust's SailPoint guide maps them)
+// ---------------------------------------------------------------------------------------
+
+fn role_values(u: &Value) -> Vec<String> {
+    let mut v: Vec<String> = u["roles"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Create with roles, add one, remove one by filter path, replace them all, and (when
+/// `groups` holds the role groups' names) refuse a role that has no group.
+async fn sailpoint(s: &Setup, tag: &str, strict: bool) -> String {
+    let (st, u) = s
+        .bridge
+        .post(
+            "/Users",
+            &json!({
+                "schemas": [USER_SCHEMA],
+                "userName": s.name(&format!("{tag}-gina")),
+                "name": {"givenName": "Gina", "familyName": "Grant"},
+                "displayName": format!("Gina {tag}"),
+                "roles": [{"value": "Approver"}]
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    assert_eq!(role_values(&u), ["Approver"]);
+    let path = format!("/Users/{}", id_of(&u));
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "add", "path": "roles", "value": [{"value": "Auditor"}]}]),
+        )
+        .await;
+    assert_eq!(role_values(&u), ["Approver", "Auditor"]);
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "remove", "path": "roles[value eq \"Approver\"]"}]),
+        )
+        .await;
+    assert_eq!(role_values(&u), ["Auditor"]);
+    let u = s
+        .patch_ok(
+            &path,
+            json!([{"op": "replace", "path": "roles", "value": [{"value": "Viewer"}, {"value": "Approver"}]}]),
+        )
+        .await;
+    assert_eq!(role_values(&u), ["Approver", "Viewer"]);
+    let (_, got) = s.bridge.get(&path).await;
+    assert_eq!(role_values(&got), ["Approver", "Viewer"]);
+    if strict {
+        let (st, body) = s
+            .bridge
+            .patch(
+                &path,
+                json!([{"op": "add", "path": "roles", "value": [{"value": "Wizard"}]}]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("Wizard"),
+            "{body}"
+        );
+        let (_, got) = s.bridge.get(&path).await;
+        assert_eq!(role_values(&got), ["Approver", "Viewer"], "nothing changed");
+    }
+    id_of(&u)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sailpoint_roles_in_an_attribute_on_openldap() {
+    let s = Setup::with(
+        Dir::OpenLdap,
+        &[(
+            "title = \"title\"\n",
+            "title = \"title\"\nroles = \"businessCategory\"\n",
+        )],
+        "",
+    )
+    .await;
+    let id = sailpoint(&s, "sol", false).await;
+    let slapd = s._slapd.as_ref().unwrap();
+    let e = slapd.entry(&dn_of("sol-gina")).await.unwrap();
+    let mut cats = e["businesscategory"].clone();
+    cats.sort();
+    assert_eq!(cats, ["Approver", "Viewer"]);
+    // roles filter
+    let l = s.list("roles[value eq \"Viewer\"]").await;
+    assert_eq!(total(&l), 1, "{l}");
+    assert_eq!(l["Resources"][0]["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sailpoint_roles_in_an_attribute_on_active_directory() {
+    let s = Setup::with(
+        Dir::Ad,
+        &[(
+            "title = \"title\"\n",
+            "title = \"title\"\nroles = \"businessCategory\"\n",
+        )],
+        "",
+    )
+    .await;
+    sailpoint(&s, "sad", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sailpoint_roles_as_role_groups_on_openldap() {
+    const ROLES: &str = "ou=roles,dc=example,dc=org";
+    let slapd = Slapd::start();
+    slapd.add_ou("roles", "dc=example,dc=org").await;
+    let mut ldap = slapd.admin().await;
+    for role in ["Approver", "Auditor", "Viewer"] {
+        ldap.add(
+            &format!("cn={role},{ROLES}"),
+            vec![
+                (
+                    "objectClass",
+                    std::collections::HashSet::from(["groupOfNames"]),
+                ),
+                ("cn", std::collections::HashSet::from([role])),
+                (
+                    "member",
+                    std::collections::HashSet::from(["cn=scim2ldap-placeholder,dc=example,dc=org"]),
+                ),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let cfg = test_config(
+        &slapd,
+        &[],
+        &format!("\n[roles]\ncontainer = \"{ROLES}\"\n"),
+    );
+    // the groupOfNames class alone (the example's scim2ldapGroup is not on these entries)
+    let cfg = cfg.replace(
+        "object_classes = [\"groupOfNames\", \"scim2ldapGroup\"]",
+        "object_classes = [\"groupOfNames\"]",
+    );
+    let cfg = cfg.replace("externalId = \"scimExternalId\"\n\n", "\n");
+    let s = Setup {
+        bridge: Bridge::start_with(cfg).await,
+        dir: Dir::OpenLdap,
+        _slapd: None,
+    };
+    let id = sailpoint(&s, "sgl", true).await;
+    let members = |role: &'static str| {
+        let slapd = &slapd;
+        async move {
+            slapd
+                .entry(&format!("cn={role},{ROLES}"))
+                .await
+                .unwrap()
+                .get("member")
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m.to_lowercase())
+                .collect::<Vec<_>>()
+        }
+    };
+    let gina = dn_of("sgl-gina").to_lowercase();
+    assert!(members("Viewer").await.contains(&gina));
+    assert!(!members("Auditor").await.contains(&gina));
+    // a rename: the role groups follow the new DN
+    let u = s
+        .patch_ok(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "userName", "value": "sgl-gina2"}]),
+        )
+        .await;
+    assert_eq!(role_values(&u), ["Approver", "Viewer"]);
+    let gina2 = dn_of("sgl-gina2").to_lowercase();
+    assert!(members("Viewer").await.contains(&gina2));
+    assert!(!members("Viewer").await.contains(&gina));
+    // deleted (archived): no role group lists it any more
+    assert_eq!(
+        s.bridge.delete(&format!("/Users/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    for role in ["Approver", "Viewer"] {
+        let m = members(role).await;
+        assert!(!m.iter().any(|d| d.contains("sgl-gina")), "{role}: {m:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sailpoint_roles_as_role_groups_on_active_directory() {
+    // the role groups are ordinary groups of the groups OU, made through SCIM
+    let s = Setup::with(
+        Dir::Ad,
+        &[],
+        &format!("\n[roles]\ncontainer = \"{AD_GROUPS}\"\n"),
+    )
+    .await;
+    for role in ["Approver", "Auditor", "Viewer"] {
+        let (st, g) = s
+            .bridge
+            .post(
+                "/Groups",
+                &json!({"schemas": [GROUP_SCHEMA], "displayName": role}),
+            )
+            .await;
+        assert!(
+            st == StatusCode::CREATED || st == StatusCode::CONFLICT,
+            "{g}"
+        );
+    }
+    let id = sailpoint(&s, "sga", true).await;
+    let (_, u) = s.bridge.get(&format!("/Users/{id}")).await;
+    let groups: Vec<&str> = u["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["display"].as_str().unwrap())
+        .collect();
+    assert!(
+        groups.contains(&"Viewer") && groups.contains(&"Approver"),
+        "{u}"
+    );
+}

@@ -123,6 +123,28 @@ impl Mapping {
         if let Some(d) = spec.deactivate {
             attrs.push(active_mapping(d, spec.limits.max_value_length)?);
         }
+        for m in &attrs {
+            let Target::Element {
+                attr, every: true, ..
+            } = &m.target
+            else {
+                continue;
+            };
+            let other = attrs.iter().find(|o| {
+                !std::ptr::eq(*o, m)
+                    && matches!(&o.target, Target::Element { attr: a, .. } if a == attr)
+            });
+            if let Some(o) = other {
+                return Err(ConfigError::new(
+                    format!("{sec}.attributes.\"{}\"", o.scim),
+                    format!(
+                        "`{}` is mapped whole to `{}`, so its values cannot also be mapped one by one",
+                        attr.name, m.ldap
+                    ),
+                    format!("remove this line or `{} = \"{}\"`", m.scim, m.ldap),
+                ));
+            }
+        }
         let mut seen: HashMap<String, &str> = HashMap::new();
         for m in &attrs {
             if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
@@ -188,6 +210,7 @@ impl Mapping {
                 .collect(),
             limits: spec.limits,
             default_types,
+            served_elsewhere: Vec::new(),
         })
     }
 }
@@ -352,6 +375,17 @@ fn parse_mapping(
                 type_value,
                 primary: primary || primary_sel,
                 sub,
+                every: false,
+            }
+        }
+        // `roles = "businessCategory"`: every value, one LDAP value each
+        (true, AttrType::Complex, None) if path.filter.is_none() && attr.sub("value").is_some() => {
+            Target::Element {
+                attr,
+                type_value: None,
+                primary: false,
+                sub: attr.sub("value").unwrap_or(attr),
+                every: true,
             }
         }
         (true, _, _) => {

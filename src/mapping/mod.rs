@@ -39,6 +39,9 @@ pub enum Target {
         type_value: Option<String>,
         primary: bool,
         sub: &'static AttrDef,
+        /// Every value of the attribute, one LDAP value each (`roles = "businessCategory"`),
+        /// rather than the one value a type selects.
+        every: bool,
     },
 }
 
@@ -128,6 +131,8 @@ pub enum Desired {
     Keep,
     Clear,
     Set(String),
+    /// All of these values, in this order (a multi-valued attribute mapped whole).
+    Many(Vec<String>),
     /// A `DisableBit` attribute: whether the bit is set.
     Bit(bool),
 }
@@ -155,6 +160,9 @@ pub struct Mapping {
     pub limits: ValueLimits,
     /// Multi-valued attribute → the type given to its untyped values (`users.default_type`).
     pub default_types: Vec<(&'static AttrDef, String)>,
+    /// SCIM attributes stored outside this mapping (users' `roles` as group memberships):
+    /// never reported as unmapped.
+    pub served_elsewhere: Vec<&'static str>,
 }
 
 /// The parts of a `[users]` or `[groups]` section that describe the mapping.

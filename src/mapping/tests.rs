@@ -318,9 +318,6 @@ fn config_errors_name_the_key_and_fix() {
     let e = with_attributes("shoeSize = 'x'").unwrap_err();
     assert_eq!(e.key, "users.attributes.\"shoeSize\"");
     assert!(e.fix.contains("userName"));
-    let e = with_attributes("emails = 'mail'").unwrap_err();
-    assert!(e.problem.contains("multi-valued"), "{e}");
-    assert!(e.fix.contains("emails[type eq \"work\"].value"), "{e}");
     let e = with_attributes("active = 'x'").unwrap_err();
     assert!(e.fix.contains("users.deactivate"), "{e}");
     let e = with_attributes("displayName = 'uid'").unwrap_err();
@@ -454,4 +451,61 @@ fn a_default_type_without_a_mapped_slot_is_a_config_error_naming_the_key() {
     assert!(err.fix.contains("emails[type eq"), "{}", err.fix);
     let err = with_attributes("[users.default_type]\ntitle = \"work\"").unwrap_err();
     assert_eq!(err.key, "users.default_type.title");
+}
+
+#[test]
+fn a_multi_valued_attribute_mapped_whole_keeps_every_value() {
+    let m = with_attributes("roles = \"businessCategory\"").unwrap();
+    let res = user(json!({"userName": "bjensen", "roles": [
+        {"value": "Approver"}, {"value": "Auditor", "primary": true}, {"value": "approver"}, {"value": ""}
+    ]}));
+    let d = m.to_ldap(&res, &|_| None).unwrap();
+    assert_eq!(
+        d["businessCategory"],
+        Desired::Many(vec!["Approver".into(), "Auditor".into()])
+    );
+    let e = entry(&[
+        ("uid", &["bjensen"]),
+        ("businessCategory", &["Auditor", "Viewer"]),
+    ]);
+    assert_eq!(
+        m.to_scim(&e, &|_| None)["roles"],
+        json!([{"value": "Auditor"}, {"value": "Viewer"}])
+    );
+    let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
+    assert_eq!(
+        m.changes(&e, &old, &d),
+        vec![Change::Replace(
+            "businessCategory".into(),
+            vec!["Approver".into(), "Auditor".into()]
+        )]
+    );
+    // the same values in another order or case change nothing
+    let same =
+        user(json!({"userName": "bjensen", "roles": [{"value": "viewer"}, {"value": "Auditor"}]}));
+    let d = m.to_ldap(&same, &|_| None).unwrap();
+    assert!(m.changes(&e, &old, &d).is_empty());
+    assert!(m.holds(&e, &d));
+    let none = m
+        .to_ldap(&user(json!({"userName": "bjensen"})), &|_| None)
+        .unwrap();
+    assert_eq!(
+        m.changes(&e, &old, &none),
+        vec![Change::Replace("businessCategory".into(), vec![])]
+    );
+    // filters: any value
+    let f = parse_filter(r#"roles.value eq "Auditor""#).unwrap();
+    let l = m.ldap_filter(&f, &|_| None).unwrap().to_string();
+    assert!(l.contains("(businessCategory=Auditor)"), "{l}");
+    let f = parse_filter(r#"roles[value eq "Auditor"]"#).unwrap();
+    let l = m.ldap_filter(&f, &|_| None).unwrap().to_string();
+    assert!(l.contains("(businessCategory=Auditor)"), "{l}");
+}
+
+#[test]
+fn a_whole_mapping_and_a_typed_one_of_the_same_attribute_are_refused() {
+    let err =
+        with_attributes("emails = \"mail\"\n'emails[type eq \"work\"].value' = \"otherMailbox\"")
+            .unwrap_err();
+    assert!(err.problem.contains("mapped whole"), "{err}");
 }

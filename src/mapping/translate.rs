@@ -181,6 +181,23 @@ impl Mapping {
             if m.target.leaf().returned == Returned::Never {
                 continue;
             }
+            if let Target::Element {
+                attr,
+                sub,
+                every: true,
+                ..
+            } = &m.target
+            {
+                let values = entry.values(&m.ldap);
+                if !values.is_empty() {
+                    let items = values
+                        .iter()
+                        .map(|v| json_object(sub.name, Value::String(v.clone())))
+                        .collect();
+                    res.insert(attr.name.to_owned(), Value::Array(items));
+                }
+                continue;
+            }
             let value = match &m.kind {
                 ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
                 ValueKind::Bool {
@@ -222,6 +239,7 @@ impl Mapping {
                     type_value,
                     primary,
                     sub,
+                    ..
                 } => {
                     let key = (attr.name, type_value.as_deref(), *primary);
                     let arr = res
@@ -270,6 +288,22 @@ impl Mapping {
         let mut out = BTreeMap::new();
         for m in &self.attrs {
             if m.target.top().mutability == Mutability::ReadOnly {
+                continue;
+            }
+            if let Target::Element {
+                attr,
+                sub,
+                every: true,
+                ..
+            } = &m.target
+            {
+                let values = every_value(res, attr.name, sub.name, m)?;
+                let desired = if values.is_empty() {
+                    Desired::Clear
+                } else {
+                    Desired::Many(values)
+                };
+                out.insert(m.ldap.clone(), desired);
                 continue;
             }
             let v = scim_value(res, &m.target);
@@ -463,6 +497,7 @@ impl Mapping {
         for (a, d) in desired {
             match d {
                 Desired::Set(v) => attrs.push((a.clone(), vec![v.clone()])),
+                Desired::Many(vs) => attrs.push((a.clone(), vs.clone())),
                 Desired::Bit(set) => {
                     if let Some(ValueKind::DisableBit { bit, base }) = self.kind_of(a) {
                         let flags = if *set { base | bit } else { *base };
@@ -548,6 +583,9 @@ impl Mapping {
                     }
                     changes.push(Change::Replace(attr.clone(), vals));
                 }
+                Desired::Many(vs) if !same_values(cur, vs) => {
+                    changes.push(Change::Replace(attr.clone(), vs.clone()));
+                }
                 Desired::Clear if !cur.is_empty() => {
                     changes.push(Change::Replace(attr.clone(), Vec::new()))
                 }
@@ -573,6 +611,7 @@ impl Mapping {
                 Desired::Keep => true,
                 Desired::Clear => cur.is_empty(),
                 Desired::Set(v) => cur.first() == Some(v),
+                Desired::Many(vs) => same_values(cur, vs),
                 Desired::Bit(set) => match (self.kind_of(attr), cur.first()) {
                     (Some(ValueKind::DisableBit { bit, .. }), Some(flags)) => {
                         flags.parse::<u32>().is_ok_and(|f| (f & bit != 0) == *set)
@@ -619,6 +658,7 @@ impl Mapping {
                 }
             } else if !mapped(Container::Core, k)
                 && !matches!(k.as_str(), "id" | "meta" | "groups" | "members")
+                && !self.served_elsewhere.contains(&k.as_str())
             {
                 out.push(k.clone());
             }
@@ -677,6 +717,7 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
             type_value,
             primary,
             sub,
+            ..
         } => {
             let items = res.get(attr.name)?.as_array()?;
             let by_type = |t: &str| {
@@ -709,4 +750,51 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
             element.get(sub.name)
         }
     }
+}
+
+/// `{name: value}`.
+fn json_object(name: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(name.to_owned(), value);
+    Value::Object(m)
+}
+
+/// The `sub` of every element of `attr` in `res` (a multi-valued attribute mapped whole),
+/// without empty strings or case-insensitive repeats, each within the length limit.
+fn every_value(
+    res: &Map<String, Value>,
+    attr: &str,
+    sub: &str,
+    m: &AttrMapping,
+) -> ScimResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(Value::Array(items)) = res.get(attr) else {
+        return Ok(out);
+    };
+    for it in items {
+        match it.get(sub) {
+            Some(Value::String(v)) if !v.is_empty() => {
+                check_length(&m.scim, v, m.max_len.0, &m.max_len.1)?;
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(v)) {
+                    out.push(v.clone());
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "{attr}.{sub}: expected a string, got {other}"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether two value lists hold the same values, ignoring order and case.
+fn same_values(cur: &[String], want: &[String]) -> bool {
+    cur.len() == want.len()
+        && want
+            .iter()
+            .all(|w| cur.iter().any(|c| c.eq_ignore_ascii_case(w)))
 }

@@ -204,6 +204,14 @@ const EMAIL_SUBS: &[AttrDef] = &[
     AttrDef::boolean("primary", "The preferred value."),
 ];
 
+/// roles and entitlements (RFC 7643 §4.1.2): no canonical types.
+const LABEL_SUBS: &[AttrDef] = &[
+    AttrDef::string("value", "The value."),
+    AttrDef::string("display", "Human-readable name."),
+    AttrDef::string("type", "A label for its function."),
+    AttrDef::boolean("primary", "The preferred value."),
+];
+
 const PHONE_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Phone number."),
     AttrDef::string("display", "Human-readable name."),
@@ -273,6 +281,13 @@ pub static USER: SchemaDef = SchemaDef {
         AttrDef::complex("emails", "Email addresses.", EMAIL_SUBS).multi(),
         AttrDef::complex("phoneNumbers", "Phone numbers.", PHONE_SUBS).multi(),
         AttrDef::complex("addresses", "Physical mailing addresses.", ADDRESS_SUBS).multi(),
+        AttrDef::complex("entitlements", "Entitlements of the user.", LABEL_SUBS).multi(),
+        AttrDef::complex(
+            "roles",
+            "Roles of the user (SailPoint, BeyondTrust).",
+            LABEL_SUBS,
+        )
+        .multi(),
         AttrDef::complex("groups", "Groups the user belongs to.", GROUP_SUBS)
             .multi()
             .read_only(),

@@ -3,7 +3,7 @@
 //! a user's `groups`, and the plan steps that keep groups consistent when a member is
 //! created, renamed or removed (no group may list a DN that is not a live member).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -24,6 +24,9 @@ pub struct Memberships {
     pub member_of_attr: Option<String>,
     /// Also report groups reached through nested groups (`type: indirect`).
     pub nested: bool,
+    /// Where the groups that stand for roles live (`[roles] container`), when roles are
+    /// group memberships.
+    pub roles: Option<Dn>,
 }
 
 /// Where a member DN points.
@@ -61,42 +64,119 @@ impl Memberships {
         Step::new(label, op(values.clone()), Undo::by(op(values.inverse())))
     }
 
-    /// A sweep of the tenant's groups for `members` (pointing them at `to` when given).
-    fn sweep(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Option<Op> {
-        let base = ctx.tenant.groups_container.clone()?;
-        Some(Op::Sweep {
-            base,
-            class: self.groups.class_filter(),
-            attr: self.member_attr.clone(),
-            members,
-            to,
-        })
+    /// Sweeps of the tenant's groups, and of the role groups, for `members` (pointing them
+    /// at `to` when given).
+    fn sweeps(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Vec<Op> {
+        let mut bases: Vec<String> = ctx.tenant.groups_container.iter().cloned().collect();
+        if let Some(r) = &self.roles {
+            if !bases.iter().any(|b| r.is_under(b)) {
+                bases.push(r.to_string());
+            }
+        }
+        bases
+            .into_iter()
+            .map(|base| Op::Sweep {
+                base,
+                class: self.groups.class_filter(),
+                attr: self.member_attr.clone(),
+                members: members.clone(),
+                to: to.clone(),
+            })
+            .collect()
     }
 
     /// Before an entry takes the name `dn`: no group may list that name already (left by an
     /// earlier entry of the same name), or the new entry would inherit its memberships.
-    pub fn stale_step(&self, ctx: &RequestCtx, dn: &Dn) -> Option<Step> {
-        self.sweep(ctx, vec![dn.clone()], None)
+    pub fn stale_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
+        self.sweeps(ctx, vec![dn.clone()], None)
+            .into_iter()
             .map(|op| Step::new(Step::STALE, op, Undo::Nothing))
+            .collect()
     }
 
     /// The entry at `dn` leaves every group of the tenant (undone by rejoining them).
-    pub fn leave_step(&self, ctx: &RequestCtx, dn: &Dn) -> Option<Step> {
-        self.sweep(ctx, vec![dn.clone()], None)
+    pub fn leave_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
+        self.sweeps(ctx, vec![dn.clone()], None)
+            .into_iter()
             .map(|op| Step::new(Step::LEAVE_GROUPS, op, Undo::Recorded))
+            .collect()
     }
 
     /// After a delete or archive: memberships a concurrent request added between leaving the
     /// groups and the entry's move, under any of `dns`.
-    pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<Dn>) -> Option<Step> {
-        self.sweep(ctx, dns, None)
+    pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<Dn>) -> Vec<Step> {
+        self.sweeps(ctx, dns, None)
+            .into_iter()
             .map(|op| Step::new(Step::CATCH_UP, op, Undo::Nothing))
+            .collect()
     }
 
-    /// After a rename: groups listing `old` list `new` instead (the plan's last step).
-    pub fn follow_step(&self, ctx: &RequestCtx, old: &Dn, new: &Dn) -> Option<Step> {
-        self.sweep(ctx, vec![old.clone()], Some(new.clone()))
+    /// After a rename: groups listing `old` list `new` instead (the plan's last steps).
+    pub fn follow_step(&self, ctx: &RequestCtx, old: &Dn, new: &Dn) -> Vec<Step> {
+        self.sweeps(ctx, vec![old.clone()], Some(new.clone()))
+            .into_iter()
             .map(|op| Step::new(Step::FOLLOW, op, Undo::Nothing))
+            .collect()
+    }
+
+    /// The roles of the user at `user`: the names of the role groups listing it.
+    pub async fn roles_of(&self, user: &Dn) -> ScimResult<Vec<String>> {
+        let Some(container) = &self.roles else {
+            return Ok(Vec::new());
+        };
+        let filter = LdapFilter::and(vec![
+            self.groups.class_filter(),
+            LdapFilter::eq(&self.member_attr, user.to_string()),
+        ]);
+        let name_attr = self.groups.mapping.username_attr();
+        let (found, _) = self
+            .groups
+            .dir
+            .search(container.as_str(), &filter, &[name_attr], 0)
+            .await?;
+        let mut names: Vec<String> = found
+            .iter()
+            .filter_map(|e| self.groups.name_of(e).map(str::to_owned))
+            .collect();
+        names.sort_by_key(|n| n.to_lowercase());
+        Ok(names)
+    }
+
+    /// The role groups named `names` (one search), keyed by lowercased name.
+    pub async fn role_groups(&self, names: &[String]) -> ScimResult<HashMap<String, Dn>> {
+        let mut out = HashMap::new();
+        let Some(container) = &self.roles else {
+            return Ok(out);
+        };
+        if names.is_empty() {
+            return Ok(out);
+        }
+        let name_attr = self.groups.mapping.username_attr();
+        let filter = LdapFilter::and(vec![
+            self.groups.class_filter(),
+            LdapFilter::or(
+                names
+                    .iter()
+                    .map(|n| LdapFilter::eq(name_attr, n.clone()))
+                    .collect(),
+            ),
+        ]);
+        let (found, _) = self
+            .groups
+            .dir
+            .search(
+                container.as_str(),
+                &filter,
+                &[name_attr],
+                2 * names.len() + 1,
+            )
+            .await?;
+        for e in &found {
+            if let Some(n) = self.groups.name_of(e) {
+                out.insert(n.to_lowercase(), e.dn.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values:

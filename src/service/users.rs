@@ -100,6 +100,56 @@ impl Users {
         &self.store.mapping
     }
 
+    /// The memberships, when users' roles are role-group memberships (`[roles]`).
+    fn role_groups(&self) -> Option<&Memberships> {
+        self.memberships.as_deref().filter(|m| m.roles.is_some())
+    }
+
+    /// The role changes taking the user at `dn` from the roles in `old` to those in `new`:
+    /// one member add or delete per role group (each undone by its inverse). A role with no
+    /// group is a 400 before anything is written.
+    async fn role_steps(
+        &self,
+        dn: &Dn,
+        old: &Map<String, Value>,
+        new: &Map<String, Value>,
+    ) -> ScimResult<Vec<Step>> {
+        let Some(m) = self.role_groups() else {
+            return Ok(Vec::new());
+        };
+        let limit = self.settings.limits.max_values_per_attribute;
+        let (old, new) = (role_names(old, limit)?, role_names(new, limit)?);
+        let has = |list: &[String], r: &String| list.iter().any(|x| x.eq_ignore_ascii_case(r));
+        let joins: Vec<String> = new.iter().filter(|r| !has(&old, r)).cloned().collect();
+        let leaves: Vec<String> = old.iter().filter(|r| !has(&new, r)).cloned().collect();
+        let mut all = joins.clone();
+        all.extend(leaves.iter().cloned());
+        let groups = m.role_groups(&all).await?;
+        if let Some(missing) = joins
+            .iter()
+            .find(|r| !groups.contains_key(&r.to_lowercase()))
+        {
+            return Err(ScimError::invalid_value(format!(
+                "no role \"{missing}\": roles are the groups under {}; create the group first",
+                m.roles.as_ref().map(|d| d.to_string()).unwrap_or_default()
+            )));
+        }
+        // a role whose group is gone is left as it is
+        let group = |r: &String| groups.get(&r.to_lowercase()).cloned();
+        let mut steps = Vec::new();
+        for (names, join) in [(joins, true), (leaves, false)] {
+            for g in names.iter().filter_map(group) {
+                let values = if join {
+                    m.values(vec![dn.clone()], vec![])
+                } else {
+                    m.values(vec![], vec![dn.clone()])
+                };
+                steps.push(m.change_step(Step::ROLES, &g, values));
+            }
+        }
+        Ok(steps)
+    }
+
     async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
         self.store
             .locate(&ctx.tenant.users_container, id, &self.store.attrs())
@@ -141,9 +191,16 @@ impl Users {
                 ids.insert(dn, id);
             }
         }
-        let res = self
+        let mut res = self
             .mapping()
             .to_scim(e, &|dn| ids.get(&Dn::new(dn)).map(|id| id.to_string()));
+        if let Some(m) = self.role_groups() {
+            let roles = m.roles_of(&e.dn).await?;
+            if !roles.is_empty() {
+                let values = roles.into_iter().map(|r| serde_json::json!({"value": r}));
+                res.insert("roles".into(), Value::Array(values.collect()));
+            }
+        }
         let mut refs = Refs::new();
         for (dn, id) in ids {
             refs.insert(&id.to_string(), dn, id);
@@ -326,12 +383,10 @@ impl Users {
         let dn = loop {
             attempts += 1;
             let dn = Dn::new(format!("{rdn},{container}"));
-            let err = match self
-                .store
-                .writer()
-                .run(self.create_plan(ctx, &dn, &desired, &rdn))
-                .await
-            {
+            let mut plan = self.create_plan(ctx, &dn, &desired, &rdn);
+            plan.steps
+                .extend(self.role_steps(&dn, &Map::new(), &res).await?);
+            let err = match self.store.writer().run(plan).await {
                 Ok(()) => break dn,
                 Err(err) => err,
             };
@@ -543,11 +598,13 @@ impl Users {
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
         let assertion = self.store.precondition(ctx, &e)?;
-        if changes.is_empty() && !rename {
-            return self.render(ctx, &e, &refs).await;
-        }
         let (old_rdn, parent) = split_first_rdn(&e.dn);
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
+        let final_dn = if rename { &new_dn } else { &e.dn };
+        let role_steps = self.role_steps(final_dn, &old_res, &new_res).await?;
+        if changes.is_empty() && !rename && role_steps.is_empty() {
+            return self.render(ctx, &e, &refs).await;
+        }
         let mut plan = Plan::new();
         if rename {
             if let Some(m) = &self.memberships {
@@ -593,6 +650,7 @@ impl Users {
                 plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
             }
         }
+        plan.steps.extend(role_steps);
         match self.store.writer().run(plan).await {
             Ok(()) => {}
             Err(err)
@@ -779,9 +837,10 @@ impl Users {
         if let Some(a) = archived {
             let (rdn, _) = split_first_rdn(&a.dn);
             let live = Dn::new(format!("{rdn},{}", ctx.tenant.users_container));
-            if let Some(step) = m.catch_up_step(ctx, vec![a.dn.clone(), live]) {
+            let steps = m.catch_up_step(ctx, vec![a.dn.clone(), live]);
+            if !steps.is_empty() {
                 let mut plan = Plan::new();
-                plan.push(step);
+                plan.steps.extend(steps);
                 if let Err(e) = self.store.writer().run(plan).await {
                     return e.into();
                 }
@@ -932,4 +991,33 @@ fn collect_ref_values(f: &Filter, is_ref: &dyn Fn(&AttrPath) -> bool, out: &mut 
         }
         _ => {}
     }
+}
+
+/// The role values of `res`, without empty or case-insensitive repeats; more than `limit`
+/// is a 400.
+fn role_names(res: &Map<String, Value>, limit: usize) -> ScimResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(Value::Array(items)) = res.get("roles") else {
+        return Ok(out);
+    };
+    if items.len() > limit {
+        return Err(ScimError::bad_request(
+            crate::scim::ScimType::TooMany,
+            format!(
+                "{} roles in one request; the server accepts at most {limit} (limits.max_values_per_attribute)",
+                items.len()
+            ),
+        ));
+    }
+    for it in items {
+        match it.get("value") {
+            Some(Value::String(v))
+                if !v.trim().is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(v)) =>
+            {
+                out.push(v.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }

@@ -163,6 +163,7 @@ impl Step {
     pub const STALE: Label = "remove stale memberships of the new name";
     pub const FOLLOW: Label = "point its groups at the new name";
     pub const JOIN: Label = "add it to the tenant's default group";
+    pub const ROLES: Label = "change its role groups";
 
     pub fn new(label: Label, op: Op, undo: Undo) -> Step {
         Step { label, op, undo }
