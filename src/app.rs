@@ -74,6 +74,19 @@ pub fn build_on(
     if raw.roles.is_some() {
         mapping.served_elsewhere.push("roles");
     }
+    for (i, attr) in raw.users.match_on.iter().enumerate() {
+        if !mapping
+            .attrs
+            .iter()
+            .any(|m| m.ldap.eq_ignore_ascii_case(attr))
+        {
+            return Err(ConfigError::new(
+                format!("users.match_on[{i}]"),
+                format!("`{attr}` is not mapped under [users.attributes]"),
+                "name LDAP attributes the mapping fills, e.g. \"mail\" or \"employeeNumber\"",
+            ));
+        }
+    }
     let mapping = Arc::new(mapping);
     let auth = Arc::new(Authenticator::from_config(raw)?);
     if let Some(u) = &raw.server.public_url {
@@ -139,6 +152,8 @@ pub fn build_on(
             archive_container: raw.users.archive_container.clone(),
             max_results: raw.server.max_results,
             limits,
+            match_on: raw.users.match_on.clone(),
+            on_existing: raw.users.on_existing,
         },
         memberships.clone(),
     );

@@ -458,6 +458,20 @@ fn default_cache_entries() -> u64 {
     100_000
 }
 
+/// What a create does when the person already has an account in the tenant's part of the
+/// directory (matched on `users.match_on`): enterprises turn SCIM on over a directory that
+/// already holds everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExisting {
+    /// 409 `uniqueness`, naming the account.
+    #[default]
+    Conflict,
+    /// Take the account over: 201 with its id, the request's attributes applied, everything
+    /// else it holds (groups, unmapped attributes) kept.
+    Link,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeleteMode {
@@ -498,6 +512,12 @@ pub struct UsersConfig {
     /// `addresses` without `type`): `emails = "work"`.
     #[serde(default)]
     pub default_type: BTreeMap<String, String>,
+    /// LDAP attributes (mapped under `attributes`) on which a create finds an account that
+    /// already exists, besides the userName's; `on_existing` says what then.
+    #[serde(default)]
+    pub match_on: Vec<String>,
+    #[serde(default)]
+    pub on_existing: OnExisting,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -787,3 +787,233 @@ async fn sailpoint_roles_as_role_groups_on_active_directory() {
         "{u}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Existing accounts: SCIM turned on over a directory that already holds everyone
+// ---------------------------------------------------------------------------------------
+
+fn link_config(mode: &str) -> [(&'static str, String); 1] {
+    [(
+        "on_existing = \"conflict\"",
+        format!("match_on = [\"mail\"]\non_existing = \"{mode}\""),
+    )]
+}
+
+async fn add_entry(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
+    let attrs: Vec<(&str, std::collections::HashSet<&str>)> = attrs
+        .iter()
+        .map(|(a, v)| (*a, v.iter().copied().collect()))
+        .collect();
+    ldap.add(dn, attrs).await.unwrap().success().unwrap();
+}
+
+async fn read_entry(ldap: &mut ldap3::Ldap, dn: &str, attr: &str) -> Option<ldap3::SearchEntry> {
+    let (rs, _) = ldap
+        .search(dn, ldap3::Scope::Base, "(objectClass=*)", vec!["*", attr])
+        .await
+        .unwrap()
+        .success()
+        .ok()?;
+    rs.into_iter().next().map(ldap3::SearchEntry::construct)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_openldap_account_is_linked_on_create_keeping_what_scim_does_not_name() {
+    let slapd = Slapd::start();
+    let mut ldap = slapd.admin().await;
+    let legacy = format!("uid=hlegacy,{PEOPLE}");
+    add_entry(
+        &mut ldap,
+        &legacy,
+        &[
+            ("objectClass", &["inetOrgPerson"]),
+            ("uid", &["hlegacy"]),
+            ("cn", &["Hannah Legacy"]),
+            ("sn", &["Legacy"]),
+            ("mail", &["hannah@corp.example"]),
+            ("roomNumber", &["B-204"]),
+        ],
+    )
+    .await;
+    // a group made by hand that lists her
+    add_entry(
+        &mut ldap,
+        "cn=hand-made,ou=groups,dc=example,dc=org",
+        &[
+            ("objectClass", &["groupOfNames"]),
+            ("cn", &["hand-made"]),
+            ("member", &[legacy.as_str()]),
+        ],
+    )
+    .await;
+    // the same address outside the tenant's users (in the archive): never matched
+    add_entry(
+        &mut ldap,
+        "uid=other,ou=archive,dc=example,dc=org",
+        &[
+            ("objectClass", &["inetOrgPerson"]),
+            ("uid", &["other"]),
+            ("cn", &["Other"]),
+            ("sn", &["Other"]),
+            ("mail", &["ivan@corp.example"]),
+        ],
+    )
+    .await;
+    let uuid = read_entry(&mut ldap, &legacy, "entryUUID")
+        .await
+        .unwrap()
+        .attrs["entryUUID"][0]
+        .clone();
+
+    let [(from, to)] = link_config("conflict");
+    let conflict = Bridge::start_with(test_config(&slapd, &[(from, &to)], "")).await;
+    let hannah = json!({
+        "schemas": [USER_SCHEMA],
+        "userName": "hannah",
+        "externalId": "entra-hannah",
+        "name": {"givenName": "Hannah", "familyName": "Legacy"},
+        "emails": [{"type": "work", "primary": true, "value": "hannah@corp.example"}],
+        "title": "Analyst"
+    });
+    let (st, body) = conflict.post("/Users", &hannah).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["scimType"], "uniqueness");
+    assert!(
+        body["detail"].as_str().unwrap().contains("uid=hlegacy"),
+        "{body}"
+    );
+
+    let [(from, to)] = link_config("link");
+    let bridge = Bridge::start_with(test_config(&slapd, &[(from, &to)], "")).await;
+    let (st, u) = bridge.post("/Users", &hannah).await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    assert_eq!(u["id"], uuid.as_str(), "the existing account's id");
+    assert_eq!(u["externalId"], "entra-hannah");
+    assert_eq!(u["title"], "Analyst");
+    assert_eq!(u["groups"][0]["display"], "hand-made", "{u}");
+    // renamed to the mapping's RDN; what SCIM does not name is kept
+    let e = slapd.entry(&dn_of("hannah")).await.expect("uid=hannah");
+    assert_eq!(e["roomnumber"], ["B-204"]);
+    assert!(slapd.entry(&legacy).await.is_none());
+    let members = slapd
+        .entry("cn=hand-made,ou=groups,dc=example,dc=org")
+        .await
+        .unwrap()["member"]
+        .iter()
+        .map(|m| m.to_lowercase())
+        .collect::<Vec<_>>();
+    assert_eq!(members, [dn_of("hannah").to_lowercase()]);
+    // the IdP retries the create: the same account again
+    let (st, again) = bridge.post("/Users", &hannah).await;
+    assert_eq!(
+        (st, &again["id"]),
+        (StatusCode::CREATED, &u["id"]),
+        "{again}"
+    );
+
+    // outside the tenant's container nothing is matched: a new account
+    let (st, ivan) = bridge
+        .post(
+            "/Users",
+            &json!({"userName": "ivan", "emails": [{"type": "work", "value": "ivan@corp.example"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{ivan}");
+    assert!(slapd
+        .entry("uid=other,ou=archive,dc=example,dc=org")
+        .await
+        .is_some());
+    assert!(slapd.entry(&dn_of("ivan")).await.is_some());
+
+    // two accounts with one address: no guess
+    for n in ["twin1", "twin2"] {
+        add_entry(
+            &mut ldap,
+            &dn_of(n),
+            &[
+                ("objectClass", &["inetOrgPerson"]),
+                ("uid", &[n]),
+                ("cn", &[n]),
+                ("sn", &[n]),
+                ("mail", &["twin@corp.example"]),
+            ],
+        )
+        .await;
+    }
+    let (st, body) = bridge
+        .post(
+            "/Users",
+            &json!({"userName": "twin", "emails": [{"type": "work", "value": "twin@corp.example"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("several accounts"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_ad_account_is_linked_on_create_keeping_what_scim_does_not_name() {
+    let dc = samba();
+    let mut ldap = dc.admin().await;
+    ensure_ous(&mut ldap).await;
+    let legacy = format!("CN=Ian Legacy,{AD_USERS}");
+    add_entry(
+        &mut ldap,
+        &legacy,
+        &[
+            (
+                "objectClass",
+                &["top", "person", "organizationalPerson", "user"],
+            ),
+            ("cn", &["Ian Legacy"]),
+            ("sAMAccountName", &["ilegacy"]),
+            ("userPrincipalName", &["ilegacy@example.test"]),
+            ("mail", &["ian@corp.example"]),
+            ("description", &["made by hand in 2019"]),
+        ],
+    )
+    .await;
+    let before = read_entry(&mut ldap, &legacy, "objectGUID").await.unwrap();
+    assert!(before.bin_attrs.contains_key("objectGUID") || before.attrs.contains_key("objectGUID"));
+
+    let [(from, to)] = link_config("conflict");
+    let conflict = Bridge::start_with(dc.config(&[(from, &to)], "")).await;
+    let ian = json!({
+        "schemas": [USER_SCHEMA],
+        "userName": "ian@example.test",
+        "displayName": "Ian Legacy",
+        "externalId": "entra-ian",
+        "emails": [{"type": "work", "primary": true, "value": "ian@corp.example"}],
+        "title": "Engineer"
+    });
+    let (st, body) = conflict.post("/Users", &ian).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("Ian Legacy"),
+        "{body}"
+    );
+
+    let [(from, to)] = link_config("link");
+    let bridge = Bridge::start_with(dc.config(&[(from, &to)], "")).await;
+    let (st, u) = bridge.post("/Users", &ian).await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    assert_eq!(u["userName"], "ian@example.test");
+    assert_eq!(u["externalId"], "entra-ian");
+    let after = read_entry(&mut ldap, &legacy, "objectGUID")
+        .await
+        .expect("same DN");
+    assert_eq!(after.attrs["description"], ["made by hand in 2019"]);
+    assert_eq!(after.attrs["userPrincipalName"], ["ian@example.test"]);
+    assert_eq!(after.attrs["title"], ["Engineer"]);
+    // the id SCIM answers with finds this very account
+    let (st, got) = bridge
+        .get(&format!("/Users/{}", u["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{got}");
+    assert_eq!(got["displayName"], "Ian Legacy");
+}

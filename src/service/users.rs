@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tracing::info;
 
-use crate::config::DeleteMode;
+use crate::config::{DeleteMode, OnExisting};
 use crate::directory::budget;
 use crate::directory::filter::{is_under, split_first_rdn};
 use crate::directory::{DirectoryError, Dn, Entry, EntryId, LdapFilter};
@@ -33,9 +33,11 @@ pub struct UserSettings {
     /// The most resources a list returns (and the default `count`).
     pub max_results: usize,
     pub limits: crate::scim::Limits,
+    /// LDAP attributes that find an existing account on create (`users.match_on`).
+    pub match_on: Vec<String>,
+    pub on_existing: OnExisting,
 }
 
-/// Referenced users: SCIM id → DN.
 /// The user references a request resolved: the DN each value the client sent names (an id,
 /// or an email address), and the id of each of those DNs, so that a reference is read from
 /// the directory once per request and shown as an id whatever form it came in.
@@ -374,7 +376,20 @@ impl Users {
             .find_by_name(container, &user_name, &self.store.attrs())
             .await?
         {
-            return self.created_before(ctx, e, &desired, &user_name).await;
+            return match self.settings.on_existing {
+                OnExisting::Link => self.link(ctx, e, res).await,
+                OnExisting::Conflict => self.created_before(ctx, e, &desired, &user_name).await,
+            };
+        }
+        if let Some(e) = self.find_existing(ctx, &desired).await? {
+            return match self.settings.on_existing {
+                OnExisting::Link => self.link(ctx, e, res).await,
+                OnExisting::Conflict => Err(ScimError::uniqueness(format!(
+                    "this person already has an account ({}) matching on {} (users.match_on); set users.on_existing = \"link\" to take such accounts over",
+                    e.dn,
+                    self.settings.match_on.join(", ")
+                ))),
+            };
         }
         let mut rdn = self.mapping().rdn_of(&base);
         // a name taken by another entry: numbered where the mapping allows it (AD's second
@@ -509,6 +524,90 @@ impl Users {
             })
     }
 
+    /// The account of the tenant that `desired` matches on `users.match_on`, if exactly one
+    /// does; two or more are a 409 (no guess which to take over).
+    async fn find_existing(
+        &self,
+        ctx: &RequestCtx,
+        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
+    ) -> ScimResult<Option<Entry>> {
+        let terms: Vec<LdapFilter> = self
+            .settings
+            .match_on
+            .iter()
+            .filter_map(|attr| {
+                desired
+                    .iter()
+                    .find(|(a, _)| a.eq_ignore_ascii_case(attr))
+                    .and_then(|(a, d)| match d {
+                        crate::mapping::Desired::Set(v) => Some(LdapFilter::eq(a, v.clone())),
+                        _ => None,
+                    })
+            })
+            .collect();
+        if terms.is_empty() {
+            return Ok(None);
+        }
+        let filter = LdapFilter::and(vec![self.store.class_filter(), LdapFilter::or(terms)]);
+        let (mut found, _) = self
+            .store
+            .dir
+            .search(&ctx.tenant.users_container, &filter, &self.store.attrs(), 2)
+            .await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            _ => Err(ScimError::uniqueness(format!(
+                "several accounts match this person on {} ({} and {}): fix the directory or users.match_on",
+                self.settings.match_on.join(", "),
+                found[0].dn,
+                found[1].dn
+            ))),
+        }
+    }
+
+    /// Takes over the existing account `e` (users.on_existing = "link"): the request's
+    /// attributes are applied over what it holds (sub-attributes merged), everything else
+    /// (groups, attributes the request or the mapping does not name) is kept; 201 with its id.
+    async fn link(
+        &self,
+        ctx: &RequestCtx,
+        e: Entry,
+        res: Map<String, Value>,
+    ) -> ScimResult<Resource> {
+        let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
+        let mut new_res = old_res.clone();
+        for (k, v) in res {
+            match (new_res.get_mut(&k), v) {
+                (Some(Value::Object(held)), Value::Object(sent)) => held.extend(sent),
+                (_, v) => {
+                    new_res.insert(k, v);
+                }
+            }
+        }
+        // an account made by other tools may lack the classes the mapping's attributes need
+        // (scim2ldapPerson for externalId): they join the same modify
+        let classes = match self.store.dir.read(&e.dn, &["objectClass"]).await? {
+            Some(c) => c.values("objectClass").to_vec(),
+            None => Vec::new(),
+        };
+        let missing: Vec<String> = self
+            .mapping()
+            .object_classes
+            .iter()
+            .filter(|oc| !classes.iter().any(|c| c.eq_ignore_ascii_case(oc)))
+            .cloned()
+            .collect();
+        let extra = if missing.is_empty() {
+            Vec::new()
+        } else {
+            vec![crate::directory::Change::Add("objectClass".into(), missing)]
+        };
+        info!(tenant = %ctx.tenant.name, id = %e.id, "a create took over an existing account");
+        self.write_with(ctx, e, old_res, old_refs, new_res, extra)
+            .await
+    }
+
     /// A create found an entry of this name: the same create, retried (201 with it), or a
     /// different user (409).
     async fn created_before(
@@ -570,13 +669,28 @@ impl Users {
         old_refs: Refs,
         new_res: Map<String, Value>,
     ) -> ScimResult<Resource> {
+        self.write_with(ctx, e, old_res, old_refs, new_res, Vec::new())
+            .await
+    }
+
+    /// `write`, with `extra` changes in the same modify (a linked account's missing classes).
+    async fn write_with(
+        &self,
+        ctx: &RequestCtx,
+        e: Entry,
+        old_res: Map<String, Value>,
+        old_refs: Refs,
+        new_res: Map<String, Value>,
+        extra: Vec<crate::directory::Change>,
+    ) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| dn_for(&refs, id);
         let mapping = self.mapping();
         let old = mapping.to_ldap(&old_res, &lookup)?;
         let new = mapping.to_ldap(&new_res, &lookup)?;
-        let mut changes = mapping.changes(&e, &old, &new);
+        let mut changes = extra;
+        changes.extend(mapping.changes(&e, &old, &new));
 
         let new_name = required_user_name(&new_res)?;
         let old_name = self.store.name_of(&e).unwrap_or_default().to_owned();
