@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 kind=${SCIM2LDAP_DEMO_DIRECTORY:-openldap}
 case "$kind" in
-  openldap) bash scripts/install-deps.sh slapd ldap-utils curl ca-certificates ;;
-  active-directory) bash scripts/install-deps.sh samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user ldap-utils curl ca-certificates openssl ;;
+  openldap) bash scripts/install-deps.sh slapd ldap-utils curl ca-certificates gcc libc6-dev ;;
+  active-directory) bash scripts/install-deps.sh samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user ldap-utils curl ca-certificates openssl gcc libc6-dev ;;
   *) echo "SCIM2LDAP_DEMO_DIRECTORY must be openldap or active-directory, not $kind" >&2; exit 2 ;;
 esac
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -8,7 +8,7 @@
 # cargo-deb (scripts/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv \
+bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv gcc libc6-dev \
   samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user
 export PATH="$HOME/.cargo/bin:$PATH"
 # the external SCIM conformance suite (scim2-tester, PyPI) that tests/conformance.rs runs

@@ -299,6 +299,24 @@ async fn entra(dir: Dir) {
     assert!(st.is_success(), "{st}: {body}");
     let (_, g) = s.bridge.get(&gpath).await;
     assert!(g["members"].as_array().is_none_or(|m| m.is_empty()), "{g}");
+    // the other forms: replace the list, then remove every member
+    let (st, body) = s
+        .bridge
+        .patch(
+            &gpath,
+            json!([{"op": "Replace", "path": "members", "value": [{"value": alice_id}, {"value": carol}]}]),
+        )
+        .await;
+    assert!(st.is_success(), "{st}: {body}");
+    let (_, g) = s.bridge.get(&gpath).await;
+    assert_eq!(g["members"].as_array().map(Vec::len), Some(2), "{g}");
+    let (st, body) = s
+        .bridge
+        .patch(&gpath, json!([{"op": "Remove", "path": "members"}]))
+        .await;
+    assert!(st.is_success(), "{st}: {body}");
+    let (_, g) = s.bridge.get(&gpath).await;
+    assert!(g["members"].as_array().is_none_or(|m| m.is_empty()), "{g}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
