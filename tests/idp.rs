@@ -66,7 +66,7 @@ impl Setup {
     async fn list(&self, filter: &str) -> Value {
         let q = format!(
             "/Users?filter={}",
-            url_escape(filter) // the filter travels in the query string
+            urlencode(filter) // the filter travels in the query string
         );
         let (s, body) = self.bridge.get(&q).await;
         assert_eq!(s, StatusCode::OK, "{filter}: {body}");
@@ -78,17 +78,6 @@ impl Setup {
         assert_eq!(s, StatusCode::OK, "PATCH {path} {ops}: {body}");
         body
     }
-}
-
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn id_of(v: &Value) -> String {
@@ -257,7 +246,7 @@ async fn entra(dir: Dir) {
         .bridge
         .get(&format!(
             "/Groups?filter={}",
-            url_escape(&format!("externalId eq \"{tag}-g1\""))
+            urlencode(&format!("externalId eq \"{tag}-g1\""))
         ))
         .await;
     assert_eq!((st, total(&l)), (StatusCode::OK, 1), "{l}");
@@ -694,24 +683,16 @@ async fn sailpoint_roles_as_role_groups_on_openldap() {
     slapd.add_ou("roles", "dc=example,dc=org").await;
     let mut ldap = slapd.admin().await;
     for role in ["Approver", "Auditor", "Viewer"] {
-        ldap.add(
+        add_entry(
+            &mut ldap,
             &format!("cn={role},{ROLES}"),
-            vec![
-                (
-                    "objectClass",
-                    std::collections::HashSet::from(["groupOfNames"]),
-                ),
-                ("cn", std::collections::HashSet::from([role])),
-                (
-                    "member",
-                    std::collections::HashSet::from(["cn=scim2ldap-placeholder,dc=example,dc=org"]),
-                ),
+            &[
+                ("objectClass", &["groupOfNames"]),
+                ("cn", &[role]),
+                ("member", &["cn=scim2ldap-placeholder,dc=example,dc=org"]),
             ],
         )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+        .await;
     }
     let cfg = test_config(
         &slapd,

@@ -252,17 +252,6 @@ async fn find(bridge: &Bridge, f: &str) -> Vec<String> {
     ids
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn put_replaces_mapped_attributes_clears_absent_ones_and_keeps_unmapped_ldap_data() {
     let slapd = Slapd::start();

@@ -635,3 +635,15 @@ pub async fn read_until_closed(
         }
     }
 }
+
+/// `s` percent-encoded for a query string (filters travel in the URL).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
