@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, integration tests against real OpenLDAP servers and
 # a Samba Active Directory DC that the tests start on loopback, and the scim2-tester
-# conformance suite; then builds the Debian package and proves it (contents, lintian, the unit's
+# conformance suite; then runs the demo for both directories as the README describes it
+# (scripts/demo-check.sh); then builds the Debian package and proves it (contents, lintian, the unit's
 # security score and verify, install and purge in a debootstrapped Debian root). Installs slapd,
 # ldap-utils, openssl, python3-venv and Samba's AD DC first (as root), scim2-tester into a venv,
 # and for the package dpkg-dev, lintian, debootstrap, debian-archive-keyring, systemd and
@@ -19,4 +20,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import scim2_tester, 
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 fi
 cargo test --locked
+# the README's demo command, for both directories, followed step by step
+bash scripts/demo-check.sh
 bash scripts/package.sh --check

@@ -606,6 +606,9 @@ pub enum TransformName {
     UserDn,
     /// LDAP boolean (`TRUE`/`FALSE`).
     Boolean,
+    /// RFC 4517 Postal Address (`postalAddress`, `homePostalAddress`): lines joined by `$`,
+    /// shown as lines joined by newlines.
+    PostalAddress,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -846,7 +849,7 @@ mod tests {
             assert_eq!(raw.ldap.url, "ldaps://ldap.example.org");
             assert_eq!(raw.server.listen.port(), 9999);
             assert_eq!(raw.tenants["default"].tokens["ci"].sha256, "ab".repeat(32));
-            assert_eq!(raw.users.attributes.len(), 30, "dotted keys survive");
+            assert_eq!(raw.users.attributes.len(), 31, "dotted keys survive");
             Ok(())
         });
     }

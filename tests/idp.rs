@@ -456,6 +456,21 @@ async fn onelogin_and_jumpcloud(dir: Dir) {
         .await;
     assert_eq!(u["addresses"][0]["locality"], "Cambridge", "{u}");
     assert_eq!(u["addresses"][0]["streetAddress"], "9 Oak Ave", "{u}");
+    // a home address in lines (OpenLDAP: Postal Address syntax; AD: a plain string)
+    let home = "Flat 2 $ up\n9 Oak Ave\nCambridge";
+    let u = s
+        .patch_ok(
+            &format!("/Users/{}", id_of(&u)),
+            json!([{"op": "add", "path": "addresses", "value": [{"type": "home", "formatted": home}]}]),
+        )
+        .await;
+    let got = u["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "home")
+        .unwrap_or_else(|| panic!("{u}"));
+    assert_eq!(got["formatted"], home, "{u}");
 
     // JumpCloud's test-connection user: userName and email only
     let (st, t) = s

@@ -444,6 +444,9 @@ fn parse_mapping(
             when_false: Some("FALSE".into()),
         },
         Some(TransformName::UserDn) if target.leaf().ty == AttrType::String => ValueKind::UserDn,
+        Some(TransformName::PostalAddress) if target.leaf().ty == AttrType::String => {
+            ValueKind::PostalAddress
+        }
         Some(t) => {
             return Err(ConfigError::new(
                 &key,

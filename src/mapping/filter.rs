@@ -503,6 +503,17 @@ fn compare_mapped(
                 ))),
             }
         }
+        ValueKind::PostalAddress => match cmp {
+            None => Ok(LdapFilter::Present(attr)),
+            Some((op, CompValue::Str(v))) => Ok(match super::to_postal(v) {
+                Some(p) => text_compare(attr, op, p),
+                None => LdapFilter::False,
+            }),
+            Some(_) => Err(ScimError::invalid_filter(format!(
+                "'{}' is a string: compare it with a \"quoted\" value",
+                m.scim
+            ))),
+        },
         ValueKind::UserDn => match cmp {
             None => Ok(LdapFilter::Present(attr)),
             Some(_) => Err(ScimError::invalid_filter(format!(

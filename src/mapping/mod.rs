@@ -84,6 +84,8 @@ pub enum ValueKind {
     },
     /// LDAP holds a user's DN, SCIM that user's id.
     UserDn,
+    /// RFC 4517 Postal Address syntax: `$` between lines, `\24` and `\5C` for `$` and `\`.
+    PostalAddress,
     /// `active` as a bit of a flags attribute (AD's userAccountControl, 0x2 = disabled): set
     /// means inactive. Changed by deleting the exact old value and adding the new one, so a
     /// concurrent change fails instead of being lost, and the other bits are kept.
@@ -187,3 +189,28 @@ pub struct MappingSpec<'a> {
 }
 #[cfg(test)]
 mod tests;
+
+/// A SCIM text (lines split by newlines) as an RFC 4517 Postal Address: `\` and `$` escaped,
+/// lines joined by `$`, empty lines dropped (the syntax has none); `None` when no line is left.
+pub fn to_postal(text: &str) -> Option<String> {
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.replace('\\', "\\5C").replace('$', "\\24"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("$"))
+}
+
+/// An RFC 4517 Postal Address as SCIM text: lines joined by newlines, escapes undone.
+pub fn from_postal(value: &str) -> String {
+    value
+        .split('$')
+        .map(|l| {
+            l.replace("\\24", "$")
+                .replace("\\5c", "\\")
+                .replace("\\5C", "\\")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -75,7 +75,7 @@ fn example_config_maps_every_seed_attribute() {
             .iter()
             .filter(|a| a.scim.starts_with("addresses"))
             .count(),
-        6
+        7
     );
     assert_eq!(
         m.attrs
@@ -508,4 +508,34 @@ fn a_whole_mapping_and_a_typed_one_of_the_same_attribute_are_refused() {
         with_attributes("emails = \"mail\"\n'emails[type eq \"work\"].value' = \"otherMailbox\"")
             .unwrap_err();
     assert!(err.problem.contains("mapped whole"), "{err}");
+}
+
+#[test]
+fn postal_addresses_join_lines_with_dollars_and_escape_both_ways() {
+    assert_eq!(
+        to_postal("1 Main St\r\nSuite $5 \\ B\n\nSpringfield").as_deref(),
+        Some(r"1 Main St$Suite \245 \5C B$Springfield")
+    );
+    assert_eq!(
+        from_postal(r"1 Main St$Suite \245 \5C B$Springfield"),
+        "1 Main St\nSuite $5 \\ B\nSpringfield"
+    );
+    assert_eq!(from_postal(r"a \5C24 b"), r"a \24 b");
+    assert_eq!(to_postal(" \n "), None);
+    let m = with_attributes(
+        "'addresses[type eq \"home\"].formatted' = { ldap = \"homePostalAddress\", transform = \"postal-address\" }",
+    )
+    .unwrap();
+    let d = m
+        .to_ldap(
+            &user(json!({"userName": "b", "addresses": [{"type": "home", "formatted": "1 Elm\nTown"}]})),
+            &|_| None,
+        )
+        .unwrap();
+    assert_eq!(d["homePostalAddress"], Desired::Set("1 Elm$Town".into()));
+    let e = entry(&[("uid", &["b"]), ("homePostalAddress", &["1 Elm$Town"])]);
+    assert_eq!(
+        m.to_scim(&e, &|_| None)["addresses"][0]["formatted"],
+        "1 Elm\nTown"
+    );
 }

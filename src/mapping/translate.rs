@@ -200,6 +200,9 @@ impl Mapping {
             }
             let value = match &m.kind {
                 ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
+                ValueKind::PostalAddress => entry
+                    .first(&m.ldap)
+                    .map(|s| Value::String(super::from_postal(s))),
                 ValueKind::Bool {
                     when_true,
                     when_false,
@@ -327,6 +330,13 @@ impl Mapping {
                     } else {
                         check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
                         Desired::Set(s.clone())
+                    }
+                }
+                (ValueKind::PostalAddress, Some(Value::String(s))) => {
+                    check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+                    match super::to_postal(s) {
+                        Some(v) => Desired::Set(v),
+                        None => Desired::Clear,
                     }
                 }
                 (ValueKind::UserDn, Some(Value::String(id))) => {
