@@ -48,44 +48,62 @@ struct Member {
 struct MemberDelta {
     adds: Vec<Member>,
     deletes: Vec<Dn>,
+    /// Each DN's latest change (true: add): a later change overrides an earlier one in O(1),
+    /// so a 10,000-member PATCH stays linear; `adds`/`deletes` keep the request's order and
+    /// are filtered by this on the way out.
+    last: HashMap<Dn, bool>,
 }
 
 impl MemberDelta {
     fn add(&mut self, m: Member) {
-        self.deletes.retain(|d| *d != m.dn);
-        if !self.adds.iter().any(|a| a.dn == m.dn) {
+        if self.last.insert(m.dn.clone(), true) != Some(true) {
             self.adds.push(m);
         }
     }
 
     fn delete(&mut self, dn: Dn) {
-        self.adds.retain(|a| a.dn != dn);
-        if !self.deletes.contains(&dn) {
+        if self.last.insert(dn.clone(), false) != Some(false) {
             self.deletes.push(dn);
         }
     }
 
     /// Replaces the membership: from `current` to exactly `wanted`, in linear time.
     fn replace(&mut self, current: &[Dn], wanted: Vec<Member>) {
-        self.adds.clear();
-        self.deletes.clear();
-        let have: HashSet<&Dn> = current.iter().collect();
+        *self = MemberDelta::default();
         let want: HashSet<Dn> = wanted.iter().map(|m| m.dn.clone()).collect();
-        let mut added = HashSet::new();
+        let have: HashSet<&Dn> = current.iter().collect();
         for m in wanted {
-            if !have.contains(&m.dn) && added.insert(m.dn.clone()) {
-                self.adds.push(m);
+            if !have.contains(&m.dn) {
+                self.add(m);
             }
         }
-        self.deletes = current
+        for d in current.iter().filter(|d| !want.contains(*d)) {
+            self.delete(d.clone());
+        }
+    }
+
+    /// The members to add, each once, in the order first named.
+    fn add_members(&self) -> Vec<Member> {
+        let mut seen = HashSet::new();
+        self.adds
             .iter()
-            .filter(|d| !want.contains(*d))
+            .filter(|m| self.last.get(&m.dn) == Some(&true) && seen.insert(&m.dn))
             .cloned()
-            .collect();
+            .collect()
     }
 
     fn add_dns(&self) -> Vec<Dn> {
-        self.adds.iter().map(|m| m.dn.clone()).collect()
+        self.add_members().into_iter().map(|m| m.dn).collect()
+    }
+
+    /// The DNs to delete, each once, in the order first named.
+    fn delete_dns(&self) -> Vec<Dn> {
+        let mut seen = HashSet::new();
+        self.deletes
+            .iter()
+            .filter(|d| self.last.get(*d) == Some(&false) && seen.insert(*d))
+            .cloned()
+            .collect()
     }
 }
 
@@ -644,7 +662,7 @@ impl Groups {
         }
         let (old_rdn, parent) = split_first_rdn(&e.dn);
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
-        let values = self.members.values(delta.add_dns(), delta.deletes.clone());
+        let values = self.members.values(delta.add_dns(), delta.delete_dns());
         let modify = !changes.is_empty() || !values.adds.is_empty() || !values.deletes.is_empty();
         let mut plan = Plan::new();
         if rename {
@@ -710,7 +728,7 @@ impl Groups {
         } else {
             e.dn.clone()
         };
-        budget::settling(self.verify_added(ctx, &dn, &delta.adds)).await?;
+        budget::settling(self.verify_added(ctx, &dn, &delta.add_members())).await?;
         Ok(dn)
     }
 
@@ -894,11 +912,11 @@ mod tests {
         let mut d = MemberDelta::default();
         d.add(m("uid=a,ou=p"));
         d.delete(Dn::new("UID=A,ou=p"));
-        assert!(d.adds.is_empty());
-        assert_eq!(d.deletes, vec![Dn::new("uid=a,ou=p")]);
+        assert!(d.add_dns().is_empty());
+        assert_eq!(d.delete_dns(), vec![Dn::new("uid=a,ou=p")]);
         d.add(m("uid=a,ou=p"));
         assert_eq!(d.add_dns(), vec![Dn::new("uid=a,ou=p")]);
-        assert!(d.deletes.is_empty());
+        assert!(d.delete_dns().is_empty());
     }
 
     #[test]
@@ -909,11 +927,33 @@ mod tests {
             vec![m("uid=b,ou=p"), m("uid=c,ou=p"), m("uid=c,ou=p")],
         );
         assert_eq!(
-            d.adds,
+            d.add_members(),
             vec![m("uid=c,ou=p")],
             "once, however often it is named"
         );
-        assert_eq!(d.deletes, vec![Dn::new("uid=a,ou=p")]);
+        assert_eq!(d.delete_dns(), vec![Dn::new("uid=a,ou=p")]);
+    }
+
+    #[test]
+    fn a_large_delta_keeps_each_dns_last_change_once_in_order() {
+        let mut d = MemberDelta::default();
+        let dn = |i: usize| format!("uid=u{i},ou=p");
+        for i in 0..10_000 {
+            d.add(m(&dn(i)));
+        }
+        for i in (0..10_000).step_by(2) {
+            d.delete(Dn::new(dn(i)));
+        }
+        for i in (0..10_000).step_by(4) {
+            d.add(m(&dn(i)));
+        }
+        let adds = d.add_dns();
+        let deletes = d.delete_dns();
+        assert_eq!(adds.len(), 5_000 + 2_500);
+        assert_eq!(deletes.len(), 2_500);
+        assert_eq!(adds[0], Dn::new(dn(0)), "first named first");
+        assert_eq!(adds[1], Dn::new(dn(1)));
+        assert_eq!(deletes[0], Dn::new(dn(2)));
     }
 
     #[test]
