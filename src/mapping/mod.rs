@@ -13,6 +13,8 @@ pub mod filter;
 pub mod template;
 mod translate;
 
+pub use translate::distinct_values;
+
 use template::Template;
 
 /// `ppolicy`'s value for "locked by an administrator, no expiry".

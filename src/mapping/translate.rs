@@ -770,27 +770,36 @@ fn json_object(name: &str, value: Value) -> Value {
 }
 
 /// The `sub` of every element of `attr` in `res` (a multi-valued attribute mapped whole),
-/// without empty strings or case-insensitive repeats, each within the length limit.
+/// each within the length limit.
 fn every_value(
     res: &Map<String, Value>,
     attr: &str,
     sub: &str,
     m: &AttrMapping,
 ) -> ScimResult<Vec<String>> {
+    let values = distinct_values(res, attr, sub)?;
+    for v in &values {
+        check_length(&m.scim, v, m.max_len.0, &m.max_len.1)?;
+    }
+    Ok(values)
+}
+
+/// The `sub` strings of the elements of multi-valued `attr` in `res`, in order, without
+/// blank ones or case-insensitive repeats (one pass: a body's worth of values stays cheap).
+pub fn distinct_values(res: &Map<String, Value>, attr: &str, sub: &str) -> ScimResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let Some(Value::Array(items)) = res.get(attr) else {
         return Ok(out);
     };
     for it in items {
         match it.get(sub) {
-            Some(Value::String(v)) if !v.is_empty() => {
-                check_length(&m.scim, v, m.max_len.0, &m.max_len.1)?;
-                if !out.iter().any(|o| o.eq_ignore_ascii_case(v)) {
+            Some(Value::String(v)) => {
+                if !v.trim().is_empty() && seen.insert(v.to_lowercase()) {
                     out.push(v.clone());
                 }
             }
             None | Some(Value::Null) => {}
-            Some(Value::String(_)) => {}
             Some(other) => {
                 return Err(ScimError::invalid_value(format!(
                     "{attr}.{sub}: expected a string, got {other}"

@@ -1110,28 +1110,17 @@ fn collect_ref_values(f: &Filter, is_ref: &dyn Fn(&AttrPath) -> bool, out: &mut 
 /// The role values of `res`, without empty or case-insensitive repeats; more than `limit`
 /// is a 400.
 fn role_names(res: &Map<String, Value>, limit: usize) -> ScimResult<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    let Some(Value::Array(items)) = res.get("roles") else {
-        return Ok(out);
-    };
-    if items.len() > limit {
+    let count = res
+        .get("roles")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if count > limit {
         return Err(ScimError::bad_request(
             crate::scim::ScimType::TooMany,
             format!(
-                "{} roles in one request; the server accepts at most {limit} (limits.max_values_per_attribute)",
-                items.len()
+                "{count} roles in one request; the server accepts at most {limit} (limits.max_values_per_attribute)"
             ),
         ));
     }
-    for it in items {
-        match it.get("value") {
-            Some(Value::String(v))
-                if !v.trim().is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(v)) =>
-            {
-                out.push(v.clone());
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    crate::mapping::distinct_values(res, "roles", "value")
 }
