@@ -38,6 +38,13 @@ pub struct UserSettings {
     pub on_existing: OnExisting,
 }
 
+/// Role groups a write joins and leaves (`[roles]`).
+#[derive(Debug, Default)]
+struct RoleChanges {
+    join: Vec<Dn>,
+    leave: Vec<Dn>,
+}
+
 /// The user references a request resolved: the DN each value the client sent names (an id,
 /// or an email address), and the id of each of those DNs, so that a reference is read from
 /// the directory once per request and shown as an id whatever form it came in.
@@ -107,17 +114,16 @@ impl Users {
         self.memberships.as_deref().filter(|m| m.roles.is_some())
     }
 
-    /// The role changes taking the user at `dn` from the roles in `old` to those in `new`:
-    /// one member add or delete per role group (each undone by its inverse). A role with no
-    /// group is a 400 before anything is written.
-    async fn role_steps(
+    /// The role groups to join and to leave going from the roles in `old` to those in `new`
+    /// (one search). A role with no group is a 400 before anything is written; a role whose
+    /// group is gone is left as it is.
+    async fn role_changes(
         &self,
-        dn: &Dn,
         old: &Map<String, Value>,
         new: &Map<String, Value>,
-    ) -> ScimResult<Vec<Step>> {
+    ) -> ScimResult<RoleChanges> {
         let Some(m) = self.role_groups() else {
-            return Ok(Vec::new());
+            return Ok(RoleChanges::default());
         };
         let limit = self.settings.limits.max_values_per_attribute;
         let (old, new) = (role_names(old, limit)?, role_names(new, limit)?);
@@ -136,20 +142,35 @@ impl Users {
                 m.roles.as_ref().map(|d| d.to_string()).unwrap_or_default()
             )));
         }
-        // a role whose group is gone is left as it is
-        let group = |r: &String| groups.get(&r.to_lowercase()).cloned();
-        let mut steps = Vec::new();
-        for (names, join) in [(joins, true), (leaves, false)] {
-            for g in names.iter().filter_map(group) {
-                let values = if join {
-                    m.values(vec![dn.clone()], vec![])
-                } else {
-                    m.values(vec![], vec![dn.clone()])
-                };
-                steps.push(m.change_step(Step::ROLES, &g, values));
-            }
-        }
-        Ok(steps)
+        let dns = |names: Vec<String>| -> Vec<Dn> {
+            names
+                .iter()
+                .filter_map(|r| groups.get(&r.to_lowercase()).cloned())
+                .collect()
+        };
+        Ok(RoleChanges {
+            join: dns(joins),
+            leave: dns(leaves),
+        })
+    }
+
+    /// The plan steps applying `changes` to the user at `dn`: one member add or delete per
+    /// role group, each undone by its inverse.
+    fn role_steps(&self, dn: &Dn, changes: &RoleChanges) -> Vec<Step> {
+        let Some(m) = self.role_groups() else {
+            return Vec::new();
+        };
+        let join = changes
+            .join
+            .iter()
+            .map(|g| (g, m.values(vec![dn.clone()], vec![])));
+        let leave = changes
+            .leave
+            .iter()
+            .map(|g| (g, m.values(vec![], vec![dn.clone()])));
+        join.chain(leave)
+            .map(|(g, values)| m.change_step(Step::ROLES, g, values))
+            .collect()
     }
 
     async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
@@ -391,6 +412,7 @@ impl Users {
                 ))),
             };
         }
+        let roles = self.role_changes(&Map::new(), &res).await?;
         let mut rdn = self.mapping().rdn_of(&base);
         // a name taken by another entry: numbered where the mapping allows it (AD's second
         // "John Smith"), a few times over if others take the numbers meanwhile
@@ -399,8 +421,7 @@ impl Users {
             attempts += 1;
             let dn = Dn::new(format!("{rdn},{container}"));
             let mut plan = self.create_plan(ctx, &dn, &desired, &rdn);
-            plan.steps
-                .extend(self.role_steps(&dn, &Map::new(), &res).await?);
+            plan.steps.extend(self.role_steps(&dn, &roles));
             let err = match self.store.writer().run(plan).await {
                 Ok(()) => break dn,
                 Err(err) => err,
@@ -715,7 +736,7 @@ impl Users {
         let (old_rdn, parent) = split_first_rdn(&e.dn);
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let final_dn = if rename { &new_dn } else { &e.dn };
-        let role_steps = self.role_steps(final_dn, &old_res, &new_res).await?;
+        let role_steps = self.role_steps(final_dn, &self.role_changes(&old_res, &new_res).await?);
         if changes.is_empty() && !rename && role_steps.is_empty() {
             return self.render(ctx, &e, &refs).await;
         }
