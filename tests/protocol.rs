@@ -624,8 +624,84 @@ async fn a_projection_reads_only_what_it_returns() {
     let (_, full) = bridge.get(&path).await;
     assert_eq!(
         bridge.ldap_ops() - before,
-        3,
-        "the read, the group's id, its parents (nested = true)"
+        2,
+        "the read, then the group's id with its own memberOf (nested = true: its parents)"
     );
     assert_eq!(full["groups"][0]["display"], "outside");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_page_costs_the_same_searches_for_6_users_as_for_18() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let u = bridge.create_user(entra_user(&format!("page{i:02}"))).await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // everyone but the boss reports to page00; half are in "team", "team" is in "all"
+    for id in &ids[1..] {
+        let (s, _) = bridge
+            .patch(
+                &format!("/Users/{id}"),
+                json!([{"op": "replace", "path": "manager", "value": ids[0]}]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let members: Vec<serde_json::Value> = ids[..12].iter().map(|id| json!({"value": id})).collect();
+    let (s, team) = bridge
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "team", "members": members}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, all) = bridge
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "all", "members": [{"value": team["id"]}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let mut costs = Vec::new();
+    // 24 match: both pages are cut short, so both count the matches too
+    for count in [6, 18] {
+        let before = bridge.ldap_ops();
+        let (s, page) = bridge
+            .get(&format!(
+                "/Users?filter=userName%20sw%20%22page%22&sortBy=userName&count={count}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        costs.push(bridge.ldap_ops() - before);
+        let users = page["Resources"].as_array().unwrap();
+        assert_eq!(users.len(), count);
+        let second = &users[1];
+        assert_eq!(second["userName"], "page01");
+        let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        assert_eq!(second[enterprise]["manager"]["value"], ids[0].as_str());
+        let groups: Vec<(&str, &str)> = second["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| (g["display"].as_str().unwrap(), g["type"].as_str().unwrap()))
+            .collect();
+        assert_eq!(groups, [("team", "direct"), ("all", "indirect")]);
+        assert_eq!(second["groups"][1]["value"], all["id"]);
+        if count == 18 {
+            assert!(users[17].get("groups").is_none(), "page17 is in no group");
+        }
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "managers, groups and nested groups are read for the page at once, not per user"
+    );
+    assert!(
+        costs[1] <= 5,
+        "count, page search, managers, groups, their parents: {costs:?}"
+    );
 }

@@ -104,10 +104,18 @@ async fn get_by_id_returns_the_user_and_a_cached_get_costs_one_ldap_read() {
     assert_eq!(got["id"], created["id"]);
 
     // a POST costs the uniqueness search, the search for stale memberships of the new DN
-    // (a new user never inherits a deleted one's groups), the add and the read-back
+    // (a new user never inherits a deleted one's groups) and the add, which returns the new
+    // entry (RFC 4527 post-read): no read-back
     let before = bridge.ldap_ops();
-    bridge.create_user(json!({"userName": "bob"})).await;
-    assert_eq!(bridge.ldap_ops() - before, 4);
+    let bob = bridge.create_user(json!({"userName": "bob"})).await;
+    assert_eq!(bridge.ldap_ops() - before, 3);
+    let (_, read) = bridge
+        .get(&format!("/Users/{}", bob["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        bob, read,
+        "the post-read answer is the entry as a read shows it"
+    );
 
     let (s, err) = bridge
         .get("/Users/3f2504e0-4f89-11d3-9a0c-0305e82c3301")
@@ -403,16 +411,23 @@ async fn patch_in_the_dialects_idps_send() {
     );
 
     // a PATCH of a user with a manager costs the read, a read of the manager's id (a DN can
-    // be reused by a new entry, so its id is never cached), the modify and the read-back
+    // be reused by a new entry, so its id is never cached) and the modify, which returns the
+    // entry as it left it (post-read): no read-back
     let before = bridge.ldap_ops();
-    let (s, _) = bridge
+    let (s, patched) = bridge
         .patch(
             &path,
             json!([{"op": "replace", "path": "title", "value": "Lead"}]),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(bridge.ldap_ops() - before, 4);
+    assert_eq!(bridge.ldap_ops() - before, 3);
+    let (_, read) = bridge.get(&path).await;
+    assert_eq!(
+        patched, read,
+        "the post-read answer is the entry as a read shows it"
+    );
+    assert_eq!(read["title"], "Lead");
 
     // Okta: path-less replace; dotted keys and extension URNs in the value object
     let (s, p) = bridge

@@ -37,6 +37,11 @@ pub trait Dialect: Send + Sync + 'static {
         true
     }
 
+    /// Whether writes can return the entry they leave (RFC 4527 post-read).
+    fn post_read(&self) -> bool {
+        false
+    }
+
     /// The attributes to request for `attrs` (AD asks for `member;range=…`).
     fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
         attrs.iter().map(|a| a.to_string()).collect()
@@ -81,6 +86,18 @@ impl<D: Dialect> LdapDirectory<D> {
             v.push(id);
         }
         self.dialect.request_attrs(&v)
+    }
+
+    /// The entry a post-read returned, decoded and completed.
+    async fn finish_one(&self, se: Option<SearchEntry>) -> DirResult<Option<Entry>> {
+        match se {
+            Some(se) => Ok(Some(
+                self.dialect
+                    .complete(&self.pool, self.dialect.decode(se))
+                    .await?,
+            )),
+            None => Ok(None),
+        }
     }
 
     async fn finish_all(&self, entries: Vec<SearchEntry>) -> DirResult<Vec<Entry>> {
@@ -238,6 +255,47 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool
             .modify_mods(dn, self.dialect.mods(changes), assertion)
             .await
+    }
+
+    async fn add_read(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        read: &[&str],
+    ) -> DirResult<Option<Entry>> {
+        if !self.dialect.post_read() {
+            return self.add(dn, attrs).await.map(|()| None);
+        }
+        let wanted = self.wanted(read);
+        let se = self
+            .pool
+            .add_reading(dn, attrs, Some(&refs(&wanted)))
+            .await?;
+        self.finish_one(se).await
+    }
+
+    async fn modify_read(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+        read: &[&str],
+    ) -> DirResult<Option<Entry>> {
+        if !self.dialect.post_read() {
+            return self.modify_if(dn, changes, assertion).await.map(|()| None);
+        }
+        let assertion = assertion.filter(|_| self.dialect.assertions());
+        let wanted = self.wanted(read);
+        let se = self
+            .pool
+            .modify_reading(
+                dn,
+                self.dialect.mods(changes),
+                assertion,
+                Some(&refs(&wanted)),
+            )
+            .await?;
+        self.finish_one(se).await
     }
 
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {

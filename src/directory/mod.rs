@@ -229,6 +229,30 @@ pub trait Directory: Send + Sync {
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()>;
 
+    /// `add`, and the new entry with `read`'s attributes when the directory returns it in the
+    /// same operation (RFC 4527 post-read); `None` when it does not (the caller reads back).
+    async fn add_read(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        read: &[&str],
+    ) -> DirResult<Option<Entry>> {
+        let _ = read;
+        self.add(dn, attrs).await.map(|()| None)
+    }
+
+    /// `modify_if`, and the entry as the modify left it, like `add_read`.
+    async fn modify_read(
+        &self,
+        dn: &str,
+        changes: &[Change],
+        assertion: Option<&LdapFilter>,
+        read: &[&str],
+    ) -> DirResult<Option<Entry>> {
+        let _ = read;
+        self.modify_if(dn, changes, assertion).await.map(|()| None)
+    }
+
     /// LDAP compare: whether the entry at `dn` has this value.
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool>;
 

@@ -38,6 +38,10 @@ impl Dialect for OpenLdapDialect {
         "entryCSN"
     }
 
+    fn post_read(&self) -> bool {
+        true
+    }
+
     fn id_filter(&self, id: &str) -> Option<LdapFilter> {
         looks_like_uuid(id).then(|| LdapFilter::eq("entryUUID", id.to_ascii_lowercase()))
     }

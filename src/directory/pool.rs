@@ -375,7 +375,19 @@ impl LdapPool {
     }
 
     pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
+        self.add_reading(dn, attrs, None).await.map(|_| ())
+    }
+
+    /// `add`; with `read`, the new entry's attributes come back in the same operation
+    /// (RFC 4527 post-read), so no search follows it.
+    pub async fn add_reading(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        read: Option<&[&str]>,
+    ) -> DirResult<Option<SearchEntry>> {
         self.observed("add", async {
+            let controls: Vec<_> = read.map(post_read_control).into_iter().collect();
             let attrs: Vec<(String, HashSet<String>)> = attrs
                 .into_iter()
                 .map(|(a, v)| (a, v.into_iter().collect()))
@@ -385,13 +397,14 @@ impl LdapPool {
                 self.count();
                 let res = conn
                     .with_timeout(self.op_timeout())
+                    .with_controls(controls.clone())
                     .add(dn, attrs.clone())
                     .await;
                 if retry && unsent(&res) {
                     let _ = Object::take(conn);
                     continue;
                 }
-                return self.finish(conn, res, dn);
+                return self.finish(conn, res, dn).map(post_read_entry);
             }
             Err(DirectoryError::Unavailable(
                 "no live LDAP connection".into(),
@@ -416,12 +429,27 @@ impl LdapPool {
         mods: Vec<Mod<Vec<u8>>>,
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
+        self.modify_reading(dn, mods, assertion, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `modify_mods`; with `read`, the entry as the modify left it comes back in the same
+    /// operation (RFC 4527 post-read), so no search follows it. No mods: nothing is sent.
+    pub async fn modify_reading(
+        &self,
+        dn: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        assertion: Option<&LdapFilter>,
+        read: Option<&[&str]>,
+    ) -> DirResult<Option<SearchEntry>> {
         self.observed("modify", async {
             if mods.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             let mut controls = vec![permissive_modify()];
             controls.extend(assertion_control(assertion)?);
+            controls.extend(read.map(post_read_control));
             for retry in [true, false] {
                 let mut conn = self.conn().await?;
                 self.count();
@@ -434,7 +462,7 @@ impl LdapPool {
                     let _ = Object::take(conn);
                     continue;
                 }
-                return self.finish(conn, res, dn);
+                return self.finish(conn, res, dn).map(post_read_entry);
             }
             Err(DirectoryError::Unavailable(
                 "no live LDAP connection".into(),
@@ -482,7 +510,7 @@ impl LdapPool {
                     let _ = Object::take(conn);
                     continue;
                 }
-                return self.finish(conn, res, dn);
+                return self.finish(conn, res, dn).map(|_| ());
             }
             Err(DirectoryError::Unavailable(
                 "no live LDAP connection".into(),
@@ -506,7 +534,7 @@ impl LdapPool {
                     let _ = Object::take(conn);
                     continue;
                 }
-                return self.finish(conn, res, dn);
+                return self.finish(conn, res, dn).map(|_| ());
             }
             Err(DirectoryError::Unavailable(
                 "no live LDAP connection".into(),
@@ -522,9 +550,9 @@ impl LdapPool {
         conn: Object<Manager>,
         res: Result<ldap3::LdapResult, LdapError>,
         dn: &str,
-    ) -> DirResult<()> {
+    ) -> DirResult<ldap3::LdapResult> {
         match res {
-            Ok(r) if r.rc == 0 => Ok(()),
+            Ok(r) if r.rc == 0 => Ok(r),
             Ok(r) => Err(map_result_code(r.rc, &r.text, dn)),
             Err(
                 e @ (LdapError::Timeout { .. }
@@ -562,6 +590,55 @@ fn unsent<T>(res: &Result<T, LdapError>) -> bool {
 
 /// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error
 /// (OpenLDAP and Active Directory both honour it), so membership adds are idempotent.
+const POST_READ_OID: &str = "1.3.6.1.1.13.2";
+
+/// RFC 4527 post-read: the write's answer carries the entry as the write left it.
+fn post_read_control(attrs: &[&str]) -> ldap3::controls::RawControl {
+    ldap3::controls::PostRead::new(attrs.to_vec())
+}
+
+/// The entry a post-read control returned, if the answer has one; a malformed one counts as
+/// none (the caller then reads the entry back).
+fn post_read_entry(res: ldap3::LdapResult) -> Option<SearchEntry> {
+    let raw = res
+        .ctrls
+        .into_iter()
+        .find(|c| c.1.ctype == POST_READ_OID)?
+        .1
+        .val?;
+    let (_, tag) = ldap3::asn1::parse_tag(&raw).ok()?;
+    well_formed_entry(&tag).then(|| SearchEntry::construct(ldap3::ResultEntry::new(tag)))
+}
+
+/// Whether `tag` has the shape of a SearchResultEntry ([APPLICATION 4] { dn, { { type,
+/// { value… } }… } }), the shape `SearchEntry::construct` assumes (it panics on any other).
+fn well_formed_entry(tag: &ldap3::asn1::StructureTag) -> bool {
+    use ldap3::asn1::{StructureTag, PL};
+    fn constructed(t: &StructureTag) -> Option<&[StructureTag]> {
+        match &t.payload {
+            PL::C(inner) => Some(inner),
+            PL::P(_) => None,
+        }
+    }
+    fn text(t: &StructureTag) -> bool {
+        matches!(&t.payload, PL::P(bytes) if std::str::from_utf8(bytes).is_ok())
+    }
+    let Some([dn, attrs]) = constructed(tag).filter(|_| tag.id == 4) else {
+        return false;
+    };
+    text(dn)
+        && constructed(attrs).is_some_and(|attrs| {
+            attrs.iter().all(|a| match constructed(a) {
+                Some([name, values]) => {
+                    text(name)
+                        && constructed(values)
+                            .is_some_and(|vs| vs.iter().all(|v| matches!(v.payload, PL::P(_))))
+                }
+                _ => false,
+            })
+        })
+}
+
 fn permissive_modify() -> ldap3::controls::RawControl {
     ldap3::controls::RawControl {
         ctype: "1.2.840.113556.1.4.1413".to_owned(),

@@ -142,6 +142,22 @@ impl Memberships {
         Ok(names)
     }
 
+    /// The roles of `user` read off its memberOf values (read with it), without a search:
+    /// the names of the groups under the roles container. `None` when no memberOf attribute
+    /// is kept or names cannot be read off DNs (the groups' RDN is not their name).
+    pub fn roles_from_member_of(&self, user: &Entry) -> Option<Vec<String>> {
+        let container = self.roles.as_ref()?;
+        let attr = self.member_of_attr.as_deref()?;
+        let mut names = Vec::new();
+        for dn in user.values(attr).iter().map(Dn::new) {
+            if dn.is_under(container) {
+                names.push(self.groups.mapping.name_from_dn(&dn)?);
+            }
+        }
+        names.sort_by_key(|n| n.to_lowercase());
+        Some(names)
+    }
+
     /// The role groups named `names` (one search), keyed by lowercased name.
     pub async fn role_groups(&self, names: &[String]) -> ScimResult<HashMap<String, Dn>> {
         let mut out = HashMap::new();
@@ -183,54 +199,107 @@ impl Memberships {
     /// the direct ones, then (with `nested`) the groups containing those, level by level, one
     /// batched search per level.
     pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ScimResult<Vec<Value>> {
+        Ok(self
+            .groups_of_many(ctx, &[user])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// `groups_of` for each of `users` (a list page), in their order. With `member_of_attr`
+    /// the cost does not grow with the number of users: the groups their memberOf names are
+    /// read together (ids, and with `nested` their own memberOf), one batched search per
+    /// `LOCATE_BATCH` groups and nesting level. Without it, the directory must be asked who
+    /// lists each user: one search per user and level.
+    pub async fn groups_of_many(
+        &self,
+        ctx: &RequestCtx,
+        users: &[&Entry],
+    ) -> ScimResult<Vec<Vec<Value>>> {
         let Some(container) = ctx.tenant.groups_container.as_deref() else {
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); users.len()]);
         };
-        let direct: Vec<(Dn, EntryId)> = match &self.member_of_attr {
-            Some(a) => {
-                let dns: Vec<Dn> = user
-                    .values(a)
-                    .iter()
-                    .map(Dn::new)
-                    .filter(|dn| dn.is_under(container))
-                    .collect();
-                let ids = self.groups.ids_for_dns(container, &dns).await?;
-                dns.into_iter()
-                    .filter_map(|dn| ids.get(&dn).map(|id| (dn.clone(), id.clone())))
-                    .collect()
-            }
-            None => {
-                self.parents_of(container, std::slice::from_ref(&user.dn))
-                    .await?
-            }
-        };
-        let mut out = Vec::new();
-        let mut seen: HashSet<Dn> = HashSet::new();
-        let mut level = direct;
-        let mut kind = "direct";
-        // nesting deeper than this is a loop the seen-set already breaks; the bound is cheap
-        for _ in 0..32 {
-            level.retain(|(dn, _)| seen.insert(dn.clone()));
-            if level.is_empty() {
-                break;
-            }
-            for (dn, id) in &level {
-                let mut v = json!({
-                    "value": id,
-                    "$ref": format!("{}/Groups/{id}", ctx.base_url),
-                    "type": kind,
-                });
-                if let Some(name) = self.groups.mapping.name_from_dn(dn) {
-                    v["display"] = Value::String(name);
+        let Some(member_of) = self.member_of_attr.as_deref() else {
+            let mut out = Vec::with_capacity(users.len());
+            for user in users {
+                let direct = self
+                    .parents_of(container, std::slice::from_ref(&user.dn))
+                    .await?;
+                let mut levels = Levels::new(ctx, self, direct);
+                while let Some(level) = levels.next_parents() {
+                    let found = self.parents_of(container, &level).await?;
+                    levels.push(found);
                 }
-                out.push(v);
+                out.push(levels.out);
             }
-            if !self.nested {
+            return Ok(out);
+        };
+        let groups_listed = |e: &Entry| -> Vec<Dn> {
+            e.values(member_of)
+                .iter()
+                .map(Dn::new)
+                .filter(|dn| dn.is_under(container))
+                .collect()
+        };
+        let direct: Vec<Vec<Dn>> = users.iter().map(|u| groups_listed(u)).collect();
+        // every group reached: its id and (nested) the groups listing it; `None` when it is
+        // not a group this tenant can see
+        let mut known: HashMap<Dn, Option<(EntryId, Vec<Dn>)>> = HashMap::new();
+        let mut frontier: Vec<Dn> = direct.iter().flatten().cloned().collect();
+        let id_attr = self.groups.dir.id_attribute();
+        let attrs: Vec<&str> = if self.nested {
+            vec![id_attr, member_of]
+        } else {
+            vec![id_attr]
+        };
+        for _ in 0..MAX_NESTING {
+            let mut once = HashSet::new();
+            frontier.retain(|dn| !known.contains_key(dn) && once.insert(dn.clone()));
+            if frontier.is_empty() {
                 break;
             }
-            let dns: Vec<Dn> = level.into_iter().map(|(dn, _)| dn).collect();
-            level = self.parents_of(container, &dns).await?;
-            kind = "indirect";
+            let mut found = self
+                .groups
+                .entries_for_dns(container, &frontier, &attrs)
+                .await?;
+            let mut next = Vec::new();
+            for dn in std::mem::take(&mut frontier) {
+                let group = found.remove(&dn).map(|e| {
+                    let parents = if self.nested {
+                        groups_listed(&e)
+                    } else {
+                        Vec::new()
+                    };
+                    next.extend(parents.iter().cloned());
+                    (e.id, parents)
+                });
+                known.insert(dn, group);
+            }
+            frontier = next;
+        }
+        let with_id = |dns: &[Dn]| -> Vec<(Dn, EntryId)> {
+            dns.iter()
+                .filter_map(|dn| match known.get(dn) {
+                    Some(Some((id, _))) => Some((dn.clone(), id.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut out = Vec::with_capacity(users.len());
+        for dns in direct {
+            let mut levels = Levels::new(ctx, self, with_id(&dns));
+            while let Some(level) = levels.next_parents() {
+                let parents: Vec<Dn> = level
+                    .iter()
+                    .filter_map(|dn| match known.get(dn) {
+                        Some(Some((_, parents))) => Some(parents.iter().cloned()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                levels.push(with_id(&parents));
+            }
+            out.push(levels.out);
         }
         Ok(out)
     }
@@ -288,5 +357,67 @@ impl Memberships {
             out.push((dn, id, kind));
         }
         Ok(out)
+    }
+}
+
+/// Nesting deeper than this is a loop the seen-set already breaks; the bound is cheap.
+const MAX_NESTING: usize = 32;
+
+/// A user's `groups`, built level by level: the direct groups, then (with `nested`) the
+/// groups listing those, each group once, as the first level that reaches it.
+struct Levels<'a> {
+    ctx: &'a RequestCtx,
+    memberships: &'a Memberships,
+    seen: HashSet<Dn>,
+    /// The newest level's groups, until their parents are asked for.
+    pending: Vec<Dn>,
+    depth: usize,
+    out: Vec<Value>,
+}
+
+impl<'a> Levels<'a> {
+    fn new(ctx: &'a RequestCtx, memberships: &'a Memberships, direct: Vec<(Dn, EntryId)>) -> Self {
+        let mut levels = Levels {
+            ctx,
+            memberships,
+            seen: HashSet::new(),
+            pending: Vec::new(),
+            depth: 0,
+            out: Vec::new(),
+        };
+        levels.push(direct);
+        levels
+    }
+
+    /// Adds a level: the groups not seen before.
+    fn push(&mut self, mut level: Vec<(Dn, EntryId)>) {
+        level.retain(|(dn, _)| self.seen.insert(dn.clone()));
+        let kind = if self.depth == 0 {
+            "direct"
+        } else {
+            "indirect"
+        };
+        self.depth += 1;
+        for (dn, id) in &level {
+            let mut v = json!({
+                "value": id,
+                "$ref": format!("{}/Groups/{id}", self.ctx.base_url),
+                "type": kind,
+            });
+            if let Some(name) = self.memberships.groups.mapping.name_from_dn(dn) {
+                v["display"] = Value::String(name);
+            }
+            self.out.push(v);
+        }
+        self.pending = level.into_iter().map(|(dn, _)| dn).collect();
+    }
+
+    /// The groups whose parents come next, or `None` when the walk is over (not nested, no
+    /// new groups, or the nesting bound reached).
+    fn next_parents(&mut self) -> Option<Vec<Dn>> {
+        if !self.memberships.nested || self.pending.is_empty() || self.depth >= MAX_NESTING {
+            return None;
+        }
+        Some(std::mem::take(&mut self.pending))
     }
 }

@@ -265,6 +265,20 @@ impl Store {
         container: &str,
         dns: &[Dn],
     ) -> ScimResult<HashMap<Dn, EntryId>> {
+        let found = self
+            .entries_for_dns(container, dns, &[self.dir.id_attribute()])
+            .await?;
+        Ok(found.into_iter().map(|(dn, e)| (dn, e.id)).collect())
+    }
+
+    /// The entries at `dns` under `container` with `attrs`, keyed by DN, searched as
+    /// `ids_for_dns` says.
+    pub async fn entries_for_dns(
+        &self,
+        container: &str,
+        dns: &[Dn],
+        attrs: &[&str],
+    ) -> ScimResult<HashMap<Dn, Entry>> {
         let mut seen = HashSet::new();
         let wanted: Vec<(&Dn, LdapFilter)> = dns
             .iter()
@@ -275,13 +289,10 @@ impl Store {
         for chunk in wanted.chunks(LOCATE_BATCH) {
             let any = LdapFilter::or(chunk.iter().map(|(_, f)| f.clone()).collect());
             let filter = LdapFilter::and(vec![self.class_filter(), any]);
-            let (found, _) = self
-                .dir
-                .search(container, &filter, &[self.dir.id_attribute()], 0)
-                .await?;
+            let (found, _) = self.dir.search(container, &filter, attrs, 0).await?;
             for e in found {
                 if !e.id.is_empty() && chunk.iter().any(|(w, _)| **w == e.dn) {
-                    out.insert(e.dn, e.id);
+                    out.insert(e.dn.clone(), e);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! cache), computes one set of changes, and applies it so that a failure leaves nothing
 //! half-done.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -52,6 +52,10 @@ struct RoleChanges {
 struct Refs {
     dn_of: HashMap<String, Dn>,
     id_of: HashMap<Dn, EntryId>,
+    /// DNs a batched lookup found to be no user of this tenant: not read again one by one.
+    absent: HashSet<Dn>,
+    /// Roles of users, read for a whole page at once (from their memberOf).
+    roles: HashMap<Dn, Vec<String>>,
 }
 
 impl Refs {
@@ -79,6 +83,8 @@ impl Refs {
     fn extend(&mut self, other: Refs) {
         self.dn_of.extend(other.dn_of);
         self.id_of.extend(other.id_of);
+        self.absent.extend(other.absent);
+        self.roles.extend(other.roles);
     }
 }
 
@@ -173,6 +179,11 @@ impl Users {
             .collect()
     }
 
+    /// The memberOf attribute, when memberships keep one (then reads can ask for it).
+    fn member_of_read(&self) -> Option<&str> {
+        self.memberships.as_ref()?.member_of_attr.as_deref()
+    }
+
     async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
         self.store
             .locate(&ctx.tenant.users_container, id, &self.store.attrs())
@@ -204,6 +215,7 @@ impl Users {
             let dn = Dn::new(dn);
             let id = match known.id(&dn) {
                 Some(id) => Some(id.clone()),
+                None if known.absent.contains(&dn) => None,
                 None => {
                     self.store
                         .id_for_dn(&ctx.tenant.users_container, &dn)
@@ -218,7 +230,10 @@ impl Users {
             .mapping()
             .to_scim(e, &|dn| ids.get(&Dn::new(dn)).map(|id| id.to_string()));
         if let Some(m) = self.role_groups() {
-            let roles = m.roles_of(&e.dn).await?;
+            let roles = match known.roles.get(&e.dn) {
+                Some(roles) => roles.clone(),
+                None => m.roles_of(&e.dn).await?,
+            };
             if !roles.is_empty() {
                 let values = roles.into_iter().map(|r| serde_json::json!({"value": r}));
                 res.insert("roles".into(), Value::Array(values.collect()));
@@ -240,7 +255,11 @@ impl Users {
 
     /// What a read of `p`'s attributes fetches: only what it will show.
     fn read_attrs(&self, p: &Projection) -> Vec<&str> {
-        let member_of = match (&self.memberships, p.includes("groups")) {
+        let roles_by_member_of = self.role_groups().is_some() && p.includes("roles");
+        let member_of = match (
+            &self.memberships,
+            p.includes("groups") || roles_by_member_of,
+        ) {
             (Some(m), true) => m.member_of_attr.as_deref(),
             _ => None,
         };
@@ -256,7 +275,81 @@ impl Users {
         with_groups: bool,
         known: &Refs,
     ) -> ScimResult<Value> {
-        let (mut res, _) = self.scim_view(ctx, e, known).await?;
+        let (res, _) = self.scim_view(ctx, e, known).await?;
+        let groups = match (&self.memberships, with_groups) {
+            (Some(m), true) => Some(m.groups_of(ctx, e).await?),
+            _ => None,
+        };
+        Ok(self.assemble(ctx, e, res, groups))
+    }
+
+    /// The resources of a list page. Costs do not grow with the page: the users' manager
+    /// ids, groups and roles are read for the whole page at once (batched searches), not per
+    /// user.
+    async fn render_page(
+        &self,
+        ctx: &RequestCtx,
+        entries: &[Entry],
+        with_groups: bool,
+    ) -> ScimResult<Vec<Value>> {
+        let container = &ctx.tenant.users_container;
+        let mut known = Refs::new();
+        let referenced: Vec<Dn> = self
+            .mapping()
+            .attrs
+            .iter()
+            .filter(|m| m.kind == ValueKind::UserDn)
+            .flat_map(|m| entries.iter().filter_map(|e| e.first(&m.ldap)))
+            .map(Dn::new)
+            .collect();
+        if !referenced.is_empty() {
+            let ids = self.store.ids_for_dns(container, &referenced).await?;
+            for dn in referenced {
+                match ids.get(&dn) {
+                    Some(id) => {
+                        known.id_of.insert(dn, id.clone());
+                    }
+                    None => {
+                        known.absent.insert(dn);
+                    }
+                }
+            }
+        }
+        if let (Some(m), Some(_)) = (self.role_groups(), self.member_of_read()) {
+            for e in entries {
+                if let Some(roles) = m.roles_from_member_of(e) {
+                    known.roles.insert(e.dn.clone(), roles);
+                }
+            }
+        }
+        let mut groups = match (&self.memberships, with_groups) {
+            (Some(m), true) => {
+                let users: Vec<&Entry> = entries.iter().collect();
+                m.groups_of_many(ctx, &users)
+                    .await?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            _ => vec![None; entries.len()],
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (e, groups) in entries.iter().zip(groups.drain(..)) {
+            let (res, _) = self.scim_view(ctx, e, &known).await?;
+            out.push(self.assemble(ctx, e, res, groups));
+        }
+        Ok(out)
+    }
+
+    /// The resource from its SCIM attributes: `schemas`, `id`, the attributes, `groups`
+    /// (when read) and `meta`.
+    fn assemble(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        mut res: Map<String, Value>,
+        groups: Option<Vec<Value>>,
+    ) -> Value {
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
         if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
             schemas.push(Value::String(ENTERPRISE_USER_SCHEMA.into()));
@@ -273,14 +366,11 @@ impl Users {
         out.insert("schemas".into(), Value::Array(schemas));
         out.insert("id".into(), Value::String(e.id.to_string()));
         out.extend(res);
-        if let (Some(m), true) = (&self.memberships, with_groups) {
-            let groups = m.groups_of(ctx, e).await?;
-            if !groups.is_empty() {
-                out.insert("groups".into(), Value::Array(groups));
-            }
+        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            out.insert("groups".into(), Value::Array(groups));
         }
         out.insert("meta".into(), self.store.meta(&ctx.base_url, e));
-        Ok(Value::Object(out))
+        Value::Object(out)
     }
 
     /// DNs of the users that `res` references (e.g. its manager), added to `known`.
@@ -417,13 +507,17 @@ impl Users {
         // a name taken by another entry: numbered where the mapping allows it (AD's second
         // "John Smith"), a few times over if others take the numbers meanwhile
         let mut attempts = 0;
-        let dn = loop {
+        let attrs = self.store.attrs();
+        let (dn, written) = loop {
             attempts += 1;
             let dn = Dn::new(format!("{rdn},{container}"));
             let mut plan = self.create_plan(ctx, &dn, &desired, &rdn);
             plan.steps.extend(self.role_steps(&dn, &roles));
-            let err = match self.store.writer().run(plan).await {
-                Ok(()) => break dn,
+            // the add returns the entry (post-read) when nothing after it changes memberOf
+            let read = (plan.steps.last().map(|s| s.label) == Some(Step::ADD))
+                .then(|| (plan.steps.len() - 1, attrs.as_slice()));
+            let err = match self.store.writer().run_reading(plan, read).await {
+                Ok(written) => break (dn, written),
                 Err(err) => err,
             };
             if !matches!(
@@ -449,7 +543,10 @@ impl Users {
         };
         // the answer is made on the budget's reserve: the plan may have used its time
         budget::settling(async {
-            let e = self.store.read_back(&dn, &self.store.attrs()).await?;
+            let e = match written {
+                Some(e) => e,
+                None => self.store.read_back(&dn, &attrs).await?,
+            };
             self.remember(ctx, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
             self.render(ctx, &e, &refs).await
@@ -786,8 +883,12 @@ impl Users {
             }
         }
         plan.steps.extend(role_steps);
-        match self.store.writer().run(plan).await {
-            Ok(()) => {}
+        // the modify returns the entry (post-read) when it is the last step: later steps
+        // (groups, memberOf) would change what it returned
+        let attrs = self.store.attrs();
+        let read = (modify_first && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
+        let written = match self.store.writer().run_reading(plan, read).await {
+            Ok(entry) => entry,
             Err(err)
                 if matches!(
                     err.failed_at(Step::RENAME),
@@ -799,7 +900,7 @@ impl Users {
                 )))
             }
             Err(err) => return Err(err.into()),
-        }
+        };
         let dn = if rename {
             self.store.cache.forget_name(container, &old_name).await;
             new_dn
@@ -807,7 +908,10 @@ impl Users {
             e.dn.clone()
         };
         budget::settling(async {
-            let updated = self.store.read_back(&dn, &self.store.attrs()).await?;
+            let updated = match written {
+                Some(entry) => entry,
+                None => self.store.read_back(&dn, &attrs).await?,
+            };
             self.remember(ctx, &updated).await;
             self.render(ctx, &updated, &refs).await
         })
@@ -1004,11 +1108,10 @@ impl Users {
             .store
             .page_query(container, &filter, q, start, count, &attrs)
             .await?;
-        let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             self.remember(ctx, e).await;
-            resources.push(self.render_with(ctx, e, with_groups, &Refs::new()).await?);
         }
+        let resources = self.render_page(ctx, &entries, with_groups).await?;
         Ok(ListPage {
             total_results: total,
             start_index: start,

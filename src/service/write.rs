@@ -305,11 +305,25 @@ pub struct Writer<'d> {
 
 impl Writer<'_> {
     pub async fn run(&self, plan: Plan) -> Result<(), WriteError> {
+        self.run_reading(plan, None).await.map(|_| ())
+    }
+
+    /// `run`; with `read = (i, attrs)`, also the entry as step `i` (an add or modify) left
+    /// it, when the directory returns that with the write itself (RFC 4527 post-read): the
+    /// caller reads it back only on `None`.
+    pub async fn run_reading(
+        &self,
+        plan: Plan,
+        read: Option<(usize, &[&str])>,
+    ) -> Result<Option<Entry>, WriteError> {
         let plan_no = audit::plan_started();
         let mut done: Vec<(usize, &Step, Did)> = Vec::with_capacity(plan.steps.len());
+        let mut entry = None;
         for (i, step) in plan.steps.iter().enumerate() {
-            match self.apply(&step.op).await {
-                Ok(did) => {
+            let reading = read.filter(|(at, _)| *at == i).map(|(_, attrs)| attrs);
+            match self.apply_reading(&step.op, reading).await {
+                Ok((did, read)) => {
+                    entry = entry.or(read);
                     audit::applied(plan_no, i, audited(&step.op, &did));
                     done.push((i, step, did));
                 }
@@ -338,7 +352,7 @@ impl Writer<'_> {
                 Err(cause) => return Err(self.undo(plan_no, done, step.label, cause).await),
             }
         }
-        Ok(())
+        Ok(entry)
     }
 
     /// Undoes `done` in reverse after `step` failed with `error`.
@@ -406,17 +420,35 @@ impl Writer<'_> {
     }
 
     async fn apply(&self, op: &Op) -> Result<Did, DirectoryError> {
-        match op {
-            Op::Add { dn, attrs } => self.dir.add(dn, attrs.clone()).await.map(|()| Did::Plain),
+        self.apply_reading(op, None).await.map(|(did, _)| did)
+    }
+
+    /// `apply`; with `read`, an add or modify also returns the entry it left (post-read).
+    async fn apply_reading(
+        &self,
+        op: &Op,
+        read: Option<&[&str]>,
+    ) -> Result<(Did, Option<Entry>), DirectoryError> {
+        let plain = |()| Did::Plain;
+        let did = match op {
+            Op::Add { dn, attrs } => match read {
+                Some(read) => {
+                    let entry = self.dir.add_read(dn, attrs.clone(), read).await?;
+                    return Ok((Did::Plain, entry));
+                }
+                None => self.dir.add(dn, attrs.clone()).await.map(plain),
+            },
             Op::Modify {
                 dn,
                 changes,
                 values,
                 assertion,
-            } => self
-                .modify(dn, changes, values.as_ref(), assertion.as_ref())
-                .await
-                .map(|()| Did::Plain),
+            } => {
+                let entry = self
+                    .modify(dn, changes, values.as_ref(), assertion.as_ref(), read)
+                    .await?;
+                return Ok((Did::Plain, entry));
+            }
             Op::Rename {
                 dn,
                 rdn,
@@ -426,12 +458,10 @@ impl Writer<'_> {
                 .dir
                 .rename_if(dn, rdn, parent.as_deref(), assertion.as_ref())
                 .await
-                .map(|()| Did::Plain),
-            Op::Delete { dn, assertion } => self
-                .dir
-                .delete_if(dn, assertion.as_ref())
-                .await
-                .map(|()| Did::Plain),
+                .map(plain),
+            Op::Delete { dn, assertion } => {
+                self.dir.delete_if(dn, assertion.as_ref()).await.map(plain)
+            }
             Op::Sweep {
                 base,
                 class,
@@ -439,7 +469,8 @@ impl Writer<'_> {
                 members,
                 to,
             } => self.sweep(base, class, attr, members, to.as_ref()).await,
-        }
+        }?;
+        Ok((did, None))
     }
 
     /// One modify of `changes` and `values`. A value add that is already there, or a delete
@@ -451,7 +482,8 @@ impl Writer<'_> {
         changes: &[Change],
         values: Option<&Values>,
         assertion: Option<&LdapFilter>,
-    ) -> Result<(), DirectoryError> {
+        read: Option<&[&str]>,
+    ) -> Result<Option<Entry>, DirectoryError> {
         let empty = Values::default();
         let values = values.unwrap_or(&empty);
         let mut adds = values.adds.clone();
@@ -466,10 +498,14 @@ impl Writer<'_> {
                 all.push(Change::Delete(values.attr.clone(), text(&deletes)));
             }
             if all.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
-            match self.dir.modify_if(dn, &all, assertion).await {
-                Ok(()) => return Ok(()),
+            let done = match read {
+                Some(read) => self.dir.modify_read(dn, &all, assertion, read).await,
+                None => self.dir.modify_if(dn, &all, assertion).await.map(|()| None),
+            };
+            match done {
+                Ok(entry) => return Ok(entry),
                 Err(DirectoryError::NoSuchValue(_)) if !deletes.is_empty() && attempt < 2 => {
                     let mut present = Vec::new();
                     for d in deletes {
@@ -528,7 +564,8 @@ impl Writer<'_> {
             if change.is_empty() {
                 continue;
             }
-            self.modify(&holder.dn, &[], Some(&change), None).await?;
+            self.modify(&holder.dn, &[], Some(&change), None, None)
+                .await?;
             undo.push((holder.dn.clone(), change.inverse()));
         }
         Ok(Did::Swept(undo))
