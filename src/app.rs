@@ -16,6 +16,7 @@ use crate::http::rate_limit::RateLimits;
 use crate::http::{AppState, HttpSettings};
 use crate::mapping::{Mapping, MappingSpec, ValueLimits};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use crate::service::cursor::Cursors;
 use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
 use crate::service::memberships::Memberships;
@@ -145,6 +146,7 @@ pub fn build_on(
         "User",
         "Users",
     ));
+    let cursors = Arc::new(Cursors::new(raw.limits.cursors()?));
     let users = Users::new(
         user_store.clone(),
         UserSettings {
@@ -156,6 +158,7 @@ pub fn build_on(
             on_existing: raw.users.on_existing,
         },
         memberships.clone(),
+        cursors.clone(),
     );
     let groups = match (groups, memberships) {
         (Some(store), Some(m)) => Some(Groups::new(
@@ -164,6 +167,7 @@ pub fn build_on(
             m,
             raw.server.max_results,
             limits,
+            cursors.clone(),
         )),
         _ => None,
     };
@@ -172,6 +176,7 @@ pub fn build_on(
         groups.as_ref().map(|g| g.mapping()),
         raw.server.max_results,
         raw.server.max_body_bytes,
+        cursors.settings(),
     );
     let mut http = http_settings(&raw.server, raw.ldap.pool_size)?;
     if let Some(p) = previous {

@@ -180,6 +180,11 @@ pub struct LimitsConfig {
     /// Characters in the value that names an entry (its RDN). Unset: 64 on Active Directory
     /// (cn's limit there), 128 on OpenLDAP (its back-mdb refuses DNs over ~270 characters).
     pub max_rdn_value_length: Option<usize>,
+    /// Seconds a cursor walk (RFC 9865) waits for its next page before it is closed.
+    pub cursor_timeout_secs: u64,
+    /// Cursor walks one tenant may hold open at once (each holds a directory connection);
+    /// opening one more closes the tenant's oldest.
+    pub max_open_cursors: usize,
 }
 
 impl Default for LimitsConfig {
@@ -194,11 +199,42 @@ impl Default for LimitsConfig {
             max_values_per_attribute: l.max_values_per_attribute,
             max_value_length: 2048,
             max_rdn_value_length: None,
+            cursor_timeout_secs: 120,
+            max_open_cursors: 4,
         }
     }
 }
 
 impl LimitsConfig {
+    /// The checked cursor settings.
+    pub fn cursors(&self) -> Result<crate::service::cursor::CursorSettings, ConfigError> {
+        let out_of_range = |key: &str, v: u64, max: u64| {
+            ConfigError::new(
+                format!("limits.{key}"),
+                format!("{v} is out of range"),
+                format!("set a value from 1 to {max}"),
+            )
+        };
+        if !(1..=3600).contains(&self.cursor_timeout_secs) {
+            return Err(out_of_range(
+                "cursor_timeout_secs",
+                self.cursor_timeout_secs,
+                3600,
+            ));
+        }
+        if !(1..=64).contains(&self.max_open_cursors) {
+            return Err(out_of_range(
+                "max_open_cursors",
+                self.max_open_cursors as u64,
+                64,
+            ));
+        }
+        Ok(crate::service::cursor::CursorSettings {
+            timeout: std::time::Duration::from_secs(self.cursor_timeout_secs),
+            per_tenant: self.max_open_cursors,
+        })
+    }
+
     /// The checked limits: each at least 1 and at most its hard ceiling.
     pub fn limits(&self) -> Result<crate::scim::Limits, ConfigError> {
         use crate::scim::Limits;

@@ -435,3 +435,76 @@ async fn two_bridges_creating_the_same_user_names_make_one_account_each() {
         assert_eq!(found.len(), 1, "{name}: one account");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cursor_walks_and_list_pages_with_nested_groups_work_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let u = bridge
+            .create_user(ad_user(&format!("adwalk{i}"), &format!("Ad Walker{i}")))
+            .await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let members: Vec<Value> = ids[..3].iter().map(|id| json!({"value": id})).collect();
+    let (s, inner) = bridge
+        .post(
+            "/Groups",
+            &json!({"displayName": "AD Walkers", "members": members}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{inner}");
+    let (s, outer) = bridge
+        .post(
+            "/Groups",
+            &json!({"displayName": "AD Walk All", "members": [{"value": inner["id"]}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{outer}");
+
+    let filter = "filter=userName%20sw%20%22adwalk%22";
+    let mut path = format!("/Users?count=2&cursor=&{filter}");
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (s, page) = bridge.get(&path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        pages += 1;
+        for u in page["Resources"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/Users?count=2&cursor={}", urlencode(c)),
+            None => {
+                assert_eq!(page["totalResults"], 5);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 3);
+    seen.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(seen, want, "every user once, through Samba's paged results");
+
+    let before = bridge.ldap_ops();
+    let (_, page) = bridge
+        .get(&format!("/Users?{filter}&sortBy=userName&count=5"))
+        .await;
+    let ops = bridge.ldap_ops() - before;
+    let first = &page["Resources"][0];
+    let groups: Vec<(&str, &str)> = first["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["display"].as_str().unwrap(), g["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        groups,
+        [("AD Walkers", "direct"), ("AD Walk All", "indirect")]
+    );
+    assert!(
+        ops <= 4,
+        "the page, its groups, their parents: {ops} LDAP operations"
+    );
+}

@@ -705,3 +705,202 @@ async fn a_list_page_costs_the_same_searches_for_6_users_as_for_18() {
         "count, page search, managers, groups, their parents: {costs:?}"
     );
 }
+
+/// Follows `nextCursor` from `first` to the end; returns every page.
+async fn walk(bridge: &Bridge, first: &str) -> Vec<serde_json::Value> {
+    let mut pages = Vec::new();
+    let mut path = first.to_owned();
+    loop {
+        let (s, page) = bridge.get(&path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let next = page["nextCursor"].as_str().map(str::to_owned);
+        pages.push(page);
+        match next {
+            Some(c) => path = format!("/Users?count=10&cursor={}", urlencode(&c)),
+            None => return pages,
+        }
+    }
+}
+
+fn ids_of(page: &serde_json::Value) -> Vec<String> {
+    page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cursor_paging_walks_every_user_once_at_one_search_a_page() {
+    let slapd = Slapd::start();
+    let acme_token = "scim2ldap_acme-cursor-token";
+    slapd.add_ou("acme", "dc=example,dc=org").await;
+    let extra = format!(
+        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+        hex::encode(scim2ldap::auth::hash_token(acme_token))
+    );
+    let bridge = Bridge::start_with(test_config(&slapd, &[], &extra)).await;
+    let mut ldap = slapd.admin().await;
+    for i in 0..25 {
+        let uid = format!("walker{i:02}");
+        ldap.add(
+            &dn_of(&uid),
+            vec![
+                (
+                    "objectClass",
+                    std::collections::HashSet::from(["inetOrgPerson"]),
+                ),
+                ("uid", std::collections::HashSet::from([uid.as_str()])),
+                ("cn", std::collections::HashSet::from([uid.as_str()])),
+                ("sn", std::collections::HashSet::from(["Walker"])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let (_, all) = bridge.get("/Users?count=0").await;
+    let total = all["totalResults"].as_u64().unwrap() as usize;
+    assert!(total >= 25);
+
+    let (_, spc) = bridge.get("/ServiceProviderConfig").await;
+    assert_eq!(spc["pagination"]["cursor"], true);
+    assert_eq!(spc["pagination"]["index"], true);
+    assert_eq!(spc["pagination"]["cursorTimeout"], 120);
+
+    let before = bridge.ldap_ops();
+    let pages = walk(&bridge, "/Users?count=10&cursor=").await;
+    assert_eq!(pages.len(), total.div_ceil(10));
+    assert_eq!(
+        bridge.ldap_ops() - before,
+        pages.len() as u64,
+        "one LDAP search a page: the walk continues the directory's paged search"
+    );
+    let mut seen: Vec<String> = pages.iter().flat_map(ids_of).collect();
+    assert_eq!(seen.len(), total);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "every user exactly once");
+    for (i, page) in pages.iter().enumerate() {
+        assert!(
+            page.get("startIndex").is_none(),
+            "cursor pages have no startIndex"
+        );
+        let last = i == pages.len() - 1;
+        assert_eq!(page.get("nextCursor").is_none(), last);
+        assert_eq!(
+            page.get("totalResults").and_then(|t| t.as_u64()),
+            last.then_some(total as u64),
+            "the total once the walk has seen every match"
+        );
+        assert_eq!(page.get("previousCursor").is_some(), i > 0);
+    }
+
+    // a fresh walk: a retried page comes again, previousCursor goes back one page
+    let (_, p1) = bridge.get("/Users?count=10&cursor=").await;
+    let c2 = p1["nextCursor"].as_str().unwrap().to_owned();
+    let page2 = format!("/Users?count=10&cursor={}", urlencode(&c2));
+    let (_, p2) = bridge.get(&page2).await;
+    let c3 = p2["nextCursor"].as_str().unwrap().to_owned();
+    let (_, p3) = bridge
+        .get(&format!("/Users?count=10&cursor={}", urlencode(&c3)))
+        .await;
+    let (s, again) = bridge.get(&page2).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        ids_of(&again),
+        ids_of(&p2),
+        "a retried cursor gets its page again"
+    );
+    let back = p3["previousCursor"].as_str().unwrap();
+    assert_eq!(back, c2);
+    // page 1 is no longer held (two pages are)
+    let c1 = p2["previousCursor"].as_str().unwrap();
+    let (s, gone) = bridge
+        .get(&format!("/Users?count=10&cursor={}", urlencode(c1)))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(gone["scimType"], "expiredCursor", "{gone}");
+
+    // tampered, another tenant's, combined with sortBy or startIndex
+    let mut tampered = c3.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (s, e) = bridge
+        .get(&format!("/Users?cursor={}", urlencode(&tampered)))
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalidCursor"))
+    );
+    let (s, _, e) = bridge
+        .call_as(
+            Some(acme_token),
+            Method::GET,
+            &format!("/Users?cursor={}", urlencode(&c3)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalidCursor")),
+        "a cursor is bound to its tenant"
+    );
+    for bad in [
+        "/Users?cursor=&sortBy=userName",
+        "/Users?cursor=&startIndex=5",
+    ] {
+        let (s, e) = bridge.get(bad).await;
+        assert_eq!(
+            (s, e["scimType"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalidValue")),
+            "{bad}"
+        );
+    }
+    // a filtered walk
+    let pages = walk(
+        &bridge,
+        "/Users?count=10&cursor=&filter=userName%20sw%20%22walker1%22",
+    )
+    .await;
+    let ids: Vec<String> = pages.iter().flat_map(ids_of).collect();
+    assert_eq!(ids.len(), 10, "walker10..walker19");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cursor_walks_expire_and_a_tenant_holds_only_its_share() {
+    let slapd = Slapd::start();
+    let config = test_config(&slapd, &[], "");
+    let config = set(config, "cursor_timeout_secs", "1");
+    let config = set(config, "max_open_cursors", "1");
+    let bridge = Bridge::start_with(config).await;
+    for n in ["ca", "cb", "cc"] {
+        bridge.create_user(entra_user(n)).await;
+    }
+    let next = |page: &serde_json::Value| {
+        format!(
+            "/Users?count=1&cursor={}",
+            urlencode(page["nextCursor"].as_str().unwrap())
+        )
+    };
+    let (_, first) = bridge.get("/Users?count=1&cursor=").await;
+    let (_, second) = bridge.get("/Users?count=1&cursor=").await;
+    let (s, e) = bridge.get(&next(&first)).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expiredCursor")),
+        "the tenant's second walk closed its first (max_open_cursors = 1)"
+    );
+    let (s, _) = bridge.get(&next(&second)).await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (s, e) = bridge.get(&next(&second)).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expiredCursor")),
+        "idle longer than cursor_timeout_secs: {e}"
+    );
+    assert!(e["detail"].as_str().unwrap().contains("cursor= (empty)"));
+}

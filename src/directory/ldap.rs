@@ -298,6 +298,25 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.finish_one(se).await
     }
 
+    async fn walk_open(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+    ) -> DirResult<super::Walk> {
+        let wanted = self.wanted(attrs);
+        let walk = self
+            .pool
+            .open_walk(base, &filter.to_string(), &refs(&wanted))
+            .await?;
+        Ok(super::Walk(walk))
+    }
+
+    async fn walk_next(&self, walk: &mut super::Walk, n: usize) -> DirResult<(Vec<Entry>, bool)> {
+        let (entries, done) = self.pool.walk_next(&mut walk.0, n).await?;
+        Ok((self.finish_all(entries).await?, done))
+    }
+
     async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
         self.pool.compare(dn, attr, value).await
     }

@@ -132,6 +132,10 @@ impl DirectoryError {
     }
 }
 
+/// A forward-only walk over a search's matches, page by page (cursor paging): holds a
+/// directory connection until dropped.
+pub struct Walk(pub(crate) pool::PagedWalk);
+
 /// The connection pool as it is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStatus {
@@ -251,6 +255,20 @@ pub trait Directory: Send + Sync {
     ) -> DirResult<Option<Entry>> {
         let _ = read;
         self.modify_if(dn, changes, assertion).await.map(|()| None)
+    }
+
+    /// Opens a walk over the entries under `base` matching `filter`, with `attrs`.
+    async fn walk_open(&self, base: &str, filter: &LdapFilter, attrs: &[&str]) -> DirResult<Walk> {
+        let _ = (base, filter, attrs);
+        Err(DirectoryError::Unavailable(
+            "this directory cannot walk a search page by page".into(),
+        ))
+    }
+
+    /// The walk's next page of at most `n` entries, and whether the walk is over.
+    async fn walk_next(&self, walk: &mut Walk, n: usize) -> DirResult<(Vec<Entry>, bool)> {
+        let _ = (walk, n);
+        Ok((Vec::new(), true))
     }
 
     /// LDAP compare: whether the entry at `dn` has this value.

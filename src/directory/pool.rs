@@ -374,6 +374,79 @@ impl LdapPool {
         .await
     }
 
+    /// Opens a forward-only paged search (RFC 2696) on a connection of its own: servers keep
+    /// a paged search's state per connection, so the connection stays with the walk between
+    /// pages (cursor paging), and closes when the walk is dropped.
+    pub async fn open_walk(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> DirResult<PagedWalk> {
+        let ldap = managed::Manager::create(self.pool.manager()).await?;
+        Ok(PagedWalk {
+            ldap,
+            base: base.to_owned(),
+            filter: filter.to_owned(),
+            attrs: attrs.iter().map(|a| a.to_string()).collect(),
+            cookie: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The walk's next page of at most `n` entries, and whether the walk is over. One LDAP
+    /// search; after an error the walk is over.
+    pub async fn walk_next(
+        &self,
+        walk: &mut PagedWalk,
+        n: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        if walk.done {
+            return Ok((Vec::new(), true));
+        }
+        self.observed("search", async {
+            self.count();
+            let page = ldap3::controls::PagedResults {
+                size: n.clamp(1, i32::MAX as usize) as i32,
+                cookie: std::mem::take(&mut walk.cookie),
+            };
+            let attrs: Vec<&str> = walk.attrs.iter().map(String::as_str).collect();
+            let res = walk
+                .ldap
+                .with_timeout(self.op_timeout())
+                .with_controls(vec![page.into()])
+                .search(&walk.base, Scope::Subtree, &walk.filter, attrs)
+                .await;
+            walk.done = true;
+            let ldap3::SearchResult(entries, result) = res.map(Ok).unwrap_or_else(|e| {
+                Err(match e {
+                    LdapError::Timeout { .. } => DirectoryError::Timeout,
+                    other => DirectoryError::Unavailable(other.to_string()),
+                })
+            })?;
+            match result.rc {
+                0 => {}
+                4 => return Err(DirectoryError::SizeLimit(result.text)),
+                rc => return Err(map_result_code(rc, &result.text, &walk.base)),
+            }
+            walk.cookie = result
+                .ctrls
+                .iter()
+                .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                .and_then(|c| c.1.val.as_deref())
+                .and_then(paged_cookie)
+                .unwrap_or_default();
+            walk.done = walk.cookie.is_empty();
+            let entries = entries
+                .into_iter()
+                .filter(|e| !e.is_ref() && !e.is_intermediate())
+                .map(SearchEntry::construct)
+                .collect();
+            Ok((entries, walk.done))
+        })
+        .await
+    }
+
     pub async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
         self.add_reading(dn, attrs, None).await.map(|_| ())
     }
@@ -590,6 +663,36 @@ fn unsent<T>(res: &Result<T, LdapError>) -> bool {
 
 /// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error
 /// (OpenLDAP and Active Directory both honour it), so membership adds are idempotent.
+/// A paged search that continues from page to page on its own connection (`open_walk`).
+pub struct PagedWalk {
+    ldap: ldap3::Ldap,
+    base: String,
+    filter: String,
+    attrs: Vec<String>,
+    /// The server's cookie for the next page; empty before the first.
+    cookie: Vec<u8>,
+    done: bool,
+}
+
+const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
+
+/// The cookie of a paged-results response control (SEQUENCE { size, cookie }); `None` when
+/// malformed (then the walk ends rather than trusting it).
+fn paged_cookie(val: &[u8]) -> Option<Vec<u8>> {
+    use ldap3::asn1::PL;
+    let (_, tag) = ldap3::asn1::parse_tag(val).ok()?;
+    let PL::C(parts) = tag.payload else {
+        return None;
+    };
+    match parts.as_slice() {
+        [_, cookie] => match &cookie.payload {
+            PL::P(bytes) => Some(bytes.clone()),
+            PL::C(_) => None,
+        },
+        _ => None,
+    }
+}
+
 const POST_READ_OID: &str = "1.3.6.1.1.13.2";
 
 /// RFC 4527 post-read: the write's answer carries the entry as the write left it.

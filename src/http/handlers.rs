@@ -175,10 +175,17 @@ pub async fn search_all(
         .unwrap_or(state.users.max_results())
         .min(state.users.max_results());
     let start = q.start_index.max(1);
+    if q.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor paging is offered on /Users and /Groups, not on /.search across both",
+        )
+        .into());
+    }
     let empty = |start| ListPage {
         total_results: 0,
         start_index: start,
         resources: vec![],
+        cursor: None,
     };
     let users = if names_only_attributes_of(&q, &USER_RESOURCE) {
         state
@@ -204,6 +211,7 @@ pub async fn search_all(
             filter: q.filter.clone(),
             start_index: start.saturating_sub(total).max(1),
             count: Some(left),
+            cursor: None,
         };
         let groups = if names_only_attributes_of(&gq, &GROUP_RESOURCE) {
             g.list(&ctx, &gq, p.includes("members")).await?
@@ -217,6 +225,7 @@ pub async fn search_all(
         total_results: total,
         start_index: start,
         resources,
+        cursor: None,
     };
     Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
 }
@@ -319,6 +328,7 @@ fn list_query(
         count: int("count")?.map(|c| c.max(0) as usize),
         sort,
         projection: projection(params),
+        cursor: get("cursor").map(str::to_owned),
     })
 }
 
@@ -346,13 +356,30 @@ fn list_response(page: ListPage, projection: &Projection) -> Value {
         .into_iter()
         .map(|r| projection.apply(r))
         .collect();
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": page.total_results,
-        "startIndex": page.start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+    let Some(links) = page.cursor else {
+        return json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total_results,
+            "startIndex": page.start_index,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        });
+    };
+    // RFC 9865: no startIndex; the total only once the walk has seen every match
+    let mut out = serde_json::Map::new();
+    out.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    if links.total_known {
+        out.insert("totalResults".into(), json!(page.total_results));
+    }
+    out.insert("itemsPerPage".into(), json!(resources.len()));
+    if let Some(next) = links.next {
+        out.insert("nextCursor".into(), Value::String(next));
+    }
+    if let Some(previous) = links.previous {
+        out.insert("previousCursor".into(), Value::String(previous));
+    }
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
 }
 
 pub async fn create_group(

@@ -17,6 +17,10 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865: a cursor this server did not issue (or not to this client).
+    InvalidCursor,
+    /// RFC 9865: a cursor whose walk is gone (timed out, or the page is no longer held).
+    ExpiredCursor,
 }
 
 impl ScimType {
@@ -32,6 +36,8 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
         }
     }
 }

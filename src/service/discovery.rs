@@ -23,6 +23,7 @@ impl Discovery {
         groups: Option<&Mapping>,
         max_results: usize,
         max_body_bytes: usize,
+        cursors: super::cursor::CursorSettings,
     ) -> Discovery {
         let service_provider_config = json!({
             "schemas": [SPC_SCHEMA],
@@ -32,6 +33,16 @@ impl Discovery {
             "filter": {"supported": true, "maxResults": max_results},
             "changePassword": {"supported": mapping.attrs.iter().any(|m| m.target.top_name() == "password")},
             "sort": {"supported": true},
+            // RFC 9865: both ways of paging; startIndex stays the default for clients that
+            // know no other
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": max_results,
+                "maxPageSize": max_results,
+                "cursorTimeout": cursors.timeout.as_secs(),
+            },
             "etag": {"supported": true},
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",

@@ -18,9 +18,10 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
-use super::list::{ListPage, ListQuery};
+use super::cursor::Cursors;
+use super::list::{CursorLinks, ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
-use super::store::Store;
+use super::store::{CursorRequest, Store};
 use super::write::{restore, Op, Plan, Step, Undo};
 use super::{RequestCtx, Resource};
 
@@ -30,6 +31,7 @@ pub struct Groups {
     members: Arc<Memberships>,
     max_results: usize,
     limits: crate::scim::Limits,
+    cursors: Arc<Cursors>,
 }
 
 /// A group request body: the resource without `members`, and the member ids if given.
@@ -114,6 +116,7 @@ impl Groups {
         members: Arc<Memberships>,
         max_results: usize,
         limits: crate::scim::Limits,
+        cursors: Arc<Cursors>,
     ) -> Groups {
         Groups {
             store,
@@ -121,6 +124,7 @@ impl Groups {
             members,
             max_results,
             limits,
+            cursors,
         }
     }
 
@@ -416,6 +420,11 @@ impl Groups {
         let container = self.container(ctx)?;
         let start = q.start_index.max(1);
         let count = q.count.unwrap_or(self.max_results).min(self.max_results);
+        if let Some(cursor) = &q.cursor {
+            return self
+                .list_by_cursor(ctx, q, cursor, count, with_members)
+                .await;
+        }
         let filter = match &q.filter {
             Some(f) => self.ldap_filter(ctx, f).await?,
             None => LdapFilter::True,
@@ -440,6 +449,62 @@ impl Groups {
             total_results: total,
             start_index: start,
             resources,
+            cursor: None,
+        })
+    }
+
+    /// A page of a cursor walk (RFC 9865). Whether a walk reads members is fixed by its first
+    /// page (a large group's members are read only when asked for): its cursors serve only
+    /// requests that ask the same.
+    async fn list_by_cursor(
+        &self,
+        ctx: &RequestCtx,
+        q: &ListQuery,
+        cursor: &str,
+        count: usize,
+        with_members: bool,
+    ) -> ScimResult<ListPage> {
+        let container = self.container(ctx)?;
+        let filter = match (&q.filter, cursor.trim().is_empty()) {
+            (_, false) => None,
+            (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
+            (None, true) => Some(LdapFilter::True),
+        };
+        let kind = if with_members {
+            "Groups"
+        } else {
+            "Groups without members"
+        };
+        let page = self
+            .store
+            .cursor_page(
+                q,
+                CursorRequest {
+                    cursors: &self.cursors,
+                    tenant: &ctx.tenant.name,
+                    kind,
+                    container,
+                    filter: filter.as_ref(),
+                    cursor,
+                    count,
+                    attrs: &self.attrs(with_members),
+                },
+            )
+            .await?;
+        let mut resources = Vec::with_capacity(page.entries.len());
+        for e in &page.entries {
+            self.store.remember(container, e).await;
+            resources.push(self.render(ctx, e, with_members).await?);
+        }
+        Ok(ListPage {
+            total_results: page.total.unwrap_or(0),
+            start_index: 1,
+            resources,
+            cursor: Some(CursorLinks {
+                next: page.next,
+                previous: page.previous,
+                total_known: page.total.is_some(),
+            }),
         })
     }
 

@@ -15,6 +15,9 @@ pub struct ListQuery {
     pub sort: Option<SortSpec>,
     /// Which attributes the response carries: only their LDAP attributes are read.
     pub projection: Projection,
+    /// RFC 9865 `cursor`: empty for a walk's first page, else a `nextCursor` or
+    /// `previousCursor` this server gave.
+    pub cursor: Option<String>,
 }
 
 /// `sortBy` / `sortOrder`.
@@ -29,4 +32,15 @@ pub struct ListPage {
     pub total_results: usize,
     pub start_index: usize,
     pub resources: Vec<Value>,
+    /// Set for a page of a cursor walk (RFC 9865): then there is no `startIndex`.
+    pub cursor: Option<CursorLinks>,
+}
+
+/// The cursors around a page of a walk.
+#[derive(Debug, Clone, Default)]
+pub struct CursorLinks {
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    /// Whether `total_results` is known (the walk has reached its end).
+    pub total_known: bool,
 }

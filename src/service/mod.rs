@@ -7,6 +7,7 @@ use crate::auth::Tenant;
 use crate::directory::DirectoryError;
 use crate::scim::ScimError;
 
+pub mod cursor;
 pub mod discovery;
 pub mod groups;
 pub mod list;

@@ -14,9 +14,24 @@ use crate::mapping::Mapping;
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
 use crate::scim::{ScimError, ScimResult, ScimType};
 
+use super::cursor::{CursorPage, Cursors, Position, WalkQuery};
 use super::list::ListQuery;
 use super::write::Writer;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
+
+/// Where a cursor page comes from: see `Store::cursor_page`.
+pub struct CursorRequest<'a> {
+    pub cursors: &'a Cursors,
+    pub tenant: &'a str,
+    /// What the walk's cursors are good for ("Users", …): part of what they are signed with.
+    pub kind: &'a str,
+    pub container: &'a str,
+    /// The walk's LDAP filter: needed only to open one (`cursor` empty).
+    pub filter: Option<&'a LdapFilter>,
+    pub cursor: &'a str,
+    pub count: usize,
+    pub attrs: &'a [&'a str],
+}
 
 /// The most entries a list may check in memory (a filter LDAP cannot say exactly, or a
 /// `sortBy`).
@@ -483,19 +498,7 @@ impl Store {
                 ),
             ));
         }
-        let schema = self.mapping.schema;
-        let case_exact = |p: &AttrPath| {
-            schema
-                .resolve(p.urn.as_deref(), &p.name)
-                .map(|(_, d)| {
-                    p.sub
-                        .as_deref()
-                        .and_then(|s| d.sub(s))
-                        .unwrap_or(d)
-                        .case_exact
-                })
-                .unwrap_or(false)
-        };
+        let case_exact = |p: &AttrPath| self.case_exact(p);
         let mut rows: Vec<(Value, Entry)> = entries
             .into_iter()
             .map(|e| (self.filter_view(&e), e))
@@ -522,6 +525,74 @@ impl Store {
             .map(|(_, e)| e)
             .collect();
         Ok((total, page))
+    }
+
+    /// A page of a cursor walk (RFC 9865; `kind` names what its cursors are good for) over
+    /// the entries under `container` matching
+    /// `ldap_filter` (and `q`'s filter, where the directory's answer must be checked again
+    /// in memory: such pages can come out short). `sortBy` cannot apply: the directory's
+    /// paged search runs in its own order.
+    pub async fn cursor_page(&self, q: &ListQuery, r: CursorRequest<'_>) -> ScimResult<CursorPage> {
+        let CursorRequest {
+            cursors,
+            tenant,
+            kind,
+            container,
+            filter: ldap_filter,
+            cursor,
+            count,
+            attrs,
+        } = r;
+        if q.sort.is_some() {
+            return Err(ScimError::invalid_value(
+                "sortBy cannot be combined with cursor: the directory's paged search keeps its own order; sort with startIndex paging",
+            ));
+        }
+        if q.start_index > 1 {
+            return Err(ScimError::invalid_value(
+                "startIndex and cursor cannot be combined: use one way of paging",
+            ));
+        }
+        let pos = cursors.parse(tenant, kind, cursor)?;
+        if count == 0 {
+            return Ok(CursorPage {
+                entries: Vec::new(),
+                next: (pos != Position::First).then(|| cursor.trim().to_owned()),
+                previous: None,
+                total: None,
+            });
+        }
+        let query = ldap_filter.map(|f| WalkQuery {
+            base: container,
+            filter: LdapFilter::and(vec![self.class_filter(), f.clone()]),
+            attrs: attrs.to_vec(),
+        });
+        let mut page = cursors
+            .page(self.dir.as_ref(), tenant, kind, pos, count, query)
+            .await?;
+        if let Some(f) = q.filter.as_ref().filter(|f| self.mapping.needs_recheck(f)) {
+            let case_exact = |p: &AttrPath| self.case_exact(p);
+            page.entries
+                .retain(|e| matches(f, &self.filter_view(e), &case_exact));
+            // what the directory counted may include entries the check dropped
+            page.total = None;
+        }
+        Ok(page)
+    }
+
+    /// Whether the attribute at `p` compares case-exactly (its schema says so).
+    fn case_exact(&self, p: &AttrPath) -> bool {
+        self.mapping
+            .schema
+            .resolve(p.urn.as_deref(), &p.name)
+            .map(|(_, d)| {
+                p.sub
+                    .as_deref()
+                    .and_then(|s| d.sub(s))
+                    .unwrap_or(d)
+                    .case_exact
+            })
+            .unwrap_or(false)
     }
 
     /// What in-memory filtering and sorting see of an entry: its mapped attributes, `id`

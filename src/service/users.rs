@@ -20,9 +20,10 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
-use super::list::{ListPage, ListQuery};
+use super::cursor::Cursors;
+use super::list::{CursorLinks, ListPage, ListQuery};
 use super::memberships::Memberships;
-use super::store::Store;
+use super::store::{CursorRequest, Store};
 use super::write::{restore, Op, Plan, Step, Undo};
 use super::{RequestCtx, Resource};
 
@@ -92,6 +93,7 @@ pub struct Users {
     store: Arc<Store>,
     settings: UserSettings,
     memberships: Option<Arc<Memberships>>,
+    cursors: Arc<Cursors>,
 }
 
 impl Users {
@@ -99,11 +101,13 @@ impl Users {
         store: Arc<Store>,
         settings: UserSettings,
         memberships: Option<Arc<Memberships>>,
+        cursors: Arc<Cursors>,
     ) -> Users {
         Users {
             store,
             settings,
             memberships,
+            cursors,
         }
     }
 
@@ -1095,6 +1099,9 @@ impl Users {
             .count
             .unwrap_or(self.settings.max_results)
             .min(self.settings.max_results);
+        if let Some(cursor) = &q.cursor {
+            return self.list_by_cursor(ctx, q, cursor, count).await;
+        }
         if let Some(page) = self.list_by_cached_name(ctx, q, start, count).await? {
             return Ok(page);
         }
@@ -1116,6 +1123,55 @@ impl Users {
             total_results: total,
             start_index: start,
             resources,
+            cursor: None,
+        })
+    }
+
+    /// A page of a cursor walk (RFC 9865). A walk reads every attribute a page may show,
+    /// whatever the first page's projection: later pages may ask for more.
+    async fn list_by_cursor(
+        &self,
+        ctx: &RequestCtx,
+        q: &ListQuery,
+        cursor: &str,
+        count: usize,
+    ) -> ScimResult<ListPage> {
+        let filter = match (&q.filter, cursor.trim().is_empty()) {
+            (_, false) => None,
+            (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
+            (None, true) => Some(LdapFilter::True),
+        };
+        let attrs = self.read_attrs(&Projection::default());
+        let page = self
+            .store
+            .cursor_page(
+                q,
+                CursorRequest {
+                    cursors: &self.cursors,
+                    tenant: &ctx.tenant.name,
+                    kind: "Users",
+                    container: &ctx.tenant.users_container,
+                    filter: filter.as_ref(),
+                    cursor,
+                    count,
+                    attrs: &attrs,
+                },
+            )
+            .await?;
+        for e in &page.entries {
+            self.remember(ctx, e).await;
+        }
+        let with_groups = q.projection.includes("groups");
+        let resources = self.render_page(ctx, &page.entries, with_groups).await?;
+        Ok(ListPage {
+            total_results: page.total.unwrap_or(0),
+            start_index: 1,
+            resources,
+            cursor: Some(CursorLinks {
+                next: page.next,
+                previous: page.previous,
+                total_known: page.total.is_some(),
+            }),
         })
     }
 
@@ -1185,6 +1241,7 @@ impl Users {
                         .any(|v| v.eq_ignore_ascii_case(name)) =>
             {
                 Ok(Some(ListPage {
+                    cursor: None,
                     total_results: 1,
                     start_index: 1,
                     resources: vec![

@@ -1,0 +1,335 @@
+//! Cursor paging (RFC 9865) on the directory's own paged search (RFC 2696). A walk is one
+//! paged search that goes forward a page per request on a connection of its own, so walking
+//! n entries costs O(n) in total, where `startIndex` paging re-reads every page before the
+//! one asked for. The cursor a client holds is opaque: a random walk id and a page number,
+//! MACed with a key that lives as long as the process together with the tenant and resource
+//! type, so that a tampered, forged or another tenant's cursor is refused (`invalidCursor`)
+//! and an unknown one is known to have expired (`expiredCursor`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::hmac;
+use tokio::sync::Mutex;
+
+use crate::directory::{Directory, Entry, LdapFilter, Walk};
+use crate::scim::{ScimError, ScimResult, ScimType};
+
+/// How long a walk waits for its next page, and how many a tenant may hold open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorSettings {
+    pub timeout: Duration,
+    pub per_tenant: usize,
+}
+
+impl Default for CursorSettings {
+    fn default() -> Self {
+        CursorSettings {
+            timeout: Duration::from_secs(120),
+            per_tenant: 4,
+        }
+    }
+}
+
+type WalkId = [u8; 16];
+
+/// Pages kept after they were served: the newest and the one before it, so that a retried
+/// request gets its page again and `previousCursor` can go back one page (the directory's
+/// paged search only goes forward).
+const KEPT_PAGES: usize = 2;
+
+/// The longest cursor text looked at; ours are 70 characters.
+const MAX_CURSOR_LEN: usize = 128;
+
+/// Where a request starts: a new walk (`cursor=` empty), or a page of an open one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    First,
+    Page { walk: WalkId, page: u32 },
+}
+
+/// One page of a walk and the cursors around it.
+#[derive(Debug)]
+pub struct CursorPage {
+    pub entries: Vec<Entry>,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    /// The number of matches, once the walk has reached the end.
+    pub total: Option<usize>,
+}
+
+/// What a walk needs to start: where, which entries, which attributes.
+pub struct WalkQuery<'a> {
+    pub base: &'a str,
+    pub filter: LdapFilter,
+    pub attrs: Vec<&'a str>,
+}
+
+struct OpenWalk {
+    tenant: String,
+    /// The directory connection, until the walk reaches the end.
+    walk: Option<Walk>,
+    /// The page the next fetch returns.
+    next: u32,
+    /// The walk's last page, once it reached the end.
+    last: Option<u32>,
+    kept: VecDeque<(u32, Vec<Entry>)>,
+    seen: usize,
+}
+
+/// The open walks of every tenant.
+pub struct Cursors {
+    key: hmac::Key,
+    walks: moka::future::Cache<WalkId, Arc<Mutex<OpenWalk>>>,
+    by_tenant: SyncMutex<HashMap<String, VecDeque<WalkId>>>,
+    settings: CursorSettings,
+}
+
+impl Cursors {
+    pub fn new(settings: CursorSettings) -> Cursors {
+        let secret: [u8; 32] = rand::random();
+        Cursors {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            walks: moka::future::Cache::builder()
+                .time_to_idle(settings.timeout)
+                // a bound whatever the number of tenants; each tenant has its own below it
+                .max_capacity(4096)
+                .build(),
+            by_tenant: SyncMutex::new(HashMap::new()),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> CursorSettings {
+        self.settings
+    }
+
+    fn signed(&self, tenant: &str, kind: &str, body: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for part in [tenant.as_bytes(), b"\0", kind.as_bytes(), b"\0", body] {
+            ctx.update(part);
+        }
+        ctx.sign()
+    }
+
+    /// The cursor a client sends back for `page` of `walk`.
+    fn token(&self, tenant: &str, kind: &str, walk: &WalkId, page: u32) -> String {
+        let mut body = Vec::with_capacity(52);
+        body.extend_from_slice(walk);
+        body.extend_from_slice(&page.to_be_bytes());
+        let tag = self.signed(tenant, kind, &body);
+        body.extend_from_slice(tag.as_ref());
+        URL_SAFE_NO_PAD.encode(body)
+    }
+
+    /// The request's `cursor` parameter: empty for the first page, else one we issued to this
+    /// tenant for this resource type.
+    pub fn parse(&self, tenant: &str, kind: &str, text: &str) -> ScimResult<Position> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Position::First);
+        }
+        let refused = || {
+            ScimError::bad_request(
+                ScimType::InvalidCursor,
+                "cursor: not a cursor this server gave for this list; send cursor= (empty) to start from the first page",
+            )
+        };
+        if text.len() > MAX_CURSOR_LEN {
+            return Err(refused());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| refused())?;
+        if bytes.len() != 16 + 4 + 32 {
+            return Err(refused());
+        }
+        let (body, tag) = bytes.split_at(20);
+        let mut ctx_body = Vec::with_capacity(tenant.len() + kind.len() + 22);
+        for part in [tenant.as_bytes(), b"\0", kind.as_bytes(), b"\0", body] {
+            ctx_body.extend_from_slice(part);
+        }
+        hmac::verify(&self.key, &ctx_body, tag).map_err(|_| refused())?;
+        let mut walk = [0u8; 16];
+        walk.copy_from_slice(&body[..16]);
+        let mut page = [0u8; 4];
+        page.copy_from_slice(&body[16..]);
+        Ok(Position::Page {
+            walk,
+            page: u32::from_be_bytes(page),
+        })
+    }
+
+    fn expired(&self) -> ScimError {
+        ScimError::bad_request(
+            ScimType::ExpiredCursor,
+            format!(
+                "cursor: this page is no longer held (a walk waits {} s for its next page, keeps only its last two pages, and ends when the server reloads); send cursor= (empty) to start again",
+                self.settings.timeout.as_secs()
+            ),
+        )
+    }
+
+    /// The page at `pos` of `count` entries; `Position::First` opens a walk over `query`
+    /// (which only the first page needs).
+    pub async fn page(
+        &self,
+        dir: &dyn Directory,
+        tenant: &str,
+        kind: &str,
+        pos: Position,
+        count: usize,
+        query: Option<WalkQuery<'_>>,
+    ) -> ScimResult<CursorPage> {
+        let (id, page, open) = match (pos, query) {
+            (Position::First, None) => {
+                return Err(ScimError::internal("a new walk without its query"))
+            }
+            (Position::First, Some(q)) => {
+                let walk = dir.walk_open(q.base, &q.filter, &q.attrs).await?;
+                let id: WalkId = rand::random();
+                let open = Arc::new(Mutex::new(OpenWalk {
+                    tenant: tenant.to_owned(),
+                    walk: Some(walk),
+                    next: 1,
+                    last: None,
+                    kept: VecDeque::new(),
+                    seen: 0,
+                }));
+                self.admit(tenant, id).await;
+                self.walks.insert(id, open.clone()).await;
+                (id, 1, open)
+            }
+            (Position::Page { walk, page }, _) => {
+                let open = self.walks.get(&walk).await.ok_or_else(|| self.expired())?;
+                (walk, page, open)
+            }
+        };
+        let mut w = open.lock().await;
+        if w.tenant != tenant {
+            return Err(self.expired());
+        }
+        let entries = if page == w.next && w.last.is_none() {
+            let Some(walk) = w.walk.as_mut() else {
+                return Err(self.expired());
+            };
+            let fetched = dir.walk_next(walk, count.max(1)).await;
+            let (entries, done) = match fetched {
+                Ok(got) => got,
+                Err(e) => {
+                    drop(w);
+                    self.walks.invalidate(&id).await;
+                    return Err(e.into());
+                }
+            };
+            w.next += 1;
+            w.seen += entries.len();
+            if done {
+                w.last = Some(page);
+                // the end: the connection goes back now, the kept pages stay until timeout
+                w.walk = None;
+            }
+            w.kept.push_back((page, entries.clone()));
+            while w.kept.len() > KEPT_PAGES {
+                w.kept.pop_front();
+            }
+            entries
+        } else {
+            match w.kept.iter().find(|(p, _)| *p == page) {
+                Some((_, entries)) => entries.clone(),
+                None => return Err(self.expired()),
+            }
+        };
+        let next = (w.last != Some(page)).then(|| self.token(tenant, kind, &id, page + 1));
+        let previous = (page > 1 && w.kept.iter().any(|(p, _)| *p == page - 1))
+            .then(|| self.token(tenant, kind, &id, page - 1));
+        Ok(CursorPage {
+            entries,
+            next,
+            previous,
+            total: w.last.map(|_| w.seen),
+        })
+    }
+
+    /// Counts a new walk against its tenant, closing the tenant's oldest beyond its share:
+    /// one tenant cannot hold every connection, nor close another tenant's walks.
+    async fn admit(&self, tenant: &str, id: WalkId) {
+        let mut closing = Vec::new();
+        {
+            let Ok(mut by_tenant) = self.by_tenant.lock() else {
+                return;
+            };
+            let ids = by_tenant.entry(tenant.to_owned()).or_default();
+            ids.retain(|w| self.walks.contains_key(w));
+            while ids.len() >= self.settings.per_tenant {
+                closing.extend(ids.pop_front());
+            }
+            ids.push_back(id);
+        }
+        for w in closing {
+            self.walks.invalidate(&w).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursors() -> Cursors {
+        Cursors::new(CursorSettings::default())
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_its_walk_and_page() {
+        let c = cursors();
+        let walk = [7u8; 16];
+        let t = c.token("acme", "Users", &walk, 42);
+        assert_eq!(
+            c.parse("acme", "Users", &t).unwrap(),
+            Position::Page { walk, page: 42 }
+        );
+        assert_eq!(c.parse("acme", "Users", "").unwrap(), Position::First);
+    }
+
+    #[test]
+    fn a_cursor_is_refused_for_another_tenant_type_or_process() {
+        let c = cursors();
+        let t = c.token("acme", "Users", &[1u8; 16], 2);
+        let refused = |r: ScimResult<Position>| r.unwrap_err().scim_type;
+        assert_eq!(
+            refused(c.parse("other", "Users", &t)),
+            Some(ScimType::InvalidCursor)
+        );
+        assert_eq!(
+            refused(c.parse("acme", "Groups", &t)),
+            Some(ScimType::InvalidCursor)
+        );
+        // a restarted server has another key
+        assert_eq!(
+            refused(cursors().parse("acme", "Users", &t)),
+            Some(ScimType::InvalidCursor)
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_malformed_cursor_is_invalid() {
+        let c = cursors();
+        let t = c.token("acme", "Users", &[1u8; 16], 2);
+        let mut bytes = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        bytes[19] ^= 1; // another page number
+        let tampered = URL_SAFE_NO_PAD.encode(&bytes);
+        for bad in [
+            tampered.as_str(),
+            "not base64!",
+            "AAAA",
+            &"A".repeat(10_000),
+            &t[..t.len() - 1],
+        ] {
+            let err = c.parse("acme", "Users", bad).unwrap_err();
+            assert_eq!(err.status, 400);
+            assert_eq!(err.scim_type, Some(ScimType::InvalidCursor), "{bad:.40}");
+        }
+    }
+}
