@@ -1,25 +1,112 @@
-//! Request cost against a real slapd: the bridge over HTTP versus the same LDAP operations
-//! sent directly with ldap3. Prints rates and ratios; asserts nothing about speed.
+//! What a request costs against a real slapd: the bridge (its own process, as deployed)
+//! over HTTP versus the same LDAP operations sent directly with ldap3. Prints rates,
+//! latencies, LDAP operations per request, ratios, the bridge's memory, and the list,
+//! membership and cursor figures; asserts nothing about speed.
 //!   cargo bench --bench requests
+//!   BENCH_N=5000 BENCH_WALK=100000 cargo bench --bench requests
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use ldap3::{Mod, Scope};
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 
 const CONCURRENCY: usize = 8;
+const GROUPS: &str = "ou=groups,dc=example,dc=org";
+const WALK_OU: &str = "ou=walk,dc=example,dc=org";
+const WALK_TOKEN: &str = "scim2ldap_bench-walk-tenant-token";
 
-/// Runs `n` jobs, `CONCURRENCY` at a time; returns the elapsed time.
-async fn run<F, Fut>(n: usize, job: F) -> Duration
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The bridge as its own process, reached over HTTP like an IdP reaches it.
+struct Proc {
+    server: ServerProcess,
+    client: reqwest::Client,
+}
+
+impl Proc {
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.server.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(serde_json::to_vec(b).unwrap());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(TOKEN, Method::GET, path, None).await
+    }
+
+    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        self.call(TOKEN, Method::PATCH, path, Some(&body)).await
+    }
+
+    /// LDAP operations the bridge has sent, from its /metrics.
+    async fn ldap_ops(&self) -> u64 {
+        let text = self
+            .client
+            .get(format!("http://{}/metrics", self.server.addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("scim2ldap_ldap_operations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// (VmRSS, VmHWM) of the bridge process in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.server.pid())).unwrap();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+}
+
+/// Runs `n` jobs, `CONCURRENCY` at a time; the elapsed time and each job's latency.
+async fn run<F, Fut>(n: usize, job: F) -> (Duration, Vec<Duration>)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: Future<Output = ()> + Send,
 {
     let job = Arc::new(job);
     let start = Instant::now();
@@ -27,57 +114,141 @@ where
     for w in 0..CONCURRENCY {
         let job = job.clone();
         tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
             let mut i = w;
             while i < n {
+                let t = Instant::now();
                 job(i).await;
+                lat.push(t.elapsed());
                 i += CONCURRENCY;
             }
+            lat
         }));
     }
+    let mut all = Vec::with_capacity(n);
     for t in tasks {
-        t.await.unwrap();
+        all.extend(t.await.unwrap());
     }
-    start.elapsed()
+    all.sort();
+    (start.elapsed(), all)
 }
 
-fn report(what: &str, n: usize, bridge: Duration, direct: Duration, ldap_ops: f64) {
-    let b = n as f64 / bridge.as_secs_f64();
-    let d = n as f64 / direct.as_secs_f64();
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Side {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    ops: f64,
+}
+
+fn side(n: usize, (took, lat): (Duration, Vec<Duration>), ops: f64) -> Side {
+    Side {
+        rate: n as f64 / took.as_secs_f64(),
+        p50: pct(&lat, 0.50),
+        p99: pct(&lat, 0.99),
+        ops,
+    }
+}
+
+fn row(what: &str, b: &Side, d: &Side) {
     println!(
-        "{what:<28} bridge {b:>8.0}/s  direct LDAP {d:>8.0}/s  ratio {:>5.2}  (bridge sends {ldap_ops:.1} LDAP ops per request)",
-        d / b
+        "| {what} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
+        b.rate,
+        b.p50,
+        b.p99,
+        b.ops,
+        d.rate,
+        d.p50,
+        d.p99,
+        d.ops,
+        b.rate / d.rate
     );
+}
+
+type Conns = Arc<Vec<tokio::sync::Mutex<ldap3::Ldap>>>;
+
+async fn add_people(conns: &Conns, base: &str, prefix: &str, n: usize) {
+    let c = conns.clone();
+    let (base, prefix) = (base.to_owned(), prefix.to_owned());
+    run(n, move |i| {
+        let (c, base, prefix) = (c.clone(), base.clone(), prefix.clone());
+        async move {
+            let mut ldap = c[i % CONCURRENCY].lock().await;
+            let uid = format!("{prefix}{i:06}");
+            let mail = format!("{uid}@example.com");
+            ldap.add(
+                &format!("uid={uid},{base}"),
+                vec![
+                    ("objectClass", HashSet::from(["inetOrgPerson"])),
+                    ("uid", HashSet::from([uid.as_str()])),
+                    ("cn", HashSet::from([uid.as_str()])),
+                    ("sn", HashSet::from(["Bench"])),
+                    ("mail", HashSet::from([mail.as_str()])),
+                ],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        }
+    })
+    .await;
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = env_usize("BENCH_N", 2000);
+    let walk_n = env_usize("BENCH_WALK", 100_000);
+    let index_walk_n = env_usize("BENCH_INDEX_WALK", 10_000).min(walk_n);
     let slapd = Slapd::start();
-    let bridge = Arc::new(Bridge::start(&slapd).await);
+    slapd.add_ou("walk", "dc=example,dc=org").await;
+    let extra = format!(
+        "\n[tenants.walk]\nusers_container = \"{WALK_OU}\"\n[tenants.walk.tokens.bench]\nsha256 = \"{}\"\n[tenants.walk.rate_limit]\nper_second = 0\n",
+        hex::encode(scim2ldap::auth::hash_token(WALK_TOKEN))
+    );
+    let config = test_config(&slapd, &[], &extra);
+    let bridge = Arc::new(Proc {
+        server: ServerProcess::spawn(&config, None, &[]),
+        client: reqwest::Client::new(),
+    });
     let mut conns = Vec::new();
     for _ in 0..CONCURRENCY {
-        conns.push(Arc::new(tokio::sync::Mutex::new(slapd.admin().await)));
+        conns.push(tokio::sync::Mutex::new(slapd.admin().await));
     }
-    let conns = Arc::new(conns);
-    println!("scim2ldap request cost, {n} requests each, {CONCURRENCY} concurrent, slapd (mdb) on loopback");
+    let conns: Conns = Arc::new(conns);
+    let (idle_rss, _) = bridge.memory();
+    println!(
+        "scim2ldap request cost: {n} requests each, {CONCURRENCY} concurrent, slapd (mdb) on loopback; \
+         the bridge is its own process; latencies in ms; ratio = bridge rate / direct rate\n"
+    );
+    println!(
+        "| request | bridge/s | p50 | p99 | LDAP ops | direct/s | p50 | p99 | LDAP ops | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
 
-    // create
-    let ops0 = bridge.ldap_ops();
+    // POST /Users vs add
+    let ops0 = bridge.ldap_ops().await;
     let b = bridge.clone();
-    let t_bridge = run(n, move |i| {
+    let t = run(n, move |i| {
         let b = b.clone();
         async move {
-            b.create_user(json!({"userName": format!("bench{i}"), "name": {"givenName": "B", "familyName": format!("N{i}")},
-                "emails": [{"type": "work", "value": format!("bench{i}@example.com")}]})).await;
+            let body = json!({"userName": format!("bench{i}"), "name": {"givenName": "B", "familyName": format!("N{i}")},
+                "emails": [{"type": "work", "value": format!("bench{i}@example.com")}]});
+            let (s, r) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{r}");
         }
     })
     .await;
-    let per = (bridge.ldap_ops() - ops0) as f64 / n as f64;
+    let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
     let c = conns.clone();
-    let t_direct = run(n, move |i| {
+    let t = run(n, move |i| {
         let c = c.clone();
         async move {
             let mut ldap = c[i % CONCURRENCY].lock().await;
@@ -101,31 +272,69 @@ async fn main() {
         }
     })
     .await;
-    report("POST /Users vs add", n, t_bridge, t_direct, per);
+    row("POST /Users vs add", &bs, &side(n, t, 1.0));
 
-    // ids for reads
-    let (_, page) = bridge.get(&format!("/Users?count={}", 200)).await;
+    let (_, page) = bridge.get("/Users?count=200&attributes=userName").await;
+    let users = page["Resources"].as_array().unwrap();
     let ids: Arc<Vec<String>> = Arc::new(
-        page["Resources"]
-            .as_array()
-            .unwrap()
+        users
             .iter()
             .map(|u| u["id"].as_str().unwrap().to_owned())
             .collect(),
     );
     let dns: Arc<Vec<String>> = Arc::new(
-        page["Resources"]
-            .as_array()
-            .unwrap()
+        users
             .iter()
             .map(|u| dn_of(u["userName"].as_str().unwrap()))
             .collect(),
     );
 
-    // cached GET by id
-    let ops0 = bridge.ldap_ops();
+    // BENCH_PROFILE_GET=secs: only GETs by id for that long, for a profiler attached to the
+    // bridge (`perf record -e cpu-clock -g -p PID`)
+    if let Some(secs) = std::env::var("BENCH_PROFILE_GET")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!(
+            "bridge pid {}: GET /Users/{{id}} for {secs} s",
+            bridge.server.pid()
+        );
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        for w in 0..CONCURRENCY {
+            let (b, ids) = (bridge.clone(), ids.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut i = w;
+                while Instant::now() < until {
+                    let (s, _) = b.get(&format!("/Users/{}", ids[i % ids.len()])).await;
+                    assert!(s.is_success());
+                    i += CONCURRENCY;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        return;
+    }
+
+    // the floor HTTP sets: /healthz does no LDAP, no auth, no JSON
+    let b = bridge.clone();
+    let health = format!("http://{}/healthz", bridge.server.addr);
+    let t = run(n, move |_| {
+        let (b, health) = (b.clone(), health.clone());
+        async move {
+            let s = b.client.get(&health).send().await.unwrap().status();
+            assert!(s.is_success());
+        }
+    })
+    .await;
+    let floor = side(n, t, 0.0);
+
+    // GET by id vs a base read
+    let ops0 = bridge.ldap_ops().await;
     let (b, ids2) = (bridge.clone(), ids.clone());
-    let t_bridge = run(n, move |i| {
+    let t = run(n, move |i| {
         let (b, ids) = (b.clone(), ids2.clone());
         async move {
             let (s, _) = b.get(&format!("/Users/{}", ids[i % ids.len()])).await;
@@ -133,37 +342,35 @@ async fn main() {
         }
     })
     .await;
-    let per = (bridge.ldap_ops() - ops0) as f64 / n as f64;
+    let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
     let (c, dns2) = (conns.clone(), dns.clone());
-    let t_direct = run(n, move |i| {
+    let t = run(n, move |i| {
         let (c, dns) = (c.clone(), dns2.clone());
         async move {
             let mut ldap = c[i % CONCURRENCY].lock().await;
-            ldap.search(
-                &dns[i % dns.len()],
-                Scope::Base,
-                "(objectClass=*)",
-                vec![
-                    "*",
-                    "entryUUID",
-                    "createTimestamp",
-                    "modifyTimestamp",
-                    "pwdAccountLockedTime",
-                ],
-            )
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
+            let attrs = vec![
+                "*",
+                "entryUUID",
+                "entryCSN",
+                "createTimestamp",
+                "modifyTimestamp",
+                "pwdAccountLockedTime",
+                "memberOf",
+            ];
+            ldap.search(&dns[i % dns.len()], Scope::Base, "(objectClass=*)", attrs)
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
         }
     })
     .await;
-    report("GET /Users/{id} vs read", n, t_bridge, t_direct, per);
+    row("GET /Users/{id} vs read", &bs, &side(n, t, 1.0));
 
-    // filter by userName (Entra's pre-create lookup)
-    let ops0 = bridge.ldap_ops();
+    // filter by userName (Entra's and Okta's lookup before every create)
+    let ops0 = bridge.ldap_ops().await;
     let b = bridge.clone();
-    let t_bridge = run(n, move |i| {
+    let t = run(n, move |i| {
         let b = b.clone();
         async move {
             let (s, _) = b
@@ -176,9 +383,9 @@ async fn main() {
         }
     })
     .await;
-    let per = (bridge.ldap_ops() - ops0) as f64 / n as f64;
+    let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
     let c = conns.clone();
-    let t_direct = run(n, move |i| {
+    let t = run(n, move |i| {
         let c = c.clone();
         async move {
             let mut ldap = c[i % CONCURRENCY].lock().await;
@@ -186,7 +393,14 @@ async fn main() {
                 PEOPLE,
                 Scope::Subtree,
                 &format!("(&(objectClass=inetOrgPerson)(uid=bench{}))", i % 200),
-                vec!["*", "entryUUID"],
+                vec![
+                    "*",
+                    "entryUUID",
+                    "entryCSN",
+                    "createTimestamp",
+                    "modifyTimestamp",
+                    "memberOf",
+                ],
             )
             .await
             .unwrap()
@@ -195,27 +409,27 @@ async fn main() {
         }
     })
     .await;
-    report("GET ?filter=userName eq", n, t_bridge, t_direct, per);
+    row("GET ?filter=userName eq", &bs, &side(n, t, 1.0));
 
-    // PATCH one attribute
-    let ops0 = bridge.ldap_ops();
+    // PATCH one attribute vs a modify
+    let ops0 = bridge.ldap_ops().await;
     let (b, ids2) = (bridge.clone(), ids.clone());
-    let t_bridge = run(n, move |i| {
+    let t = run(n, move |i| {
         let (b, ids) = (b.clone(), ids2.clone());
         async move {
-            let (s, _) = b
+            let (s, r) = b
                 .patch(
                     &format!("/Users/{}", ids[i % ids.len()]),
                     json!([{"op": "replace", "path": "title", "value": format!("t{i}")}]),
                 )
                 .await;
-            assert!(s.is_success());
+            assert!(s.is_success(), "{r}");
         }
     })
     .await;
-    let per = (bridge.ldap_ops() - ops0) as f64 / n as f64;
+    let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
     let (c, dns2) = (conns.clone(), dns.clone());
-    let t_direct = run(n, move |i| {
+    let t = run(n, move |i| {
         let (c, dns) = (c.clone(), dns2.clone());
         async move {
             let mut ldap = c[i % CONCURRENCY].lock().await;
@@ -231,14 +445,147 @@ async fn main() {
         }
     })
     .await;
-    report("PATCH title vs modify", n, t_bridge, t_direct, per);
+    row("PATCH title vs modify", &bs, &side(n, t, 1.0));
+    println!(
+        "\nthe HTTP floor on this machine: GET /healthz (no LDAP, no auth) {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        floor.rate, floor.p50, floor.p99
+    );
+    let (_, peak) = bridge.memory();
+    println!("bridge memory: idle after start {idle_rss:.1} MiB; peak over the requests above {peak:.1} MiB");
 
-    // membership PATCH: a 10-member group versus a 10,000-member group
+    // lists: 200 users in 10 groups of 20, the groups nested in one parent
     let mut ldap = slapd.admin().await;
+    let parent = format!("cn=bench-all,{GROUPS}");
+    for g in 0..10 {
+        let members: Vec<&str> = dns[g * 20..(g + 1) * 20]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let name = format!("bench-g{g}");
+        ldap.add(
+            &format!("cn={name},{GROUPS}"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames"])),
+                ("cn", HashSet::from([name.as_str()])),
+                ("member", members.into_iter().collect()),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let children: Vec<String> = (0..10).map(|g| format!("cn=bench-g{g},{GROUPS}")).collect();
+    ldap.add(
+        &parent,
+        vec![
+            ("objectClass", HashSet::from(["groupOfNames"])),
+            ("cn", HashSet::from(["bench-all"])),
+            ("member", children.iter().map(String::as_str).collect()),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let list = "/Users?filter=userName%20sw%20%22bench%22&count=100";
+    let (_, first) = bridge.get(list).await;
+    assert_eq!(first["Resources"].as_array().unwrap().len(), 100);
+    let shown = first["Resources"][0]["groups"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    let m = 200;
+    let ops0 = bridge.ldap_ops().await;
+    let b = bridge.clone();
+    let t = run(m, move |_| {
+        let b = b.clone();
+        async move {
+            let (s, _) = b.get(list).await;
+            assert!(s.is_success());
+        }
+    })
+    .await;
+    let ls = side(m, t, (bridge.ldap_ops().await - ops0) as f64 / m as f64);
+    println!(
+        "\nlist page of 100 users with groups (each shows {shown}: direct and nested): {:.0} pages/s, p50 {:.1} ms, p99 {:.1} ms, {:.1} LDAP ops per page",
+        ls.rate, ls.p50, ls.p99, ls.ops
+    );
+
+    // memory under 8 clients: lists of 200 with groups and deep index pages
+    let b = bridge.clone();
+    run(400, move |i| {
+        let b = b.clone();
+        async move {
+            let path = if i % 2 == 0 {
+                "/Users?count=200".to_owned()
+            } else {
+                format!("/Users?startIndex={}&count=200", 1500 + i % 500)
+            };
+            let (s, _) = b.get(&path).await;
+            assert!(s.is_success());
+        }
+    })
+    .await;
+    let (rss, peak) = bridge.memory();
+    println!("bridge memory after 400 lists of 200 users and deep pages, 8 clients: now {rss:.1} MiB, peak {peak:.1} MiB");
+
+    // membership: a 1,000-member PUT, and member PATCHes on a 10- and a 10,000-member group
+    let (_, many) = bridge.get("/Users?count=200&attributes=id").await;
+    let mut member_ids: Vec<String> = many["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    // 1,000 members need 1,000 users: the direct adds above made them; find their ids in pages
+    let mut start = 201;
+    while member_ids.len() < 1000 {
+        let (_, more) = bridge
+            .get(&format!(
+                "/Users?startIndex={start}&count=200&attributes=id"
+            ))
+            .await;
+        let more = more["Resources"].as_array().unwrap();
+        if more.is_empty() {
+            break;
+        }
+        member_ids.extend(more.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+        start += 200;
+    }
+    member_ids.truncate(1000);
+    let (s, g) = bridge
+        .call(
+            TOKEN,
+            Method::POST,
+            "/Groups",
+            Some(&json!({"displayName": "bench-put"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let body = json!({"displayName": "bench-put", "members": member_ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()});
+    let ops0 = bridge.ldap_ops().await;
+    let t = Instant::now();
+    let (s, r) = bridge
+        .call(
+            TOKEN,
+            Method::PUT,
+            &format!("/Groups/{gid}?excludedAttributes=members"),
+            Some(&body),
+        )
+        .await;
+    assert!(s.is_success(), "{r}");
+    println!(
+        "\nPUT /Groups with {} members: {:.0} ms, {} LDAP ops",
+        member_ids.len(),
+        t.elapsed().as_secs_f64() * 1000.0,
+        bridge.ldap_ops().await - ops0
+    );
     for (name, size) in [("ten", 10usize), ("tenk", 10_000)] {
         let members: Vec<String> = (0..size).map(|i| format!("uid=x{i:05},{PEOPLE}")).collect();
         ldap.add(
-            &format!("cn={name},ou=groups,dc=example,dc=org"),
+            &format!("cn={name},{GROUPS}"),
             vec![
                 ("objectClass", HashSet::from(["groupOfNames"])),
                 ("cn", HashSet::from([name])),
@@ -258,9 +605,9 @@ async fn main() {
             ))
             .await;
         let gid = page["Resources"][0]["id"].as_str().unwrap().to_owned();
-        let ops0 = bridge.ldap_ops();
+        let ops0 = bridge.ldap_ops().await;
         let (b, ids2) = (bridge.clone(), ids.clone());
-        let m = n.min(ids.len() * 2);
+        let m = ids.len() * 2;
         let t = run(m, move |i| {
             let (b, ids, gid) = (b.clone(), ids2.clone(), gid.clone());
             async move {
@@ -276,24 +623,17 @@ async fn main() {
             }
         })
         .await;
-        let per = (bridge.ldap_ops() - ops0) as f64 / m as f64;
-        per_group.push((name, m, t, per));
+        per_group.push(side(
+            m,
+            t,
+            (bridge.ldap_ops().await - ops0) as f64 / m as f64,
+        ));
     }
-    for (name, m, t, per) in &per_group {
-        println!(
-            "PATCH members, {:<5} group   {:>8.0}/s  {:>7.2} ms/request  ({per:.1} LDAP ops per request)",
-            if *name == "ten" { "10" } else { "10000" },
-            *m as f64 / t.as_secs_f64(),
-            t.as_secs_f64() * 1000.0 / *m as f64 * CONCURRENCY as f64,
-        );
-    }
-    // the same member add/delete sent directly, to separate slapd's own cost of rewriting a
-    // large entry from the bridge's
     let mut direct = Vec::new();
     for name in ["ten", "tenk"] {
-        let m = n.min(dns.len() * 2);
+        let m = dns.len() * 2;
         let (c, dns2) = (conns.clone(), dns.clone());
-        let group = format!("cn={name},ou=groups,dc=example,dc=org");
+        let group = format!("cn={name},{GROUPS}");
         let t = run(m, move |i| {
             let (c, dns, group) = (c.clone(), dns2.clone(), group.clone());
             async move {
@@ -312,14 +652,106 @@ async fn main() {
             }
         })
         .await;
-        direct.push(t.as_secs_f64() / m as f64);
+        direct.push(side(m, t, 1.0));
     }
+    println!("\n| member PATCH (add or remove one) | bridge/s | p50 | LDAP ops | direct modify/s | p50 | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, (b, d)) in ["10-member group", "10,000-member group"]
+        .iter()
+        .zip(per_group.iter().zip(&direct))
+    {
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} | {:.2} |",
+            b.rate,
+            b.p50,
+            b.ops,
+            d.rate,
+            d.p50,
+            b.rate / d.rate
+        );
+    }
+
+    // cursor walk (RFC 9865) versus startIndex paging, in the walk tenant's own container
+    let t = Instant::now();
+    add_people(&conns, WALK_OU, "w", index_walk_n).await;
     println!(
-        "direct LDAP member modify, 10,000-member / 10-member group: {:.2} (slapd rewrites the whole entry)",
-        direct[1] / direct[0]
+        "\nloaded {index_walk_n} users into {WALK_OU} directly in {:.1} s",
+        t.elapsed().as_secs_f64()
     );
-    let ratio = per_group[1].2.as_secs_f64()
-        / per_group[1].1 as f64
-        / (per_group[0].2.as_secs_f64() / per_group[0].1 as f64);
-    println!("membership PATCH time, 10,000-member group / 10-member group: {ratio:.2}");
+    let walk_by_cursor = |count: usize| {
+        let b = bridge.clone();
+        async move {
+            let ops0 = b.ldap_ops().await;
+            let t = Instant::now();
+            let (mut seen, mut pages) = (0usize, 0usize);
+            let mut path = format!("/Users?count={count}&cursor=&attributes=userName");
+            loop {
+                let (s, page) = b.call(WALK_TOKEN, Method::GET, &path, None).await;
+                assert_eq!(s, StatusCode::OK, "{page}");
+                seen += page["Resources"].as_array().unwrap().len();
+                pages += 1;
+                match page["nextCursor"].as_str() {
+                    Some(c) => {
+                        path = format!(
+                            "/Users?count={count}&cursor={}&attributes=userName",
+                            urlencode(c)
+                        )
+                    }
+                    None => break,
+                }
+            }
+            (seen, pages, t.elapsed(), b.ldap_ops().await - ops0)
+        }
+    };
+    let walk_by_index = |count: usize| {
+        let b = bridge.clone();
+        async move {
+            let ops0 = b.ldap_ops().await;
+            let t = Instant::now();
+            let (mut seen, mut pages) = (0usize, 0usize);
+            loop {
+                let path = format!(
+                    "/Users?count={count}&startIndex={}&attributes=userName",
+                    seen + 1
+                );
+                let (s, page) = b.call(WALK_TOKEN, Method::GET, &path, None).await;
+                assert_eq!(s, StatusCode::OK, "{page}");
+                let got = page["Resources"].as_array().unwrap().len();
+                seen += got;
+                pages += 1;
+                if got == 0 || seen >= page["totalResults"].as_u64().unwrap() as usize {
+                    break;
+                }
+            }
+            (seen, pages, t.elapsed(), b.ldap_ops().await - ops0)
+        }
+    };
+    println!("\n| walk, pages of 100 | users | pages | time | LDAP ops | ms per page |");
+    println!("|---|---|---|---|---|---|");
+    let print = |how: &str, (seen, pages, took, ops): (usize, usize, Duration, u64)| {
+        println!(
+            "| {how} | {seen} | {pages} | {:.1} s | {ops} | {:.1} |",
+            took.as_secs_f64(),
+            took.as_secs_f64() * 1000.0 / pages as f64
+        );
+    };
+    print("startIndex", walk_by_index(100).await);
+    let (_, spc) = bridge.get("/ServiceProviderConfig").await;
+    if spc["pagination"]["cursor"] != true {
+        println!("(this build offers no cursor paging)");
+        return;
+    }
+    print("cursor", walk_by_cursor(100).await);
+    if walk_n > index_walk_n {
+        let t = Instant::now();
+        add_people(&conns, WALK_OU, "v", walk_n - index_walk_n).await;
+        eprintln!(
+            "loaded {} more users in {:.1} s",
+            walk_n - index_walk_n,
+            t.elapsed().as_secs_f64()
+        );
+        print("cursor", walk_by_cursor(100).await);
+    }
+    let (rss, peak) = bridge.memory();
+    println!("\nbridge memory at the end: now {rss:.1} MiB, peak {peak:.1} MiB");
 }
