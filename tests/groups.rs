@@ -647,3 +647,63 @@ async fn each_tenant_sees_only_its_own_groups_and_members() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1000_member_put_resolves_members_in_batches() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let mut ldap = slapd.admin().await;
+    for i in 0..1000 {
+        let uid = format!("m{i:04}");
+        ldap.add(
+            &dn_of(&uid),
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("uid", HashSet::from([uid.as_str()])),
+                ("cn", HashSet::from([uid.as_str()])),
+                ("sn", HashSet::from(["Member"])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    }
+    let mut ids = Vec::new();
+    for start in [1, 201, 401, 601, 801] {
+        let (_, page) = bridge
+            .get(&format!(
+                "/Users?filter=userName%20sw%20%22m%22&sortBy=userName&startIndex={start}&count=200&attributes=id"
+            ))
+            .await;
+        ids.extend(
+            page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(ids.len(), 1000);
+    let g = group(&bridge, "thousand", &[]).await;
+    let path = format!(
+        "/Groups/{}?excludedAttributes=members",
+        g["id"].as_str().unwrap()
+    );
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let before = bridge.ldap_ops();
+    let (s, b) = bridge
+        .put(
+            &path,
+            &json!({"displayName": "thousand", "members": members}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b.get("members").is_none());
+    let ops = bridge.ldap_ops() - before;
+    // the group, 4 searches for 1,000 ids, the modify, 4 searches checking them again (a
+    // concurrent delete would leave a stale value), the read-back without members
+    assert!(ops <= 11, "{ops} LDAP operations");
+    let listed = ldap_members(&slapd, &group_dn("thousand")).await;
+    assert_eq!(listed.len(), 1001, "1,000 members and the placeholder");
+}

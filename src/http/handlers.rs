@@ -422,7 +422,9 @@ pub async fn replace_group(
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let p = projection(&params);
-    let group = groups(&state)?.replace(&ctx, &id, &body).await?;
+    let group = groups(&state)?
+        .replace(&ctx, &id, &body, p.includes("members"))
+        .await?;
     Ok(written(group, &p))
 }
 

@@ -492,8 +492,8 @@ impl Groups {
             )
             .await?;
         let mut resources = Vec::with_capacity(page.entries.len());
+        // not remembered in the DN cache: see `Users::list_by_cursor`
         for e in &page.entries {
-            self.store.remember(container, e).await;
             resources.push(self.render(ctx, e, with_members).await?);
         }
         Ok(ListPage {
@@ -572,7 +572,15 @@ impl Groups {
             .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
     }
 
-    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
+    /// PUT. `with_members`: whether the answer shows members (a large group's are resolved
+    /// to ids only when asked for).
+    pub async fn replace(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        body: &Value,
+        with_members: bool,
+    ) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
         let (new_res, ids) = self.parse_body(body)?;
         let e = self.store.locate(container, id, &self.attrs(true)).await?;
@@ -584,9 +592,9 @@ impl Groups {
         delta.replace(&self.current_members(&e), wanted);
         let dn = self.write(ctx, &e, &old_res, &new_res, delta).await?;
         budget::settling(async {
-            let updated = self.read_back(&dn, true).await?;
+            let updated = self.read_back(&dn, with_members).await?;
             self.store.remember(container, &updated).await;
-            self.answer(ctx, &updated, true).await
+            self.answer(ctx, &updated, with_members).await
         })
         .await
     }

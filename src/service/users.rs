@@ -1158,9 +1158,8 @@ impl Users {
                 },
             )
             .await?;
-        for e in &page.entries {
-            self.remember(ctx, e).await;
-        }
+        // not remembered in the DN cache: a walk over every user (an IdP's reconciliation)
+        // would push out the entries requests actually come back for
         let with_groups = q.projection.includes("groups");
         let resources = self.render_page(ctx, &page.entries, with_groups).await?;
         Ok(ListPage {
