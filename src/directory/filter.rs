@@ -230,6 +230,44 @@ pub fn unescape_dn_value(v: &str) -> String {
 /// lowercased and escaped one canonical way (`\2C` and `\,` compare equal). Good for the
 /// case-insensitive naming attributes used here; not a full RFC 4517 matcher.
 pub fn normalize_dn(dn: &str) -> String {
+    // the common DN has nothing escaped: lowercase and trim it in one pass (every read and
+    // every container check normalizes DNs; the general way below costs a dozen allocations)
+    if dn
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'"' | b'+' | b';' | b'<' | b'>' | b'#' | 0))
+    {
+        return normalize_escaped_dn(dn);
+    }
+    let mut out = String::with_capacity(dn.len());
+    for (i, rdn) in dn.split(',').enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let rdn = rdn.trim();
+        match rdn.split_once('=') {
+            Some((a, v)) if !v.contains('=') => {
+                push_lowercase(&mut out, a.trim());
+                out.push('=');
+                push_lowercase(&mut out, v.trim());
+            }
+            // a value with `=` in it is escaped in the canonical form
+            Some(_) => return normalize_escaped_dn(dn),
+            None => push_lowercase(&mut out, rdn),
+        }
+    }
+    out
+}
+
+fn push_lowercase(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        out.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        out.push_str(&s.to_lowercase());
+    }
+}
+
+/// `normalize_dn` for DNs with escapes, quotes or multi-valued RDNs.
+fn normalize_escaped_dn(dn: &str) -> String {
     split_dn(dn)
         .iter()
         .map(|rdn| {
@@ -267,6 +305,34 @@ pub fn split_first_rdn(dn: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_dns_normalize_as_the_general_way_does() {
+        for dn in [
+            "uid=Alice,ou=People,dc=Example,dc=org",
+            " UID = alice , OU=people,DC=example,DC=org ",
+            "cn=Ünïcode Näme,ou=groups,dc=example,dc=org",
+            "cn=a=b,dc=x",
+            "cn=,dc=x",
+            "novalue,dc=x",
+            "",
+            "cn=John Smith 2,OU=Staff,DC=ad,DC=test",
+            "CN=ΣΑΣ,dc=x",
+        ] {
+            assert_eq!(normalize_dn(dn), normalize_escaped_dn(dn), "{dn:?}");
+        }
+        assert_eq!(
+            normalize_dn("cn=Smith\\, John,dc=x"),
+            normalize_dn("CN=smith\\2c john,DC=x")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_dn_normalizes_as_the_general_way_does(dn in "[a-zA-Z=,+ \\\\#\"Üσς]{0,30}") {
+            proptest::prop_assert_eq!(normalize_dn(&dn), normalize_escaped_dn(&dn));
+        }
+    }
 
     #[test]
     fn filter_values_are_escaped_against_injection() {

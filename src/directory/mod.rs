@@ -30,10 +30,19 @@ pub struct Entry {
 
 impl Entry {
     pub fn values(&self, attr: &str) -> &[String] {
-        self.attrs
-            .get(&attr.to_ascii_lowercase())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        // lowercased on the stack: this runs for every mapped attribute of every entry shown
+        let mut buf = [0u8; 64];
+        let found = match buf.get_mut(..attr.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(attr.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower)
+                    .ok()
+                    .and_then(|key| self.attrs.get(key))
+            }
+            None => self.attrs.get(&attr.to_ascii_lowercase()),
+        };
+        found.map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn first(&self, attr: &str) -> Option<&str> {
