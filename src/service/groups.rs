@@ -19,7 +19,7 @@ use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
 use super::cursor::Cursors;
-use super::list::{CursorLinks, ListPage, ListQuery};
+use super::list::{ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
 use super::store::{CursorRequest, Store};
 use super::write::{restore, Op, Plan, Step, Undo};
@@ -496,16 +496,12 @@ impl Groups {
         for e in &page.entries {
             resources.push(self.render(ctx, e, with_members).await?);
         }
-        Ok(ListPage {
-            total_results: page.total.unwrap_or(0),
-            start_index: 1,
+        Ok(ListPage::of_walk(
             resources,
-            cursor: Some(CursorLinks {
-                next: page.next,
-                previous: page.previous,
-                total_known: page.total.is_some(),
-            }),
-        })
+            page.next,
+            page.previous,
+            page.total,
+        ))
     }
 
     /// Group filters: the mapping's attributes, plus `members.value eq "id"` (or

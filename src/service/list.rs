@@ -36,6 +36,27 @@ pub struct ListPage {
     pub cursor: Option<CursorLinks>,
 }
 
+impl ListPage {
+    /// A page of a cursor walk: `total` once the walk has seen every match.
+    pub fn of_walk(
+        resources: Vec<Value>,
+        next: Option<String>,
+        previous: Option<String>,
+        total: Option<usize>,
+    ) -> ListPage {
+        ListPage {
+            total_results: total.unwrap_or(0),
+            start_index: 1,
+            resources,
+            cursor: Some(CursorLinks {
+                next,
+                previous,
+                total_known: total.is_some(),
+            }),
+        }
+    }
+}
+
 /// The cursors around a page of a walk.
 #[derive(Debug, Clone, Default)]
 pub struct CursorLinks {

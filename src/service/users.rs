@@ -21,7 +21,7 @@ use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
 use super::cursor::Cursors;
-use super::list::{CursorLinks, ListPage, ListQuery};
+use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
 use super::store::{CursorRequest, Store};
 use super::write::{restore, Op, Plan, Step, Undo};
@@ -1162,16 +1162,12 @@ impl Users {
         // would push out the entries requests actually come back for
         let with_groups = q.projection.includes("groups");
         let resources = self.render_page(ctx, &page.entries, with_groups).await?;
-        Ok(ListPage {
-            total_results: page.total.unwrap_or(0),
-            start_index: 1,
+        Ok(ListPage::of_walk(
             resources,
-            cursor: Some(CursorLinks {
-                next: page.next,
-                previous: page.previous,
-                total_known: page.total.is_some(),
-            }),
-        })
+            page.next,
+            page.previous,
+            page.total,
+        ))
     }
 
     /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
