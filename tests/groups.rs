@@ -706,4 +706,22 @@ async fn a_1000_member_put_resolves_members_in_batches() {
     assert!(ops <= 11, "{ops} LDAP operations");
     let listed = ldap_members(&slapd, &group_dn("thousand")).await;
     assert_eq!(listed.len(), 1001, "1,000 members and the placeholder");
+
+    // a POST of the same members: resolved, added, checked again, read back without them
+    let before = bridge.ldap_ops();
+    let (s, b) = bridge
+        .post(
+            "/Groups?excludedAttributes=members",
+            &json!({"displayName": "thousand2", "members": members}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(b.get("members").is_none());
+    let ops = bridge.ldap_ops() - before;
+    assert!(ops <= 11, "{ops} LDAP operations");
+    assert_eq!(
+        ldap_members(&slapd, &group_dn("thousand2")).await.len(),
+        1001,
+        "1,000 members and the placeholder"
+    );
 }

@@ -388,8 +388,11 @@ pub async fn create_group(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let group = groups(&state)?.create(&ctx, &body).await?;
-    Ok(made(group, &projection(&params)))
+    let p = projection(&params);
+    let group = groups(&state)?
+        .create(&ctx, &body, p.includes("members"))
+        .await?;
+    Ok(made(group, &p))
 }
 
 pub async fn get_group(

@@ -339,7 +339,13 @@ impl Groups {
     }
 
     /// POST. The plan: clear stale memberships of the new DN, add the group with its members.
-    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Resource> {
+    /// POST. `with_members`: whether the answer shows members (resolved to ids only then).
+    pub async fn create(
+        &self,
+        ctx: &RequestCtx,
+        body: &Value,
+        with_members: bool,
+    ) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
         let (res, ids) = self.parse_body(body)?;
         let members = self
@@ -390,10 +396,10 @@ impl Groups {
         // the check and the answer run on the budget's reserve: the plan may have used its time
         budget::settling(async {
             self.verify_added(ctx, &dn, &members).await?;
-            let e = self.store.read_back(&dn, &self.attrs(true)).await?;
+            let e = self.store.read_back(&dn, &self.attrs(with_members)).await?;
             self.store.remember(container, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
-            self.answer(ctx, &e, true).await
+            self.answer(ctx, &e, with_members).await
         })
         .await
     }
