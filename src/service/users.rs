@@ -183,11 +183,6 @@ impl Users {
             .collect()
     }
 
-    /// The memberOf attribute, when memberships keep one (then reads can ask for it).
-    fn member_of_read(&self) -> Option<&str> {
-        self.memberships.as_ref()?.member_of_attr.as_deref()
-    }
-
     async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
         self.store
             .locate(&ctx.tenant.users_container, id, &self.store.attrs())
@@ -319,14 +314,14 @@ impl Users {
                 }
             }
         }
-        if let (Some(m), Some(_)) = (self.role_groups(), self.member_of_read()) {
+        if let Some(m) = self.role_groups() {
             for e in entries {
                 if let Some(roles) = m.roles_from_member_of(e) {
                     known.roles.insert(e.dn.clone(), roles);
                 }
             }
         }
-        let mut groups = match (&self.memberships, with_groups) {
+        let groups: Vec<Option<Vec<Value>>> = match (&self.memberships, with_groups) {
             (Some(m), true) => {
                 let users: Vec<&Entry> = entries.iter().collect();
                 m.groups_of_many(ctx, &users)
@@ -338,7 +333,7 @@ impl Users {
             _ => vec![None; entries.len()],
         };
         let mut out = Vec::with_capacity(entries.len());
-        for (e, groups) in entries.iter().zip(groups.drain(..)) {
+        for (e, groups) in entries.iter().zip(groups) {
             let (res, _) = self.scim_view(ctx, e, &known).await?;
             out.push(self.assemble(ctx, e, res, groups));
         }
