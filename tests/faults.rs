@@ -571,3 +571,41 @@ async fn a_dn_reused_through_another_bridge_shows_the_new_id() {
         new_id.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_page_whose_request_was_dropped_ends_its_walk_instead_of_ending_it_short() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    for n in ["wa", "wb", "wc", "wd"] {
+        bridge.create_user(entra_user(n)).await;
+    }
+    let (s, first) = bridge.get("/Users?count=1&cursor=").await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let next = format!(
+        "/Users?count=1&cursor={}",
+        urlencode(first["nextCursor"].as_str().unwrap())
+    );
+    // the directory holds its answer to page 2, and the client hangs up meanwhile: the read
+    // is dropped while the walk's paged search is under way
+    proxy.inject(Fault::Hold(LdapOp::Search, Duration::from_secs(1)));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .get(format!("{}{next}", bridge.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up first");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    // where the directory's paging stands is unknown: the walk is over and says so, rather
+    // than answer an empty last page as if every user had been seen
+    let (s, again) = bridge.get(&next).await;
+    assert_eq!(
+        (s, again["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expiredCursor")),
+        "{again}"
+    );
+}

@@ -78,6 +78,10 @@ struct OpenWalk {
     last: Option<u32>,
     kept: VecDeque<(u32, Vec<Entry>)>,
     seen: usize,
+    /// Set while a page is fetched: still set when a request finds the walk, the fetch
+    /// before it was cancelled (client gone, deadline) with the directory's paging state
+    /// unknown, and the walk cannot go on.
+    fetching: bool,
 }
 
 /// The key cursors are signed with: one per process, so that a cursor from before a reload
@@ -203,6 +207,7 @@ impl Cursors {
                     last: None,
                     kept: VecDeque::new(),
                     seen: 0,
+                    fetching: false,
                 }));
                 self.admit(tenant, id).await;
                 self.walks.insert(id, open.clone()).await;
@@ -217,11 +222,18 @@ impl Cursors {
         if w.tenant != tenant {
             return Err(self.expired());
         }
+        if w.fetching {
+            drop(w);
+            self.walks.invalidate(&id).await;
+            return Err(self.expired());
+        }
         let entries = if page == w.next && w.last.is_none() {
+            w.fetching = true;
             let Some(walk) = w.walk.as_mut() else {
                 return Err(self.expired());
             };
             let fetched = dir.walk_next(walk, count.max(1)).await;
+            w.fetching = false;
             let (entries, done) = match fetched {
                 Ok(got) => got,
                 Err(e) => {
