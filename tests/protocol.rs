@@ -904,3 +904,27 @@ async fn cursor_walks_expire_and_a_tenant_holds_only_its_share() {
     );
     assert!(e["detail"].as_str().unwrap().contains("cursor= (empty)"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_walk_checks_every_page_against_its_first_pages_filter() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    for (i, title) in ["M", "N", "M", "N", "M", "N"].iter().enumerate() {
+        let mut u = entra_user(&format!("rc{i}"));
+        u["title"] = json!(title);
+        bridge.create_user(u).await;
+    }
+    // `gt` goes to LDAP as >= (LDAP has no >) and is checked again in memory; later pages
+    // carry only the cursor, as RFC 9865 clients may send them
+    let pages = walk(
+        &bridge,
+        "/Users?count=2&cursor=&filter=userName%20sw%20%22rc%22%20and%20title%20gt%20%22M%22",
+    )
+    .await;
+    let titles: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p["Resources"].as_array().unwrap().clone())
+        .map(|u| u["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles, ["N", "N", "N"], "{pages:?}");
+}

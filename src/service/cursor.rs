@@ -16,6 +16,7 @@ use ring::hmac;
 use tokio::sync::Mutex;
 
 use crate::directory::{Directory, Entry, LdapFilter, Walk};
+use crate::scim::filter::Filter;
 use crate::scim::{ScimError, ScimResult, ScimType};
 
 /// How long a walk waits for its next page, and how many a tenant may hold open at once.
@@ -59,6 +60,8 @@ pub struct CursorPage {
     pub previous: Option<String>,
     /// The number of matches, once the walk has reached the end.
     pub total: Option<usize>,
+    /// The walk's in-memory check (see `WalkQuery::recheck`).
+    pub recheck: Option<Filter>,
 }
 
 /// What a walk needs to start: where, which entries, which attributes.
@@ -66,6 +69,9 @@ pub struct WalkQuery<'a> {
     pub base: &'a str,
     pub filter: LdapFilter,
     pub attrs: Vec<&'a str>,
+    /// The SCIM filter every page is checked against in memory, when `filter` can only be a
+    /// superset of it: kept with the walk, since later pages need not repeat it.
+    pub recheck: Option<Filter>,
 }
 
 struct OpenWalk {
@@ -78,6 +84,7 @@ struct OpenWalk {
     last: Option<u32>,
     kept: VecDeque<(u32, Vec<Entry>)>,
     seen: usize,
+    recheck: Option<Filter>,
     /// Set while a page is fetched: still set when a request finds the walk, the fetch
     /// before it was cancelled (client gone, deadline) with the directory's paging state
     /// unknown, and the walk cannot go on.
@@ -207,6 +214,7 @@ impl Cursors {
                     last: None,
                     kept: VecDeque::new(),
                     seen: 0,
+                    recheck: q.recheck,
                     fetching: false,
                 }));
                 self.admit(tenant, id).await;
@@ -268,6 +276,7 @@ impl Cursors {
             next,
             previous,
             total: w.last.map(|_| w.seen),
+            recheck: w.recheck.clone(),
         })
     }
 

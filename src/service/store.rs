@@ -560,20 +560,22 @@ impl Store {
                 next: (pos != Position::First).then(|| cursor.trim().to_owned()),
                 previous: None,
                 total: None,
+                recheck: None,
             });
         }
         let query = ldap_filter.map(|f| WalkQuery {
             base: container,
             filter: LdapFilter::and(vec![self.class_filter(), f.clone()]),
             attrs: attrs.to_vec(),
+            recheck: q.filter.clone().filter(|f| self.mapping.needs_recheck(f)),
         });
         let mut page = cursors
             .page(self.dir.as_ref(), tenant, kind, pos, count, query)
             .await?;
-        if let Some(f) = q.filter.as_ref().filter(|f| self.mapping.needs_recheck(f)) {
+        if let Some(f) = page.recheck.take() {
             let case_exact = |p: &AttrPath| self.case_exact(p);
             page.entries
-                .retain(|e| matches(f, &self.filter_view(e), &case_exact));
+                .retain(|e| matches(&f, &self.filter_view(e), &case_exact));
             // what the directory counted may include entries the check dropped
             page.total = None;
         }
