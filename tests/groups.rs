@@ -654,20 +654,7 @@ async fn a_1000_member_put_resolves_members_in_batches() {
     let bridge = Bridge::start(&slapd).await;
     let mut ldap = slapd.admin().await;
     for i in 0..1000 {
-        let uid = format!("m{i:04}");
-        ldap.add(
-            &dn_of(&uid),
-            vec![
-                ("objectClass", HashSet::from(["inetOrgPerson"])),
-                ("uid", HashSet::from([uid.as_str()])),
-                ("cn", HashSet::from([uid.as_str()])),
-                ("sn", HashSet::from(["Member"])),
-            ],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+        add_person(&mut ldap, &format!("m{i:04}"), "Member").await;
     }
     let mut ids = Vec::new();
     for start in [1, 201, 401, 601, 801] {

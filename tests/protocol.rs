@@ -270,20 +270,7 @@ async fn lists_page_past_the_servers_size_limit_with_exact_totals() {
     .success()
     .unwrap();
     for i in 0..620 {
-        let uid = format!("bulk{i:03}");
-        ldap.add(
-            &dn_of(&uid),
-            vec![
-                ("objectClass", HashSet::from(["inetOrgPerson"])),
-                ("uid", HashSet::from([uid.as_str()])),
-                ("cn", HashSet::from([uid.as_str()])),
-                ("sn", HashSet::from(["Bulk"])),
-            ],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+        add_person(&mut ldap, &format!("bulk{i:03}"), "Bulk").await;
     }
     let cfg = test_config(&slapd, &[], "")
         .replace(
@@ -743,23 +730,7 @@ async fn cursor_paging_walks_every_user_once_at_one_search_a_page() {
     let bridge = Bridge::start_with(test_config(&slapd, &[], &extra)).await;
     let mut ldap = slapd.admin().await;
     for i in 0..25 {
-        let uid = format!("walker{i:02}");
-        ldap.add(
-            &dn_of(&uid),
-            vec![
-                (
-                    "objectClass",
-                    std::collections::HashSet::from(["inetOrgPerson"]),
-                ),
-                ("uid", std::collections::HashSet::from([uid.as_str()])),
-                ("cn", std::collections::HashSet::from([uid.as_str()])),
-                ("sn", std::collections::HashSet::from(["Walker"])),
-            ],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+        add_person(&mut ldap, &format!("walker{i:02}"), "Walker").await;
     }
     let (_, all) = bridge.get("/Users?count=0").await;
     let total = all["totalResults"].as_u64().unwrap() as usize;
