@@ -8,7 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(openldap active-directory)
-fail() { echo "demo-check ($kind): $*" >&2; [ -n "${log:-}" ] && cat "$log" >&2; exit 1; }
+fail() {
+  echo "demo-check ($kind): $*" >&2
+  [ -n "${log:-}" ] && cat "$log" >&2
+  # the demo stops (and removes) what it started, as on Ctrl-C
+  if [ -n "${demo:-}" ]; then
+    kill -INT -- "-$demo" 2>/dev/null || true
+    for _ in $(seq 1 120); do kill -0 "$demo" 2>/dev/null || break; sleep 0.25; done
+  fi
+  exit 1
+}
 
 for kind in "${kinds[@]}"; do
   log=$(mktemp)
@@ -23,17 +32,22 @@ for kind in "${kinds[@]}"; do
   base=$(sed -n 's/^SCIM base URL: //p' "$log")
   token=$(sed -n 's/^Bearer token: //p' "$log")
   ldap_cmd=$(grep -A1 '# see the entry in the directory' "$log" | tail -1)
+  login_cmd=$(grep -A1 '# log in as that user with the password' "$log" | tail -1)
   user_name=bjensen
   [ "$kind" = active-directory ] && user_name=bjensen@example.test
   auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/scim+json')
 
   created=$(curl -sf -X POST "$base/Users" "${auth[@]}" \
-    -d "{\"userName\":\"$user_name\",\"displayName\":\"Barbara Jensen\",\"name\":{\"givenName\":\"Barbara\",\"familyName\":\"Jensen\"},\"emails\":[{\"type\":\"work\",\"value\":\"bjensen@example.com\",\"primary\":true}]}") ||
+    -d "{\"userName\":\"$user_name\",\"displayName\":\"Barbara Jensen\",\"name\":{\"givenName\":\"Barbara\",\"familyName\":\"Jensen\"},\"emails\":[{\"type\":\"work\",\"value\":\"bjensen@example.com\",\"primary\":true}],\"password\":\"Demo-Passw0rd!\"}") ||
     fail "the create failed"
   id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<<"$created")
   [ -n "$id" ] || fail "no id in $created"
   # the printed ldapsearch finds the entry
   bash -c "$ldap_cmd" | grep -qi "^dn: " || fail "the printed ldapsearch found no entry"
+  # the password the create sent logs in, and is not stored as sent
+  bash -c "$login_cmd" >/dev/null || fail "the printed login with the user's password failed"
+  bash -c "$ldap_cmd" | grep -q -e "Demo-Passw0rd" -e "$(printf 'Demo-Passw0rd!' | base64)" &&
+    fail "the password is stored as sent"
   curl -sf -G "$base/Users" "${auth[@]}" --data-urlencode "filter=userName eq \"$user_name\"" |
     grep -q '"totalResults":1' || fail "the filter did not find the user"
   curl -sf -X PATCH "$base/Users/$id" "${auth[@]}" \

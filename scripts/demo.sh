@@ -53,8 +53,11 @@ if [ "$kind" = openldap ]; then
   rootpw=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
   directory_pid=$(SLAPD_ROOTPW=$rootpw deploy/openldap/throwaway-slapd.sh "$work/ldap" "$ldap_port")
   (umask 077 && printf '%s' "$rootpw" > "$work/bind_password")
-  export SCIM2LDAP_LDAP__URL="ldap://127.0.0.1:$ldap_port"
+  # the bridge talks to slapd over its local socket: the example maps passwords, and a
+  # password never travels in clear (ldaps://, StartTLS or ldapi:// only)
+  export SCIM2LDAP_LDAP__URL="ldapi://$(printf '%s' "$work/ldap/ldapi" | sed 's#%#%25#g; s#/#%2F#g')"
   ldap="ldapsearch -x -H ldap://127.0.0.1:$ldap_port -D cn=admin,dc=example,dc=org -w $rootpw"
+  login="ldapwhoami -x -H ldap://127.0.0.1:$ldap_port -D uid=bjensen,ou=people,dc=example,dc=org -w Demo-Passw0rd!"
   people=ou=people,dc=example,dc=org
   groups_base=ou=groups,dc=example,dc=org
   filter_user='(uid=bjensen)'
@@ -72,6 +75,7 @@ else
   export SCIM2LDAP_LDAP__BIND_DN="CN=Administrator,CN=Users,DC=example,DC=test"
   export SCIM2LDAP_LDAP__CA_FILE="$work/ad/tls/ca.pem"
   ldap="env LDAPTLS_CACERT=$work/ad/tls/ca.pem ldapsearch -x -H ldaps://127.0.0.1:636 -D CN=Administrator,CN=Users,DC=example,DC=test -w $rootpw"
+  login="env LDAPTLS_CACERT=$work/ad/tls/ca.pem ldapsearch -x -H ldaps://127.0.0.1:636 -D bjensen@example.test -w Demo-Passw0rd! -b '' -s base -LLL dnsHostName"
   people="OU=SCIM Users,DC=example,DC=test"
   groups_base="OU=SCIM Groups,DC=example,DC=test"
   filter_user='(userPrincipalName=bjensen@example.test)'
@@ -96,11 +100,13 @@ Bearer token: $token
 
 Try it (in another terminal):
   export BASE=$base TOKEN=$token
-  # create a user
+  # create a user (with a password, as Okta's password sync sends one)
   curl -s -X POST \$BASE/Users -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/scim+json' \\
-    -d '{"userName":"$user_name","displayName":"Barbara Jensen","name":{"givenName":"Barbara","familyName":"Jensen"},"emails":[{"type":"work","value":"bjensen@example.com","primary":true}]}'
-  # see the entry in the directory
+    -d '{"userName":"$user_name","displayName":"Barbara Jensen","name":{"givenName":"Barbara","familyName":"Jensen"},"emails":[{"type":"work","value":"bjensen@example.com","primary":true}],"password":"Demo-Passw0rd!"}'
+  # see the entry in the directory (the password is stored hashed, never as sent)
   $ldap -b "$people" -LLL '$filter_user'
+  # log in as that user with the password
+  $login
   # find it by filter
   curl -s -G \$BASE/Users -H "Authorization: Bearer \$TOKEN" --data-urlencode 'filter=userName eq "$user_name"'
   # deactivate it (then reactivate with true) — use the id from the create answer

@@ -8,7 +8,7 @@ use crate::auth::Authenticator;
 use crate::cache::DnCache;
 use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig, ServerConfig};
 use crate::directory::ad::{active_directory, AdDialect};
-use crate::directory::openldap::open_ldap;
+use crate::directory::openldap::{open_ldap, OpenLdapDialect};
 use crate::directory::pool::{LdapPool, LdapSettings};
 use crate::directory::{Directory, DirectoryKind};
 use crate::http::live::Live;
@@ -88,6 +88,13 @@ pub fn build_on(
             ));
         }
     }
+    check_passwords(raw, &mapping)?;
+    if raw.ldap.plain_to_network() {
+        tracing::warn!(
+            url = %raw.ldap.url,
+            "ldap.allow_plain_ldap: the bind password and every value cross the network in clear; use ldaps:// or StartTLS"
+        );
+    }
     let mapping = Arc::new(mapping);
     let auth = Arc::new(Authenticator::from_config(raw)?);
     if let Some(u) = &raw.server.public_url {
@@ -156,6 +163,7 @@ pub fn build_on(
             limits,
             match_on: raw.users.match_on.clone(),
             on_existing: raw.users.on_existing,
+            password: raw.users.password,
         },
         memberships.clone(),
         cursors.clone(),
@@ -216,6 +224,69 @@ pub fn build_on(
     Ok(App { state, directory })
 }
 
+/// The LDAP attribute `users.attributes.password` names, if any.
+fn password_attribute(raw: &RawConfig) -> Option<&str> {
+    raw.users
+        .attributes
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("password"))
+        .map(|(_, spec)| match spec {
+            crate::config::AttrSpec::Ldap(l) => l.as_str(),
+            crate::config::AttrSpec::Full(f) => f.ldap.as_str(),
+        })
+}
+
+/// Passwords go where and how the directory expects them, and never in clear: a mapped
+/// password needs TLS or ldapi:// to the directory, the attribute its dialect sets, and no
+/// `users.password = "ignore"` beside it.
+fn check_passwords(raw: &RawConfig, mapping: &Mapping) -> Result<(), ConfigError> {
+    use crate::config::UnmappedPassword;
+    use crate::directory::PasswordStorage;
+    let kind = raw.directory.kind;
+    if kind == DirectoryKind::ActiveDirectory && raw.users.password_hash != PasswordStorage::Server
+    {
+        return Err(ConfigError::new(
+            "users.password_hash",
+            "Active Directory hashes passwords itself (unicodePwd)",
+            "remove users.password_hash: it applies to OpenLDAP only",
+        ));
+    }
+    let Some(attr) = mapping.password_attr() else {
+        return Ok(());
+    };
+    let key = "users.attributes.password";
+    if raw.users.password == UnmappedPassword::Ignore {
+        return Err(ConfigError::new(
+            "users.password",
+            "\"ignore\" while users.attributes.password maps passwords",
+            "keep one: remove users.password = \"ignore\" to store passwords, or the password mapping to drop them",
+        ));
+    }
+    let expected = match (kind, raw.users.password_hash) {
+        (DirectoryKind::ActiveDirectory, _) => Some("unicodePwd"),
+        (DirectoryKind::Openldap, PasswordStorage::Server) => Some("userPassword"),
+        (DirectoryKind::Openldap, _) => None,
+    };
+    if let Some(want) = expected.filter(|w| !attr.eq_ignore_ascii_case(w)) {
+        return Err(ConfigError::new(
+            key,
+            format!("passwords are set as the directory expects, which stores them in {want}, not {attr}"),
+            format!("map password = \"{want}\" (on OpenLDAP, users.password_hash = \"ssha512\" or \"argon2\" stores a hash made here in another attribute)"),
+        ));
+    }
+    if !raw.ldap.protected() {
+        return Err(ConfigError::new(
+            "ldap.url",
+            format!(
+                "{} is not encrypted, and {key} maps passwords: they would reach the directory in clear",
+                raw.ldap.url
+            ),
+            "use ldaps://, ldap:// with ldap.starttls = true, or ldapi:// (a local slapd's socket); or set users.password = \"ignore\" and remove the password mapping",
+        ));
+    }
+    Ok(())
+}
+
 /// The configured directory: its connection pool and dialect.
 fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, ConfigError> {
     let settings = LdapSettings {
@@ -236,7 +307,13 @@ fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, ConfigError> {
         )
     })?;
     Ok(match raw.directory.kind {
-        DirectoryKind::Openldap => Arc::new(open_ldap(pool)),
+        DirectoryKind::Openldap => Arc::new(open_ldap(
+            pool,
+            OpenLdapDialect {
+                password: raw.users.password_hash,
+                password_attr: password_attribute(raw).unwrap_or("userPassword").to_owned(),
+            },
+        )),
         DirectoryKind::ActiveDirectory => {
             if raw.directory.range_step == 0 {
                 return Err(ConfigError::new(

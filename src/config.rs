@@ -402,6 +402,10 @@ pub struct LdapConfig {
     pub bind_password_credential: Option<String>,
     #[serde(default)]
     pub starttls: bool,
+    /// `ldap://` without StartTLS to a host other than loopback: refused at start unless
+    /// this is set (a warning is logged at every start then).
+    #[serde(default)]
+    pub allow_plain_ldap: bool,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout")]
@@ -554,6 +558,25 @@ pub struct UsersConfig {
     pub match_on: Vec<String>,
     #[serde(default)]
     pub on_existing: OnExisting,
+    /// What a password does when `attributes` does not map `password`.
+    #[serde(default)]
+    pub password: UnmappedPassword,
+    /// OpenLDAP: how a password reaches the directory ("server": Password Modify, so that
+    /// the directory hashes it; "ssha512" or "argon2": hashed here).
+    #[serde(default)]
+    pub password_hash: crate::directory::PasswordStorage,
+}
+
+/// `users.password`: what a password an IdP sends does when the mapping stores none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnmappedPassword {
+    /// 400 naming the keys that decide it: an IdP's password sync must not create accounts
+    /// nobody can log in to without anyone knowing.
+    #[default]
+    Refuse,
+    /// Dropped, by the admin's choice (e.g. accounts log in through Kerberos or SSO only).
+    Ignore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -826,20 +849,31 @@ impl LdapConfig {
             )
         })?;
         match url.scheme() {
-            "ldap" => {}
-            "ldaps" if self.starttls => {
+            "ldap" => {
+                if !self.starttls && !self.allow_plain_ldap && !loopback_host(&url) {
+                    return Err(ConfigError::new(
+                        "ldap.url",
+                        format!(
+                            "{} is plain LDAP to another host without StartTLS: the bind password and every value would cross the network in clear",
+                            self.url
+                        ),
+                        "use ldaps://host:636, or set ldap.starttls = true; ldap.allow_plain_ldap = true accepts it (not recommended)",
+                    ));
+                }
+            }
+            "ldaps" | "ldapi" if self.starttls => {
                 return Err(ConfigError::new(
                     "ldap.starttls",
-                    "StartTLS on an ldaps:// URL",
-                    "use ldap:// with starttls = true, or ldaps:// with starttls = false",
+                    format!("StartTLS on an {}:// URL", url.scheme()),
+                    "use ldap:// with starttls = true, or ldaps:// (or ldapi://) with starttls = false",
                 ))
             }
-            "ldaps" => {}
+            "ldaps" | "ldapi" => {}
             other => {
                 return Err(ConfigError::new(
                     "ldap.url",
                     format!("scheme `{other}` is not LDAP"),
-                    "use ldap://host:389 or ldaps://host:636",
+                    "use ldaps://host:636, ldap://host:389 with starttls = true, or ldapi:// for a local slapd's socket",
                 ))
             }
         }
@@ -860,6 +894,40 @@ impl LdapConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl LdapConfig {
+    /// Whether what is sent to the directory is protected on the way: TLS (ldaps://,
+    /// StartTLS) or a local socket (ldapi://).
+    pub fn protected(&self) -> bool {
+        match url::Url::parse(&self.url) {
+            Ok(u) => u.scheme() == "ldaps" || u.scheme() == "ldapi" || self.starttls,
+            Err(_) => false,
+        }
+    }
+
+    /// Plain LDAP the admin allowed to another host (warned about at every start).
+    pub fn plain_to_network(&self) -> bool {
+        url::Url::parse(&self.url)
+            .is_ok_and(|u| u.scheme() == "ldap" && !self.starttls && !loopback_host(&u))
+    }
+}
+
+/// Whether the URL's host is this machine's loopback (127.0.0.0/8, ::1, localhost).
+fn loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        // ldap:// is not a scheme the url crate knows, so an address arrives as text
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+        }
+        None => false,
     }
 }
 
@@ -885,7 +953,7 @@ mod tests {
             assert_eq!(raw.ldap.url, "ldaps://ldap.example.org");
             assert_eq!(raw.server.listen.port(), 9999);
             assert_eq!(raw.tenants["default"].tokens["ci"].sha256, "ab".repeat(32));
-            assert_eq!(raw.users.attributes.len(), 31, "dotted keys survive");
+            assert_eq!(raw.users.attributes.len(), 32, "dotted keys survive");
             Ok(())
         });
     }
@@ -911,6 +979,7 @@ mod tests {
             bind_password_file: None,
             bind_password_credential: None,
             starttls: false,
+            allow_plain_ldap: false,
             ca_file: None,
             connect_timeout_secs: 1,
             operation_timeout_secs: 1,
@@ -937,6 +1006,46 @@ mod tests {
     }
 
     #[test]
+    fn plain_ldap_is_accepted_only_to_loopback_unless_allowed() {
+        let mut l = LdapConfig {
+            url: String::new(),
+            bind_dn: "cn=a".into(),
+            bind_password: None,
+            bind_password_file: None,
+            bind_password_credential: None,
+            starttls: false,
+            allow_plain_ldap: false,
+            ca_file: None,
+            connect_timeout_secs: 1,
+            operation_timeout_secs: 1,
+            pool_size: 1,
+        };
+        for (url, ok) in [
+            ("ldap://127.0.0.1:389", true),
+            ("ldap://127.1.2.3", true),
+            ("ldap://[::1]:389", true),
+            ("ldap://localhost", true),
+            ("ldap://10.0.0.5", false),
+            ("ldap://dc1.example.test", false),
+            ("ldaps://dc1.example.test", true),
+            ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi", true),
+        ] {
+            l.url = url.into();
+            assert_eq!(l.check().is_ok(), ok, "{url}");
+        }
+        l.url = "ldap://dc1.example.test".into();
+        l.starttls = true;
+        assert!(l.check().is_ok() && l.protected() && !l.plain_to_network());
+        l.starttls = false;
+        l.allow_plain_ldap = true;
+        assert!(l.check().is_ok() && !l.protected() && l.plain_to_network());
+        l.url = "ldapi://%2Frun%2Fldapi".into();
+        assert!(l.protected());
+        l.starttls = true;
+        assert_eq!(l.check().unwrap_err().key, "ldap.starttls");
+    }
+
+    #[test]
     fn the_bind_password_comes_from_the_systemd_credential_under_systemd() {
         let creds = tempfile::tempdir().unwrap();
         std::fs::write(creds.path().join("bind_password"), "from-systemd\n").unwrap();
@@ -949,6 +1058,7 @@ mod tests {
             bind_password_file: None,
             bind_password_credential: Some("bind_password".into()),
             starttls: false,
+            allow_plain_ldap: false,
             ca_file: None,
             connect_timeout_secs: 1,
             operation_timeout_secs: 1,

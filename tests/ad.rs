@@ -142,6 +142,59 @@ async fn a_password_the_domain_refuses_is_a_readable_400_and_leaves_no_account()
     );
 }
 
+/// A password change on AD is an administrator's reset of unicodePwd over LDAPS: the new one
+/// logs in with `ldapsearch`, the old one no longer does; one the domain refuses undoes the
+/// rest of the PATCH; the password can be neither filtered nor asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_change_logs_in_and_passwords_are_never_filtered_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let mut body = ad_user("pwchange", "Pw Change");
+    body["password"] = json!("First-Passw0rd!x");
+    let (s, u) = bridge.post("/Users", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let id = u["id"].as_str().unwrap();
+    let dc = samba();
+    assert!(dc.ldapsearch_binds("pwchange@example.test", "First-Passw0rd!x"));
+    let (s, b) = bridge
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "password", "value": "Second-Passw0rd!y"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b.get("password").is_none());
+    assert!(dc.ldapsearch_binds("pwchange@example.test", "Second-Passw0rd!y"));
+    // (the first password may still bind for a while: Samba, like Windows AD, accepts the
+    // previous one for its "old password allowed period", 60 minutes by default)
+    // a password the domain refuses: the title change sent with it is undone
+    let (s, e) = bridge
+        .patch(
+            &format!("/Users/{id}"),
+            json!([
+                {"op": "replace", "path": "title", "value": "Changed"},
+                {"op": "replace", "path": "password", "value": "abc"}
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (attrs, _) = ad_entry(&format!("CN=Pw Change,{AD_USERS}")).await.unwrap();
+    assert_eq!(attrs["title"], vec!["Engineer"], "undone whole");
+    assert!(dc.ldapsearch_binds("pwchange@example.test", "Second-Passw0rd!y"));
+    for query in [
+        format!("filter={}", urlencode("password eq \"Second-Passw0rd!y\"")),
+        format!("filter={}", urlencode("password pr")),
+        "sortBy=password".to_owned(),
+        "attributes=password".to_owned(),
+    ] {
+        let (s, e) = bridge.get(&format!("/Users?{query}")).await;
+        assert_eq!(
+            (s, e["scimType"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalidFilter")),
+            "{query}: {e}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

@@ -154,7 +154,7 @@ async fn a_refused_service_account_gets_bounded_binds_and_a_clear_error() {
 async fn behind_proxy(slapd: &Slapd) -> (Bridge, FaultProxy) {
     let proxy = FaultProxy::start(slapd.port).await;
     let cfg = set(
-        test_config(slapd, &[], "").replace(&slapd.url(), &proxy.url()),
+        via_plain_ldap(&test_config(slapd, &[], ""), slapd, &proxy.url()),
         "request_timeout_secs",
         "3",
     );

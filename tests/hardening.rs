@@ -440,7 +440,11 @@ async fn slow_clients_and_slow_requests_are_cut_off_with_scim_errors() {
         }
     });
     let cfg = set(
-        test_config(&slapd, &[], "").replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}")),
+        via_plain_ldap(
+            &test_config(&slapd, &[], ""),
+            &slapd,
+            &format!("ldap://127.0.0.1:{port}"),
+        ),
         "request_timeout_secs",
         "1",
     );

@@ -14,7 +14,7 @@ fn tls_config(slapd: &Slapd, url: &str, starttls: bool, ca: bool) -> String {
         "",
     )
     .replace(
-        &format!("url = \"{}\"", slapd.url()),
+        &format!("url = \"{}\"", slapd.ldapi_url()),
         &format!("url = \"{url}\""),
     );
     if ca {

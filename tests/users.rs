@@ -1119,15 +1119,18 @@ async fn a_directory_that_never_answers_times_out_into_503() {
             held.push(s);
         }
     });
-    let cfg = test_config(
+    let cfg = via_plain_ldap(
+        &test_config(
+            &slapd,
+            &[
+                ("connect_timeout_secs = 5", "connect_timeout_secs = 1"),
+                ("operation_timeout_secs = 10", "operation_timeout_secs = 1"),
+            ],
+            "",
+        ),
         &slapd,
-        &[
-            ("connect_timeout_secs = 5", "connect_timeout_secs = 1"),
-            ("operation_timeout_secs = 10", "operation_timeout_secs = 1"),
-        ],
-        "",
-    )
-    .replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}"));
+        &format!("ldap://127.0.0.1:{port}"),
+    );
     let bridge = Bridge::start_with(cfg).await;
     let (s, h, e) = bridge.call(Method::GET, "/Users", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");

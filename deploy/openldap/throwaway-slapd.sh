@@ -5,6 +5,9 @@
 # the example tree (dc=example,dc=org; rootdn cn=admin,dc=example,dc=org with the password
 # in $SLAPD_ROOTPW, default "admin"), starts slapd on ldap://127.0.0.1:PORT/ and prints its
 # pid once it answers. Stop it with: kill "$(cat DIR/slapd.pid)"
+# It also listens on the local socket DIR/ldapi (ldapi://, percent-encoded path): the demo's
+# bridge talks to it there, so that passwords never cross even loopback in clear.
+# With SLAPD_STATS_LOG set, slapd logs every operation to DIR/stats.log.
 # With SLAPD_TLS_PORT set, it also makes a throwaway CA (DIR/tls/ca.pem) and a certificate for
 # 127.0.0.1, offers StartTLS on PORT and listens with ldaps:// on SLAPD_TLS_PORT.
 set -euo pipefail
@@ -20,7 +23,8 @@ for bin in /usr/sbin/slapd /usr/sbin/slapadd; do
 done
 mkdir -p "$dir/slapd.d" "$dir/data"
 tls_config=""
-urls="ldap://127.0.0.1:$port/"
+ldapi="ldapi://$(printf '%s' "$dir/ldapi" | sed 's#%#%25#g; s#/#%2F#g')"
+urls="ldap://127.0.0.1:$port/ $ldapi/"
 if [ -n "${SLAPD_TLS_PORT:-}" ]; then
   tls=$dir/tls
   "$here/../throwaway-ca.sh" "$tls"
@@ -46,6 +50,8 @@ olcModuleLoad: ppolicy
 olcModuleLoad: memberof
 olcModuleLoad: refint
 olcModuleLoad: sssvlv
+olcModuleLoad: argon2
+olcModuleLoad: pw-sha2
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -116,8 +122,15 @@ if [ -n "${SLAPD_EXTRA_LDIF:-}" ]; then
   /usr/sbin/slapadd -q -n1 -F "$dir/slapd.d" -l "$SLAPD_EXTRA_LDIF" >>"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; exit 4; }
 fi
-/usr/sbin/slapd -F "$dir/slapd.d" -h "$urls" 2>"$dir/slapd.log" \
-  || { cat "$dir/slapd.log" >&2; exit 5; }
+if [ -n "${SLAPD_STATS_LOG:-}" ]; then
+  # in the foreground with the "stats" log (every operation, the attributes each search
+  # asks for) on stderr, for tests that prove what the bridge does and does not request
+  /usr/sbin/slapd -F "$dir/slapd.d" -h "$urls" -d stats 2>"$dir/stats.log" </dev/null >/dev/null &
+  disown
+else
+  /usr/sbin/slapd -F "$dir/slapd.d" -h "$urls" 2>"$dir/slapd.log" \
+    || { cat "$dir/slapd.log" >&2; exit 5; }
+fi
 for _ in $(seq 1 100); do
   if [ -s "$dir/slapd.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     cat "$dir/slapd.pid"

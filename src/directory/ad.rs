@@ -12,8 +12,8 @@ use tracing::warn;
 
 use super::filter::{split_dn, unescape_dn_value};
 use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
-use super::pool::{to_mods, LdapPool};
-use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter};
+use super::pool::LdapPool;
+use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter, Password};
 
 /// `userAccountControl` bits.
 pub const UAC_ACCOUNTDISABLE: u32 = 0x2;
@@ -35,7 +35,7 @@ pub fn active_directory(pool: LdapPool, dialect: AdDialect) -> ActiveDirectory {
 
 /// `"password"` as UTF-16LE, the form AD takes for `unicodePwd`.
 pub fn encode_password(password: &str) -> Vec<u8> {
-    format!("\"{password}\"")
+    zeroize::Zeroizing::new(format!("\"{password}\""))
         .encode_utf16()
         .flat_map(|u| u.to_le_bytes())
         .collect()
@@ -257,6 +257,7 @@ impl Dialect for AdDialect {
         pool: &LdapPool,
         dn: &str,
         mut attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
     ) -> DirResult<()> {
         let is_user = has_value(&attrs, "objectClass", "user");
         if !attrs
@@ -285,9 +286,9 @@ impl Dialect for AdDialect {
         if !is_user {
             return pool.add(dn, attrs).await;
         }
-        let password = take(&mut attrs, "unicodePwd")
-            .and_then(|v| v.into_iter().next())
-            .or_else(|| self.random_passwords.then(random_password));
+        let random =
+            (password.is_none() && self.random_passwords).then(|| Password::new(random_password()));
+        let password = password.or(random.as_ref());
         let wanted = take(&mut attrs, "userAccountControl")
             .and_then(|v| v.first().and_then(|s| s.parse::<u32>().ok()))
             .unwrap_or(UAC_NORMAL_ACCOUNT);
@@ -295,9 +296,8 @@ impl Dialect for AdDialect {
         attrs.push(("userAccountControl".into(), vec![disabled.to_string()]));
         pool.add(dn, attrs).await?;
         let finish = async {
-            if let Some(p) = &password {
-                let set = Mod::Replace(b"unicodePwd".to_vec(), HashSet::from([encode_password(p)]));
-                pool.modify_mods(dn, vec![set], None).await?;
+            if let Some(p) = password {
+                self.set_password(pool, dn, p).await?;
             }
             if wanted != disabled {
                 if password.is_none() {
@@ -324,19 +324,14 @@ impl Dialect for AdDialect {
         Ok(())
     }
 
-    fn mods(&self, changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
-        let mut mods = to_mods(changes);
-        for m in mods.iter_mut() {
-            if let Mod::Replace(a, vals) | Mod::Add(a, vals) = m {
-                if a.eq_ignore_ascii_case(b"unicodePwd") {
-                    *vals = vals
-                        .iter()
-                        .map(|v| encode_password(&String::from_utf8_lossy(v)))
-                        .collect();
-                }
-            }
-        }
-        mods
+    /// `unicodePwd` replaced (an administrator's reset: no old password needed), over the
+    /// encrypted connection AD requires.
+    async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()> {
+        let set = Mod::Replace(
+            b"unicodePwd".to_vec(),
+            HashSet::from([encode_password(password.expose())]),
+        );
+        pool.modify_mods(dn, vec![set], None).await
     }
 }
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::filter::split_first_rdn;
 use super::{
     Change, DirResult, Directory, DirectoryError, DirectoryKind, Dn, Entry, EntryId, LdapFilter,
-    PoolStatus, SortKey,
+    Password, PoolStatus, SortKey,
 };
 
 /// One operation the request made.
@@ -34,6 +34,12 @@ pub enum Recorded {
     Add {
         dn: String,
         attrs: Vec<(String, Vec<String>)>,
+        /// Whether a password is set with it (its value is never recorded).
+        password: bool,
+    },
+    /// A password set as the directory expects (never its value).
+    SetPassword {
+        dn: String,
     },
     Modify {
         dn: String,
@@ -55,6 +61,7 @@ impl Recorded {
         matches!(
             self,
             Recorded::Add { .. }
+                | Recorded::SetPassword { .. }
                 | Recorded::Modify { .. }
                 | Recorded::Rename { .. }
                 | Recorded::Delete { .. }
@@ -90,12 +97,25 @@ impl fmt::Display for Recorded {
                     shown(attr, std::slice::from_ref(value))
                 )
             }
-            Recorded::Add { dn, attrs } => {
+            Recorded::Add {
+                dn,
+                attrs,
+                password,
+            } => {
                 write!(f, "add     {dn}")?;
                 for (a, v) in attrs {
                     write!(f, "\n          {a}: {}", shown(a, v))?;
                 }
+                if *password {
+                    write!(
+                        f,
+                        "\n          (password: ******, set as the directory expects)"
+                    )?;
+                }
                 Ok(())
+            }
+            Recorded::SetPassword { dn } => {
+                write!(f, "passwd  {dn}  ****** (set as the directory expects)")
             }
             Recorded::Modify {
                 dn,
@@ -310,7 +330,12 @@ impl Directory for DryRun {
         Ok((total, self.overlay_all(entries)))
     }
 
-    async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
+    async fn add(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
+    ) -> DirResult<()> {
         let at = Dn::new(dn);
         let exists = match self.overlaid(&at) {
             Some(e) => e.is_some(),
@@ -322,6 +347,7 @@ impl Directory for DryRun {
         self.record(Recorded::Add {
             dn: dn.to_owned(),
             attrs: attrs.clone(),
+            password: password.is_some(),
         });
         let mut entry = Entry {
             dn: at.clone(),
@@ -335,6 +361,12 @@ impl Directory for DryRun {
             .collect();
         apply(&mut entry, &changes);
         self.set(at, Some(entry));
+        Ok(())
+    }
+
+    async fn set_password(&self, dn: &str, _password: &Password) -> DirResult<()> {
+        self.current(&Dn::new(dn)).await?;
+        self.record(Recorded::SetPassword { dn: dn.to_owned() });
         Ok(())
     }
 

@@ -3,11 +3,13 @@
 //! `Dialect`, with one implementation per dialect.
 
 use async_trait::async_trait;
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{Scope, SearchEntry};
+use tracing::warn;
 
 use super::pool::{sort_control, to_mods, LdapPool};
 use super::{
-    Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, SortKey,
+    Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, Password,
+    SortKey,
 };
 
 #[async_trait]
@@ -52,19 +54,38 @@ pub trait Dialect: Send + Sync + 'static {
         Ok(e)
     }
 
-    /// Creates an entry (AD: disabled first, then the password, then enabled).
+    /// Creates an entry and sets its password (AD: disabled first, then the password, then
+    /// enabled).
     async fn add(
         &self,
         pool: &LdapPool,
         dn: &str,
         attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
     ) -> DirResult<()> {
-        pool.add(dn, attrs).await
+        pool.add(dn, attrs).await?;
+        self.password_or_remove(pool, dn, password).await
     }
 
-    /// The modify's mods (AD encodes `unicodePwd`).
-    fn mods(&self, changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
-        to_mods(changes)
+    /// Sets the password of the entry at `dn` as this directory expects.
+    async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()>;
+
+    /// The password of an entry just added; when the directory refuses it, the entry is
+    /// removed again, so that no account stays without the password its creator sent.
+    async fn password_or_remove(
+        &self,
+        pool: &LdapPool,
+        dn: &str,
+        password: Option<&Password>,
+    ) -> DirResult<()> {
+        let Some(p) = password else { return Ok(()) };
+        if let Err(e) = self.set_password(pool, dn, p).await {
+            if let Err(d) = pool.delete(dn, None).await {
+                warn!(dn, error = %d, "could not remove an entry whose password was refused");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -241,8 +262,17 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         Ok(n)
     }
 
-    async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()> {
-        self.dialect.add(&self.pool, dn, attrs).await
+    async fn add(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
+    ) -> DirResult<()> {
+        self.dialect.add(&self.pool, dn, attrs, password).await
+    }
+
+    async fn set_password(&self, dn: &str, password: &Password) -> DirResult<()> {
+        self.dialect.set_password(&self.pool, dn, password).await
     }
 
     async fn modify_if(
@@ -252,24 +282,26 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
         let assertion = assertion.filter(|_| self.dialect.assertions());
-        self.pool
-            .modify_mods(dn, self.dialect.mods(changes), assertion)
-            .await
+        self.pool.modify_mods(dn, to_mods(changes), assertion).await
     }
 
     async fn add_read(
         &self,
         dn: &str,
         attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
         read: &[&str],
     ) -> DirResult<Option<Entry>> {
         if !self.dialect.post_read() {
-            return self.add(dn, attrs).await.map(|()| None);
+            return self.add(dn, attrs, password).await.map(|()| None);
         }
         let wanted = self.wanted(read);
         let se = self
             .pool
             .add_reading(dn, attrs, Some(&refs(&wanted)))
+            .await?;
+        self.dialect
+            .password_or_remove(&self.pool, dn, password)
             .await?;
         self.finish_one(se).await
     }
@@ -288,12 +320,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         let wanted = self.wanted(read);
         let se = self
             .pool
-            .modify_reading(
-                dn,
-                self.dialect.mods(changes),
-                assertion,
-                Some(&refs(&wanted)),
-            )
+            .modify_reading(dn, to_mods(changes), assertion, Some(&refs(&wanted)))
             .await?;
         self.finish_one(se).await
     }

@@ -14,10 +14,12 @@ pub mod guid;
 pub mod ldap;
 pub mod names;
 pub mod openldap;
+pub mod password;
 pub mod pool;
 
 pub use filter::LdapFilter;
 pub use names::{Dn, EntryId};
+pub use password::{Password, PasswordStorage};
 
 /// An entry as read from the directory: its DN, its immutable id (decoded by the dialect),
 /// and its attribute values keyed by lowercased attribute name.
@@ -117,6 +119,10 @@ pub enum DirectoryError {
     PreconditionFailed(String),
     #[error("insufficient access rights: {0}")]
     InsufficientAccess(String),
+    /// The directory lacks something the configuration relies on (e.g. the Password Modify
+    /// extended operation); the text, written here, names the setting that fixes it.
+    #[error("the directory does not support this: {0}")]
+    Unsupported(String),
     #[error("LDAP error {code}: {message}")]
     Other { code: u32, message: String },
 }
@@ -136,6 +142,7 @@ impl DirectoryError {
             DirectoryError::SizeLimit(_) => "size_limit",
             DirectoryError::PreconditionFailed(_) => "precondition_failed",
             DirectoryError::InsufficientAccess(_) => "insufficient_access",
+            DirectoryError::Unsupported(_) => "unsupported",
             DirectoryError::Other { .. } => "other",
         }
     }
@@ -225,7 +232,19 @@ pub trait Directory: Send + Sync {
         take: usize,
     ) -> DirResult<(usize, Vec<Entry>)>;
 
-    async fn add(&self, dn: &str, attrs: Vec<(String, Vec<String>)>) -> DirResult<()>;
+    /// Creates an entry, with its password set as the directory expects when one is given
+    /// (an entry whose password is refused is removed again: no account is left without it).
+    async fn add(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
+    ) -> DirResult<()>;
+
+    /// Sets the password of the entry at `dn` the way the directory expects (OpenLDAP: the
+    /// Password Modify extended operation or a hash made here; AD: `unicodePwd`). Every value
+    /// the password attribute had is replaced. Passwords are never read back.
+    async fn set_password(&self, dn: &str, password: &Password) -> DirResult<()>;
 
     /// One modify, all changes or none. Adding a value that is already there succeeds
     /// (permissive modify); deleting one that is not fails with `NoSuchValue`.
@@ -248,10 +267,11 @@ pub trait Directory: Send + Sync {
         &self,
         dn: &str,
         attrs: Vec<(String, Vec<String>)>,
+        password: Option<&Password>,
         read: &[&str],
     ) -> DirResult<Option<Entry>> {
         let _ = read;
-        self.add(dn, attrs).await.map(|()| None)
+        self.add(dn, attrs, password).await.map(|()| None)
     }
 
     /// `modify_if`, and the entry as the modify left it, like `add_read`.

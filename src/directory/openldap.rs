@@ -1,19 +1,37 @@
 //! OpenLDAP dialect: ids are `entryUUID` (RFC 4530), stored and compared as strings; the
-//! version is `entryCSN`; the `sssvlv` overlay sorts.
+//! version is `entryCSN`; the `sssvlv` overlay sorts; passwords are set with the Password
+//! Modify extended operation (RFC 3062), so that slapd hashes them with its own scheme.
 
+use async_trait::async_trait;
 use ldap3::SearchEntry;
 
 use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
 use super::pool::LdapPool;
-use super::{DirectoryKind, Entry, LdapFilter};
+use super::{
+    Change, DirResult, DirectoryError, DirectoryKind, Entry, LdapFilter, Password, PasswordStorage,
+};
 
-pub struct OpenLdapDialect;
+pub struct OpenLdapDialect {
+    /// How a password reaches the directory (`users.password_hash`).
+    pub password: PasswordStorage,
+    /// The attribute a hash made here is stored in (`users.attributes.password`).
+    pub password_attr: String,
+}
+
+impl Default for OpenLdapDialect {
+    fn default() -> Self {
+        OpenLdapDialect {
+            password: PasswordStorage::Server,
+            password_attr: "userPassword".to_owned(),
+        }
+    }
+}
 
 /// OpenLDAP behind the `Directory` trait.
 pub type OpenLdap = LdapDirectory<OpenLdapDialect>;
 
-pub fn open_ldap(pool: LdapPool) -> OpenLdap {
-    LdapDirectory::new(pool, OpenLdapDialect)
+pub fn open_ldap(pool: LdapPool, dialect: OpenLdapDialect) -> OpenLdap {
+    LdapDirectory::new(pool, dialect)
 }
 
 /// entryUUID syntax (RFC 4530): the 36-character hyphenated hex form.
@@ -25,6 +43,7 @@ fn looks_like_uuid(id: &str) -> bool {
         })
 }
 
+#[async_trait]
 impl Dialect for OpenLdapDialect {
     fn kind(&self) -> DirectoryKind {
         DirectoryKind::Openldap
@@ -57,6 +76,26 @@ impl Dialect for OpenLdapDialect {
             id: id.into(),
             attrs,
         }
+    }
+
+    async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()> {
+        let hash = match self.password {
+            PasswordStorage::Server => return pool.password_modify(dn, password).await,
+            // argon2 takes tens of milliseconds of CPU: off the async workers
+            scheme => {
+                let p = password.clone();
+                tokio::task::spawn_blocking(move || scheme.hash(&p))
+                    .await
+                    .map_err(|e| DirectoryError::Unavailable(format!("hashing failed: {e}")))?
+                    .map_err(DirectoryError::Unavailable)?
+            }
+        };
+        let Some(hash) = hash else {
+            return pool.password_modify(dn, password).await;
+        };
+        // a replace: every value the attribute had goes
+        let set = [Change::Replace(self.password_attr.clone(), vec![hash])];
+        pool.modify(dn, &set, None).await
     }
 }
 

@@ -544,6 +544,43 @@ impl LdapPool {
         .await
     }
 
+    /// The LDAP Password Modify extended operation (RFC 3062) for the entry at `dn`: the server
+    /// hashes the new password with its own scheme and replaces every value the entry had.
+    pub async fn password_modify(&self, dn: &str, password: &super::Password) -> DirResult<()> {
+        self.observed("password_modify", async {
+            for retry in [true, false] {
+                let mut conn = self.conn().await?;
+                self.count();
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .extended(ldap3::exop::PasswordModify {
+                        user_id: Some(dn),
+                        old_pass: None,
+                        new_pass: Some(password.expose()),
+                    })
+                    .await
+                    .map(|r| r.1);
+                if retry && unsent(&res) {
+                    let _ = Object::take(conn);
+                    continue;
+                }
+                return match self.finish(conn, res, dn) {
+                    // slapd: "unsupported extended operation" (protocolError)
+                    Err(DirectoryError::Other { code: 2, .. }) => {
+                        Err(DirectoryError::Unsupported(
+                            "the directory does not offer the Password Modify extended operation (RFC 3062): set users.password_hash = \"ssha512\" or \"argon2\", whichever scheme the directory verifies".into(),
+                        ))
+                    }
+                    other => other.map(|_| ()),
+                };
+            }
+            Err(DirectoryError::Unavailable(
+                "no live LDAP connection".into(),
+            ))
+        })
+        .await
+    }
+
     pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
         self.observed("compare", async {
             let mut conn = self.conn().await?;

@@ -64,8 +64,9 @@ pub async fn create_user(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
+    let p = user_projection(&state, &params)?;
     let user = state.users.create(&ctx, &body).await?;
-    Ok(made(user, &projection(&params)))
+    Ok(made(user, &p))
 }
 
 pub async fn get_user(
@@ -75,7 +76,7 @@ pub async fn get_user(
     ResourceId(id): ResourceId,
     Params(params): Params,
 ) -> HttpResult {
-    let p = projection(&params);
+    let p = user_projection(&state, &params)?;
     let user = state.users.get(&ctx, &id, &p).await?;
     Ok(read(&headers, user, &p))
 }
@@ -87,8 +88,9 @@ pub async fn replace_user(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
+    let p = user_projection(&state, &params)?;
     let user = state.users.replace(&ctx, &id, &body).await?;
-    Ok(written(user, &projection(&params)))
+    Ok(written(user, &p))
 }
 
 pub async fn patch_user(
@@ -98,8 +100,9 @@ pub async fn patch_user(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
+    let p = user_projection(&state, &params)?;
     let user = state.users.patch(&ctx, &id, &body).await?;
-    Ok(written(user, &projection(&params)))
+    Ok(written(user, &p))
 }
 
 pub async fn delete_user(
@@ -124,11 +127,11 @@ async fn users_page(
     ctx: &RequestCtx,
     params: &HashMap<String, String>,
 ) -> HttpResult {
-    let q = list_query(params, &state.limits)?;
+    let q = list_query(params, &state.limits, &USER_RESOURCE)?;
     let page = state.users.list(ctx, &q).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &list_response(page, &projection(params)),
+        &list_response(page, &q.projection),
     ))
 }
 
@@ -137,10 +140,14 @@ async fn groups_page(
     ctx: &RequestCtx,
     params: &HashMap<String, String>,
 ) -> HttpResult {
-    let q = list_query(params, &state.limits)?;
-    let p = projection(params);
-    let page = groups(state)?.list(ctx, &q, p.includes("members")).await?;
-    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+    let q = list_query(params, &state.limits, &GROUP_RESOURCE)?;
+    let page = groups(state)?
+        .list(ctx, &q, q.projection.includes("members"))
+        .await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(page, &q.projection),
+    ))
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
@@ -168,8 +175,9 @@ pub async fn search_all(
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let params = search_params(&body)?;
-    let q = list_query(&params, &state.limits)?;
-    let p = projection(&params);
+    // the password is the one write-only attribute either type has (Users')
+    let q = list_query(&params, &state.limits, &USER_RESOURCE)?;
+    let p = q.projection.clone();
     let count = q
         .count
         .unwrap_or(state.users.max_results())
@@ -279,6 +287,7 @@ fn search_params(body: &Value) -> Result<HashMap<String, String>, ScimError> {
 fn list_query(
     params: &HashMap<String, String>,
     limits: &crate::scim::Limits,
+    schema: &ResourceSchema,
 ) -> Result<ListQuery, ScimError> {
     let get = |name: &str| {
         params
@@ -309,6 +318,14 @@ fn list_query(
         Some(by) if !by.trim().is_empty() => {
             let by = parse_attr_path(by)
                 .map_err(|e| ScimError::invalid_value(format!("sortBy \"{by}\": {e}")))?;
+            let write_only = schema
+                .resolve(by.urn.as_deref(), &by.name)
+                .is_some_and(|(_, d)| d.returned == crate::scim::schema::Returned::Never);
+            if write_only {
+                return Err(ScimError::invalid_filter(format!(
+                    "sortBy: '{by}' is write-only (returned: never): it cannot be filtered, sorted or returned"
+                )));
+            }
             let descending = match get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
                 None | Some("") | Some("ascending") => false,
                 Some("descending") => true,
@@ -327,20 +344,41 @@ fn list_query(
         start_index: int("startIndex")?.unwrap_or(1).max(1) as usize,
         count: int("count")?.map(|c| c.max(0) as usize),
         sort,
-        projection: projection(params),
+        projection: projection(params, limits, schema)?,
         cursor: get("cursor").map(str::to_owned),
     })
 }
 
-/// `attributes` / `excludedAttributes` from query parameters (names case-insensitive).
-fn projection(params: &HashMap<String, String>) -> Projection {
+/// `attributes` / `excludedAttributes` from query parameters (names case-insensitive), for
+/// resources of `schema`: bounded, and never naming a write-only attribute.
+fn projection(
+    params: &HashMap<String, String>,
+    limits: &crate::scim::Limits,
+    schema: &ResourceSchema,
+) -> Result<Projection, ScimError> {
     let get = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    Projection::new(get("attributes"), get("excludedAttributes"))
+    Projection::parse(get("attributes"), get("excludedAttributes"), limits, schema)
+}
+
+/// `projection` for Users.
+fn user_projection(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Projection, ScimError> {
+    projection(params, &state.limits, &USER_RESOURCE)
+}
+
+/// `projection` for Groups.
+fn group_projection(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Projection, ScimError> {
+    projection(params, &state.limits, &GROUP_RESOURCE)
 }
 
 fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError> {
@@ -388,7 +426,7 @@ pub async fn create_group(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let p = projection(&params);
+    let p = group_projection(&state, &params)?;
     let group = groups(&state)?
         .create(&ctx, &body, p.includes("members"))
         .await?;
@@ -402,7 +440,7 @@ pub async fn get_group(
     ResourceId(id): ResourceId,
     Params(params): Params,
 ) -> HttpResult {
-    let p = projection(&params);
+    let p = group_projection(&state, &params)?;
     let group = groups(&state)?
         .get(&ctx, &id, p.includes("members"))
         .await?;
@@ -424,7 +462,7 @@ pub async fn replace_group(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let p = projection(&params);
+    let p = group_projection(&state, &params)?;
     let group = groups(&state)?
         .replace(&ctx, &id, &body, p.includes("members"))
         .await?;
@@ -441,7 +479,7 @@ pub async fn patch_group(
     Params(params): Params,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    let p = projection(&params);
+    let p = group_projection(&state, &params)?;
     let respond = p.is_set().then(|| p.includes("members"));
     match groups(&state)?.patch(&ctx, &id, &body, respond).await? {
         Some(group) => Ok(written(group, &p)),
@@ -538,6 +576,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             &crate::scim::Limits::default(),
+            &USER_RESOURCE,
         )
     }
 
@@ -548,6 +587,25 @@ mod tests {
         let l = q(&[("startindex", "3"), ("COUNT", "10")]).unwrap();
         assert_eq!((l.start_index, l.count), (3, Some(10)));
         assert_eq!(q(&[("count", "ten")]).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn the_password_cannot_be_sorted_on_or_asked_for() {
+        for pairs in [
+            &[("sortBy", "password")][..],
+            &[(
+                "sortBy",
+                "urn:ietf:params:scim:schemas:core:2.0:User:password",
+            )][..],
+            &[("attributes", "userName,password")][..],
+        ] {
+            let e = q(pairs).unwrap_err();
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::ScimType::InvalidFilter),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

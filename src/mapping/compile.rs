@@ -434,6 +434,14 @@ fn parse_mapping(
         ));
     }
     let kind = match transform {
+        None if attr.name == "password" => ValueKind::Password,
+        Some(t) if attr.name == "password" => {
+            return Err(ConfigError::new(
+                &key,
+                format!("transform `{t:?}` cannot apply to a password"),
+                "remove the transform: passwords are set as the directory expects (users.password_hash)",
+            ))
+        }
         None if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
             when_true: Some("TRUE".into()),
             when_false: Some("FALSE".into()),

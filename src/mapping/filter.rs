@@ -5,7 +5,7 @@
 
 use crate::directory::LdapFilter;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::{AttrDef, AttrType};
+use crate::scim::schema::{AttrDef, AttrType, Returned};
 use crate::scim::{ScimError, ScimResult};
 
 use super::{AttrMapping, Mapping, Target, ValueKind};
@@ -141,6 +141,9 @@ impl Mapping {
         positive: bool,
     ) -> ScimResult<LdapFilter> {
         let (container, def) = self.resolve(p)?;
+        if def.returned == Returned::Never {
+            return Err(write_only(&p.to_string()));
+        }
         match def.name {
             "id" => {
                 return match cmp {
@@ -339,6 +342,14 @@ fn in_element(
     }
 }
 
+/// 400 for a filter on a write-only attribute: filtering on a password would test a guess
+/// against every account at once.
+fn write_only(name: &str) -> ScimError {
+    ScimError::invalid_filter(format!(
+        "'{name}' is write-only (returned: never): it cannot be filtered, sorted or returned"
+    ))
+}
+
 fn constant(b: bool) -> LdapFilter {
     if b {
         LdapFilter::True
@@ -454,6 +465,7 @@ fn compare_mapped(
         }
     }
     match &m.kind {
+        ValueKind::Password => Err(write_only(&m.scim)),
         ValueKind::Text => {
             let Some((op, v)) = cmp else {
                 return Ok(LdapFilter::Present(attr));

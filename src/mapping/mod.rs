@@ -95,6 +95,9 @@ pub enum ValueKind {
         bit: u32,
         base: u32,
     },
+    /// The write-only `password`: never read, compared or filtered; set as the directory
+    /// expects (see `directory::password`), never through an attribute change.
+    Password,
 }
 
 #[derive(Debug, Clone, PartialEq)]

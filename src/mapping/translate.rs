@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::directory::filter::{escape_dn_value, split_first_rdn, unescape_dn_value};
-use crate::directory::{Change, Entry};
+use crate::directory::{Change, Entry, Password};
 use crate::scim::schema::{container_mut, container_ref, Container, Mutability, Returned};
 use crate::scim::{ScimError, ScimResult};
 
@@ -28,14 +28,52 @@ fn check_length(what: &str, value: &str, max: usize, key: &str) -> ScimResult<()
 }
 
 impl Mapping {
-    /// The LDAP attributes a read must request to build the resource.
+    /// The LDAP attributes a read must request to build the resource (never the password).
     pub fn ldap_attributes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.attrs.iter().map(|m| m.ldap.clone()).collect();
+        let mut v: Vec<String> = self.readable().map(|m| m.ldap.clone()).collect();
         v.push(self.rdn_attr.clone());
         v.extend(["createTimestamp".to_owned(), "modifyTimestamp".to_owned()]);
         v.sort_by_key(|a| a.to_ascii_lowercase());
         v.dedup_by_key(|a| a.to_ascii_lowercase());
         v
+    }
+
+    /// The mappings whose LDAP values a read may request: all but the write-only password.
+    pub fn readable(&self) -> impl Iterator<Item = &AttrMapping> {
+        self.attrs.iter().filter(|m| m.kind != ValueKind::Password)
+    }
+
+    /// The LDAP attribute a password lands in, when the mapping stores passwords.
+    pub fn password_attr(&self) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|m| m.kind == ValueKind::Password)
+            .map(|m| m.ldap.as_str())
+    }
+
+    /// The password `res` carries, when the mapping stores passwords: a non-empty string
+    /// within the length limit.
+    pub fn password(&self, res: &Map<String, Value>) -> ScimResult<Option<Password>> {
+        let Some(m) = self.attrs.iter().find(|m| m.kind == ValueKind::Password) else {
+            return Ok(None);
+        };
+        match res.get("password") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Err(ScimError::invalid_value(
+                "password is empty: send the new password, or leave the attribute out",
+            )),
+            Some(Value::String(s)) => {
+                // the length is checked, never the value echoed
+                if s.chars().count() > m.max_len.0 {
+                    return Err(ScimError::invalid_value(format!(
+                        "password is longer than {} characters ({})",
+                        m.max_len.0, m.max_len.1
+                    )));
+                }
+                Ok(Some(Password::new(s.clone())))
+            }
+            Some(_) => Err(ScimError::invalid_value("password must be a string")),
+        }
     }
 
     /// The LDAP attribute holding the required naming attribute (`userName`, `displayName`).
@@ -219,6 +257,7 @@ impl Mapping {
                     .first(&m.ldap)
                     .and_then(|v| v.parse::<u32>().ok())
                     .map(|flags| Value::Bool(flags & bit == 0)),
+                ValueKind::Password => None,
             };
             let Some(value) = value else { continue };
             match &m.target {
@@ -289,7 +328,7 @@ impl Mapping {
     ) -> ScimResult<BTreeMap<String, Desired>> {
         let res = &*self.with_default_types(res);
         let mut out = BTreeMap::new();
-        for m in &self.attrs {
+        for m in self.readable() {
             if m.target.top().mutability == Mutability::ReadOnly {
                 continue;
             }

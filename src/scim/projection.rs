@@ -4,6 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::filter::parse_attr_path;
+use super::schema::{ResourceSchema, Returned};
+use super::{Limits, ScimError, ScimResult};
 
 /// One requested attribute: a top-level key of the JSON resource (an extension URN for
 /// extension attributes) and optionally one of its sub-attributes.
@@ -49,6 +51,28 @@ fn parse_ref(a: &str) -> Option<AttrRef> {
     }
 }
 
+/// 400 unless `list` is within the bounds filters have: `filter_max_length` characters and
+/// `filter_max_terms` names, checked before it is split (a list of 250,000 names would cost
+/// every response ~10⁹ comparisons).
+fn bounded<'a>(param: &str, list: Option<&'a str>, limits: &Limits) -> ScimResult<Option<&'a str>> {
+    let Some(list) = list else { return Ok(None) };
+    if list.len() > limits.filter_max_length {
+        return Err(ScimError::invalid_value(format!(
+            "{param} is {} characters long; the server accepts at most {} (limits.filter_max_length)",
+            list.len(),
+            limits.filter_max_length
+        )));
+    }
+    let names = list.split(',').filter(|a| !a.trim().is_empty()).count();
+    if names > limits.filter_max_terms {
+        return Err(ScimError::invalid_value(format!(
+            "{param} names {names} attributes; the server accepts at most {} (limits.filter_max_terms)",
+            limits.filter_max_terms
+        )));
+    }
+    Ok(Some(list))
+}
+
 impl Projection {
     /// From comma-separated lists as in query parameters.
     pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
@@ -56,6 +80,35 @@ impl Projection {
             attributes: attributes.map(parse_list),
             excluded: excluded.map(parse_list).unwrap_or_default(),
         }
+    }
+
+    /// `new`, for a request on resources of `schema`: each list within `limits`, and no
+    /// write-only attribute (the password) asked for in `attributes` (400 `invalidFilter`:
+    /// it is never returned, and asking for it is a mistake worth saying).
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+        limits: &Limits,
+        schema: &ResourceSchema,
+    ) -> ScimResult<Projection> {
+        let attributes = bounded("attributes", attributes, limits)?;
+        let excluded = bounded("excludedAttributes", excluded, limits)?;
+        let p = Projection::new(attributes, excluded);
+        for a in p.attributes.iter().flatten() {
+            let (urn, name) = match &a.sub {
+                Some(sub) if a.top.contains(':') => (Some(a.top.as_str()), sub.as_str()),
+                _ => (None, a.top.as_str()),
+            };
+            if let Some((_, def)) = schema.resolve(urn, name) {
+                if def.returned == Returned::Never {
+                    return Err(ScimError::invalid_filter(format!(
+                        "'{}' is write-only (returned: never): it cannot be filtered, sorted or returned",
+                        def.name
+                    )));
+                }
+            }
+        }
+        Ok(p)
     }
 
     pub fn is_set(&self) -> bool {
@@ -178,6 +231,36 @@ mod tests {
         assert_eq!(v[EXT], json!({"employeeNumber": "7"}));
         assert_eq!(v["id"], "1", "id is always returned");
         assert!(p.includes("name"), "only a part of name is excluded");
+    }
+
+    #[test]
+    fn write_only_attributes_cannot_be_asked_for_and_lists_are_bounded() {
+        use crate::scim::schema::USER_RESOURCE;
+        let limits = Limits::default();
+        let e = Projection::parse(Some("userName,password"), None, &limits, &USER_RESOURCE)
+            .unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::scim::ScimType::InvalidFilter));
+        assert!(Projection::parse(
+            Some("urn:ietf:params:scim:schemas:core:2.0:User:password"),
+            None,
+            &limits,
+            &USER_RESOURCE
+        )
+        .is_err());
+        assert!(
+            Projection::parse(None, Some("password"), &limits, &USER_RESOURCE).is_ok(),
+            "excluding it is harmless"
+        );
+        let many = vec!["userName"; 101].join(",");
+        let e = Projection::parse(Some(&many), None, &limits, &USER_RESOURCE).unwrap_err();
+        assert!(e.detail.contains("limits.filter_max_terms"), "{}", e.detail);
+        let long = "a".repeat(5000);
+        let e = Projection::parse(None, Some(&long), &limits, &USER_RESOURCE).unwrap_err();
+        assert!(
+            e.detail.contains("limits.filter_max_length"),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]

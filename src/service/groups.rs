@@ -372,6 +372,7 @@ impl Groups {
             Op::Add {
                 dn: dn.clone(),
                 attrs,
+                password: None,
             },
             Undo::by(Op::Delete {
                 dn: dn.clone(),

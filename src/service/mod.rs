@@ -103,6 +103,10 @@ impl From<DirectoryError> for ScimError {
                     "the bridge's directory account may not make this change; ask the directory admin to grant it",
                 )
             }
+            DirectoryError::Unsupported(what) => {
+                tracing::error!(reason = %what, "the directory lacks what the configuration relies on");
+                ScimError::internal(format!("the server's configuration does not fit its directory: {what}"))
+            }
             DirectoryError::Other { code, message } => {
                 tracing::error!(code, reason = %message, "unexpected LDAP result");
                 ScimError::internal(format!("unexpected directory error ({message})"))

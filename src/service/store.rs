@@ -115,8 +115,7 @@ impl Store {
     ) -> Vec<&'a str> {
         let mut v: Vec<&str> = self
             .mapping
-            .attrs
-            .iter()
+            .readable()
             .filter(|m| match m.target.container() {
                 crate::scim::schema::Container::Core => include(m.target.top_name()),
                 crate::scim::schema::Container::Extension(urn) => include(urn),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tracing::info;
 
-use crate::config::{DeleteMode, OnExisting};
+use crate::config::{DeleteMode, OnExisting, UnmappedPassword};
 use crate::directory::budget;
 use crate::directory::filter::{is_under, split_first_rdn};
 use crate::directory::{DirectoryError, Dn, Entry, EntryId, LdapFilter};
@@ -24,7 +24,7 @@ use super::cursor::Cursors;
 use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
 use super::store::{CursorRequest, Store};
-use super::write::{restore, Op, Plan, Step, Undo};
+use super::write::{restore, NewPassword, Op, Plan, Step, Undo};
 use super::{RequestCtx, Resource};
 
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct UserSettings {
     /// LDAP attributes that find an existing account on create (`users.match_on`).
     pub match_on: Vec<String>,
     pub on_existing: OnExisting,
+    /// What a password does when the mapping does not store passwords.
+    pub password: UnmappedPassword,
 }
 
 /// Role groups a write joins and leaves (`[roles]`).
@@ -465,9 +467,40 @@ impl Users {
         for k in ["id", "meta", "groups"] {
             res.remove(k);
         }
+        self.screen_password(&mut res)?;
         self.mapping().check_unmapped(&res, &n.ignored)?;
         required_user_name(&res)?;
         Ok(res)
+    }
+
+    /// A password the mapping does not store is a decision the admin made visible: dropped
+    /// when `users.password = "ignore"`, else a 400 naming the keys, so that an IdP's
+    /// password sync never creates accounts nobody can log in to without anyone knowing.
+    fn screen_password(&self, res: &mut Map<String, Value>) -> ScimResult<()> {
+        if self.mapping().password_attr().is_some() || !res.contains_key("password") {
+            return Ok(());
+        }
+        match self.settings.password {
+            UnmappedPassword::Ignore => {
+                res.remove("password");
+                tracing::debug!("password ignored (users.password = \"ignore\")");
+                Ok(())
+            }
+            UnmappedPassword::Refuse => Err(ScimError::invalid_value(
+                "this server does not store passwords: its admin maps users.attributes.password (OpenLDAP: \"userPassword\", Active Directory: \"unicodePwd\") or sets users.password = \"ignore\"; or turn password sync off in the identity provider",
+            )),
+        }
+    }
+
+    /// The password in `res` and where it lands, when the mapping stores passwords.
+    fn new_password(&self, res: &Map<String, Value>) -> ScimResult<Option<NewPassword>> {
+        let Some(attr) = self.mapping().password_attr() else {
+            return Ok(None);
+        };
+        Ok(self.mapping().password(res)?.map(|password| NewPassword {
+            attr: attr.to_owned(),
+            password,
+        }))
     }
 
     /// POST. The plan: clear stale memberships of the new DN, add the entry, join the
@@ -478,6 +511,7 @@ impl Users {
         let container = &ctx.tenant.users_container;
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
+        let password = self.new_password(&res)?;
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
         let desired = self.mapping().to_ldap(&res, &|id| dn_for(&refs, id))?;
         let base = self.mapping().rdn_text(&res)?;
@@ -510,7 +544,7 @@ impl Users {
         let (dn, written) = loop {
             attempts += 1;
             let dn = Dn::new(format!("{rdn},{container}"));
-            let mut plan = self.create_plan(ctx, &dn, &desired, &rdn);
+            let mut plan = self.create_plan(ctx, &dn, &desired, &rdn, password.as_ref());
             plan.steps.extend(self.role_steps(&dn, &roles));
             // the add returns the entry (post-read) when nothing after it changes memberOf
             let read = (plan.steps.last().map(|s| s.label) == Some(Step::ADD))
@@ -561,6 +595,7 @@ impl Users {
         dn: &Dn,
         desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
         rdn: &str,
+        password: Option<&NewPassword>,
     ) -> Plan {
         let mut plan = Plan::new();
         if let Some(m) = &self.memberships {
@@ -571,6 +606,7 @@ impl Users {
             Op::Add {
                 dn: dn.clone(),
                 attrs: self.mapping().new_entry(desired, rdn),
+                password: password.cloned(),
             },
             Undo::by(Op::Delete {
                 dn: dn.clone(),
@@ -769,6 +805,7 @@ impl Users {
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
         apply_patch(&mut new_res, &ops, self.mapping().schema, &e.id)?;
+        self.screen_password(&mut new_res)?;
         self.mapping().check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
         self.write(ctx, e, old_res, old_refs, new_res).await
@@ -808,6 +845,7 @@ impl Users {
         let new = mapping.to_ldap(&new_res, &lookup)?;
         let mut changes = extra;
         changes.extend(mapping.changes(&e, &old, &new));
+        let password = self.new_password(&new_res)?;
 
         let new_name = required_user_name(&new_res)?;
         let old_name = self.store.name_of(&e).unwrap_or_default().to_owned();
@@ -833,7 +871,7 @@ impl Users {
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let final_dn = if rename { &new_dn } else { &e.dn };
         let role_steps = self.role_steps(final_dn, &self.role_changes(&old_res, &new_res).await?);
-        if changes.is_empty() && !rename && role_steps.is_empty() {
+        if changes.is_empty() && !rename && role_steps.is_empty() && password.is_none() {
             return self.render(ctx, &e, &refs).await;
         }
         let mut plan = Plan::new();
@@ -858,6 +896,19 @@ impl Users {
                     values: None,
                     assertion: None,
                 }),
+            ));
+        }
+        if let Some(new) = password {
+            // Right after the modify: refused by the directory's password policy, it undoes
+            // the modify and nothing else was done. A password cannot be put back, so a later
+            // step's failure leaves both and says so (503, retry to complete).
+            plan.push(Step::new(
+                Step::PASSWORD,
+                Op::SetPassword {
+                    dn: e.dn.clone(),
+                    new,
+                },
+                Undo::Irreversible,
             ));
         }
         if rename {

@@ -11,7 +11,7 @@ use tracing::{error, warn};
 
 use crate::audit;
 use crate::directory::budget;
-use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter};
+use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter, Password};
 use crate::scim::ScimError;
 
 /// Idempotent changes of one DN-valued attribute (a group's members): adding a value that
@@ -38,13 +38,24 @@ impl Values {
     }
 }
 
+/// A new password and the attribute it lands in (named in the audit trail; the value never).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPassword {
+    pub attr: String,
+    pub password: Password,
+}
+
 /// One LDAP write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Add {
         dn: Dn,
         attrs: Vec<(String, Vec<String>)>,
+        /// Set as the directory expects in the same step (AD enables the account after it).
+        password: Option<NewPassword>,
     },
+    /// The entry's password, set as the directory expects (never read back).
+    SetPassword { dn: Dn, new: NewPassword },
     /// One modify: `changes` and `values` together, all or nothing, only while the entry
     /// matches `assertion` (its `If-Match` version).
     Modify {
@@ -89,7 +100,10 @@ impl Op {
                     parent.as_deref().unwrap_or(&old_parent)
                 )))
             }
-            Op::Add { dn, .. } | Op::Modify { dn, .. } | Op::Delete { dn, .. } => Some(dn.clone()),
+            Op::Add { dn, .. }
+            | Op::Modify { dn, .. }
+            | Op::Delete { dn, .. }
+            | Op::SetPassword { dn, .. } => Some(dn.clone()),
             Op::Sweep { .. } => None,
         }
     }
@@ -99,6 +113,7 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Add { dn, .. } => write!(f, "add {dn}"),
+            Op::SetPassword { dn, .. } => write!(f, "set the password of {dn}"),
             Op::Modify { dn, .. } => write!(f, "modify {dn}"),
             Op::Rename { dn, .. } => match self.dn_after() {
                 Some(to) => write!(f, "rename {dn} to {to}"),
@@ -164,6 +179,7 @@ impl Step {
     pub const FOLLOW: Label = "point its groups at the new name";
     pub const JOIN: Label = "add it to the tenant's default group";
     pub const ROLES: Label = "change its role groups";
+    pub const PASSWORD: Label = "set its password";
 
     pub fn new(label: Label, op: Op, undo: Undo) -> Step {
         Step { label, op, undo }
@@ -261,11 +277,28 @@ fn audited(op: &Op, did: &Did) -> Vec<audit::Change> {
         attributes,
     };
     match (op, did) {
-        (Op::Add { dn, attrs }, _) => vec![change(
+        (
+            Op::Add {
+                dn,
+                attrs,
+                password,
+            },
+            _,
+        ) => vec![change(
             audit::Action::Add,
             dn,
             None,
-            attrs.iter().map(|(a, _)| a.clone()).collect(),
+            attrs
+                .iter()
+                .map(|(a, _)| a.clone())
+                .chain(password.iter().map(|p| p.attr.clone()))
+                .collect(),
+        )],
+        (Op::SetPassword { dn, new }, _) => vec![change(
+            audit::Action::Modify,
+            dn,
+            None,
+            vec![new.attr.clone()],
         )],
         (
             Op::Modify {
@@ -431,13 +464,23 @@ impl Writer<'_> {
     ) -> Result<(Did, Option<Entry>), DirectoryError> {
         let plain = |()| Did::Plain;
         let did = match op {
-            Op::Add { dn, attrs } => match read {
-                Some(read) => {
-                    let entry = self.dir.add_read(dn, attrs.clone(), read).await?;
-                    return Ok((Did::Plain, entry));
+            Op::Add {
+                dn,
+                attrs,
+                password,
+            } => {
+                let password = password.as_ref().map(|p| &p.password);
+                match read {
+                    Some(read) => {
+                        let entry = self.dir.add_read(dn, attrs.clone(), password, read).await?;
+                        return Ok((Did::Plain, entry));
+                    }
+                    None => self.dir.add(dn, attrs.clone(), password).await.map(plain),
                 }
-                None => self.dir.add(dn, attrs.clone()).await.map(plain),
-            },
+            }
+            Op::SetPassword { dn, new } => {
+                self.dir.set_password(dn, &new.password).await.map(plain)
+            }
             Op::Modify {
                 dn,
                 changes,
@@ -575,7 +618,26 @@ impl Writer<'_> {
     /// it did, `Ok(false)` it did not, an error when the directory cannot tell.
     async fn settle(&self, op: &Op) -> Result<bool, DirectoryError> {
         match op {
+            // the password cannot be read back: set once more when the entry is there
+            Op::Add {
+                dn,
+                password: Some(new),
+                ..
+            } => match self.dir.read(dn, &["objectClass"]).await? {
+                Some(_) => self
+                    .dir
+                    .set_password(dn, &new.password)
+                    .await
+                    .map(|()| true),
+                None => Ok(false),
+            },
             Op::Add { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_some()),
+            // setting a password again is harmless, and the only way to know it holds
+            Op::SetPassword { dn, new } => self
+                .dir
+                .set_password(dn, &new.password)
+                .await
+                .map(|()| true),
             Op::Delete { dn, .. } => Ok(self.dir.read(dn, &["objectClass"]).await?.is_none()),
             Op::Rename { dn, .. } => {
                 let Some(to) = op.dn_after() else {

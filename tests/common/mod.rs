@@ -48,24 +48,34 @@ pub struct Slapd {
 
 impl Slapd {
     pub fn start() -> Slapd {
-        Self::launch(false, None)
+        Self::launch(false, None, false)
     }
 
     /// With the entries of `ldif` loaded (offline, by slapadd) besides the example tree.
     pub fn start_with_ldif(ldif: &Path) -> Slapd {
-        Self::launch(false, Some(ldif))
+        Self::launch(false, Some(ldif), false)
     }
 
     /// With a throwaway CA (`ca_file()`), StartTLS on `port` and ldaps:// on `tls_port`.
     pub fn start_tls() -> Slapd {
-        Self::launch(true, None)
+        Self::launch(true, None, false)
+    }
+
+    /// Logging every operation it receives (`stats_log`): what the bridge asks for.
+    pub fn start_logging() -> Slapd {
+        Self::launch(false, None, true)
+    }
+
+    /// slapd's "stats" log so far (`start_logging` only).
+    pub fn stats_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stats.log")).unwrap_or_default()
     }
 
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")
     }
 
-    fn launch(tls: bool, extra_ldif: Option<&Path>) -> Slapd {
+    fn launch(tls: bool, extra_ldif: Option<&Path>, stats: bool) -> Slapd {
         assert!(
             Path::new("/usr/sbin/slapd").exists(),
             "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
@@ -84,6 +94,9 @@ impl Slapd {
             }
             if let Some(ldif) = extra_ldif {
                 cmd.env("SLAPD_EXTRA_LDIF", ldif);
+            }
+            if stats {
+                cmd.env("SLAPD_STATS_LOG", "1");
             }
             let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
@@ -109,8 +122,21 @@ impl Slapd {
         panic!("could not start slapd");
     }
 
+    /// Plain LDAP on loopback: for direct admin connections in tests.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The local socket (ldapi://): what the bridge's test config uses, since the example
+    /// maps passwords and passwords never travel in clear.
+    pub fn ldapi_url(&self) -> String {
+        let path = self.dir.path().join("ldapi");
+        format!(
+            "ldapi://{}",
+            path.to_string_lossy()
+                .replace('%', "%25")
+                .replace('/', "%2F")
+        )
     }
 
     pub fn stop(&self) {
@@ -130,7 +156,7 @@ impl Slapd {
     /// drops; what was written stays).
     pub fn restart(&mut self) {
         self.stop();
-        let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
+        let mut urls = format!("ldap://127.0.0.1:{}/ {}/", self.port, self.ldapi_url());
         if let Some(p) = self.tls_port {
             urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
         }
@@ -233,6 +259,18 @@ impl Slapd {
         ldap.modify(dn, mods).await.unwrap().success().unwrap();
     }
 
+    /// Whether `ldapsearch -x -D DN -w PASSWORD` (OpenLDAP's own client, as an admin or an
+    /// application would log in) binds and reads the account's own entry.
+    pub fn ldapsearch_binds(&self, dn: &str, password: &str) -> bool {
+        Command::new("ldapsearch")
+            .args(["-x", "-H", &self.url(), "-D", dn, "-w", password])
+            .args(["-b", dn, "-s", "base", "1.1"])
+            .output()
+            .expect("run ldapsearch (Debian package ldap-utils)")
+            .status
+            .success()
+    }
+
     /// Whether a simple bind as `dn` with `password` succeeds.
     pub async fn can_bind(&self, dn: &str, password: &str) -> bool {
         let (conn, mut ldap) = LdapConnAsync::new(&self.url()).await.expect("connect");
@@ -273,8 +311,8 @@ pub struct Bridge {
 pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> String {
     let mut cfg = std::fs::read_to_string(repo().join("config.example.toml")).unwrap();
     cfg = cfg.replace(
-        "url = \"ldap://127.0.0.1:389\"",
-        &format!("url = \"{}\"", slapd.url()),
+        "url = \"ldaps://ldap.example.org\"",
+        &format!("url = \"{}\"", slapd.ldapi_url()),
     );
     cfg = cfg
         .replace(
@@ -299,6 +337,24 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
     cfg.push_str("\n[tenants.default.rate_limit]\nper_second = 0\n");
     cfg.push_str(extra);
     cfg
+}
+
+/// `config` (from `test_config`) talking to `url` instead of the test slapd's socket, for
+/// tests that put something between the bridge and slapd (a fault proxy, a closed port). Over
+/// plain ldap:// passwords are refused at start, so the mapping drops them
+/// (`users.password = "ignore"`).
+pub fn via_plain_ldap(config: &str, slapd: &Slapd, url: &str) -> String {
+    assert!(
+        config.contains(&slapd.ldapi_url()),
+        "the config talks to this slapd"
+    );
+    config
+        .replace(&slapd.ldapi_url(), url)
+        .replace("password = \"userPassword\"\n", "")
+        .replace(
+            "on_existing = \"conflict\"\n",
+            "on_existing = \"conflict\"\npassword = \"ignore\"\n",
+        )
 }
 
 /// `config` with the line `key = …` set to `key = value` (the key must be there).

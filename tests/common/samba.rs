@@ -84,6 +84,27 @@ impl Samba {
         Ok(ldap)
     }
 
+    /// Whether `ldapsearch -x -D WHO -w PASSWORD` over LDAPS (OpenLDAP's client, as an
+    /// application logs in) binds.
+    pub fn ldapsearch_binds(&self, who: &str, password: &str) -> bool {
+        Command::new("ldapsearch")
+            .env("LDAPTLS_CACERT", self.ca_file())
+            .args([
+                "-x",
+                "-H",
+                "ldaps://127.0.0.1:636",
+                "-D",
+                who,
+                "-w",
+                password,
+            ])
+            .args(["-b", "", "-s", "base", "1.1"])
+            .output()
+            .expect("run ldapsearch (Debian package ldap-utils)")
+            .status
+            .success()
+    }
+
     pub async fn admin(&self) -> ldap3::Ldap {
         self.bind(AD_ADMIN_DN, AD_ADMIN_PW)
             .await
