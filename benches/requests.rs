@@ -209,8 +209,9 @@ async fn main() {
     let index_walk_n = env_usize("BENCH_INDEX_WALK", 10_000).min(walk_n);
     let slapd = Slapd::start();
     slapd.add_ou("walk", "dc=example,dc=org").await;
+    slapd.add_ou("walk-groups", "dc=example,dc=org").await;
     let extra = format!(
-        "\n[tenants.walk]\nusers_container = \"{WALK_OU}\"\n[tenants.walk.tokens.bench]\nsha256 = \"{}\"\n[tenants.walk.rate_limit]\nper_second = 0\n",
+        "\n[tenants.walk]\nusers_container = \"{WALK_OU}\"\ngroups_container = \"ou=walk-groups,dc=example,dc=org\"\n[tenants.walk.tokens.bench]\nsha256 = \"{}\"\n[tenants.walk.rate_limit]\nper_second = 0\n",
         hex::encode(scim2ldap::auth::hash_token(WALK_TOKEN))
     );
     let config = test_config(&slapd, &[], &extra);

@@ -95,6 +95,7 @@ pub fn build_on(
             "ldap.allow_plain_ldap: the bind password and every value cross the network in clear; use ldaps:// or StartTLS"
         );
     }
+    check_isolation(raw)?;
     let mapping = Arc::new(mapping);
     let auth = Arc::new(Authenticator::from_config(raw)?);
     if let Some(u) = &raw.server.public_url {
@@ -222,6 +223,92 @@ pub fn build_on(
         readiness: tokio::sync::Mutex::new(None),
     });
     Ok(App { state, directory })
+}
+
+/// Whether two DNs are the same entry or one lies below the other.
+fn overlap(a: &str, b: &str) -> bool {
+    use crate::directory::filter::is_under;
+    crate::directory::Dn::new(a) == crate::directory::Dn::new(b) || is_under(a, b) || is_under(b, a)
+}
+
+/// Each tenant sees and touches only its own part of the directory: no container of one
+/// tenant (users, groups, role groups) may be, hold or lie in another tenant's, the shared
+/// archive lies in none of them and holds none (an archived account must never be a live
+/// one, and a search of the archive must never reach live accounts), and a tenant's default
+/// group is one of its own groups.
+fn check_isolation(raw: &RawConfig) -> Result<(), ConfigError> {
+    struct Part<'a> {
+        tenant: &'a str,
+        key: String,
+        dn: &'a str,
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    for (name, t) in &raw.tenants {
+        let groups = t
+            .groups_container
+            .as_deref()
+            .or(raw.groups.as_ref().map(|g| g.container.as_str()));
+        let roles = t
+            .roles_container
+            .as_deref()
+            .or(raw.roles.as_ref().map(|r| r.container.as_str()));
+        let mine = [
+            (
+                "users_container",
+                Some(t.users_container.as_deref().unwrap_or(&raw.users.container)),
+            ),
+            ("groups_container", groups),
+            ("roles_container", roles),
+        ];
+        for (what, dn) in mine {
+            if let Some(dn) = dn {
+                parts.push(Part {
+                    tenant: name,
+                    key: format!("tenants.{name}.{what}"),
+                    dn,
+                });
+            }
+        }
+        if let (Some(group), Some(container)) = (&t.default_group, groups) {
+            if !crate::directory::filter::is_under(group, container) {
+                return Err(ConfigError::new(
+                    format!("tenants.{name}.default_group"),
+                    format!("{group} is not one of tenant {name}'s groups (under {container})"),
+                    "name a group under the tenant's groups container",
+                ));
+            }
+        }
+    }
+    for (i, a) in parts.iter().enumerate() {
+        for b in &parts[..i] {
+            if a.tenant != b.tenant && overlap(a.dn, b.dn) {
+                return Err(ConfigError::new(
+                    &a.key,
+                    format!(
+                        "{} overlaps {} ({}): tenant {} would see or change tenant {}'s entries",
+                        a.dn, b.dn, b.key, a.tenant, b.tenant
+                    ),
+                    format!(
+                        "give each tenant its own OUs, e.g. {} = \"ou={},…\" (unset, a tenant takes users.container / groups.container / roles.container)",
+                        a.key, a.tenant
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(archive) = &raw.users.archive_container {
+        if let Some(p) = parts.iter().find(|p| overlap(archive, p.dn)) {
+            return Err(ConfigError::new(
+                "users.archive_container",
+                format!(
+                    "{archive} overlaps {} ({}): archived accounts would be live ones, or live ones archived",
+                    p.dn, p.key
+                ),
+                "use an OU of its own for the archive, beside the tenants' containers",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The LDAP attribute `users.attributes.password` names, if any.
@@ -506,6 +593,7 @@ fn build_groups(
         &MappingSpec {
             section: "groups",
             object_classes: &g.object_classes,
+            structural_class: g.structural_class.as_deref(),
             rdn: &g.rdn,
             rdn_fallbacks: &[],
             attributes: &g.attributes,
@@ -528,10 +616,7 @@ fn build_groups(
         "Groups",
     ));
     let memberships = Arc::new(Memberships {
-        roles: raw
-            .roles
-            .as_ref()
-            .map(|r| crate::directory::Dn::new(r.container.as_str())),
+        roles: raw.roles.is_some(),
         groups: store.clone(),
         member_attr: g.member_attribute.clone(),
         placeholder: g
@@ -604,6 +689,25 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
                 key,
                 format!("cannot read {dn}: {e}"),
                 "check the bind account's read rights",
+            )),
+        }
+    }
+    let exop_passwords = raw.directory.kind == DirectoryKind::Openldap
+        && raw.users.password_hash == crate::directory::PasswordStorage::Server
+        && password_attribute(raw).is_some();
+    if exop_passwords {
+        const PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
+        match dir.supports_extension(PASSWORD_MODIFY).await {
+            Ok(true) => {}
+            Ok(false) => problems.push(ConfigError::new(
+                "users.password_hash",
+                "the directory does not offer the Password Modify extended operation (RFC 3062) that \"server\" uses",
+                "set users.password_hash = \"ssha512\" or \"argon2\", whichever scheme the directory verifies",
+            )),
+            Err(e) => problems.push(ConfigError::new(
+                "ldap.bind_dn",
+                format!("cannot read the root DSE: {e}"),
+                "allow the bind account to read the root DSE",
             )),
         }
     }

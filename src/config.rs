@@ -527,6 +527,10 @@ pub enum DeleteMode {
 pub struct UsersConfig {
     pub container: String,
     pub object_classes: Vec<String>,
+    /// The structural class that identifies users (default: the most specific known one in
+    /// `object_classes`: user, inetOrgPerson, organizationalPerson, person, account).
+    #[serde(default)]
+    pub structural_class: Option<String>,
     pub rdn: String,
     /// Templates for the RDN value tried in order when `rdn`'s has no value (AD names users
     /// by display name, which Okta's and JumpCloud's requests may lack).
@@ -584,6 +588,10 @@ pub enum UnmappedPassword {
 pub struct GroupsConfig {
     pub container: String,
     pub object_classes: Vec<String>,
+    /// The structural class that identifies groups (default: the most specific known one in
+    /// `object_classes`: group, groupOfNames, groupOfUniqueNames, posixGroup, groupOfURLs).
+    #[serde(default)]
+    pub structural_class: Option<String>,
     pub rdn: String,
     /// The LDAP attribute listing members by DN.
     #[serde(default = "default_member_attribute")]
@@ -679,9 +687,14 @@ pub struct TenantConfig {
     /// Where this tenant's groups live; defaults to `groups.container`.
     #[serde(default)]
     pub groups_container: Option<String>,
-    /// DN of a group every user created through this tenant's tokens joins.
+    /// DN of a group every user created through this tenant's tokens joins (one of its own
+    /// groups, under its groups container).
     #[serde(default)]
     pub default_group: Option<String>,
+    /// Where this tenant's role groups live (`[roles]`); defaults to `roles.container`. Each
+    /// tenant has its own: a tenant can grant only its own roles.
+    #[serde(default)]
+    pub roles_container: Option<String>,
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenConfig>,
     /// This tenant's token bucket, instead of `server.rate_limit`.

@@ -195,6 +195,120 @@ async fn a_password_change_logs_in_and_passwords_are_never_filtered_on_ad() {
     }
 }
 
+/// The SCIM id of the AD entry at `dn`.
+async fn guid_of(dn: &str) -> String {
+    let (_, raw) = ad_entry(dn).await.unwrap_or_else(|| panic!("no {dn}"));
+    scim2ldap::directory::guid::to_string(&raw).unwrap()
+}
+
+/// Users are entries of class `user` that are not computers, whatever order the admin lists
+/// classes in (the example lists "top" first): a computer, a contact, a sub-OU, a group and the
+/// OU itself, all under the tenant's users OU, are neither listed, nor read, changed,
+/// deactivated or deleted through /Users, nor accepted as group members; the answers say so
+/// in words, never with the directory's internals.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_user_objects_are_users_on_ad_whatever_else_lies_in_the_ou() {
+    let bridge = ad_bridge(&[]).await;
+    let (s, real) = bridge
+        .post("/Users", &ad_user("owner", "Owner Tester"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{real}");
+    let mut ldap = samba().admin().await;
+    let computer = format!("CN=WS-OWN01,{AD_USERS}");
+    let contact = format!("CN=Contact Own,{AD_USERS}");
+    let sub_ou = format!("OU=Sub Own,{AD_USERS}");
+    let group = format!("CN=Foreign Own,{AD_USERS}");
+    for dn in [&computer, &contact, &group, &sub_ou] {
+        let _ = ldap.delete(dn).await;
+    }
+    add_entry(
+        &mut ldap,
+        &computer,
+        &[
+            ("objectClass", &["computer"]),
+            ("sAMAccountName", &["WS-OWN01$"]),
+            ("userAccountControl", &["4096"]),
+        ],
+    )
+    .await;
+    add_entry(&mut ldap, &contact, &[("objectClass", &["contact"])]).await;
+    add_entry(
+        &mut ldap,
+        &sub_ou,
+        &[("objectClass", &["organizationalUnit"])],
+    )
+    .await;
+    add_entry(
+        &mut ldap,
+        &group,
+        &[
+            ("objectClass", &["group"]),
+            ("sAMAccountName", &["foreign-own"]),
+        ],
+    )
+    .await;
+    let (computer_uac, _) = ad_entry(&computer).await.unwrap();
+    let foreign = [
+        ("computer", guid_of(&computer).await),
+        ("contact", guid_of(&contact).await),
+        ("sub-OU", guid_of(&sub_ou).await),
+        ("group", guid_of(&group).await),
+        ("the users OU", guid_of(AD_USERS).await),
+    ];
+
+    let (s, page) = bridge.get("/Users?count=200").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    for r in page["Resources"].as_array().unwrap() {
+        assert!(r["userName"].is_string(), "every user has a userName: {r}");
+        for (what, id) in &foreign {
+            assert_ne!(
+                r["id"].as_str(),
+                Some(id.as_str()),
+                "{what} listed as a user"
+            );
+        }
+    }
+    for (what, id) in &foreign {
+        let (s, e) = bridge.get(&format!("/Users/{id}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "GET {what}: {e}");
+        let (s, e) = bridge
+            .patch(
+                &format!("/Users/{id}"),
+                json!([{"op": "replace", "path": "active", "value": false}]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "PATCH {what}: {e}");
+        let (s, _, e) = bridge
+            .call(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "DELETE {what}: {e}");
+        assert!(!e.to_string().contains("source4"), "{e}");
+        let (s, e) = bridge
+            .post(
+                "/Groups",
+                &json!({"displayName": format!("Own {what}"), "members": [{"value": id}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "member {what}: {e}");
+    }
+    let (after, _) = ad_entry(&computer)
+        .await
+        .expect("the computer is still there");
+    assert_eq!(
+        after["useraccountcontrol"],
+        computer_uac["useraccountcontrol"]
+    );
+    assert!(ad_entry(&contact).await.is_some() && ad_entry(&group).await.is_some());
+    // the real user is untouched by all this and still answers
+    let (s, _) = bridge
+        .get(&format!("/Users/{}", real["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for dn in [&computer, &contact, &group, &sub_ou] {
+        let _ = ldap.delete(dn).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

@@ -312,7 +312,7 @@ fn claims(scope: &str) -> Value {
 
 fn oauth_tenant(keys: &str) -> String {
     format!(
-        "\n[tenants.nauthera]\nusers_container = \"ou=nauthera,dc=example,dc=org\"\n[tenants.nauthera.oauth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{keys}\nrequired_scope = \"admin\"\nleeway_secs = 30\n"
+        "\n[tenants.nauthera]\nusers_container = \"ou=nauthera,dc=example,dc=org\"\ngroups_container = \"ou=nauthera-groups,dc=example,dc=org\"\n[tenants.nauthera.oauth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{keys}\nrequired_scope = \"admin\"\nleeway_secs = 30\n"
     )
 }
 
@@ -331,6 +331,7 @@ async fn with_bearer(
 async fn jwts_from_a_jwks_file_are_checked_for_signature_issuer_audience_time_and_scope() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
+    slapd.add_ou("nauthera-groups", "dc=example,dc=org").await;
     let issuer = Issuer::new("k1");
     let dir = tempfile::tempdir().unwrap();
     let tenant = oauth_tenant(&issuer.jwks_file(dir.path()));
@@ -519,6 +520,7 @@ impl Drop for JwksServer {
 async fn jwks_from_a_url_are_fetched_cached_and_refetched_for_a_new_key() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
+    slapd.add_ou("nauthera-groups", "dc=example,dc=org").await;
     let k1 = Issuer::new("k1");
     let k2 = Issuer::new("k2");
     let issuer = JwksServer::start(Some(json!({"keys": [k1.jwk()]}))).await;
@@ -556,6 +558,7 @@ async fn jwks_from_a_url_are_fetched_cached_and_refetched_for_a_new_key() {
 async fn an_unreachable_issuer_is_a_503_not_a_401() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
+    slapd.add_ou("nauthera-groups", "dc=example,dc=org").await;
     let issuer = JwksServer::start(None).await;
     let bridge = issuer.bridge(&slapd).await;
     let token = Issuer::new("k1").sign(&claims("admin"));
@@ -784,6 +787,7 @@ async fn every_write_leaves_one_audit_record_naming_who_what_and_how_it_ended() 
 async fn audit_records_go_to_the_log_and_name_the_jwt_client() {
     let slapd = Slapd::start();
     slapd.add_ou("nauthera", "dc=example,dc=org").await;
+    slapd.add_ou("nauthera-groups", "dc=example,dc=org").await;
     let issuer = Issuer::new("k1");
     let dir = tempfile::tempdir().unwrap();
     let tenant = oauth_tenant(&issuer.jwks_file(dir.path()));

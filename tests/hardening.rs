@@ -273,12 +273,13 @@ async fn member_ids_are_bounded_and_resolved_in_batches() {
 async fn each_tenant_has_its_own_rate_limit() {
     let slapd = Slapd::start();
     slapd.add_ou("acme", "dc=example,dc=org").await;
+    slapd.add_ou("acme-groups", "dc=example,dc=org").await;
     let acme_token = "scim2ldap_acme-rate-limited-token";
     let cfg = test_config(
         &slapd,
         &[],
         &format!(
-            "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\nrate_limit = {{ per_second = 1, burst = 2 }}\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+            "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\ngroups_container = \"ou=acme-groups,dc=example,dc=org\"\nrate_limit = {{ per_second = 1, burst = 2 }}\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
             hex::encode(scim2ldap::auth::hash_token(acme_token))
         ),
     );

@@ -813,14 +813,6 @@ fn link_config(mode: &str) -> [(&'static str, String); 1] {
     )]
 }
 
-async fn add_entry(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
-    let attrs: Vec<(&str, std::collections::HashSet<&str>)> = attrs
-        .iter()
-        .map(|(a, v)| (*a, v.iter().copied().collect()))
-        .collect();
-    ldap.add(dn, attrs).await.unwrap().success().unwrap();
-}
-
 async fn read_entry(ldap: &mut ldap3::Ldap, dn: &str, attr: &str) -> Option<ldap3::SearchEntry> {
     let (rs, _) = ldap
         .search(dn, ldap3::Scope::Base, "(objectClass=*)", vec!["*", attr])

@@ -723,8 +723,9 @@ async fn cursor_paging_walks_every_user_once_at_one_search_a_page() {
     let slapd = Slapd::start();
     let acme_token = "scim2ldap_acme-cursor-token";
     slapd.add_ou("acme", "dc=example,dc=org").await;
+    slapd.add_ou("acme-groups", "dc=example,dc=org").await;
     let extra = format!(
-        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\ngroups_container = \"ou=acme-groups,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
         hex::encode(scim2ldap::auth::hash_token(acme_token))
     );
     let bridge = Bridge::start_with(test_config(&slapd, &[], &extra)).await;

@@ -984,9 +984,10 @@ async fn discovery_is_public_and_follows_the_mapping() {
 async fn each_tenant_sees_only_its_own_container() {
     let slapd = Slapd::start();
     slapd.add_ou("acme", "dc=example,dc=org").await;
+    slapd.add_ou("acme-groups", "dc=example,dc=org").await;
     let acme_token = "scim2ldap_acme-tenant-token";
     let extra = format!(
-        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+        "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\ngroups_container = \"ou=acme-groups,dc=example,dc=org\"\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
         hex::encode(scim2ldap::auth::hash_token(acme_token))
     );
     let bridge = Bridge::start_with(test_config(&slapd, &[], &extra)).await;

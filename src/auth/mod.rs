@@ -30,6 +30,8 @@ pub struct Tenant {
     pub groups_container: Option<String>,
     /// DN of the group users created through this tenant join.
     pub default_group: Option<String>,
+    /// Where this tenant's role groups live, when roles are group memberships.
+    pub roles_container: Option<String>,
 }
 
 /// What authenticated a request: for the audit trail. Never a secret.
@@ -159,11 +161,23 @@ impl Authenticator {
                 (Some(c), _) => Some(c.clone()),
                 (None, d) => d.map(str::to_owned),
             };
+            let roles_container = match (&t.roles_container, &raw.roles) {
+                (Some(_), None) => {
+                    return Err(ConfigError::new(
+                        format!("tenants.{tname}.roles_container"),
+                        "roles_container needs a [roles] section",
+                        "add [roles] (see config.example.toml) or remove this key",
+                    ))
+                }
+                (Some(c), Some(_)) => Some(c.clone()),
+                (None, r) => r.as_ref().map(|r| r.container.clone()),
+            };
             let tenant = Arc::new(Tenant {
                 name: tname.clone(),
                 users_container: container,
                 groups_container,
                 default_group: t.default_group.clone(),
+                roles_container,
             });
             tenants.insert(tname.clone(), tenant.clone());
             for (name, tok) in &t.tokens {

@@ -458,4 +458,8 @@ impl Directory for DryRun {
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         self.inner.schema_names().await
     }
+
+    async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
+        self.inner.supports_extension(oid).await
+    }
 }

@@ -375,6 +375,25 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
             .map(|_| ())
     }
 
+    async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
+        let (root, _) = self
+            .pool
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["supportedExtension"],
+                0,
+            )
+            .await?;
+        Ok(root.first().is_some_and(|e| {
+            e.attrs
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("supportedExtension"))
+                .any(|(_, v)| v.iter().any(|x| x == oid))
+        }))
+    }
+
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         let (root, _) = self
             .pool

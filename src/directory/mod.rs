@@ -330,6 +330,12 @@ pub trait Directory: Send + Sync {
     /// Binds and reads the root DSE: proves the connection settings work.
     async fn ping(&self) -> DirResult<()>;
 
+    /// Whether the root DSE lists the extended operation `oid` (`supportedExtension`).
+    async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
+        let _ = oid;
+        Ok(false)
+    }
+
     /// Names of the object classes and attribute types the server's schema defines
     /// (lowercased), for `check-config`.
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;

@@ -49,6 +49,7 @@ impl Mapping {
             &MappingSpec {
                 section: "users",
                 object_classes: &cfg.object_classes,
+                structural_class: cfg.structural_class.as_deref(),
                 rdn: &cfg.rdn,
                 rdn_fallbacks: &cfg.rdn_fallbacks,
                 attributes: &cfg.attributes,
@@ -79,6 +80,7 @@ impl Mapping {
         for oc in spec.object_classes {
             check_ldap_name(oc, &format!("{sec}.object_classes"))?;
         }
+        let identity = identity(sec, spec.object_classes, spec.structural_class)?;
         let rdn_example = format!(
             "e.g. rdn = \"uid={{{}}}\" or \"cn={{{}}}\"",
             spec.required, spec.required
@@ -194,6 +196,7 @@ impl Mapping {
         Ok(Mapping {
             schema,
             object_classes: spec.object_classes.to_vec(),
+            identity,
             rdn_attr,
             rdn_value,
             rdn_fallbacks,
@@ -213,6 +216,68 @@ impl Mapping {
             served_elsewhere: Vec::new(),
         })
     }
+}
+
+/// Structural classes of users and groups in the schemas the bridge is used with, the most
+/// specific first: the first the admin lists identifies the entries (AD's `user` before
+/// `person`, `inetOrgPerson` before `organizationalPerson`).
+const KNOWN_STRUCTURAL: &[&str] = &[
+    "user",
+    "inetOrgPerson",
+    "organizationalPerson",
+    "person",
+    "account",
+    "group",
+    "groupOfNames",
+    "groupOfUniqueNames",
+    "posixGroup",
+    "groupOfURLs",
+];
+
+/// Classes derived from a structural class that stand for something else: AD's computers
+/// (and managed service accounts, derived from `computer`) are `user`s.
+fn excluded_below(structural: &str) -> Vec<String> {
+    if structural.eq_ignore_ascii_case("user") {
+        vec!["computer".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The identity of a section's entries: `structural_class`, else the most specific known
+/// structural class among `object_classes`.
+fn identity(sec: &str, classes: &[String], named: Option<&str>) -> Result<Identity, ConfigError> {
+    let listed = |c: &str| classes.iter().find(|x| x.eq_ignore_ascii_case(c));
+    let structural = match named {
+        Some(n) => {
+            check_ldap_name(n, &format!("{sec}.structural_class"))?;
+            listed(n).cloned().ok_or_else(|| {
+                ConfigError::new(
+                    format!("{sec}.structural_class"),
+                    format!("`{n}` is not among {sec}.object_classes"),
+                    "name the structural class new entries get, one of object_classes",
+                )
+            })?
+        }
+        None => KNOWN_STRUCTURAL
+            .iter()
+            .find_map(|k| listed(k).cloned())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{sec}.structural_class"),
+                    format!(
+                        "{sec}.object_classes ({}) names no structural class the bridge knows ({})",
+                        classes.join(", "),
+                        KNOWN_STRUCTURAL.join(", ")
+                    ),
+                    format!("set {sec}.structural_class to the structural class that identifies these entries"),
+                )
+            })?,
+    };
+    Ok(Identity {
+        excluded: excluded_below(&structural),
+        structural,
+    })
 }
 
 /// Checks one `users.default_type` line: a multi-valued attribute with types, and a mapped

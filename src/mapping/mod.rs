@@ -144,10 +144,30 @@ pub enum Desired {
     Bit(bool),
 }
 
+/// What makes an entry a resource of this type: its structural object class, minus the
+/// classes derived from it that are something else (AD's `computer` is a `user`). Checked on
+/// every search, read, member resolution and write, whatever order the admin lists classes
+/// in: `objectClass=top` (or any auxiliary class) would match OUs, computers, contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub structural: String,
+    pub excluded: Vec<String>,
+}
+
+impl Identity {
+    /// Whether an entry with these object classes is of this type.
+    pub fn admits(&self, classes: &[String]) -> bool {
+        let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
+        has(&self.structural) && !self.excluded.iter().any(|x| has(x))
+    }
+}
+
 #[derive(Debug)]
 pub struct Mapping {
     pub schema: &'static ResourceSchema,
     pub object_classes: Vec<String>,
+    /// What makes an entry one of these resources.
+    pub identity: Identity,
     pub rdn_attr: String,
     pub rdn_value: Template,
     /// Tried in order when `rdn_value` has no value.
@@ -177,6 +197,8 @@ pub struct MappingSpec<'a> {
     /// "users" or "groups": the config section, for messages.
     pub section: &'a str,
     pub object_classes: &'a [String],
+    /// The structural class that identifies these entries, when the admin names it.
+    pub structural_class: Option<&'a str>,
     pub rdn: &'a str,
     pub rdn_fallbacks: &'a [String],
     pub attributes: &'a BTreeMap<String, AttrSpec>,

@@ -24,9 +24,9 @@ pub struct Memberships {
     pub member_of_attr: Option<String>,
     /// Also report groups reached through nested groups (`type: indirect`).
     pub nested: bool,
-    /// Where the groups that stand for roles live (`[roles] container`), when roles are
-    /// group memberships.
-    pub roles: Option<Dn>,
+    /// Whether users' roles are memberships of role groups (`[roles]`); each tenant's live
+    /// under its own `roles_container`.
+    pub roles: bool,
 }
 
 /// Where a member DN points.
@@ -68,8 +68,11 @@ impl Memberships {
     /// at `to` when given).
     fn sweeps(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Vec<Op> {
         let mut bases: Vec<String> = ctx.tenant.groups_container.iter().cloned().collect();
-        if let Some(r) = &self.roles {
-            if !bases.iter().any(|b| r.is_under(b)) {
+        if let Some(r) = self.roles_container(ctx) {
+            if !bases
+                .iter()
+                .any(|b| r.is_under(b) || r == Dn::new(b.as_str()))
+            {
                 bases.push(r.to_string());
             }
         }
@@ -119,9 +122,17 @@ impl Memberships {
             .collect()
     }
 
-    /// The roles of the user at `user`: the names of the role groups listing it.
-    pub async fn roles_of(&self, user: &Dn) -> ScimResult<Vec<String>> {
-        let Some(container) = &self.roles else {
+    /// The request's tenant's role groups container, when roles are group memberships.
+    pub fn roles_container(&self, ctx: &RequestCtx) -> Option<Dn> {
+        if !self.roles {
+            return None;
+        }
+        ctx.tenant.roles_container.as_deref().map(Dn::new)
+    }
+
+    /// The roles of the user at `user`: the names of the tenant's role groups listing it.
+    pub async fn roles_of(&self, ctx: &RequestCtx, user: &Dn) -> ScimResult<Vec<String>> {
+        let Some(container) = self.roles_container(ctx) else {
             return Ok(Vec::new());
         };
         let filter = LdapFilter::and(vec![
@@ -145,12 +156,12 @@ impl Memberships {
     /// The roles of `user` read off its memberOf values (read with it), without a search:
     /// the names of the groups under the roles container. `None` when no memberOf attribute
     /// is kept or names cannot be read off DNs (the groups' RDN is not their name).
-    pub fn roles_from_member_of(&self, user: &Entry) -> Option<Vec<String>> {
-        let container = self.roles.as_ref()?;
+    pub fn roles_from_member_of(&self, ctx: &RequestCtx, user: &Entry) -> Option<Vec<String>> {
+        let container = self.roles_container(ctx)?;
         let attr = self.member_of_attr.as_deref()?;
         let mut names = Vec::new();
         for dn in user.values(attr).iter().map(Dn::new) {
-            if dn.is_under(container) {
+            if dn.is_under(container.as_str()) {
                 names.push(self.groups.mapping.name_from_dn(&dn)?);
             }
         }
@@ -158,10 +169,14 @@ impl Memberships {
         Some(names)
     }
 
-    /// The role groups named `names` (one search), keyed by lowercased name.
-    pub async fn role_groups(&self, names: &[String]) -> ScimResult<HashMap<String, Dn>> {
+    /// The tenant's role groups named `names` (one search), keyed by lowercased name.
+    pub async fn role_groups(
+        &self,
+        ctx: &RequestCtx,
+        names: &[String],
+    ) -> ScimResult<HashMap<String, Dn>> {
         let mut out = HashMap::new();
-        let Some(container) = &self.roles else {
+        let Some(container) = self.roles_container(ctx) else {
             return Ok(out);
         };
         if names.is_empty() {

@@ -85,7 +85,11 @@ impl From<DirectoryError> for ScimError {
                 ScimError::uniqueness(format!("a directory entry named {dn} already exists"))
             }
             DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
-                ScimError::invalid_value(format!("the directory refused the values: {why}"))
+                tracing::info!(reason = %why, "the directory refused the values");
+                ScimError::invalid_value(format!(
+                    "the directory refused the values: {}",
+                    for_clients(&why)
+                ))
             }
             DirectoryError::SizeLimit(_) => ScimError::bad_request(
                 crate::scim::ScimType::TooMany,
@@ -109,10 +113,33 @@ impl From<DirectoryError> for ScimError {
             }
             DirectoryError::Other { code, message } => {
                 tracing::error!(code, reason = %message, "unexpected LDAP result");
-                ScimError::internal(format!("unexpected directory error ({message})"))
+                ScimError::internal(format!(
+                    "the directory answered with an unexpected error ({}, code {code}); the server log has its text",
+                    crate::directory::pool::result_code_name(code)
+                ))
             }
         }
     }
+}
+
+/// A directory's diagnostic text as a client may see it: what it says about the values
+/// (schema, syntax, policy), without what it says about the server itself (Samba names its
+/// source files: `../../source4/dsdb/…c:1234`), on one line, bounded. The whole text goes to
+/// the log.
+fn for_clients(text: &str) -> String {
+    let internal = |w: &str| {
+        let w = w.trim_matches(|c: char| "()[]{},;".contains(c));
+        w.contains("../")
+            || w.contains("source3/")
+            || w.contains("source4/")
+            || w.contains("/lib/")
+            || [".c:", ".h:", ".c", ".h"]
+                .iter()
+                .any(|s| w.ends_with(s) && w.contains('/'))
+    };
+    let kept: Vec<&str> = text.split_whitespace().filter(|w| !internal(w)).collect();
+    let one_line = kept.join(" ");
+    crate::logging::shorten(&one_line, 300).into_owned()
 }
 
 /// LDAP GeneralizedTime (`20261124203607Z`, maybe with fractions) → RFC 3339.
@@ -147,6 +174,37 @@ mod tests {
             Some("2026-11-24T20:36:07Z")
         );
         assert_eq!(generalized_to_rfc3339("2026"), None);
+    }
+
+    #[test]
+    fn directory_internals_never_reach_a_client() {
+        let samba = "00002089: subtree_delete: Unable to delete a non-leaf node (it has 3 children)! at ../../source4/dsdb/samdb/ldb_modules/subtree_delete.c:142";
+        let e: ScimError = DirectoryError::Rejected(samba.into()).into();
+        assert!(
+            !e.detail.contains("source4") && !e.detail.contains(".c:"),
+            "{}",
+            e.detail
+        );
+        assert!(e.detail.contains("non-leaf"), "{}", e.detail);
+        let e: ScimError = DirectoryError::Other {
+            code: 80,
+            message: samba.into(),
+        }
+        .into();
+        assert_eq!(e.status, 500);
+        assert!(
+            !e.detail.contains("source4") && !e.detail.contains("subtree"),
+            "{}",
+            e.detail
+        );
+        assert!(e.detail.contains("other"), "{}", e.detail);
+        let long = "x".repeat(5000);
+        let e: ScimError = DirectoryError::Rejected(format!("a\nb {long}")).into();
+        assert!(
+            e.detail.len() < 400 && !e.detail.contains('\n'),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]

@@ -140,9 +140,29 @@ impl Store {
             .collect()
     }
 
-    /// Entries of this type are entries of the first configured object class.
+    /// Entries of this type: of its structural class, and of none of the classes derived from
+    /// it that are something else (see `mapping::Identity`).
     pub fn class_filter(&self) -> LdapFilter {
-        LdapFilter::eq("objectClass", self.mapping.object_classes[0].clone())
+        let id = &self.mapping.identity;
+        let mut parts = vec![LdapFilter::eq("objectClass", id.structural.clone())];
+        parts.extend(
+            id.excluded
+                .iter()
+                .map(|c| LdapFilter::negate(LdapFilter::eq("objectClass", c.clone()))),
+        );
+        LdapFilter::and(parts)
+    }
+
+    /// The entry at `dn` with `attrs`, when it is one of this type (its object classes are
+    /// read with it and checked): a DN from a cache or a reference is never taken on trust.
+    pub async fn read_mine(&self, dn: &str, attrs: &[&str]) -> ScimResult<Option<Entry>> {
+        let mut with_classes = attrs.to_vec();
+        with_classes.push("objectClass");
+        Ok(self
+            .dir
+            .read(dn, &with_classes)
+            .await?
+            .filter(|e| self.is_mine(e)))
     }
 
     /// The value of the naming attribute (`userName`, `displayName`).
@@ -198,8 +218,8 @@ impl Store {
             .await
             .filter(|dn| is_under(dn, container))
         {
-            if let Some(e) = self.dir.read(&dn, attrs).await? {
-                if e.id.eq_ignore_ascii_case(id) && self.is_mine(&e) {
+            if let Some(e) = self.read_mine(&dn, attrs).await? {
+                if e.id.eq_ignore_ascii_case(id) {
                     return Ok(Some(e));
                 }
             }
@@ -248,14 +268,9 @@ impl Store {
         Ok(found)
     }
 
-    /// Whether a cached-DN read found an entry of this type. Reads that did not ask for
-    /// objectClass cannot tell, and the id check already vouches for them.
+    /// Whether an entry read with its object classes is of this type.
     fn is_mine(&self, e: &Entry) -> bool {
-        let classes = e.values("objectClass");
-        classes.is_empty()
-            || classes
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(&self.mapping.object_classes[0]))
+        self.mapping.identity.admits(e.values("objectClass"))
     }
 
     /// The SCIM id of the entry at `dn`, if it lies under `container` (one read: a DN can be
@@ -264,7 +279,7 @@ impl Store {
         if !is_under(dn, container) {
             return Ok(None);
         }
-        match self.dir.read(dn, &[self.dir.id_attribute()]).await? {
+        match self.read_mine(dn, &[self.dir.id_attribute()]).await? {
             Some(e) if !e.id.is_empty() => Ok(Some(e.id)),
             _ => Ok(None),
         }

@@ -123,7 +123,7 @@ impl Users {
 
     /// The memberships, when users' roles are role-group memberships (`[roles]`).
     fn role_groups(&self) -> Option<&Memberships> {
-        self.memberships.as_deref().filter(|m| m.roles.is_some())
+        self.memberships.as_deref().filter(|m| m.roles)
     }
 
     /// The role groups to join and to leave going from the roles in `old` to those in `new`
@@ -131,6 +131,7 @@ impl Users {
     /// group is gone is left as it is.
     async fn role_changes(
         &self,
+        ctx: &RequestCtx,
         old: &Map<String, Value>,
         new: &Map<String, Value>,
     ) -> ScimResult<RoleChanges> {
@@ -144,14 +145,16 @@ impl Users {
         let leaves: Vec<String> = old.iter().filter(|r| !has(&new, r)).cloned().collect();
         let mut all = joins.clone();
         all.extend(leaves.iter().cloned());
-        let groups = m.role_groups(&all).await?;
+        let groups = m.role_groups(ctx, &all).await?;
         if let Some(missing) = joins
             .iter()
             .find(|r| !groups.contains_key(&r.to_lowercase()))
         {
             return Err(ScimError::invalid_value(format!(
                 "no role \"{missing}\": roles are the groups under {}; create the group first",
-                m.roles.as_ref().map(|d| d.to_string()).unwrap_or_default()
+                m.roles_container(ctx)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
             )));
         }
         let dns = |names: Vec<String>| -> Vec<Dn> {
@@ -233,7 +236,7 @@ impl Users {
         if let Some(m) = self.role_groups() {
             let roles = match known.roles.get(&e.dn) {
                 Some(roles) => roles.clone(),
-                None => m.roles_of(&e.dn).await?,
+                None => m.roles_of(ctx, &e.dn).await?,
             };
             if !roles.is_empty() {
                 let values = roles.into_iter().map(|r| serde_json::json!({"value": r}));
@@ -318,7 +321,7 @@ impl Users {
         }
         if let Some(m) = self.role_groups() {
             for e in entries {
-                if let Some(roles) = m.roles_from_member_of(e) {
+                if let Some(roles) = m.roles_from_member_of(ctx, e) {
                     known.roles.insert(e.dn.clone(), roles);
                 }
             }
@@ -535,7 +538,7 @@ impl Users {
                 ))),
             };
         }
-        let roles = self.role_changes(&Map::new(), &res).await?;
+        let roles = self.role_changes(ctx, &Map::new(), &res).await?;
         let mut rdn = self.mapping().rdn_of(&base);
         // a name taken by another entry: numbered where the mapping allows it (AD's second
         // "John Smith"), a few times over if others take the numbers meanwhile
@@ -870,7 +873,8 @@ impl Users {
         let (old_rdn, parent) = split_first_rdn(&e.dn);
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let final_dn = if rename { &new_dn } else { &e.dn };
-        let role_steps = self.role_steps(final_dn, &self.role_changes(&old_res, &new_res).await?);
+        let role_steps =
+            self.role_steps(final_dn, &self.role_changes(ctx, &old_res, &new_res).await?);
         if changes.is_empty() && !rename && role_steps.is_empty() && password.is_none() {
             return self.render(ctx, &e, &refs).await;
         }
@@ -981,7 +985,15 @@ impl Users {
             .await?
         {
             Some(e) => e,
-            None => return Err(self.finish_archived(ctx, id).await),
+            // an archived account (even this id, deleted before and retried now) answers 404
+            // and nothing is written: the archive is shared by every tenant, and the name it
+            // had may belong to a new account by now
+            None => {
+                return Err(ScimError::not_found(format!(
+                    "no User with id \"{}\"",
+                    crate::logging::shorten(id, 64)
+                )))
+            }
         };
         let assertion = self.store.precondition(ctx, &e)?;
         let plan = match (self.settings.delete_mode, &self.settings.archive_container) {
@@ -1106,36 +1118,6 @@ impl Users {
                 .extend(m.catch_up_step(ctx, vec![e.dn.clone(), archived_dn]));
         }
         Ok(plan)
-    }
-
-    /// A DELETE of an id not found among live users: if it lies in the archive (a retry after
-    /// a DELETE that answered before finishing), finish its sweep. Either way, 404.
-    async fn finish_archived(&self, ctx: &RequestCtx, id: &str) -> ScimError {
-        let not_found = ScimError::not_found(format!("no User with id \"{id}\""));
-        let (Some(archive), Some(m)) = (&self.settings.archive_container, &self.memberships) else {
-            return not_found;
-        };
-        let archived = match self
-            .store
-            .locate_many(archive, &[id], &[self.store.dir.id_attribute()])
-            .await
-        {
-            Ok(found) => found.into_values().next(),
-            Err(e) => return e,
-        };
-        if let Some(a) = archived {
-            let (rdn, _) = split_first_rdn(&a.dn);
-            let live = Dn::new(format!("{rdn},{}", ctx.tenant.users_container));
-            let steps = m.catch_up_step(ctx, vec![a.dn.clone(), live]);
-            if !steps.is_empty() {
-                let mut plan = Plan::new();
-                plan.steps.extend(steps);
-                if let Err(e) = self.store.writer().run(plan).await {
-                    return e.into();
-                }
-            }
-        }
-        not_found
     }
 
     pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ScimResult<ListPage> {
@@ -1271,8 +1253,7 @@ impl Users {
         };
         match self
             .store
-            .dir
-            .read(&dn, &self.read_attrs(&q.projection))
+            .read_mine(&dn, &self.read_attrs(&q.projection))
             .await?
         {
             Some(e)

@@ -508,6 +508,15 @@ impl Drop for Bridge {
     }
 }
 
+/// Adds an entry behind the bridge's back (what other tools put into the directory).
+pub async fn add_entry(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str])]) {
+    let attrs: Vec<(&str, HashSet<&str>)> = attrs
+        .iter()
+        .map(|(a, v)| (*a, v.iter().copied().collect()))
+        .collect();
+    ldap.add(dn, attrs).await.unwrap().success().unwrap();
+}
+
 /// Adds the inetOrgPerson `uid=UID,ou=people,…` (cn = uid) behind the bridge's back, for
 /// tests that need many users faster than SCIM creates them.
 pub async fn add_person(ldap: &mut ldap3::Ldap, uid: &str, sn: &str) {
