@@ -74,10 +74,19 @@ set -e
 in_root scim2ldap token create --tenant default --name first | grep -q '^  scim2ldap_' ||
   fail "token create printed no token"
 want /var/lib/scim2ldap/tokens.json scim2ldap:scim2ldap 640
-in_root dpkg --purge scim2ldap
+# an audit record, as the service would have written
+echo '{"operation":"create"}' >"$root/var/log/scim2ldap/audit.log"
+purged=$(in_root dpkg --purge scim2ldap 2>&1) || fail "purge failed: $purged"
 ! in_root getent passwd scim2ldap >/dev/null || fail "the user survived purge"
-for gone in /etc/scim2ldap /var/lib/scim2ldap /var/log/scim2ldap /usr/bin/scim2ldap; do
+for gone in /etc/scim2ldap /usr/bin/scim2ldap /var/lib/scim2ldap/tokens.json.lock; do
   [ ! -e "$root$gone" ] || fail "$gone survived purge"
 done
+# what may not be this host's to delete stays, and purge says so: the token store (replicas
+# may share it) and the audit records
+for kept in /var/lib/scim2ldap/tokens.json /var/log/scim2ldap/audit.log; do
+  [ -e "$root$kept" ] || fail "purge deleted $kept"
+done
+grep -q "purge kept /var/lib/scim2ldap" <<<"$purged" || fail "purge did not say it kept the token store: $purged"
+grep -q "purge kept /var/log/scim2ldap" <<<"$purged" || fail "purge did not say it kept the audit records: $purged"
 rm -rf "$root" target/package-root.log
 echo "check-package: $(basename "$deb") is good" >&2

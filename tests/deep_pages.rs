@@ -97,3 +97,73 @@ async fn deep_pages_and_long_lists_keep_memory_flat() {
     );
     assert!(peak < 64 * 1024, "peak RSS {} MiB", peak / 1024);
 }
+
+/// Entries slapd sent for the searches its stats log shows after `from` bytes.
+fn entries_sent(log: &str, from: usize) -> usize {
+    log.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("SEARCH RESULT"))
+        .filter_map(|l| l.split("nentries=").nth(1))
+        .filter_map(|n| n.split_whitespace().next())
+        .filter_map(|n| n.parse::<usize>().ok())
+        .sum()
+}
+
+/// What a tenant can make the bridge read is bounded whatever it asks: a sorted list past the
+/// first 10,000 matches is refused before anything is read (it used to ask the directory for
+/// startIndex - 1 + count entries and hold them), a sorted page within reach holds only that
+/// page, and a filter checked in memory stops reading at the bound instead of reading every
+/// match before saying tooMany.
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_that_would_read_past_the_bound_stop_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start_with_ldif_logging(&users_ldif(tmp.path()));
+    let bridge = Bridge::start(&slapd).await;
+    let ops = bridge.ldap_ops();
+    let (s, e) = bridge
+        .get("/Users?sortBy=userName&startIndex=2000000000&count=10")
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("tooMany")),
+        "{e}"
+    );
+    assert_eq!(bridge.ldap_ops(), ops, "refused before any search");
+
+    let (s, page) = bridge
+        .get("/Users?sortBy=userName&sortOrder=descending&startIndex=9990&count=10")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let names: Vec<&str> = page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (USERS - 9999..=USERS - 9990)
+        .rev()
+        .map(|i| format!("u{i:05}"))
+        .collect();
+    assert_eq!(names, want);
+    assert_eq!(page["totalResults"], USERS);
+
+    let before = slapd.stats_log().len();
+    let (s, e) = bridge
+        .get(&format!(
+            "/Users?filter={}&count=5",
+            urlencode("title gt \"A\"")
+        ))
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("tooMany")),
+        "{e}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = entries_sent(&slapd.stats_log(), before);
+    assert!(
+        (10_000..=11_000).contains(&sent),
+        "the bridge read up to the bound and stopped there, not after all {USERS}: slapd sent {sent}"
+    );
+}

@@ -184,6 +184,42 @@ async fn oversized_values_are_400_naming_the_attribute_and_nothing_is_written() 
 
 /// Member ids are bounded per request and resolved in batches, not one lookup each (and
 /// checked again after the write in batches too).
+/// `attributes` / `excludedAttributes` are bounded like filters (names and characters)
+/// before they are split: a search body naming 100,000 attributes used to cost every resource
+/// of the answer a compare with each.
+#[tokio::test(flavor = "multi_thread")]
+async fn attribute_lists_are_bounded_like_filters() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    bridge.create_user(json!({"userName": "proj"})).await;
+    let names: Vec<String> = (0..100_000).map(|i| format!("a{i}")).collect();
+    for key in ["attributes", "excludedAttributes"] {
+        let (s, e) = bridge
+            .post("/Users/.search", &json!({key: names.clone()}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{key}: {e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("limits.filter_max_length"),
+            "{e}"
+        );
+    }
+    let many = vec!["userName"; 101].join(",");
+    let (s, e) = bridge.get(&format!("/Users?attributes={many}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limits.filter_max_terms"),
+        "{e}"
+    );
+    let (s, _) = bridge.get("/Users?attributes=userName,emails").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn member_ids_are_bounded_and_resolved_in_batches() {
     let slapd = Slapd::start();

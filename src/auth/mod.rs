@@ -373,7 +373,19 @@ impl Authenticator {
             };
             for s in &t.secrets {
                 let Some(hash) = parse_hash(&s.sha256) else {
+                    warn!(tenant = %t.tenant, name = %t.name, "the token store holds a secret whose sha256 is not 64 hex digits; it is refused");
                     continue;
+                };
+                // an expiry that cannot be read is not "never": the secret is refused
+                let expires = match s.expires.as_deref() {
+                    None => None,
+                    Some(e) => match OffsetDateTime::parse(e, &Rfc3339) {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            error!(tenant = %t.tenant, name = %t.name, prefix = %s.prefix, expires = %e, "the token store gives a secret an expiry that is not an RFC 3339 time; the secret is refused until `scim2ldap token rotate` replaces it");
+                            continue;
+                        }
+                    },
                 };
                 tokens.insert(
                     hash,
@@ -381,10 +393,7 @@ impl Authenticator {
                         tenant: tenant.clone(),
                         name: t.name.clone(),
                         prefix: Some(s.prefix.clone()),
-                        expires: s
-                            .expires
-                            .as_deref()
-                            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok()),
+                        expires,
                     },
                 );
             }
@@ -608,6 +617,32 @@ mod tests {
                 .unwrap_err(),
             AuthError::Invalid
         );
+    }
+
+    /// A store secret whose expiry cannot be read fails closed (refused), where before it
+    /// meant "never expires".
+    #[tokio::test]
+    async fn a_store_secret_with_an_unreadable_expiry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let s = store::Store::new(&path);
+        let now = OffsetDateTime::now_utc();
+        let t = s.create("acme", "okta", None, now).unwrap();
+        let good = s.create("acme", "entra", None, now).unwrap();
+        let mut file = store::load(&path).unwrap();
+        file.tokens[0].secrets[0].expires = Some("next tuesday".into());
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        let a = Authenticator::from_config(&raw(with_token("unused", None), &path)).unwrap();
+        assert_eq!(
+            a.authenticate(Some(&format!("Bearer {t}")), now)
+                .await
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+        assert!(a
+            .authenticate(Some(&format!("Bearer {good}")), now)
+            .await
+            .is_ok());
     }
 
     #[test]

@@ -248,9 +248,10 @@ fn end_of(s: &Secret) -> Option<OffsetDateTime> {
         .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
 }
 
-/// The store's contents; a missing file is an empty store.
+/// The store's contents; a missing file is an empty store. A symbolic link is refused (it
+/// could point root's `token list` anywhere).
 pub fn load(path: &Path) -> Result<StoreFile, StoreError> {
-    match std::fs::read(path) {
+    match read_no_follow(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
             path: path.to_owned(),
             source,
@@ -263,22 +264,37 @@ pub fn load(path: &Path) -> Result<StoreFile, StoreError> {
     }
 }
 
+/// `O_NOFOLLOW`: an open of a symbolic link fails instead of following it.
+fn no_follow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half
 /// of one: a temp file beside it, flushed to disk, renamed over it. The file keeps the owner
 /// and mode it had; a new one gets the owner of its directory (the service's state
 /// directory) and mode 0640.
+///
+/// The directory may belong to the service user while root runs `scim2ldap token …` in it, so
+/// nothing here follows a link that user could plant: the temp file gets an unpredictable
+/// name and is made with `O_EXCL|O_NOFOLLOW`, its mode and owner are set on the open file
+/// (never by path, which could be swapped for a link to /etc/shadow between two calls), and
+/// a store that is a symbolic link is refused.
 fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("store"),
-        std::process::id()
+        std::process::id(),
+        hex::encode(nonce)
     ));
-    let (mode, owner) = match std::fs::metadata(path) {
+    let (mode, owner) = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(link_refused(path)),
         Ok(m) => (m.permissions().mode() & 0o7777, Some(owner_of(&m))),
         Err(_) => (0o640, std::fs::metadata(dir).ok().map(|m| owner_of(&m))),
     };
@@ -286,14 +302,15 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(0o600)
+            .custom_flags(no_follow())
             .open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some((uid, gid)) = owner {
             // only root may give a file away; otherwise it stays ours, which is then right
-            let _ = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid));
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
         }
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
@@ -302,6 +319,13 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn link_refused(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} is a symbolic link; the bridge does not follow links in its state directory",
+        path.display()
+    ))
 }
 
 fn owner_of(m: &std::fs::Metadata) -> (u32, u32) {
@@ -321,6 +345,23 @@ fn save(path: &Path, file: &StoreFile) -> Result<(), StoreError> {
     })
 }
 
+/// The file at `path`, not following a symbolic link.
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(no_follow())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => link_refused(path),
+            _ => e,
+        })?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// An exclusive lock on the store (a lock file beside it, flock'ed), so that two CLI
 /// invocations cannot lose each other's change.
 struct Lock(#[allow(dead_code)] std::fs::File);
@@ -332,12 +373,21 @@ impl Lock {
             path: path.clone(),
             source,
         };
+        // never through a link the directory's owner planted (root runs this)
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(no_follow())
             .open(&path)
-            .map_err(err)?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
+                    err(link_refused(&path))
+                }
+                _ => err(e),
+            })?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| err(e.into()))?;
         Ok(Lock(f))
@@ -383,7 +433,7 @@ pub fn read_usage(store: &Path) -> HashMap<String, String> {
         if !e.file_name().to_string_lossy().starts_with(&prefix) {
             continue;
         }
-        let Ok(bytes) = std::fs::read(e.path()) else {
+        let Ok(bytes) = read_no_follow(&e.path()) else {
             continue;
         };
         let Ok(map) = serde_json::from_slice::<HashMap<String, String>>(&bytes) else {
@@ -486,6 +536,54 @@ mod tests {
             store.revoke("acme", "entra"),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    /// The state directory may belong to the service user while root runs `token create` in
+    /// it: a link planted for the lock file or the store is refused, and what it points at
+    /// (here a stand-in for /etc/shadow) is neither created, written nor re-owned.
+    #[test]
+    fn links_planted_in_the_state_directory_are_never_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim_dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("tokens.json");
+        let store = Store::new(&store_path);
+
+        let not_there = victim_dir.path().join("created-by-root");
+        std::os::unix::fs::symlink(&not_there, dir.path().join("tokens.json.lock")).unwrap();
+        let e = store.create("acme", "entra", None, now()).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!not_there.exists(), "the lock's link was followed");
+        std::fs::remove_file(dir.path().join("tokens.json.lock")).unwrap();
+
+        let shadow = victim_dir.path().join("shadow");
+        std::fs::write(&shadow, "root:$6$secret:19000::::::\n").unwrap();
+        std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&shadow, &store_path).unwrap();
+        let e = store.create("acme", "entra", None, now()).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = store.list().unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&shadow).unwrap(),
+            "root:$6$secret:19000::::::\n"
+        );
+        let m = std::fs::metadata(&shadow).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "mode untouched");
+        assert!(
+            std::fs::symlink_metadata(&store_path)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link was not replaced by a store either"
+        );
+        // no temp file is left behind
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

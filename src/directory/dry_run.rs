@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::filter::split_first_rdn;
 use super::{
     Change, DirResult, Directory, DirectoryError, DirectoryKind, Dn, Entry, EntryId, LdapFilter,
-    Password, PoolStatus, SortKey,
+    Password, PoolStatus, SortKey, SortedWindow,
 };
 
 /// One operation the request made.
@@ -289,18 +289,37 @@ impl Directory for DryRun {
         base: &str,
         filter: &LdapFilter,
         attrs: &[&str],
-        size_limit: usize,
+        skip: usize,
+        take: usize,
         sort: &SortKey,
-    ) -> DirResult<Option<(Vec<Entry>, bool)>> {
+    ) -> DirResult<Option<SortedWindow>> {
         self.record(Recorded::Search {
             base: base.to_owned(),
             filter: format!("{filter} (sorted by {})", sort.attr),
         });
         Ok(self
             .inner
-            .search_sorted(base, filter, attrs, size_limit, sort)
+            .search_sorted(base, filter, attrs, skip, take, sort)
             .await?
-            .map(|(entries, cut)| (self.overlay_all(entries), cut)))
+            .map(|w| SortedWindow {
+                entries: self.overlay_all(w.entries),
+                ..w
+            }))
+    }
+
+    async fn search_until(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        limit: usize,
+    ) -> DirResult<(Vec<Entry>, bool)> {
+        self.record(Recorded::Search {
+            base: base.to_owned(),
+            filter: format!("{filter} (at most {limit})"),
+        });
+        let (entries, more) = self.inner.search_until(base, filter, attrs, limit).await?;
+        Ok((self.overlay_all(entries), more))
     }
 
     async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {

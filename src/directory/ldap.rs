@@ -9,7 +9,7 @@ use tracing::warn;
 use super::pool::{sort_control, to_mods, LdapPool};
 use super::{
     Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, Password,
-    SortKey,
+    SortKey, SortedWindow,
 };
 
 #[async_trait]
@@ -226,32 +226,67 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         base: &str,
         filter: &LdapFilter,
         attrs: &[&str],
-        size_limit: usize,
+        skip: usize,
+        take: usize,
         sort: &SortKey,
-    ) -> DirResult<Option<(Vec<Entry>, bool)>> {
+    ) -> DirResult<Option<SortedWindow>> {
         if !self.dialect.server_sort() {
             return Ok(None);
         }
         let attrs = self.wanted(attrs);
+        let (mut sent, mut window) = (0, Vec::new());
         let res = self
             .pool
-            .search_with(
+            .search_streamed(
                 base,
-                Scope::Subtree,
                 &filter.to_string(),
                 &refs(&attrs),
-                size_limit,
+                skip.saturating_add(take),
                 vec![sort_control(sort)],
+                |e| {
+                    if sent >= skip && sent < skip + take {
+                        window.push(e);
+                    }
+                    sent += 1;
+                },
             )
             .await;
         match res {
-            Ok((entries, truncated)) => Ok(Some((self.finish_all(entries).await?, truncated))),
+            Ok(truncated) => Ok(Some(SortedWindow {
+                entries: self.finish_all(window).await?,
+                sent,
+                truncated,
+            })),
             // no sort overlay (unavailableCriticalExtension), or no such ordering rule
             Err(DirectoryError::Other { code: 12, .. }) | Err(DirectoryError::Rejected(_)) => {
                 Ok(None)
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn search_until(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        limit: usize,
+    ) -> DirResult<(Vec<Entry>, bool)> {
+        let attrs = self.wanted(attrs);
+        let mut kept = Vec::new();
+        let mut more = false;
+        self.pool
+            .search_paged_while(base, &filter.to_string(), &refs(&attrs), |e| {
+                if kept.len() < limit {
+                    kept.push(e);
+                    true
+                } else {
+                    more = true;
+                    false
+                }
+            })
+            .await?;
+        Ok((self.finish_all(kept).await?, more))
     }
 
     async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {

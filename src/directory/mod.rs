@@ -52,6 +52,16 @@ impl Entry {
     }
 }
 
+/// A window of a sorted search (`Directory::search_sorted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortedWindow {
+    pub entries: Vec<Entry>,
+    /// Matches the directory sent (at most `skip + take`).
+    pub sent: usize,
+    /// Whether more match than it sent.
+    pub truncated: bool,
+}
+
 /// A server-side sort key (RFC 2891).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
@@ -207,16 +217,30 @@ pub trait Directory: Send + Sync {
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)>;
 
-    /// `search` with the directory sorting the results (RFC 2891); `Ok(None)` when it does not
-    /// offer that (or not for this key), so the caller sorts itself.
+    /// The matches from `skip` to `skip + take` in the order the directory sorts them by
+    /// `sort` (RFC 2891): the directory sends at most `skip + take` and only the window is
+    /// kept, so memory holds one page whatever `skip`. `Ok(None)` when the directory does not
+    /// sort (or not by this key), so the caller sorts itself.
     async fn search_sorted(
         &self,
         base: &str,
         filter: &LdapFilter,
         attrs: &[&str],
-        size_limit: usize,
+        skip: usize,
+        take: usize,
         sort: &SortKey,
-    ) -> DirResult<Option<(Vec<Entry>, bool)>>;
+    ) -> DirResult<Option<SortedWindow>>;
+
+    /// Up to `limit` matches (paged past any server size limit) and whether more match: the
+    /// search stops at the first one past `limit`, so a filter matching a million entries
+    /// costs `limit + 1` of them, never all.
+    async fn search_until(
+        &self,
+        base: &str,
+        filter: &LdapFilter,
+        attrs: &[&str],
+        limit: usize,
+    ) -> DirResult<(Vec<Entry>, bool)>;
 
     /// How many entries under `base` match, counted over a paged search that keeps none.
     async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize>;

@@ -316,6 +316,23 @@ impl LdapPool {
         attrs: &[&str],
         mut each: impl FnMut(SearchEntry) + Send,
     ) -> DirResult<()> {
+        self.search_paged_while(base, filter, attrs, |e| {
+            each(e);
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `search_paged`, stopped as soon as `each` answers false (the connection is then
+    /// dropped, which ends the search on the server too): whether it ran to its end.
+    pub async fn search_paged_while(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        mut each: impl FnMut(SearchEntry) -> bool + Send,
+    ) -> DirResult<bool> {
         self.observed("search", async {
             use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
             const PAGE: i32 = 500;
@@ -344,16 +361,25 @@ impl LdapPool {
                     }
                 };
                 let mut delivered = false;
+                let mut stopped = false;
                 let failed = loop {
                     match stream.next().await {
                         Ok(Some(entry)) => {
                             delivered = true;
-                            each(SearchEntry::construct(entry));
+                            if !each(SearchEntry::construct(entry)) {
+                                stopped = true;
+                                break None;
+                            }
                         }
                         Ok(None) => break None,
                         Err(e) => break Some(e),
                     }
                 };
+                if stopped {
+                    drop(stream);
+                    let _ = Object::take(conn);
+                    return Ok(false);
+                }
                 if let Some(e) = failed {
                     drop(stream);
                     let err = self.broken(conn, e);
@@ -365,10 +391,60 @@ impl LdapPool {
                 }
                 let res = stream.finish().await;
                 return match res.rc {
-                    0 => Ok(()),
+                    0 => Ok(true),
                     4 => Err(DirectoryError::SizeLimit(res.text)),
                     rc => Err(map_result_code(rc, &res.text, base)),
                 };
+            }
+        })
+        .await
+    }
+
+    /// A subtree search with request `controls` (a server-side sort) whose entries go to
+    /// `each` as they arrive, at most `size_limit` of them: memory holds only what `each`
+    /// keeps. Whether the size limit cut it short.
+    pub async fn search_streamed(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+        controls: Vec<ldap3::controls::RawControl>,
+        mut each: impl FnMut(SearchEntry) + Send,
+    ) -> DirResult<bool> {
+        self.observed("search", async {
+            use ldap3::adapters::{Adapter, EntriesOnly};
+            let mut conn = self.conn().await?;
+            self.count();
+            let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> =
+                vec![Box::new(EntriesOnly::new())];
+            let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
+            let started = conn
+                .with_timeout(self.op_timeout())
+                .with_search_options(opts)
+                .with_controls(controls)
+                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                .await;
+            let mut stream = match started {
+                Ok(s) => s,
+                Err(e) => return Err(self.broken(conn, e)),
+            };
+            let failed = loop {
+                match stream.next().await {
+                    Ok(Some(entry)) => each(SearchEntry::construct(entry)),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            if let Some(e) = failed {
+                drop(stream);
+                return Err(self.broken(conn, e));
+            }
+            let res = stream.finish().await;
+            match res.rc {
+                0 => Ok(false),
+                4 => Ok(true),
+                rc => Err(map_result_code(rc, &res.text, base)),
             }
         })
         .await

@@ -34,8 +34,12 @@ pub struct CursorRequest<'a> {
 }
 
 /// The most entries a list may check in memory (a filter LDAP cannot say exactly, or a
-/// `sortBy`).
+/// `sortBy`), and the furthest a sorted list reaches.
 pub const MAX_SCAN: usize = 10_000;
+
+/// In-memory scans (up to `MAX_SCAN` entries each) the process runs at once: what bounds
+/// their memory, whatever the number of requests asking for one.
+static IN_MEMORY_SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// An equality filter on the RDN of `dn` (`uid=a,…` → `(uid=a)`): the first attribute of a
 /// multi-valued RDN is enough, since the DN is compared afterwards.
@@ -478,37 +482,50 @@ impl Store {
         if count == 0 && !recheck {
             return Ok((self.dir.count(container, &filter).await?, Vec::new()));
         }
+        if q.sort.is_some() && start - 1 + count > MAX_SCAN {
+            return Err(ScimError::bad_request(
+                ScimType::TooMany,
+                format!(
+                    "a sorted list reaches the first {MAX_SCAN} matches, and startIndex {start} with count {count} goes past them: narrow the filter, or page without sortBy (cursor paging walks any number)"
+                ),
+            ));
+        }
         // the directory sorts (RFC 2891) when the filter is exact and one attribute holds
-        // the sort value; it then returns just as far as the page ends
+        // the sort value; it sends just as far as the page ends, and only the page is kept
         if let (false, Some(sort)) = (recheck, &q.sort) {
             if let Some(key) = self.mapping.sort_key(&sort.by, sort.descending) {
                 let want = start - 1 + count;
-                if let Some((entries, truncated)) = self
+                if let Some(w) = self
                     .dir
-                    .search_sorted(container, &filter, attrs, want, &key)
+                    .search_sorted(container, &filter, attrs, start - 1, count, &key)
                     .await?
                 {
-                    if !truncated || entries.len() >= want {
-                        let total = if truncated {
+                    if !w.truncated || w.sent >= want {
+                        let total = if w.truncated {
                             self.dir.count(container, &filter).await?
                         } else {
-                            entries.len()
+                            w.sent
                         };
-                        let page = entries.into_iter().skip(start - 1).take(count).collect();
-                        return Ok((total, page));
+                        return Ok((total, w.entries));
                     }
                 }
             }
         }
-        let (matched, entries) = self
+        // checked in memory: a few such scans at once, each stopping at the bound, so no
+        // number of requests can make the process hold more than a few scans' entries
+        let _scan = IN_MEMORY_SCANS
+            .acquire()
+            .await
+            .map_err(|_| ScimError::unavailable("the server is shutting down; retry later", 5))?;
+        let (entries, more) = self
             .dir
-            .search_window(container, &filter, attrs, 0, MAX_SCAN)
+            .search_until(container, &filter, attrs, MAX_SCAN)
             .await?;
-        if matched > MAX_SCAN {
+        if more {
             return Err(ScimError::bad_request(
                 ScimType::TooMany,
                 format!(
-                    "the filter or sortBy needs {matched} entries checked in memory, more than {MAX_SCAN}: narrow the filter"
+                    "the filter or sortBy needs more than {MAX_SCAN} entries checked in memory: narrow the filter"
                 ),
             ));
         }

@@ -66,6 +66,11 @@ impl Slapd {
         Self::launch(false, None, true)
     }
 
+    /// `start_with_ldif`, logging every operation.
+    pub fn start_with_ldif_logging(ldif: &Path) -> Slapd {
+        Self::launch(false, Some(ldif), true)
+    }
+
     /// slapd's "stats" log so far (`start_logging` only).
     pub fn stats_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stats.log")).unwrap_or_default()
