@@ -552,25 +552,42 @@ async fn the_directory_sorts_when_it_offers_server_side_sort() {
         ordering_rule: "caseIgnoreOrderingMatch".into(),
         reverse: true,
     };
-    let (entries, truncated) = bridge
+    let w = bridge
         .directory
         .search_sorted(
             PEOPLE,
             &LdapFilter::eq("objectClass", "inetOrgPerson"),
             &["uid"],
+            0,
             2,
             &key,
         )
         .await
         .unwrap()
         .expect("slapd with the sssvlv overlay sorts");
-    let uids: Vec<&str> = entries.iter().map(|e| e.first("uid").unwrap()).collect();
+    let uids: Vec<&str> = w.entries.iter().map(|e| e.first("uid").unwrap()).collect();
     assert_eq!(
         uids,
         ["mike", "kilo"],
         "sorted by the server, cut at the size limit"
     );
-    assert!(truncated);
+    assert!(w.truncated);
+    // a window further in keeps only itself
+    let w = bridge
+        .directory
+        .search_sorted(
+            PEOPLE,
+            &LdapFilter::eq("objectClass", "inetOrgPerson"),
+            &["uid"],
+            1,
+            1,
+            &key,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let uids: Vec<&str> = w.entries.iter().map(|e| e.first("uid").unwrap()).collect();
+    assert_eq!((uids, w.sent, w.truncated), (vec!["kilo"], 2, true));
 }
 
 #[tokio::test(flavor = "multi_thread")]
