@@ -73,7 +73,7 @@ impl Proc {
     async fn ldap_ops(&self) -> u64 {
         let text = self
             .client
-            .get(format!("http://{}/metrics", self.server.addr))
+            .get(self.server.metrics_url())
             .send()
             .await
             .unwrap()

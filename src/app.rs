@@ -205,6 +205,10 @@ pub fn build_on(
         max_body_bytes: raw.server.max_body_bytes,
         trust_forwarded: raw.server.trust_forwarded_headers,
         limits,
+        tenant_slots: match previous {
+            Some(p) => p.tenant_slots.clone(),
+            None => crate::http::fair::FairSlots::new(http.max_concurrent_requests),
+        },
         request_slots: match previous {
             Some(p) => p.request_slots.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
@@ -215,10 +219,9 @@ pub fn build_on(
         directory: directory.clone(),
         audit: auditor(&raw.audit)?,
         log_level: raw.log.level.clone(),
-        metrics_here: raw.metrics.enabled && raw.metrics.listen.is_none(),
         metrics_listen: match previous {
             Some(p) => p.metrics_listen,
-            None => raw.metrics.listen.filter(|_| raw.metrics.enabled),
+            None => raw.metrics.enabled.then_some(raw.metrics.listen),
         },
         readiness: tokio::sync::Mutex::new(None),
     });
@@ -444,7 +447,7 @@ pub fn reload(path: &std::path::Path, live: &Live) -> Result<Vec<&'static str>, 
     if Duration::from_secs(asked.shutdown_drain_secs) != was.shutdown_drain {
         restart.push("server.shutdown_drain_secs");
     }
-    if raw.metrics.listen != running.state.metrics_listen {
+    if raw.metrics.enabled.then_some(raw.metrics.listen) != running.state.metrics_listen {
         restart.push("metrics.listen");
     }
     let old = live.replace(next.state);

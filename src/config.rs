@@ -89,17 +89,21 @@ pub struct RolesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
-    /// A separate address for `/metrics` (e.g. "127.0.0.1:9464"), so that it is not reachable
-    /// where the SCIM API is. Unset: on the main listener, beside `/healthz`. A restart
-    /// changes it.
-    pub listen: Option<SocketAddr>,
+    /// The address `/metrics` is served on: its own listener, never the API's (metrics name
+    /// tenants and say how the service runs; IdPs and the network they come from need not
+    /// see that). Loopback by default, for a local Prometheus or agent. A restart changes it.
+    pub listen: SocketAddr,
 }
+
+/// Prometheus' port for a process's own exporter (the "node"-style default, 9464 being
+/// OpenTelemetry's Prometheus exporter port).
+pub const DEFAULT_METRICS_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 9464);
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             enabled: true,
-            listen: None,
+            listen: SocketAddr::from(DEFAULT_METRICS_LISTEN),
         }
     }
 }

@@ -223,12 +223,19 @@ async fn serve(path: PathBuf) -> ExitCode {
     info!("listening on {scheme}://{addr}{}", http::BASE_PATH);
     let metrics_listen = app.state.metrics_listen;
     let live = Arc::new(Live::new(app.state));
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
     let metrics = match metrics_listen {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
-                info!("metrics on http://{addr}/metrics");
-                Some(tokio::spawn(http::serve_metrics(l, live.clone())))
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                info!("metrics on http://{bound}/metrics");
+                let stop = metrics_stop.clone();
+                Some(tokio::spawn(http::serve_metrics(
+                    l,
+                    live.clone(),
+                    async move { stop.cancelled().await },
+                )))
             }
             Err(e) => {
                 eprintln!("cannot listen on {addr} (metrics.listen): {e}");
@@ -246,8 +253,9 @@ async fn serve(path: PathBuf) -> ExitCode {
     .await;
     reloader.abort();
     watchdog.abort();
+    metrics_stop.cancel();
     if let Some(m) = metrics {
-        m.abort();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
     }
     match served {
         Ok(()) => {

@@ -396,7 +396,24 @@ async fn jwts_from_a_jwks_file_are_checked_for_signature_issuer_audience_time_an
             "{what}: {challenge}"
         );
         assert_eq!(b["status"], "401", "{what}: SCIM error body {b}");
+        if what != "expired" {
+            // nothing a caller could map the configuration with (issuers, audiences, checks)
+            assert!(
+                b["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("invalid access token (the server's log says why"),
+                "{what}: {b}"
+            );
+        }
     }
+    // a JWT of an issuer and audience no tenant accepts says no more than any other
+    let mut c = claims("admin");
+    c["iss"] = json!("https://probe.test/");
+    c["aud"] = json!("https://probe.test/aud");
+    let (s, _, b) = with_bearer(&bridge, &refused(c)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(!b["detail"].as_str().unwrap().contains("issuer"), "{b}");
 
     let no_scope = issuer.sign(&claims("scim.read"));
     let (s, h, b) = with_bearer(&bridge, &no_scope).await;
@@ -459,6 +476,8 @@ struct JwksServer {
     url: String,
     published: Arc<Mutex<Option<Value>>>,
     hits: Arc<AtomicUsize>,
+    /// How long each answer takes (a slow issuer).
+    delay: Arc<Mutex<Duration>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -468,14 +487,17 @@ impl JwksServer {
         let hits = Arc::new(AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-        let (p, h) = (published.clone(), hits.clone());
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (p, h, d) = (published.clone(), hits.clone(), delay.clone());
         let app = axum::Router::new().route(
             "/jwks.json",
             axum::routing::get(move || {
                 h.fetch_add(1, Ordering::SeqCst);
                 let answer = p.lock().unwrap().clone();
+                let wait = *d.lock().unwrap();
                 async move {
                     use axum::response::IntoResponse;
+                    tokio::time::sleep(wait).await;
                     match answer {
                         Some(jwks) => axum::Json(jwks).into_response(),
                         None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -488,6 +510,7 @@ impl JwksServer {
             url,
             published,
             hits,
+            delay,
             task,
         }
     }
@@ -550,6 +573,52 @@ async fn jwks_from_a_url_are_fetched_cached_and_refetched_for_a_new_key() {
     assert_eq!(issuer.fetches(), 2);
     let (s, _, b) = with_bearer(&bridge, &k1.sign(&claims("admin"))).await;
     assert_eq!(s, StatusCode::OK, "the old key still works: {b}");
+}
+
+/// A fetch of the issuer's keys is made by one request; tokens naming keys the bridge does
+/// not know that arrive meanwhile (forged ones, or a burst after the issuer rotated) are
+/// answered at once with a 503 to retry, instead of waiting in line behind the fetch, so a
+/// slow issuer cannot make unauthenticated requests pile up.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_do_not_queue_behind_a_slow_key_fetch() {
+    let slapd = Slapd::start();
+    slapd.add_ou("nauthera", "dc=example,dc=org").await;
+    slapd.add_ou("nauthera-groups", "dc=example,dc=org").await;
+    let k1 = Issuer::new("k1");
+    let issuer = JwksServer::start(Some(json!({"keys": [k1.jwk()]}))).await;
+    *issuer.delay.lock().unwrap() = Duration::from_secs(3);
+    let bridge = Arc::new(issuer.bridge(&slapd).await);
+    let first = {
+        let bridge = bridge.clone();
+        let token = k1.sign(&claims("admin"));
+        tokio::spawn(async move { with_bearer(&bridge, &token).await.0 })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut others = Vec::new();
+    for i in 0..10 {
+        let bridge = bridge.clone();
+        let forged = Issuer::new(&format!("forged-{i}")).sign(&claims("admin"));
+        others.push(tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let (s, h, _) = with_bearer(&bridge, &forged).await;
+            (s, h.contains_key("retry-after"), start.elapsed())
+        }));
+    }
+    for o in others {
+        let (s, retry, took) = o.await.unwrap();
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry);
+        assert!(
+            took < Duration::from_millis(1000),
+            "waited {took:?} behind the fetch"
+        );
+    }
+    assert_eq!(
+        first.await.unwrap(),
+        StatusCode::OK,
+        "the fetching request got its key"
+    );
+    assert_eq!(issuer.fetches(), 1);
 }
 
 /// While the issuer's JWKS cannot be had, a token is a 503 with Retry-After (the client is

@@ -510,6 +510,84 @@ async fn slow_clients_and_slow_requests_are_cut_off_with_scim_errors() {
     }
 }
 
+/// One tenant's slow requests do not take every request slot (and through them every
+/// directory connection) from another: with 4 slots, acme's 24 requests against a slow part of
+/// the directory keep running, and the default tenant's requests, arriving meanwhile, are
+/// served as soon as a slot frees, well within the queue timeout. A tenant alone still uses
+/// every slot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_with_slow_requests_leaves_other_tenants_their_share() {
+    use common::proxy::{FaultProxy, LdapOp};
+    let slapd = Slapd::start();
+    slapd.add_ou("acme", "dc=example,dc=org").await;
+    slapd.add_ou("acme-groups", "dc=example,dc=org").await;
+    let proxy = FaultProxy::start(slapd.port).await;
+    let acme_token = "scim2ldap_acme-slow-tenant-token";
+    let cfg = via_plain_ldap(
+        &test_config(
+            &slapd,
+            &[],
+            &format!(
+                "\n[tenants.acme]\nusers_container = \"ou=acme,dc=example,dc=org\"\ngroups_container = \"ou=acme-groups,dc=example,dc=org\"\nrate_limit = {{ per_second = 0 }}\n[tenants.acme.tokens.okta]\nsha256 = \"{}\"\n",
+                hex::encode(scim2ldap::auth::hash_token(acme_token))
+            ),
+        ),
+        &slapd,
+        &proxy.url(),
+    );
+    let cfg = set(
+        set(cfg, "max_concurrent_requests", "4"),
+        "queue_timeout_ms",
+        "2500",
+    );
+    let bridge = std::sync::Arc::new(Bridge::start_with(cfg).await);
+    let ours = bridge.create_user(json!({"userName": "steady"})).await;
+    let ours_id = ours["id"].as_str().unwrap().to_owned();
+    // every search under acme's OU takes 1.5 s
+    proxy.slow_down(
+        LdapOp::Search,
+        "ou=acme,dc=example,dc=org",
+        Duration::from_millis(1500),
+    );
+    let mut slow = Vec::new();
+    for _ in 0..24 {
+        let bridge = bridge.clone();
+        slow.push(tokio::spawn(async move {
+            bridge
+                .call_as(Some(acme_token), Method::GET, "/Users?count=1", None)
+                .await
+                .0
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let (s, b) = bridge.get(&format!("/Users/{ours_id}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        waits.push(start.elapsed());
+    }
+    println!("the other tenant waited {waits:?} while acme's slow requests ran");
+    assert!(
+        waits.iter().all(|w| *w < Duration::from_millis(2000)),
+        "{waits:?}"
+    );
+    let statuses: Vec<StatusCode> = futures_join(slow).await;
+    assert!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count() >= 4,
+        "acme keeps being served: {statuses:?}"
+    );
+    proxy.restore();
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<StatusCode>>) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 /// Past `max_concurrent_requests`, a request waits `queue_timeout_ms`, then gets a 503.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_past_the_concurrency_cap_wait_briefly_then_get_503() {

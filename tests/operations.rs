@@ -368,12 +368,17 @@ async fn get_text(url: &str) -> (StatusCode, String) {
 }
 
 /// `/metrics` after a few requests: requests by route, method and status, LDAP operations by
-/// kind, the pool, DN cache lookups, a failed authentication; and on a separate address
-/// when `metrics.listen` is set (then not beside the API).
+/// kind, the pool, DN cache lookups, a failed authentication; on its own listener only, never
+/// the API's (which anyone reaching the IdP-facing address could read).
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals() {
     let slapd = Slapd::start();
-    let server = ServerProcess::spawn(&test_config(&slapd, &[], ""), None, &[]);
+    let cfg = set(
+        test_config(&slapd, &[], ""),
+        "header_read_timeout_secs",
+        "1",
+    );
+    let server = ServerProcess::spawn(&cfg, None, &[]);
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("{}/Users", server.base))
@@ -403,8 +408,16 @@ async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let (status, text) = get_text(&format!("http://{}/metrics", server.addr)).await;
+    let (status, api) = get_text(&format!("http://{}/metrics", server.addr)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not on the API's listener: {api}"
+    );
+    assert!(!api.contains("tenant"), "{api}");
+    let (status, text) = get_text(&server.metrics_url()).await;
     assert_eq!(status, StatusCode::OK);
+    assert!(server.metrics_addr.unwrap().ip().is_loopback());
     for expected in [
         "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 2",
         "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"POST\",status=\"201\"} 1",
@@ -425,24 +438,19 @@ async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals(
     );
     assert!(!text.contains(TOKEN) && !text.contains("scim2ldap_wrong"));
 
-    // metrics.listen: a separate address; the API's listener no longer has /metrics
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = test_config(&slapd, &[], "").replace(
-        "# listen = \"127.0.0.1:9464\"",
-        &format!("listen = \"127.0.0.1:{port}\""),
-    );
-    let separate = ServerProcess::spawn(&cfg, None, &[]);
-    let (status, _) = get_text(&format!("http://{}/metrics", separate.addr)).await;
+    // the metrics listener has the API's front door: a client that sends no request is
+    // cut off at the header timeout, and other paths get SCIM errors
+    let (status, body) = get_text(&server.metrics_url().replace("/metrics", "/Users")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, text) = get_text(&format!("http://127.0.0.1:{port}/metrics")).await;
-    assert_eq!(status, StatusCode::OK);
     assert!(
-        text.contains("scim2ldap_ldap_pool_max_connections 8"),
-        "{text}"
+        body.contains("urn:ietf:params:scim:api:messages:2.0:Error"),
+        "{body}"
+    );
+    let mut slow = raw_connection(server.metrics_addr.unwrap(), b"GET /metrics HTTP/1.1\r\n").await;
+    let (closed, _) = read_until_closed(&mut slow, std::time::Duration::from_secs(4)).await;
+    assert!(
+        closed,
+        "a half-sent request is cut off at the header timeout"
     );
 }
 

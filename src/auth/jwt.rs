@@ -12,7 +12,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::RwLock;
 
 use super::{AuthError, Credential, Tenant};
 use crate::config::{ConfigError, OAuthConfig, RequiredClaim};
@@ -34,6 +34,28 @@ const ASYMMETRIC: &[Algorithm] = &[
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 /// After a fetch that failed, the next one may come sooner.
 const RETRY_FAILED_FETCH_AFTER: Duration = Duration::from_secs(5);
+/// The longest a fetch of the keys may take (only the request that started it waits).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When the keys were last fetched (and why that fetch failed, if it did), and whether a
+/// fetch is under way.
+#[derive(Default)]
+struct Fetches {
+    last: Option<(Instant, Option<String>)>,
+    in_flight: bool,
+}
+
+/// What a token naming an unknown key gets.
+enum KeyWait {
+    /// This request fetches the keys.
+    Fetch,
+    /// Another request is fetching them: no waiting in line behind it (503, retry shortly).
+    Busy,
+    /// The last fetch failed a moment ago.
+    Failed(String),
+    /// The keys are recent and do not have it.
+    Unknown,
+}
 
 enum KeySource {
     File(PathBuf),
@@ -49,8 +71,8 @@ pub struct Verifier {
     leeway: u64,
     source: KeySource,
     keys: RwLock<JwkSet>,
-    /// When the keys were last fetched, and why that fetch failed if it did.
-    fetched: Mutex<Option<(Instant, Option<String>)>>,
+    /// Held only to decide, never across a fetch: concurrent requests never queue behind one.
+    fetched: std::sync::Mutex<Fetches>,
 }
 
 impl Verifier {
@@ -78,7 +100,7 @@ impl Verifier {
                     ));
                 }
                 let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
+                    .timeout(FETCH_TIMEOUT)
                     .build()
                     .map_err(|e| ConfigError::new(key("jwks_url"), e.to_string(), ""))?;
                 KeySource::Url(u.clone(), client)
@@ -108,7 +130,7 @@ impl Verifier {
             leeway: cfg.leeway_secs,
             source,
             keys: RwLock::new(keys),
-            fetched: Mutex::new(None),
+            fetched: std::sync::Mutex::new(Fetches::default()),
         })
     }
 
@@ -185,41 +207,67 @@ impl Verifier {
     }
 
     /// The key `kid` names (or the only key, when the token names none), fetching the keys
-    /// again when it is not known and the last fetch is old enough.
+    /// again when it is not known and the last fetch is old enough. One request fetches; the
+    /// others that need a key meanwhile are answered at once (503 retry-shortly), so forged
+    /// key ids cannot make requests pile up behind a slow issuer.
     async fn key(&self, kid: Option<&str>) -> Result<Jwk, AuthError> {
         if let Some(k) = pick(&*self.keys.read().await, kid) {
             return Ok(k);
         }
-        let mut fetched = self.fetched.lock().await;
-        let due = match &*fetched {
+        match self.key_wait() {
+            KeyWait::Busy => Err(AuthError::KeysUnavailable(
+                "the issuer's keys are being fetched".into(),
+            )),
+            KeyWait::Failed(why) => Err(AuthError::KeysUnavailable(why)),
+            KeyWait::Unknown => Err(AuthError::InvalidJwt(
+                "signed with a key the issuer does not publish".into(),
+            )),
+            KeyWait::Fetch => {
+                let _done = FetchDone(&self.fetched);
+                let outcome = self.fetch().await;
+                let failure = match outcome {
+                    Ok(keys) => {
+                        *self.keys.write().await = keys;
+                        None
+                    }
+                    Err(AuthError::KeysUnavailable(why)) => Some(why),
+                    Err(other) => Some(other.to_string()),
+                };
+                if let Ok(mut f) = self.fetched.lock() {
+                    f.last = Some((Instant::now(), failure.clone()));
+                }
+                if let Some(why) = failure {
+                    tracing::warn!(tenant = %self.tenant.name, reason = %why, "cannot verify access tokens: the issuer's keys are unavailable (next try in 5 s)");
+                    return Err(AuthError::KeysUnavailable(why));
+                }
+                pick(&*self.keys.read().await, kid).ok_or_else(|| {
+                    AuthError::InvalidJwt("signed with a key the issuer does not publish".into())
+                })
+            }
+        }
+    }
+
+    /// Decides, under a short lock, what a request needing an unknown key does.
+    fn key_wait(&self) -> KeyWait {
+        let Ok(mut f) = self.fetched.lock() else {
+            return KeyWait::Busy;
+        };
+        if f.in_flight {
+            return KeyWait::Busy;
+        }
+        let due = match &f.last {
             None => true,
             Some((at, None)) => at.elapsed() >= REFETCH_AFTER,
             Some((at, Some(_))) => at.elapsed() >= RETRY_FAILED_FETCH_AFTER,
         };
         if due {
-            match self.fetch().await {
-                Ok(keys) => {
-                    *self.keys.write().await = keys;
-                    *fetched = Some((Instant::now(), None));
-                }
-                Err(e) => {
-                    let why = match &e {
-                        AuthError::KeysUnavailable(why) => why.clone(),
-                        other => other.to_string(),
-                    };
-                    tracing::warn!(tenant = %self.tenant.name, reason = %why, "cannot verify access tokens: the issuer's keys are unavailable (next try in 5 s)");
-                    *fetched = Some((Instant::now(), Some(why)));
-                    return Err(e);
-                }
-            }
-        } else if let Some((_, Some(why))) = &*fetched {
-            // the keys could not be had a moment ago: not the token's fault
-            return Err(AuthError::KeysUnavailable(why.clone()));
+            f.in_flight = true;
+            return KeyWait::Fetch;
         }
-        drop(fetched);
-        pick(&*self.keys.read().await, kid).ok_or_else(|| {
-            AuthError::InvalidJwt("signed with a key the issuer does not publish".into())
-        })
+        match &f.last {
+            Some((_, Some(why))) => KeyWait::Failed(why.clone()),
+            _ => KeyWait::Unknown,
+        }
     }
 
     async fn fetch(&self) -> Result<JwkSet, AuthError> {
@@ -244,6 +292,17 @@ impl Verifier {
                 serde_json::from_slice(&bytes)
                     .map_err(|e| AuthError::KeysUnavailable(format!("{url} is not a JWKS ({e})")))
             }
+        }
+    }
+}
+
+/// Ends a fetch, however its request ends (a dropped request must not leave it "under way").
+struct FetchDone<'a>(&'a std::sync::Mutex<Fetches>);
+
+impl Drop for FetchDone<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.lock() {
+            f.in_flight = false;
         }
     }
 }

@@ -10,16 +10,20 @@ use axum::Router;
 
 use super::AppState;
 
-/// The state built from one config, and the router over it.
+/// The state built from one config, and the routers over it.
 pub struct Generation {
     pub state: Arc<AppState>,
+    /// The SCIM API, /healthz and /readyz.
     pub router: Router,
+    /// `/metrics`, for its own listener (`metrics.listen`).
+    pub metrics_router: Router,
 }
 
 impl Generation {
     pub fn new(state: Arc<AppState>) -> Generation {
         Generation {
             router: super::router(state.clone()),
+            metrics_router: super::metrics_router(state.clone()),
             state,
         }
     }

@@ -48,9 +48,24 @@ pub async fn authenticate(
             let name = TenantName(tenant.name.clone());
             let mut resp = match state.rate_limits.check(&tenant.name) {
                 Ok(()) => {
-                    req.extensions_mut().insert(tenant);
-                    req.extensions_mut().insert(caller);
-                    next.run(req).await
+                    let slots = &state.tenant_slots;
+                    match slots.acquire(&tenant.name, state.http.queue_timeout).await {
+                        Some(slot) => {
+                            req.extensions_mut().insert(tenant);
+                            req.extensions_mut().insert(caller);
+                            let resp = next.run(req).await;
+                            drop(slot);
+                            resp
+                        }
+                        None => HttpError(ScimError::unavailable(
+                            format!(
+                                "the server is serving {} requests, its limit (server.max_concurrent_requests), shared fairly among the tenants that are busy; retry shortly",
+                                slots.total()
+                            ),
+                            1,
+                        ))
+                        .into_response(),
+                    }
                 }
                 Err((wait, cfg)) => {
                     let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
@@ -80,10 +95,21 @@ fn refusal(e: AuthError) -> Response {
             ScimError::unauthorized(e.to_string()),
             "Bearer realm=\"scim2ldap\"".to_owned(),
         ),
-        AuthError::Invalid | AuthError::Expired | AuthError::InvalidJwt(_) => (
+        AuthError::Invalid | AuthError::Expired => (
             ScimError::unauthorized(e.to_string()),
             "Bearer realm=\"scim2ldap\", error=\"invalid_token\"".to_owned(),
         ),
+        // why a JWT was refused (which issuer or audience no tenant accepts, which check
+        // failed) would let anyone map the configuration: it goes to the log only
+        AuthError::InvalidJwt(why) => {
+            info!(reason = %why, "an access token was refused");
+            (
+                ScimError::unauthorized(
+                    "invalid access token (the server's log says why; its admin can look it up by this request's X-Request-Id)",
+                ),
+                "Bearer realm=\"scim2ldap\", error=\"invalid_token\"".to_owned(),
+            )
+        }
         AuthError::InsufficientScope { scope, .. } => (
             ScimError::new(403, None, e.to_string()),
             match scope {
@@ -406,9 +432,14 @@ pub async fn bounded_head(
 
 /// At most `server.max_concurrent_requests` requests are served at once; another waits up to
 /// `queue_timeout_ms` for a slot (the wait is bounded by the connection cap), then gets 503.
-/// `/healthz` and `/readyz` are exempt: they must answer while the service is busy.
+/// `/healthz` and `/readyz` are exempt: they must answer while the service is busy. The SCIM
+/// requests on /Users, /Groups and /.search take their slot after authentication instead,
+/// from the tenants' fair share (`authenticate`), so that one tenant's requests waiting here
+/// cannot keep another's from being served.
 pub async fn concurrency(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if matches!(req.uri().path(), "/healthz" | "/readyz") {
+    if matches!(req.uri().path(), "/healthz" | "/readyz")
+        || ScimOperation::of(req.method(), req.uri().path()).is_some()
+    {
         return next.run(req).await;
     }
     let slots = state.request_slots.clone();

@@ -21,6 +21,7 @@ use crate::service::groups::Groups;
 use crate::service::users::Users;
 
 pub mod extract;
+pub mod fair;
 mod handlers;
 pub mod live;
 pub mod middleware;
@@ -73,8 +74,11 @@ pub struct AppState {
     /// Bounds on what one request may make the server parse.
     pub limits: crate::scim::Limits,
     pub http: HttpSettings,
-    /// Slots for requests served at once (`server.max_concurrent_requests`).
+    /// Slots for the unauthenticated endpoints served at once (`server.max_concurrent_requests`).
     pub request_slots: Arc<Semaphore>,
+    /// Slots for SCIM requests served at once (`server.max_concurrent_requests`), shared
+    /// fairly between tenants when they compete.
+    pub tenant_slots: Arc<fair::FairSlots>,
     /// Connections and detached writes: the shutdown drain waits for them.
     pub tasks: TaskTracker,
     pub rate_limits: RateLimits,
@@ -83,9 +87,8 @@ pub struct AppState {
     /// balancer's probes cannot become load on the directory).
     /// Where the record of every write goes.
     pub audit: crate::audit::Auditor,
-    /// `/metrics` is served on this listener (not on a separate `metrics.listen`).
-    pub metrics_here: bool,
-    /// The separate metrics listener the process opened at start, if any.
+    /// The metrics listener the process opened at start (`metrics.listen`), if any: never
+    /// the API's listener, which unauthenticated callers reach.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `log.level`, applied by the process when this generation becomes current.
     pub log_level: String,
@@ -172,12 +175,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(public)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn(middleware::matched_route));
-    let mut top = Router::new()
+    let top = Router::new()
         .route("/healthz", get(middleware::healthz))
         .route("/readyz", get(middleware::readyz));
-    if state.metrics_here {
-        top = top.route("/metrics", get(middleware::metrics));
-    }
     // layers run outermost (last added) first
     top.route_layer(from_fn(middleware::matched_route))
         .nest(BASE_PATH, scim)
@@ -237,17 +237,25 @@ pub async fn serve_live(
     served
 }
 
-/// Serves `GET /metrics` alone on its own listener (`metrics.listen`), for the current
-/// generation's pool, until aborted.
-pub async fn serve_metrics(listener: TcpListener, live: Arc<live::Live>) -> std::io::Result<()> {
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let state = live.current().state.clone();
-            async move { middleware::metrics_response(&state) }
-        }),
-    );
-    axum::serve(listener, app).await
+/// `GET /metrics` (and SCIM 404s for anything else), for the metrics listener.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(middleware::metrics))
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), middleware::bounded_head))
+        .layer(from_fn(middleware::scim_errors))
+        .with_state(state)
+}
+
+/// Serves `GET /metrics` on its own listener (`metrics.listen`) until `shutdown` completes,
+/// behind the same front door as the API: the connection cap, header, idle and shutdown
+/// timeouts (see `server::serve`).
+pub async fn serve_metrics(
+    listener: TcpListener,
+    live: Arc<live::Live>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve_routes(listener, live, server::Routes::Metrics, shutdown).await
 }
 
 /// Keeps the current generation's view of the token store fresh: a look at the file every

@@ -29,7 +29,16 @@ use super::live::Live;
 use super::HttpSettings;
 use crate::scim::ScimError;
 
-/// Serves `router` on `listener` until `shutdown` completes; then stops accepting, closes
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// The SCIM API, /healthz and /readyz.
+    Api,
+    /// `/metrics` (`metrics.listen`).
+    Metrics,
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then stops accepting, closes
 /// idle and half-sent connections, and waits up to `server.shutdown_drain_secs` for requests
 /// in flight (and writes they started) to finish.
 pub async fn serve(
@@ -37,10 +46,24 @@ pub async fn serve(
     live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_routes(listener, live, Routes::Api, shutdown).await
+}
+
+/// `serve`, for the routes `routes` names. The metrics listener keeps its own connection
+/// tasks, so that an idle scraper's connection never holds up the API's drain.
+pub async fn serve_routes(
+    listener: TcpListener,
+    live: Arc<Live>,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // what lives as long as the process comes from the first generation (see `live`)
     let first = live.current().state.clone();
     let settings = &first.http;
-    let tasks = first.tasks.clone();
+    let tasks = match routes {
+        Routes::Api => first.tasks.clone(),
+        Routes::Metrics => tokio_util::task::TaskTracker::new(),
+    };
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let stop = CancellationToken::new();
     let refused = refusal(settings.max_connections);
@@ -66,6 +89,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             live: live.clone(),
+            routes,
             stop: stop.clone(),
             _permit: permit,
             peer,
@@ -122,6 +146,7 @@ fn refuse(stream: TcpStream, answer: &[u8]) {
 
 struct Connection {
     live: Arc<Live>,
+    routes: Routes,
     stop: CancellationToken,
     /// Held for the connection's life: its slot under `server.max_connections`.
     _permit: OwnedSemaphorePermit,
@@ -132,7 +157,11 @@ impl Connection {
     async fn run(self, stream: TcpStream) {
         // a connection keeps the timeouts and certificate current when it was accepted
         let settings = self.live.current().state.http.clone();
-        let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        // the metrics listener is plain HTTP (loopback by default)
+        let tls = match self.routes {
+            Routes::Api => settings.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            Routes::Metrics => None,
+        };
         // nothing moving either way for this long closes the socket: a stalled upload, a
         // client that stopped reading its response
         let mut timed = TimeoutStream::new(stream);
@@ -164,6 +193,7 @@ impl Connection {
         let active = Arc::new(AtomicUsize::new(0));
         let service = ConnService {
             live: self.live.clone(),
+            routes: self.routes,
             active: active.clone(),
             peer: self.peer,
         };
@@ -199,6 +229,7 @@ impl Connection {
 #[derive(Clone)]
 struct ConnService {
     live: Arc<Live>,
+    routes: Routes,
     active: Arc<AtomicUsize>,
     /// The client's address, given to handlers as `ConnectInfo` (the audit records it).
     peer: SocketAddr,
@@ -212,7 +243,11 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::new(self.active.clone());
         // each request is served by the generation current when it arrives
-        let router = self.live.current().router.clone();
+        let generation = self.live.current();
+        let router = match self.routes {
+            Routes::Api => generation.router.clone(),
+            Routes::Metrics => generation.metrics_router.clone(),
+        };
         let mut req = req.map(Body::new);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));

@@ -592,6 +592,8 @@ pub struct ServerProcess {
     child: std::process::Child,
     pub config_path: PathBuf,
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served (its own listener).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub base: String,
     pub log: PathBuf,
     _dir: TempDir,
@@ -603,7 +605,9 @@ impl ServerProcess {
     pub fn spawn(config: &str, open_files: Option<u32>, env: &[(&str, &str)]) -> ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
-        let config = config.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
+        let config = config
+            .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+            .replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
         let config = private_token_store(&config, dir.path());
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("server.log");
@@ -646,9 +650,17 @@ impl ServerProcess {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
+        let metrics_addr = {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.split("metrics on http://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|a| a.parse().ok())
+        };
         ServerProcess {
             child,
             config_path,
+            metrics_addr,
             base: format!("http://{addr}/scim/v2"),
             addr,
             log,
@@ -658,6 +670,15 @@ impl ServerProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://ADDR/metrics` of the metrics listener.
+    pub fn metrics_url(&self) -> String {
+        format!(
+            "http://{}/metrics",
+            self.metrics_addr
+                .expect("the server logged its metrics address")
+        )
     }
 
     pub fn signal(&self, sig: &str) {

@@ -59,6 +59,9 @@ impl Fault {
 #[derive(Default)]
 struct Rules {
     once: Vec<Fault>,
+    /// Every request of a kind whose bytes hold a pattern is answered this much later (a
+    /// slow part of the directory), until `restore`.
+    slow: Vec<(LdapOp, Vec<u8>, Duration)>,
     refuse: bool,
     /// Requests forwarded, by kind, for tests that count.
     seen: Vec<LdapOp>,
@@ -110,10 +113,21 @@ impl FaultProxy {
         self.rules.lock().unwrap().refuse = on;
     }
 
-    /// Ends a blackout: new connections are accepted again.
+    /// Answers every request of kind `op` that mentions `pattern` (e.g. a search's base DN)
+    /// `delay` late, until `restore`.
+    pub fn slow_down(&self, op: LdapOp, pattern: &str, delay: Duration) {
+        self.rules
+            .lock()
+            .unwrap()
+            .slow
+            .push((op, pattern.as_bytes().to_vec(), delay));
+    }
+
+    /// Ends a blackout and any slowness: new connections are accepted again.
     pub fn restore(&self) {
         let mut r = self.rules.lock().unwrap();
         r.refuse = false;
+        r.slow.clear();
         r.all = tokio_util::sync::CancellationToken::new();
     }
 
@@ -191,12 +205,22 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
                     let msg: Vec<u8> = buf.drain(..len).collect();
                     let (id, tag) = id_and_tag(&msg);
                     let op = LdapOp::from_tag(tag);
-                    let fault = {
+                    let (fault, slow) = {
                         let mut r = rules.lock().unwrap();
                         r.seen.push(op);
                         let i = r.once.iter().position(|f| f.op() == op);
-                        i.map(|i| r.once.remove(i))
+                        let slow = r
+                            .slow
+                            .iter()
+                            .find(|(o, p, _)| {
+                                *o == op && msg.windows(p.len()).any(|w| w == p.as_slice())
+                            })
+                            .map(|(_, _, d)| *d);
+                        (i.map(|i| r.once.remove(i)), slow)
                     };
+                    if let Some(d) = slow {
+                        held.lock().unwrap().push((id, d));
+                    }
                     if matches!(fault, Some(Fault::CutAfter(_) | Fault::Blackout(_))) {
                         mute.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
