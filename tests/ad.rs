@@ -208,16 +208,37 @@ async fn guid_of(dn: &str) -> String {
 /// in words, never with the directory's internals.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_user_objects_are_users_on_ad_whatever_else_lies_in_the_ou() {
-    let bridge = ad_bridge(&[]).await;
+    // an OU of its own, so that other tests' users (added behind the bridge's back, some
+    // without a userPrincipalName) do not share it
+    const OU: &str = "OU=Ownership,DC=example,DC=test";
+    let dc = samba();
+    let mut ldap = dc.admin().await;
+    ensure_ous(&mut ldap).await;
+    let _ = ldap
+        .add(
+            OU,
+            vec![
+                ("objectClass", HashSet::from(["organizationalUnit"])),
+                ("ou", HashSet::from(["Ownership"])),
+            ],
+        )
+        .await;
+    let bridge = Bridge::start_with(dc.config(
+        &[(
+            "[tenants.default]\n",
+            &format!("[tenants.default]\nusers_container = \"{OU}\"\n"),
+        )],
+        "",
+    ))
+    .await;
     let (s, real) = bridge
         .post("/Users", &ad_user("owner", "Owner Tester"))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{real}");
-    let mut ldap = samba().admin().await;
-    let computer = format!("CN=WS-OWN01,{AD_USERS}");
-    let contact = format!("CN=Contact Own,{AD_USERS}");
-    let sub_ou = format!("OU=Sub Own,{AD_USERS}");
-    let group = format!("CN=Foreign Own,{AD_USERS}");
+    let computer = format!("CN=WS-OWN01,{OU}");
+    let contact = format!("CN=Contact Own,{OU}");
+    let sub_ou = format!("OU=Sub Own,{OU}");
+    let group = format!("CN=Foreign Own,{OU}");
     for dn in [&computer, &contact, &group, &sub_ou] {
         let _ = ldap.delete(dn).await;
     }
@@ -253,21 +274,14 @@ async fn only_user_objects_are_users_on_ad_whatever_else_lies_in_the_ou() {
         ("contact", guid_of(&contact).await),
         ("sub-OU", guid_of(&sub_ou).await),
         ("group", guid_of(&group).await),
-        ("the users OU", guid_of(AD_USERS).await),
+        ("the users OU", guid_of(OU).await),
     ];
 
     let (s, page) = bridge.get("/Users?count=200").await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    for r in page["Resources"].as_array().unwrap() {
-        assert!(r["userName"].is_string(), "every user has a userName: {r}");
-        for (what, id) in &foreign {
-            assert_ne!(
-                r["id"].as_str(),
-                Some(id.as_str()),
-                "{what} listed as a user"
-            );
-        }
-    }
+    assert_eq!(page["totalResults"], 1, "only the user: {page}");
+    assert_eq!(page["Resources"][0]["id"], real["id"]);
+    assert_eq!(page["Resources"][0]["userName"], "owner@example.test");
     for (what, id) in &foreign {
         let (s, e) = bridge.get(&format!("/Users/{id}")).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "GET {what}: {e}");
@@ -307,6 +321,9 @@ async fn only_user_objects_are_users_on_ad_whatever_else_lies_in_the_ou() {
     for dn in [&computer, &contact, &group, &sub_ou] {
         let _ = ldap.delete(dn).await;
     }
+    let _ = bridge
+        .delete(&format!("/Users/{}", real["id"].as_str().unwrap()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

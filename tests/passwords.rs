@@ -286,3 +286,25 @@ async fn configs_that_would_send_secrets_in_clear_are_refused_at_start() {
     assert!(e.fix.contains("allow_plain_ldap"), "{e}");
     assert!(build(remote.replace("# allow_plain_ldap = false", "allow_plain_ldap = true")).is_ok());
 }
+
+/// An admin who allows plain LDAP to another host hears about it at every start.
+#[test]
+fn plain_ldap_to_another_host_is_warned_about_at_every_start() {
+    let slapd = Slapd::start();
+    let cfg = set(
+        via_plain_ldap(
+            &test_config(&slapd, &[], ""),
+            &slapd,
+            "ldap://192.0.2.10:389",
+        )
+        .replace("# allow_plain_ldap = false", "allow_plain_ldap = true"),
+        "connect_timeout_secs",
+        "1",
+    );
+    let server = ServerProcess::spawn(&cfg, None, &[]);
+    let log = server.log_text();
+    assert!(
+        log.contains("allow_plain_ldap") && log.contains("in clear"),
+        "{log}"
+    );
+}
