@@ -955,6 +955,23 @@ mod tests {
 
     const EXAMPLE: &str = include_str!("../config.example.toml");
 
+    /// `[ldap]` with `url`, a bind DN and nothing else set.
+    fn ldap_config(url: &str) -> LdapConfig {
+        LdapConfig {
+            url: url.into(),
+            bind_dn: "cn=a".into(),
+            bind_password: None,
+            bind_password_file: None,
+            bind_password_credential: None,
+            starttls: false,
+            allow_plain_ldap: false,
+            ca_file: None,
+            connect_timeout_secs: 1,
+            operation_timeout_secs: 1,
+            pool_size: 1,
+        }
+    }
+
     #[test]
     fn environment_overrides_nested_keys_and_adds_tokens() {
         figment::Jail::expect_with(|jail| {
@@ -989,19 +1006,7 @@ mod tests {
 
     #[test]
     fn one_bind_password_source_is_required() {
-        let mut l = LdapConfig {
-            url: "ldap://x".into(),
-            bind_dn: "cn=a".into(),
-            bind_password: None,
-            bind_password_file: None,
-            bind_password_credential: None,
-            starttls: false,
-            allow_plain_ldap: false,
-            ca_file: None,
-            connect_timeout_secs: 1,
-            operation_timeout_secs: 1,
-            pool_size: 1,
-        };
+        let mut l = ldap_config("ldap://x");
         assert_eq!(
             l.password_with(None).unwrap_err().key,
             "ldap.bind_password_file"
@@ -1024,19 +1029,7 @@ mod tests {
 
     #[test]
     fn plain_ldap_is_accepted_only_to_loopback_unless_allowed() {
-        let mut l = LdapConfig {
-            url: String::new(),
-            bind_dn: "cn=a".into(),
-            bind_password: None,
-            bind_password_file: None,
-            bind_password_credential: None,
-            starttls: false,
-            allow_plain_ldap: false,
-            ca_file: None,
-            connect_timeout_secs: 1,
-            operation_timeout_secs: 1,
-            pool_size: 1,
-        };
+        let mut l = ldap_config("");
         for (url, ok) in [
             ("ldap://127.0.0.1:389", true),
             ("ldap://127.1.2.3", true),
@@ -1069,17 +1062,8 @@ mod tests {
         let by_hand = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(by_hand.path(), "from-file").unwrap();
         let mut l = LdapConfig {
-            url: "ldap://x".into(),
-            bind_dn: "cn=a".into(),
-            bind_password: None,
-            bind_password_file: None,
             bind_password_credential: Some("bind_password".into()),
-            starttls: false,
-            allow_plain_ldap: false,
-            ca_file: None,
-            connect_timeout_secs: 1,
-            operation_timeout_secs: 1,
-            pool_size: 1,
+            ..ldap_config("ldap://x")
         };
         assert_eq!(
             l.password_with(Some(creds.path().to_owned())).unwrap(),

@@ -522,6 +522,35 @@ pub async fn add_entry(ldap: &mut ldap3::Ldap, dn: &str, attrs: &[(&str, &[&str]
     ldap.add(dn, attrs).await.unwrap().success().unwrap();
 }
 
+/// The entry with SCIM id `id` (`what`, for messages) is no user of the bridge's tenant: a
+/// read, a deactivation and a delete answer 404, and a group naming it as a member is 400.
+pub async fn assert_not_a_user(bridge: &Bridge, what: &str, id: &str) {
+    let (s, e) = bridge.get(&format!("/Users/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "GET {what}: {e}");
+    let (s, e) = bridge
+        .patch(
+            &format!("/Users/{id}"),
+            serde_json::json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "PATCH {what}: {e}");
+    let (s, _, e) = bridge
+        .call(Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "DELETE {what}: {e}");
+    assert!(
+        !e.to_string().contains("source4"),
+        "no directory internals: {e}"
+    );
+    let (s, e) = bridge
+        .post(
+            "/Groups",
+            &serde_json::json!({"displayName": format!("With {what}"), "members": [{"value": id}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{what} as a member: {e}");
+}
+
 /// Adds the inetOrgPerson `uid=UID,ou=people,…` (cn = uid) behind the bridge's back, for
 /// tests that need many users faster than SCIM creates them.
 pub async fn add_person(ldap: &mut ldap3::Ldap, uid: &str, sn: &str) {
