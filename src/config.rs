@@ -373,7 +373,8 @@ pub struct ServerTlsConfig {
 }
 
 /// A token bucket: `per_second` requests on average, bursts of `burst`. `per_second = 0`
-/// turns it off.
+/// (the default) turns it off: what keeps one tenant from starving another is its fair share
+/// of the request slots, which never refuses a lone client the directory keeps up with.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -384,7 +385,7 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
-            per_second: 100,
+            per_second: 0,
             burst: 200,
         }
     }

@@ -305,6 +305,40 @@ async fn member_ids_are_bounded_and_resolved_in_batches() {
     assert_eq!(members, 1001, "1,000 members and the placeholder");
 }
 
+/// With the example's defaults, one client sending as fast as it can to an idle server (a
+/// conformance run, an IdP's replay) is never refused: no token bucket by default, only the
+/// fair share of request slots, which a lone tenant has whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_client_at_full_speed_gets_no_429_by_default() {
+    let slapd = Slapd::start();
+    let bridge = std::sync::Arc::new(Bridge::start(&slapd).await);
+    let u = bridge.create_user(json!({"userName": "fast"})).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let start = Instant::now();
+    let mut refused = 0;
+    for _ in 0..600 {
+        let (s, _) = bridge.get(&path).await;
+        refused += usize::from(s == StatusCode::TOO_MANY_REQUESTS);
+        assert!(s.is_success() || s == StatusCode::TOO_MANY_REQUESTS, "{s}");
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (bridge, path) = (bridge.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..150 {
+                n += usize::from(bridge.get(&path).await.0 == StatusCode::TOO_MANY_REQUESTS);
+            }
+            n
+        }));
+    }
+    for t in tasks {
+        refused += t.await.unwrap();
+    }
+    println!("1,200 requests in {:?}", start.elapsed());
+    assert_eq!(refused, 0, "a lone client was refused");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_tenant_has_its_own_rate_limit() {
     let slapd = Slapd::start();

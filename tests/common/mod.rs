@@ -337,9 +337,6 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
     cfg.push_str(&format!(
         "\n[tenants.default.tokens.test]\nsha256 = \"{hash}\"\n"
     ));
-    // suites and benchmarks send bursts far beyond an IdP's: the default tenant is not
-    // throttled here (tests/hardening.rs proves the limit itself)
-    cfg.push_str("\n[tenants.default.rate_limit]\nper_second = 0\n");
     cfg.push_str(extra);
     cfg
 }
