@@ -417,6 +417,10 @@ fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, ConfigError> {
                 AdDialect {
                     range_step: raw.directory.range_step,
                     random_passwords: raw.directory.random_passwords,
+                    archive: match raw.users.delete_mode {
+                        DeleteMode::Archive => raw.users.archive_container.clone(),
+                        DeleteMode::Delete => None,
+                    },
                 },
             ))
         }

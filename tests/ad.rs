@@ -306,6 +306,158 @@ async fn only_user_objects_are_users_on_ad_whatever_else_lies_in_the_ou() {
         .await;
 }
 
+/// The entries under `base` whose attribute `attr` equals `value`: (DN, attributes).
+async fn ad_find(
+    base: &str,
+    attr: &str,
+    value: &str,
+) -> Vec<(String, std::collections::HashMap<String, Vec<String>>)> {
+    let mut ldap = samba().admin().await;
+    let (found, _) = ldap
+        .search(
+            base,
+            Scope::Subtree,
+            &format!("({attr}={value})"),
+            vec!["*"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    found
+        .into_iter()
+        .map(SearchEntry::construct)
+        .map(|e| {
+            let attrs = e
+                .attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+            (e.dn, attrs)
+        })
+        .collect()
+}
+
+/// A rehire on AD: a deleted (archived) account gives up its userPrincipalName and
+/// sAMAccountName for a tombstone form (its objectGUID, the IdP's id, unchanged), so the same
+/// userName can be created again: after a delete, after a rename and a second delete, and
+/// over an account archived before names were freed (which gives them up then).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_user_can_be_rehired_under_the_same_name_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let create = |name: &'static str, display: &'static str| {
+        let bridge = &bridge;
+        async move {
+            let (s, u) = bridge.post("/Users", &ad_user(name, display)).await;
+            assert_eq!(s, StatusCode::CREATED, "{name}: {u}");
+            u["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = create("rehire", "Re Hire").await;
+    assert_eq!(
+        bridge.delete(&format!("/Users/{first}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let archived = ad_find(AD_ARCHIVE, "userPrincipalName", "rehire+archived-*").await;
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    let id8: String = first.chars().take(8).collect();
+    assert_eq!(
+        archived[0].1["userprincipalname"],
+        vec![format!("rehire+archived-{id8}@example.test")]
+    );
+    assert_eq!(
+        archived[0].1["samaccountname"],
+        vec![format!("rehire~{id8}")]
+    );
+    assert_eq!(
+        guid_of(&archived[0].0).await,
+        first,
+        "the id stays findable"
+    );
+
+    let second = create("rehire", "Re Hire").await;
+    assert_ne!(second, first);
+    let (_, found) = bridge
+        .get(&format!(
+            "/Users?filter={}",
+            urlencode("userName eq \"rehire@example.test\"")
+        ))
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    assert_eq!(found["Resources"][0]["id"], second.as_str());
+    let (attrs, _) = ad_entry(&format!("CN=Re Hire,{AD_USERS}")).await.unwrap();
+    assert_eq!(
+        attrs["samaccountname"],
+        vec!["rehire"],
+        "the name is its own again"
+    );
+
+    // renamed, deleted again, and both names rehired
+    let (s, b) = bridge
+        .patch(
+            &format!("/Users/{second}"),
+            json!([{"op": "replace", "path": "userName", "value": "rehired@example.test"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        bridge.delete(&format!("/Users/{second}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let third = create("rehire", "Re Hire").await;
+    let fourth = create("rehired", "Re Hired").await;
+    assert_eq!(
+        bridge.delete(&format!("/Users/{third}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let fifth = create("rehire", "Re Hire").await;
+    for id in [&first, &second, &third, &fourth, &fifth] {
+        assert_eq!(
+            [&first, &second, &third, &fourth, &fifth]
+                .iter()
+                .filter(|x| **x == id)
+                .count(),
+            1
+        );
+    }
+    assert_eq!(
+        ad_find(AD_ARCHIVE, "userPrincipalName", "rehire*+archived-*")
+            .await
+            .len(),
+        3,
+        "three archived accounts, each under its own tombstone names"
+    );
+
+    // an account archived by an earlier version still holds its names: it gives them up
+    let mut ldap = samba().admin().await;
+    let legacy = format!("CN=Legacy Hire,{AD_ARCHIVE}");
+    let _ = ldap.delete(&legacy).await;
+    add_entry(
+        &mut ldap,
+        &legacy,
+        &[
+            ("objectClass", &["user"]),
+            ("sAMAccountName", &["legacyhire"]),
+            ("userPrincipalName", &["legacyhire@example.test"]),
+        ],
+    )
+    .await;
+    let rehired = create("legacyhire", "Legacy Hire").await;
+    let (attrs, _) = ad_entry(&legacy).await.unwrap();
+    assert!(
+        attrs["userprincipalname"][0].starts_with("legacyhire+archived-"),
+        "{attrs:?}"
+    );
+    let (attrs, _) = ad_entry(&format!("CN=Legacy Hire,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(attrs["samaccountname"], vec!["legacyhire"]);
+    assert_eq!(
+        bridge.delete(&format!("/Users/{rehired}")).await,
+        StatusCode::NO_CONTENT
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

@@ -25,6 +25,48 @@ pub struct AdDialect {
     /// Give accounts created without a password a strong random one, so that they can be
     /// enabled (IdPs such as Entra never send passwords).
     pub random_passwords: bool,
+    /// Where deleted accounts are archived (`users.archive_container`): an account there
+    /// holds no name a new account needs.
+    pub archive: Option<String>,
+}
+
+/// The attributes holding an AD account's domain-wide unique names besides its DN.
+const UNIQUE_NAMES: [&str; 2] = ["userPrincipalName", "sAMAccountName"];
+
+/// What marks a tombstoned userPrincipalName (`bjensen+archived-3f2504e0@example.test`).
+const ARCHIVED_MARK: &str = "+archived-";
+
+/// The names an archived account keeps instead of its own, so that a rehire can take them:
+/// `bjensen@example.test` → `bjensen+archived-ID8@example.test`, sAMAccountName `bjensen` →
+/// `bjensen~ID8` (20 characters at most), ID8 being the first 8 hex digits of its objectGUID
+/// (which itself does not change: the IdP's id stays findable for a restore).
+fn tombstone_names(e: &Entry) -> Vec<Change> {
+    let id8: String =
+        e.id.chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(8)
+            .collect();
+    let mut out = Vec::new();
+    if let Some(upn) = e.first("userPrincipalName") {
+        if !upn.contains(ARCHIVED_MARK) {
+            let tomb = match upn.rsplit_once('@') {
+                Some((local, domain)) => format!("{local}{ARCHIVED_MARK}{id8}@{domain}"),
+                None => format!("{upn}{ARCHIVED_MARK}{id8}"),
+            };
+            out.push(Change::Replace("userPrincipalName".into(), vec![tomb]));
+        }
+    }
+    if let Some(sam) = e.first("sAMAccountName") {
+        let suffix = format!("~{id8}");
+        if !sam.ends_with(&suffix) {
+            let keep: String = sam.chars().take(20 - suffix.len()).collect();
+            out.push(Change::Replace(
+                "sAMAccountName".into(),
+                vec![format!("{keep}{suffix}")],
+            ));
+        }
+    }
+    out
 }
 
 pub type ActiveDirectory = LdapDirectory<AdDialect>;
@@ -101,6 +143,48 @@ fn has_value(attrs: &[(String, Vec<String>)], name: &str, value: &str) -> bool {
 }
 
 impl AdDialect {
+    /// Archived accounts (archived before names were freed on archive) that hold `upn` or
+    /// `sam` give them up: a name held only by an archived account is free.
+    async fn free_archived_names(
+        &self,
+        pool: &LdapPool,
+        upn: Option<&str>,
+        sam: Option<&str>,
+    ) -> DirResult<()> {
+        let Some(archive) = &self.archive else {
+            return Ok(());
+        };
+        let mut holding = Vec::new();
+        if let Some(u) = upn {
+            holding.push(LdapFilter::eq("userPrincipalName", u));
+        }
+        if let Some(s) = sam {
+            holding.push(LdapFilter::eq("sAMAccountName", s));
+        }
+        if holding.is_empty() {
+            return Ok(());
+        }
+        let filter = LdapFilter::and(vec![
+            LdapFilter::eq("objectClass", "user"),
+            LdapFilter::or(holding),
+        ])
+        .to_string();
+        let mut attrs: Vec<&str> = UNIQUE_NAMES.to_vec();
+        attrs.push("objectGUID");
+        let (found, _) = pool
+            .search(archive, Scope::Subtree, &filter, &attrs, 0)
+            .await?;
+        for se in found {
+            let e = self.decode(se);
+            let changes = tombstone_names(&e);
+            if !changes.is_empty() {
+                warn!(dn = %e.dn, "an archived account held a name a new account needs; it now holds its archived form");
+                pool.modify(&e.dn, &changes, None).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A sAMAccountName no other object of the domain has: the derived one, else it with a
     /// number (deterministic: the first free of 2, 3, …). When the derived name belongs to an
     /// account with this very userPrincipalName, that is this user, made a moment ago by
@@ -278,7 +362,12 @@ impl Dialect for AdDialect {
                         .and_then(|r| r.split_once('='))
                         .map(|(_, v)| unescape_dn_value(v))
                 });
-            if let Some(sam) = source.as_deref().and_then(sam_account_name) {
+            let sam = source.as_deref().and_then(sam_account_name);
+            if is_user {
+                self.free_archived_names(pool, upn.as_deref(), sam.as_deref())
+                    .await?;
+            }
+            if let Some(sam) = sam {
                 let sam = self.free_sam(pool, dn, &sam, upn.as_deref()).await?;
                 attrs.push(("sAMAccountName".into(), vec![sam]));
             }
@@ -322,6 +411,14 @@ impl Dialect for AdDialect {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        &UNIQUE_NAMES
+    }
+
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        tombstone_names(e)
     }
 
     /// `unicodePwd` replaced (an administrator's reset: no old password needed), over the
@@ -372,6 +469,44 @@ mod tests {
         assert_eq!(sam_account_name("trailing."), Some("trailing".into()));
         assert_eq!(sam_account_name("..."), None);
         assert_eq!(sam_account_name("@@"), None);
+    }
+
+    #[test]
+    fn archived_accounts_keep_tombstone_names_that_stay_unique_and_within_ads_rules() {
+        let e = Entry {
+            dn: "CN=B,OU=A,DC=x".into(),
+            id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
+            attrs: [
+                ("userprincipalname", "bjensen@example.test"),
+                ("samaccountname", "a.very.long.user.nam"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+            .collect(),
+        };
+        let changes = tombstone_names(&e);
+        assert_eq!(
+            changes,
+            vec![
+                Change::Replace(
+                    "userPrincipalName".into(),
+                    vec!["bjensen+archived-3f2504e0@example.test".into()]
+                ),
+                Change::Replace("sAMAccountName".into(), vec!["a.very.lon~3f2504e0".into()]),
+            ]
+        );
+        let Change::Replace(_, v) = &changes[1] else {
+            unreachable!()
+        };
+        assert!(v[0].chars().count() <= 20);
+        // already tombstoned: nothing to do
+        let mut done = e.clone();
+        for c in &changes {
+            if let Change::Replace(a, v) = c {
+                done.attrs.insert(a.to_ascii_lowercase(), v.clone());
+            }
+        }
+        assert!(tombstone_names(&done).is_empty());
     }
 
     #[test]

@@ -470,6 +470,14 @@ impl Directory for DryRun {
         self.inner.version_attribute()
     }
 
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        self.inner.unique_name_attributes()
+    }
+
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        self.inner.free_names(e)
+    }
+
     async fn ping(&self) -> DirResult<()> {
         self.inner.ping().await
     }

@@ -67,6 +67,16 @@ pub trait Dialect: Send + Sync + 'static {
         self.password_or_remove(pool, dn, password).await
     }
 
+    /// The attributes holding an account's domain-wide unique names besides its DN.
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The changes that free those names when the entry is archived.
+    fn free_names(&self, _e: &Entry) -> Vec<Change> {
+        Vec::new()
+    }
+
     /// Sets the password of the entry at `dn` as this directory expects.
     async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()>;
 
@@ -401,6 +411,14 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     fn version_attribute(&self) -> &'static str {
         self.dialect.version_attribute()
+    }
+
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        self.dialect.unique_name_attributes()
+    }
+
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        self.dialect.free_names(e)
     }
 
     async fn ping(&self) -> DirResult<()> {

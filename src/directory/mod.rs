@@ -351,6 +351,20 @@ pub trait Directory: Send + Sync {
     /// The operational attribute that changes on every write (`entryCSN`): `meta.version`.
     fn version_attribute(&self) -> &'static str;
 
+    /// The attributes holding an account's domain-wide unique names besides its DN (AD:
+    /// `userPrincipalName`, `sAMAccountName`), read before an archive.
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The changes that free those names on an account being archived (AD: a tombstone
+    /// form), so that a rehire under the same name is not refused; none where a name is only
+    /// unique within its container (OpenLDAP's RDN).
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        let _ = e;
+        Vec::new()
+    }
+
     /// Binds and reads the root DSE: proves the connection settings work.
     async fn ping(&self) -> DirResult<()>;
 

@@ -979,11 +979,10 @@ impl Users {
     /// a concurrent request added meanwhile. A failure undoes the steps before it.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let container = &ctx.tenant.users_container;
-        let e = match self
-            .store
-            .locate_opt(container, id, &self.store.attrs())
-            .await?
-        {
+        // the names an archive frees are read with the rest, so that an undo restores them
+        let mut attrs = self.store.attrs();
+        attrs.extend_from_slice(self.store.dir.unique_name_attributes());
+        let e = match self.store.locate_opt(container, id, &attrs).await? {
             Some(e) => e,
             // an archived account (even this id, deleted before and retried now) answers 404
             // and nothing is written: the archive is shared by every tenant, and the name it
@@ -1054,7 +1053,7 @@ impl Users {
         archive: &str,
         assertion: Option<LdapFilter>,
     ) -> ScimResult<Plan> {
-        let lock = match self.mapping().active() {
+        let mut lock = match self.mapping().active() {
             Some(m) => {
                 let mut res = Map::new();
                 res.insert("active".into(), Value::Bool(false));
@@ -1064,6 +1063,9 @@ impl Users {
             }
             None => vec![],
         };
+        // an archived account holds no name a rehire needs (AD's userPrincipalName and
+        // sAMAccountName are unique in the domain, wherever the account lies)
+        lock.extend(self.store.dir.free_names(e));
         let (rdn, parent) = split_first_rdn(&e.dn);
         // an earlier archived account has this name: keep both, this one tagged by its id
         let archived_rdn = match self

@@ -1,0 +1,55 @@
+//! Request sequences IdPs send over an account's life, and what certification suites check of
+//! them, on OpenLDAP (tests/ad.rs has the same on Samba): rehires, duplicate creates, a
+//! create retried after its answer was lost, countries by name or code, typed values the
+//! mapping cannot hold.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Rehires under the same userName: after a delete, after a rename and a second delete.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_user_can_be_rehired_under_the_same_name() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let create = |name: &'static str| {
+        let bridge = &bridge;
+        async move {
+            let u = bridge.create_user(json!({"userName": name})).await;
+            u["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = create("hire").await;
+    assert_eq!(
+        bridge.delete(&format!("/Users/{first}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let second = create("hire").await;
+    assert_ne!(first, second);
+    let (s, b) = bridge
+        .patch(
+            &format!("/Users/{second}"),
+            json!([{"op": "replace", "path": "userName", "value": "hired"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        bridge.delete(&format!("/Users/{second}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let third = create("hire").await;
+    let fourth = create("hired").await;
+    assert_eq!(
+        bridge.delete(&format!("/Users/{third}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let fifth = create("hire").await;
+    let ids = [&first, &second, &third, &fourth, &fifth];
+    for id in ids {
+        assert_eq!(ids.iter().filter(|x| **x == id).count(), 1, "{ids:?}");
+    }
+    assert_eq!(slapd.dns(ARCHIVE, "(uid=hire*)").await.len(), 3);
+}
