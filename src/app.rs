@@ -215,6 +215,9 @@ pub fn build_on(
         },
         http,
         tasks: previous.map(|p| p.tasks.clone()).unwrap_or_default(),
+        recent_creates: previous
+            .map(|p| p.recent_creates.clone())
+            .unwrap_or_default(),
         rate_limits,
         directory: directory.clone(),
         audit: auditor(&raw.audit)?,

@@ -458,6 +458,34 @@ async fn a_deleted_user_can_be_rehired_under_the_same_name_on_ad() {
     );
 }
 
+/// A second POST of a userName that exists is a 409 naming the user on AD too, and its
+/// different password is not half-applied: the first still logs in, the second does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_create_is_a_409_and_changes_nothing_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let mut body = ad_user("dupe", "Dupe Tester");
+    body["password"] = json!("First-Dupe-Pw1!");
+    let (s, u) = bridge.post("/Users", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    body["password"] = json!("Second-Dupe-Pw2!");
+    let (s, e) = bridge.post("/Users", &body).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness")),
+        "{e}"
+    );
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(u["id"].as_str().unwrap()),
+        "{e}"
+    );
+    let dc = samba();
+    assert!(dc.ldapsearch_binds("dupe@example.test", "First-Dupe-Pw1!"));
+    assert!(!dc.ldapsearch_binds("dupe@example.test", "Second-Dupe-Pw2!"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

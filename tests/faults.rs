@@ -186,8 +186,7 @@ async fn members_of(slapd: &Slapd, group: &str) -> Vec<String> {
 }
 
 /// A POST whose answer is held past the deadline, or whose connection is cut after the add
-/// is sent: the bridge reads the directory, finds the entry and answers 201; the IdP's
-/// retry finds the same user (no 409, no duplicate).
+/// is sent: the bridge reads the directory, finds the entry and answers 201 (no duplicate).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_create_whose_answer_is_lost_answers_what_happened() {
     let slapd = Slapd::start();
@@ -205,9 +204,16 @@ async fn a_create_whose_answer_is_lost_answers_what_happened() {
         assert_eq!(s, StatusCode::CREATED, "{name}: {created}");
         assert!(took < LATEST, "{name}: {took:?}");
         assert!(slapd.entry(&dn_of(name)).await.is_some());
+        // that answer was delivered: the same POST again is a 409 naming the user
         let (s, again) = bridge.post("/Users", &body).await;
-        assert_eq!(s, StatusCode::CREATED, "the retry finds its user: {again}");
-        assert_eq!(again["id"], created["id"]);
+        assert_eq!(s, StatusCode::CONFLICT, "{again}");
+        assert!(
+            again["detail"]
+                .as_str()
+                .unwrap()
+                .contains(created["id"].as_str().unwrap()),
+            "{again}"
+        );
         assert_eq!(slapd.dns(PEOPLE, &format!("(uid={name})")).await.len(), 1);
     }
     // a different user of the same name is still a conflict
@@ -218,6 +224,57 @@ async fn a_create_whose_answer_is_lost_answers_what_happened() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
+}
+
+/// A create the bridge applied but could not answer, because the IdP stopped waiting: its
+/// retry with the same body (within two minutes) gets 201 with the user or group it made,
+/// never a 409 that leaves the IdP without the id; another body of the same name is a 409.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_retried_after_the_client_gave_up_gets_what_it_made() {
+    let slapd = Slapd::start();
+    let (bridge, proxy) = behind_proxy(&slapd).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    for (path, body, dn) in [
+        (
+            "/Users",
+            json!({"userName": "gaveup", "displayName": "Gave Up"}),
+            dn_of("gaveup"),
+        ),
+        (
+            "/Groups",
+            json!({"displayName": "Gave Up Team"}),
+            "cn=Gave Up Team,ou=groups,dc=example,dc=org".to_owned(),
+        ),
+    ] {
+        proxy.inject(Fault::Hold(LdapOp::Add, Duration::from_millis(1500)));
+        let sent = impatient
+            .post(format!("{}{path}", bridge.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await;
+        assert!(sent.is_err(), "the client gave up before the answer");
+        // the write goes on without it
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert!(slapd.entry(&dn).await.is_some(), "{dn} was made");
+        let (s, made) = bridge.post(path, &body).await;
+        assert_eq!(
+            s,
+            StatusCode::CREATED,
+            "{path}: the retry learns the id: {made}"
+        );
+        let again = slapd.entry(&dn).await.unwrap();
+        assert_eq!(made["id"].as_str(), Some(again["entryuuid"][0].as_str()));
+        // the window is for the identical request only
+        let mut other = body.clone();
+        other["externalId"] = json!("someone-else");
+        let (s, e) = bridge.post(path, &other).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{path}: {e}");
+    }
 }
 
 /// PATCH and PUT (with a rename) whose answers are lost: 200 with what the directory holds.
@@ -490,10 +547,13 @@ async fn two_bridges_creating_the_same_names_make_one_entry_each() {
             "{n}"
         );
     }
-    // the very same user through both: one entry, both answers name it
+    // the very same user through both: one entry, and the other answer is a 409 (neither
+    // bridge lost an answer, so neither create is a retry)
     let same = json!({"userName": "same", "displayName": "Same"});
     let r = create_through_both(&a, &b, "/Users", vec![(same.clone(), same)]).await;
-    assert_eq!(r, vec![(StatusCode::CREATED, StatusCode::CREATED)]);
+    let mut got = [r[0].0, r[0].1];
+    got.sort();
+    assert_eq!(got, [StatusCode::CREATED, StatusCode::CONFLICT]);
     assert_eq!(slapd.dns(PEOPLE, "(uid=same)").await.len(), 1);
     // groups
     let bodies = (0..10)

@@ -53,3 +53,52 @@ async fn a_deleted_user_can_be_rehired_under_the_same_name() {
     }
     assert_eq!(slapd.dns(ARCHIVE, "(uid=hire*)").await.len(), 3);
 }
+
+/// A second POST of an existing userName is 409 `uniqueness` naming the user, with the same
+/// values too (Okta's "Expect failure when recreating user with same values"), and for a
+/// deactivated user; a second POST of a group name likewise.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_create_is_a_409_naming_the_existing_resource() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let body = entra_user("twice");
+    let first = bridge.create_user(body.clone()).await;
+    let id = first["id"].as_str().unwrap();
+    let (s, e) = bridge.post("/Users", &body).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness")),
+        "{e}"
+    );
+    assert!(e["detail"].as_str().unwrap().contains(id), "{e}");
+    bridge
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    let (s, e) = bridge.post("/Users", &body).await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a deactivated user is not handed back as new: {e}"
+    );
+    assert_eq!(slapd.dns(PEOPLE, "(uid=twice)").await.len(), 1);
+
+    let group = json!({"displayName": "Twice Team"});
+    let (s, g) = bridge.post("/Groups", &group).await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let (s, e) = bridge.post("/Groups", &group).await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness")),
+        "{e}"
+    );
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(g["id"].as_str().unwrap()),
+        "{e}"
+    );
+}

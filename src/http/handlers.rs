@@ -15,6 +15,7 @@ use crate::scim::filter::{parse_attr_path, parse_filter_with, top_paths};
 use crate::scim::projection::Projection;
 use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
+use crate::service::creates::CreateKey;
 use crate::service::discovery::with_base;
 use crate::service::list::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx, Resource};
@@ -43,9 +44,14 @@ fn written(r: Resource, p: &Projection) -> axum::response::Response {
     )
 }
 
-/// A resource just created: 201 with `Location` (RFC 7644 §3.3) and its `ETag`.
+/// A resource just created: 201 with `Location` (RFC 7644 §3.3) and its `ETag`; the
+/// create's receipt rides along for the layer that knows whether the answer got out.
 fn made(r: Resource, p: &Projection) -> axum::response::Response {
-    with_etag(created(&p.apply(r.body), &r.location), r.version.as_deref())
+    let mut resp = with_etag(created(&p.apply(r.body), &r.location), r.version.as_deref());
+    if let Some(receipt) = r.created {
+        resp.extensions_mut().insert(receipt);
+    }
+    resp
 }
 
 fn with_etag(
@@ -58,6 +64,20 @@ fn with_etag(
     resp
 }
 
+/// Which create a POST is (its tenant, type and body), and the id it made when this process
+/// applied it but could not deliver the answer (see `service::creates`).
+fn retried_create(
+    state: &AppState,
+    ctx: &RequestCtx,
+    kind: &str,
+    body: &Value,
+) -> (CreateKey, Option<String>) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let key = CreateKey::of(&ctx.tenant.name, kind, &bytes);
+    let id = state.recent_creates.made_by(&key).map(|id| id.to_string());
+    (key, id)
+}
+
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
@@ -65,7 +85,15 @@ pub async fn create_user(
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
-    let user = state.users.create(&ctx, &body).await?;
+    let (key, made_before) = retried_create(&state, &ctx, "User", &body);
+    if let Some(id) = made_before {
+        // the IdP retries a create whose answer it never got: it learns the id it made
+        if let Ok(user) = state.users.get(&ctx, &id, &p).await {
+            tracing::info!(tenant = %ctx.tenant.name, id = %id, "a create retried after its answer was lost gets the user it made");
+            return Ok(made(user, &p));
+        }
+    }
+    let user = state.users.create(&ctx, &body, key).await?;
     Ok(made(user, &p))
 }
 
@@ -427,8 +455,15 @@ pub async fn create_group(
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let p = group_projection(&state, &params)?;
+    let (key, made_before) = retried_create(&state, &ctx, "Group", &body);
+    if let Some(id) = made_before {
+        if let Ok(group) = groups(&state)?.get(&ctx, &id, p.includes("members")).await {
+            tracing::info!(tenant = %ctx.tenant.name, id = %id, "a create retried after its answer was lost gets the group it made");
+            return Ok(made(group, &p));
+        }
+    }
     let group = groups(&state)?
-        .create(&ctx, &body, p.includes("members"))
+        .create(&ctx, &body, p.includes("members"), key)
         .await?;
     Ok(made(group, &p))
 }

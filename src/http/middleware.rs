@@ -20,6 +20,7 @@ use super::AppState;
 use crate::auth::{AuthError, Caller};
 use crate::directory::budget::{self, Budget};
 use crate::scim::ScimError;
+use crate::service::creates::CreateReceipt;
 
 /// The request's id (from `X-Request-Id` or made here), for the audit record.
 #[derive(Clone, Debug)]
@@ -497,8 +498,24 @@ pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Ne
             .unwrap_or_else(|_| late(false));
     }
     let span = tracing::Span::current();
-    let task = state.tasks.spawn(work.instrument(span));
-    match tokio::time::timeout(backstop, task).await {
+    // the answer goes back through a channel nobody listens on once the client has gone or
+    // the backstop has fired: a create whose answer is lost that way is remembered, so that
+    // the IdP's retry of it learns the id it made (see `service::creates`)
+    let (tx, rx) = tokio::sync::oneshot::channel::<Response>();
+    let recent = state.recent_creates.clone();
+    state.tasks.spawn(
+        async move {
+            let resp = work.await;
+            if let Err(lost) = tx.send(resp) {
+                if let Some(receipt) = lost.extensions().get::<CreateReceipt>() {
+                    info!(id = %receipt.id, "the answer to a create could not be delivered; a retry of it within the window gets it");
+                    recent.unanswered(receipt);
+                }
+            }
+        }
+        .instrument(span),
+    );
+    match tokio::time::timeout(backstop, rx).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(_)) => HttpError(ScimError::internal(
             "the request failed unexpectedly; see the server log",

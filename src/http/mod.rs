@@ -81,6 +81,8 @@ pub struct AppState {
     pub tenant_slots: Arc<fair::FairSlots>,
     /// Connections and detached writes: the shutdown drain waits for them.
     pub tasks: TaskTracker,
+    /// Creates applied whose answers could not be delivered, for the IdP's retry.
+    pub recent_creates: Arc<crate::service::creates::RecentCreates>,
     pub rate_limits: RateLimits,
     pub directory: Arc<dyn crate::directory::Directory>,
     /// The last readiness check and when it was made (`/readyz` is cached briefly, so a load

@@ -644,33 +644,6 @@ impl Mapping {
         changes
     }
 
-    /// Whether `entry` holds exactly what `desired` asks for (write-only attributes such as
-    /// passwords cannot be read and are not compared): a create retried after a lost answer
-    /// finds its own entry this way.
-    pub fn holds(&self, entry: &Entry, desired: &BTreeMap<String, Desired>) -> bool {
-        desired.iter().all(|(attr, want)| {
-            let write_only = self.attrs.iter().any(|m| {
-                m.ldap.eq_ignore_ascii_case(attr) && m.target.leaf().returned == Returned::Never
-            });
-            if write_only {
-                return true;
-            }
-            let cur = entry.values(attr);
-            match want {
-                Desired::Keep => true,
-                Desired::Clear => cur.is_empty(),
-                Desired::Set(v) => cur.first() == Some(v),
-                Desired::Many(vs) => same_values(cur, vs),
-                Desired::Bit(set) => match (self.kind_of(attr), cur.first()) {
-                    (Some(ValueKind::DisableBit { bit, .. }), Some(flags)) => {
-                        flags.parse::<u32>().is_ok_and(|f| (f & bit != 0) == *set)
-                    }
-                    _ => false,
-                },
-            }
-        })
-    }
-
     fn kind_of(&self, ldap_attr: &str) -> Option<&ValueKind> {
         self.attrs
             .iter()

@@ -18,6 +18,7 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
+use super::creates::{CreateKey, CreateReceipt};
 use super::cursor::Cursors;
 use super::list::{ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
@@ -345,6 +346,7 @@ impl Groups {
         ctx: &RequestCtx,
         body: &Value,
         with_members: bool,
+        key: CreateKey,
     ) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
         let (res, ids) = self.parse_body(body)?;
@@ -387,10 +389,15 @@ impl Groups {
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
-                return Err(ScimError::uniqueness(format!(
-                    "a group named \"{}\" already exists",
-                    required_display_name(&res)?
-                )))
+                let name = required_display_name(&res)?;
+                let holder = self
+                    .store
+                    .find_by_name(container, name, &[self.store.dir.id_attribute()])
+                    .await?;
+                return Err(ScimError::uniqueness(match holder {
+                    Some(g) => format!("a group named \"{name}\" already exists: Group {}", g.id),
+                    None => format!("a group named \"{name}\" already exists"),
+                }));
             }
             Err(err) => return Err(err.into()),
         }
@@ -400,7 +407,9 @@ impl Groups {
             let e = self.store.read_back(&dn, &self.attrs(with_members)).await?;
             self.store.remember(container, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
-            self.answer(ctx, &e, with_members).await
+            let mut made = self.answer(ctx, &e, with_members).await?;
+            made.created = Some(CreateReceipt { key, id: e.id });
+            Ok(made)
         })
         .await
     }

@@ -7,6 +7,7 @@ use crate::auth::Tenant;
 use crate::directory::DirectoryError;
 use crate::scim::ScimError;
 
+pub mod creates;
 pub mod cursor;
 pub mod discovery;
 pub mod groups;
@@ -36,6 +37,9 @@ pub struct Resource {
     pub version: Option<String>,
     /// Absolute URL of the resource.
     pub location: String,
+    /// Set by a create: remembered (`creates`) when the answer cannot be delivered, so that
+    /// the IdP's retry of the same POST learns the id.
+    pub created: Option<creates::CreateReceipt>,
 }
 
 /// The bare version inside an entity tag: `W/"abc"` → `abc`.

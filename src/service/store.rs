@@ -370,6 +370,7 @@ impl Store {
             body,
             version: e.first(self.dir.version_attribute()).map(etag),
             location: format!("{base_url}/{}/{}", self.endpoint, e.id),
+            created: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::scim::{ScimError, ScimResult};
 
+use super::creates::{CreateKey, CreateReceipt};
 use super::cursor::Cursors;
 use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
@@ -507,10 +508,15 @@ impl Users {
     }
 
     /// POST. The plan: clear stale memberships of the new DN, add the entry, join the
-    /// tenant's default group. An entry of this name that already holds exactly what the
-    /// request asks for is a create the IdP retried after a lost answer: it answers as
-    /// created; any other entry of this name is a 409.
-    pub async fn create(&self, ctx: &RequestCtx, body: &Value) -> ScimResult<Resource> {
+    /// tenant's default group. A userName that exists is a 409 naming the user, whatever
+    /// values come with it (RFC 7644 §3.3); a retry of a create whose answer was lost is
+    /// recognised before this, by `key` (see `creates`), which the answer carries.
+    pub async fn create(
+        &self,
+        ctx: &RequestCtx,
+        body: &Value,
+        key: CreateKey,
+    ) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
@@ -525,7 +531,7 @@ impl Users {
         {
             return match self.settings.on_existing {
                 OnExisting::Link => self.link(ctx, e, res).await,
-                OnExisting::Conflict => self.created_before(ctx, e, &desired, &user_name).await,
+                OnExisting::Conflict => Err(taken(&user_name, &e)),
             };
         }
         if let Some(e) = self.find_existing(ctx, &desired).await? {
@@ -565,10 +571,10 @@ impl Users {
             // another request (or another bridge) created this name first
             if let Some(e) = self
                 .store
-                .find_by_name(container, &user_name, &self.store.attrs())
+                .find_by_name(container, &user_name, &[self.mapping().username_attr()])
                 .await?
             {
-                return self.created_before(ctx, e, &desired, &user_name).await;
+                return Err(taken(&user_name, &e));
             }
             if !self.mapping().numbered_rdn || attempts >= 3 {
                 return Err(ScimError::uniqueness(format!(
@@ -585,7 +591,9 @@ impl Users {
             };
             self.remember(ctx, &e).await;
             info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
-            self.render(ctx, &e, &refs).await
+            let mut made = self.render(ctx, &e, &refs).await?;
+            made.created = Some(CreateReceipt { key, id: e.id });
+            Ok(made)
         })
         .await
     }
@@ -762,25 +770,6 @@ impl Users {
         info!(tenant = %ctx.tenant.name, id = %e.id, "a create took over an existing account");
         self.write_with(ctx, e, old_res, old_refs, new_res, extra)
             .await
-    }
-
-    /// A create found an entry of this name: the same create, retried (201 with it), or a
-    /// different user (409).
-    async fn created_before(
-        &self,
-        ctx: &RequestCtx,
-        e: Entry,
-        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
-        user_name: &str,
-    ) -> ScimResult<Resource> {
-        if self.mapping().holds(&e, desired) {
-            info!(tenant = %ctx.tenant.name, id = %e.id, "a retried create found its user already made");
-            self.remember(ctx, &e).await;
-            return self.render(ctx, &e, &Refs::new()).await;
-        }
-        Err(ScimError::uniqueness(format!(
-            "userName \"{user_name}\" is already taken by another User"
-        )))
     }
 
     /// A user, reading only the LDAP attributes `p` lets through.
@@ -1280,6 +1269,15 @@ impl Users {
             }
         }
     }
+}
+
+/// 409 `uniqueness` for a userName `e` holds, naming it (so that an IdP can link to it).
+fn taken(user_name: &str, e: &Entry) -> ScimError {
+    ScimError::uniqueness(format!(
+        "userName \"{}\" is already taken by User {}",
+        crate::logging::shorten(user_name, 256),
+        e.id
+    ))
 }
 
 /// The DN `refs` holds for a user id, as the mapping wants it.
