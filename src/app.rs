@@ -746,12 +746,18 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
                 .and_then(|l| Mapping::from_config(&raw.users, l, &USER_RESOURCE));
             if let Ok(mapping) = mapping {
                 for m in &mapping.attrs {
-                    if !attributes.contains(&m.ldap.to_ascii_lowercase()) {
-                        problems.push(ConfigError::new(
-                            format!("users.attributes.\"{}\"", m.scim),
-                            format!("the directory schema has no attribute `{}`", m.ldap),
-                            "correct the attribute name or load the schema that defines it",
-                        ));
+                    let country_name = match &m.kind {
+                        crate::mapping::ValueKind::Country { name_attr } => name_attr.as_deref(),
+                        _ => None,
+                    };
+                    for ldap in std::iter::once(m.ldap.as_str()).chain(country_name) {
+                        if !attributes.contains(&ldap.to_ascii_lowercase()) {
+                            problems.push(ConfigError::new(
+                                format!("users.attributes.\"{}\"", m.scim),
+                                format!("the directory schema has no attribute `{ldap}`"),
+                                "correct the attribute name or load the schema that defines it",
+                            ));
+                        }
                     }
                 }
             }

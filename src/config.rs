@@ -669,6 +669,10 @@ pub struct AttrSpecFull {
     /// directory's schema allows for this attribute.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// With `transform = "country"`: the LDAP attribute that also gets the country's name
+    /// (`co`, friendlyCountryName).
+    #[serde(default)]
+    pub country_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -681,6 +685,9 @@ pub enum TransformName {
     /// RFC 4517 Postal Address (`postalAddress`, `homePostalAddress`): lines joined by `$`,
     /// shown as lines joined by newlines.
     PostalAddress,
+    /// A country by name or ISO 3166 code (Entra sends "Germany", Okta "DE"): the LDAP value
+    /// is the two-letter code (`c` holds nothing else), shown as that code (RFC 7643).
+    Country,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -486,6 +486,33 @@ async fn a_duplicate_create_is_a_409_and_changes_nothing_on_ad() {
     assert!(!dc.ldapsearch_binds("dupe@example.test", "Second-Dupe-Pw2!"));
 }
 
+/// Countries on AD as on OpenLDAP: by name or code, `c` the code and `co` the name.
+#[tokio::test(flavor = "multi_thread")]
+async fn countries_by_name_or_code_are_stored_as_codes_with_their_names_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let mut body = ad_user("globe", "Globe Trotter");
+    body["addresses"] = json!([{"type": "work", "locality": "Berlin", "country": "Germany"}]);
+    let (s, u) = bridge.post("/Users", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    assert_eq!(u["addresses"][0]["country"], "DE");
+    let dn = format!("CN=Globe Trotter,{AD_USERS}");
+    let (attrs, _) = ad_entry(&dn).await.unwrap();
+    assert_eq!(
+        (attrs["c"].clone(), attrs["co"].clone()),
+        (vec!["DE".to_owned()], vec!["Germany".to_owned()])
+    );
+    let (s, b) = bridge
+        .patch(
+            &format!("/Users/{}", u["id"].as_str().unwrap()),
+            json!([{"op": "replace", "path": "addresses[type eq \"work\"].country", "value": "US"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (attrs, _) = ad_entry(&dn).await.unwrap();
+    assert_eq!(attrs["c"], vec!["US"]);
+    assert!(attrs["co"][0].contains("United States"), "{attrs:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

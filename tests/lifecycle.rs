@@ -102,3 +102,73 @@ async fn a_duplicate_create_is_a_409_naming_the_existing_resource() {
         "{e}"
     );
 }
+
+/// Entra sends country names, Okta ISO codes: both are stored as the code LDAP's `c` holds,
+/// with the name in `co`, and shown as the code; a title changed beside a country name is no
+/// longer lost; a value that names no country is a 400 naming `addresses.country`.
+#[tokio::test(flavor = "multi_thread")]
+async fn countries_by_name_or_code_are_stored_as_codes_with_their_names() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let mut body = entra_user("globe");
+    body["addresses"][0]["country"] = json!("Germany");
+    let u = bridge.create_user(body).await;
+    assert_eq!(u["addresses"][0]["country"], "DE");
+    let e = slapd.entry(&dn_of("globe")).await.unwrap();
+    assert_eq!(
+        (e["c"].clone(), e["co"].clone()),
+        (vec!["DE".to_owned()], vec!["Germany".to_owned()])
+    );
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let (s, b) = bridge
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "path": "title", "value": "Consul"},
+                {"op": "replace", "path": "addresses[type eq \"work\"].country", "value": "United States"}
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["title"].as_str(), b["addresses"][0]["country"].as_str()),
+        (Some("Consul"), Some("US"))
+    );
+    let e = slapd.entry(&dn_of("globe")).await.unwrap();
+    assert_eq!(e["co"], vec!["United States"]);
+    let (_, found) = bridge
+        .get(&format!(
+            "/Users?filter={}",
+            urlencode("addresses.country eq \"United States\"")
+        ))
+        .await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+    let (s, b) = bridge
+        .patch(&path, json!([{"op": "replace", "path": "addresses[type eq \"work\"].country", "value": "fr"}]))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let e = slapd.entry(&dn_of("globe")).await.unwrap();
+    assert_eq!(
+        (e["c"].clone(), e["co"].clone()),
+        (vec!["FR".to_owned()], vec!["France".to_owned()])
+    );
+    let (s, err) = bridge
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "path": "title", "value": "Emperor"},
+                {"op": "replace", "path": "addresses[type eq \"work\"].country", "value": "Atlantis"}
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, err["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalidValue")),
+        "{err}"
+    );
+    assert!(err["detail"].as_str().unwrap().contains("country"), "{err}");
+    assert_eq!(
+        slapd.entry(&dn_of("globe")).await.unwrap()["title"],
+        vec!["Consul"]
+    );
+}

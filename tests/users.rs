@@ -759,13 +759,22 @@ async fn bad_input_gets_scim_errors_and_leaves_no_entry_behind() {
         "a one-element array is accepted for a single value: {e}"
     );
 
-    // the directory refuses a 3-letter country (countryName is 2 letters): 400, no entry
+    // a country that is none: 400 naming the SCIM attribute (never the LDAP one), no entry
     let mut body = entra_user("lena");
-    body["addresses"][0]["country"] = json!("USA");
+    body["addresses"][0]["country"] = json!("Atlantis");
     let (s, e) = bridge.post("/Users", &body).await;
     assert_eq!(
         (s, e["scimType"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalidValue")),
+        "{e}"
+    );
+    let detail = e["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("addresses") && detail.contains("country"),
+        "{e}"
+    );
+    assert!(
+        !detail.contains(" c ") && !detail.contains("countryName"),
         "{e}"
     );
     assert!(

@@ -148,14 +148,21 @@ impl Mapping {
             }
         }
         let mut seen: HashMap<String, &str> = HashMap::new();
-        for m in &attrs {
-            if let Some(other) = seen.insert(m.ldap.to_ascii_lowercase(), &m.scim) {
+        let ldap_of = |m: &AttrMapping| -> Vec<String> {
+            let mut v = vec![m.ldap.clone()];
+            if let ValueKind::Country { name_attr: Some(n) } = &m.kind {
+                v.push(n.clone());
+            }
+            v
+        };
+        for (m, ldap) in attrs
+            .iter()
+            .flat_map(|m| ldap_of(m).into_iter().map(move |l| (m, l)))
+        {
+            if let Some(other) = seen.insert(ldap.to_ascii_lowercase(), &m.scim) {
                 return Err(ConfigError::new(
                     format!("{sec}.attributes.\"{}\"", m.scim),
-                    format!(
-                        "LDAP attribute `{}` is already mapped from `{other}`",
-                        m.ldap
-                    ),
+                    format!("LDAP attribute `{ldap}` is already mapped from `{other}`"),
                     "map each LDAP attribute from one SCIM attribute only",
                 ));
             }
@@ -345,10 +352,26 @@ fn parse_mapping(
     global_max: usize,
 ) -> Result<AttrMapping, ConfigError> {
     let key = format!("{section}.attributes.\"{scim}\"");
-    let (ldap, primary, transform, max_length) = match spec {
-        AttrSpec::Ldap(l) => (l.clone(), false, None, None),
-        AttrSpec::Full(f) => (f.ldap.clone(), f.primary, f.transform, f.max_length),
+    let (ldap, primary, transform, max_length, country_name) = match spec {
+        AttrSpec::Ldap(l) => (l.clone(), false, None, None, None),
+        AttrSpec::Full(f) => (
+            f.ldap.clone(),
+            f.primary,
+            f.transform,
+            f.max_length,
+            f.country_name.clone(),
+        ),
     };
+    if country_name.is_some() && transform != Some(TransformName::Country) {
+        return Err(ConfigError::new(
+            format!("{key}.country_name"),
+            "country_name only goes with transform = \"country\"",
+            "add transform = \"country\", or remove country_name",
+        ));
+    }
+    if let Some(n) = &country_name {
+        check_ldap_name(n, &format!("{key}.country_name"))?;
+    }
     let max_len = match max_length {
         None => (global_max, "limits.max_value_length".to_owned()),
         Some(0) => {
@@ -519,6 +542,11 @@ fn parse_mapping(
         Some(TransformName::UserDn) if target.leaf().ty == AttrType::String => ValueKind::UserDn,
         Some(TransformName::PostalAddress) if target.leaf().ty == AttrType::String => {
             ValueKind::PostalAddress
+        }
+        Some(TransformName::Country) if target.leaf().ty == AttrType::String => {
+            ValueKind::Country {
+                name_attr: country_name,
+            }
         }
         Some(t) => {
             return Err(ConfigError::new(

@@ -466,6 +466,26 @@ fn compare_mapped(
     }
     match &m.kind {
         ValueKind::Password => Err(write_only(&m.scim)),
+        // a name compares as its code, which is what the directory holds
+        ValueKind::Country { .. } => match cmp {
+            None => Ok(LdapFilter::Present(attr)),
+            Some((op @ (CompareOp::Eq | CompareOp::Ne), CompValue::Str(v))) => {
+                let eq = match super::country::resolve(v) {
+                    Some(c) => LdapFilter::Eq(attr, c.code),
+                    None => LdapFilter::False,
+                };
+                Ok(if op == CompareOp::Eq {
+                    eq
+                } else {
+                    LdapFilter::negate(eq)
+                })
+            }
+            Some((op, CompValue::Str(v))) => Ok(text_compare(attr, op, v.clone())),
+            Some(_) => Err(ScimError::invalid_filter(format!(
+                "'{}' is a string: compare it with a \"quoted\" value",
+                m.scim
+            ))),
+        },
         ValueKind::Text => {
             let Some((op, v)) = cmp else {
                 return Ok(LdapFilter::Present(attr));

@@ -9,6 +9,7 @@ use crate::config::{AttrSpec, DeactivateConfig};
 use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 
 mod compile;
+pub mod country;
 pub mod filter;
 pub mod template;
 mod translate;
@@ -98,6 +99,11 @@ pub enum ValueKind {
     /// The write-only `password`: never read, compared or filtered; set as the directory
     /// expects (see `directory::password`), never through an attribute change.
     Password,
+    /// A country given by name or code: the LDAP value is its ISO 3166 alpha-2 code, and
+    /// `name_attr` (`co`), when set, gets its name.
+    Country {
+        name_attr: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

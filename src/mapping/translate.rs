@@ -31,6 +31,11 @@ impl Mapping {
     /// The LDAP attributes a read must request to build the resource (never the password).
     pub fn ldap_attributes(&self) -> Vec<String> {
         let mut v: Vec<String> = self.readable().map(|m| m.ldap.clone()).collect();
+        // a country's name attribute is compared when the country changes
+        v.extend(self.attrs.iter().filter_map(|m| match &m.kind {
+            ValueKind::Country { name_attr } => name_attr.clone(),
+            _ => None,
+        }));
         v.push(self.rdn_attr.clone());
         v.extend(["createTimestamp".to_owned(), "modifyTimestamp".to_owned()]);
         v.sort_by_key(|a| a.to_ascii_lowercase());
@@ -258,6 +263,9 @@ impl Mapping {
                     .and_then(|v| v.parse::<u32>().ok())
                     .map(|flags| Value::Bool(flags & bit == 0)),
                 ValueKind::Password => None,
+                ValueKind::Country { .. } => entry
+                    .first(&m.ldap)
+                    .map(|s| Value::String(s.to_ascii_uppercase())),
             };
             let Some(value) = value else { continue };
             match &m.target {
@@ -352,6 +360,10 @@ impl Mapping {
             let desired = match (&m.kind, v) {
                 (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None) => Desired::Keep,
                 (ValueKind::DisableBit { .. }, Some(Value::Bool(active))) => Desired::Bit(!active),
+                (ValueKind::Country { name_attr: Some(n) }, None) => {
+                    out.insert(n.clone(), Desired::Clear);
+                    Desired::Clear
+                }
                 (_, None) => Desired::Clear,
                 (
                     ValueKind::Bool {
@@ -370,6 +382,25 @@ impl Mapping {
                         check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
                         Desired::Set(s.clone())
                     }
+                }
+                (ValueKind::Country { name_attr }, Some(Value::String(s))) => {
+                    let (code, name) = if s.trim().is_empty() {
+                        (Desired::Clear, Desired::Clear)
+                    } else {
+                        check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+                        let c = super::country::resolve(s).ok_or_else(|| {
+                            ScimError::invalid_value(format!(
+                                "{}: \"{}\" is not a country: send an ISO 3166 code (\"DE\") or a country's name (\"Germany\")",
+                                m.scim,
+                                crate::logging::shorten(s, 64)
+                            ))
+                        })?;
+                        (Desired::Set(c.code), Desired::Set(c.name))
+                    };
+                    if let Some(n) = name_attr {
+                        out.insert(n.clone(), name);
+                    }
+                    code
                 }
                 (ValueKind::PostalAddress, Some(Value::String(s))) => {
                     check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;

@@ -23,7 +23,7 @@ DELIBERATE = [
                 "random ids are not stored"),
     ("'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager'",
      "manager.value must be the id of a user of this tenant; random ids are not stored"),
-    ("invalidAttributeSyntax: c:", "addresses.country maps to LDAP c, which holds ISO 3166 two-letter codes"),
+    ("is not a country", "addresses.country must be an ISO 3166 code or a country's name (c holds the code, co the name)"),
     ("did not remove attribute 'name'", "inetOrgPerson requires cn and sn: users.derive refills them"),
     ("did not remove attribute 'active'", "an account is always active or not: removing active leaves it as it was"),
 ]
