@@ -513,6 +513,39 @@ async fn countries_by_name_or_code_are_stored_as_codes_with_their_names_on_ad() 
     assert!(attrs["co"][0].contains("United States"), "{attrs:?}");
 }
 
+/// A typed value no mapping holds is 400 `noTarget` on AD too; mapped ones are stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_path_no_mapping_can_hold_is_no_target_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let (s, u) = bridge
+        .post("/Users", &ad_user("typed", "Typed Tester"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let (s, e) = bridge
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "phoneNumbers[type eq \"assistant\"].value", "value": "1"}]),
+        )
+        .await;
+    assert_eq!(
+        (s, e["scimType"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("noTarget")),
+        "{e}"
+    );
+    let (s, b) = bridge
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "phoneNumbers[type eq \"other\"].value", "value": "4711"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (attrs, _) = ad_entry(&format!("CN=Typed Tester,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(attrs["ipphone"], vec!["4711"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

@@ -172,3 +172,46 @@ async fn countries_by_name_or_code_are_stored_as_codes_with_their_names() {
         vec!["Consul"]
     );
 }
+
+/// A value path that selects a type the mapping stores nothing for is 400 `noTarget`, so the
+/// IdP hears the value was not kept (it used to answer 200 and store nothing); the mapped
+/// types in the same kind of PATCH are stored as before (Entra's work email).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_path_no_mapping_can_hold_is_no_target() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let u = bridge.create_user(entra_user("typed")).await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    for target in [
+        "phoneNumbers[type eq \"assistant\"].value",
+        "emails[type eq \"other\"].value",
+        "addresses[type eq \"other\"].locality",
+    ] {
+        let (s, e) = bridge
+            .patch(
+                &path,
+                json!([{"op": "replace", "path": target, "value": "x-1"}]),
+            )
+            .await;
+        assert_eq!(
+            (s, e["scimType"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("noTarget")),
+            "{target}: {e}"
+        );
+    }
+    let (s, b) = bridge
+        .patch(
+            &path,
+            json!([
+                {"op": "add", "path": "emails[type eq \"work\"].value", "value": "typed2@example.com"},
+                {"op": "replace", "path": "phoneNumbers[type eq \"pager\"].value", "value": "+1 555 0177"}
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let e = slapd.entry(&dn_of("typed")).await.unwrap();
+    assert_eq!(
+        (e["mail"][0].as_str(), e["pager"][0].as_str()),
+        ("typed2@example.com", "+1 555 0177")
+    );
+}

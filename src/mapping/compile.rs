@@ -569,7 +569,7 @@ fn parse_mapping(
 }
 
 /// `type eq "work"` → (Some("work"), false); `type eq "work" and primary eq true` → (…, true).
-fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
+pub(super) fn selector(f: &Filter) -> Option<(Option<String>, bool)> {
     match f {
         Filter::Compare(p, CompareOp::Eq, CompValue::Str(v))
             if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() =>

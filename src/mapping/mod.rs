@@ -11,6 +11,7 @@ use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 mod compile;
 pub mod country;
 pub mod filter;
+mod targets;
 pub mod template;
 mod translate;
 

@@ -793,6 +793,7 @@ impl Users {
 
     pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
         let ops = parse_patch_request(body, &self.settings.limits)?;
+        self.mapping().check_patch_targets(&ops)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
