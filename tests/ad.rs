@@ -546,6 +546,69 @@ async fn a_value_path_no_mapping_can_hold_is_no_target_on_ad() {
     assert_eq!(attrs["ipphone"], vec!["4711"]);
 }
 
+/// Samba sends every match whatever a search's size limit: a list page is cut to `count` in
+/// the bridge and asked for as one page of paged results, so it holds no more than the page;
+/// `totalResults` stays exact, and every resource listed has its required attributes.
+#[tokio::test(flavor = "multi_thread")]
+async fn count_bounds_every_list_page_on_ad() {
+    const OU: &str = "OU=Paging,DC=example,DC=test";
+    let dc = samba();
+    let mut ldap = dc.admin().await;
+    ensure_ous(&mut ldap).await;
+    let _ = ldap
+        .add(
+            OU,
+            vec![
+                ("objectClass", HashSet::from(["organizationalUnit"])),
+                ("ou", HashSet::from(["Paging"])),
+            ],
+        )
+        .await;
+    let bridge = Bridge::start_with(dc.config(
+        &[(
+            "[tenants.default]\n",
+            &format!("[tenants.default]\nusers_container = \"{OU}\"\n"),
+        )],
+        "",
+    ))
+    .await;
+    for i in 0..5 {
+        let (s, u) = bridge
+            .post(
+                "/Users",
+                &ad_user(&format!("pager{i}"), &format!("Pager {i}")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+    }
+    for (query, items) in [
+        ("count=2", 2),
+        ("count=2&startIndex=2", 2),
+        ("count=2&startIndex=5", 1),
+        ("count=200", 5),
+        ("count=3&filter=userName%20sw%20%22pager%22", 3),
+    ] {
+        let (s, page) = bridge.get(&format!("/Users?{query}")).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {page}");
+        let resources = page["Resources"].as_array().unwrap();
+        assert_eq!(resources.len(), items, "{query}: {page}");
+        assert_eq!(page["itemsPerPage"], items, "{query}");
+        assert_eq!(page["totalResults"], 5, "{query}");
+        for r in resources {
+            assert!(
+                r["userName"].is_string() && r["displayName"].is_string(),
+                "{r}"
+            );
+        }
+    }
+    let (_, all) = bridge.get("/Users?count=200").await;
+    for r in all["Resources"].as_array().unwrap() {
+        bridge
+            .delete(&format!("/Users/{}", r["id"].as_str().unwrap()))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;

@@ -277,6 +277,11 @@ impl Dialect for AdDialect {
         false
     }
 
+    /// Samba sends every match whatever the size limit.
+    fn honours_size_limit(&self) -> bool {
+        false
+    }
+
     /// AD (and Samba) do not offer the RFC 4528 assertion control.
     fn assertions(&self) -> bool {
         false

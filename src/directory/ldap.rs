@@ -44,6 +44,12 @@ pub trait Dialect: Send + Sync + 'static {
         false
     }
 
+    /// Whether the server stops at a search's size limit (Samba sends every match anyway:
+    /// a page is then asked for as one page of paged results).
+    fn honours_size_limit(&self) -> bool {
+        true
+    }
+
     /// The attributes to request for `attrs` (AD asks for `member;range=…`).
     fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
         attrs.iter().map(|a| a.to_string()).collect()
@@ -203,10 +209,22 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
                 .await?;
             return Ok((self.finish_all(all).await?, false));
         }
-        let (entries, truncated) = self
+        if !self.dialect.honours_size_limit() {
+            let (entries, more) = self
+                .pool
+                .search_page(base, &filter, &refs(&attrs), size_limit)
+                .await?;
+            return Ok((self.finish_all(entries).await?, more));
+        }
+        let (mut entries, mut truncated) = self
             .pool
             .search(base, Scope::Subtree, &filter, &refs(&attrs), size_limit)
             .await?;
+        // a server that ignores the size limit still gives a page of at most that many
+        if entries.len() > size_limit {
+            entries.truncate(size_limit);
+            truncated = true;
+        }
         Ok((self.finish_all(entries).await?, truncated))
     }
 

@@ -304,6 +304,75 @@ impl LdapPool {
         .await
     }
 
+    /// The first `n` matches of a subtree search, as one page of Simple Paged Results
+    /// (RFC 2696), and whether more match: for servers that send every match whatever the
+    /// size limit (Samba), so that a list page reads only the page. The server's state for
+    /// the rest of the search is released at once (a page of size 0, as RFC 2696 says).
+    pub async fn search_page(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        n: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        self.observed("search", async {
+            let size = n.clamp(1, i32::MAX as usize) as i32;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let page = ldap3::controls::PagedResults {
+                    size,
+                    cookie: Vec::new(),
+                };
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_controls(vec![page.into()])
+                    .search(base, Scope::Subtree, filter, attrs.to_vec())
+                    .await;
+                let ldap3::SearchResult(entries, result) = match res {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        continue;
+                    }
+                };
+                if result.rc != 0 && result.rc != 4 {
+                    return Err(map_result_code(result.rc, &result.text, base));
+                }
+                let cookie = result
+                    .ctrls
+                    .iter()
+                    .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                    .and_then(|c| c.1.val.as_deref())
+                    .and_then(paged_cookie)
+                    .unwrap_or_default();
+                let more = !cookie.is_empty() || result.rc == 4;
+                if !cookie.is_empty() {
+                    self.count();
+                    let release = ldap3::controls::PagedResults { size: 0, cookie };
+                    let _ = conn
+                        .with_timeout(self.op_timeout())
+                        .with_controls(vec![release.into()])
+                        .search(base, Scope::Subtree, filter, vec!["1.1"])
+                        .await;
+                }
+                let mut entries: Vec<SearchEntry> = entries
+                    .into_iter()
+                    .filter(|e| !e.is_ref() && !e.is_intermediate())
+                    .map(SearchEntry::construct)
+                    .collect();
+                entries.truncate(n);
+                return Ok((entries, more));
+            }
+        })
+        .await
+    }
+
     /// A subtree search with Simple Paged Results (RFC 2696), so that no server size limit
     /// cuts it short; entries go to `each` as they arrive, so memory holds only what `each`
     /// keeps. Counted as one operation whatever the number of pages. A pooled connection
