@@ -50,6 +50,16 @@ for kind in "${kinds[@]}"; do
     fail "the password is stored as sent"
   curl -sf -G "$base/Users" "${auth[@]}" --data-urlencode "filter=userName eq \"$user_name\"" |
     grep -q '"totalResults":1' || fail "the filter did not find the user"
+  # the example config keeps what SailPoint, Okta and Huntress send: roles, locale, timezone,
+  # and a country by name (Entra's form)
+  other=sailor
+  [ "$kind" = active-directory ] && other=sailor@example.test
+  kept=$(curl -sf -X POST "$base/Users" "${auth[@]}" \
+    -d "{\"userName\":\"$other\",\"displayName\":\"Sail Or\",\"roles\":[{\"value\":\"Approver\"}],\"locale\":\"en-US\",\"timezone\":\"Europe/Paris\",\"addresses\":[{\"type\":\"work\",\"country\":\"Germany\"}]}") ||
+    fail "the create with roles, locale and timezone failed"
+  for want in '"roles":[{"value":"Approver"}]' '"locale":"en-US"' '"timezone":"Europe/Paris"' '"country":"DE"'; do
+    grep -qF "$want" <<<"$kept" || fail "the demo config did not keep $want: $kept"
+  done
   curl -sf -X PATCH "$base/Users/$id" "${auth[@]}" \
     -d '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}' |
     grep -q '"active":false' || fail "the deactivation did not show"

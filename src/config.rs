@@ -995,7 +995,7 @@ mod tests {
             assert_eq!(raw.ldap.url, "ldaps://ldap.example.org");
             assert_eq!(raw.server.listen.port(), 9999);
             assert_eq!(raw.tenants["default"].tokens["ci"].sha256, "ab".repeat(32));
-            assert_eq!(raw.users.attributes.len(), 32, "dotted keys survive");
+            assert_eq!(raw.users.attributes.len(), 33, "dotted keys survive");
             Ok(())
         });
     }

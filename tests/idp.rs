@@ -73,6 +73,15 @@ impl Setup {
         body
     }
 
+    /// Whether the user `u` logs in to the directory with `password` (`ldapsearch -x -D …`).
+    async fn logs_in(&self, u: &Value, password: &str) -> bool {
+        let user_name = u["userName"].as_str().unwrap();
+        match (&self.dir, &self._slapd) {
+            (Dir::OpenLdap, Some(slapd)) => slapd.ldapsearch_binds(&dn_of(user_name), password),
+            _ => samba().ldapsearch_binds(user_name, password),
+        }
+    }
+
     async fn patch_ok(&self, path: &str, ops: Value) -> Value {
         let (s, body) = self.bridge.patch(path, ops.clone()).await;
         assert_eq!(s, StatusCode::OK, "PATCH {path} {ops}: {body}");
@@ -335,6 +344,7 @@ async fn okta(dir: Dir) {
         "emails": [{"primary": true, "value": format!("{tag}-erin@okta.example"), "type": "work"}],
         "displayName": "Erin Example",
         "locale": "en-US",
+        "timezone": "America/Los_Angeles",
         "externalId": format!("00u{tag}"),
         "groups": [],
         "password": "Okta-Secret-Pw1!",
@@ -342,6 +352,16 @@ async fn okta(dir: Dir) {
     });
     let (st, u) = s.bridge.post("/Users", &body).await;
     assert_eq!(st, StatusCode::CREATED, "{u}");
+    // the example configs keep what Okta sends: its locale, and (password sync) its password
+    assert_eq!(
+        (u["locale"].as_str(), u["timezone"].as_str()),
+        (Some("en-US"), Some("America/Los_Angeles")),
+        "{u}"
+    );
+    assert!(
+        s.logs_in(&u, "Okta-Secret-Pw1!").await,
+        "the synced password logs in"
+    );
     let path = format!("/Users/{}", id_of(&u));
     // Okta's PUT: the whole profile, here without displayName
     let put = json!({
@@ -656,15 +676,8 @@ async fn sailpoint(s: &Setup, tag: &str, strict: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sailpoint_roles_in_an_attribute_on_openldap() {
-    let s = Setup::with(
-        Dir::OpenLdap,
-        &[(
-            "title = \"title\"\n",
-            "title = \"title\"\nroles = \"businessCategory\"\n",
-        )],
-        "",
-    )
-    .await;
+    // the example maps roles to businessCategory as it is
+    let s = Setup::new(Dir::OpenLdap).await;
     let id = sailpoint(&s, "sol", false).await;
     let slapd = s._slapd.as_ref().unwrap();
     let e = slapd.entry(&dn_of("sol-gina")).await.unwrap();
@@ -679,15 +692,8 @@ async fn sailpoint_roles_in_an_attribute_on_openldap() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sailpoint_roles_in_an_attribute_on_active_directory() {
-    let s = Setup::with(
-        Dir::Ad,
-        &[(
-            "title = \"title\"\n",
-            "title = \"title\"\nroles = \"businessCategory\"\n",
-        )],
-        "",
-    )
-    .await;
+    // the example maps roles to businessCategory as it is
+    let s = Setup::new(Dir::Ad).await;
     sailpoint(&s, "sad", false).await;
 }
 
@@ -709,9 +715,10 @@ async fn sailpoint_roles_as_role_groups_on_openldap() {
         )
         .await;
     }
+    // role groups instead of the example's roles attribute
     let cfg = test_config(
         &slapd,
-        &[],
+        &[("roles = \"businessCategory\"\n", "")],
         &format!("\n[roles]\ncontainer = \"{ROLES}\"\n"),
     );
     // the groupOfNames class alone (the example's scim2ldapGroup is not on these entries)
@@ -771,7 +778,7 @@ async fn sailpoint_roles_as_role_groups_on_active_directory() {
     // the role groups are ordinary groups of the groups OU, made through SCIM
     let s = Setup::with(
         Dir::Ad,
-        &[],
+        &[("roles = \"businessCategory\"\n", "")],
         &format!("\n[roles]\ncontainer = \"{AD_GROUPS}\"\n"),
     )
     .await;
