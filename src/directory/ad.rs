@@ -497,7 +497,7 @@ mod tests {
                     "userPrincipalName".into(),
                     vec!["bjensen+archived-3f2504e0@example.test".into()]
                 ),
-                Change::Replace("sAMAccountName".into(), vec!["a.very.lon~3f2504e0".into()]),
+                Change::Replace("sAMAccountName".into(), vec!["a.very.long~3f2504e0".into()]),
             ]
         );
         let Change::Replace(_, v) = &changes[1] else {
