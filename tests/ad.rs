@@ -601,6 +601,13 @@ async fn count_bounds_every_list_page_on_ad() {
             );
         }
     }
+    let (s, groups) = bridge.get("/Groups?count=1").await;
+    assert_eq!(s, StatusCode::OK, "{groups}");
+    let listed = groups["Resources"].as_array().unwrap();
+    assert!(listed.len() <= 1, "{groups}");
+    for g in listed {
+        assert!(g["displayName"].is_string(), "{g}");
+    }
     let (_, all) = bridge.get("/Users?count=200").await;
     for r in all["Resources"].as_array().unwrap() {
         bridge
