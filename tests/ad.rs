@@ -616,6 +616,63 @@ async fn count_bounds_every_list_page_on_ad() {
     }
 }
 
+/// A create the bridge applied on AD but could not answer (the IdP gave up waiting): the
+/// identical retry gets 201 with the account it made, not a 409. Through the fault proxy on
+/// plain LDAP (loopback), so without passwords: accounts stay disabled until an IdP sends one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_retried_after_the_client_gave_up_gets_what_it_made_on_ad() {
+    use common::proxy::{Fault, FaultProxy, LdapOp};
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    let proxy = FaultProxy::start(389).await;
+    let cfg = dc.config(
+        &[
+            (
+                "url = \"ldaps://127.0.0.1:636\"",
+                &format!("url = \"{}\"", proxy.url()),
+            ),
+            ("password = \"unicodePwd\"\n", ""),
+            ("random_passwords = true", "random_passwords = false"),
+            (
+                "on_existing = \"conflict\"\n",
+                "on_existing = \"conflict\"\npassword = \"ignore\"\n",
+            ),
+        ],
+        "",
+    );
+    let bridge = Bridge::start_with(cfg).await;
+    let body = ad_user("gaveup", "Gave Up");
+    proxy.inject(Fault::Hold(
+        LdapOp::Add,
+        std::time::Duration::from_millis(1500),
+    ));
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}/Users", bridge.base))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client gave up");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let dn = format!("CN=Gave Up,{AD_USERS}");
+    assert!(ad_entry(&dn).await.is_some());
+    let (s, made) = bridge.post("/Users", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(made["id"].as_str().unwrap(), guid_of(&dn).await);
+    let mut other = body.clone();
+    other["title"] = json!("Someone else");
+    let (s, e) = bridge.post("/Users", &other).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    bridge
+        .delete(&format!("/Users/{}", made["id"].as_str().unwrap()))
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_flips_only_the_disable_bit() {
     let bridge = ad_bridge(&[]).await;
