@@ -109,9 +109,10 @@ async fn role_groups_are_each_tenants_own() {
         )
         .await;
     }
+    // role groups instead of the example's roles attribute
     let bridge = Bridge::start_with(test_config(
         &slapd,
-        &[],
+        &[("roles = \"businessCategory\"\n", "")],
         &(acme_tenant("roles_container = \"ou=acme-roles,dc=example,dc=org\"\n")
             + "\n[roles]\ncontainer = \"ou=roles,dc=example,dc=org\"\n"),
     ))
@@ -227,7 +228,8 @@ fn configs_whose_tenants_overlap_are_refused_at_start() {
     let build = |extra: &str| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, test_config(&slapd, &[], extra)).unwrap();
+        let cfg = test_config(&slapd, &[("roles = \"businessCategory\"\n", "")], extra);
+        std::fs::write(&path, cfg).unwrap();
         let raw = scim2ldap::config::load_raw(&path).unwrap();
         scim2ldap::app::build(&raw).map(|_| ()).err()
     };
