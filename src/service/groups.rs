@@ -110,6 +110,9 @@ impl MemberDelta {
     }
 }
 
+/// How often the members a request added are looked up again after a correction.
+const MAX_MEMBER_CHECKS: usize = 8;
+
 impl Groups {
     pub fn new(
         store: Arc<Store>,
@@ -225,48 +228,64 @@ impl Groups {
     /// Members this request added are checked again after the write: one deleted, archived
     /// or renamed meanwhile by a concurrent request is taken out again, or follows its new
     /// DN, so that no group lists a DN that is not a live member. (The delete side sweeps the
-    /// groups after its move; between them, any interleaving ends clean.)
+    /// groups after its move; between them, any interleaving ends clean.) A correction is
+    /// checked again too: a member renamed once more while it was made (after that rename's
+    /// groups followed) would otherwise stay listed under the name in between.
     async fn verify_added(
         &self,
         ctx: &RequestCtx,
         group_dn: &Dn,
         added: &[Member],
     ) -> ScimResult<()> {
-        if added.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = added.iter().map(|m| m.id.to_string()).collect();
-        let now = self.resolve_ids(ctx, &ids).await?;
-        let mut fix = self.members.values(vec![], vec![]);
-        for m in added {
-            match now.get(&m.id) {
-                Some((dn, _)) if *dn == m.dn => {}
-                Some((dn, _)) => {
-                    fix.deletes.push(m.dn.clone());
-                    fix.adds.push(dn.clone());
-                }
-                None => fix.deletes.push(m.dn.clone()),
+        let mut listed: Vec<Member> = added.to_vec();
+        for _ in 0..MAX_MEMBER_CHECKS {
+            if listed.is_empty() {
+                return Ok(());
             }
+            let ids: Vec<String> = listed.iter().map(|m| m.id.to_string()).collect();
+            let now = self.resolve_ids(ctx, &ids).await?;
+            let mut fix = self.members.values(vec![], vec![]);
+            let mut moved = Vec::new();
+            for m in &listed {
+                match now.get(&m.id) {
+                    Some((dn, _)) if *dn == m.dn => {}
+                    Some((dn, _)) => {
+                        fix.deletes.push(m.dn.clone());
+                        fix.adds.push(dn.clone());
+                        moved.push(Member {
+                            id: m.id.clone(),
+                            dn: dn.clone(),
+                        });
+                    }
+                    None => fix.deletes.push(m.dn.clone()),
+                }
+            }
+            if fix.is_empty() {
+                return Ok(());
+            }
+            warn!(
+                group = %group_dn,
+                "members changed while they were being added; correcting"
+            );
+            let mut plan = Plan::new();
+            plan.push(Step::new(
+                Step::MODIFY,
+                Op::Modify {
+                    dn: group_dn.clone(),
+                    changes: vec![],
+                    values: Some(fix),
+                    assertion: None,
+                },
+                Undo::Nothing,
+            ));
+            self.store.writer().run(plan).await?;
+            // only the corrected ones can have moved again since
+            listed = moved;
         }
-        if fix.adds.is_empty() && fix.deletes.is_empty() {
-            return Ok(());
-        }
-        warn!(
-            group = %group_dn,
-            "members changed while they were being added; correcting"
-        );
-        let mut plan = Plan::new();
-        plan.push(Step::new(
-            Step::MODIFY,
-            Op::Modify {
-                dn: group_dn.clone(),
-                changes: vec![],
-                values: Some(fix),
-                assertion: None,
-            },
-            Undo::Nothing,
-        ));
-        Ok(self.store.writer().run(plan).await?)
+        Err(ScimError::unavailable(
+            "members kept being renamed while they were added; retry the request",
+            1,
+        ))
     }
 
     /// 400 `tooMany` past `limits.max_members_per_request`.

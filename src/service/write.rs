@@ -88,6 +88,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether this op only adds or removes member values (of a group).
+    fn changes_members_only(&self) -> bool {
+        matches!(self, Op::Modify { changes, values: Some(_), .. } if changes.is_empty())
+    }
+
     /// The DN after this op (a rename moves it).
     fn dn_after(&self) -> Option<Dn> {
         match self {
@@ -430,6 +435,8 @@ impl Writer<'_> {
                     Err(DirectoryError::Unknown(_)) => {
                         budget::settling(self.settle(&op)).await.unwrap_or(false)
                     }
+                    // putting a member back into a group deleted meanwhile: nothing to restore
+                    Err(DirectoryError::NoSuchObject(_)) if op.changes_members_only() => true,
                     Err(_) => false,
                 };
                 if !undone {
@@ -607,9 +614,15 @@ impl Writer<'_> {
             if change.is_empty() {
                 continue;
             }
-            self.modify(&holder.dn, &[], Some(&change), None, None)
-                .await?;
-            undo.push((holder.dn.clone(), change.inverse()));
+            match self
+                .modify(&holder.dn, &[], Some(&change), None, None)
+                .await
+            {
+                Ok(_) => undo.push((holder.dn.clone(), change.inverse())),
+                // the group was deleted meanwhile: the member is out of it already
+                Err(DirectoryError::NoSuchObject(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Did::Swept(undo))
     }

@@ -62,6 +62,11 @@ struct Rules {
     /// Every request of a kind whose bytes hold a pattern is answered this much later (a
     /// slow part of the directory), until `restore`.
     slow: Vec<(LdapOp, Vec<u8>, Duration)>,
+    /// Every request of a kind whose bytes hold a pattern is answered only once the test
+    /// `release`s it: a test orders interleavings exactly.
+    gates: Vec<(LdapOp, Vec<u8>)>,
+    /// Requests held at a gate so far.
+    gated: usize,
     refuse: bool,
     /// Requests forwarded, by kind, for tests that count.
     seen: Vec<LdapOp>,
@@ -73,6 +78,8 @@ struct Rules {
 pub struct FaultProxy {
     pub port: u16,
     rules: Arc<Mutex<Rules>>,
+    /// Raised by `release`: answers held at a gate before it go out.
+    released: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl FaultProxy {
@@ -81,7 +88,9 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let rules = Arc::new(Mutex::new(Rules::default()));
+        let released = Arc::new(tokio::sync::watch::channel(0u64).0);
         let r = rules.clone();
+        let rel = released.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if r.lock().unwrap().refuse {
@@ -89,14 +98,50 @@ impl FaultProxy {
                     continue;
                 }
                 let r = r.clone();
+                let rel = rel.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await {
-                        relay(client, server, r).await;
+                        relay(client, server, r, rel).await;
                     }
                 });
             }
         });
-        FaultProxy { port, rules }
+        FaultProxy {
+            port,
+            rules,
+            released,
+        }
+    }
+
+    /// Holds the answer to every request of kind `op` that mentions `pattern` until
+    /// `release`; `gated` counts them.
+    pub fn gate(&self, op: LdapOp, pattern: &str) {
+        self.rules
+            .lock()
+            .unwrap()
+            .gates
+            .push((op, pattern.as_bytes().to_vec()));
+    }
+
+    /// Requests held at a gate so far.
+    pub fn gated(&self) -> usize {
+        self.rules.lock().unwrap().gated
+    }
+
+    /// Waits until `n` requests have been held at a gate.
+    pub async fn wait_gated(&self, n: usize) {
+        for _ in 0..1000 {
+            if self.gated() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("only {} of {n} requests reached the gate", self.gated());
+    }
+
+    /// Lets every answer held at a gate until now go out.
+    pub fn release(&self) {
+        self.released.send_modify(|g| *g += 1);
     }
 
     pub fn url(&self) -> String {
@@ -128,6 +173,10 @@ impl FaultProxy {
         let mut r = self.rules.lock().unwrap();
         r.refuse = false;
         r.slow.clear();
+        r.gates.clear();
+        drop(r);
+        self.release();
+        let mut r = self.rules.lock().unwrap();
         r.all = tokio_util::sync::CancellationToken::new();
     }
 
@@ -177,10 +226,17 @@ fn id_and_tag(msg: &[u8]) -> (u64, u8) {
     (id, msg[header + 2 + id_len])
 }
 
-async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    rules: Arc<Mutex<Rules>>,
+    released: Arc<tokio::sync::watch::Sender<u64>>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let held: Arc<Mutex<Vec<(u64, Duration)>>> = Arc::default();
+    // answers held at a gate: message id → the release generation they wait past
+    let gated: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     // set before a request to be cut is forwarded: no answer goes back after it, and the
     // line goes dead when the directory answers that request (so it was applied)
     let mute = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -189,6 +245,8 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
     let all = rules.lock().unwrap().all.clone();
     let up = {
         let held = held.clone();
+        let gated = gated.clone();
+        let released = released.clone();
         let rules = rules.clone();
         let mute = mute.clone();
         let cut_at = cut_at.clone();
@@ -208,6 +266,13 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
                     let (fault, slow) = {
                         let mut r = rules.lock().unwrap();
                         r.seen.push(op);
+                        let gate = r.gates.iter().any(|(o, p)| {
+                            *o == op && msg.windows(p.len()).any(|w| w == p.as_slice())
+                        });
+                        if gate {
+                            r.gated += 1;
+                            gated.lock().unwrap().push((id, *released.borrow()));
+                        }
                         let i = r.once.iter().position(|f| f.op() == op);
                         let slow = r
                             .slow
@@ -240,6 +305,7 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
     let down = {
         let cut = cut.clone();
         let rules = rules.clone();
+        let mut release = released.subscribe();
         async move {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 16384];
@@ -259,6 +325,14 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Mutex<Rules>>) {
                     };
                     if let Some(d) = delay {
                         tokio::time::sleep(d).await;
+                    }
+                    let gate = {
+                        let mut g = gated.lock().unwrap();
+                        let i = g.iter().position(|(gid, _)| *gid == id);
+                        i.map(|i| g.remove(i).1)
+                    };
+                    if let Some(generation) = gate {
+                        let _ = release.wait_for(|now| *now > generation).await;
                     }
                     // the directory answered the request to cut: it was applied; the bridge
                     // never hears so
