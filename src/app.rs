@@ -218,6 +218,7 @@ pub fn build_on(
         recent_creates: previous
             .map(|p| p.recent_creates.clone())
             .unwrap_or_default(),
+        journal: previous.map(|p| p.journal.clone()).unwrap_or_default(),
         rate_limits,
         directory: directory.clone(),
         audit: auditor(&raw.audit)?,
@@ -456,6 +457,11 @@ pub fn reload(path: &std::path::Path, live: &Live) -> Result<Vec<&'static str>, 
     }
     if raw.metrics.enabled.then_some(raw.metrics.listen) != running.state.metrics_listen {
         restart.push("metrics.listen");
+    }
+    if let Some(journal) = running.state.journal.get() {
+        if journal.dir() != asked.journal_dir {
+            restart.push("server.journal_dir");
+        }
     }
     let old = live.replace(next.state);
     // the token uses the old generation noted since its last write are not lost
@@ -769,4 +775,24 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
         )),
     }
     problems
+}
+
+/// One recovery pass over the write journal with the current config (see
+/// `service::recovery`): plans that stopped bridges left unfinished are finished or undone.
+pub async fn recover(state: &AppState) -> crate::service::recovery::Summary {
+    let Some(journal) = state.journal.get() else {
+        return Default::default();
+    };
+    let auth = state.auth.clone();
+    let tenant = move |name: &str| auth.tenant(name);
+    crate::service::recovery::Recovery {
+        dir: state.directory.as_ref(),
+        journal,
+        groups: state.groups.as_ref(),
+        recent: &state.recent_creates,
+        audit: &state.audit,
+        tenant: &tenant,
+    }
+    .run()
+    .await
 }

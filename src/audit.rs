@@ -58,6 +58,8 @@ pub enum Outcome {
     Unknown,
     /// A step failed and some of the steps before it could not be undone: `changes` stay.
     Partial,
+    /// Finished or undone from the write journal after the bridge that began it stopped.
+    Recovered,
 }
 
 /// What the write pipeline did during one request.

@@ -15,6 +15,7 @@ use crate::directory::DirectoryKind;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/scim2ldap/config.toml";
 pub const DEFAULT_TOKEN_STORE: &str = "/var/lib/scim2ldap/tokens.json";
+pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/scim2ldap/journal";
 
 /// A configuration problem: which key, what is wrong, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +336,9 @@ pub struct ServerConfig {
     /// The token store `scim2ldap token` manages; the server picks up its changes within a
     /// second or two.
     pub token_store: PathBuf,
+    /// Where write requests record their unfinished plans (see README "Writes"); replicas
+    /// may share it. Made (mode 0700) at start when missing.
+    pub journal_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -359,6 +363,7 @@ impl Default for ServerConfig {
             max_header_bytes: 32 * 1024,
             rate_limit: RateLimitConfig::default(),
             token_store: PathBuf::from(DEFAULT_TOKEN_STORE),
+            journal_dir: PathBuf::from(DEFAULT_JOURNAL_DIR),
         }
     }
 }

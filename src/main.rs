@@ -198,8 +198,34 @@ async fn serve(path: PathBuf) -> ExitCode {
     if app.state.auth.credential_count() == 0 {
         warn!("no tenant has a token or an OAuth issuer: every request will get 401; create one with `scim2ldap token create`");
     }
+    match scim2ldap::service::journal::Journal::open(&raw.server.journal_dir) {
+        Ok(journal) => {
+            let _ = app.state.journal.set(Arc::new(journal));
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot open the write journal {} (server.journal_dir): {e}; make the directory writable by the service's user, or point server.journal_dir at one that is",
+                raw.server.journal_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = app.directory.ping().await {
         warn!(error = %e, "directory not reachable at start; requests will get 503 until it is");
+    }
+    // what a stopped bridge left unfinished is settled before new requests can touch it
+    let state = app.state.clone();
+    let mut recovery = tokio::spawn(async move { app::recover(&state).await });
+    match tokio::time::timeout(RECOVERY_AT_START, &mut recovery).await {
+        Ok(Ok(s)) if s.recovered + s.deferred > 0 => {
+            info!(
+                recovered = s.recovered,
+                deferred = s.deferred,
+                "write journal recovered"
+            );
+        }
+        Ok(_) => {}
+        Err(_) => warn!("recovering the write journal is taking long; it goes on while serving"),
     }
     let listener = match tokio::net::TcpListener::bind(raw.server.listen).await {
         Ok(l) => l,
@@ -245,6 +271,7 @@ async fn serve(path: PathBuf) -> ExitCode {
     };
     let reloader = tokio::spawn(reload_on_hangup(path, live.clone(), log));
     let watchdog = tokio::spawn(systemd::keep_watchdog_fed());
+    let recoverer = tokio::spawn(recover_periodically(live.clone()));
     systemd::ready(&format!("serving on {addr}"));
     let served = http::serve_live(listener, live, async {
         shutdown_signal().await;
@@ -253,6 +280,7 @@ async fn serve(path: PathBuf) -> ExitCode {
     .await;
     reloader.abort();
     watchdog.abort();
+    recoverer.abort();
     metrics_stop.cancel();
     if let Some(m) = metrics {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
@@ -265,6 +293,29 @@ async fn serve(path: PathBuf) -> ExitCode {
         Err(e) => {
             eprintln!("server error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long the start waits for the write journal's recovery before it listens.
+const RECOVERY_AT_START: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Recovery passes while serving: plans deferred (the directory was down) and those of
+/// bridges that stopped on other hosts sharing the journal.
+async fn recover_periodically(live: Arc<Live>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let state = live.current().state.clone();
+        let s = app::recover(&state).await;
+        if s.recovered + s.deferred > 0 {
+            info!(
+                recovered = s.recovered,
+                deferred = s.deferred,
+                "write journal recovered"
+            );
         }
     }
 }

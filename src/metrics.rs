@@ -79,6 +79,7 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     auth_failures: Family<AuthLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    recovered: Family<ResultLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -103,6 +104,7 @@ impl Metrics {
             cache: Family::default(),
             auth_failures: Family::default(),
             reloads: Family::default(),
+            recovered: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -164,6 +166,11 @@ impl Metrics {
             "config_reloads",
             "Reloads (SIGHUP), applied or refused",
             m.reloads.clone(),
+        );
+        registry.register(
+            "journal_plans",
+            "Interrupted writes found in the journal: recovered (finished or undone) or deferred",
+            m.recovered.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -228,6 +235,19 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// A recovery pass over the write journal: plans finished or undone, and plans that had
+    /// to wait (the directory unavailable).
+    pub fn journal_recovered(&self, recovered: usize, deferred: usize) {
+        self.recovered
+            .get_or_create(&ResultLabels {
+                result: "recovered",
+            })
+            .inc_by(recovered as u64);
+        self.recovered
+            .get_or_create(&ResultLabels { result: "deferred" })
+            .inc_by(deferred as u64);
     }
 
     pub fn reload(&self, applied: bool) {

@@ -92,10 +92,10 @@ async fn reload_applies_a_good_config_refuses_a_bad_one_and_drops_no_request() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // a good config: a second token, title stored in businessCategory, a restart-only change
+    // a good config: a second token, title stored in roomNumber, a restart-only change
     let second = "scim2ldap_second-token-added-by-reload";
     let good = config
-        .replace("title = \"title\"", "title = \"businessCategory\"")
+        .replace("title = \"title\"", "title = \"roomNumber\"")
         .replace("max_connections = 512", "max_connections = 256")
         + &format!(
             "\n[tenants.default.tokens.second]\nsha256 = \"{}\"\n",
@@ -131,9 +131,9 @@ async fn reload_applies_a_good_config_refuses_a_bad_one_and_drops_no_request() {
     assert_eq!(resp.status(), StatusCode::OK);
     let entry = slapd.entry(&dn_of("reloaded")).await.unwrap();
     assert_eq!(
-        entry.get("businesscategory").map(Vec::as_slice),
+        entry.get("roomnumber").map(Vec::as_slice),
         Some(&["After Reload".to_owned()][..]),
-        "the new mapping writes title to businessCategory: {entry:?}"
+        "the new mapping writes title to roomNumber: {entry:?}"
     );
 
     // a bad config: refused, naming the key and the fix; the running config keeps serving

@@ -35,7 +35,7 @@ pub struct Tenant {
 }
 
 /// What authenticated a request: for the audit trail. Never a secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Credential {
     /// A static token, by its name (and, from the store, its recognisable prefix).
@@ -223,6 +223,11 @@ impl Authenticator {
         auth.reload_store();
         auth.remember_usage();
         Ok(auth)
+    }
+
+    /// The tenant named `name`.
+    pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
+        self.tenants.get(name).cloned()
     }
 
     /// How many credentials can authenticate now: config tokens, store tokens, and tenants

@@ -161,7 +161,28 @@ pub async fn audit(
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let (resp, trail) = crate::audit::tracing_writes(next.run(req)).await;
+    let work = next.run(req);
+    let (resp, trail) = match (state.journal.get(), &caller) {
+        (Some(journal), Some(caller)) => {
+            let meta = crate::service::journal::Meta {
+                request_id: request_id
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |r| r.0.to_string()),
+                tenant: caller.tenant.name.clone(),
+                credential: caller.credential.clone(),
+                operation: op.name.to_owned(),
+                resource_type: op.resource_type.to_owned(),
+                resource_id: id.clone(),
+            };
+            crate::audit::tracing_writes(crate::service::journal::scope(
+                journal.clone(),
+                meta,
+                work,
+            ))
+            .await
+        }
+        _ => crate::audit::tracing_writes(work).await,
+    };
     let Some(caller) = caller else { return resp };
     let status = resp.status();
     let id = id.or_else(|| {

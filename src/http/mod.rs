@@ -83,6 +83,9 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Creates applied whose answers could not be delivered, for the IdP's retry.
     pub recent_creates: Arc<crate::service::creates::RecentCreates>,
+    /// The write journal, once `serve` has opened it (commands such as `check-config` and
+    /// `explain` write nothing and open none).
+    pub journal: Arc<std::sync::OnceLock<Arc<crate::service::journal::Journal>>>,
     pub rate_limits: RateLimits,
     pub directory: Arc<dyn crate::directory::Directory>,
     /// The last readiness check and when it was made (`/readyz` is cached briefly, so a load

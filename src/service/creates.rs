@@ -20,6 +20,15 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(120);
 pub struct CreateKey([u8; 32]);
 
 impl CreateKey {
+    /// As the journal writes it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<CreateKey> {
+        hex::decode(text).ok()?.try_into().ok().map(CreateKey)
+    }
+
     pub fn of(tenant: &str, resource_type: &str, body: &[u8]) -> CreateKey {
         let mut h = Sha256::new();
         for part in [tenant.as_bytes(), resource_type.as_bytes()] {

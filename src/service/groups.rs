@@ -225,6 +225,29 @@ impl Groups {
         Ok(members)
     }
 
+    /// Entries of this type: the groups' class (sweeps run over it).
+    pub fn class_filter(&self) -> LdapFilter {
+        self.store.class_filter()
+    }
+
+    /// The check `verify_added` makes, for members (id, DN) a stopped bridge added and did
+    /// not check (recovery).
+    pub async fn recheck_members(
+        &self,
+        ctx: &RequestCtx,
+        group_dn: &Dn,
+        members: &[(EntryId, Dn)],
+    ) -> ScimResult<()> {
+        let members: Vec<Member> = members
+            .iter()
+            .map(|(id, dn)| Member {
+                id: id.clone(),
+                dn: dn.clone(),
+            })
+            .collect();
+        self.verify_added(ctx, group_dn, &members).await
+    }
+
     /// Members this request added are checked again after the write: one deleted, archived
     /// or renamed meanwhile by a concurrent request is taken out again, or follows its new
     /// DN, so that no group lists a DN that is not a live member. (The delete side sweeps the
@@ -368,6 +391,7 @@ impl Groups {
         key: CreateKey,
     ) -> ScimResult<Resource> {
         let container = self.container(ctx)?;
+        super::journal::creating(key);
         let (res, ids) = self.parse_body(body)?;
         let members = self
             .resolve_members(ctx, &ids.unwrap_or_default(), true)
@@ -386,6 +410,7 @@ impl Groups {
         if !values.is_empty() {
             attrs.push((self.member_attr().to_owned(), values));
         }
+        owe_check(&dn, &members);
         let mut plan = Plan::new();
         plan.steps.extend(self.members.stale_step(ctx, &dn));
         plan.push(Step::new(
@@ -808,6 +833,7 @@ impl Groups {
             plan.steps
                 .extend(self.members.follow_step(ctx, &e.dn, &new_dn));
         }
+        owe_check(if rename { &new_dn } else { &e.dn }, &delta.add_members());
         match self.store.writer().run(plan).await {
             Ok(()) => {}
             Err(err)
@@ -996,6 +1022,19 @@ fn required_display_name(res: &Map<String, Value>) -> ScimResult<&str> {
         _ => Err(ScimError::invalid_value(
             "displayName is required and must be a non-empty string",
         )),
+    }
+}
+
+/// Members about to be added to `group`: the check `verify_added` makes after the write is
+/// owed from the moment it is sent, so the journal records it with the plan (a bridge stopped
+/// before the check leaves it to recovery).
+fn owe_check(group: &Dn, members: &[Member]) {
+    if !members.is_empty() {
+        let owed: Vec<(EntryId, Dn)> = members
+            .iter()
+            .map(|m| (m.id.clone(), m.dn.clone()))
+            .collect();
+        super::journal::owe_recheck(group, &owed);
     }
 }
 

@@ -518,6 +518,7 @@ impl Users {
         key: CreateKey,
     ) -> ScimResult<Resource> {
         let container = &ctx.tenant.users_container;
+        super::journal::creating(key);
         let res = self.parse_body(body)?;
         let user_name = required_user_name(&res)?.to_owned();
         let password = self.new_password(&res)?;

@@ -9,6 +9,7 @@ use std::fmt;
 
 use tracing::{error, warn};
 
+use super::journal::{self, Event, ValuesRecord};
 use crate::audit;
 use crate::directory::budget;
 use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter, Password};
@@ -273,6 +274,20 @@ enum Did {
     Swept(Vec<(Dn, Values)>),
 }
 
+/// The journal's record of a step done: a sweep's changes, so that recovery can undo them.
+fn done_event(step: usize, did: &Did) -> Event {
+    Event::Done {
+        step,
+        swept: match did {
+            Did::Swept(changes) => changes
+                .iter()
+                .map(|(dn, v)| (dn.to_string(), ValuesRecord::of(v)))
+                .collect(),
+            Did::Plain => Vec::new(),
+        },
+    }
+}
+
 /// What a step changed, for the audit trail: attribute names, never values.
 fn audited(op: &Op, did: &Did) -> Vec<audit::Change> {
     let change = |action, dn: &Dn, new_dn: Option<Dn>, attributes: Vec<String>| audit::Change {
@@ -355,28 +370,47 @@ impl Writer<'_> {
         read: Option<(usize, &[&str])>,
     ) -> Result<Option<Entry>, WriteError> {
         let plan_no = audit::plan_started();
+        let journaled = journal::plan_started(&plan);
+        let outcome = self.run_steps(&plan, read, plan_no, journaled).await;
+        journal::note(journaled, Event::Finished);
+        outcome
+    }
+
+    async fn run_steps(
+        &self,
+        plan: &Plan,
+        read: Option<(usize, &[&str])>,
+        plan_no: usize,
+        journaled: Option<usize>,
+    ) -> Result<Option<Entry>, WriteError> {
         let mut done: Vec<(usize, &Step, Did)> = Vec::with_capacity(plan.steps.len());
         let mut entry = None;
         for (i, step) in plan.steps.iter().enumerate() {
             let reading = read.filter(|(at, _)| *at == i).map(|(_, attrs)| attrs);
+            journal::note(journaled, Event::Sent { step: i });
             match self.apply_reading(&step.op, reading).await {
                 Ok((did, read)) => {
                     entry = entry.or(read);
                     audit::applied(plan_no, i, audited(&step.op, &did));
+                    journal::note(journaled, done_event(i, &did));
                     done.push((i, step, did));
                 }
                 Err(DirectoryError::Unknown(_)) => {
                     match budget::settling(self.settle(&step.op)).await {
                         Ok(true) => {
                             audit::applied(plan_no, i, audited(&step.op, &Did::Plain));
+                            journal::note(journaled, done_event(i, &Did::Plain));
                             done.push((i, step, Did::Plain));
                         }
                         Ok(false) => {
+                            journal::note(journaled, Event::Failed { step: i });
                             let cause = DirectoryError::Unavailable(format!(
                                 "the directory did not answer to: {}",
                                 step.op
                             ));
-                            return Err(self.undo(plan_no, done, step.label, cause).await);
+                            return Err(self
+                                .undo(plan_no, journaled, done, step.label, cause)
+                                .await);
                         }
                         Err(_) => {
                             audit::unconfirmed(step.op.to_string());
@@ -387,7 +421,10 @@ impl Writer<'_> {
                         }
                     }
                 }
-                Err(cause) => return Err(self.undo(plan_no, done, step.label, cause).await),
+                Err(cause) => {
+                    journal::note(journaled, Event::Failed { step: i });
+                    return Err(self.undo(plan_no, journaled, done, step.label, cause).await);
+                }
             }
         }
         Ok(entry)
@@ -397,6 +434,7 @@ impl Writer<'_> {
     async fn undo(
         &self,
         plan_no: usize,
+        journaled: Option<usize>,
         done: Vec<(usize, &Step, Did)>,
         step: Label,
         error: DirectoryError,
@@ -448,6 +486,7 @@ impl Writer<'_> {
             }
             if all_undone {
                 audit::undone(plan_no, i);
+                journal::note(journaled, Event::Undone { step: i });
             }
         }
         if left.is_empty() {
@@ -457,6 +496,11 @@ impl Writer<'_> {
             warn!(step, error = %error, left = ?left, "a write failed and was not undone completely");
             WriteError::Partial { step, error, left }
         }
+    }
+
+    /// One operation on its own, outside a plan (recovery replays journaled steps so).
+    pub async fn apply_once(&self, op: &Op) -> Result<(), DirectoryError> {
+        self.apply(op).await.map(|_| ())
     }
 
     async fn apply(&self, op: &Op) -> Result<Did, DirectoryError> {
@@ -629,7 +673,7 @@ impl Writer<'_> {
 
     /// Reads the directory to learn whether `op`, whose answer was lost, happened: `Ok(true)`
     /// it did, `Ok(false)` it did not, an error when the directory cannot tell.
-    async fn settle(&self, op: &Op) -> Result<bool, DirectoryError> {
+    pub async fn settle(&self, op: &Op) -> Result<bool, DirectoryError> {
         match op {
             // the password cannot be read back: set once more when the entry is there
             Op::Add {

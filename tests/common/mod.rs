@@ -390,6 +390,10 @@ impl Bridge {
         std::fs::write(&config_path, config).unwrap();
         let raw = load_raw(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let app = scim2ldap::app::build(&raw).unwrap_or_else(|e| panic!("{e}"));
+        // every write a test makes goes through the journal, as in `serve`
+        let journal = scim2ldap::service::journal::Journal::open(&dir.path().join("journal"))
+            .expect("open the journal");
+        let _ = app.state.journal.set(std::sync::Arc::new(journal));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -603,13 +607,18 @@ pub fn dn_of(user_name: &str) -> String {
     format!("uid={user_name},{PEOPLE}")
 }
 
-/// The example's token store (under /var/lib) moved into the test's own directory, so that no
-/// test reads or writes the machine's.
+/// The example's token store and write journal (under /var/lib) moved into the test's own
+/// directory, so that no test reads or writes the machine's.
 fn private_token_store(config: &str, dir: &Path) -> String {
-    config.replace(
-        "token_store = \"/var/lib/scim2ldap/tokens.json\"",
-        &format!("token_store = \"{}\"", dir.join("tokens.json").display()),
-    )
+    config
+        .replace(
+            "token_store = \"/var/lib/scim2ldap/tokens.json\"",
+            &format!("token_store = \"{}\"", dir.join("tokens.json").display()),
+        )
+        .replace(
+            "journal_dir = \"/var/lib/scim2ldap/journal\"",
+            &format!("journal_dir = \"{}\"", dir.join("journal").display()),
+        )
 }
 
 /// The `scim2ldap` binary serving a config as its own process, for what only a process
@@ -636,6 +645,33 @@ impl ServerProcess {
             .replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
         let config = private_token_store(&config, dir.path());
         std::fs::write(&config_path, config).unwrap();
+        Self::spawn_in(dir, config_path, open_files, env)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no drain: a crash) and starts another on
+    /// the same config, token store and journal; its log follows the first one's.
+    pub fn crash_and_restart(self) -> ServerProcess {
+        let mut this = self;
+        let _ = this.child.kill();
+        let _ = this.child.wait();
+        let dir = std::mem::replace(&mut this._dir, tempfile::tempdir().unwrap());
+        let config_path = this.config_path.clone();
+        let old_log = std::fs::read_to_string(&this.log).unwrap_or_default();
+        std::fs::write(dir.path().join("earlier.log"), old_log).unwrap();
+        Self::spawn_in(dir, config_path, None, &[])
+    }
+
+    /// The journal the process writes (in its own directory).
+    pub fn journal_dir(&self) -> PathBuf {
+        self._dir.path().join("journal")
+    }
+
+    fn spawn_in(
+        dir: TempDir,
+        config_path: PathBuf,
+        open_files: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let log = dir.path().join("server.log");
         let bin = env!("CARGO_BIN_EXE_scim2ldap");
         // dash's ulimit sets the soft and hard limits together
@@ -654,6 +690,11 @@ impl ServerProcess {
             .arg(&config_path)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        // whatever the config says, the journal is the test's own
+        cmd.env(
+            "SCIM2LDAP_SERVER__JOURNAL_DIR",
+            dir.path().join("journal").as_os_str(),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,729 @@
+//! The write journal: what a write request is doing, kept on disk while it does it, so that
+//! a bridge killed mid-plan (SIGKILL, OOM, a host reboot) leaves a record of the unfinished
+//! work that the next start (or another replica sharing the state directory) finishes or
+//! undoes by the rules the pipeline itself uses when an answer is lost: read the directory,
+//! then roll forward or back (`recover`).
+//!
+//! One file per plan, in `server.journal_dir`: the plan as its first line, then one line per
+//! event (a step sent, done, undone; a member check still owed; a create's key), each written
+//! and flushed to disk (fdatasync) before the bridge goes on. The files of a request are
+//! removed when the request's work ends. Nothing secret and no attribute values are
+//! written: DNs, attribute names and member DNs, and the values of one kind of step, the lock
+//! of a deleted account (its inactive marker and, on AD, its tombstoned names: what a DN
+//! tells already), so that a delete cut short can be finished or undone. A password step is
+//! recorded as such and never replayed; what recovery does with a plan it cannot replay is
+//! in `recovery`. The directory is mode 0700 and each file 0600, as the token store.
+//!
+//! The HTTP layer opens a `scope` around each write request; the write pipeline and the
+//! services note into it through the task-local functions below, as they do for the audit.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, warn};
+
+use super::creates::CreateKey;
+use super::write::{Op, Plan, Step, Undo, Values};
+use crate::auth::Credential;
+use crate::directory::{Change, Dn, EntryId};
+
+/// Where plans are kept, and who writes them here.
+pub struct Journal {
+    dir: PathBuf,
+    owner: Owner,
+    /// Names this process's files apart from those of an earlier process with its pid.
+    started: u128,
+    seq: AtomicU64,
+}
+
+/// The process that wrote a plan (for the record of its recovery). Whether it still runs is
+/// told by the lock it holds on the plan's file, not by this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Owner {
+    pub fn this_process() -> Owner {
+        Owner {
+            host: hostname(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect()
+}
+
+/// What a plan's write request was, for the record of its recovery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub request_id: String,
+    pub tenant: String,
+    pub credential: Credential,
+    /// create, replace, patch, delete.
+    pub operation: String,
+    /// User or Group.
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+}
+
+/// The first line of a plan file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub owner: Owner,
+    /// RFC 3339.
+    pub started: String,
+    pub meta: Meta,
+    /// For a create: its key (see `creates`), so that the IdP's retry learns the id it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_key: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub label: String,
+    pub op: OpRecord,
+    pub undo: UndoRecord,
+}
+
+/// A step's LDAP operation: DNs, attribute names, member DNs, and (for a lock) values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpRecord {
+    Add {
+        dn: String,
+        attributes: Vec<String>,
+        password: bool,
+    },
+    Modify {
+        dn: String,
+        changes: Vec<ChangeRecord>,
+        values: Option<ValuesRecord>,
+    },
+    Rename {
+        dn: String,
+        rdn: String,
+        parent: Option<String>,
+    },
+    Delete {
+        dn: String,
+    },
+    /// A sweep of the groups (of the groups' class) under `base`.
+    Sweep {
+        base: String,
+        attr: String,
+        members: Vec<String>,
+        to: Option<String>,
+    },
+    SetPassword {
+        dn: String,
+        attr: String,
+    },
+}
+
+/// One change of a modify; `values` only where the step's values are kept (a lock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    pub kind: ChangeKind,
+    pub attr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Replace,
+    Add,
+    Delete,
+}
+
+/// Attributes whose values never reach the journal, whatever the step.
+fn is_password_attr(attr: &str) -> bool {
+    ["userPassword", "unicodePwd", "clearTextPassword"]
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(attr))
+}
+
+impl ChangeRecord {
+    fn of(c: &Change, keep_values: bool) -> ChangeRecord {
+        let (kind, attr, values) = match c {
+            Change::Replace(a, v) => (ChangeKind::Replace, a, v),
+            Change::Add(a, v) => (ChangeKind::Add, a, v),
+            Change::Delete(a, v) => (ChangeKind::Delete, a, v),
+        };
+        ChangeRecord {
+            kind,
+            attr: attr.clone(),
+            values: (keep_values && !is_password_attr(attr)).then(|| values.clone()),
+        }
+    }
+
+    /// The change again, when its values were kept.
+    pub fn change(&self) -> Option<Change> {
+        let (a, v) = (self.attr.clone(), self.values.clone()?);
+        Some(match self.kind {
+            ChangeKind::Replace => Change::Replace(a, v),
+            ChangeKind::Add => Change::Add(a, v),
+            ChangeKind::Delete => Change::Delete(a, v),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValuesRecord {
+    pub attr: String,
+    pub adds: Vec<String>,
+    pub deletes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+pub enum UndoRecord {
+    Nothing,
+    Op { op: OpRecord },
+    Recorded,
+    Irreversible,
+}
+
+/// One line after the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The step's request is about to leave.
+    Sent {
+        step: usize,
+    },
+    /// It happened; for a sweep, what it changed (group DN and the values that undo it).
+    Done {
+        step: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        swept: Vec<(String, ValuesRecord)>,
+    },
+    /// It definitely did not happen.
+    Failed {
+        step: usize,
+    },
+    Undone {
+        step: usize,
+    },
+    /// The plan ended (applied, undone or reported partial).
+    Finished,
+    /// Members a group change added, to be looked up again after it.
+    Recheck {
+        group: String,
+        members: Vec<(String, String)>,
+    },
+}
+
+impl OpRecord {
+    /// `op` as recorded; a modify's values only with `keep_values`.
+    pub fn of(op: &Op, keep_values: bool) -> OpRecord {
+        match op {
+            Op::Add {
+                dn,
+                attrs,
+                password,
+            } => OpRecord::Add {
+                dn: dn.to_string(),
+                attributes: attrs.iter().map(|(a, _)| a.clone()).collect(),
+                password: password.is_some(),
+            },
+            Op::Modify {
+                dn,
+                changes,
+                values,
+                ..
+            } => OpRecord::Modify {
+                dn: dn.to_string(),
+                changes: changes
+                    .iter()
+                    .map(|c| ChangeRecord::of(c, keep_values))
+                    .collect(),
+                values: values.as_ref().map(ValuesRecord::of),
+            },
+            Op::Rename {
+                dn, rdn, parent, ..
+            } => OpRecord::Rename {
+                dn: dn.to_string(),
+                rdn: rdn.clone(),
+                parent: parent.clone(),
+            },
+            Op::Delete { dn, .. } => OpRecord::Delete { dn: dn.to_string() },
+            Op::Sweep {
+                base,
+                attr,
+                members,
+                to,
+                ..
+            } => OpRecord::Sweep {
+                base: base.clone(),
+                attr: attr.clone(),
+                members: members.iter().map(Dn::to_string).collect(),
+                to: to.as_ref().map(Dn::to_string),
+            },
+            Op::SetPassword { dn, new } => OpRecord::SetPassword {
+                dn: dn.to_string(),
+                attr: new.attr.clone(),
+            },
+        }
+    }
+
+    /// The operation again, when the record holds all it needs: renames, deletes, member
+    /// changes, sweeps and locks; not an add or attribute modify (values not kept) or a
+    /// password.
+    pub fn replay(&self, groups_class: &crate::directory::LdapFilter) -> Option<Op> {
+        match self {
+            OpRecord::Rename { dn, rdn, parent } => Some(Op::Rename {
+                dn: Dn::new(dn.as_str()),
+                rdn: rdn.clone(),
+                parent: parent.clone(),
+                assertion: None,
+            }),
+            OpRecord::Delete { dn } => Some(Op::Delete {
+                dn: Dn::new(dn.as_str()),
+                assertion: None,
+            }),
+            OpRecord::Modify {
+                dn,
+                changes,
+                values,
+            } => Some(Op::Modify {
+                dn: Dn::new(dn.as_str()),
+                changes: changes
+                    .iter()
+                    .map(ChangeRecord::change)
+                    .collect::<Option<Vec<Change>>>()?,
+                values: values.as_ref().map(ValuesRecord::values),
+                assertion: None,
+            }),
+            OpRecord::Sweep {
+                base,
+                attr,
+                members,
+                to,
+            } => Some(Op::Sweep {
+                base: base.clone(),
+                class: groups_class.clone(),
+                attr: attr.clone(),
+                members: members.iter().map(|m| Dn::new(m.as_str())).collect(),
+                to: to.as_deref().map(Dn::new),
+            }),
+            OpRecord::Add { .. } | OpRecord::SetPassword { .. } => None,
+        }
+    }
+
+    /// The DN the operation works on.
+    pub fn dn(&self) -> Option<&str> {
+        match self {
+            OpRecord::Add { dn, .. }
+            | OpRecord::Modify { dn, .. }
+            | OpRecord::Rename { dn, .. }
+            | OpRecord::Delete { dn }
+            | OpRecord::SetPassword { dn, .. } => Some(dn),
+            OpRecord::Sweep { .. } => None,
+        }
+    }
+}
+
+impl ValuesRecord {
+    pub fn of(v: &Values) -> ValuesRecord {
+        ValuesRecord {
+            attr: v.attr.clone(),
+            adds: v.adds.iter().map(Dn::to_string).collect(),
+            deletes: v.deletes.iter().map(Dn::to_string).collect(),
+        }
+    }
+
+    pub fn values(&self) -> Values {
+        Values {
+            attr: self.attr.clone(),
+            adds: self.adds.iter().map(|d| Dn::new(d.as_str())).collect(),
+            deletes: self.deletes.iter().map(|d| Dn::new(d.as_str())).collect(),
+        }
+    }
+}
+
+impl UndoRecord {
+    fn of(undo: &Undo, keep_values: bool) -> UndoRecord {
+        match undo {
+            Undo::Nothing => UndoRecord::Nothing,
+            Undo::Op(op) => UndoRecord::Op {
+                op: OpRecord::of(op, keep_values),
+            },
+            Undo::Recorded => UndoRecord::Recorded,
+            Undo::Irreversible => UndoRecord::Irreversible,
+        }
+    }
+}
+
+impl Journal {
+    /// The journal in `dir` (made, mode 0700, when missing).
+    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        Ok(Journal {
+            dir: dir.to_owned(),
+            owner: Owner::this_process(),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new plan file holding `record`, on disk before it returns, and locked for as long
+    /// as this process holds it: recovery takes only files no one holds (the kernel drops
+    /// the lock of a process that dies, however it dies).
+    fn create(&self, record: &PlanRecord) -> std::io::Result<PlanFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!(
+            "{}-{}-{}-{n}.plan",
+            self.owner.host, self.owner.pid, self.started
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(&path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        file.write_all(&line)?;
+        file.sync_data()?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(PlanFile { path, file })
+    }
+
+    /// Plan files in the journal, in name order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "plan"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+struct PlanFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl PlanFile {
+    fn append(&mut self, event: &Event) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.sync_data()
+    }
+}
+
+/// A request's open journal: its plans' files, removed when the request's work ends.
+struct Scope {
+    journal: Arc<Journal>,
+    meta: Meta,
+    /// Set by a create before its plans run.
+    create_key: Option<CreateKey>,
+    plans: Vec<Option<PlanFile>>,
+    /// Set when a file could not be written: the request goes on, and the journal says so
+    /// once.
+    failed: bool,
+    /// Events owed by the request, written with its next plan.
+    owed: Vec<Event>,
+}
+
+tokio::task_local! {
+    static SCOPE: RefCell<Option<Scope>>;
+}
+
+/// Runs a write request's work with the journal open; its plan files are removed when it
+/// ends (however it ends: a request whose process dies leaves them for `recover`).
+pub async fn scope<F: std::future::Future>(journal: Arc<Journal>, meta: Meta, f: F) -> F::Output {
+    let scope = Scope {
+        journal,
+        meta,
+        create_key: None,
+        plans: Vec::new(),
+        failed: false,
+        owed: Vec::new(),
+    };
+    SCOPE
+        .scope(RefCell::new(Some(scope)), async {
+            let out = f.await;
+            let files: Vec<PlanFile> = SCOPE.with(|s| {
+                s.borrow_mut()
+                    .take()
+                    .map(|s| s.plans.into_iter().flatten().collect())
+                    .unwrap_or_default()
+            });
+            // removed while still locked, so that no recovery takes a finished plan
+            for file in files {
+                if let Err(e) = std::fs::remove_file(&file.path) {
+                    warn!(path = %file.path.display(), error = %e, "could not remove a finished plan from the journal");
+                }
+            }
+            out
+        })
+        .await
+}
+
+fn with_scope(edit: impl FnOnce(&mut Scope)) {
+    // outside a write request (explain, tests of the pipeline alone) nothing is journaled
+    let _ = SCOPE.try_with(|s| {
+        if let Some(scope) = s.borrow_mut().as_mut() {
+            edit(scope);
+        }
+    });
+}
+
+fn written(scope: &mut Scope, what: std::io::Result<()>) {
+    if let Err(e) = what {
+        if !scope.failed {
+            error!(dir = %scope.journal.dir.display(), error = %e, "the write journal cannot be written: a crash now would leave unfinished work unrecorded (server.journal_dir)");
+        }
+        scope.failed = true;
+    }
+}
+
+/// The pipeline starts `plan`: it is recorded before its first step. Returns its number in
+/// the request, which the other calls take.
+pub fn plan_started(plan: &Plan) -> Option<usize> {
+    let mut number = None;
+    with_scope(|scope| {
+        let record = PlanRecord {
+            owner: scope.journal.owner.clone(),
+            started: crate::audit::timestamp(time::OffsetDateTime::now_utc()),
+            meta: scope.meta.clone(),
+            create_key: scope.create_key.map(|k| k.to_hex()),
+            steps: plan
+                .steps
+                .iter()
+                .map(|s| {
+                    // a lock's values are no one's personal data (see the module's comment)
+                    let keep = s.label == Step::LOCK;
+                    StepRecord {
+                        label: s.label.to_owned(),
+                        op: OpRecord::of(&s.op, keep),
+                        undo: UndoRecord::of(&s.undo, keep),
+                    }
+                })
+                .collect(),
+        };
+        match scope.journal.create(&record) {
+            Ok(mut file) => {
+                let owed = std::mem::take(&mut scope.owed);
+                let result = owed.iter().try_for_each(|e| file.append(e));
+                scope.plans.push(Some(file));
+                number = Some(scope.plans.len() - 1);
+                written(scope, result);
+            }
+            Err(e) => {
+                scope.plans.push(None);
+                written(scope, Err(e));
+            }
+        }
+    });
+    number
+}
+
+/// Something happened to a plan's step (or to the plan).
+pub fn note(plan: Option<usize>, event: Event) {
+    let Some(plan) = plan else { return };
+    with_scope(|scope| {
+        let result = match scope.plans.get_mut(plan) {
+            Some(Some(file)) => file.append(&event),
+            _ => return,
+        };
+        written(scope, result);
+    });
+}
+
+/// The request is the create `key`: its plans carry the key, so that recovery tells the
+/// IdP's retry the id it made.
+pub fn creating(key: CreateKey) {
+    with_scope(|scope| scope.create_key = Some(key));
+}
+
+/// Members the request's next plan adds to `group`, to be looked up again after it: owed
+/// (and kept in the journal with that plan) until the request ends.
+pub fn owe_recheck(group: &Dn, members: &[(EntryId, Dn)]) {
+    let event = Event::Recheck {
+        group: group.to_string(),
+        members: members
+            .iter()
+            .map(|(id, dn)| (id.to_string(), dn.to_string()))
+            .collect(),
+    };
+    with_scope(|scope| scope.owed.push(event));
+}
+
+/// A plan file taken for recovery: locked, so that no other process (a replica sharing the
+/// journal, another pass) takes it too. Dropping it lets it go.
+pub struct Claimed {
+    path: PathBuf,
+    _file: File,
+    pub record: PlanRecord,
+    pub events: Vec<Event>,
+}
+
+impl Claimed {
+    /// The plan at `path`, when no one holds it: `Ok(None)` while its writer (or another
+    /// recovery) holds it, or when it was removed meanwhile. A line cut short by the crash
+    /// (the last one) is ignored.
+    pub fn take(path: &Path) -> std::io::Result<Option<Claimed>> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        // removed (and perhaps another made under its name) between the open and the lock
+        let same = std::fs::symlink_metadata(path)
+            .map(|now| now.ino() == file.metadata().map(|m| m.ino()).unwrap_or(0))
+            .unwrap_or(false);
+        if !same {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or_default();
+        let record: PlanRecord = serde_json::from_str(first).map_err(std::io::Error::other)?;
+        let events = lines
+            .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+            .collect();
+        Ok(Some(Claimed {
+            path: path.to_owned(),
+            _file: file,
+            record,
+            events,
+        }))
+    }
+
+    /// The plan is settled: its file goes (still locked, so no one takes it meanwhile).
+    pub fn remove(self) -> std::io::Result<()> {
+        std::fs::remove_file(&self.path)?;
+        File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let mut plan = Plan::new();
+        plan.push(Step::new(
+            Step::DELETE,
+            Op::Delete {
+                dn: Dn::new("uid=a,ou=people,dc=example,dc=org"),
+                assertion: None,
+            },
+            Undo::Irreversible,
+        ));
+        plan
+    }
+
+    fn meta() -> Meta {
+        Meta {
+            request_id: "r".into(),
+            tenant: "t".into(),
+            credential: Credential::Token {
+                name: "n".into(),
+                prefix: None,
+            },
+            operation: "delete".into(),
+            resource_type: "User".into(),
+            resource_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_is_held_by_its_request_and_gone_when_the_request_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path()).unwrap());
+        let j = journal.clone();
+        scope(journal.clone(), meta(), async move {
+            let n = plan_started(&plan());
+            note(n, Event::Sent { step: 0 });
+            let files = j.files();
+            assert_eq!(files.len(), 1);
+            assert!(
+                Claimed::take(&files[0]).unwrap().is_none(),
+                "a plan in progress is not taken"
+            );
+        })
+        .await;
+        assert!(
+            journal.files().is_empty(),
+            "the request ended: its plan is gone"
+        );
+    }
+
+    #[test]
+    fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let record = PlanRecord {
+            owner: Owner::this_process(),
+            started: "2026-12-06T00:00:00Z".into(),
+            meta: meta(),
+            create_key: None,
+            steps: Vec::new(),
+        };
+        let mut file = journal.create(&record).unwrap();
+        file.append(&Event::Sent { step: 0 }).unwrap();
+        let path = file.path.clone();
+        // a crash mid-line leaves half an event
+        file.file.write_all(b"{\"event\":\"do").unwrap();
+        drop(file);
+        let claimed = Claimed::take(&path).unwrap().expect("no one holds it");
+        assert_eq!(claimed.events, vec![Event::Sent { step: 0 }]);
+        assert!(
+            Claimed::take(&path).unwrap().is_none(),
+            "a second recovery does not take it too"
+        );
+        claimed.remove().unwrap();
+        assert!(journal.files().is_empty());
+    }
+}
