@@ -8,6 +8,7 @@
 # It also listens on the local socket DIR/ldapi (ldapi://, percent-encoded path): the demo's
 # bridge talks to it there, so that passwords never cross even loopback in clear.
 # With SLAPD_STATS_LOG set, slapd logs every operation to DIR/stats.log.
+# With SLAPD_NO_MEMBEROF set, there is no memberOf overlay (renames do not move members).
 # With SLAPD_TLS_PORT set, it also makes a throwaway CA (DIR/tls/ca.pem) and a certificate for
 # 127.0.0.1, offers StartTLS on PORT and listens with ldaps:// on SLAPD_TLS_PORT.
 set -euo pipefail
@@ -32,6 +33,23 @@ if [ -n "${SLAPD_TLS_PORT:-}" ]; then
 olcTLSCertificateFile: $tls/server.pem
 olcTLSCertificateKeyFile: $tls/server.key"
   urls="$urls ldaps://127.0.0.1:$SLAPD_TLS_PORT/"
+fi
+# memberOf keeps group members on an entry's new DN when it is renamed; with SLAPD_NO_MEMBEROF
+# set it is left out (as in directories without it), so that only the bridge moves members
+memberof_config="dn: olcOverlay={1}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {1}memberof
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+olcMemberOfDangling: ignore
+olcMemberOfRefInt: TRUE
+"
+sssvlv_index=2
+if [ -n "${SLAPD_NO_MEMBEROF:-}" ]; then
+  memberof_config=""
+  sssvlv_index=1
 fi
 cat > "$dir/config.ldif" <<LDIF
 dn: cn=config
@@ -98,20 +116,11 @@ objectClass: olcPPolicyConfig
 olcOverlay: {0}ppolicy
 olcPPolicyDefault: cn=default,ou=policies,dc=example,dc=org
 
-dn: olcOverlay={1}memberof,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcMemberOf
-olcOverlay: {1}memberof
-olcMemberOfGroupOC: groupOfNames
-olcMemberOfMemberAD: member
-olcMemberOfMemberOfAD: memberOf
-olcMemberOfDangling: ignore
-olcMemberOfRefInt: TRUE
-
-dn: olcOverlay={2}sssvlv,olcDatabase={1}mdb,cn=config
+$memberof_config
+dn: olcOverlay={$sssvlv_index}sssvlv,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcSssVlvConfig
-olcOverlay: {2}sssvlv
+olcOverlay: {$sssvlv_index}sssvlv
 LDIF
 /usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }

@@ -51,6 +51,12 @@ impl Slapd {
         Self::launch(false, None, false)
     }
 
+    /// Without the memberOf overlay, as many directories run: a rename leaves groups listing
+    /// the old DN until the bridge moves them.
+    pub fn start_without_memberof() -> Slapd {
+        Self::launch_with(false, None, false, false)
+    }
+
     /// With the entries of `ldif` loaded (offline, by slapadd) besides the example tree.
     pub fn start_with_ldif(ldif: &Path) -> Slapd {
         Self::launch(false, Some(ldif), false)
@@ -81,6 +87,10 @@ impl Slapd {
     }
 
     fn launch(tls: bool, extra_ldif: Option<&Path>, stats: bool) -> Slapd {
+        Self::launch_with(tls, extra_ldif, stats, true)
+    }
+
+    fn launch_with(tls: bool, extra_ldif: Option<&Path>, stats: bool, memberof: bool) -> Slapd {
         assert!(
             Path::new("/usr/sbin/slapd").exists(),
             "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
@@ -102,6 +112,9 @@ impl Slapd {
             }
             if stats {
                 cmd.env("SLAPD_STATS_LOG", "1");
+            }
+            if !memberof {
+                cmd.env("SLAPD_NO_MEMBEROF", "1");
             }
             let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
@@ -648,16 +661,21 @@ impl ServerProcess {
         Self::spawn_in(dir, config_path, open_files, env)
     }
 
-    /// Kills the process with SIGKILL (no shutdown, no drain: a crash) and starts another on
-    /// the same config, token store and journal; its log follows the first one's.
-    pub fn crash_and_restart(self) -> ServerProcess {
+    /// Kills the process with SIGKILL (no shutdown, no drain: a crash), runs `between`, and
+    /// starts another on the same config, token store and journal; the log of the one
+    /// killed is kept as `earlier.log`.
+    pub fn crash_and_restart(self, between: impl FnOnce()) -> ServerProcess {
         let mut this = self;
         let _ = this.child.kill();
         let _ = this.child.wait();
+        between();
         let dir = std::mem::replace(&mut this._dir, tempfile::tempdir().unwrap());
         let config_path = this.config_path.clone();
         let old_log = std::fs::read_to_string(&this.log).unwrap_or_default();
-        std::fs::write(dir.path().join("earlier.log"), old_log).unwrap();
+        let mut earlier =
+            std::fs::read_to_string(dir.path().join("earlier.log")).unwrap_or_default();
+        earlier.push_str(&old_log);
+        std::fs::write(dir.path().join("earlier.log"), earlier).unwrap();
         Self::spawn_in(dir, config_path, None, &[])
     }
 

@@ -67,6 +67,11 @@ struct Rules {
     gates: Vec<(LdapOp, Vec<u8>)>,
     /// Requests held at a gate so far.
     gated: usize,
+    /// Every request of a kind whose bytes hold a pattern is swallowed (never reaches the
+    /// directory, never answered), until `restore`: a step the bridge sent that never
+    /// happened.
+    stalls: Vec<(LdapOp, Vec<u8>)>,
+    stalled: usize,
     refuse: bool,
     /// Requests forwarded, by kind, for tests that count.
     seen: Vec<LdapOp>,
@@ -123,6 +128,31 @@ impl FaultProxy {
             .push((op, pattern.as_bytes().to_vec()));
     }
 
+    /// Swallows every request of kind `op` that mentions `pattern` until `restore`.
+    pub fn stall(&self, op: LdapOp, pattern: &str) {
+        self.rules
+            .lock()
+            .unwrap()
+            .stalls
+            .push((op, pattern.as_bytes().to_vec()));
+    }
+
+    /// Requests swallowed so far.
+    pub fn stalled(&self) -> usize {
+        self.rules.lock().unwrap().stalled
+    }
+
+    /// Waits until `n` requests have been swallowed.
+    pub async fn wait_stalled(&self, n: usize) {
+        for _ in 0..1000 {
+            if self.stalled() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("no request reached the stall");
+    }
+
     /// Requests held at a gate so far.
     pub fn gated(&self) -> usize {
         self.rules.lock().unwrap().gated
@@ -174,6 +204,7 @@ impl FaultProxy {
         r.refuse = false;
         r.slow.clear();
         r.gates.clear();
+        r.stalls.clear();
         drop(r);
         self.release();
         let mut r = self.rules.lock().unwrap();
@@ -265,6 +296,13 @@ async fn relay(
                     let op = LdapOp::from_tag(tag);
                     let (fault, slow) = {
                         let mut r = rules.lock().unwrap();
+                        let stall = r.stalls.iter().any(|(o, p)| {
+                            *o == op && msg.windows(p.len()).any(|w| w == p.as_slice())
+                        });
+                        if stall {
+                            r.stalled += 1;
+                            continue;
+                        }
                         r.seen.push(op);
                         let gate = r.gates.iter().any(|(o, p)| {
                             *o == op && msg.windows(p.len()).any(|w| w == p.as_slice())
