@@ -177,6 +177,10 @@ pub fn build_on(
             raw.server.max_results,
             limits,
             cursors.clone(),
+            match raw.users.delete_mode {
+                DeleteMode::Archive => raw.users.archive_container.clone(),
+                DeleteMode::Delete => None,
+            },
         )),
         _ => None,
     };

@@ -33,6 +33,9 @@ pub struct Groups {
     max_results: usize,
     limits: crate::scim::Limits,
     cursors: Arc<Cursors>,
+    /// Where deleted users go (`users.archive_container`), when they are archived: a member
+    /// that left for it may be listed there under its archived DN (memberOf's refint).
+    archive: Option<String>,
 }
 
 /// A group request body: the resource without `members`, and the member ids if given.
@@ -121,6 +124,7 @@ impl Groups {
         max_results: usize,
         limits: crate::scim::Limits,
         cursors: Arc<Cursors>,
+        archive: Option<String>,
     ) -> Groups {
         Groups {
             store,
@@ -129,6 +133,7 @@ impl Groups {
             max_results,
             limits,
             cursors,
+            archive,
         }
     }
 
@@ -269,6 +274,7 @@ impl Groups {
             let now = self.resolve_ids(ctx, &ids).await?;
             let mut fix = self.members.values(vec![], vec![]);
             let mut moved = Vec::new();
+            let mut gone = Vec::new();
             for m in &listed {
                 match now.get(&m.id) {
                     Some((dn, _)) if *dn == m.dn => {}
@@ -280,9 +286,13 @@ impl Groups {
                             dn: dn.clone(),
                         });
                     }
-                    None => fix.deletes.push(m.dn.clone()),
+                    None => {
+                        fix.deletes.push(m.dn.clone());
+                        gone.push(m.id.as_str());
+                    }
                 }
             }
+            fix.deletes.extend(self.archived_dns(&gone).await?);
             if fix.is_empty() {
                 return Ok(());
             }
@@ -309,6 +319,20 @@ impl Groups {
             "members kept being renamed while they were added; retry the request",
             1,
         ))
+    }
+
+    /// The archived DNs of members `ids` that are no longer among the tenant's users: a
+    /// directory whose memberOf overlay rewrites members on a rename lists a member archived
+    /// after it was added under its archived DN.
+    async fn archived_dns(&self, ids: &[&str]) -> ScimResult<Vec<Dn>> {
+        let Some(archive) = self.archive.as_deref().filter(|_| !ids.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let found = self
+            .users
+            .locate_many(archive, ids, &[self.store.dir.id_attribute()])
+            .await?;
+        Ok(found.into_iter().map(|(_, e)| e.dn).collect())
     }
 
     /// 400 `tooMany` past `limits.max_members_per_request`.
