@@ -332,7 +332,7 @@ impl Groups {
             .users
             .locate_many(archive, ids, &[self.store.dir.id_attribute()])
             .await?;
-        Ok(found.into_iter().map(|(_, e)| e.dn).collect())
+        Ok(found.into_values().map(|e| e.dn).collect())
     }
 
     /// 400 `tooMany` past `limits.max_members_per_request`.
