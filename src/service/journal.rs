@@ -400,23 +400,45 @@ impl Journal {
     fn create(&self, record: &PlanRecord) -> std::io::Result<PlanFile> {
         use std::os::unix::fs::OpenOptionsExt;
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!(
-            "{}-{}-{}-{n}.plan",
+        let name = format!(
+            "{}-{}-{}-{n}",
             self.owner.host, self.owner.pid, self.started
-        ));
+        );
+        // written whole under a name recovery does not read, then renamed: a plan file
+        // always holds its plan, and is locked from the moment it appears
+        let partial = self.dir.join(format!("{name}.partial"));
+        let path = self.dir.join(format!("{name}.plan"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .mode(0o600)
-            .open(&path)?;
+            .open(&partial)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
         let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         file.write_all(&line)?;
         file.sync_data()?;
+        std::fs::rename(&partial, &path)?;
         File::open(&self.dir)?.sync_all()?;
         Ok(PlanFile { path, file })
+    }
+
+    /// Removes what a process killed while it wrote a plan's first line left (no step of
+    /// that plan was sent): the `.partial` files no one holds.
+    pub fn sweep_partial(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|e| e == "partial") {
+                // one that is held is being written now: the lock fails and it stays
+                let _ = File::open(&path).and_then(|f| {
+                    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+                    std::fs::remove_file(&path)
+                });
+            }
+        }
     }
 
     /// Plan files in the journal, in name order.

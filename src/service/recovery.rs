@@ -104,6 +104,7 @@ impl Recovery<'_> {
     /// `recovered`) and removed.
     pub async fn run(&self) -> Summary {
         let mut summary = Summary::default();
+        self.journal.sweep_partial();
         for path in self.journal.files() {
             let claimed = match journal::Claimed::take(&path) {
                 Ok(Some(c)) => c,
