@@ -62,6 +62,13 @@ pub fn build_on(
             Some(a) => check_dn(a, "users.archive_container")?,
         }
     }
+    if raw.repair.searches_per_second == 0 {
+        return Err(ConfigError::new(
+            "repair.searches_per_second",
+            "must be at least 1: the repair sweep reads at a bounded rate",
+            "e.g. 10 (the default)",
+        ));
+    }
     if raw.server.max_results == 0 {
         return Err(ConfigError::new(
             "server.max_results",
@@ -232,6 +239,7 @@ pub fn build_on(
             None => raw.metrics.enabled.then_some(raw.metrics.listen),
         },
         readiness: tokio::sync::Mutex::new(None),
+        repair: raw.repair,
     });
     Ok(App { state, directory })
 }
@@ -799,4 +807,42 @@ pub async fn recover(state: &AppState) -> crate::service::recovery::Summary {
     }
     .run()
     .await
+}
+
+/// One repair sweep over `tenant` with the current config (see `service::repair`); with
+/// `dry_run`, it only reports. `searches_per_second` overrides `[repair]`'s.
+pub async fn repair(
+    state: &AppState,
+    tenant: &str,
+    dry_run: bool,
+    searches_per_second: Option<u32>,
+) -> Result<crate::service::repair::Report, RepairError> {
+    let tenant = state
+        .auth
+        .tenant(tenant)
+        .ok_or_else(|| RepairError::NoTenant(tenant.to_owned()))?;
+    crate::service::repair::Repair {
+        dir: state.directory.as_ref(),
+        users: &state.users,
+        groups: state.groups.as_ref(),
+        audit: &state.audit,
+        searches_per_second: searches_per_second.unwrap_or(state.repair.searches_per_second),
+    }
+    .run(&tenant, dry_run)
+    .await
+    .map_err(RepairError::Directory)
+}
+
+/// Why a repair sweep could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error("no tenant \"{0}\" in the config (tenants.NAME)")]
+    NoTenant(String),
+    #[error("{0}")]
+    Directory(crate::directory::DirectoryError),
+}
+
+/// The tenants' names.
+pub fn tenant_names(state: &AppState) -> Vec<String> {
+    state.auth.tenant_names()
 }

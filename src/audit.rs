@@ -60,6 +60,8 @@ pub enum Outcome {
     Partial,
     /// Finished or undone from the write journal after the bridge that began it stopped.
     Recovered,
+    /// Made by the repair sweep, which no request asked for.
+    Repaired,
 }
 
 /// What the write pipeline did during one request.

@@ -75,6 +75,27 @@ pub struct RawConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub repair: RepairConfig,
+}
+
+/// `[repair]`: the repair sweep (README "Writes"), run in the background over every tenant
+/// every `interval_secs` (0, the default: only at start after a recovery, and by
+/// `scim2ldap repair`), reading at most `searches_per_second`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepairConfig {
+    pub interval_secs: u64,
+    pub searches_per_second: u32,
+}
+
+impl Default for RepairConfig {
+    fn default() -> RepairConfig {
+        RepairConfig {
+            interval_secs: 0,
+            searches_per_second: 10,
+        }
+    }
 }
 
 /// `[roles]`: each role a user has is a group (of `[groups]`'s classes and member

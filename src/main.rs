@@ -54,6 +54,21 @@ enum Command {
         /// A file with the request's JSON body, or - for standard input.
         body: Option<PathBuf>,
     },
+    /// Find and fix, in one tenant's part of the directory, what breaks the invariants
+    /// (group members that do not exist or are archived, deletes that stopped half-way on
+    /// AD), at a bounded rate; prints each finding and what was done. Every fix is audited.
+    Repair {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        tenant: String,
+        /// Report only: write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Directory reads per second at most (default: [repair] searches_per_second).
+        #[arg(long)]
+        searches_per_second: Option<u32>,
+    },
     /// Write the man pages (scim2ldap.1 and one per command) into DIR, for packaging.
     #[command(hide = true)]
     Man { dir: PathBuf },
@@ -149,6 +164,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => run_async(serve(config.config)),
         Command::CheckConfig { config } => run_async(check_config(config.config)),
+        Command::Repair {
+            config,
+            tenant,
+            dry_run,
+            searches_per_second,
+        } => run_async(repair(config.config, tenant, dry_run, searches_per_second)),
         Command::Token { command } => token(command),
         Command::Man { dir } => man_pages(&dir),
         Command::Explain {
@@ -215,16 +236,21 @@ async fn serve(path: PathBuf) -> ExitCode {
     }
     // what a stopped bridge left unfinished is settled before new requests can touch it
     let state = app.state.clone();
-    let mut recovery = tokio::spawn(async move { app::recover(&state).await });
-    match tokio::time::timeout(RECOVERY_AT_START, &mut recovery).await {
-        Ok(Ok(s)) if s.recovered + s.deferred > 0 => {
+    let mut recovery = tokio::spawn(async move {
+        let s = app::recover(&state).await;
+        if s.recovered + s.deferred > 0 {
             info!(
                 recovered = s.recovered,
                 deferred = s.deferred,
                 "write journal recovered"
             );
         }
-        Ok(_) => {}
+        s
+    });
+    match tokio::time::timeout(RECOVERY_AT_START, &mut recovery).await {
+        // what a crash before the journal, or an overlay, left is swept in the background
+        Ok(Ok(s)) => spawn_repairs(app.state.clone(), s.tenants),
+        Ok(Err(_)) => {}
         Err(_) => warn!("recovering the write journal is taking long; it goes on while serving"),
     }
     let listener = match tokio::net::TcpListener::bind(raw.server.listen).await {
@@ -272,6 +298,7 @@ async fn serve(path: PathBuf) -> ExitCode {
     let reloader = tokio::spawn(reload_on_hangup(path, live.clone(), log));
     let watchdog = tokio::spawn(systemd::keep_watchdog_fed());
     let recoverer = tokio::spawn(recover_periodically(live.clone()));
+    let repairer = tokio::spawn(repair_periodically(live.clone()));
     systemd::ready(&format!("serving on {addr}"));
     let served = http::serve_live(listener, live, async {
         shutdown_signal().await;
@@ -281,6 +308,7 @@ async fn serve(path: PathBuf) -> ExitCode {
     reloader.abort();
     watchdog.abort();
     recoverer.abort();
+    repairer.abort();
     metrics_stop.cancel();
     if let Some(m) = metrics {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
@@ -316,6 +344,43 @@ async fn recover_periodically(live: Arc<Live>) {
                 deferred = s.deferred,
                 "write journal recovered"
             );
+            spawn_repairs(state, s.tenants);
+        }
+    }
+}
+
+/// A repair sweep of each of `tenants`, in the background.
+fn spawn_repairs(state: Arc<http::AppState>, tenants: std::collections::BTreeSet<String>) {
+    if tenants.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for tenant in tenants {
+            if let Err(e) = app::repair(&state, &tenant, false, None).await {
+                warn!(tenant = %tenant, error = %e, "the repair sweep did not finish");
+            }
+        }
+    });
+}
+
+/// `[repair] interval_secs`: a sweep of every tenant that often (read from the current
+/// config each time, so a reload turns it on, off or changes it).
+async fn repair_periodically(live: Arc<Live>) {
+    loop {
+        let every = live.current().state.repair.interval_secs;
+        if every == 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            continue;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+        let state = live.current().state.clone();
+        if state.repair.interval_secs == 0 {
+            continue;
+        }
+        for tenant in app::tenant_names(&state) {
+            if let Err(e) = app::repair(&state, &tenant, false, None).await {
+                warn!(tenant = %tenant, error = %e, "the repair sweep did not finish");
+            }
         }
     }
 }
@@ -488,6 +553,52 @@ async fn check_config(path: PathBuf) -> ExitCode {
             eprintln!("{}: {p}", path.display());
         }
         ExitCode::from(2)
+    }
+}
+
+async fn repair(
+    path: PathBuf,
+    tenant: String,
+    dry_run: bool,
+    searches_per_second: Option<u32>,
+) -> ExitCode {
+    let (_, app) = match load(&path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if searches_per_second == Some(0) {
+        eprintln!("--searches-per-second must be at least 1");
+        return ExitCode::from(2);
+    }
+    match app::repair(&app.state, &tenant, dry_run, searches_per_second).await {
+        Ok(report) => {
+            for f in &report.found {
+                println!("{f}");
+            }
+            for f in &report.failed {
+                eprintln!("not fixed: {f}");
+            }
+            println!(
+                "tenant {tenant}: {} group(s), {} member value(s) read; {} finding(s), {}",
+                report.groups,
+                report.members,
+                report.found.len(),
+                if dry_run {
+                    "nothing written (--dry-run)".to_owned()
+                } else {
+                    format!("{} fixed", report.fixed)
+                }
+            );
+            if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -56,6 +56,12 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepairLabels {
+    tenant: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -80,6 +86,7 @@ pub struct Metrics {
     auth_failures: Family<AuthLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     recovered: Family<ResultLabels, Counter>,
+    repairs: Family<RepairLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -105,6 +112,7 @@ impl Metrics {
             auth_failures: Family::default(),
             reloads: Family::default(),
             recovered: Family::default(),
+            repairs: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -171,6 +179,11 @@ impl Metrics {
             "journal_plans",
             "Interrupted writes found in the journal: recovered (finished or undone) or deferred",
             m.recovered.clone(),
+        );
+        registry.register(
+            "repair_findings",
+            "What the repair sweep found (result=found) and fixed (result=fixed), by tenant",
+            m.repairs.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -248,6 +261,17 @@ impl Metrics {
         self.recovered
             .get_or_create(&ResultLabels { result: "deferred" })
             .inc_by(deferred as u64);
+    }
+
+    pub fn repair(&self, tenant: &str, found: usize, fixed: usize) {
+        for (result, n) in [("found", found), ("fixed", fixed)] {
+            self.repairs
+                .get_or_create(&RepairLabels {
+                    tenant: tenant.to_owned(),
+                    result,
+                })
+                .inc_by(n as u64);
+        }
     }
 
     pub fn reload(&self, applied: bool) {

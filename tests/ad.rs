@@ -1039,3 +1039,53 @@ async fn cursor_walks_and_list_pages_with_nested_groups_work_on_ad() {
         "the page, its groups, their parents: {ops} LDAP operations"
     );
 }
+
+/// A delete that stopped after it tombstoned the account's names (no journal then) leaves an
+/// account nobody can log in to or rehire under: the repair sweep finishes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_repair_sweep_finishes_a_delete_that_stopped_half_way_on_ad() {
+    let bridge = ad_bridge(&[]).await;
+    let (s, u) = bridge
+        .post("/Users", &ad_user("halfgone", "Half Gone"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let id = u["id"].as_str().unwrap().to_owned();
+    let dn = format!("CN=Half Gone,{AD_USERS}");
+    let id8: String = id.chars().take(8).collect();
+    let mut ldap = samba().admin().await;
+    ldap.modify(
+        &dn,
+        vec![Mod::Replace(
+            "userPrincipalName",
+            HashSet::from([format!("halfgone+archived-{id8}@example.test").as_str()]),
+        )],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["repair", "--tenant", "default", "--config"])
+        .arg(&bridge.config_path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("holds the tombstoned names of a delete that never moved it"),
+        "{text}"
+    );
+    assert!(
+        ad_entry(&dn).await.is_none(),
+        "moved out of the users container:\n{text}"
+    );
+    let archived = ad_find(AD_ARCHIVE, "userPrincipalName", "halfgone+archived-*").await;
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert_eq!(guid_of(&archived[0].0).await, id);
+    assert_eq!(uac(&archived[0].1) & 2, 2, "and disabled");
+    assert_eq!(
+        bridge.get(&format!("/Users/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -44,6 +44,8 @@ pub enum Credential {
         #[serde(skip_serializing_if = "Option::is_none")]
         prefix: Option<String>,
     },
+    /// The bridge itself, for work no request asked for (the repair sweep).
+    Service { name: String },
     /// An OAuth2 access token: its subject and client.
     Jwt {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +225,11 @@ impl Authenticator {
         auth.reload_store();
         auth.remember_usage();
         Ok(auth)
+    }
+
+    /// Every tenant's name.
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.keys().cloned().collect()
     }
 
     /// The tenant named `name`.

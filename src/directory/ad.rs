@@ -426,6 +426,15 @@ impl Dialect for AdDialect {
         tombstone_names(e)
     }
 
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        Some(LdapFilter::Substring {
+            attr: "userPrincipalName".into(),
+            initial: None,
+            any: vec![ARCHIVED_MARK.into()],
+            last: None,
+        })
+    }
+
     /// `unicodePwd` replaced (an administrator's reset: no old password needed), over the
     /// encrypted connection AD requires.
     async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()> {

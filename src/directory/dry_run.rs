@@ -478,6 +478,10 @@ impl Directory for DryRun {
         self.inner.free_names(e)
     }
 
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        self.inner.tombstoned_names_filter()
+    }
+
     async fn ping(&self) -> DirResult<()> {
         self.inner.ping().await
     }

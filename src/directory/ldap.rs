@@ -83,6 +83,11 @@ pub trait Dialect: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Entries holding names `free_names` tombstoned.
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        None
+    }
+
     /// Sets the password of the entry at `dn` as this directory expects.
     async fn set_password(&self, pool: &LdapPool, dn: &str, password: &Password) -> DirResult<()>;
 
@@ -437,6 +442,10 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     fn free_names(&self, e: &Entry) -> Vec<Change> {
         self.dialect.free_names(e)
+    }
+
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        self.dialect.tombstoned_names_filter()
     }
 
     async fn ping(&self) -> DirResult<()> {

@@ -366,6 +366,12 @@ pub trait Directory: Send + Sync {
     }
 
     /// Binds and reads the root DSE: proves the connection settings work.
+    /// Entries whose names a delete tombstoned (`free_names`), to find a delete that stopped
+    /// before it moved the entry; `None` where a tombstone cannot be told apart.
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        None
+    }
+
     async fn ping(&self) -> DirResult<()>;
 
     /// Whether the root DSE lists the extended operation `oid` (`supportedExtension`).

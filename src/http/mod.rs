@@ -95,6 +95,8 @@ pub struct AppState {
     /// The metrics listener the process opened at start (`metrics.listen`), if any: never
     /// the API's listener, which unauthenticated callers reach.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[repair]`.
+    pub repair: crate::config::RepairConfig,
     /// `log.level`, applied by the process when this generation becomes current.
     pub log_level: String,
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), ScimError>)>>,

@@ -148,8 +148,18 @@ impl Groups {
             .ok_or_else(|| ScimError::not_found("groups are not configured for this tenant"))
     }
 
-    fn member_attr(&self) -> &str {
+    pub fn member_attr(&self) -> &str {
         &self.members.member_attr
+    }
+
+    /// Whether `dn` is the placeholder member an empty group of a class that needs one keeps.
+    pub fn is_placeholder(&self, dn: &Dn) -> bool {
+        self.members.is_placeholder(dn)
+    }
+
+    /// Where deleted users are archived, if they are.
+    pub fn archive(&self) -> Option<&str> {
+        self.archive.as_deref()
     }
 
     fn attrs(&self, with_members: bool) -> Vec<&str> {

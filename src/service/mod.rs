@@ -15,6 +15,7 @@ pub mod journal;
 pub mod list;
 pub mod memberships;
 pub mod recovery;
+pub mod repair;
 pub mod store;
 pub mod users;
 pub mod write;

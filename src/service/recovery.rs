@@ -35,11 +35,13 @@ pub struct Recovery<'a> {
 }
 
 /// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub recovered: usize,
     /// Plans that could not be finished now (the directory unavailable): tried again later.
     pub deferred: usize,
+    /// The tenants whose plans were recovered (a repair sweep follows for them).
+    pub tenants: std::collections::BTreeSet<String>,
 }
 
 /// How a step stands after the events the journal holds.
@@ -118,6 +120,7 @@ impl Recovery<'_> {
             match self.recover(replay).await {
                 Ok(()) => {
                     summary.recovered += 1;
+                    summary.tenants.insert(claimed.record.meta.tenant.clone());
                     if let Err(e) = claimed.remove() {
                         warn!(path = %path.display(), error = %e, "a recovered plan could not be removed from the journal");
                     }

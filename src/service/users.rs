@@ -100,6 +100,11 @@ pub struct Users {
 }
 
 impl Users {
+    /// Entries of this type: the users' structural class (the repair sweep's searches).
+    pub fn class_filter(&self) -> LdapFilter {
+        self.store.class_filter()
+    }
+
     pub fn new(
         store: Arc<Store>,
         settings: UserSettings,
