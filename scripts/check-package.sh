@@ -74,11 +74,12 @@ set -e
 in_root scim2ldap token create --tenant default --name first | grep -q '^  scim2ldap_' ||
   fail "token create printed no token"
 want /var/lib/scim2ldap/tokens.json scim2ldap:scim2ldap 640
-# an audit record, as the service would have written
+# an audit record and an empty write journal, as the service would have left them
 echo '{"operation":"create"}' >"$root/var/log/scim2ldap/audit.log"
+mkdir -m 700 "$root/var/lib/scim2ldap/journal"
 purged=$(in_root dpkg --purge scim2ldap 2>&1) || fail "purge failed: $purged"
 ! in_root getent passwd scim2ldap >/dev/null || fail "the user survived purge"
-for gone in /etc/scim2ldap /usr/bin/scim2ldap /var/lib/scim2ldap/tokens.json.lock; do
+for gone in /etc/scim2ldap /usr/bin/scim2ldap /var/lib/scim2ldap/tokens.json.lock /var/lib/scim2ldap/journal; do
   [ ! -e "$root$gone" ] || fail "$gone survived purge"
 done
 # what may not be this host's to delete stays, and purge says so: the token store (replicas

@@ -46,6 +46,7 @@ http_port=$(free_port)
 export SCIM2LDAP_SERVER__LISTEN="127.0.0.1:$http_port"
 # the demo's token store and audit file live with the throwaway directory
 export SCIM2LDAP_SERVER__TOKEN_STORE="$work/tokens.json"
+export SCIM2LDAP_SERVER__JOURNAL_DIR="$work/journal"
 export SCIM2LDAP_AUDIT__FILE="$work/audit.log"
 if [ "$kind" = openldap ]; then
   config=config.example.toml

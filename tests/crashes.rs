@@ -704,6 +704,8 @@ async fn killed_twenty_times_under_concurrent_writes_the_directory_keeps_its_inv
     let mut worlds: Vec<World> = (0..WORKERS).map(World::new).collect();
     let mut clock = World::new(99);
     let (mut unanswered_total, mut recovered) = (0, 0);
+    // from the kill to the restarted bridge listening, its recovery done
+    let mut restarts = Vec::new();
     for kill in 0..KILLS {
         let base = server.base.clone();
         let mut tasks = Vec::new();
@@ -722,9 +724,11 @@ async fn killed_twenty_times_under_concurrent_writes_the_directory_keeps_its_inv
             }));
         }
         tokio::time::sleep(Duration::from_millis(150 + clock.next(450) as u64)).await;
+        let restarted = std::time::Instant::now();
         server = tokio::task::spawn_blocking(move || server.crash_and_restart(|| ()))
             .await
             .unwrap();
+        restarts.push(restarted.elapsed());
         let base = server.base.clone();
         for t in tasks {
             let (mut world, unanswered) = t.await.unwrap();
@@ -834,8 +838,11 @@ async fn killed_twenty_times_under_concurrent_writes_the_directory_keeps_its_inv
             checked_groups += 1;
         }
     }
+    restarts.sort();
     println!(
-        "{KILLS} kills, {requests} requests, {unanswered_total} unanswered and retried once, {recovered} plans recovered from the journal; checked {checked_users} users and {checked_groups} groups exactly ({odd} answers left entities out)"
+        "{KILLS} kills, {requests} requests, {unanswered_total} unanswered and retried once, {recovered} plans recovered from the journal; checked {checked_users} users and {checked_groups} groups exactly ({odd} answers left entities out); kill to listening again, recovery included: median {:?}, max {:?}",
+        restarts[restarts.len() / 2],
+        restarts[restarts.len() - 1]
     );
     assert!(recovered > 0, "the kills cut plans that recovery finished");
     assert!(odd * 10 <= requests, "few odd answers: {odd} of {requests}");
