@@ -358,6 +358,73 @@ async fn a_group_create_cut_at_its_add_is_answered_on_retry_with_the_group_made(
     }
 }
 
+/// POST /Users cut at its add, both ways: the retry answers 201 with one account, the one
+/// the directory holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_create_cut_at_its_add_is_answered_on_retry_with_the_account_made() {
+    let mut rig = Rig::start().await;
+    for (round, cut) in [
+        Cut::Hold(LdapOp::Add, "uid=born"),
+        Cut::Swallow(LdapOp::Add, "uid=born"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("born{round}");
+        let body = json!({"userName": name, "displayName": "Newly Born"});
+        rig.crash_during(cut, Method::POST, "/Users", Some(body.clone()))
+            .await;
+        let (s, made) = rig.call(Method::POST, "/Users", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{cut:?}: {made}");
+        let dns = rig.slapd.dns(PEOPLE, &format!("(uid={name})")).await;
+        assert_eq!(dns.len(), 1, "{cut:?}: one account");
+        let entry = rig.slapd.entry(&dns[0]).await.unwrap();
+        assert_eq!(
+            made["id"].as_str().unwrap(),
+            entry["entryuuid"][0],
+            "{cut:?}"
+        );
+    }
+}
+
+/// DELETE /Groups of a group nested in another, cut as it leaves its parent and at its
+/// delete: after the restart and the IdP's retry the group is gone and its parent does not
+/// list it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_delete_cut_at_any_step_ends_with_the_group_gone_from_its_parent() {
+    let cuts = [
+        ("leave applied", Cut::Hold(LdapOp::Modify, "cn=parent")),
+        ("leave swallowed", Cut::Swallow(LdapOp::Modify, "cn=parent")),
+        ("delete applied", Cut::Hold(LdapOp::Delete, "cn=doomed")),
+        (
+            "delete swallowed",
+            Cut::Swallow(LdapOp::Delete, "cn=doomed"),
+        ),
+    ];
+    let mut rig = Rig::on(Slapd::start_without_memberof()).await;
+    for (round, (what, cut)) in cuts.into_iter().enumerate() {
+        let doomed = format!("doomed{round}");
+        let child = rig.group(&doomed, &[]).await;
+        let parent = format!("parent{round}");
+        rig.group(&parent, &[&child]).await;
+        let path = format!("/Groups/{child}");
+        rig.crash_during(cut, Method::DELETE, &path, None).await;
+        let (s, body) = rig.call(Method::DELETE, &path, None).await;
+        assert!(
+            s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND,
+            "{what}: {s} {body}"
+        );
+        assert!(
+            rig.slapd
+                .entry(&format!("cn={doomed},{GROUPS}"))
+                .await
+                .is_none(),
+            "{what}: gone"
+        );
+        assert!(rig.members(&parent).await.is_empty(), "{what}: not listed");
+    }
+}
+
 /// A member add cut after the directory applied it, its check still owed, while the member
 /// was archived by a delete whose sweep had already passed: recovery makes the check, and
 /// the group keeps neither the DN the member left nor (where the memberOf overlay rewrote
