@@ -6,7 +6,8 @@
 //!
 //! One file per plan, in `server.journal_dir`: the plan as its first line, then one line per
 //! event (a step sent, done, undone; a member check still owed; a create's key), each written
-//! and flushed to disk (fdatasync) before the bridge goes on. The files of a request are
+//! and, unless the directory itself can tell it (`Event::must_be_durable`), flushed to disk
+//! (fdatasync) before the bridge goes on. The files of a request are
 //! removed when the request's work ends. Nothing secret and no attribute values are
 //! written: DNs, attribute names and member DNs, and the values of one kind of step, the lock
 //! of a deleted account (its inactive marker and, on AD, its tombstoned names: what a DN
@@ -421,7 +422,12 @@ impl Journal {
         file.sync_data()?;
         std::fs::rename(&partial, &path)?;
         File::open(&self.dir)?.sync_all()?;
-        Ok(PlanFile { path, file })
+        let adds = record
+            .steps
+            .iter()
+            .map(|s| matches!(s.op, OpRecord::Add { .. }))
+            .collect();
+        Ok(PlanFile { path, file, adds })
     }
 
     /// Removes what a process killed while it wrote a plan's first line left (no step of
@@ -459,6 +465,8 @@ impl Journal {
 struct PlanFile {
     path: PathBuf,
     file: File,
+    /// Which steps are adds.
+    adds: Vec<bool>,
 }
 
 impl PlanFile {
@@ -466,7 +474,33 @@ impl PlanFile {
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        let add_done =
+            matches!(event, Event::Done { step, .. } if self.adds.get(*step) == Some(&true));
+        if add_done || event.must_be_durable() {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+impl Event {
+    /// Whether the bridge waits for this event to reach the disk before it goes on (an add
+    /// done always does: recovery undoes an add it cannot tell was finished with its
+    /// password). A step done (with nothing recorded for its undo) or a plan finished may be
+    /// lost in a crash of the host:
+    /// recovery then sees the step as sent and reads the directory to learn that it was done,
+    /// as the pipeline does for a lost answer. Everything recovery could not learn from the
+    /// directory is flushed: a step about to be sent, what a sweep changed, a failure, an undo,
+    /// a check owed.
+    fn must_be_durable(&self) -> bool {
+        match self {
+            Event::Done { swept, .. } => !swept.is_empty(),
+            Event::Finished => false,
+            Event::Sent { .. }
+            | Event::Failed { .. }
+            | Event::Undone { .. }
+            | Event::Recheck { .. } => true,
+        }
     }
 }
 
@@ -537,11 +571,17 @@ fn written(scope: &mut Scope, what: std::io::Result<()>) {
     }
 }
 
-/// The pipeline starts `plan`: it is recorded before its first step. Returns its number in
-/// the request, which the other calls take.
+/// The pipeline starts `plan`: it is recorded (as about to send its first step) before that
+/// step. Returns its number in the request, which the other calls take; `None` for a plan
+/// that needs no record.
 pub fn plan_started(plan: &Plan) -> Option<usize> {
     let mut number = None;
     with_scope(|scope| {
+        // one LDAP operation is whole or not at all, and with no create key or member check
+        // owed there is nothing to finish or undo after a crash: the IdP's retry does it
+        if plan.steps.len() <= 1 && scope.create_key.is_none() && scope.owed.is_empty() {
+            return;
+        }
         let record = PlanRecord {
             owner: scope.journal.owner.clone(),
             started: crate::audit::timestamp(time::OffsetDateTime::now_utc()),
@@ -673,16 +713,22 @@ impl Claimed {
 mod tests {
     use super::*;
 
+    /// Two steps: a plan worth recording.
     fn plan() -> Plan {
         let mut plan = Plan::new();
-        plan.push(Step::new(
-            Step::DELETE,
-            Op::Delete {
-                dn: Dn::new("uid=a,ou=people,dc=example,dc=org"),
-                assertion: None,
-            },
-            Undo::Irreversible,
-        ));
+        for dn in [
+            "uid=a,ou=people,dc=example,dc=org",
+            "uid=b,ou=people,dc=example,dc=org",
+        ] {
+            plan.push(Step::new(
+                Step::DELETE,
+                Op::Delete {
+                    dn: Dn::new(dn),
+                    assertion: None,
+                },
+                Undo::Irreversible,
+            ));
+        }
         plan
     }
 
@@ -714,6 +760,14 @@ mod tests {
                 Claimed::take(&files[0]).unwrap().is_none(),
                 "a plan in progress is not taken"
             );
+            let mut one = Plan::new();
+            one.steps.push(plan().steps[0].clone());
+            assert_eq!(
+                plan_started(&one),
+                None,
+                "one step, nothing owed: no record"
+            );
+            assert_eq!(j.files().len(), 1);
         })
         .await;
         assert!(

@@ -68,9 +68,14 @@ impl Replay {
     fn new(record: PlanRecord, events: Vec<Event>) -> Replay {
         let n = record.steps.len();
         let created = record.create_key.as_deref().and_then(CreateKey::from_hex);
+        let mut state = vec![State::Planned; n];
+        // a plan is written just before its first step is sent
+        if let Some(first) = state.first_mut() {
+            *first = State::Sent;
+        }
         let mut r = Replay {
             record,
-            state: vec![State::Planned; n],
+            state,
             swept: vec![Vec::new(); n],
             finished: false,
             created,

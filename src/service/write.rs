@@ -387,7 +387,10 @@ impl Writer<'_> {
         let mut entry = None;
         for (i, step) in plan.steps.iter().enumerate() {
             let reading = read.filter(|(at, _)| *at == i).map(|(_, attrs)| attrs);
-            journal::note(journaled, Event::Sent { step: i });
+            // the plan on disk says its first step may be under way: one flush fewer
+            if i > 0 {
+                journal::note(journaled, Event::Sent { step: i });
+            }
             match self.apply_reading(&step.op, reading).await {
                 Ok((did, read)) => {
                     entry = entry.or(read);
