@@ -238,13 +238,7 @@ async fn serve(path: PathBuf) -> ExitCode {
     let state = app.state.clone();
     let mut recovery = tokio::spawn(async move {
         let s = app::recover(&state).await;
-        if s.recovered + s.deferred > 0 {
-            info!(
-                recovered = s.recovered,
-                deferred = s.deferred,
-                "write journal recovered"
-            );
-        }
+        log_recovered(&s);
         s
     });
     match tokio::time::timeout(RECOVERY_AT_START, &mut recovery).await {
@@ -338,14 +332,18 @@ async fn recover_periodically(live: Arc<Live>) {
         tick.tick().await;
         let state = live.current().state.clone();
         let s = app::recover(&state).await;
-        if s.recovered + s.deferred > 0 {
-            info!(
-                recovered = s.recovered,
-                deferred = s.deferred,
-                "write journal recovered"
-            );
-            spawn_repairs(state, s.tenants);
-        }
+        log_recovered(&s);
+        spawn_repairs(state, s.tenants);
+    }
+}
+
+fn log_recovered(s: &scim2ldap::service::recovery::Summary) {
+    if s.recovered + s.deferred > 0 {
+        info!(
+            recovered = s.recovered,
+            deferred = s.deferred,
+            "write journal recovered"
+        );
     }
 }
 

@@ -143,15 +143,7 @@ impl Rig {
 
     /// A group's member DNs (lowercased), the placeholder left out.
     async fn members(&self, cn: &str) -> Vec<String> {
-        self.slapd
-            .entry(&format!("cn={cn},{GROUPS}"))
-            .await
-            .and_then(|e| e.get("member").cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.to_ascii_lowercase())
-            .filter(|d| !d.starts_with("cn=scim2ldap-placeholder"))
-            .collect()
+        self.slapd.group_members(cn).await
     }
 
     /// No group lists a DN that is missing or archived.

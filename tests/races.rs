@@ -16,15 +16,7 @@ const GROUPS: &str = "ou=groups,dc=example,dc=org";
 
 /// A group's member DNs (lowercased), the placeholder left out.
 async fn members_of(slapd: &Slapd, cn: &str) -> Vec<String> {
-    slapd
-        .entry(&format!("cn={cn},{GROUPS}"))
-        .await
-        .and_then(|e| e.get("member").cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| d.to_ascii_lowercase())
-        .filter(|d| !d.starts_with("cn=scim2ldap-placeholder"))
-        .collect()
+    slapd.group_members(cn).await
 }
 
 async fn new_group(bridge: &Bridge, name: &str) -> String {

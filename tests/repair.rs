@@ -28,16 +28,9 @@ fn repair(config: &std::path::Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A group's member DNs, sorted.
 async fn members(slapd: &Slapd, cn: &str) -> Vec<String> {
-    let mut m: Vec<String> = slapd
-        .entry(&format!("cn={cn},{GROUPS}"))
-        .await
-        .and_then(|e| e.get("member").cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| d.to_ascii_lowercase())
-        .filter(|d| !d.starts_with("cn=scim2ldap-placeholder"))
-        .collect();
+    let mut m = slapd.group_members(cn).await;
     m.sort();
     m
 }
@@ -134,11 +127,8 @@ async fn repair_takes_out_missing_and_archived_members_and_leaves_the_rest() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_sweeps_in_the_background_when_asked() {
     let slapd = Slapd::start_without_memberof();
-    let cfg = test_config(
-        &slapd,
-        &[],
-        "\n[repair]\ninterval_secs = 1\nsearches_per_second = 50\n",
-    );
+    let cfg = set(test_config(&slapd, &[], ""), "interval_secs", "1");
+    let cfg = set(cfg, "searches_per_second", "50");
     let server = ServerProcess::spawn(&cfg, None, &[]);
     let client = reqwest::Client::new();
     let user: serde_json::Value = client

@@ -241,6 +241,18 @@ impl Slapd {
             .map(|e| lower(SearchEntry::construct(e).attrs))
     }
 
+    /// The member DNs (lowercased) of `cn=CN,ou=groups,…`, the placeholder left out.
+    pub async fn group_members(&self, cn: &str) -> Vec<String> {
+        self.entry(&format!("cn={cn},ou=groups,dc=example,dc=org"))
+            .await
+            .and_then(|e| e.get("member").cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.to_ascii_lowercase())
+            .filter(|d| !d.starts_with("cn=scim2ldap-placeholder"))
+            .collect()
+    }
+
     /// DNs under `base` matching `filter`.
     pub async fn dns(&self, base: &str, filter: &str) -> Vec<String> {
         let mut ldap = self.admin().await;
