@@ -12,7 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const ROUNDS: usize = 50;
-const GROUPS: &str = "ou=groups,dc=example,dc=org";
 
 /// A group's member DNs (lowercased), the placeholder left out.
 async fn members_of(slapd: &Slapd, cn: &str) -> Vec<String> {
