@@ -60,6 +60,8 @@ want() { # path owner:group mode
 }
 want /etc/scim2ldap root:scim2ldap 750
 want /etc/scim2ldap/config.toml root:scim2ldap 640
+want /etc/scim2ldap/cursor.key root:scim2ldap 640
+[ "$(in_root stat -c %s /etc/scim2ldap/cursor.key)" = 32 ] || fail "the cursor key is not 32 bytes"
 want /var/lib/scim2ldap scim2ldap:scim2ldap 750
 want /var/log/scim2ldap scim2ldap:scim2ldap 750
 in_root scim2ldap --version

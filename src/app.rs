@@ -98,7 +98,7 @@ pub fn build_on(
     check_passwords(raw, &mapping)?;
     if raw.ldap.plain_to_network() {
         tracing::warn!(
-            url = %raw.ldap.url,
+            servers = %raw.ldap.describe(),
             "ldap.allow_plain_ldap: the bind password and every value cross the network in clear; use ldaps:// or StartTLS"
         );
     }
@@ -161,7 +161,10 @@ pub fn build_on(
         "User",
         "Users",
     ));
-    let cursors = Arc::new(Cursors::new(raw.limits.cursors()?));
+    let cursors = Arc::new(Cursors::new(
+        raw.limits.cursors()?,
+        raw.server.cursor_key()?,
+    ));
     let users = Users::new(
         user_store.clone(),
         UserSettings {
@@ -385,7 +388,7 @@ fn check_passwords(raw: &RawConfig, mapping: &Mapping) -> Result<(), ConfigError
             "ldap.url",
             format!(
                 "{} is not encrypted, and {key} maps passwords: they would reach the directory in clear",
-                raw.ldap.url
+                raw.ldap.describe()
             ),
             "use ldaps://, ldap:// with ldap.starttls = true, or ldapi:// (a local slapd's socket); or set users.password = \"ignore\" and remove the password mapping",
         ));
@@ -396,7 +399,20 @@ fn check_passwords(raw: &RawConfig, mapping: &Mapping) -> Result<(), ConfigError
 /// The configured directory: its connection pool and dialect.
 fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, ConfigError> {
     let settings = LdapSettings {
-        url: raw.ldap.url.clone(),
+        urls: raw
+            .ldap
+            .servers()
+            .into_iter()
+            .map(|(_, u)| u.to_owned())
+            .collect(),
+        discover: raw
+            .ldap
+            .discover
+            .as_ref()
+            .map(|d| d.to_discovery(raw.directory.kind))
+            .transpose()?,
+        health_interval: Duration::from_secs(raw.ldap.health_interval_secs.max(1)),
+        failback_after: Duration::from_secs(raw.ldap.failback_after_secs),
         bind_dn: raw.ldap.bind_dn.clone(),
         bind_password: raw.ldap.password()?,
         starttls: raw.ldap.starttls,
@@ -679,6 +695,33 @@ fn check_dn(dn: &str, key: &str) -> Result<(), ConfigError> {
 pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
     let dir = &app.directory;
     let mut problems = Vec::new();
+    if let Err(e) = dir.check_servers().await {
+        problems.push(ConfigError::new(
+            "ldap.discover",
+            e,
+            "check the domain's SRV records, or list the servers in ldap.urls",
+        ));
+        return problems;
+    }
+    // every server, not only the first: a failover must not find a wrong password or CA
+    let servers = dir.estate().servers;
+    for (i, server) in servers.iter().enumerate() {
+        if let Err(e) = dir.check_server(&server.url).await {
+            let key = match (&raw.ldap.discover, servers.len()) {
+                (Some(_), _) => "ldap.discover".to_owned(),
+                (None, 1) if !raw.ldap.url.is_empty() => "ldap.url".to_owned(),
+                (None, _) => format!("ldap.urls[{i}]"),
+            };
+            problems.push(ConfigError::new(
+                key,
+                format!("cannot reach or bind to {}: {e}", server.url),
+                "check the server's address, ldap.bind_dn and the bind password (and ldap.ca_file for TLS)",
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
     if let Err(e) = dir.ping().await {
         problems.push(ConfigError::new(
             "ldap.url",

@@ -360,6 +360,41 @@ pub struct ServerConfig {
     /// Where write requests record their unfinished plans (see README "Writes"); replicas
     /// may share it. Made (mode 0700) at start when missing.
     pub journal_dir: PathBuf,
+    /// A secret (at least 32 bytes, e.g. from /dev/urandom) that every replica behind one
+    /// load balancer shares, so that a cursor one replica issued is recognised by another
+    /// (which answers `expiredCursor`: the walk lives on the first). Unset: a key per process.
+    pub cursor_key_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The key cursors are signed with, from `cursor_key_file` (hashed to 32 bytes); `None`
+    /// when unset.
+    pub fn cursor_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(path) = &self.cursor_key_file else {
+            return Ok(None);
+        };
+        let fix = "generate it once (head -c 32 /dev/urandom > FILE; chmod 0640, group scim2ldap) and copy the same file to every replica";
+        let secret = std::fs::read(path).map_err(|e| {
+            ConfigError::new(
+                "server.cursor_key_file",
+                format!("cannot read {}: {e}", path.display()),
+                fix,
+            )
+        })?;
+        if secret.len() < 32 {
+            return Err(ConfigError::new(
+                "server.cursor_key_file",
+                format!(
+                    "{} holds {} bytes; a key needs at least 32",
+                    path.display(),
+                    secret.len()
+                ),
+                fix,
+            ));
+        }
+        use sha2::Digest;
+        Ok(Some(sha2::Sha256::digest(&secret).into()))
+    }
 }
 
 impl Default for ServerConfig {
@@ -385,6 +420,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             token_store: PathBuf::from(DEFAULT_TOKEN_STORE),
             journal_dir: PathBuf::from(DEFAULT_JOURNAL_DIR),
+            cursor_key_file: None,
         }
     }
 }
@@ -420,7 +456,21 @@ impl Default for RateLimitConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapConfig {
+    /// One directory server (or use `urls`, or `discover`).
+    #[serde(default)]
     pub url: String,
+    /// Several servers, in order of preference: all bridges write to the first healthy one.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Find the servers in DNS SRV records instead.
+    #[serde(default)]
+    pub discover: Option<DiscoverConfig>,
+    /// How long the preferred server must answer health checks before requests go back to it.
+    #[serde(default = "default_failback")]
+    pub failback_after_secs: u64,
+    /// How often every server is checked.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_secs: u64,
     pub bind_dn: String,
     #[serde(default)]
     pub bind_password: Option<String>,
@@ -464,6 +514,71 @@ impl fmt::Debug for LdapConfig {
 
 fn default_connect_timeout() -> u64 {
     5
+}
+fn default_failback() -> u64 {
+    60
+}
+fn default_health_interval() -> u64 {
+    2
+}
+fn default_ldaps_port() -> u16 {
+    636
+}
+
+/// `[ldap] discover = { domain = "example.test" }`: the servers from DNS SRV records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverConfig {
+    pub domain: String,
+    /// Active Directory site: its domain controllers first.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// A DNS server to ask (`"10.0.0.53"`, `"127.0.0.1:5353"`) instead of the system's.
+    #[serde(default)]
+    pub dns_server: Option<String>,
+    /// Connect with LDAPS to `ldaps_port` on each server found (SRV records name port 389).
+    #[serde(default)]
+    pub ldaps: bool,
+    #[serde(default = "default_ldaps_port")]
+    pub ldaps_port: u16,
+}
+
+impl DiscoverConfig {
+    pub fn to_discovery(
+        &self,
+        kind: DirectoryKind,
+    ) -> Result<crate::directory::discover::Discovery, ConfigError> {
+        if self.domain.trim().is_empty() || self.domain.contains(char::is_whitespace) {
+            return Err(ConfigError::new(
+                "ldap.discover.domain",
+                format!("\"{}\" is not a DNS domain", self.domain),
+                "set the domain whose SRV records list the servers, e.g. \"example.test\"",
+            ));
+        }
+        let dns_server = self
+            .dns_server
+            .as_deref()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "ldap.discover.dns_server",
+                            format!("\"{s}\" is not an IP address (with an optional :port)"),
+                            "e.g. \"10.0.0.53\" or \"127.0.0.1:5353\"; leave it out to ask the system's resolvers",
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(crate::directory::discover::Discovery {
+            domain: self.domain.trim().to_owned(),
+            active_directory: kind == DirectoryKind::ActiveDirectory,
+            site: self.site.clone(),
+            dns_server,
+            ldaps: self.ldaps,
+            ldaps_port: self.ldaps_port,
+        })
+    }
 }
 fn default_op_timeout() -> u64 {
     10
@@ -891,42 +1006,82 @@ impl LdapConfig {
         }
     }
 
+    /// The configured servers (`url` or `urls`), in order of preference, with the key each
+    /// comes from; none with `discover`.
+    pub fn servers(&self) -> Vec<(String, &str)> {
+        if !self.url.is_empty() {
+            return vec![("ldap.url".to_owned(), self.url.as_str())];
+        }
+        self.urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("ldap.urls[{i}]"), u.as_str()))
+            .collect()
+    }
+
     pub fn check(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(&self.url).map_err(|e| {
-            ConfigError::new(
-                "ldap.url",
-                format!("not a URL ({e})"),
-                "use ldap://host:389 or ldaps://host:636",
-            )
-        })?;
-        match url.scheme() {
-            "ldap" => {
-                if !self.starttls && !self.allow_plain_ldap && !loopback_host(&url) {
-                    return Err(ConfigError::new(
-                        "ldap.url",
-                        format!(
-                            "{} is plain LDAP to another host without StartTLS: the bind password and every value would cross the network in clear",
-                            self.url
-                        ),
-                        "use ldaps://host:636, or set ldap.starttls = true; ldap.allow_plain_ldap = true accepts it (not recommended)",
-                    ));
-                }
-            }
-            "ldaps" | "ldapi" if self.starttls => {
-                return Err(ConfigError::new(
-                    "ldap.starttls",
-                    format!("StartTLS on an {}:// URL", url.scheme()),
-                    "use ldap:// with starttls = true, or ldaps:// (or ldapi://) with starttls = false",
-                ))
-            }
-            "ldaps" | "ldapi" => {}
-            other => {
+        let ways = [
+            !self.url.is_empty(),
+            !self.urls.is_empty(),
+            self.discover.is_some(),
+        ];
+        match ways.iter().filter(|w| **w).count() {
+            0 => {
                 return Err(ConfigError::new(
                     "ldap.url",
-                    format!("scheme `{other}` is not LDAP"),
-                    "use ldaps://host:636, ldap://host:389 with starttls = true, or ldapi:// for a local slapd's socket",
+                    "no directory server configured",
+                    "set ldap.url = \"ldaps://host:636\", ldap.urls = [\"ldaps://dc1:636\", \"ldaps://dc2:636\"], or ldap.discover = { domain = \"example.test\" }",
                 ))
             }
+            1 => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "ldap.urls",
+                    "more than one of ldap.url, ldap.urls and ldap.discover is set",
+                    "keep one: url for one server, urls for several in order of preference, discover to read them from DNS",
+                ))
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (key, url) in self.servers() {
+            self.check_url(&key, url)?;
+            if !seen.insert(url.to_ascii_lowercase()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{url} is listed twice"),
+                    "list each server once, in order of preference",
+                ));
+            }
+        }
+        if self.servers().len() > 32 {
+            return Err(ConfigError::new(
+                "ldap.urls",
+                "more than 32 servers",
+                "list the servers the bridge should use, in order of preference",
+            ));
+        }
+        if let Some(d) = &self.discover {
+            if d.ldaps && self.starttls {
+                return Err(ConfigError::new(
+                    "ldap.starttls",
+                    "StartTLS with ldap.discover.ldaps = true",
+                    "use one: ldaps = true for LDAPS, or starttls = true on the discovered LDAP port",
+                ));
+            }
+            if !d.ldaps && !self.starttls && !self.allow_plain_ldap {
+                return Err(ConfigError::new(
+                    "ldap.discover",
+                    "servers found in DNS would be reached by plain LDAP: the bind password and every value would cross the network in clear",
+                    "set ldap.discover.ldaps = true, or ldap.starttls = true; ldap.allow_plain_ldap = true accepts it (not recommended)",
+                ));
+            }
+        }
+        if self.health_interval_secs == 0 || self.health_interval_secs > 300 {
+            return Err(ConfigError::new(
+                "ldap.health_interval_secs",
+                "must be between 1 and 300",
+                "e.g. 2: a failed server is noticed within this time",
+            ));
         }
         if let Some(ca) = &self.ca_file {
             if !ca.exists() {
@@ -949,19 +1104,90 @@ impl LdapConfig {
 }
 
 impl LdapConfig {
-    /// Whether what is sent to the directory is protected on the way: TLS (ldaps://,
+    /// One server's URL: an LDAP scheme, and never plain LDAP across the network unless
+    /// the admin allowed it.
+    fn check_url(&self, key: &str, text: &str) -> Result<(), ConfigError> {
+        let url = url::Url::parse(text).map_err(|e| {
+            ConfigError::new(
+                key,
+                format!("\"{text}\" is not a URL ({e})"),
+                "use ldap://host:389 or ldaps://host:636",
+            )
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::new(
+                key,
+                "the URL holds credentials",
+                "remove them: the bind account is ldap.bind_dn with its password from ldap.bind_password_file",
+            ));
+        }
+        match url.scheme() {
+            "ldap" => {
+                if !self.starttls && !self.allow_plain_ldap && !loopback_host(&url) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!(
+                            "{text} is plain LDAP to another host without StartTLS: the bind password and every value would cross the network in clear"
+                        ),
+                        "use ldaps://host:636, or set ldap.starttls = true; ldap.allow_plain_ldap = true accepts it (not recommended)",
+                    ));
+                }
+            }
+            "ldaps" | "ldapi" if self.starttls => {
+                return Err(ConfigError::new(
+                    "ldap.starttls",
+                    format!("StartTLS on an {}:// URL", url.scheme()),
+                    "use ldap:// with starttls = true, or ldaps:// (or ldapi://) with starttls = false",
+                ))
+            }
+            "ldaps" | "ldapi" => {}
+            other => {
+                return Err(ConfigError::new(
+                    key,
+                    format!("scheme `{other}` is not LDAP"),
+                    "use ldaps://host:636, ldap://host:389 with starttls = true, or ldapi:// for a local slapd's socket",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether what is sent to every server is protected on the way: TLS (ldaps://,
     /// StartTLS) or a local socket (ldapi://).
     pub fn protected(&self) -> bool {
-        match url::Url::parse(&self.url) {
-            Ok(u) => u.scheme() == "ldaps" || u.scheme() == "ldapi" || self.starttls,
-            Err(_) => false,
+        if let Some(d) = &self.discover {
+            return d.ldaps || self.starttls;
         }
+        let servers = self.servers();
+        !servers.is_empty()
+            && servers.iter().all(|(_, u)| match url::Url::parse(u) {
+                Ok(u) => u.scheme() == "ldaps" || u.scheme() == "ldapi" || self.starttls,
+                Err(_) => false,
+            })
     }
 
     /// Plain LDAP the admin allowed to another host (warned about at every start).
     pub fn plain_to_network(&self) -> bool {
-        url::Url::parse(&self.url)
-            .is_ok_and(|u| u.scheme() == "ldap" && !self.starttls && !loopback_host(&u))
+        if let Some(d) = &self.discover {
+            return !d.ldaps && !self.starttls;
+        }
+        self.servers().iter().any(|(_, u)| {
+            url::Url::parse(u)
+                .is_ok_and(|u| u.scheme() == "ldap" && !self.starttls && !loopback_host(&u))
+        })
+    }
+
+    /// The servers as the admin wrote them, for log lines and errors.
+    pub fn describe(&self) -> String {
+        match &self.discover {
+            Some(d) => format!("the servers DNS lists for {}", d.domain),
+            None => self
+                .servers()
+                .iter()
+                .map(|(_, u)| *u)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 }
 
@@ -993,6 +1219,10 @@ mod tests {
     fn ldap_config(url: &str) -> LdapConfig {
         LdapConfig {
             url: url.into(),
+            urls: Vec::new(),
+            discover: None,
+            failback_after_secs: 60,
+            health_interval_secs: 2,
             bind_dn: "cn=a".into(),
             bind_password: None,
             bind_password_file: None,
@@ -1004,6 +1234,84 @@ mod tests {
             operation_timeout_secs: 1,
             pool_size: 1,
         }
+    }
+
+    #[test]
+    fn several_servers_come_from_urls_or_the_environment_and_one_way_is_chosen() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", EXAMPLE)?;
+            jail.set_env(
+                "SCIM2LDAP_LDAP__URLS",
+                r#"["ldaps://dc1.example.org","ldaps://dc2.example.org:6360"]"#,
+            );
+            let err = match load_raw(Path::new("config.toml")) {
+                Ok(raw) => raw.ldap.check().unwrap_err(),
+                Err(e) => e,
+            };
+            assert_eq!(err.key, "ldap.urls", "url and urls both set: {err}");
+            jail.set_env("SCIM2LDAP_LDAP__URL", "");
+            let raw = load_raw(Path::new("config.toml")).map_err(|e| e.to_string())?;
+            raw.ldap.check().map_err(|e| e.to_string())?;
+            assert_eq!(
+                raw.ldap.servers(),
+                [
+                    ("ldap.urls[0]".to_owned(), "ldaps://dc1.example.org"),
+                    ("ldap.urls[1]".to_owned(), "ldaps://dc2.example.org:6360")
+                ]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_listed_server_is_checked_and_named_by_its_index() {
+        let mut l = ldap_config("");
+        l.urls = vec!["ldaps://dc1".into(), "ldap://dc2.example.org".into()];
+        let err = l.check().unwrap_err();
+        assert_eq!(err.key, "ldap.urls[1]", "{err}");
+        assert!(err.problem.contains("plain LDAP"), "{err}");
+        l.urls = vec!["ldaps://dc1".into(), "ldaps://DC1".into()];
+        assert_eq!(l.check().unwrap_err().key, "ldap.urls[1]");
+        l.urls = vec!["ldaps://admin:secret@dc1".into()];
+        let err = l.check().unwrap_err();
+        assert!(
+            err.problem.contains("credentials") && !err.to_string().contains("secret"),
+            "{err}"
+        );
+        l.urls.clear();
+        assert_eq!(l.check().unwrap_err().key, "ldap.url", "no server at all");
+        l.urls = vec!["ldaps://dc1".into(), "ldap://127.0.0.2:389".into()];
+        l.check().unwrap();
+        assert!(
+            !l.protected(),
+            "one server in clear is enough to refuse passwords"
+        );
+    }
+
+    #[test]
+    fn discovery_needs_a_domain_and_tls_and_reads_a_dns_server_with_or_without_port() {
+        let mut l = ldap_config("");
+        l.discover = Some(DiscoverConfig {
+            domain: "example.test".into(),
+            site: None,
+            dns_server: Some("127.0.0.2".into()),
+            ldaps: false,
+            ldaps_port: 636,
+        });
+        assert_eq!(l.check().unwrap_err().key, "ldap.discover", "plain LDAP");
+        l.starttls = true;
+        l.check().unwrap();
+        assert!(l.protected());
+        let d = l.discover.as_ref().unwrap();
+        let found = d.to_discovery(DirectoryKind::ActiveDirectory).unwrap();
+        assert_eq!(found.dns_server, Some("127.0.0.2:53".parse().unwrap()));
+        assert!(found.active_directory);
+        let mut bad = d.clone();
+        bad.dns_server = Some("dns.example.test".into());
+        assert_eq!(
+            bad.to_discovery(DirectoryKind::Openldap).unwrap_err().key,
+            "ldap.discover.dns_server"
+        );
     }
 
     #[test]

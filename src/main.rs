@@ -231,6 +231,10 @@ async fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Err(e) = app.directory.check_servers().await {
+        warn!(error = %e, "cannot find the directory servers at start; requests will get 503 until they are found");
+    }
+    log_estate(&app.directory.estate());
     if let Err(e) = app.directory.ping().await {
         warn!(error = %e, "directory not reachable at start; requests will get 503 until it is");
     }
@@ -316,6 +320,20 @@ async fn serve(path: PathBuf) -> ExitCode {
             eprintln!("server error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One line naming the directory server requests go to and the ones down.
+fn log_estate(estate: &scim2ldap::directory::EstateStatus) {
+    let down: Vec<&str> = estate.down().map(|s| s.url.as_str()).collect();
+    match estate.current() {
+        Some(c) => info!(
+            current = %c.url,
+            servers = estate.servers.len(),
+            down = ?down,
+            "directory servers checked"
+        ),
+        None => warn!("no directory server is known"),
     }
 }
 
@@ -539,11 +557,18 @@ async fn check_config(path: PathBuf) -> ExitCode {
     };
     let problems = app::check_directory(&app, &raw).await;
     if problems.is_empty() {
+        let servers: Vec<String> = app
+            .directory
+            .estate()
+            .servers
+            .into_iter()
+            .map(|s| s.url)
+            .collect();
         println!(
             "{}: OK ({} credential(s) (tokens and OAuth issuers); directory reachable at {}; schema and containers present)",
             path.display(),
             app.state.auth.credential_count(),
-            raw.ldap.url
+            servers.join(", ")
         );
         ExitCode::SUCCESS
     } else {

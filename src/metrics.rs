@@ -30,11 +30,23 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: &'static str,
+    server: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpErrorLabels {
     op: &'static str,
+    server: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
     kind: &'static str,
 }
 
@@ -87,6 +99,8 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     recovered: Family<ResultLabels, Counter>,
     repairs: Family<RepairLabels, Counter>,
+    server_up: Family<ServerLabels, Gauge>,
+    server_changes: Family<KindLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -113,6 +127,8 @@ impl Metrics {
             reloads: Family::default(),
             recovered: Family::default(),
             repairs: Family::default(),
+            server_up: Family::default(),
+            server_changes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -185,6 +201,16 @@ impl Metrics {
             "What the repair sweep found (result=found) and fixed (result=fixed), by tenant",
             m.repairs.clone(),
         );
+        registry.register(
+            "ldap_server_up",
+            "Whether each directory server answers (1) or is down (0)",
+            m.server_up.clone(),
+        );
+        registry.register(
+            "ldap_failovers",
+            "Moves of the current directory server: failover (it failed) or failback (the preferred server took back)",
+            m.server_changes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -204,17 +230,47 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// One LDAP operation `op` that took `took` and failed with `error`, if it did.
-    pub fn ldap(&self, op: &'static str, took: Duration, error: Option<&'static str>) {
-        self.ldap_ops.get_or_create(&OpLabels { op }).inc();
+    /// One LDAP operation `op` sent to `server` that took `took` and failed with `error`,
+    /// if it did.
+    pub fn ldap(
+        &self,
+        op: &'static str,
+        server: &str,
+        took: Duration,
+        error: Option<&'static str>,
+    ) {
+        let labels = OpLabels {
+            op,
+            server: server.to_owned(),
+        };
+        self.ldap_ops.get_or_create(&labels).inc();
         self.ldap_seconds
-            .get_or_create(&OpLabels { op })
+            .get_or_create(&labels)
             .observe(took.as_secs_f64());
         if let Some(kind) = error {
             self.ldap_errors
-                .get_or_create(&OpErrorLabels { op, kind })
+                .get_or_create(&OpErrorLabels {
+                    op,
+                    server: labels.server,
+                    kind,
+                })
                 .inc();
         }
+    }
+
+    pub fn server_up(&self, server: &str, up: bool) {
+        self.server_up
+            .get_or_create(&ServerLabels {
+                server: server.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// The current directory server moved: `kind` is failover or failback.
+    pub fn server_change(&self, kind: &'static str) {
+        self.server_changes
+            .get_or_create(&KindLabels { kind })
+            .inc();
     }
 
     pub fn pool_wait(&self, took: Duration) {
@@ -299,8 +355,15 @@ mod tests {
     fn renders_what_was_counted() {
         let m = Metrics::new();
         m.request("/scim/v2/Users/{id}", "GET", 200, Duration::from_millis(3));
-        m.ldap("search", Duration::from_millis(1), None);
-        m.ldap("add", Duration::from_millis(2), Some("already_exists"));
+        m.ldap("search", "ldap://dc1", Duration::from_millis(1), None);
+        m.ldap(
+            "add",
+            "ldap://dc1",
+            Duration::from_millis(2),
+            Some("already_exists"),
+        );
+        m.server_up("ldap://dc2", false);
+        m.server_change("failover");
         m.auth_failure(Some("acme"), "invalid_token");
         m.cache_lookup("id", true);
         m.pool(1, 7, 8, 0);
@@ -308,7 +371,11 @@ mod tests {
         assert!(text.contains(
             "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 1"
         ), "{text}");
-        assert!(text.contains("scim2ldap_ldap_errors_total{op=\"add\",kind=\"already_exists\"} 1"));
+        assert!(text.contains(
+            "scim2ldap_ldap_errors_total{op=\"add\",server=\"ldap://dc1\",kind=\"already_exists\"} 1"
+        ));
+        assert!(text.contains("scim2ldap_ldap_server_up{server=\"ldap://dc2\"} 0"));
+        assert!(text.contains("scim2ldap_ldap_failovers_total{kind=\"failover\"} 1"));
         assert!(text
             .contains("scim2ldap_auth_failures_total{tenant=\"acme\",reason=\"invalid_token\"} 1"));
         assert!(text.contains("scim2ldap_ldap_pool_connections{state=\"idle\"} 7"));

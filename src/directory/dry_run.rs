@@ -486,6 +486,22 @@ impl Directory for DryRun {
         self.inner.ping().await
     }
 
+    fn estate(&self) -> super::EstateStatus {
+        self.inner.estate()
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    async fn check_servers(&self) -> Result<(), String> {
+        self.inner.check_servers().await
+    }
+
+    async fn check_server(&self, url: &str) -> DirResult<()> {
+        self.inner.check_server(url).await
+    }
+
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         self.inner.schema_names().await
     }

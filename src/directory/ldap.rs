@@ -455,6 +455,22 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
             .map(|_| ())
     }
 
+    fn estate(&self) -> super::EstateStatus {
+        self.pool.estate()
+    }
+
+    fn generation(&self) -> u64 {
+        self.pool.generation()
+    }
+
+    async fn check_servers(&self) -> Result<(), String> {
+        self.pool.check_now().await
+    }
+
+    async fn check_server(&self, url: &str) -> DirResult<()> {
+        self.pool.check_server(url).await
+    }
+
     async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
         let (root, _) = self
             .pool

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 pub mod ad;
 pub mod budget;
+pub mod discover;
 pub mod dry_run;
+pub mod estate;
 pub mod filter;
 pub mod guid;
 pub mod ldap;
@@ -17,9 +19,11 @@ pub mod openldap;
 pub mod password;
 pub mod pool;
 
+pub use estate::{EstateStatus, ServerStatus};
 pub use filter::LdapFilter;
 pub use names::{Dn, EntryId};
 pub use password::{Password, PasswordStorage};
+pub use pool::one_server;
 
 /// An entry as read from the directory: its DN, its immutable id (decoded by the dialect),
 /// and its attribute values keyed by lowercased attribute name.
@@ -373,6 +377,19 @@ pub trait Directory: Send + Sync {
     }
 
     async fn ping(&self) -> DirResult<()>;
+
+    /// The directory's servers: which one requests use now and which are down.
+    fn estate(&self) -> EstateStatus;
+
+    /// Changes whenever the server requests go to does (failover, fail-back).
+    fn generation(&self) -> u64;
+
+    /// Looks the servers up (DNS discovery) and checks every one now rather than at the
+    /// next round of health checks: at start, before the first request.
+    async fn check_servers(&self) -> Result<(), String>;
+
+    /// Checks one server (connect, bind, read the root DSE), for `check-config`.
+    async fn check_server(&self, url: &str) -> DirResult<()>;
 
     /// Whether the root DSE lists the extended operation `oid` (`supportedExtension`).
     async fn supports_extension(&self, oid: &str) -> DirResult<bool> {

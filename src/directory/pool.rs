@@ -1,6 +1,7 @@
 //! A small pool of bound ldap3 connections (deadpool), TLS setup, per-operation timeouts, and
 //! the one place where LDAP result codes become `DirectoryError`s.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,12 +11,15 @@ use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Re
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, SearchOptions};
 use tracing::{debug, error, info, warn};
 
+use super::estate::{Estate, EstateStatus, Member};
 use super::{budget, Change, DirResult, DirectoryError, LdapFilter};
 
-/// How to reach and bind to the directory.
+/// How to reach and bind to the directory's servers.
 #[derive(Clone)]
 pub struct LdapSettings {
-    pub url: String,
+    /// The servers in order of preference; empty with `discover` (DNS fills it).
+    pub urls: Vec<String>,
+    pub discover: Option<super::discover::Discovery>,
     pub bind_dn: String,
     pub bind_password: String,
     pub starttls: bool,
@@ -23,13 +27,18 @@ pub struct LdapSettings {
     pub ca_file: Option<std::path::PathBuf>,
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
+    /// Connections per server.
     pub pool_size: usize,
+    /// How often every server is checked.
+    pub health_interval: Duration,
+    /// How long the preferred server must answer checks before requests go back to it.
+    pub failback_after: Duration,
 }
 
 impl std::fmt::Debug for LdapSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LdapSettings")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("bind_dn", &self.bind_dn)
             .field("bind_password", &"<redacted>")
             .field("starttls", &self.starttls)
@@ -37,11 +46,22 @@ impl std::fmt::Debug for LdapSettings {
     }
 }
 
-struct Manager {
+/// What every server's connections share: how to bind, TLS, and the bind backoff.
+struct Shared {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
-    binds: Arc<BindGate>,
+    binds: BindGate,
 }
+
+struct Manager {
+    url: String,
+    /// Addresses DNS discovery found for the URL's host; empty: the system resolver's.
+    addrs: Vec<std::net::SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+/// One directory server and its connections.
+type Server = Member<Pool<Manager>>;
 
 /// Binds one at a time, and after the directory refuses the service account's credentials,
 /// not again until a backoff has passed (1 s, doubling to 60 s): a changed password must not
@@ -62,13 +82,35 @@ struct BindState {
 
 const MAX_BIND_BACKOFF: Duration = Duration::from_secs(60);
 
+impl Manager {
+    /// A TCP connection to the addresses discovery found, so that TLS still checks the
+    /// certificate against the host name in the URL.
+    async fn stream(&self) -> DirResult<Option<ldap3::StdStream>> {
+        if self.addrs.is_empty() {
+            return Ok(None);
+        }
+        let timeout = budget::bounded(self.shared.settings.connect_timeout);
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&self.addrs[..]))
+            .await
+            .map_err(|_| {
+                DirectoryError::Unavailable(format!("cannot connect to {}: timed out", self.url))
+            })?
+            .and_then(|s| s.into_std())
+            .map_err(|e| {
+                DirectoryError::Unavailable(format!("cannot connect to {}: {e}", self.url))
+            })?;
+        Ok(Some(ldap3::StdStream::Tcp(stream)))
+    }
+}
+
 impl managed::Manager for Manager {
     type Type = ldap3::Ldap;
     type Error = DirectoryError;
 
     async fn create(&self) -> Result<ldap3::Ldap, DirectoryError> {
-        let s = &self.settings;
-        let mut gate = self.binds.state.lock().await;
+        let s = &self.shared.settings;
+        let binds = &self.shared.binds;
+        let mut gate = binds.state.lock().await;
         if let Some(at) = gate.retry_at {
             let now = std::time::Instant::now();
             if now < at {
@@ -81,31 +123,33 @@ impl managed::Manager for Manager {
         let mut conn_settings = LdapConnSettings::new()
             .set_conn_timeout(budget::bounded(s.connect_timeout))
             .set_starttls(s.starttls);
-        if let Some(tls) = &self.tls {
+        if let Some(tls) = &self.shared.tls {
             conn_settings = conn_settings.set_config(tls.clone());
         }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &s.url)
+        if let Some(stream) = self.stream().await? {
+            conn_settings = conn_settings.set_std_stream(stream);
+        }
+        let url = &self.url;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, url)
             .await
-            .map_err(|e| {
-                DirectoryError::Unavailable(format!("cannot connect to {}: {e}", s.url))
-            })?;
+            .map_err(|e| DirectoryError::Unavailable(format!("cannot connect to {url}: {e}")))?;
         ldap3::drive!(conn);
-        self.binds.attempts.fetch_add(1, Ordering::Relaxed);
+        binds.attempts.fetch_add(1, Ordering::Relaxed);
         let res = ldap
             .with_timeout(budget::bounded(s.operation_timeout))
             .simple_bind(&s.bind_dn, &s.bind_password)
             .await
-            .map_err(|e| DirectoryError::Unavailable(format!("bind to {} failed: {e}", s.url)))?;
+            .map_err(|e| DirectoryError::Unavailable(format!("bind to {url} failed: {e}")))?;
         if res.rc == 49 {
             gate.refusals += 1;
             let backoff =
                 Duration::from_secs(1u64 << (gate.refusals - 1).min(6)).min(MAX_BIND_BACKOFF);
             gate.retry_at = Some(std::time::Instant::now() + backoff);
-            gate.reason = format!("invalidCredentials for {} at {}", s.bind_dn, s.url);
+            gate.reason = format!("invalidCredentials for {} at {url}", s.bind_dn);
             if gate.refusals == 1 {
                 error!(
                     bind_dn = %s.bind_dn,
-                    url = %s.url,
+                    url = %url,
                     "the directory refused the service account's credentials (invalidCredentials): check ldap.bind_dn and its password; requests answer 503 and binds are retried with backoff up to 60 s"
                 );
             }
@@ -116,9 +160,8 @@ impl managed::Manager for Manager {
         }
         if res.rc != 0 {
             return Err(DirectoryError::Unavailable(format!(
-                "bind as {} to {} failed: {} ({})",
+                "bind as {} to {url} failed: {} ({})",
                 s.bind_dn,
-                s.url,
                 result_code_name(res.rc),
                 res.text
             )));
@@ -127,7 +170,7 @@ impl managed::Manager for Manager {
             info!(bind_dn = %s.bind_dn, "the directory accepts the service account again");
         }
         *gate = BindState::default();
-        debug!(url = %s.url, "new LDAP connection bound");
+        debug!(url = %url, "new LDAP connection bound");
         Ok(ldap)
     }
 
@@ -139,14 +182,70 @@ impl managed::Manager for Manager {
     }
 }
 
-/// Bound connections shared by all requests, with a count of operations sent.
+tokio::task_local! {
+    /// The server one request's operations go to, and whether a write has been sent to it.
+    static PIN: RefCell<Pinned>;
+}
+
+#[derive(Default)]
+struct Pinned {
+    server: Option<Arc<Server>>,
+    wrote: bool,
+}
+
+/// Runs `f` (one request) so that its reads and writes go to one server: a uniqueness check
+/// reads the server the add then goes to. Before anything is written, a failed server is
+/// left for the next one; after a write, the request stays with its server (the write
+/// pipeline settles the outcome there, or answers a retryable 503).
+pub async fn one_server<F: std::future::Future>(f: F) -> F::Output {
+    PIN.scope(RefCell::new(Pinned::default()), f).await
+}
+
+/// A pooled connection and the server it leads to.
+struct Conn {
+    obj: Object<Manager>,
+    server: Arc<Server>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = ldap3::Ldap;
+    fn deref(&self) -> &ldap3::Ldap {
+        &self.obj
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut ldap3::Ldap {
+        &mut self.obj
+    }
+}
+
+impl Conn {
+    /// Drops the connection instead of returning it to the pool.
+    fn discard(self) {
+        let _ = Object::take(self.obj);
+    }
+}
+
+/// The directory's servers with their connections, shared by all requests, with a count of
+/// operations sent.
 pub struct LdapPool {
-    pool: Pool<Manager>,
+    estate: Arc<Estate<Pool<Manager>>>,
+    shared: Arc<Shared>,
     timeout: Duration,
     /// The longest wait for a pooled connection (connecting and binding included).
     wait: Duration,
     operations: AtomicU64,
-    binds: Arc<BindGate>,
+    /// Ends the health checks (and DNS refreshes) when the pool goes (a reload).
+    _checks: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for LdapPool {
+    fn drop(&mut self) {
+        if let Some(checks) = &self._checks {
+            checks.abort();
+        }
+    }
 }
 
 impl LdapPool {
@@ -156,30 +255,37 @@ impl LdapPool {
             None => None,
         };
         let timeout = settings.operation_timeout;
-        let size = settings.pool_size.max(1);
         let wait = settings.connect_timeout + settings.operation_timeout;
-        let binds = Arc::new(BindGate::default());
-        let pool = Pool::builder(Manager {
+        let failback_after = settings.failback_after;
+        let shared = Arc::new(Shared {
             settings,
             tls,
-            binds: binds.clone(),
-        })
-        .max_size(size)
-        .runtime(deadpool::Runtime::Tokio1)
-        .build()
-        .map_err(|e| e.to_string())?;
+            binds: BindGate::default(),
+        });
+        let members = shared
+            .settings
+            .urls
+            .iter()
+            .map(|url| server(&shared, url.clone(), Vec::new()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let estate = Arc::new(Estate::new(members, failback_after));
+        let checks = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            rt.spawn(check_servers(Arc::downgrade(&estate), shared.clone()))
+                .abort_handle()
+        });
         Ok(LdapPool {
-            pool,
+            estate,
+            shared,
             timeout,
             wait,
             operations: AtomicU64::new(0),
-            binds,
+            _checks: checks,
         })
     }
 
     /// Binds attempted so far.
     pub fn bind_attempts(&self) -> u64 {
-        self.binds.attempts.load(Ordering::Relaxed)
+        self.shared.binds.attempts.load(Ordering::Relaxed)
     }
 
     /// This operation's timeout: the configured one, shortened to the request's budget.
@@ -192,14 +298,46 @@ impl LdapPool {
         self.operations.load(Ordering::Relaxed)
     }
 
+    /// The current server's connections.
     pub fn status(&self) -> super::PoolStatus {
-        let s = self.pool.status();
+        let Some(server) = self.estate.current() else {
+            return super::PoolStatus::default();
+        };
+        let s = server.conn.status();
         super::PoolStatus {
             in_use: s.size.saturating_sub(s.available),
             idle: s.available,
             max: s.max_size,
             waiting: s.waiting,
         }
+    }
+
+    /// The servers, which one is current and which are down.
+    pub fn estate(&self) -> EstateStatus {
+        self.estate.status()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.estate.generation()
+    }
+
+    /// Discovers the servers (when DNS discovery is configured) and checks every server now,
+    /// instead of waiting for the next round: at start, before the first request.
+    pub async fn check_now(&self) -> Result<(), String> {
+        if let Some(d) = &self.shared.settings.discover {
+            refresh(&self.estate, &self.shared, d).await?;
+        }
+        probe_all(&self.estate, &self.shared.settings).await;
+        Ok(())
+    }
+
+    /// Checks one server the way requests use it: connect, bind, read the root DSE.
+    pub async fn check_server(&self, url: &str) -> DirResult<()> {
+        let server = self
+            .estate
+            .member(url)
+            .ok_or_else(|| DirectoryError::Unavailable(format!("{url} is not a known server")))?;
+        probe(&server, &self.shared.settings).await
     }
 
     /// Runs one LDAP operation, counting it and its outcome and time in the metrics.
@@ -210,35 +348,85 @@ impl LdapPool {
     ) -> DirResult<T> {
         let start = std::time::Instant::now();
         let result = run.await;
+        let server = pinned().or_else(|| self.estate.current());
         crate::metrics::metrics().ldap(
             op,
+            server.as_ref().map_or("-", |s| s.url.as_str()),
             start.elapsed(),
             result.as_ref().err().map(DirectoryError::kind),
         );
         result
     }
 
-    /// A pooled connection, waiting no longer than the pool's wait and the request's budget.
-    async fn conn(&self) -> DirResult<Object<Manager>> {
-        let wait = budget::bounded(self.wait);
-        if wait.is_zero() {
-            return Err(DirectoryError::Timeout);
+    /// The server this request uses: the one it is pinned to, else the current one.
+    fn route(&self) -> DirResult<(Arc<Server>, bool)> {
+        let pin = PIN
+            .try_with(|p| {
+                let p = p.borrow();
+                p.server.clone().map(|s| (s, p.wrote))
+            })
+            .ok()
+            .flatten();
+        match pin {
+            Some(pinned) => Ok(pinned),
+            None => self.estate.current().map(|s| (s, false)).ok_or_else(|| {
+                DirectoryError::Unavailable(
+                    "no directory server is known yet (DNS discovery found none)".into(),
+                )
+            }),
         }
-        let timeouts = deadpool::managed::Timeouts {
-            wait: Some(wait),
-            create: Some(wait),
-            recycle: Some(wait),
-        };
-        let start = std::time::Instant::now();
-        let got = self.pool.timeout_get(&timeouts).await;
-        crate::metrics::metrics().pool_wait(start.elapsed());
-        got.map_err(|e| match e {
-            PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => DirectoryError::Unavailable(
-                "timed out waiting for an LDAP connection (directory slow or unreachable)".into(),
-            ),
-            other => DirectoryError::Unavailable(other.to_string()),
-        })
+    }
+
+    /// A pooled connection, waiting no longer than the pool's wait and the request's budget.
+    /// A server that cannot be reached is marked down and, while the request has written
+    /// nothing, the next healthy server is tried.
+    async fn conn(&self) -> DirResult<Conn> {
+        let mut tried = 0;
+        loop {
+            let wait = budget::bounded(self.wait);
+            if wait.is_zero() {
+                return Err(DirectoryError::Timeout);
+            }
+            let timeouts = deadpool::managed::Timeouts {
+                wait: Some(wait),
+                create: Some(wait),
+                recycle: Some(wait),
+            };
+            let (server, wrote) = self.route()?;
+            let start = std::time::Instant::now();
+            let got = server.conn.timeout_get(&timeouts).await;
+            crate::metrics::metrics().pool_wait(start.elapsed());
+            let err =
+                match got {
+                    Ok(obj) => {
+                        pin(&server);
+                        return Ok(Conn { obj, server });
+                    }
+                    Err(PoolError::Backend(e @ DirectoryError::Unavailable(_))) => e,
+                    Err(PoolError::Timeout(deadpool::managed::TimeoutType::Create)) => {
+                        DirectoryError::Unavailable(format!(
+                            "timed out connecting to {} (directory slow or unreachable)",
+                            server.url
+                        ))
+                    }
+                    Err(PoolError::Backend(e)) => return Err(e),
+                    Err(PoolError::Timeout(_)) => return Err(DirectoryError::Unavailable(
+                        "timed out waiting for an LDAP connection (directory slow or unreachable)"
+                            .into(),
+                    )),
+                    Err(other) => return Err(DirectoryError::Unavailable(other.to_string())),
+                };
+            self.estate.failed(&server, &err.to_string());
+            tried += 1;
+            let moved = self
+                .estate
+                .current()
+                .is_some_and(|c| !Arc::ptr_eq(&c, &server));
+            if wrote || !moved || tried >= self.estate.members().len() {
+                return Err(err);
+            }
+            unpin();
+        }
     }
 
     fn count(&self) {
@@ -286,7 +474,7 @@ impl LdapPool {
                     Ok(ldap3::SearchResult(entries, result)) => {
                         let truncated = result.rc == 4;
                         if result.rc != 0 && !truncated {
-                            return Err(map_result_code(result.rc, &result.text, base));
+                            return Err(self.code(&conn, result.rc, &result.text, base));
                         }
                         let entries = entries.into_iter().map(SearchEntry::construct).collect();
                         return Ok((entries, truncated));
@@ -342,7 +530,7 @@ impl LdapPool {
                     }
                 };
                 if result.rc != 0 && result.rc != 4 {
-                    return Err(map_result_code(result.rc, &result.text, base));
+                    return Err(self.code(&conn, result.rc, &result.text, base));
                 }
                 let cookie = result
                     .ctrls
@@ -446,7 +634,7 @@ impl LdapPool {
                 };
                 if stopped {
                     drop(stream);
-                    let _ = Object::take(conn);
+                    conn.discard();
                     return Ok(false);
                 }
                 if let Some(e) = failed {
@@ -462,7 +650,7 @@ impl LdapPool {
                 return match res.rc {
                     0 => Ok(true),
                     4 => Err(DirectoryError::SizeLimit(res.text)),
-                    rc => Err(map_result_code(rc, &res.text, base)),
+                    rc => Err(self.code(&conn, rc, &res.text, base)),
                 };
             }
         })
@@ -513,7 +701,7 @@ impl LdapPool {
             match res.rc {
                 0 => Ok(false),
                 4 => Ok(true),
-                rc => Err(map_result_code(rc, &res.text, base)),
+                rc => Err(self.code(&conn, rc, &res.text, base)),
             }
         })
         .await
@@ -528,7 +716,8 @@ impl LdapPool {
         filter: &str,
         attrs: &[&str],
     ) -> DirResult<PagedWalk> {
-        let ldap = managed::Manager::create(self.pool.manager()).await?;
+        let (server, _) = self.route()?;
+        let ldap = managed::Manager::create(server.conn.manager()).await?;
         Ok(PagedWalk {
             ldap,
             base: base.to_owned(),
@@ -619,7 +808,7 @@ impl LdapPool {
                     .add(dn, attrs.clone())
                     .await;
                 if retry && unsent(&res) {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     continue;
                 }
                 return self.finish(conn, res, dn).map(post_read_entry);
@@ -677,7 +866,7 @@ impl LdapPool {
                     .modify(dn, mods.clone())
                     .await;
                 if retry && unsent(&res) {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     continue;
                 }
                 return self.finish(conn, res, dn).map(post_read_entry);
@@ -706,7 +895,7 @@ impl LdapPool {
                     .await
                     .map(|r| r.1);
                 if retry && unsent(&res) {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     continue;
                 }
                 return match self.finish(conn, res, dn) {
@@ -737,7 +926,7 @@ impl LdapPool {
             match res {
                 Ok(r) if r.0.rc == 6 => Ok(true),
                 Ok(r) if r.0.rc == 5 || r.0.rc == 16 => Ok(false),
-                Ok(r) => Err(map_result_code(r.0.rc, &r.0.text, dn)),
+                Ok(r) => Err(self.code(&conn, r.0.rc, &r.0.text, dn)),
                 Err(e) => Err(self.broken(conn, e)),
             }
         })
@@ -762,7 +951,7 @@ impl LdapPool {
                     .modifydn(dn, new_rdn, true, new_parent)
                     .await;
                 if retry && unsent(&res) {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     continue;
                 }
                 return self.finish(conn, res, dn).map(|_| ());
@@ -786,7 +975,7 @@ impl LdapPool {
                     .delete(dn)
                     .await;
                 if retry && unsent(&res) {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     continue;
                 }
                 return self.finish(conn, res, dn).map(|_| ());
@@ -802,19 +991,20 @@ impl LdapPool {
     /// cut) is `Unknown`: the write may have been applied.
     fn finish(
         &self,
-        conn: Object<Manager>,
+        conn: Conn,
         res: Result<ldap3::LdapResult, LdapError>,
         dn: &str,
     ) -> DirResult<ldap3::LdapResult> {
+        wrote();
         match res {
             Ok(r) if r.rc == 0 => Ok(r),
-            Ok(r) => Err(map_result_code(r.rc, &r.text, dn)),
+            Ok(r) => Err(self.code(&conn, r.rc, &r.text, dn)),
             Err(
                 e @ (LdapError::Timeout { .. }
                 | LdapError::ResultRecv { .. }
                 | LdapError::IdScrubSend { .. }),
             ) => {
-                let _ = Object::take(conn);
+                conn.discard();
                 warn!(dn, error = %e, "the answer to a write was lost; its outcome will be read back");
                 Err(DirectoryError::Unknown(e.to_string()))
             }
@@ -823,17 +1013,211 @@ impl LdapPool {
     }
 
     /// A transport-level failure: the connection is dropped from the pool, not reused.
-    fn broken(&self, conn: Object<Manager>, e: LdapError) -> DirectoryError {
-        let _ = Object::take(conn);
-        match e {
+    fn broken(&self, conn: Conn, e: LdapError) -> DirectoryError {
+        let err = match e {
             LdapError::Timeout { .. } => DirectoryError::Timeout,
-            LdapError::LdapResult { result } => map_result_code(result.rc, &result.text, ""),
+            LdapError::LdapResult { result } => self.code(&conn, result.rc, &result.text, ""),
             other => {
-                warn!(error = %other, "LDAP connection failed");
+                warn!(server = %conn.server.url, error = %other, "LDAP connection failed");
                 DirectoryError::Unavailable(other.to_string())
+            }
+        };
+        conn.discard();
+        err
+    }
+
+    /// A result code from `conn`'s server as a directory error. A server that says it cannot
+    /// serve (busy, unavailable, read-only, shutting down) is marked down, so that the next
+    /// request goes to another.
+    fn code(&self, conn: &Conn, rc: u32, text: &str, dn: &str) -> DirectoryError {
+        if cannot_serve(rc, text) {
+            let why = format!("{}: {}", result_code_name(rc), text);
+            self.estate.failed(&conn.server, &why);
+            return DirectoryError::Unavailable(format!(
+                "{} cannot serve now ({why})",
+                conn.server.url
+            ));
+        }
+        map_result_code(rc, text, dn)
+    }
+}
+
+/// The server the current request is pinned to, if any.
+fn pinned() -> Option<Arc<Server>> {
+    PIN.try_with(|p| p.borrow().server.clone()).ok().flatten()
+}
+
+fn pin(server: &Arc<Server>) {
+    let _ = PIN.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.server.is_none() {
+            p.server = Some(server.clone());
+        }
+    });
+}
+
+fn unpin() {
+    let _ = PIN.try_with(|p| p.borrow_mut().server = None);
+}
+
+/// A write reached the pinned server: the request stays with it.
+fn wrote() {
+    let _ = PIN.try_with(|p| p.borrow_mut().wrote = true);
+}
+
+/// A server and its own pool of `pool_size` connections.
+fn server(
+    shared: &Arc<Shared>,
+    url: String,
+    addrs: Vec<std::net::SocketAddr>,
+) -> Result<Server, String> {
+    let pool = Pool::builder(Manager {
+        url: url.clone(),
+        addrs,
+        shared: shared.clone(),
+    })
+    .max_size(shared.settings.pool_size.max(1))
+    .runtime(deadpool::Runtime::Tokio1)
+    .build()
+    .map_err(|e| e.to_string())?;
+    Ok(Member::new(url, pool))
+}
+
+/// Checks every server each `health_interval` (and refreshes DNS discovery when its records'
+/// time to live has passed) until the pool is dropped.
+async fn check_servers(estate: std::sync::Weak<Estate<Pool<Manager>>>, shared: Arc<Shared>) {
+    let mut next_lookup = tokio::time::Instant::now();
+    loop {
+        let Some(estate) = estate.upgrade() else {
+            return;
+        };
+        if let Some(d) = &shared.settings.discover {
+            if tokio::time::Instant::now() >= next_lookup {
+                let ttl = match refresh(&estate, &shared, d).await {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        warn!(error = %e, "DNS discovery of the directory servers failed; the servers found before stay in use");
+                        Duration::from_secs(10)
+                    }
+                };
+                next_lookup = tokio::time::Instant::now() + ttl;
+            }
+        }
+        probe_all(&estate, &shared.settings).await;
+        drop(estate);
+        tokio::time::sleep(shared.settings.health_interval).await;
+    }
+}
+
+/// Looks the servers up in DNS and puts them in the estate (known ones keep their
+/// connections): how long the answer may be kept.
+async fn refresh(
+    estate: &Estate<Pool<Manager>>,
+    shared: &Arc<Shared>,
+    d: &super::discover::Discovery,
+) -> Result<Duration, String> {
+    let (found, ttl) = super::discover::lookup(d).await?;
+    let mut members = Vec::with_capacity(found.len());
+    for f in found {
+        match estate.member(&f.url) {
+            Some(known) if known.conn.manager().addrs == f.addrs => members.push(known),
+            _ => members.push(Arc::new(server(shared, f.url, f.addrs)?)),
+        }
+    }
+    let urls: Vec<&str> = members.iter().map(|m| m.url.as_str()).collect();
+    debug!(servers = ?urls, ttl_secs = ttl.as_secs(), "directory servers discovered");
+    estate.replace(members);
+    Ok(ttl)
+}
+
+/// One round of health checks on every server, at once; then the current server is chosen.
+async fn probe_all(estate: &Estate<Pool<Manager>>, settings: &LdapSettings) {
+    let mut checks = tokio::task::JoinSet::new();
+    for member in estate.members() {
+        let settings = settings.clone();
+        checks.spawn(async move {
+            let r = probe(&member, &settings).await;
+            (member, r)
+        });
+    }
+    while let Some(done) = checks.join_next().await {
+        let Ok((member, r)) = done else { continue };
+        match r {
+            Ok(()) => {
+                if !member.is_up() {
+                    info!(server = %member.url, "directory server answers again");
+                }
+                estate.answered(&member)
+            }
+            Err(e) => {
+                if member.is_up() {
+                    warn!(server = %member.url, error = %e, "directory server failed its health check");
+                }
+                estate.failed(&member, &e.to_string())
             }
         }
     }
+    estate.settle();
+}
+
+/// A health check: a pooled connection (connecting and binding if needed) reads the root
+/// DSE, within a short time.
+async fn probe(server: &Server, settings: &LdapSettings) -> DirResult<()> {
+    let limit = settings
+        .connect_timeout
+        .min(PROBE_TIMEOUT)
+        .max(Duration::from_millis(100));
+    let timeouts = deadpool::managed::Timeouts {
+        wait: Some(limit),
+        create: Some(limit),
+        recycle: Some(limit),
+    };
+    let mut conn = match server.conn.timeout_get(&timeouts).await {
+        Ok(c) => c,
+        Err(PoolError::Backend(e)) => return Err(e),
+        Err(PoolError::Timeout(deadpool::managed::TimeoutType::Wait)) => {
+            // every connection is busy serving requests: it answers
+            return Ok(());
+        }
+        Err(e) => return Err(DirectoryError::Unavailable(format!("{}: {e}", server.url))),
+    };
+    let res = conn
+        .with_timeout(limit)
+        .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .await;
+    match res {
+        Ok(ldap3::SearchResult(_, r)) if r.rc == 0 => Ok(()),
+        Ok(ldap3::SearchResult(_, r)) => Err(DirectoryError::Unavailable(format!(
+            "{}: {} {}",
+            server.url,
+            result_code_name(r.rc),
+            r.text
+        ))),
+        Err(e) => {
+            let _ = Object::take(conn);
+            Err(DirectoryError::Unavailable(format!("{}: {e}", server.url)))
+        }
+    }
+}
+
+/// The longest a health check waits for a server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether an answer says the server cannot serve writes now (it is read-only, busy or
+/// shutting down): another server should take the requests.
+fn cannot_serve(rc: u32, text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    matches!(rc, 51 | 52)
+        || rc == 53
+            && [
+                "read-only",
+                "read only",
+                "readonly",
+                "shutting down",
+                "shadow context",
+            ]
+            .iter()
+            .any(|w| t.contains(w))
 }
 
 /// Whether a write failed before it left: the pooled connection was already dead (the

@@ -512,7 +512,10 @@ pub async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Ne
         };
         HttpError(ScimError::unavailable(detail, 5)).into_response()
     };
-    let work = budget::within(Budget::new(limit), next.run(req));
+    let work = budget::within(
+        Budget::new(limit),
+        crate::directory::one_server(next.run(req)),
+    );
     if !is_write {
         return tokio::time::timeout(backstop, work)
             .await
@@ -570,9 +573,31 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             r
         }
     };
+    let estate = state.directory.estate();
+    let down: Vec<String> = estate
+        .down()
+        .map(|s| match &s.why {
+            Some(why) => format!("{} ({why})", s.url),
+            None => s.url.clone(),
+        })
+        .collect();
     match verdict {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => HttpError(e).into_response(),
+        Ok(()) => {
+            let mut body = String::from("ready\n");
+            if let Some(c) = estate.current() {
+                body.push_str(&format!("current: {}\n", c.url));
+            }
+            for d in &down {
+                body.push_str(&format!("down: {d}\n"));
+            }
+            (StatusCode::OK, body).into_response()
+        }
+        Err(mut e) => {
+            if !down.is_empty() {
+                e.detail = format!("{}; servers down: {}", e.detail, down.join(", "));
+            }
+            HttpError(e).into_response()
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! paged search that goes forward a page per request on a connection of its own, so walking
 //! n entries costs O(n) in total, where `startIndex` paging re-reads every page before the
 //! one asked for. The cursor a client holds is opaque: a random walk id and a page number,
-//! MACed with a key that lives as long as the process together with the tenant and resource
-//! type, so that a tampered, forged or another tenant's cursor is refused (`invalidCursor`)
-//! and an unknown one is known to have expired (`expiredCursor`).
+//! MACed with a key (one per process, or one every replica shares: `server.cursor_key_file`)
+//! together with the tenant and resource type, so that a tampered, forged or another
+//! tenant's cursor is refused (`invalidCursor`) and an unknown one is known to have expired
+//! or to live on another replica (`expiredCursor`: start again).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -108,9 +109,13 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    pub fn new(settings: CursorSettings) -> Cursors {
+    /// `shared_key`: the key every replica shares; `None`: this process's own.
+    pub fn new(settings: CursorSettings, shared_key: Option<[u8; 32]>) -> Cursors {
         Cursors {
-            key: process_key(),
+            key: match shared_key {
+                Some(k) => hmac::Key::new(hmac::HMAC_SHA256, &k),
+                None => process_key(),
+            },
             walks: moka::future::Cache::builder()
                 .time_to_idle(settings.timeout)
                 // a bound whatever the number of tenants; each tenant has its own below it
@@ -183,7 +188,7 @@ impl Cursors {
         ScimError::bad_request(
             ScimType::ExpiredCursor,
             format!(
-                "cursor: this page is no longer held (a walk waits {} s for its next page, keeps only its last two pages, and ends when the server reloads); send cursor= (empty) to start again",
+                "cursor: this page is no longer held here (a walk waits {} s for its next page, keeps only its last two pages, ends when the server reloads, and lives on the replica of the bridge that began it); send cursor= (empty) to start again",
                 self.settings.timeout.as_secs()
             ),
         )
@@ -306,7 +311,7 @@ mod tests {
     use super::*;
 
     fn cursors() -> Cursors {
-        Cursors::new(CursorSettings::default())
+        Cursors::new(CursorSettings::default(), None)
     }
 
     #[test]
@@ -342,6 +347,26 @@ mod tests {
                 walk: [1u8; 16],
                 page: 2
             }
+        );
+    }
+
+    #[test]
+    fn replicas_sharing_a_cursor_key_recognise_each_others_cursors() {
+        let one = Cursors::new(CursorSettings::default(), Some([7u8; 32]));
+        let other = Cursors::new(CursorSettings::default(), Some([7u8; 32]));
+        let t = one.token("acme", "Users", &[3u8; 16], 1);
+        assert_eq!(
+            other.parse("acme", "Users", &t).unwrap(),
+            Position::Page {
+                walk: [3u8; 16],
+                page: 1
+            },
+            "recognised: its walk is unknown here, which `page` answers as expired"
+        );
+        let stranger = Cursors::new(CursorSettings::default(), Some([8u8; 32]));
+        assert_eq!(
+            stranger.parse("acme", "Users", &t).unwrap_err().scim_type,
+            Some(ScimType::InvalidCursor)
         );
     }
 

@@ -484,6 +484,7 @@ impl Groups {
             self.verify_added(ctx, &dn, &members).await?;
             let e = self.store.read_back(&dn, &self.attrs(with_members)).await?;
             self.store.remember(container, &e).await;
+            self.store.created(&e.id);
             info!(tenant = %ctx.tenant.name, id = %e.id, "group created");
             let mut made = self.answer(ctx, &e, with_members).await?;
             made.created = Some(CreateReceipt { key, id: e.id });
@@ -904,6 +905,7 @@ impl Groups {
     /// nestings a concurrent request added meanwhile.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let container = self.container(ctx)?;
+        self.store.deleting(id);
         let e = self.store.locate(container, id, &self.attrs(false)).await?;
         let assertion = self.store.precondition(ctx, &e)?;
         let mut plan = Plan::new();

@@ -78,7 +78,14 @@ pub struct Store {
     pub resource_type: &'static str,
     /// "Users" or "Groups".
     pub endpoint: &'static str,
+    /// Ids this process created lately, with the directory generation (which server was
+    /// current) they were written under: read-your-writes across a failover.
+    created: moka::sync::Cache<String, u64>,
 }
+
+/// How long a created id is waited for on a server that has not received it yet.
+const REPLICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const REPLICATION_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Store {
     /// `extra_attrs`: LDAP attributes every read needs besides the mapped ones.
@@ -101,7 +108,22 @@ impl Store {
             read_attrs,
             resource_type,
             endpoint,
+            created: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(super::creates::RETRY_WINDOW)
+                .build(),
         }
+    }
+
+    /// This process created `id` just now, on the current server.
+    pub fn created(&self, id: &str) {
+        self.created
+            .insert(id.to_ascii_lowercase(), self.dir.generation());
+    }
+
+    /// `id` is being deleted: a later 404 for it is the truth, not replication lag.
+    pub fn deleting(&self, id: &str) {
+        self.created.invalidate(&id.to_ascii_lowercase());
     }
 
     /// Everything a full read requests.
@@ -206,9 +228,47 @@ impl Store {
         })
     }
 
-    /// Finds the entry for `id` under `container`: the cached DN is read and its id checked
-    /// (one LDAP read); otherwise, or when stale, one search by id.
+    /// Finds the entry for `id` under `container` (`locate_here`). An id this process created
+    /// under another current server (a failover since) may not have reached the server
+    /// answering now: it is looked for again for a few seconds, then the answer is a
+    /// retryable 503, never a 404 that would make the IdP create the account twice.
     pub async fn locate_opt(
+        &self,
+        container: &str,
+        id: &str,
+        attrs: &[&str],
+    ) -> ScimResult<Option<Entry>> {
+        let found = self.locate_here(container, id, attrs).await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        let Some(written_under) = self.created.get(&id.to_ascii_lowercase()) else {
+            return Ok(None);
+        };
+        if written_under == self.dir.generation() {
+            return Ok(None);
+        }
+        let wait = crate::directory::budget::bounded(REPLICATION_WAIT);
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() + REPLICATION_POLL < until {
+            tokio::time::sleep(REPLICATION_POLL).await;
+            if let Some(e) = self.locate_here(container, id, attrs).await? {
+                debug!(id, "a created id reached the server answering now");
+                return Ok(Some(e));
+            }
+        }
+        Err(ScimError::unavailable(
+            format!(
+                "{} {id} was created moments ago on another directory server, and the one answering now has not received it yet (replication); retry shortly",
+                self.resource_type
+            ),
+            5,
+        ))
+    }
+
+    /// Finds the entry for `id` under `container` on the server answering now: the cached DN
+    /// is read and its id checked (one LDAP read); otherwise, or when stale, one search by id.
+    async fn locate_here(
         &self,
         container: &str,
         id: &str,

@@ -596,6 +596,7 @@ impl Users {
                 None => self.store.read_back(&dn, &attrs).await?,
             };
             self.remember(ctx, &e).await;
+            self.store.created(&e.id);
             info!(tenant = %ctx.tenant.name, id = %e.id, "user created");
             let mut made = self.render(ctx, &e, &refs).await?;
             made.created = Some(CreateReceipt { key, id: e.id });
@@ -975,6 +976,7 @@ impl Users {
     /// a concurrent request added meanwhile. A failure undoes the steps before it.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
         let container = &ctx.tenant.users_container;
+        self.store.deleting(id);
         // the names an archive frees are read with the rest, so that an undo restores them
         let mut attrs = self.store.attrs();
         attrs.extend_from_slice(self.store.dir.unique_name_attributes());
