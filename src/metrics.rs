@@ -206,6 +206,10 @@ impl Metrics {
             "Whether each directory server answers (1) or is down (0)",
             m.server_up.clone(),
         );
+        // both series exist from the start, so that an alert on their increase sees a 0 first
+        for kind in ["failover", "failback"] {
+            let _ = m.server_changes.get_or_create(&KindLabels { kind });
+        }
         registry.register(
             "ldap_failovers",
             "Moves of the current directory server: failover (it failed) or failback (the preferred server took back)",

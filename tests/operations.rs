@@ -422,7 +422,8 @@ async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals(
         "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 2",
         "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"POST\",status=\"201\"} 1",
         "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"GET\",status=\"401\"} 1",
-        "scim2ldap_ldap_operations_total{op=\"add\"} 1",
+        "scim2ldap_ldap_server_up{server=\"ldapi://",
+        "scim2ldap_ldap_failovers_total",
         "scim2ldap_auth_failures_total{tenant=\"-\",reason=\"invalid_token\"} 1",
         "scim2ldap_ldap_pool_max_connections 8",
         "scim2ldap_http_request_duration_seconds_count{route=\"/scim/v2/Users/{id}\",method=\"GET\"} 2",
@@ -431,9 +432,17 @@ async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals(
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }
+    // operations are counted by kind and by the server that answered them
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("scim2ldap_ldap_operations_total{op=\"add\",server=\"ldapi://")
+            && l.ends_with(" 1")),
+        "{text}"
+    );
     assert!(
         text.lines()
-            .any(|l| l.starts_with("scim2ldap_ldap_operations_total{op=\"search\"}")),
+            .any(|l| l
+                .starts_with("scim2ldap_ldap_operations_total{op=\"search\",server=\"ldapi://")),
         "{text}"
     );
     assert!(!text.contains(TOKEN) && !text.contains("scim2ldap_wrong"));

@@ -11,6 +11,10 @@
 # With SLAPD_NO_MEMBEROF set, there is no memberOf overlay (renames do not move members).
 # With SLAPD_TLS_PORT set, it also makes a throwaway CA (DIR/tls/ca.pem) and a certificate for
 # 127.0.0.1, offers StartTLS on PORT and listens with ldaps:// on SLAPD_TLS_PORT.
+# With SLAPD_SERVER_ID (1, 2, …) and SLAPD_PEER_URL set, it is one provider of a multi-provider
+# pair: syncprov, and syncrepl from the peer (refreshAndPersist as the rootdn, retry every
+# second). The peer must hold the same entries with the same entryUUIDs: start the second from
+# the first's slapcat output, given as SLAPD_SEED_LDIF (loaded instead of the example tree).
 set -euo pipefail
 dir=$1
 port=$2
@@ -51,13 +55,30 @@ if [ -n "${SLAPD_NO_MEMBEROF:-}" ]; then
   memberof_config=""
   sssvlv_index=1
 fi
+server_id=""
+sync_db=""
+sync_overlay=""
+if [ -n "${SLAPD_SERVER_ID:-}" ]; then
+  server_id="olcServerID: $SLAPD_SERVER_ID
+"
+  sync_db="olcDbIndex: entryCSN eq
+olcSyncrepl: rid=00$SLAPD_SERVER_ID provider=$SLAPD_PEER_URL bindmethod=simple binddn=\"cn=admin,dc=example,dc=org\" credentials=$rootpw searchbase=\"dc=example,dc=org\" type=refreshAndPersist retry=\"1 +\" timeout=2 network-timeout=2
+olcMultiProvider: TRUE
+"
+  sync_overlay="dn: olcOverlay={$((sssvlv_index + 1))}syncprov,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: {$((sssvlv_index + 1))}syncprov
+olcSpCheckpoint: 100 1
+"
+fi
 cat > "$dir/config.ldif" <<LDIF
 dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: $dir/slapd.pid
 olcArgsFile: $dir/slapd.args
-$tls_config
+${server_id}$tls_config
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -70,6 +91,7 @@ olcModuleLoad: refint
 olcModuleLoad: sssvlv
 olcModuleLoad: argon2
 olcModuleLoad: pw-sha2
+olcModuleLoad: syncprov
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -107,7 +129,7 @@ olcDbIndex: entryUUID eq
 olcDbIndex: mail eq
 olcDbIndex: scimExternalId eq
 olcDbIndex: member eq
-olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
+${sync_db}olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {1}to * by users read by * none
 
 dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config
@@ -121,10 +143,12 @@ dn: olcOverlay={$sssvlv_index}sssvlv,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcSssVlvConfig
 olcOverlay: {$sssvlv_index}sssvlv
+
+$sync_overlay
 LDIF
 /usr/sbin/slapadd -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }
-/usr/sbin/slapadd -n1 -F "$dir/slapd.d" -l "$here/example-tree.ldif" >>"$dir/slapadd.log" 2>&1 \
+/usr/sbin/slapadd -n1 -F "$dir/slapd.d" -l "${SLAPD_SEED_LDIF:-$here/example-tree.ldif}" >>"$dir/slapadd.log" 2>&1 \
   || { cat "$dir/slapadd.log" >&2; exit 4; }
 # SLAPD_EXTRA_LDIF: more entries, loaded offline (fast; slapadd adds entryUUID and the rest)
 if [ -n "${SLAPD_EXTRA_LDIF:-}" ]; then

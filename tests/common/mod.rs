@@ -30,11 +30,24 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// How `Slapd::launch_opts` starts a slapd.
+#[derive(Default)]
+struct Launch<'a> {
+    tls: bool,
+    extra_ldif: Option<&'a Path>,
+    stats: bool,
+    memberof: bool,
+    port: Option<u16>,
+    server_id: Option<u8>,
+    peer: Option<String>,
+    seed: Option<&'a Path>,
 }
 
 /// A running slapd; killed on drop.
@@ -91,6 +104,59 @@ impl Slapd {
     }
 
     fn launch_with(tls: bool, extra_ldif: Option<&Path>, stats: bool, memberof: bool) -> Slapd {
+        Self::launch_opts(Launch {
+            tls,
+            extra_ldif,
+            stats,
+            memberof,
+            ..Launch::default()
+        })
+    }
+
+    /// Two providers of one multi-provider pair (syncprov and syncrepl both ways, server ids
+    /// 1 and 2) holding the example tree with the same entryUUIDs: what one is written, the
+    /// other has within a fraction of a second.
+    pub fn start_pair() -> (Slapd, Slapd) {
+        let p1 = free_port();
+        Self::start_pair_on(p1, &format!("ldap://127.0.0.1:{p1}/"))
+    }
+
+    /// `start_pair` with the first on port `p1`, and the second receiving its changes from
+    /// `second_peer` (a fault proxy in front of the first, to cut replication).
+    pub fn start_pair_on(p1: u16, second_peer: &str) -> (Slapd, Slapd) {
+        let p2 = free_port();
+        let first = Self::launch_opts(Launch {
+            port: Some(p1),
+            server_id: Some(1),
+            peer: Some(format!("ldap://127.0.0.1:{p2}/")),
+            memberof: true,
+            ..Launch::default()
+        });
+        let seed = first.dir.path().join("seed.ldif");
+        let out = Command::new("/usr/sbin/slapcat")
+            .arg("-F")
+            .arg(first.dir.path().join("slapd.d"))
+            .args(["-n", "1", "-l"])
+            .arg(&seed)
+            .output()
+            .expect("run slapcat");
+        assert!(
+            out.status.success(),
+            "slapcat: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let second = Self::launch_opts(Launch {
+            port: Some(p2),
+            server_id: Some(2),
+            peer: Some(second_peer.to_owned()),
+            seed: Some(&seed),
+            memberof: true,
+            ..Launch::default()
+        });
+        (first, second)
+    }
+
+    fn launch_opts(o: Launch<'_>) -> Slapd {
         assert!(
             Path::new("/usr/sbin/slapd").exists(),
             "OpenLDAP's slapd is not installed. Install it with `apt-get install -y slapd ldap-utils` \
@@ -98,8 +164,8 @@ impl Slapd {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         for _ in 0..3 {
-            let port = free_port();
-            let tls_port = tls.then(free_port);
+            let port = o.port.unwrap_or_else(free_port);
+            let tls_port = o.tls.then(free_port);
             let mut cmd = Command::new(repo().join("deploy/openldap/throwaway-slapd.sh"));
             cmd.arg(dir.path())
                 .arg(port.to_string())
@@ -107,14 +173,21 @@ impl Slapd {
             if let Some(p) = tls_port {
                 cmd.env("SLAPD_TLS_PORT", p.to_string());
             }
-            if let Some(ldif) = extra_ldif {
+            if let Some(ldif) = o.extra_ldif {
                 cmd.env("SLAPD_EXTRA_LDIF", ldif);
             }
-            if stats {
+            if o.stats {
                 cmd.env("SLAPD_STATS_LOG", "1");
             }
-            if !memberof {
+            if !o.memberof {
                 cmd.env("SLAPD_NO_MEMBEROF", "1");
+            }
+            if let (Some(id), Some(peer)) = (o.server_id, &o.peer) {
+                cmd.env("SLAPD_SERVER_ID", id.to_string())
+                    .env("SLAPD_PEER_URL", peer);
+            }
+            if let Some(seed) = o.seed {
+                cmd.env("SLAPD_SEED_LDIF", seed);
             }
             let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
@@ -138,6 +211,28 @@ impl Slapd {
             let _ = std::fs::remove_dir_all(dir.path().join("tls"));
         }
         panic!("could not start slapd");
+    }
+
+    /// Sends slapd a signal by name (`STOP` freezes it, `CONT` wakes it).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} slapd");
+    }
+
+    /// Kills slapd with SIGKILL: no clean shutdown, connections reset (a crash, a power cut).
+    pub fn kill(&self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.pid.to_string()])
+            .status();
+        for _ in 0..250 {
+            if !self.running() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Plain LDAP on loopback: for direct admin connections in tests.

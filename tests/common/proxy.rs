@@ -183,6 +183,13 @@ impl FaultProxy {
         self.rules.lock().unwrap().once.push(fault);
     }
 
+    /// Cuts every open connection and refuses new ones until `restore`: a network partition.
+    pub fn partition(&self) {
+        let mut r = self.rules.lock().unwrap();
+        r.refuse = true;
+        r.all.cancel();
+    }
+
     /// New connections are closed at once (existing ones keep working) while `on`.
     pub fn refuse(&self, on: bool) {
         self.rules.lock().unwrap().refuse = on;
