@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv gcc libc6-dev \
-  samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user dnsmasq-base
+  samba samba-ad-dc samba-ad-provision ldb-tools winbind krb5-user dnsmasq-base libnss-wrapper
 export PATH="$HOME/.cargo/bin:$PATH"
 # the external SCIM conformance suite (scim2-tester, PyPI) that tests/conformance.rs runs
 venv=target/scim2-tester-venv

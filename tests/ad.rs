@@ -1065,7 +1065,16 @@ async fn the_repair_sweep_finishes_a_delete_that_stopped_half_way_on_ad() {
     .success()
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .args(["repair", "--tenant", "default", "--config"])
+        // the shared DC may hold another test's 1,600-member group by now: at the default
+        // 10 reads a second its members alone would take minutes
+        .args([
+            "repair",
+            "--tenant",
+            "default",
+            "--searches-per-second",
+            "2000",
+            "--config",
+        ])
         .arg(&bridge.config_path)
         .output()
         .unwrap();

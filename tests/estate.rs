@@ -9,13 +9,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::load::*;
 use common::proxy::FaultProxy;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The bridge's config for the pair, `first` preferred: fail-back after 5 s, health checks
 /// every second (the defaults are 60 s and 2 s).
@@ -28,156 +28,6 @@ fn pair_config(first: &Slapd, second: &Slapd) -> String {
             second.ldapi_url()
         ),
     )
-}
-
-async fn text(url: &str) -> (StatusCode, String) {
-    let r = reqwest::get(url).await.unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
-/// `scim2ldap_ldap_failovers_total{kind}` as the bridge counts it.
-async fn moves(server: &ServerProcess, kind: &str) -> u64 {
-    let (_, metrics) = text(&server.metrics_url()).await;
-    let prefix = format!("scim2ldap_ldap_failovers_total{{kind=\"{kind}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-/// The server `/readyz` names as current.
-async fn current(server: &ServerProcess) -> String {
-    let (_, body) = text(&format!("http://{}/readyz", server.addr)).await;
-    body.lines()
-        .find_map(|l| l.strip_prefix("current: "))
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// What one request of the load got, and when it ended.
-#[derive(Debug, Clone)]
-struct Answer {
-    kind: &'static str,
-    status: u16,
-    ended: Instant,
-}
-
-/// Users the load created (201) and the title each acknowledged PATCH set.
-#[derive(Default)]
-struct Acked {
-    created: HashMap<String, String>,
-    titles: HashMap<String, String>,
-    get_after_create: Vec<u16>,
-}
-
-async fn send(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client
-        .request(method, url)
-        .bearer_auth(TOKEN)
-        .timeout(Duration::from_secs(40));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    match req.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
-
-/// One client of the load: create a user, read it back at once, change its title; until
-/// `stop`. Nothing is retried: every answer is recorded as it came.
-async fn client_loop(
-    base: String,
-    worker: usize,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    answers: Arc<Mutex<Vec<Answer>>>,
-    acked: Arc<Mutex<Acked>>,
-) {
-    let client = reqwest::Client::new();
-    let mut i = 0;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        i += 1;
-        let name = format!("ha{worker}x{i}");
-        let record = |kind, status| {
-            answers.lock().unwrap().push(Answer {
-                kind,
-                status,
-                ended: Instant::now(),
-            })
-        };
-        let (status, made) = send(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/Users"),
-            Some(entra_user(&name)),
-        )
-        .await;
-        record("create", status);
-        if status != 201 {
-            continue;
-        }
-        let id = made["id"].as_str().unwrap().to_owned();
-        acked
-            .lock()
-            .unwrap()
-            .created
-            .insert(name.clone(), id.clone());
-        let (status, _) = send(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/Users/{id}"),
-            None,
-        )
-        .await;
-        record("get", status);
-        acked.lock().unwrap().get_after_create.push(status);
-        let title = format!("T{i}");
-        let (status, _) = send(
-            &client,
-            reqwest::Method::PATCH,
-            format!("{base}/Users/{id}"),
-            Some(json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "replace", "path": "title", "value": title}]
-            })),
-        )
-        .await;
-        record("patch", status);
-        if status == 200 {
-            acked.lock().unwrap().titles.insert(name, title);
-        }
-    }
-}
-
-/// The longest stretch with no successful answer that holds a failed one: how long clients
-/// saw only errors.
-fn longest_failure_window(answers: &[Answer]) -> Duration {
-    let mut sorted = answers.to_vec();
-    sorted.sort_by_key(|a| a.ended);
-    let mut longest = Duration::ZERO;
-    let mut last_ok: Option<Instant> = None;
-    let mut failed_since_ok = false;
-    for a in &sorted {
-        let ok = (200..300).contains(&a.status);
-        if ok {
-            if let (Some(prev), true) = (last_ok, failed_since_ok) {
-                longest = longest.max(a.ended - prev);
-            }
-            last_ok = Some(a.ended);
-            failed_since_ok = false;
-        } else {
-            failed_since_ok = true;
-        }
-    }
-    longest
 }
 
 /// Waits until both servers hold every acknowledged user with its acknowledged title.
@@ -236,87 +86,22 @@ async fn the_preferred_server_killed_under_load_loses_no_acknowledged_write_and_
     let server = ServerProcess::spawn(&pair_config(&first, &second), None, &[]);
     assert_eq!(current(&server).await, first.ldapi_url());
 
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let answers = Arc::new(Mutex::new(Vec::new()));
-    let acked = Arc::new(Mutex::new(Acked::default()));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            tokio::spawn(client_loop(
-                server.base.clone(),
-                w,
-                stop.clone(),
-                answers.clone(),
-                acked.clone(),
-            ))
-        })
-        .collect();
-
+    let load = Load::start(&server.base, 4, entra_user);
     tokio::time::sleep(Duration::from_secs(3)).await;
     first.kill();
-    let killed = Instant::now();
-    let mut moved_after = None;
-    while killed.elapsed() < Duration::from_secs(6) {
-        if moved_after.is_none() && current(&server).await == second.ldapi_url() {
-            moved_after = Some(killed.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let moved_after = moved_after.expect("requests moved to the second server");
+    let moved_after = wait_current(&server, &second.ldapi_url(), Duration::from_secs(6)).await;
+    // the load goes on against the second
+    tokio::time::sleep(Duration::from_secs(4)).await;
     first.restart();
-    let back = Instant::now();
-    let mut back_after = None;
-    while back.elapsed() < Duration::from_secs(30) {
-        if current(&server).await == first.ldapi_url() {
-            back_after = Some(back.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back_after = wait_current(&server, &first.ldapi_url(), Duration::from_secs(30)).await;
     // a few more seconds of load on the preferred server, with the second's writes in it
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let back_after = back_after.expect("requests went back to the preferred server");
-
-    let answers = answers.lock().unwrap().clone();
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
-    let failed: Vec<&Answer> = answers
-        .iter()
-        .filter(|a| !(200..300).contains(&a.status))
-        .collect();
-    let window = longest_failure_window(&answers);
-    let gets_not_found = acked.get_after_create.iter().filter(|s| **s == 404).count();
-    let gets_ok = acked.get_after_create.iter().filter(|s| **s == 200).count();
+    let (answers, acked) = load.stop().await;
     eprintln!(
-        "estate: {} requests ({} creates acknowledged), {} failed {:?}; longest failure window {:?}; \
-         failover seen by /readyz {:?} after the kill; fail-back {:?} after the restart; \
-         GET right after create: {gets_ok} of {} 200",
-        answers.len(),
-        acked.created.len(),
-        failed.len(),
-        failed.iter().map(|a| (a.kind, a.status)).fold(
-            HashMap::<(&str, u16), usize>::new(),
-            |mut m, k| {
-                *m.entry(k).or_default() += 1;
-                m
-            }
-        ),
-        window,
-        moved_after,
-        back_after,
-        acked.get_after_create.len(),
+        "estate: {}; failover seen by /readyz {moved_after:?} after the kill; fail-back {back_after:?} after the restart",
+        summary(&answers, &acked)
     );
-    assert!(
-        acked.created.len() > 20,
-        "the load made too little progress"
-    );
-    assert_eq!(gets_not_found, 0, "an id the bridge created answered 404");
-    assert!(
-        window <= Duration::from_secs(5),
-        "clients saw only errors for {window:?}"
-    );
+    held_up(&answers, &acked, 20);
     assert!(
         moved_after <= Duration::from_secs(4),
         "failover took {moved_after:?}"
@@ -324,10 +109,6 @@ async fn the_preferred_server_killed_under_load_loses_no_acknowledged_write_and_
     assert!(
         back_after >= Duration::from_secs(4),
         "fail-back came before failback_after_secs: {back_after:?}"
-    );
-    assert!(
-        failed.iter().all(|a| a.status == 503),
-        "failures other than a retryable 503: {failed:?}"
     );
     converged([&first, &second], &acked)
         .await
@@ -520,21 +301,6 @@ impl Drop for Dns {
     }
 }
 
-async fn wait_current(server: &ServerProcess, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        if current(server).await == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "current server is {}, not {want}",
-            current(server).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The servers come from DNS SRV records, in priority order: the first is used, the second
 /// takes over when it dies, the first takes back once it is up again, and a server removed
 /// from DNS is left once the records' time to live has passed.
@@ -591,4 +357,38 @@ async fn servers_found_in_dns_are_used_in_priority_order_and_followed_when_the_r
     drop(dns);
     let log = server.log_text();
     assert!(log.contains("no longer listed in DNS"), "{log}");
+}
+
+/// `check-config` binds to every listed server, not only the first: a failover must not be
+/// the first time a wrong address is found.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_checks_every_server_and_names_the_one_that_fails() {
+    let (first, second) = Slapd::start_pair();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let check = |config: String| {
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let config = pair_config(&first, &second);
+    let (code, text) = check(config.clone());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&first.ldapi_url()) && text.contains(&second.ldapi_url()),
+        "{text}"
+    );
+    second.stop();
+    let (code, text) = check(config);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("ldap.urls[1]"), "{text}");
+    assert!(!text.contains("ldap.urls[0]"), "{text}");
 }

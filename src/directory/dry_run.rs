@@ -490,8 +490,8 @@ impl Directory for DryRun {
         self.inner.estate()
     }
 
-    fn generation(&self) -> u64 {
-        self.inner.generation()
+    fn request_server(&self) -> Option<String> {
+        self.inner.request_server()
     }
 
     async fn check_servers(&self) -> Result<(), String> {

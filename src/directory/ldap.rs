@@ -459,8 +459,8 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool.estate()
     }
 
-    fn generation(&self) -> u64 {
-        self.pool.generation()
+    fn request_server(&self) -> Option<String> {
+        self.pool.request_server()
     }
 
     async fn check_servers(&self) -> Result<(), String> {

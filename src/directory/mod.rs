@@ -381,8 +381,9 @@ pub trait Directory: Send + Sync {
     /// The directory's servers: which one requests use now and which are down.
     fn estate(&self) -> EstateStatus;
 
-    /// Changes whenever the server requests go to does (failover, fail-back).
-    fn generation(&self) -> u64;
+    /// The server this request's operations go to (the one it is pinned to, else the current
+    /// one): an id created on one server may not have reached another yet.
+    fn request_server(&self) -> Option<String>;
 
     /// Looks the servers up (DNS discovery) and checks every one now rather than at the
     /// next round of health checks: at start, before the first request.

@@ -317,8 +317,11 @@ impl LdapPool {
         self.estate.status()
     }
 
-    pub fn generation(&self) -> u64 {
-        self.estate.generation()
+    /// The server this request is pinned to, else the current one.
+    pub fn request_server(&self) -> Option<String> {
+        pinned()
+            .or_else(|| self.estate.current())
+            .map(|s| s.url.clone())
     }
 
     /// Discovers the servers (when DNS discovery is configured) and checks every server now,
@@ -1019,6 +1022,10 @@ impl LdapPool {
             LdapError::LdapResult { result } => self.code(&conn, result.rc, &result.text, ""),
             other => {
                 warn!(server = %conn.server.url, error = %other, "LDAP connection failed");
+                // the idle connections to the same server most likely died with this one (it
+                // restarted, or was killed): the retry opens a new connection instead of
+                // finding the next dead one
+                let _ = conn.server.conn.retain(|_, _| false);
                 DirectoryError::Unavailable(other.to_string())
             }
         };
@@ -1084,15 +1091,22 @@ fn server(
 }
 
 /// Checks every server each `health_interval` (and refreshes DNS discovery when its records'
-/// time to live has passed) until the pool is dropped.
+/// time to live has passed, or sooner, every `RELOOK` at most, while every server it listed
+/// is down) until the pool is dropped.
 async fn check_servers(estate: std::sync::Weak<Estate<Pool<Manager>>>, shared: Arc<Shared>) {
+    const RELOOK: Duration = Duration::from_secs(10);
     let mut next_lookup = tokio::time::Instant::now();
+    let mut last_lookup: Option<tokio::time::Instant> = None;
     loop {
         let Some(estate) = estate.upgrade() else {
             return;
         };
         if let Some(d) = &shared.settings.discover {
-            if tokio::time::Instant::now() >= next_lookup {
+            let now = tokio::time::Instant::now();
+            let all_down = estate.members().iter().all(|m| !m.is_up());
+            let relook = all_down && last_lookup.is_none_or(|at| now.duration_since(at) >= RELOOK);
+            if now >= next_lookup || relook {
+                last_lookup = Some(now);
                 let ttl = match refresh(&estate, &shared, d).await {
                     Ok(ttl) => ttl,
                     Err(e) => {
@@ -1174,6 +1188,8 @@ async fn probe(server: &Server, settings: &LdapSettings) -> DirResult<()> {
     };
     let mut conn = match server.conn.timeout_get(&timeouts).await {
         Ok(c) => c,
+        // the server answers; the credentials are wrong everywhere (readiness says so)
+        Err(PoolError::Backend(DirectoryError::BindRefused { .. })) => return Ok(()),
         Err(PoolError::Backend(e)) => return Err(e),
         Err(PoolError::Timeout(deadpool::managed::TimeoutType::Wait)) => {
             // every connection is busy serving requests: it answers

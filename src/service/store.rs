@@ -78,9 +78,9 @@ pub struct Store {
     pub resource_type: &'static str,
     /// "Users" or "Groups".
     pub endpoint: &'static str,
-    /// Ids this process created lately, with the directory generation (which server was
-    /// current) they were written under: read-your-writes across a failover.
-    created: moka::sync::Cache<String, u64>,
+    /// Ids this process created lately, with the server each was written to:
+    /// read-your-writes across a failover.
+    created: moka::sync::Cache<String, Option<String>>,
 }
 
 /// How long a created id is waited for on a server that has not received it yet.
@@ -115,10 +115,10 @@ impl Store {
         }
     }
 
-    /// This process created `id` just now, on the current server.
+    /// This process created `id` just now, on the server this request writes to.
     pub fn created(&self, id: &str) {
         self.created
-            .insert(id.to_ascii_lowercase(), self.dir.generation());
+            .insert(id.to_ascii_lowercase(), self.dir.request_server());
     }
 
     /// `id` is being deleted: a later 404 for it is the truth, not replication lag.
@@ -229,9 +229,9 @@ impl Store {
     }
 
     /// Finds the entry for `id` under `container` (`locate_here`). An id this process created
-    /// under another current server (a failover since) may not have reached the server
-    /// answering now: it is looked for again for a few seconds, then the answer is a
-    /// retryable 503, never a 404 that would make the IdP create the account twice.
+    /// on another server than the one answering now (a failover since) may not have reached
+    /// it yet: it is looked for again for a few seconds, then the answer is a retryable 503,
+    /// never a 404 that would make the IdP create the account twice.
     pub async fn locate_opt(
         &self,
         container: &str,
@@ -242,10 +242,10 @@ impl Store {
         if found.is_some() {
             return Ok(found);
         }
-        let Some(written_under) = self.created.get(&id.to_ascii_lowercase()) else {
+        let Some(written_on) = self.created.get(&id.to_ascii_lowercase()) else {
             return Ok(None);
         };
-        if written_under == self.dir.generation() {
+        if written_on == self.dir.request_server() {
             return Ok(None);
         }
         let wait = crate::directory::budget::bounded(REPLICATION_WAIT);

@@ -3,6 +3,7 @@
 //! `config.example.toml`.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod proxy;
 pub mod samba;
 
