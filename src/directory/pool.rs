@@ -1219,11 +1219,12 @@ async fn probe(server: &Server, settings: &LdapSettings) -> DirResult<()> {
 /// The longest a health check waits for a server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Whether an answer says the server cannot serve writes now (it is read-only, busy or
-/// shutting down): another server should take the requests.
+/// Whether an answer says the server cannot serve writes now (it is read-only and refers
+/// them elsewhere or refuses them, busy, or shutting down): another server should take the
+/// requests.
 fn cannot_serve(rc: u32, text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    matches!(rc, 51 | 52)
+    matches!(rc, 10 | 51 | 52)
         || rc == 53
             && [
                 "read-only",
@@ -1552,6 +1553,17 @@ mod tests {
         assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+
+    #[test]
+    fn a_read_only_busy_or_stopping_server_is_one_that_cannot_serve() {
+        assert!(cannot_serve(10, "")); // a consumer's referral
+        assert!(cannot_serve(53, "shadow context; no update referral"));
+        assert!(cannot_serve(52, ""));
+        assert!(cannot_serve(51, ""));
+        assert!(cannot_serve(53, "server is shutting down"));
+        assert!(!cannot_serve(53, "0000052D: Constraint violation"));
+        assert!(!cannot_serve(68, ""));
     }
 
     #[test]
