@@ -392,3 +392,71 @@ async fn check_config_checks_every_server_and_names_the_one_that_fails() {
     assert!(text.contains("ldap.urls[1]"), "{text}");
     assert!(!text.contains("ldap.urls[0]"), "{text}");
 }
+
+/// Behind a load balancer a cursor may reach another replica of the bridge. With a cursor
+/// key they share, that replica recognises it and answers `expiredCursor` (start again: the
+/// walk lives on the first); with keys of their own it could only say `invalidCursor`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_from_another_replica_sharing_the_key_is_expired_not_invalid() {
+    let slapd = Slapd::start();
+    let mut admin = slapd.admin().await;
+    for i in 0..5 {
+        add_person(&mut admin, &format!("walker{i}"), "Walker").await;
+    }
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), [42u8; 32]).unwrap();
+    let shared = test_config(&slapd, &[], "").replace(
+        "# cursor_key_file = \"/etc/scim2ldap/cursor.key\"",
+        &format!("cursor_key_file = \"{}\"", key.path().display()),
+    );
+    let one = ServerProcess::spawn(&shared, None, &[]);
+    let other = ServerProcess::spawn(&shared, None, &[]);
+    let alone = ServerProcess::spawn(&test_config(&slapd, &[], ""), None, &[]);
+    let client = reqwest::Client::new();
+    let (status, page) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/Users?count=2&cursor=", one.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let next = urlencode(page["nextCursor"].as_str().unwrap());
+    let (status, body) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/Users?count=2&cursor={next}", other.base),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["scimType"].as_str()),
+        (400, Some("expiredCursor")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("replica"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/Users?count=2&cursor={next}", alone.base),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["scimType"].as_str()),
+        (400, Some("invalidCursor")),
+        "{body}"
+    );
+    // the replica that began the walk goes on with it
+    let (status, page) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/Users?count=2&cursor={next}", one.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+}

@@ -63,9 +63,10 @@ struct Manager {
 /// One directory server and its connections.
 type Server = Member<Pool<Manager>>;
 
-/// Binds one at a time, and after the directory refuses the service account's credentials,
-/// not again until a backoff has passed (1 s, doubling to 60 s): a changed password must not
-/// turn every request into a bind attempt that a password policy counts against the account.
+/// Binds one at a time (connecting is not held up), and after the directory refuses the
+/// service account's credentials, not again until a backoff has passed (1 s, doubling to
+/// 60 s): a changed password must not turn every request into a bind attempt that a password
+/// policy counts against the account.
 #[derive(Default)]
 struct BindGate {
     state: tokio::sync::Mutex<BindState>,
@@ -81,6 +82,19 @@ struct BindState {
 }
 
 const MAX_BIND_BACKOFF: Duration = Duration::from_secs(60);
+
+impl BindState {
+    /// `BindRefused` while the backoff after a refusal lasts.
+    fn refused(&self) -> Result<(), DirectoryError> {
+        match self.retry_at {
+            Some(at) if std::time::Instant::now() < at => Err(DirectoryError::BindRefused {
+                reason: self.reason.clone(),
+                retry_in: (at - std::time::Instant::now()).as_secs().max(1),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
 
 impl Manager {
     /// A TCP connection to the addresses discovery found, so that TLS still checks the
@@ -110,16 +124,8 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<ldap3::Ldap, DirectoryError> {
         let s = &self.shared.settings;
         let binds = &self.shared.binds;
-        let mut gate = binds.state.lock().await;
-        if let Some(at) = gate.retry_at {
-            let now = std::time::Instant::now();
-            if now < at {
-                return Err(DirectoryError::BindRefused {
-                    reason: gate.reason.clone(),
-                    retry_in: (at - now).as_secs().max(1),
-                });
-            }
-        }
+        binds.state.lock().await.refused()?;
+        // connecting holds no lock: a server that hangs must not hold up binds to the others
         let mut conn_settings = LdapConnSettings::new()
             .set_conn_timeout(budget::bounded(s.connect_timeout))
             .set_starttls(s.starttls);
@@ -134,6 +140,9 @@ impl managed::Manager for Manager {
             .await
             .map_err(|e| DirectoryError::Unavailable(format!("cannot connect to {url}: {e}")))?;
         ldap3::drive!(conn);
+        let mut gate = binds.state.lock().await;
+        // refused meanwhile, to another connection: not again before the backoff
+        gate.refused()?;
         binds.attempts.fetch_add(1, Ordering::Relaxed);
         let res = ldap
             .with_timeout(budget::bounded(s.operation_timeout))
