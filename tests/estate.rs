@@ -460,3 +460,44 @@ async fn a_cursor_from_another_replica_sharing_the_key_is_expired_not_invalid() 
     .await;
     assert_eq!(status, 200, "{page}");
 }
+
+/// A server that accepts connections and never answers (a hung host, a half-dead VM) is not
+/// refused, so only time tells: the health check (2 s limit) or the first request's connection
+/// attempt marks it down, and requests go to the next server within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_accepts_and_never_answers_is_left_within_seconds() {
+    let slapd = Slapd::start();
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("ldap://127.0.0.1:{}", hung.local_addr().unwrap().port());
+    // accepts, holds every connection open, says nothing
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = via_plain_ldap(&test_config(&slapd, &[], ""), &slapd, "ldap://unused").replace(
+        "url = \"ldap://unused\"",
+        &format!(
+            "urls = [\"{hung_url}\", \"{}\"]\nhealth_interval_secs = 1",
+            slapd.url()
+        ),
+    );
+    let started = Instant::now();
+    let server = ServerProcess::spawn(&config, None, &[]);
+    let client = reqwest::Client::new();
+    let (status, body) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/Users?count=1", server.base),
+        None,
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("hung first server: first list answered {status} {took:?} after the start");
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(current(&server).await, slapd.url());
+    let (_, ready) = text(&format!("http://{}/readyz", server.addr)).await;
+    assert!(ready.contains(&format!("down: {hung_url}")), "{ready}");
+}

@@ -55,6 +55,8 @@ struct Shared {
 
 struct Manager {
     url: String,
+    /// Held while binding.
+    binding: tokio::sync::Mutex<()>,
     /// Addresses DNS discovery found for the URL's host; empty: the system resolver's.
     addrs: Vec<std::net::SocketAddr>,
     shared: Arc<Shared>,
@@ -63,10 +65,10 @@ struct Manager {
 /// One directory server and its connections.
 type Server = Member<Pool<Manager>>;
 
-/// Binds one at a time (connecting is not held up), and after the directory refuses the
-/// service account's credentials, not again until a backoff has passed (1 s, doubling to
-/// 60 s): a changed password must not turn every request into a bind attempt that a password
-/// policy counts against the account.
+/// Binds one at a time to each server, and after a server refuses the service account's
+/// credentials, to none again until a backoff has passed (1 s, doubling to 60 s): a changed
+/// password must not turn every request into a bind attempt that a password policy counts
+/// against the account.
 #[derive(Default)]
 struct BindGate {
     state: tokio::sync::Mutex<BindState>,
@@ -140,15 +142,17 @@ impl managed::Manager for Manager {
             .await
             .map_err(|e| DirectoryError::Unavailable(format!("cannot connect to {url}: {e}")))?;
         ldap3::drive!(conn);
-        let mut gate = binds.state.lock().await;
+        // one bind at a time to this server; a server that hangs holds up only its own
+        let _one_at_a_time = self.binding.lock().await;
         // refused meanwhile, to another connection: not again before the backoff
-        gate.refused()?;
+        binds.state.lock().await.refused()?;
         binds.attempts.fetch_add(1, Ordering::Relaxed);
         let res = ldap
             .with_timeout(budget::bounded(s.operation_timeout))
             .simple_bind(&s.bind_dn, &s.bind_password)
             .await
             .map_err(|e| DirectoryError::Unavailable(format!("bind to {url} failed: {e}")))?;
+        let mut gate = binds.state.lock().await;
         if res.rc == 49 {
             gate.refusals += 1;
             let backoff =
@@ -1089,6 +1093,7 @@ fn server(
 ) -> Result<Server, String> {
     let pool = Pool::builder(Manager {
         url: url.clone(),
+        binding: tokio::sync::Mutex::new(()),
         addrs,
         shared: shared.clone(),
     })
