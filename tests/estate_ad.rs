@@ -142,28 +142,8 @@ async fn a_two_dc_domain_is_found_in_dns_written_through_one_dc_and_survives_los
     assert!(!ready.contains("down:"), "both DCs answer: {ready}");
 
     // one writer: two bridges create the same names at once
-    let client = reqwest::Client::new();
     let names: Vec<String> = (0..8).map(|i| format!("twin{i}")).collect();
-    let mut calls = Vec::new();
-    for name in &names {
-        for base in [&one.base, &other.base] {
-            let (client, url, body) = (client.clone(), format!("{base}/Users"), ad_user(name));
-            calls.push(tokio::spawn(async move {
-                send(&client, reqwest::Method::POST, url, Some(body))
-                    .await
-                    .0
-            }));
-        }
-    }
-    let mut statuses = Vec::new();
-    for c in calls {
-        statuses.push(c.await.unwrap());
-    }
-    for (i, name) in names.iter().enumerate() {
-        let mut pair = [statuses[2 * i], statuses[2 * i + 1]];
-        pair.sort();
-        assert_eq!(pair, [201, 409], "{name}: {pair:?}");
-    }
+    create_through_both_at_once([&one, &other], &names, ad_user).await;
     for dc in [dc1, dc2] {
         eventually(
             Duration::from_secs(30),

@@ -277,3 +277,34 @@ pub async fn wait_current(server: &ServerProcess, want: &str, within: Duration) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Each of `names` is POSTed through both bridges at once: one 201 and one 409 per name,
+/// whichever bridge wins.
+pub async fn create_through_both_at_once(
+    bridges: [&ServerProcess; 2],
+    names: &[String],
+    body: fn(&str) -> Value,
+) {
+    let client = reqwest::Client::new();
+    let mut calls = Vec::new();
+    for name in names {
+        for bridge in bridges {
+            let (client, url, body) =
+                (client.clone(), format!("{}/Users", bridge.base), body(name));
+            calls.push(tokio::spawn(async move {
+                send(&client, reqwest::Method::POST, url, Some(body))
+                    .await
+                    .0
+            }));
+        }
+    }
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap());
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut pair = [statuses[2 * i], statuses[2 * i + 1]];
+        pair.sort();
+        assert_eq!(pair, [201, 409], "{name}: {pair:?}");
+    }
+}
