@@ -30,13 +30,13 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: &'static str,
-    server: String,
+    server: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpErrorLabels {
     op: &'static str,
-    server: String,
+    server: &'static str,
     kind: &'static str,
 }
 
@@ -101,6 +101,26 @@ pub struct Metrics {
     repairs: Family<RepairLabels, Counter>,
     server_up: Family<ServerLabels, Gauge>,
     server_changes: Family<KindLabels, Counter>,
+}
+
+/// A server's URL as a label that lives as long as the process, so that counting an
+/// operation allocates nothing. Each distinct URL is kept once: the servers configured or
+/// discovered over the process's life, a handful.
+pub fn server_label(url: &str) -> &'static str {
+    static LABELS: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        OnceLock::new();
+    let mut labels = LABELS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match labels.get(url) {
+        Some(known) => known,
+        None => {
+            let label: &'static str = Box::leak(url.to_owned().into_boxed_str());
+            labels.insert(label);
+            label
+        }
+    }
 }
 
 /// The process's metrics.
@@ -234,19 +254,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// One LDAP operation `op` sent to `server` that took `took` and failed with `error`,
-    /// if it did.
+    /// One LDAP operation `op` sent to `server` (a `server_label`) that took `took` and
+    /// failed with `error`, if it did.
     pub fn ldap(
         &self,
         op: &'static str,
-        server: &str,
+        server: &'static str,
         took: Duration,
         error: Option<&'static str>,
     ) {
-        let labels = OpLabels {
-            op,
-            server: server.to_owned(),
-        };
+        let labels = OpLabels { op, server };
         self.ldap_ops.get_or_create(&labels).inc();
         self.ldap_seconds
             .get_or_create(&labels)
@@ -255,7 +272,7 @@ impl Metrics {
             self.ldap_errors
                 .get_or_create(&OpErrorLabels {
                     op,
-                    server: labels.server,
+                    server,
                     kind,
                 })
                 .inc();

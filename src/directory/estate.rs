@@ -20,6 +20,8 @@ use tracing::warn;
 pub struct Member<T> {
     /// The URL requests reach it by (never holds a secret: no userinfo is accepted).
     pub url: String,
+    /// `url` as a metrics label.
+    pub label: &'static str,
     pub conn: T,
     health: Mutex<Health>,
 }
@@ -36,6 +38,7 @@ struct Health {
 impl<T> Member<T> {
     pub fn new(url: String, conn: T) -> Member<T> {
         Member {
+            label: crate::metrics::server_label(&url),
             url,
             conn,
             health: Mutex::new(Health {

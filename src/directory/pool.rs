@@ -367,7 +367,7 @@ impl LdapPool {
         let server = pinned().or_else(|| self.estate.current());
         crate::metrics::metrics().ldap(
             op,
-            server.as_ref().map_or("-", |s| s.url.as_str()),
+            server.as_ref().map_or("-", |s| s.label),
             start.elapsed(),
             result.as_ref().err().map(DirectoryError::kind),
         );
