@@ -270,11 +270,7 @@ impl Metrics {
             .observe(took.as_secs_f64());
         if let Some(kind) = error {
             self.ldap_errors
-                .get_or_create(&OpErrorLabels {
-                    op,
-                    server,
-                    kind,
-                })
+                .get_or_create(&OpErrorLabels { op, server, kind })
                 .inc();
         }
     }

@@ -481,3 +481,48 @@ async fn a_server_that_accepts_and_never_answers_is_left_within_seconds() {
     let (_, ready) = text(&format!("http://{}/readyz", server.addr)).await;
     assert!(ready.contains(&format!("down: {hung_url}")), "{ready}");
 }
+
+/// A read-only replica listed first (or one that became read-only) takes the reads, and
+/// refuses the first write ("shadow context"): that write goes to the next server within the
+/// same request, so the IdP sees no error, and requests follow it there. The replica answers
+/// health checks, so it is preferred again after failback_after_secs, and the next write
+/// moves on the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_a_read_only_replica_refuses_go_to_the_next_server_in_the_same_request() {
+    let (provider, replica) = Slapd::start_provider_and_replica();
+    let config = pair_config(&replica, &provider);
+    let server = ServerProcess::spawn(&config, None, &[]);
+    assert_eq!(current(&server).await, replica.ldapi_url());
+    let client = reqwest::Client::new();
+    let (status, body) = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/Users", server.base),
+        Some(entra_user("through1")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(current(&server).await, provider.ldapi_url());
+    assert!(provider.entry(&dn_of("through1")).await.is_some());
+    // the replica answers its health checks: preferred again after failback_after_secs
+    wait_current(&server, &replica.ldapi_url(), Duration::from_secs(20)).await;
+    let (status, body) = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/Users", server.base),
+        Some(entra_user("through2")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(provider.entry(&dn_of("through2")).await.is_some());
+    // and the replica receives what the provider took
+    let mut replicated = false;
+    for _ in 0..50 {
+        if replica.entry(&dn_of("through2")).await.is_some() {
+            replicated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(replicated, "the replica never received the write");
+}

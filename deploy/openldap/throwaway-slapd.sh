@@ -15,6 +15,8 @@
 # pair: syncprov, and syncrepl from the peer (refreshAndPersist as the rootdn, retry every
 # second). The peer must hold the same entries with the same entryUUIDs: start the second from
 # the first's slapcat output, given as SLAPD_SEED_LDIF (loaded instead of the example tree).
+# With SLAPD_CONSUMER also set, it is a read-only replica of the peer instead (no
+# olcMultiProvider): writes to it are refused ("shadow context").
 set -euo pipefail
 dir=$1
 port=$2
@@ -63,7 +65,7 @@ if [ -n "${SLAPD_SERVER_ID:-}" ]; then
 "
   sync_db="olcDbIndex: entryCSN eq
 olcSyncrepl: rid=00$SLAPD_SERVER_ID provider=$SLAPD_PEER_URL bindmethod=simple binddn=\"cn=admin,dc=example,dc=org\" credentials=$rootpw searchbase=\"dc=example,dc=org\" type=refreshAndPersist retry=\"1 +\" timeout=2 network-timeout=2
-olcMultiProvider: TRUE
+${SLAPD_CONSUMER:+#}olcMultiProvider: TRUE
 "
   sync_overlay="dn: olcOverlay={$((sssvlv_index + 1))}syncprov,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig

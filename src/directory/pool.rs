@@ -823,7 +823,7 @@ impl LdapPool {
                     .with_controls(controls.clone())
                     .add(dn, attrs.clone())
                     .await;
-                if retry && unsent(&res) {
+                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                     conn.discard();
                     continue;
                 }
@@ -881,7 +881,7 @@ impl LdapPool {
                     .with_controls(controls.clone())
                     .modify(dn, mods.clone())
                     .await;
-                if retry && unsent(&res) {
+                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                     conn.discard();
                     continue;
                 }
@@ -910,7 +910,7 @@ impl LdapPool {
                     })
                     .await
                     .map(|r| r.1);
-                if retry && unsent(&res) {
+                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                     conn.discard();
                     continue;
                 }
@@ -966,7 +966,7 @@ impl LdapPool {
                     .with_controls(controls.clone())
                     .modifydn(dn, new_rdn, true, new_parent)
                     .await;
-                if retry && unsent(&res) {
+                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                     conn.discard();
                     continue;
                 }
@@ -990,7 +990,7 @@ impl LdapPool {
                     .with_controls(controls.clone())
                     .delete(dn)
                     .await;
-                if retry && unsent(&res) {
+                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                     conn.discard();
                     continue;
                 }
@@ -1011,7 +1011,10 @@ impl LdapPool {
         res: Result<ldap3::LdapResult, LdapError>,
         dn: &str,
     ) -> DirResult<ldap3::LdapResult> {
-        wrote();
+        // a server that refused to serve the write applied nothing
+        if !matches!(&res, Ok(r) if cannot_serve(r.rc, &r.text)) {
+            wrote();
+        }
         match res {
             Ok(r) if r.rc == 0 => Ok(r),
             Ok(r) => Err(self.code(&conn, r.rc, &r.text, dn)),
@@ -1046,6 +1049,20 @@ impl LdapPool {
         err
     }
 
+    /// Whether a write the server refused to serve (read-only, busy, stopping: nothing was
+    /// applied) goes to the next server: when this request has written nothing to this one.
+    /// The server is marked down, and the request leaves it.
+    fn goes_elsewhere(&self, conn: &Conn, res: &Result<ldap3::LdapResult, LdapError>) -> bool {
+        let Ok(r) = res else { return false };
+        if !cannot_serve(r.rc, &r.text) || has_written() {
+            return false;
+        }
+        let why = format!("{}: {}", result_code_name(r.rc), r.text);
+        self.estate.failed(&conn.server, &why);
+        unpin();
+        true
+    }
+
     /// A result code from `conn`'s server as a directory error. A server that says it cannot
     /// serve (busy, unavailable, read-only, shutting down) is marked down, so that the next
     /// request goes to another.
@@ -1078,6 +1095,11 @@ fn pin(server: &Arc<Server>) {
 
 fn unpin() {
     let _ = PIN.try_with(|p| p.borrow_mut().server = None);
+}
+
+/// Whether this request has written to its server.
+fn has_written() -> bool {
+    PIN.try_with(|p| p.borrow().wrote).unwrap_or(false)
 }
 
 /// A write reached the pinned server: the request stays with it.

@@ -49,6 +49,8 @@ struct Launch<'a> {
     server_id: Option<u8>,
     peer: Option<String>,
     seed: Option<&'a Path>,
+    /// A read-only replica of `peer` rather than a second provider.
+    consumer: bool,
 }
 
 /// A running slapd; killed on drop.
@@ -125,6 +127,17 @@ impl Slapd {
     /// `start_pair` with the first on port `p1`, and the second receiving its changes from
     /// `second_peer` (a fault proxy in front of the first, to cut replication).
     pub fn start_pair_on(p1: u16, second_peer: &str) -> (Slapd, Slapd) {
+        Self::start_two(p1, second_peer, false)
+    }
+
+    /// A provider and a read-only replica of it (syncrepl without multi-provider): the
+    /// replica answers reads and refuses writes ("shadow context").
+    pub fn start_provider_and_replica() -> (Slapd, Slapd) {
+        let p1 = free_port();
+        Self::start_two(p1, &format!("ldap://127.0.0.1:{p1}/"), true)
+    }
+
+    fn start_two(p1: u16, second_peer: &str, consumer: bool) -> (Slapd, Slapd) {
         let p2 = free_port();
         let first = Self::launch_opts(Launch {
             port: Some(p1),
@@ -152,6 +165,7 @@ impl Slapd {
             peer: Some(second_peer.to_owned()),
             seed: Some(&seed),
             memberof: true,
+            consumer,
             ..Launch::default()
         });
         (first, second)
@@ -189,6 +203,9 @@ impl Slapd {
             }
             if let Some(seed) = o.seed {
                 cmd.env("SLAPD_SEED_LDIF", seed);
+            }
+            if o.consumer {
+                cmd.env("SLAPD_CONSUMER", "1");
             }
             let out = cmd.output().expect("run throwaway-slapd.sh");
             if out.status.success() {
