@@ -1,0 +1,196 @@
+//! Request and response controls the pool sends and reads (paged results, post-read,
+//! permissive modify, assertion, server-side sort), and SCIM changes as ldap3 mods. Hand-built
+//! where ldap3 has no type, and checked for shape before ldap3 parses them (its parsers panic
+//! on anything else).
+
+use std::collections::HashSet;
+
+use ldap3::{Mod, SearchEntry};
+
+use crate::directory::{Change, DirResult, DirectoryError, LdapFilter};
+
+pub(super) const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
+
+/// The cookie of a paged-results response control (SEQUENCE { size, cookie }); `None` when
+/// malformed (then the walk ends rather than trusting it).
+pub(super) fn paged_cookie(val: &[u8]) -> Option<Vec<u8>> {
+    use ldap3::asn1::PL;
+    let (_, tag) = ldap3::asn1::parse_tag(val).ok()?;
+    let PL::C(parts) = tag.payload else {
+        return None;
+    };
+    match parts.as_slice() {
+        [_, cookie] => match &cookie.payload {
+            PL::P(bytes) => Some(bytes.clone()),
+            PL::C(_) => None,
+        },
+        _ => None,
+    }
+}
+
+pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
+
+/// RFC 4527 post-read: the write's answer carries the entry as the write left it.
+pub(super) fn post_read_control(attrs: &[&str]) -> ldap3::controls::RawControl {
+    ldap3::controls::PostRead::new(attrs.to_vec())
+}
+
+/// The entry a post-read control returned, if the answer has one; a malformed one counts as
+/// none (the caller then reads the entry back).
+pub(super) fn post_read_entry(res: ldap3::LdapResult) -> Option<SearchEntry> {
+    let raw = res
+        .ctrls
+        .into_iter()
+        .find(|c| c.1.ctype == POST_READ_OID)?
+        .1
+        .val?;
+    let (_, tag) = ldap3::asn1::parse_tag(&raw).ok()?;
+    well_formed_entry(&tag).then(|| SearchEntry::construct(ldap3::ResultEntry::new(tag)))
+}
+
+/// Whether `tag` has the shape of a SearchResultEntry ([APPLICATION 4] { dn, { { type,
+/// { value… } }… } }), the shape `SearchEntry::construct` assumes (it panics on any other).
+fn well_formed_entry(tag: &ldap3::asn1::StructureTag) -> bool {
+    use ldap3::asn1::{StructureTag, PL};
+    fn constructed(t: &StructureTag) -> Option<&[StructureTag]> {
+        match &t.payload {
+            PL::C(inner) => Some(inner),
+            PL::P(_) => None,
+        }
+    }
+    fn text(t: &StructureTag) -> bool {
+        matches!(&t.payload, PL::P(bytes) if std::str::from_utf8(bytes).is_ok())
+    }
+    let Some([dn, attrs]) = constructed(tag).filter(|_| tag.id == 4) else {
+        return false;
+    };
+    text(dn)
+        && constructed(attrs).is_some_and(|attrs| {
+            attrs.iter().all(|a| match constructed(a) {
+                Some([name, values]) => {
+                    text(name)
+                        && constructed(values)
+                            .is_some_and(|vs| vs.iter().all(|v| matches!(v.payload, PL::P(_))))
+                }
+                _ => false,
+            })
+        })
+}
+
+/// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error
+/// (OpenLDAP and Active Directory both honour it), so membership adds are idempotent.
+pub(super) fn permissive_modify() -> ldap3::controls::RawControl {
+    ldap3::controls::RawControl {
+        ctype: "1.2.840.113556.1.4.1413".to_owned(),
+        crit: false,
+        val: None,
+    }
+}
+
+/// The assertion control (RFC 4528), critical so that a server without it refuses rather
+/// than writes unchecked.
+pub(super) fn assertion_control(
+    assertion: Option<&LdapFilter>,
+) -> DirResult<Vec<ldap3::controls::RawControl>> {
+    let Some(filter) = assertion else {
+        return Ok(Vec::new());
+    };
+    let text = filter.to_string();
+    // ldap3 panics on a filter it cannot parse: check first (ours always parse).
+    if ldap3::parse_filter(&text).is_err() {
+        return Err(DirectoryError::Other {
+            code: 87,
+            message: format!("filterError: cannot encode the assertion {text}"),
+        });
+    }
+    let mut control = ldap3::controls::Assertion::new(text);
+    control.crit = true;
+    Ok(vec![control])
+}
+
+/// The server-side sort request control (RFC 2891), critical: a server that cannot sort
+/// this way refuses instead of answering unsorted.
+pub fn sort_control(sort: &crate::directory::SortKey) -> ldap3::controls::RawControl {
+    use ldap3::asn1::{ASNTag, Boolean, OctetString, Sequence, Tag, TagClass};
+    let mut key = vec![
+        Tag::OctetString(OctetString {
+            inner: sort.attr.as_bytes().to_vec(),
+            ..Default::default()
+        }),
+        Tag::OctetString(OctetString {
+            id: 0,
+            class: TagClass::Context,
+            inner: sort.ordering_rule.as_bytes().to_vec(),
+        }),
+    ];
+    if sort.reverse {
+        key.push(Tag::Boolean(Boolean {
+            id: 1,
+            class: TagClass::Context,
+            inner: true,
+        }));
+    }
+    let list = Tag::Sequence(Sequence {
+        inner: vec![Tag::Sequence(Sequence {
+            inner: key,
+            ..Default::default()
+        })],
+        ..Default::default()
+    });
+    let mut buf = bytes::BytesMut::new();
+    // encoding into memory cannot fail
+    let _ = ldap3::asn1::write::encode_into(&mut buf, list.into_structure());
+    ldap3::controls::RawControl {
+        ctype: "1.2.840.113556.1.4.473".to_owned(),
+        crit: true,
+        val: Some(buf.to_vec()),
+    }
+}
+
+/// ldap3 takes value sets; a `Replace`/`Add` with several values is sent as one mod per value
+/// so that the server stores them in our order (the first value is the one SCIM shows).
+pub fn to_mods(changes: &[Change]) -> Vec<Mod<Vec<u8>>> {
+    let bytes = |v: &String| v.as_bytes().to_vec();
+    let mut mods = Vec::new();
+    for c in changes {
+        match c {
+            Change::Replace(a, vals) => {
+                let mut it = vals.iter();
+                mods.push(Mod::Replace(
+                    a.as_bytes().to_vec(),
+                    it.next().map(bytes).into_iter().collect(),
+                ));
+                for v in it {
+                    mods.push(Mod::Add(a.as_bytes().to_vec(), HashSet::from([bytes(v)])));
+                }
+            }
+            Change::Add(a, vals) => {
+                for v in vals {
+                    mods.push(Mod::Add(a.as_bytes().to_vec(), HashSet::from([bytes(v)])));
+                }
+            }
+            Change::Delete(a, vals) => mods.push(Mod::Delete(
+                a.as_bytes().to_vec(),
+                vals.iter().map(bytes).collect(),
+            )),
+        }
+    }
+    mods
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_keeps_value_order_by_sending_one_mod_per_value() {
+        let mods = to_mods(&[Change::Replace("mail".into(), vec!["a".into(), "b".into()])]);
+        assert_eq!(mods.len(), 2);
+        assert!(
+            matches!(&mods[0], Mod::Replace(a, v) if a == b"mail" && v.contains(&b"a".to_vec()) && v.len() == 1)
+        );
+        assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
+        let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
+        assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+}
