@@ -602,23 +602,9 @@ impl LdapPool {
                 .into_iter()
                 .map(|(a, v)| (a, v.into_iter().collect()))
                 .collect();
-            for retry in [true, false] {
-                let mut conn = self.conn().await?;
-                self.count();
-                let res = conn
-                    .with_timeout(self.op_timeout())
-                    .with_controls(controls.clone())
-                    .add(dn, attrs.clone())
-                    .await;
-                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
-                    conn.discard();
-                    continue;
-                }
-                return self.finish(conn, res, dn).map(post_read_entry);
-            }
-            Err(DirectoryError::Unavailable(
-                "no live LDAP connection".into(),
-            ))
+            self.write(dn, &controls, Write::Add(&attrs))
+                .await
+                .map(post_read_entry)
         })
         .await
     }
@@ -660,23 +646,9 @@ impl LdapPool {
             let mut controls = vec![permissive_modify()];
             controls.extend(assertion_control(assertion)?);
             controls.extend(read.map(post_read_control));
-            for retry in [true, false] {
-                let mut conn = self.conn().await?;
-                self.count();
-                let res = conn
-                    .with_timeout(self.op_timeout())
-                    .with_controls(controls.clone())
-                    .modify(dn, mods.clone())
-                    .await;
-                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
-                    conn.discard();
-                    continue;
-                }
-                return self.finish(conn, res, dn).map(post_read_entry);
-            }
-            Err(DirectoryError::Unavailable(
-                "no live LDAP connection".into(),
-            ))
+            self.write(dn, &controls, Write::Modify(&mods))
+                .await
+                .map(post_read_entry)
         })
         .await
     }
@@ -685,35 +657,14 @@ impl LdapPool {
     /// hashes the new password with its own scheme and replaces every value the entry had.
     pub async fn password_modify(&self, dn: &str, password: &super::Password) -> DirResult<()> {
         self.observed("password_modify", async {
-            for retry in [true, false] {
-                let mut conn = self.conn().await?;
-                self.count();
-                let res = conn
-                    .with_timeout(self.op_timeout())
-                    .extended(ldap3::exop::PasswordModify {
-                        user_id: Some(dn),
-                        old_pass: None,
-                        new_pass: Some(password.expose()),
-                    })
-                    .await
-                    .map(|r| r.1);
-                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
-                    conn.discard();
-                    continue;
-                }
-                return match self.finish(conn, res, dn) {
-                    // slapd: "unsupported extended operation" (protocolError)
-                    Err(DirectoryError::Other { code: 2, .. }) => {
-                        Err(DirectoryError::Unsupported(
-                            "the directory does not offer the Password Modify extended operation (RFC 3062): set users.password_hash = \"ssha512\" or \"argon2\", whichever scheme the directory verifies".into(),
-                        ))
-                    }
-                    other => other.map(|_| ()),
-                };
+            let res = self.write(dn, &[], Write::Password(password)).await;
+            match res {
+                // slapd: "unsupported extended operation" (protocolError)
+                Err(DirectoryError::Other { code: 2, .. }) => Err(DirectoryError::Unsupported(
+                    "the directory does not offer the Password Modify extended operation (RFC 3062): set users.password_hash = \"ssha512\" or \"argon2\", whichever scheme the directory verifies".into(),
+                )),
+                other => other.map(|_| ()),
             }
-            Err(DirectoryError::Unavailable(
-                "no live LDAP connection".into(),
-            ))
         })
         .await
     }
@@ -745,23 +696,16 @@ impl LdapPool {
     ) -> DirResult<()> {
         self.observed("rename", async {
             let controls = assertion_control(assertion)?;
-            for retry in [true, false] {
-                let mut conn = self.conn().await?;
-                self.count();
-                let res = conn
-                    .with_timeout(self.op_timeout())
-                    .with_controls(controls.clone())
-                    .modifydn(dn, new_rdn, true, new_parent)
-                    .await;
-                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
-                    conn.discard();
-                    continue;
-                }
-                return self.finish(conn, res, dn).map(|_| ());
-            }
-            Err(DirectoryError::Unavailable(
-                "no live LDAP connection".into(),
-            ))
+            self.write(
+                dn,
+                &controls,
+                Write::Rename {
+                    new_rdn,
+                    new_parent,
+                },
+            )
+            .await
+            .map(|_| ())
         })
         .await
     }
@@ -769,25 +713,63 @@ impl LdapPool {
     pub async fn delete(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
         self.observed("delete", async {
             let controls = assertion_control(assertion)?;
-            for retry in [true, false] {
-                let mut conn = self.conn().await?;
-                self.count();
-                let res = conn
-                    .with_timeout(self.op_timeout())
-                    .with_controls(controls.clone())
-                    .delete(dn)
-                    .await;
-                if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
-                    conn.discard();
-                    continue;
-                }
-                return self.finish(conn, res, dn).map(|_| ());
-            }
-            Err(DirectoryError::Unavailable(
-                "no live LDAP connection".into(),
-            ))
+            self.write(dn, &controls, Write::Delete).await.map(|_| ())
         })
         .await
+    }
+
+    /// Sends one write with `send` and reads its result (`finish`). A write that never left
+    /// (the pooled connection was dead), or that the server refused to serve while this
+    /// request had written nothing to it (`goes_elsewhere`), is sent once more on a fresh
+    /// connection.
+    async fn write(
+        &self,
+        dn: &str,
+        controls: &[ldap3::controls::RawControl],
+        op: Write<'_>,
+    ) -> DirResult<ldap3::LdapResult> {
+        for retry in [true, false] {
+            let mut conn = self.conn().await?;
+            self.count();
+            let ldap = conn.with_timeout(self.op_timeout());
+            let res = match op {
+                Write::Add(attrs) => {
+                    ldap.with_controls(controls.to_vec())
+                        .add(dn, attrs.to_vec())
+                        .await
+                }
+                Write::Modify(mods) => {
+                    ldap.with_controls(controls.to_vec())
+                        .modify(dn, mods.to_vec())
+                        .await
+                }
+                Write::Rename {
+                    new_rdn,
+                    new_parent,
+                } => {
+                    ldap.with_controls(controls.to_vec())
+                        .modifydn(dn, new_rdn, true, new_parent)
+                        .await
+                }
+                Write::Delete => ldap.with_controls(controls.to_vec()).delete(dn).await,
+                Write::Password(password) => ldap
+                    .extended(ldap3::exop::PasswordModify {
+                        user_id: Some(dn),
+                        old_pass: None,
+                        new_pass: Some(password.expose()),
+                    })
+                    .await
+                    .map(|r| r.1),
+            };
+            if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
+                conn.discard();
+                continue;
+            }
+            return self.finish(conn, res, dn);
+        }
+        Err(DirectoryError::Unavailable(
+            "no live LDAP connection".into(),
+        ))
     }
 
     /// The result of a write. An answer lost after the request was sent (timeout, connection
@@ -864,6 +846,20 @@ impl LdapPool {
         }
         map_result_code(rc, text, dn)
     }
+}
+
+/// A write `LdapPool::write` sends (and may send twice).
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    Add(&'a [(String, HashSet<String>)]),
+    Modify(&'a [Mod<Vec<u8>>]),
+    Rename {
+        new_rdn: &'a str,
+        new_parent: Option<&'a str>,
+    },
+    Delete,
+    /// The Password Modify extended operation (RFC 3062).
+    Password(&'a super::Password),
 }
 
 /// Whether a write failed before it left: the pooled connection was already dead (the
