@@ -136,7 +136,7 @@ impl LdapPool {
         if let Some(d) = &self.shared.settings.discover {
             refresh(&self.estate, &self.shared, d).await?;
         }
-        probe_all(&self.estate, &self.shared.settings).await;
+        probe_all(&self.estate, self.shared.settings.connect_timeout).await;
         Ok(())
     }
 
@@ -146,7 +146,7 @@ impl LdapPool {
             .estate
             .member(url)
             .ok_or_else(|| DirectoryError::Unavailable(format!("{url} is not a known server")))?;
-        probe(&server, &self.shared.settings).await
+        probe(&server, self.shared.settings.connect_timeout).await
     }
 
     /// Runs one LDAP operation, counting it and its outcome and time in the metrics.

@@ -12,7 +12,7 @@ use ldap3::Scope;
 use tracing::{debug, info, warn};
 
 use super::codes::result_code_name;
-use super::connect::{LdapSettings, Manager, Shared};
+use super::connect::{Manager, Shared};
 use crate::directory::estate::{Estate, Member};
 use crate::directory::{DirResult, DirectoryError};
 
@@ -151,7 +151,7 @@ pub(super) async fn check_servers(
                 next_lookup = tokio::time::Instant::now() + ttl;
             }
         }
-        probe_all(&estate, &shared.settings).await;
+        probe_all(&estate, shared.settings.connect_timeout).await;
         drop(estate);
         tokio::time::sleep(shared.settings.health_interval).await;
     }
@@ -179,12 +179,11 @@ pub(super) async fn refresh(
 }
 
 /// One round of health checks on every server, at once; then the current server is chosen.
-pub(super) async fn probe_all(estate: &Estate<Pool<Manager>>, settings: &LdapSettings) {
+pub(super) async fn probe_all(estate: &Estate<Pool<Manager>>, connect_timeout: Duration) {
     let mut checks = tokio::task::JoinSet::new();
     for member in estate.members() {
-        let settings = settings.clone();
         checks.spawn(async move {
-            let r = probe(&member, &settings).await;
+            let r = probe(&member, connect_timeout).await;
             (member, r)
         });
     }
@@ -210,9 +209,8 @@ pub(super) async fn probe_all(estate: &Estate<Pool<Manager>>, settings: &LdapSet
 
 /// A health check: a pooled connection (connecting and binding if needed) reads the root
 /// DSE, within a short time.
-pub(super) async fn probe(server: &Server, settings: &LdapSettings) -> DirResult<()> {
-    let limit = settings
-        .connect_timeout
+pub(super) async fn probe(server: &Server, connect_timeout: Duration) -> DirResult<()> {
+    let limit = connect_timeout
         .min(PROBE_TIMEOUT)
         .max(Duration::from_millis(100));
     let timeouts = deadpool::managed::Timeouts {
