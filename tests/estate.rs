@@ -344,20 +344,9 @@ async fn servers_found_in_dns_are_used_in_priority_order_and_followed_when_the_r
 #[tokio::test(flavor = "multi_thread")]
 async fn check_config_checks_every_server_and_names_the_one_that_fails() {
     let (first, second) = Slapd::start_pair();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
     let check = |config: String| {
-        std::fs::write(&path, config).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-            .args(["check-config", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let (code, out, err) = check_config(&config);
+        (code, out + &err)
     };
     let config = pair_config(&first, &second);
     let (code, text) = check(config.clone());

@@ -1049,23 +1049,6 @@ async fn each_tenant_sees_only_its_own_container() {
     assert_eq!(page["Resources"][0]["id"], theirs["id"]);
 }
 
-/// Runs `scim2ldap check-config` on `config`; returns the exit code, stdout and stderr.
-fn check_config(config: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn check_config_binds_and_names_the_broken_key() {
     let slapd = Slapd::start();

@@ -966,3 +966,20 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Runs `scim2ldap check-config` on `config`; returns the exit code, stdout and stderr.
+pub fn check_config(config: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
