@@ -3,6 +3,8 @@
 
 use std::fmt::{self, Write};
 
+use ldap3::ldap_escape;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LdapFilter {
     /// Matches every entry (`(objectClass=*)`).
@@ -99,12 +101,12 @@ impl fmt::Display for LdapFilter {
                 f.write_char(')')
             }
             LdapFilter::Not(p) => write!(f, "(!{p})"),
-            LdapFilter::Eq(a, v) => write!(f, "({a}={})", escape_filter_value(v)),
+            LdapFilter::Eq(a, v) => write!(f, "({a}={})", ldap_escape(v)),
             LdapFilter::EqBytes(a, v) => write!(f, "({a}={})", escape_filter_bytes(v)),
             LdapFilter::BitAnd(a, bits) => write!(f, "({a}:1.2.840.113556.1.4.803:={bits})"),
             LdapFilter::Present(a) => write!(f, "({a}=*)"),
-            LdapFilter::Ge(a, v) => write!(f, "({a}>={})", escape_filter_value(v)),
-            LdapFilter::Le(a, v) => write!(f, "({a}<={})", escape_filter_value(v)),
+            LdapFilter::Ge(a, v) => write!(f, "({a}>={})", ldap_escape(v)),
+            LdapFilter::Le(a, v) => write!(f, "({a}<={})", ldap_escape(v)),
             LdapFilter::Substring {
                 attr,
                 initial,
@@ -113,35 +115,19 @@ impl fmt::Display for LdapFilter {
             } => {
                 write!(f, "({attr}=")?;
                 if let Some(i) = initial {
-                    f.write_str(&escape_filter_value(i))?;
+                    f.write_str(&ldap_escape(i))?;
                 }
                 f.write_char('*')?;
                 for a in any {
-                    write!(f, "{}*", escape_filter_value(a))?;
+                    write!(f, "{}*", ldap_escape(a))?;
                 }
                 if let Some(l) = last {
-                    f.write_str(&escape_filter_value(l))?;
+                    f.write_str(&ldap_escape(l))?;
                 }
                 f.write_char(')')
             }
         }
     }
-}
-
-/// RFC 4515 §3: `*`, `(`, `)`, `\` and NUL become `\XX`.
-pub fn escape_filter_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '*' => out.push_str("\\2a"),
-            '(' => out.push_str("\\28"),
-            ')' => out.push_str("\\29"),
-            '\\' => out.push_str("\\5c"),
-            '\0' => out.push_str("\\00"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Escapes raw bytes for a filter (binary attributes such as AD's objectGUID).
@@ -153,6 +139,12 @@ pub fn escape_filter_bytes(bytes: &[u8]) -> String {
 }
 
 /// RFC 4514 §2.4: escapes one attribute value for use in a DN.
+///
+/// Not ldap3's `dn_escape`: that one writes every special as a hex pair (`Smith\2c John`),
+/// which RFC 4514 allows but neither slapd nor AD shows; this writes the backslash form the
+/// directories hand back (`Smith\, John`), so the DNs we answer and log read as the admin
+/// sees them in the directory. Filter values use ldap3's `ldap_escape`, which is RFC 4515 §3
+/// exactly (and borrows when nothing needs escaping).
 pub fn escape_dn_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 4);
     let last = v.chars().count().saturating_sub(1);

@@ -149,21 +149,20 @@ fn for_clients(text: &str) -> String {
     crate::logging::shorten(&one_line, 300).into_owned()
 }
 
-/// LDAP GeneralizedTime (`20261124203607Z`, maybe with fractions) → RFC 3339.
+/// LDAP GeneralizedTime as the directories write it (`20261124203607Z`, AD's
+/// `20261124203607.0Z`): UTC, seconds, maybe a fraction.
+const GENERALIZED_TIME: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year][month][day][hour][minute][second][optional [.[subsecond]]]Z"
+);
+
+/// LDAP GeneralizedTime → RFC 3339 in whole seconds (SCIM's `meta.created`/`lastModified`).
 pub fn generalized_to_rfc3339(g: &str) -> Option<String> {
-    let digits: String = g.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.len() < 14 || !g.ends_with('Z') {
-        return None;
-    }
-    Some(format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &digits[0..4],
-        &digits[4..6],
-        &digits[6..8],
-        &digits[8..10],
-        &digits[10..12],
-        &digits[12..14]
-    ))
+    let t = time::PrimitiveDateTime::parse(g, GENERALIZED_TIME).ok()?;
+    t.replace_nanosecond(0)
+        .ok()?
+        .assume_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]
@@ -181,6 +180,16 @@ mod tests {
             Some("2026-11-24T20:36:07Z")
         );
         assert_eq!(generalized_to_rfc3339("2026"), None);
+    }
+
+    #[test]
+    fn converts_ad_timestamps_and_refuses_impossible_dates() {
+        assert_eq!(
+            generalized_to_rfc3339("20261124203607.0Z").as_deref(),
+            Some("2026-11-24T20:36:07Z")
+        );
+        assert_eq!(generalized_to_rfc3339("20261324203607Z"), None);
+        assert_eq!(generalized_to_rfc3339("20261124203607"), None);
     }
 
     #[test]
