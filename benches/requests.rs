@@ -4,7 +4,12 @@
 //! membership and cursor figures; asserts nothing about speed.
 //!   cargo bench --bench requests
 //!   BENCH_N=5000 BENCH_WALK=100000 cargo bench --bench requests
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -302,7 +302,7 @@ fn check_isolation(raw: &RawConfig) -> Result<(), ConfigError> {
         }
     }
     for (i, a) in parts.iter().enumerate() {
-        for b in &parts[..i] {
+        for b in parts.iter().take(i) {
             if a.tenant != b.tenant && overlap(a.dn, b.dn) {
                 return Err(ConfigError::new(
                     &a.key,

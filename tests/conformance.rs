@@ -1,7 +1,12 @@
 //! The external conformance suite: scim2-tester (PyPI) against the live bridge on a real
 //! slapd, configured with config.example.toml. `bash scripts/test.sh` installs the suite into
 //! target/scim2-tester-venv (or set SCIM2_TESTER_PYTHON to a Python that has it).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

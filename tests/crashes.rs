@@ -4,7 +4,12 @@
 //! the fault proxy: its request swallowed (it never happened) or its answer held (it
 //! happened, the bridge never heard). Then a soak: concurrent writes, ≥ 20 kills at random
 //! points, every unanswered request retried once, and the directory's invariants checked.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

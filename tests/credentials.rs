@@ -3,7 +3,12 @@
 //! against the issuer's keys; and the audit record of every write. Against a real slapd and
 //! the real binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

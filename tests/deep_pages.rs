@@ -1,7 +1,12 @@
 //! Lists hold one page: with a bind account that has no size limit (the rootdn), a page far
 //! into 20,000 users is found by a paged search that keeps only the page, so memory does not
 //! grow with startIndex. Measured on the real binary's peak RSS, 8 clients at a time.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

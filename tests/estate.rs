@@ -4,7 +4,12 @@
 //! no acknowledged write is lost, no id the bridge created answers 404, and requests go back
 //! to the preferred server once it has answered long enough. Two bridges creating the same
 //! names at once make one account each: both write to the same server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

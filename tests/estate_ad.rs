@@ -6,7 +6,12 @@
 //! enforce across DCs before replication); DC1 killed under load and started again:
 //! requests move to DC2 within seconds, no acknowledged write is lost, no created id answers
 //! 404, and requests go back to DC1 after it has answered long enough.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! `scim2ldap explain`: the LDAP operations a request would make, reading the real directory
 //! and writing nothing, with passwords masked.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -2,7 +2,12 @@
 //! answers lost or held past the deadline (through a fault-injecting proxy), races between
 //! writes, two bridges on one directory. Afterwards, every answer matches what the directory
 //! holds, and nothing is half-done.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

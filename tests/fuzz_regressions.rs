@@ -2,7 +2,12 @@
 //! replayed through what the fuzz targets exercise: parse under the default limits and under
 //! the ceilings, evaluate, translate to LDAP, apply PATCH bodies. Each runs on a thread with a
 //! tokio worker's 2 MiB stack, in this (debug) build whose frames are the largest.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,12 @@
 //! process, slow and half-sent connections, a low open-file limit, SIGTERM, forged log
 //! lines, oversized values, per-tenant rate limits, SCIM errors from every layer, HTTPS.
 //! Process-level behaviour runs the real binary (`ServerProcess`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! Whole request sequences as each IdP sends them (from their public SCIM documentation),
 //! run against both directories: a real slapd and a real Samba AD DC.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

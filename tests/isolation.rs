@@ -1,7 +1,12 @@
 //! What a tenant may touch: only entries of its resources' structural classes, only under its
 //! own containers, only its own role groups; an archived account is nobody's to change; and
 //! a config whose tenants would overlap is refused at start.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

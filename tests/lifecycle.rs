@@ -2,7 +2,12 @@
 //! them, on OpenLDAP (tests/ad.rs has the same on Samba): rehires, duplicate creates, a
 //! create retried after its answer was lost, countries by name or code, typed values the
 //! mapping cannot hold.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -2,7 +2,12 @@
 //! no request dropped and a bad config refused, and the systemd notify protocol (ready,
 //! reloading, stopping, watchdog). Against the real binary and slapd.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! Passwords on OpenLDAP: set the way OpenLDAP clients set them (RFC 3062 Password Modify,
 //! so that slapd hashes them), never stored as sent, never read, filtered, sorted or
 //! returned, every old value replaced, and never sent over a connection in clear.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

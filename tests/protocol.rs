@@ -1,5 +1,10 @@
 //! SCIM protocol features over real HTTP and slapd: POST .search, attribute projection.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! Writes racing each other on one real slapd, 50 rounds each. Afterwards, checked in LDAP:
 //! no group lists a DN that is not a live member, and a user created later under a deleted
 //! user's name inherits nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! The repair sweep, on real slapd: what breaks the invariants without the bridge's doing (a
 //! hand edit, an overlay's rewrite, a crash before the journal) is found, reported, and
 //! fixed; what is not the tenant's is left alone.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

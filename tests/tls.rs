@@ -1,5 +1,10 @@
 //! TLS to the directory: ldaps:// and StartTLS, verified against a configured CA file.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
 mod common;
 

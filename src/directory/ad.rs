@@ -122,11 +122,12 @@ pub fn sam_account_name(source: &str) -> Option<String> {
 /// The domain's naming context (`dc=…` RDNs at the end of `dn`).
 fn domain_of(dn: &str) -> String {
     let parts = split_dn(dn);
-    let start = parts
+    let domain: Vec<&str> = parts
         .iter()
-        .position(|r| r.to_ascii_lowercase().starts_with("dc="))
-        .unwrap_or(parts.len());
-    parts[start..].join(",")
+        .skip_while(|r| !r.to_ascii_lowercase().starts_with("dc="))
+        .map(String::as_str)
+        .collect();
+    domain.join(",")
 }
 
 fn take(attrs: &mut Vec<(String, Vec<String>)>, name: &str) -> Option<Vec<String>> {

@@ -172,7 +172,11 @@ impl<T> Estate<T> {
             if let Some(next) = t.members.iter().position(|m| m.is_up()) {
                 let from = member.url.clone();
                 t.current = next;
-                let to = t.members[next].url.clone();
+                let to = t
+                    .members
+                    .get(next)
+                    .map(|m| m.url.clone())
+                    .unwrap_or_default();
                 drop(t);
                 self.moved("failover", &from, &to, why);
             }
@@ -194,7 +198,7 @@ impl<T> Estate<T> {
         };
         let now = Instant::now();
         let wanted = if current.is_up() {
-            t.members[..t.current].iter().position(|m| {
+            t.members.iter().take(t.current).position(|m| {
                 let h = m.health();
                 h.up && now.duration_since(h.since) >= self.failback_after
             })
@@ -203,7 +207,7 @@ impl<T> Estate<T> {
         };
         if let Some(i) = wanted.filter(|i| *i != t.current) {
             t.current = i;
-            let to = t.members[i].url.clone();
+            let to = t.members.get(i).map(|m| m.url.clone()).unwrap_or_default();
             drop(t);
             if current.is_up() {
                 self.moved(

@@ -194,25 +194,30 @@ pub fn split_dn(dn: &str) -> Vec<String> {
 
 /// RFC 4514 unescaping of an attribute value: `\,` and `\2C` both give `,`.
 pub fn unescape_dn_value(v: &str) -> String {
-    let b = v.as_bytes();
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            match (hex(b[i + 1]), b.get(i + 2).and_then(|c| hex(*c))) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b[i + 1]);
-                    i += 2;
-                }
+    let mut out = Vec::with_capacity(v.len());
+    let mut rest = v.as_bytes();
+    while let Some((&c, after)) = rest.split_first() {
+        rest = after;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let pair = match rest {
+            [h, l, ..] => hex(*h).zip(hex(*l)),
+            _ => None,
+        };
+        match (pair, rest.split_first()) {
+            (Some((h, l)), _) => {
+                out.push(h * 16 + l);
+                rest = rest.get(2..).unwrap_or_default();
             }
-        } else {
-            out.push(b[i]);
-            i += 1;
+            (None, Some((&n, tail))) => {
+                out.push(n);
+                rest = tail;
+            }
+            // a backslash at the very end stays itself
+            (None, None) => out.push(c),
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -291,7 +296,7 @@ pub fn is_under(dn: &str, base: &str) -> bool {
 pub fn split_first_rdn(dn: &str) -> (String, String) {
     let parts = split_dn(dn);
     let first = parts.first().cloned().unwrap_or_default();
-    (first, parts[1.min(parts.len())..].join(","))
+    (first, parts.get(1..).unwrap_or_default().join(","))
 }
 
 #[cfg(test)]

@@ -120,15 +120,14 @@ impl ScimError {
 
     /// The JSON body of the error response.
     pub fn to_json(&self) -> Value {
-        let mut body = json!({
-            "schemas": [ERROR_SCHEMA],
-            "status": self.status.to_string(),
-            "detail": self.detail,
-        });
+        let mut body = serde_json::Map::new();
+        body.insert("schemas".into(), json!([ERROR_SCHEMA]));
+        body.insert("status".into(), Value::String(self.status.to_string()));
+        body.insert("detail".into(), Value::String(self.detail.clone()));
         if let Some(t) = self.scim_type {
-            body["scimType"] = Value::String(t.as_str().to_owned());
+            body.insert("scimType".into(), Value::String(t.as_str().to_owned()));
         }
-        body
+        Value::Object(body)
     }
 }
 

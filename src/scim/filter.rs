@@ -295,12 +295,22 @@ impl Parser {
     }
 
     /// Consumes `word` (case-insensitive) if it stands next, followed by a non-name character.
+    /// The characters from `start` to `end`, or none when that runs past the input.
+    fn span(&self, start: usize, end: usize) -> &[char] {
+        self.chars.get(start..end).unwrap_or_default()
+    }
+
+    fn text(&self, start: usize, end: usize) -> String {
+        self.span(start, end).iter().collect()
+    }
+
     fn eat_keyword(&mut self, word: &str) -> bool {
         let n = word.chars().count();
         if self.pos + n > self.chars.len() {
             return false;
         }
-        let matches_word = self.chars[self.pos..self.pos + n]
+        let matches_word = self
+            .span(self.pos, self.pos + n)
             .iter()
             .zip(word.chars())
             .all(|(a, b)| a.eq_ignore_ascii_case(&b));
@@ -457,7 +467,7 @@ impl Parser {
         while matches!(self.peek(), Some(c) if is_name_char(c)) {
             self.pos += 1;
         }
-        self.chars[start..self.pos].iter().collect()
+        self.text(start, self.pos)
     }
 
     fn name(&mut self) -> Result<String, ParseError> {
@@ -469,16 +479,12 @@ impl Parser {
         while matches!(self.peek(), Some(c) if is_name_char(c)) {
             self.pos += 1;
         }
-        Ok(self.chars[start..self.pos].iter().collect())
+        Ok(self.text(start, self.pos))
     }
 
     fn attr_path(&mut self) -> Result<AttrPath, ParseError> {
         let start = self.pos;
-        let is_urn = self.chars.len() >= start + 4
-            && self.chars[start..start + 4]
-                .iter()
-                .collect::<String>()
-                .eq_ignore_ascii_case("urn:");
+        let is_urn = self.text(start, start + 4).eq_ignore_ascii_case("urn:");
         if is_urn {
             // The URN runs up to the last ':' before the attribute name; URNs contain dots
             // ("2.0"), so only the text after that colon is split on '.'.
@@ -487,12 +493,13 @@ impl Parser {
             {
                 end += 1;
             }
-            let token: String = self.chars[start..end].iter().collect();
+            let token = self.text(start, end);
             let Some(colon) = token.rfind(':') else {
                 return Err(self.error("expected an attribute name after the schema URN"));
             };
-            let urn = token[..colon].to_owned();
-            self.pos = start + token[..=colon].chars().count();
+            let (urn, _) = token.split_at(colon);
+            let urn = urn.to_owned();
+            self.pos = start + urn.chars().count() + 1;
             let name = self.name()?;
             let sub = if self.eat('.') {
                 Some(self.name()?)
@@ -537,7 +544,7 @@ impl Parser {
                         Some(_) => self.pos += 1,
                     }
                 }
-                let raw: String = self.chars[start..self.pos].iter().collect();
+                let raw = self.text(start, self.pos);
                 serde_json::from_str::<String>(&raw)
                     .map(CompValue::Str)
                     .map_err(|e| ParseError {
@@ -551,7 +558,7 @@ impl Parser {
                 while matches!(self.peek(), Some(c) if c.is_ascii_digit() || "+-.eE".contains(c)) {
                     self.pos += 1;
                 }
-                let raw: String = self.chars[start..self.pos].iter().collect();
+                let raw = self.text(start, self.pos);
                 raw.parse::<serde_json::Number>()
                     .map(CompValue::Num)
                     .map_err(|_| ParseError {

@@ -427,7 +427,9 @@ fn apply_multi(
                 for new in as_items(value) {
                     match items.iter().position(|it| same_item(it, &new)) {
                         Some(i) => {
-                            merge_into(&mut items[i], new);
+                            if let Some(it) = items.get_mut(i) {
+                                merge_into(it, new);
+                            }
                             touched.push(i);
                         }
                         None => {
@@ -469,7 +471,9 @@ fn apply_multi(
                 }
                 (_, Some(sd), None) => {
                     for &i in &hits {
-                        set_sub(&mut items[i], sd, None);
+                        if let Some(it) = items.get_mut(i) {
+                            set_sub(it, sd, None);
+                        }
                     }
                     items.retain(|it| !is_hollow(it));
                 }
@@ -491,15 +495,16 @@ fn apply_multi(
                         touched.push(items.len() - 1);
                     } else {
                         for &i in &hits {
+                            let Some(it) = items.get_mut(i) else { continue };
                             match sub {
-                                Some(sd) => set_sub(&mut items[i], sd, Some(v.clone())),
+                                Some(sd) => set_sub(it, sd, Some(v.clone())),
                                 None if op == OpKind::Replace => {
                                     let mut element =
                                         template_from(f).unwrap_or(Value::Object(Map::new()));
                                     merge_into(&mut element, v.clone());
-                                    items[i] = element;
+                                    *it = element;
                                 }
-                                None => merge_into(&mut items[i], v.clone()),
+                                None => merge_into(it, v.clone()),
                             }
                             touched.push(i);
                         }
@@ -509,7 +514,9 @@ fn apply_multi(
         }
     }
     // Only one value may be primary (RFC 7643 §2.4): the one just written wins.
-    let newly_primary = touched.iter().any(|&i| is_primary(&items[i]));
+    let newly_primary = touched
+        .iter()
+        .any(|&i| items.get(i).is_some_and(is_primary));
     if newly_primary {
         for (i, it) in items.iter_mut().enumerate() {
             if !touched.contains(&i) && is_primary(it) {

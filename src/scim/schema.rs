@@ -162,14 +162,17 @@ impl AttrDef {
             "returned": self.returned.as_str(),
             "uniqueness": if self.unique { "server" } else { "none" },
         });
-        if !self.canonical_values.is_empty() {
-            v["canonicalValues"] = json!(self.canonical_values);
-        }
-        if self.ty == AttrType::Complex {
-            v["subAttributes"] = Value::Array(subs.iter().map(|s| s.to_json(&[])).collect());
-        }
-        if self.ty == AttrType::Reference {
-            v["referenceTypes"] = json!(["User"]);
+        if let Some(o) = v.as_object_mut() {
+            if !self.canonical_values.is_empty() {
+                o.insert("canonicalValues".into(), json!(self.canonical_values));
+            }
+            if self.ty == AttrType::Complex {
+                let subs = subs.iter().map(|s| s.to_json(&[])).collect();
+                o.insert("subAttributes".into(), Value::Array(subs));
+            }
+            if self.ty == AttrType::Reference {
+                o.insert("referenceTypes".into(), json!(["User"]));
+            }
         }
         v
     }

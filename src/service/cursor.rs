@@ -174,13 +174,10 @@ impl Cursors {
             ctx_body.extend_from_slice(part);
         }
         hmac::verify(&self.key, &ctx_body, tag).map_err(|_| refused())?;
-        let mut walk = [0u8; 16];
-        walk.copy_from_slice(&body[..16]);
-        let mut page = [0u8; 4];
-        page.copy_from_slice(&body[16..]);
+        let (walk, page) = body.split_at(16);
         Ok(Position::Page {
-            walk,
-            page: u32::from_be_bytes(page),
+            walk: walk.try_into().map_err(|_| refused())?,
+            page: u32::from_be_bytes(page.try_into().map_err(|_| refused())?),
         })
     }
 

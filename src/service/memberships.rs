@@ -419,8 +419,11 @@ impl<'a> Levels<'a> {
                 "$ref": format!("{}/Groups/{id}", self.ctx.base_url),
                 "type": kind,
             });
-            if let Some(name) = self.memberships.groups.mapping.name_from_dn(dn) {
-                v["display"] = Value::String(name);
+            if let (Some(name), Some(o)) = (
+                self.memberships.groups.mapping.name_from_dn(dn),
+                v.as_object_mut(),
+            ) {
+                o.insert("display".into(), Value::String(name));
             }
             self.out.push(v);
         }

@@ -227,26 +227,32 @@ impl Recovery<'_> {
         class: &LdapFilter,
         changes: &mut Vec<audit::Change>,
     ) -> Result<(), DirectoryError> {
+        // `state` and `swept` hold one entry per step (`Replay::new`)
         let steps = r.record.steps.clone();
-        let n = steps.len();
-        let Some(mut i) = (0..n).find(|&i| !matches!(r.state[i], State::Done | State::Undone))
+        let Some(mut i) = r
+            .state
+            .iter()
+            .position(|s| !matches!(s, State::Done | State::Undone))
         else {
             return Ok(());
         };
-        let mut forward = !(r.state.contains(&State::Undone) || r.state[i] == State::Failed);
-        if r.state[i] == State::Sent {
-            match self.happened(writer, class, &steps[i].op).await? {
-                // an add with a password may have stopped between the entry and its password
-                // (AD: before the account was enabled): the password is not kept, so the
-                // entry goes, and the IdP's retry makes it whole
-                Some(true) if matches!(steps[i].op, OpRecord::Add { password: true, .. }) => {
-                    r.state[i] = State::Done;
-                    i += 1;
-                    forward = false;
-                }
+        let (Some(step), Some(&state)) = (steps.get(i), r.state.get(i)) else {
+            return Ok(());
+        };
+        let mut forward = !(r.state.contains(&State::Undone) || state == State::Failed);
+        if state == State::Sent {
+            match self.happened(writer, class, &step.op).await? {
                 Some(true) => {
-                    r.state[i] = State::Done;
+                    if let Some(s) = r.state.get_mut(i) {
+                        *s = State::Done;
+                    }
                     i += 1;
+                    // an add with a password may have stopped between the entry and its
+                    // password (AD: before the account was enabled): the password is not
+                    // kept, so the entry goes, and the IdP's retry makes it whole
+                    if matches!(step.op, OpRecord::Add { password: true, .. }) {
+                        forward = false;
+                    }
                 }
                 // replayed from it, forward (or undone from before it, below)
                 Some(false) => {}
@@ -254,10 +260,16 @@ impl Recovery<'_> {
                 None => {}
             }
         }
-        let add_ahead = (i..n)
-            .any(|j| matches!(steps[j].op, OpRecord::Add { .. }) && r.state[j] != State::Done);
-        let irreversible_done =
-            (0..i).any(|j| r.state[j] == State::Done && steps[j].undo == UndoRecord::Irreversible);
+        let add_ahead = steps
+            .iter()
+            .zip(&r.state)
+            .skip(i)
+            .any(|(s, st)| matches!(s.op, OpRecord::Add { .. }) && *st != State::Done);
+        let irreversible_done = steps
+            .iter()
+            .zip(&r.state)
+            .take(i)
+            .any(|(s, st)| *st == State::Done && s.undo == UndoRecord::Irreversible);
         if forward && add_ahead {
             forward = false;
         }
@@ -277,16 +289,23 @@ impl Recovery<'_> {
                 }
             }
         } else {
-            for j in (0..i).rev().filter(|&j| r.state[j] == State::Done) {
-                let ops: Vec<Op> = match &steps[j].undo {
+            let done = steps
+                .iter()
+                .zip(&r.state)
+                .zip(&r.swept)
+                .take(i)
+                .rev()
+                .filter(|((_, st), _)| **st == State::Done);
+            for ((step, _), swept) in done {
+                let ops: Vec<Op> = match &step.undo {
                     UndoRecord::Op { op } => match op.replay(class) {
                         Some(op) => vec![op],
                         None => {
-                            warn!(step = %steps[j].label, "not undone: the journal keeps no values to restore");
+                            warn!(step = %step.label, "not undone: the journal keeps no values to restore");
                             continue;
                         }
                     },
-                    UndoRecord::Recorded => r.swept[j]
+                    UndoRecord::Recorded => swept
                         .iter()
                         .map(|(dn, v)| Op::Modify {
                             dn: Dn::new(dn.as_str()),

@@ -440,14 +440,17 @@ impl Store {
             "resourceType": self.resource_type,
             "location": format!("{base_url}/{}/{}", self.endpoint, e.id),
         });
+        let Some(m) = meta.as_object_mut() else {
+            return meta;
+        };
         if let Some(t) = e.first("createTimestamp").and_then(generalized_to_rfc3339) {
-            meta["created"] = Value::String(t);
+            m.insert("created".into(), Value::String(t));
         }
         if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
-            meta["lastModified"] = Value::String(t);
+            m.insert("lastModified".into(), Value::String(t));
         }
         if let Some(v) = e.first(self.dir.version_attribute()) {
-            meta["version"] = Value::String(etag(v));
+            m.insert("version".into(), Value::String(etag(v)));
         }
         meta
     }

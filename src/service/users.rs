@@ -725,14 +725,14 @@ impl Users {
             .dir
             .search(&ctx.tenant.users_container, &filter, &self.store.attrs(), 2)
             .await?;
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
-            _ => Err(ScimError::uniqueness(format!(
+        match found.as_slice() {
+            [] => Ok(None),
+            [_] => Ok(found.pop()),
+            [a, b, ..] => Err(ScimError::uniqueness(format!(
                 "several accounts match this person on {} ({} and {}): fix the directory or users.match_on",
                 self.settings.match_on.join(", "),
-                found[0].dn,
-                found[1].dn
+                a.dn,
+                b.dn
             ))),
         }
     }
