@@ -20,6 +20,7 @@ use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
 use crate::service::users::Users;
 
+pub mod error;
 pub mod extract;
 pub mod fair;
 mod handlers;

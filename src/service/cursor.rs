@@ -7,6 +7,7 @@
 //! tenant's cursor is refused (`invalidCursor`) and an unknown one is known to have expired
 //! or to live on another replica (`expiredCursor`: start again).
 
+use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::directory::{Directory, Entry, LdapFilter, Walk};
 use crate::scim::filter::Filter;
-use crate::scim::{ScimError, ScimResult, ScimType};
+use crate::scim::ScimType;
 
 /// How long a walk waits for its next page, and how many a tenant may hold open at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,13 +151,13 @@ impl Cursors {
 
     /// The request's `cursor` parameter: empty for the first page, else one we issued to this
     /// tenant for this resource type.
-    pub fn parse(&self, tenant: &str, kind: &str, text: &str) -> ScimResult<Position> {
+    pub fn parse(&self, tenant: &str, kind: &str, text: &str) -> ServiceResult<Position> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(Position::First);
         }
         let refused = || {
-            ScimError::bad_request(
+            ServiceError::bad_request(
                 ScimType::InvalidCursor,
                 "cursor: not a cursor this server gave for this list; send cursor= (empty) to start from the first page",
             )
@@ -181,8 +182,8 @@ impl Cursors {
         })
     }
 
-    fn expired(&self) -> ScimError {
-        ScimError::bad_request(
+    fn expired(&self) -> ServiceError {
+        ServiceError::bad_request(
             ScimType::ExpiredCursor,
             format!(
                 "cursor: this page is no longer held here (a walk waits {} s for its next page, keeps only its last two pages, ends when the server reloads, and lives on the replica of the bridge that began it); send cursor= (empty) to start again",
@@ -201,10 +202,10 @@ impl Cursors {
         pos: Position,
         count: usize,
         query: Option<WalkQuery<'_>>,
-    ) -> ScimResult<CursorPage> {
+    ) -> ServiceResult<CursorPage> {
         let (id, page, open) = match (pos, query) {
             (Position::First, None) => {
-                return Err(ScimError::internal("a new walk without its query"))
+                return Err(ServiceError::internal("a new walk without its query"))
             }
             (Position::First, Some(q)) => {
                 let walk = dir.walk_open(q.base, &q.filter, &q.attrs).await?;
@@ -306,6 +307,7 @@ impl Cursors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::ScimError;
 
     fn cursors() -> Cursors {
         Cursors::new(CursorSettings::default(), None)
@@ -327,7 +329,7 @@ mod tests {
     fn a_cursor_is_refused_for_another_tenant_or_type() {
         let c = cursors();
         let t = c.token("acme", "Users", &[1u8; 16], 2);
-        let refused = |r: ScimResult<Position>| r.unwrap_err().scim_type;
+        let refused = |r: ServiceResult<Position>| ScimError::from(r.unwrap_err()).scim_type;
         assert_eq!(
             refused(c.parse("other", "Users", &t)),
             Some(ScimType::InvalidCursor)
@@ -362,7 +364,7 @@ mod tests {
         );
         let stranger = Cursors::new(CursorSettings::default(), Some([8u8; 32]));
         assert_eq!(
-            stranger.parse("acme", "Users", &t).unwrap_err().scim_type,
+            ScimError::from(stranger.parse("acme", "Users", &t).unwrap_err()).scim_type,
             Some(ScimType::InvalidCursor)
         );
     }
@@ -381,7 +383,7 @@ mod tests {
             &"A".repeat(10_000),
             &t[..t.len() - 1],
         ] {
-            let err = c.parse("acme", "Users", bad).unwrap_err();
+            let err = ScimError::from(c.parse("acme", "Users", bad).unwrap_err());
             assert_eq!(err.status, 400);
             assert_eq!(err.scim_type, Some(ScimType::InvalidCursor), "{bad:.40}");
         }

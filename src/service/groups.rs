@@ -2,6 +2,7 @@
 //! exactly the affected member values, so they cost O(changed members) and concurrent
 //! changes do not overwrite each other; the member list is read only when a request needs it.
 
+use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -141,11 +142,11 @@ impl Groups {
         &self.store.mapping
     }
 
-    fn container<'c>(&self, ctx: &'c RequestCtx) -> ScimResult<&'c str> {
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c str> {
         ctx.tenant
             .groups_container
             .as_deref()
-            .ok_or_else(|| ScimError::not_found("groups are not configured for this tenant"))
+            .ok_or_else(|| ServiceError::not_found("groups are not configured for this tenant"))
     }
 
     pub fn member_attr(&self) -> &str {
@@ -185,7 +186,7 @@ impl Groups {
         &self,
         ctx: &RequestCtx,
         ids: &[String],
-    ) -> ScimResult<HashMap<EntryId, (Dn, MemberKind)>> {
+    ) -> ServiceResult<HashMap<EntryId, (Dn, MemberKind)>> {
         let id_only = [self.store.dir.id_attribute()];
         let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
         let mut out: HashMap<EntryId, (Dn, MemberKind)> = self
@@ -220,7 +221,7 @@ impl Groups {
         ctx: &RequestCtx,
         ids: &[String],
         strict: bool,
-    ) -> ScimResult<Vec<Member>> {
+    ) -> ServiceResult<Vec<Member>> {
         self.check_member_count(ids.len())?;
         let found = self.resolve_ids(ctx, ids).await?;
         let mut members = Vec::with_capacity(ids.len());
@@ -229,7 +230,7 @@ impl Groups {
             match found.get(&id) {
                 Some((dn, _)) => members.push(Member { id, dn: dn.clone() }),
                 None if strict => {
-                    return Err(ScimError::invalid_value(format!(
+                    return Err(ServiceError::invalid_value(format!(
                         "members: no User or Group has id \"{}\"",
                         crate::logging::shorten(&id, 64)
                     )))
@@ -252,7 +253,7 @@ impl Groups {
         ctx: &RequestCtx,
         group_dn: &Dn,
         members: &[(EntryId, Dn)],
-    ) -> ScimResult<()> {
+    ) -> ServiceResult<()> {
         let members: Vec<Member> = members
             .iter()
             .map(|(id, dn)| Member {
@@ -274,7 +275,7 @@ impl Groups {
         ctx: &RequestCtx,
         group_dn: &Dn,
         added: &[Member],
-    ) -> ScimResult<()> {
+    ) -> ServiceResult<()> {
         let mut listed: Vec<Member> = added.to_vec();
         for _ in 0..MAX_MEMBER_CHECKS {
             if listed.is_empty() {
@@ -325,7 +326,7 @@ impl Groups {
             // only the corrected ones can have moved again since
             listed = moved;
         }
-        Err(ScimError::unavailable(
+        Err(ServiceError::unavailable(
             "members kept being renamed while they were added; retry the request",
             1,
         ))
@@ -334,7 +335,7 @@ impl Groups {
     /// The archived DNs of members `ids` that are no longer among the tenant's users: a
     /// directory whose memberOf overlay rewrites members on a rename lists a member archived
     /// after it was added under its archived DN.
-    async fn archived_dns(&self, ids: &[&str]) -> ScimResult<Vec<Dn>> {
+    async fn archived_dns(&self, ids: &[&str]) -> ServiceResult<Vec<Dn>> {
         let Some(archive) = self.archive.as_deref().filter(|_| !ids.is_empty()) else {
             return Ok(Vec::new());
         };
@@ -346,9 +347,9 @@ impl Groups {
     }
 
     /// 400 `tooMany` past `limits.max_members_per_request`.
-    fn check_member_count(&self, n: usize) -> ScimResult<()> {
+    fn check_member_count(&self, n: usize) -> ServiceResult<()> {
         if n > self.limits.max_members {
-            return Err(ScimError::bad_request(
+            return Err(ServiceError::bad_request(
                 crate::scim::ScimType::TooMany,
                 format!(
                     "{n} member ids in one request; the server accepts at most {} (limits.max_members_per_request): send the change in several PATCH requests",
@@ -365,12 +366,17 @@ impl Groups {
         ctx: &RequestCtx,
         e: &Entry,
         with_members: bool,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let body = self.render(ctx, e, with_members).await?;
         Ok(self.store.resource(&ctx.base_url, e, body))
     }
 
-    async fn render(&self, ctx: &RequestCtx, e: &Entry, with_members: bool) -> ScimResult<Value> {
+    async fn render(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        with_members: bool,
+    ) -> ServiceResult<Value> {
         let res = self.store.mapping.to_scim(e, &|_| None);
         let mut out = Map::new();
         out.insert(
@@ -403,7 +409,7 @@ impl Groups {
     }
 
     /// Normalises a Group body; returns the resource without members and the member ids.
-    fn parse_body(&self, body: &Value) -> ScimResult<GroupBody> {
+    fn parse_body(&self, body: &Value) -> ServiceResult<GroupBody> {
         let n = normalize_resource(body, &GROUP_RESOURCE)?;
         let mut res = n.resource;
         for k in ["id", "meta"] {
@@ -423,7 +429,7 @@ impl Groups {
         body: &Value,
         with_members: bool,
         key: CreateKey,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let container = self.container(ctx)?;
         super::journal::creating(key);
         let (res, ids) = self.parse_body(body)?;
@@ -472,7 +478,7 @@ impl Groups {
                     .store
                     .find_by_name(container, name, &[self.store.dir.id_attribute()])
                     .await?;
-                return Err(ScimError::uniqueness(match holder {
+                return Err(ServiceError::uniqueness(match holder {
                     Some(g) => format!("a group named \"{name}\" already exists: Group {}", g.id),
                     None => format!("a group named \"{name}\" already exists"),
                 }));
@@ -498,7 +504,7 @@ impl Groups {
         ctx: &RequestCtx,
         id: &str,
         with_members: bool,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let e = self
             .store
             .locate(self.container(ctx)?, id, &self.attrs(with_members))
@@ -511,7 +517,7 @@ impl Groups {
         ctx: &RequestCtx,
         q: &ListQuery,
         with_members: bool,
-    ) -> ScimResult<ListPage> {
+    ) -> ServiceResult<ListPage> {
         let container = self.container(ctx)?;
         let start = q.start_index.max(1);
         let count = q.count.unwrap_or(self.max_results).min(self.max_results);
@@ -558,7 +564,7 @@ impl Groups {
         cursor: &str,
         count: usize,
         with_members: bool,
-    ) -> ScimResult<ListPage> {
+    ) -> ServiceResult<ListPage> {
         let container = self.container(ctx)?;
         let filter = match (&q.filter, cursor.trim().is_empty()) {
             (_, false) => None,
@@ -601,7 +607,7 @@ impl Groups {
 
     /// Group filters: the mapping's attributes, plus `members.value eq "id"` (or
     /// `members[value eq "id"]`), resolved to the member's DN first.
-    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ServiceResult<LdapFilter> {
         let mut ids = Vec::new();
         collect_member_ids(f, &mut ids);
         let dns: HashMap<EntryId, Dn> = if ids.is_empty() {
@@ -661,6 +667,7 @@ impl Groups {
         self.store
             .mapping
             .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
+            .map_err(ServiceError::from)
     }
 
     /// PUT. `with_members`: whether the answer shows members (a large group's are resolved
@@ -671,7 +678,7 @@ impl Groups {
         id: &str,
         body: &Value,
         with_members: bool,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let container = self.container(ctx)?;
         let (new_res, ids) = self.parse_body(body)?;
         let e = self.store.locate(container, id, &self.attrs(true)).await?;
@@ -698,7 +705,7 @@ impl Groups {
         id: &str,
         body: &Value,
         respond: Option<bool>,
-    ) -> ScimResult<Option<Resource>> {
+    ) -> ServiceResult<Option<Resource>> {
         let container = self.container(ctx)?;
         let (member_ops, other_ops) = split_member_ops(parse_patch_request(body, &self.limits)?);
         // every operation's ids count: many small ones cost as much as one big one
@@ -746,7 +753,7 @@ impl Groups {
         e: &Entry,
         op: &PatchOperation,
         delta: &mut MemberDelta,
-    ) -> ScimResult<()> {
+    ) -> ServiceResult<()> {
         let filter = op.path.as_ref().and_then(|p| p.filter.as_ref());
         let ids = match &op.value {
             Some(v) => member_ids(v)?,
@@ -794,7 +801,7 @@ impl Groups {
                 }
             }
             (_, Some(_)) => {
-                return Err(ScimError::invalid_path(
+                return Err(ServiceError::invalid_path(
                     "members[…] selects members to remove; to add, use path \"members\" with a value array",
                 ))
             }
@@ -813,7 +820,7 @@ impl Groups {
         old_res: &Map<String, Value>,
         new_res: &Map<String, Value>,
         delta: MemberDelta,
-    ) -> ScimResult<Dn> {
+    ) -> ServiceResult<Dn> {
         let assertion = self.store.precondition(ctx, e)?;
         let mapping = &self.store.mapping;
         let old = mapping.to_ldap(old_res, &|_| None)?;
@@ -877,7 +884,7 @@ impl Groups {
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
-                return Err(ScimError::uniqueness(format!(
+                return Err(ServiceError::uniqueness(format!(
                     "a group named \"{}\" already exists",
                     required_display_name(new_res)?
                 )))
@@ -897,13 +904,13 @@ impl Groups {
         Ok(dn)
     }
 
-    async fn read_back(&self, dn: &str, with_members: bool) -> ScimResult<Entry> {
+    async fn read_back(&self, dn: &str, with_members: bool) -> ServiceResult<Entry> {
         self.store.read_back(dn, &self.attrs(with_members)).await
     }
 
     /// DELETE. The plan: leave the groups that contain this one, delete it, sweep again for
     /// nestings a concurrent request added meanwhile.
-    pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
+    pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<()> {
         let container = self.container(ctx)?;
         self.store.deleting(id);
         let e = self.store.locate(container, id, &self.attrs(false)).await?;
@@ -931,7 +938,7 @@ impl Groups {
 }
 
 /// Ids from a `members` value: `[{"value": id}, …]`, one object, or bare id strings.
-fn member_ids(v: &Value) -> ScimResult<Vec<String>> {
+fn member_ids(v: &Value) -> ServiceResult<Vec<String>> {
     let items: Vec<&Value> = match v {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
@@ -946,9 +953,11 @@ fn member_ids(v: &Value) -> ScimResult<Vec<String>> {
                 .and_then(|(_, v)| v.as_str())
                 .map(str::to_owned)
                 .ok_or_else(|| {
-                    ScimError::invalid_value("each member needs a \"value\" with the member's id")
+                    ServiceError::invalid_value(
+                        "each member needs a \"value\" with the member's id",
+                    )
                 }),
-            _ => Err(ScimError::invalid_value(
+            _ => Err(ServiceError::invalid_value(
                 "members must be objects like {\"value\": \"<id>\"}",
             )),
         })
@@ -1052,10 +1061,10 @@ fn collect_member_ids(f: &Filter, out: &mut Vec<String>) {
     }
 }
 
-fn required_display_name(res: &Map<String, Value>) -> ScimResult<&str> {
+fn required_display_name(res: &Map<String, Value>) -> ServiceResult<&str> {
     match res.get("displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        _ => Err(ScimError::invalid_value(
+        _ => Err(ServiceError::invalid_value(
             "displayName is required and must be a non-empty string",
         )),
     }

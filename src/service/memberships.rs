@@ -3,13 +3,13 @@
 //! a user's `groups`, and the plan steps that keep groups consistent when a member is
 //! created, renamed or removed (no group may list a DN that is not a live member).
 
+use super::error::ServiceResult;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
-use crate::scim::ScimResult;
 
 use super::store::Store;
 use super::write::{Label, Op, Step, Undo, Values};
@@ -131,7 +131,7 @@ impl Memberships {
     }
 
     /// The roles of the user at `user`: the names of the tenant's role groups listing it.
-    pub async fn roles_of(&self, ctx: &RequestCtx, user: &Dn) -> ScimResult<Vec<String>> {
+    pub async fn roles_of(&self, ctx: &RequestCtx, user: &Dn) -> ServiceResult<Vec<String>> {
         let Some(container) = self.roles_container(ctx) else {
             return Ok(Vec::new());
         };
@@ -174,7 +174,7 @@ impl Memberships {
         &self,
         ctx: &RequestCtx,
         names: &[String],
-    ) -> ScimResult<HashMap<String, Dn>> {
+    ) -> ServiceResult<HashMap<String, Dn>> {
         let mut out = HashMap::new();
         let Some(container) = self.roles_container(ctx) else {
             return Ok(out);
@@ -213,7 +213,7 @@ impl Memberships {
     /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values:
     /// the direct ones, then (with `nested`) the groups containing those, level by level, one
     /// batched search per level.
-    pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ScimResult<Vec<Value>> {
+    pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ServiceResult<Vec<Value>> {
         Ok(self
             .groups_of_many(ctx, &[user])
             .await?
@@ -230,7 +230,7 @@ impl Memberships {
         &self,
         ctx: &RequestCtx,
         users: &[&Entry],
-    ) -> ScimResult<Vec<Vec<Value>>> {
+    ) -> ServiceResult<Vec<Vec<Value>>> {
         let Some(container) = ctx.tenant.groups_container.as_deref() else {
             return Ok(vec![Vec::new(); users.len()]);
         };
@@ -320,7 +320,11 @@ impl Memberships {
     }
 
     /// (DN, id) of the groups under `container` that list any of `members` directly.
-    async fn parents_of(&self, container: &str, members: &[Dn]) -> ScimResult<Vec<(Dn, EntryId)>> {
+    async fn parents_of(
+        &self,
+        container: &str,
+        members: &[Dn],
+    ) -> ServiceResult<Vec<(Dn, EntryId)>> {
         let mut out = Vec::new();
         for chunk in members.chunks(super::store::LOCATE_BATCH) {
             let listing = LdapFilter::or(
@@ -347,7 +351,7 @@ impl Memberships {
         users: &Store,
         ctx: &RequestCtx,
         dns: &[Dn],
-    ) -> ScimResult<Vec<(Dn, EntryId, MemberKind)>> {
+    ) -> ServiceResult<Vec<(Dn, EntryId, MemberKind)>> {
         let dns: Vec<Dn> = dns
             .iter()
             .filter(|d| !self.is_placeholder(d))

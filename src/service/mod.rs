@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use crate::auth::Tenant;
-use crate::directory::DirectoryError;
-use crate::scim::ScimError;
+pub use error::{ServiceError, ServiceResult, RETRY_AFTER_SECS};
 
 pub mod creates;
 pub mod cursor;
 pub mod discovery;
+pub mod error;
 pub mod groups;
 pub mod journal;
 pub mod list;
@@ -57,83 +57,11 @@ pub fn etag(version: &str) -> String {
     format!("W/\"{version}\"")
 }
 
-/// Seconds a client should wait before retrying when the directory is unavailable.
-const RETRY_AFTER_SECS: u32 = 5;
-
-/// The one place where directory failures become SCIM errors (RFC 7644 §3.12).
-impl From<DirectoryError> for ScimError {
-    fn from(e: DirectoryError) -> ScimError {
-        match e {
-            DirectoryError::Unavailable(why) => {
-                tracing::warn!(reason = %why, "directory unavailable");
-                ScimError::unavailable(
-                    "the directory is unavailable; retry later",
-                    RETRY_AFTER_SECS,
-                )
-            }
-            DirectoryError::Timeout => ScimError::unavailable(
-                "the directory did not answer in time; retry later",
-                RETRY_AFTER_SECS,
-            ),
-            // the write pipeline reads the directory to learn the outcome; this is what is
-            // left when even that failed
-            DirectoryError::Unknown(_) => ScimError::unavailable(
-                "the directory did not confirm the change and could not be asked whether it was made: read the resource before retrying",
-                RETRY_AFTER_SECS,
-            ),
-            DirectoryError::BindRefused { retry_in, .. } => ScimError::unavailable(
-                "the directory refused the bridge's service account (invalidCredentials): the directory admin must check ldap.bind_dn and its password",
-                u32::try_from(retry_in).unwrap_or(60).max(1),
-            ),
-            DirectoryError::NoSuchObject(_) => {
-                ScimError::not_found("the resource no longer exists")
-            }
-            DirectoryError::AlreadyExists(dn) => {
-                ScimError::uniqueness(format!("a directory entry named {dn} already exists"))
-            }
-            DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
-                tracing::info!(reason = %why, "the directory refused the values");
-                ScimError::invalid_value(format!(
-                    "the directory refused the values: {}",
-                    for_clients(&why)
-                ))
-            }
-            DirectoryError::SizeLimit(_) => ScimError::bad_request(
-                crate::scim::ScimType::TooMany,
-                "more results than the directory lets the bridge's account read: narrow the filter, \
-                 or have the directory admin allow paged searches for it (OpenLDAP: size.prtotal=unlimited)",
-            ),
-            DirectoryError::PreconditionFailed(_) => ScimError::precondition_failed(
-                "the resource changed since the version given in If-Match; read it again",
-            ),
-            DirectoryError::InsufficientAccess(why) => {
-                tracing::error!(reason = %why, "the bridge's service account lacks rights");
-                ScimError::new(
-                    403,
-                    None,
-                    "the bridge's directory account may not make this change; ask the directory admin to grant it",
-                )
-            }
-            DirectoryError::Unsupported(what) => {
-                tracing::error!(reason = %what, "the directory lacks what the configuration relies on");
-                ScimError::internal(format!("the server's configuration does not fit its directory: {what}"))
-            }
-            DirectoryError::Other { code, message } => {
-                tracing::error!(code, reason = %message, "unexpected LDAP result");
-                ScimError::internal(format!(
-                    "the directory answered with an unexpected error ({}, code {code}); the server log has its text",
-                    crate::directory::pool::result_code_name(code)
-                ))
-            }
-        }
-    }
-}
-
 /// A directory's diagnostic text as a client may see it: what it says about the values
 /// (schema, syntax, policy), without what it says about the server itself (Samba names its
 /// source files: `../../source4/dsdb/…c:1234`), on one line, bounded. The whole text goes to
 /// the log.
-fn for_clients(text: &str) -> String {
+pub(crate) fn for_clients(text: &str) -> String {
     let internal = |w: &str| {
         let w = w.trim_matches(|c: char| "()[]{},;".contains(c));
         w.contains("../")
@@ -190,60 +118,5 @@ mod tests {
         );
         assert_eq!(generalized_to_rfc3339("20261324203607Z"), None);
         assert_eq!(generalized_to_rfc3339("20261124203607"), None);
-    }
-
-    #[test]
-    fn directory_internals_never_reach_a_client() {
-        let samba = "00002089: subtree_delete: Unable to delete a non-leaf node (it has 3 children)! at ../../source4/dsdb/samdb/ldb_modules/subtree_delete.c:142";
-        let e: ScimError = DirectoryError::Rejected(samba.into()).into();
-        assert!(
-            !e.detail.contains("source4") && !e.detail.contains(".c:"),
-            "{}",
-            e.detail
-        );
-        assert!(e.detail.contains("non-leaf"), "{}", e.detail);
-        let e: ScimError = DirectoryError::Other {
-            code: 80,
-            message: samba.into(),
-        }
-        .into();
-        assert_eq!(e.status, 500);
-        assert!(
-            !e.detail.contains("source4") && !e.detail.contains("subtree"),
-            "{}",
-            e.detail
-        );
-        assert!(e.detail.contains("other"), "{}", e.detail);
-        let long = "x".repeat(5000);
-        let e: ScimError = DirectoryError::Rejected(format!("a\nb {long}")).into();
-        assert!(
-            e.detail.len() < 400 && !e.detail.contains('\n'),
-            "{}",
-            e.detail
-        );
-    }
-
-    #[test]
-    fn directory_errors_become_scim_errors() {
-        let e: ScimError = DirectoryError::Unavailable("connection refused".into()).into();
-        assert_eq!((e.status, e.retry_after), (503, Some(RETRY_AFTER_SECS)));
-        assert!(
-            !e.detail.contains("refused"),
-            "internal details stay in the log"
-        );
-        let e: ScimError = DirectoryError::BindRefused {
-            reason: "invalidCredentials".into(),
-            retry_in: 8,
-        }
-        .into();
-        assert_eq!((e.status, e.retry_after), (503, Some(8)));
-        assert!(e.detail.contains("service account"), "{}", e.detail);
-        let e: ScimError = DirectoryError::AlreadyExists("uid=a".into()).into();
-        assert_eq!(e.status, 409);
-        let e: ScimError = DirectoryError::Rejected("invalidAttributeSyntax: x".into()).into();
-        assert_eq!(
-            (e.status, e.scim_type),
-            (400, Some(crate::scim::ScimType::InvalidValue))
-        );
     }
 }

@@ -18,7 +18,7 @@ use super::creates::{CreateKey, CreateReceipt, RecentCreates};
 use super::groups::Groups;
 use super::journal::{self, Event, Journal, OpRecord, PlanRecord, UndoRecord, ValuesRecord};
 use super::write::{Op, Writer};
-use super::RequestCtx;
+use super::{RequestCtx, ServiceError};
 use crate::audit::{self, Auditor};
 use crate::auth::Tenant;
 use crate::directory::{Directory, DirectoryError, Dn, EntryId, LdapFilter};
@@ -174,9 +174,11 @@ impl Recovery<'_> {
                     .await
                 {
                     Ok(()) => {}
-                    Err(e) if e.status == 503 => return Err(DirectoryError::Unavailable(e.detail)),
+                    Err(ServiceError::Unavailable { detail, .. }) => {
+                        return Err(DirectoryError::Unavailable(detail))
+                    }
                     Err(e) => {
-                        warn!(group = %group, detail = %e.detail, "the check of members a stopped bridge added failed; left for the repair sweep");
+                        warn!(group = %group, detail = %e.detail(), "the check of members a stopped bridge added failed; left for the repair sweep");
                     }
                 }
             }

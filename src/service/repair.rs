@@ -282,8 +282,8 @@ impl Repair<'_> {
                     self.audited(tenant, "User", &e.dn, Vec::new(), Some(e.id.to_string()));
                 }
                 Err(err) => {
-                    warn!(dn = %e.dn, detail = %err.detail, "the repair sweep could not finish a delete");
-                    report.failed.push(format!("{}: {}", e.dn, err.detail));
+                    warn!(dn = %e.dn, detail = %err.detail(), "the repair sweep could not finish a delete");
+                    report.failed.push(format!("{}: {}", e.dn, err.detail()));
                 }
             }
         }

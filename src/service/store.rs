@@ -1,6 +1,7 @@
 //! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
 //! the naming attribute, paged listing and `meta`.
 
+use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::directory::filter::is_under;
 use crate::directory::{Directory, Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
-use crate::scim::{ScimError, ScimResult, ScimType};
+use crate::scim::ScimType;
 
 use super::cursor::{CursorPage, Cursors, Position, WalkQuery};
 use super::list::ListQuery;
@@ -181,7 +182,7 @@ impl Store {
 
     /// The entry at `dn` with `attrs`, when it is one of this type (its object classes are
     /// read with it and checked): a DN from a cache or a reference is never taken on trust.
-    pub async fn read_mine(&self, dn: &str, attrs: &[&str]) -> ScimResult<Option<Entry>> {
+    pub async fn read_mine(&self, dn: &str, attrs: &[&str]) -> ServiceResult<Option<Entry>> {
         let mut with_classes = attrs.to_vec();
         with_classes.push("objectClass");
         Ok(self
@@ -205,11 +206,11 @@ impl Store {
     /// The entry a write just made or changed, read on the request budget's reserve: the
     /// write may have used its steps' time (an answer lost and read back), and its answer
     /// must still go out.
-    pub async fn read_back(&self, dn: &str, attrs: &[&str]) -> ScimResult<Entry> {
+    pub async fn read_back(&self, dn: &str, attrs: &[&str]) -> ServiceResult<Entry> {
         crate::directory::budget::settling(self.dir.read(dn, attrs))
             .await?
             .ok_or_else(|| {
-                ScimError::conflict(format!(
+                ServiceError::conflict(format!(
                     "the {} was moved or deleted right after it was written; read it again",
                     self.resource_type
                 ))
@@ -222,9 +223,9 @@ impl Store {
     }
 
     /// `locate`, with 404 when there is no such entry.
-    pub async fn locate(&self, container: &str, id: &str, attrs: &[&str]) -> ScimResult<Entry> {
+    pub async fn locate(&self, container: &str, id: &str, attrs: &[&str]) -> ServiceResult<Entry> {
         self.locate_opt(container, id, attrs).await?.ok_or_else(|| {
-            ScimError::not_found(format!("no {} with id \"{id}\"", self.resource_type))
+            ServiceError::not_found(format!("no {} with id \"{id}\"", self.resource_type))
         })
     }
 
@@ -237,7 +238,7 @@ impl Store {
         container: &str,
         id: &str,
         attrs: &[&str],
-    ) -> ScimResult<Option<Entry>> {
+    ) -> ServiceResult<Option<Entry>> {
         let found = self.locate_here(container, id, attrs).await?;
         if found.is_some() {
             return Ok(found);
@@ -257,7 +258,7 @@ impl Store {
                 return Ok(Some(e));
             }
         }
-        Err(ScimError::unavailable(
+        Err(ServiceError::unavailable(
             format!(
                 "{} {id} was created moments ago on another directory server, and the one answering now has not received it yet (replication); retry shortly",
                 self.resource_type
@@ -273,7 +274,7 @@ impl Store {
         container: &str,
         id: &str,
         attrs: &[&str],
-    ) -> ScimResult<Option<Entry>> {
+    ) -> ServiceResult<Option<Entry>> {
         // A cached DN outside `container` may be right for another tenant or resource type:
         // it is skipped, not evicted.
         if let Some(dn) = self
@@ -310,7 +311,7 @@ impl Store {
         container: &str,
         ids: &[&str],
         attrs: &[&str],
-    ) -> ScimResult<HashMap<EntryId, Entry>> {
+    ) -> ServiceResult<HashMap<EntryId, Entry>> {
         let mut found = HashMap::with_capacity(ids.len());
         let mut seen = HashSet::new();
         let wanted: Vec<LdapFilter> = ids
@@ -339,7 +340,7 @@ impl Store {
 
     /// The SCIM id of the entry at `dn`, if it lies under `container` (one read: a DN can be
     /// reused by a new entry, by this bridge or another, so its id is never taken on trust).
-    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ScimResult<Option<EntryId>> {
+    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ServiceResult<Option<EntryId>> {
         if !is_under(dn, container) {
             return Ok(None);
         }
@@ -357,7 +358,7 @@ impl Store {
         &self,
         container: &str,
         dns: &[Dn],
-    ) -> ScimResult<HashMap<Dn, EntryId>> {
+    ) -> ServiceResult<HashMap<Dn, EntryId>> {
         let found = self
             .entries_for_dns(container, dns, &[self.dir.id_attribute()])
             .await?;
@@ -371,7 +372,7 @@ impl Store {
         container: &str,
         dns: &[Dn],
         attrs: &[&str],
-    ) -> ScimResult<HashMap<Dn, Entry>> {
+    ) -> ServiceResult<HashMap<Dn, Entry>> {
         let mut seen = HashSet::new();
         let wanted: Vec<(&Dn, LdapFilter)> = dns
             .iter()
@@ -398,7 +399,7 @@ impl Store {
         container: &str,
         name: &str,
         attrs: &[&str],
-    ) -> ScimResult<Option<Entry>> {
+    ) -> ServiceResult<Option<Entry>> {
         let attr = self.mapping.username_attr();
         let filter = LdapFilter::and(vec![self.class_filter(), LdapFilter::eq(attr, name)]);
         let (found, _) = self.dir.search(container, &filter, attrs, 1).await?;
@@ -411,12 +412,12 @@ impl Store {
         container: &str,
         name: &str,
         except_id: Option<&str>,
-    ) -> ScimResult<()> {
+    ) -> ServiceResult<()> {
         let attr = self.mapping.username_attr();
         let filter = LdapFilter::and(vec![self.class_filter(), LdapFilter::eq(attr, name)]);
         let (found, _) = self.dir.search(container, &filter, &[attr], 1).await?;
         match found.first() {
-            Some(e) if Some(e.id.as_str()) != except_id => Err(ScimError::uniqueness(format!(
+            Some(e) if Some(e.id.as_str()) != except_id => Err(ServiceError::uniqueness(format!(
                 "{} \"{name}\" is already taken by another {}",
                 self.mapping.required, self.resource_type
             ))),
@@ -457,7 +458,7 @@ impl Store {
 
     /// Checks the request's `If-Match` against `e`'s version (412 when stale) and returns the
     /// assertion that makes the write itself conditional on that version.
-    pub fn precondition(&self, ctx: &RequestCtx, e: &Entry) -> ScimResult<Option<LdapFilter>> {
+    pub fn precondition(&self, ctx: &RequestCtx, e: &Entry) -> ServiceResult<Option<LdapFilter>> {
         let Some(tags) = ctx.if_match.as_deref() else {
             return Ok(None);
         };
@@ -469,7 +470,7 @@ impl Store {
         if tags.split(',').any(|t| etag_value(t) == current) && !current.is_empty() {
             Ok(Some(LdapFilter::eq(attr, current)))
         } else {
-            Err(ScimError::precondition_failed(format!(
+            Err(ServiceError::precondition_failed(format!(
                 "If-Match does not name the current version of this {} ({}); read it again",
                 self.resource_type,
                 etag(current)
@@ -489,7 +490,7 @@ impl Store {
         start: usize,
         count: usize,
         attrs: &[&str],
-    ) -> ScimResult<(usize, Vec<Entry>)> {
+    ) -> ServiceResult<(usize, Vec<Entry>)> {
         let filter = LdapFilter::and(vec![self.class_filter(), filter.clone()]);
         if filter == LdapFilter::False {
             return Ok((0, Vec::new()));
@@ -531,7 +532,7 @@ impl Store {
         start: usize,
         count: usize,
         attrs: &[&str],
-    ) -> ScimResult<(usize, Vec<Entry>)> {
+    ) -> ServiceResult<(usize, Vec<Entry>)> {
         let recheck = q
             .filter
             .as_ref()
@@ -547,7 +548,7 @@ impl Store {
             return Ok((self.dir.count(container, &filter).await?, Vec::new()));
         }
         if q.sort.is_some() && start - 1 + count > MAX_SCAN {
-            return Err(ScimError::bad_request(
+            return Err(ServiceError::bad_request(
                 ScimType::TooMany,
                 format!(
                     "a sorted list reaches the first {MAX_SCAN} matches, and startIndex {start} with count {count} goes past them: narrow the filter, or page without sortBy (cursor paging walks any number)"
@@ -577,16 +578,15 @@ impl Store {
         }
         // checked in memory: a few such scans at once, each stopping at the bound, so no
         // number of requests can make the process hold more than a few scans' entries
-        let _scan = IN_MEMORY_SCANS
-            .acquire()
-            .await
-            .map_err(|_| ScimError::unavailable("the server is shutting down; retry later", 5))?;
+        let _scan = IN_MEMORY_SCANS.acquire().await.map_err(|_| {
+            ServiceError::unavailable("the server is shutting down; retry later", 5)
+        })?;
         let (entries, more) = self
             .dir
             .search_until(container, &filter, attrs, MAX_SCAN)
             .await?;
         if more {
-            return Err(ScimError::bad_request(
+            return Err(ServiceError::bad_request(
                 ScimType::TooMany,
                 format!(
                     "the filter or sortBy needs more than {MAX_SCAN} entries checked in memory: narrow the filter"
@@ -627,7 +627,11 @@ impl Store {
     /// `ldap_filter` (and `q`'s filter, where the directory's answer must be checked again
     /// in memory: such pages can come out short). `sortBy` cannot apply: the directory's
     /// paged search runs in its own order.
-    pub async fn cursor_page(&self, q: &ListQuery, r: CursorRequest<'_>) -> ScimResult<CursorPage> {
+    pub async fn cursor_page(
+        &self,
+        q: &ListQuery,
+        r: CursorRequest<'_>,
+    ) -> ServiceResult<CursorPage> {
         let CursorRequest {
             cursors,
             tenant,
@@ -639,12 +643,12 @@ impl Store {
             attrs,
         } = r;
         if q.sort.is_some() {
-            return Err(ScimError::invalid_value(
+            return Err(ServiceError::invalid_value(
                 "sortBy cannot be combined with cursor: the directory's paged search keeps its own order; sort with startIndex paging",
             ));
         }
         if q.start_index > 1 {
-            return Err(ScimError::invalid_value(
+            return Err(ServiceError::invalid_value(
                 "startIndex and cursor cannot be combined: use one way of paging",
             ));
         }

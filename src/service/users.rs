@@ -2,6 +2,7 @@
 //! cache), computes one set of changes, and applies it so that a failure leaves nothing
 //! half-done.
 
+use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -140,7 +141,7 @@ impl Users {
         ctx: &RequestCtx,
         old: &Map<String, Value>,
         new: &Map<String, Value>,
-    ) -> ScimResult<RoleChanges> {
+    ) -> ServiceResult<RoleChanges> {
         let Some(m) = self.role_groups() else {
             return Ok(RoleChanges::default());
         };
@@ -156,7 +157,7 @@ impl Users {
             .iter()
             .find(|r| !groups.contains_key(&r.to_lowercase()))
         {
-            return Err(ScimError::invalid_value(format!(
+            return Err(ServiceError::invalid_value(format!(
                 "no role \"{missing}\": roles are the groups under {}; create the group first",
                 m.roles_container(ctx)
                     .map(|d| d.to_string())
@@ -194,7 +195,7 @@ impl Users {
             .collect()
     }
 
-    async fn locate(&self, ctx: &RequestCtx, id: &str) -> ScimResult<Entry> {
+    async fn locate(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<Entry> {
         self.store
             .locate(&ctx.tenant.users_container, id, &self.store.attrs())
             .await
@@ -211,7 +212,7 @@ impl Users {
         ctx: &RequestCtx,
         e: &Entry,
         known: &Refs,
-    ) -> ScimResult<(Map<String, Value>, Refs)> {
+    ) -> ServiceResult<(Map<String, Value>, Refs)> {
         let mut ids = HashMap::new();
         for m in self
             .mapping()
@@ -258,7 +259,7 @@ impl Users {
 
     /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`; `known`
     /// holds references (id → DN) the caller already resolved.
-    async fn render(&self, ctx: &RequestCtx, e: &Entry, known: &Refs) -> ScimResult<Resource> {
+    async fn render(&self, ctx: &RequestCtx, e: &Entry, known: &Refs) -> ServiceResult<Resource> {
         let body = self.render_with(ctx, e, true, known).await?;
         Ok(self.store.resource(&ctx.base_url, e, body))
     }
@@ -284,7 +285,7 @@ impl Users {
         e: &Entry,
         with_groups: bool,
         known: &Refs,
-    ) -> ScimResult<Value> {
+    ) -> ServiceResult<Value> {
         let (res, _) = self.scim_view(ctx, e, known).await?;
         let groups = match (&self.memberships, with_groups) {
             (Some(m), true) => Some(m.groups_of(ctx, e).await?),
@@ -301,7 +302,7 @@ impl Users {
         ctx: &RequestCtx,
         entries: &[Entry],
         with_groups: bool,
-    ) -> ScimResult<Vec<Value>> {
+    ) -> ServiceResult<Vec<Value>> {
         let container = &ctx.tenant.users_container;
         let mut known = Refs::new();
         let referenced: Vec<Dn> = self
@@ -390,7 +391,7 @@ impl Users {
         ctx: &RequestCtx,
         res: &Map<String, Value>,
         known: Refs,
-    ) -> ScimResult<Refs> {
+    ) -> ServiceResult<Refs> {
         let mut out = known;
         let wanted: Vec<String> = self
             .mapping()
@@ -406,7 +407,7 @@ impl Users {
     /// `@` (Huntress's and some Entra mappings send the manager's email), by the mapped
     /// email attribute when exactly one user has it. One search for the ids and one for the
     /// emails, whatever their number.
-    async fn dns_for_refs(&self, ctx: &RequestCtx, refs: &[String]) -> ScimResult<Refs> {
+    async fn dns_for_refs(&self, ctx: &RequestCtx, refs: &[String]) -> ServiceResult<Refs> {
         let mut out = Refs::new();
         if refs.is_empty() {
             return Ok(out);
@@ -469,7 +470,7 @@ impl Users {
     }
 
     /// Normalises a request body into a resource and checks what every write needs.
-    fn parse_body(&self, body: &Value) -> ScimResult<Map<String, Value>> {
+    fn parse_body(&self, body: &Value) -> ServiceResult<Map<String, Value>> {
         let n = normalize_resource(body, self.mapping().schema)?;
         let mut res = n.resource;
         // Read-only attributes in a request are ignored (RFC 7643 §2.2).
@@ -485,7 +486,7 @@ impl Users {
     /// A password the mapping does not store is a decision the admin made visible: dropped
     /// when `users.password = "ignore"`, else a 400 naming the keys, so that an IdP's
     /// password sync never creates accounts nobody can log in to without anyone knowing.
-    fn screen_password(&self, res: &mut Map<String, Value>) -> ScimResult<()> {
+    fn screen_password(&self, res: &mut Map<String, Value>) -> ServiceResult<()> {
         if self.mapping().password_attr().is_some() || !res.contains_key("password") {
             return Ok(());
         }
@@ -495,14 +496,14 @@ impl Users {
                 tracing::debug!("password ignored (users.password = \"ignore\")");
                 Ok(())
             }
-            UnmappedPassword::Refuse => Err(ScimError::invalid_value(
+            UnmappedPassword::Refuse => Err(ServiceError::invalid_value(
                 "this server does not store passwords: its admin maps users.attributes.password (OpenLDAP: \"userPassword\", Active Directory: \"unicodePwd\") or sets users.password = \"ignore\"; or turn password sync off in the identity provider",
             )),
         }
     }
 
     /// The password in `res` and where it lands, when the mapping stores passwords.
-    fn new_password(&self, res: &Map<String, Value>) -> ScimResult<Option<NewPassword>> {
+    fn new_password(&self, res: &Map<String, Value>) -> ServiceResult<Option<NewPassword>> {
         let Some(attr) = self.mapping().password_attr() else {
             return Ok(None);
         };
@@ -521,7 +522,7 @@ impl Users {
         ctx: &RequestCtx,
         body: &Value,
         key: CreateKey,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let container = &ctx.tenant.users_container;
         super::journal::creating(key);
         let res = self.parse_body(body)?;
@@ -543,7 +544,7 @@ impl Users {
         if let Some(e) = self.find_existing(ctx, &desired).await? {
             return match self.settings.on_existing {
                 OnExisting::Link => self.link(ctx, e, res).await,
-                OnExisting::Conflict => Err(ScimError::uniqueness(format!(
+                OnExisting::Conflict => Err(ServiceError::uniqueness(format!(
                     "this person already has an account ({}) matching on {} (users.match_on); set users.on_existing = \"link\" to take such accounts over",
                     e.dn,
                     self.settings.match_on.join(", ")
@@ -583,7 +584,7 @@ impl Users {
                 return Err(taken(&user_name, &e));
             }
             if !self.mapping().numbered_rdn || attempts >= 3 {
-                return Err(ScimError::uniqueness(format!(
+                return Err(ServiceError::uniqueness(format!(
                     "userName \"{user_name}\" cannot be created: the directory entry {dn} already exists"
                 )));
             }
@@ -648,7 +649,7 @@ impl Users {
         container: &str,
         base: &str,
         except: Option<&Dn>,
-    ) -> ScimResult<String> {
+    ) -> ServiceResult<String> {
         let m = self.mapping();
         let attr = m.rdn_attr.as_str();
         let filter = LdapFilter::and(vec![
@@ -689,7 +690,7 @@ impl Users {
             .find(|v| free(v))
             .map(|v| m.rdn_of(&v))
             .ok_or_else(|| {
-                ScimError::uniqueness(format!(
+                ServiceError::uniqueness(format!(
                     "no free directory name for \"{base}\" under {container}"
                 ))
             })
@@ -701,7 +702,7 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
-    ) -> ScimResult<Option<Entry>> {
+    ) -> ServiceResult<Option<Entry>> {
         let terms: Vec<LdapFilter> = self
             .settings
             .match_on
@@ -728,7 +729,7 @@ impl Users {
         match found.as_slice() {
             [] => Ok(None),
             [_] => Ok(found.pop()),
-            [a, b, ..] => Err(ScimError::uniqueness(format!(
+            [a, b, ..] => Err(ServiceError::uniqueness(format!(
                 "several accounts match this person on {} ({} and {}): fix the directory or users.match_on",
                 self.settings.match_on.join(", "),
                 a.dn,
@@ -745,7 +746,7 @@ impl Users {
         ctx: &RequestCtx,
         e: Entry,
         res: Map<String, Value>,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
         for (k, v) in res {
@@ -780,7 +781,7 @@ impl Users {
     }
 
     /// A user, reading only the LDAP attributes `p` lets through.
-    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ScimResult<Resource> {
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ServiceResult<Resource> {
         let e = self
             .store
             .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
@@ -791,14 +792,19 @@ impl Users {
         Ok(self.store.resource(&ctx.base_url, &e, body))
     }
 
-    pub async fn replace(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
+    pub async fn replace(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        body: &Value,
+    ) -> ServiceResult<Resource> {
         let new_res = self.parse_body(body)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
-    pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ScimResult<Resource> {
+    pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ServiceResult<Resource> {
         let ops = parse_patch_request(body, &self.settings.limits)?;
         self.mapping().check_patch_targets(&ops)?;
         let e = self.locate(ctx, id).await?;
@@ -822,7 +828,7 @@ impl Users {
         old_res: Map<String, Value>,
         old_refs: Refs,
         new_res: Map<String, Value>,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         self.write_with(ctx, e, old_res, old_refs, new_res, Vec::new())
             .await
     }
@@ -836,7 +842,7 @@ impl Users {
         old_refs: Refs,
         new_res: Map<String, Value>,
         extra: Vec<crate::directory::Change>,
-    ) -> ScimResult<Resource> {
+    ) -> ServiceResult<Resource> {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| dn_for(&refs, id);
@@ -946,7 +952,7 @@ impl Users {
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
-                return Err(ScimError::uniqueness(format!(
+                return Err(ServiceError::uniqueness(format!(
                     "userName \"{new_name}\" is already taken"
                 )))
             }
@@ -974,7 +980,7 @@ impl Users {
     /// entry is removed. Either way it leaves its groups first, since no group may list an
     /// entry that answers 404, and the groups are swept again after the move for memberships
     /// a concurrent request added meanwhile. A failure undoes the steps before it.
-    pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ScimResult<()> {
+    pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<()> {
         let container = &ctx.tenant.users_container;
         self.store.deleting(id);
         // the names an archive frees are read with the rest, so that an undo restores them
@@ -986,7 +992,7 @@ impl Users {
             // and nothing is written: the archive is shared by every tenant, and the name it
             // had may belong to a new account by now
             None => {
-                return Err(ScimError::not_found(format!(
+                return Err(ServiceError::not_found(format!(
                     "no User with id \"{}\"",
                     crate::logging::shorten(id, 64)
                 )))
@@ -996,7 +1002,7 @@ impl Users {
         let plan = match (self.settings.delete_mode, &self.settings.archive_container) {
             (DeleteMode::Delete, _) => self.delete_plan(ctx, &e, assertion),
             (DeleteMode::Archive, None) => {
-                return Err(ScimError::internal(
+                return Err(ServiceError::internal(
                     "delete_mode is archive but no archive_container is set",
                 ))
             }
@@ -1007,7 +1013,7 @@ impl Users {
         match self.store.writer().run(plan).await {
             Ok(()) => {}
             Err(err) if matches!(err.failed_at(Step::ARCHIVE), Some(DirectoryError::NoSuchObject(_))) => {
-                return Err(ScimError::internal(
+                return Err(ServiceError::internal(
                     "the archive container (users.archive_container) does not exist in the directory; the account was left as it was",
                 ))
             }
@@ -1050,7 +1056,7 @@ impl Users {
         e: &Entry,
         archive: &str,
         assertion: Option<LdapFilter>,
-    ) -> ScimResult<Plan> {
+    ) -> ServiceResult<Plan> {
         let mut lock = match self.mapping().active() {
             Some(m) => {
                 let mut res = Map::new();
@@ -1120,7 +1126,7 @@ impl Users {
         Ok(plan)
     }
 
-    pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ScimResult<ListPage> {
+    pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ServiceResult<ListPage> {
         let container = &ctx.tenant.users_container;
         let start = q.start_index.max(1);
         let count = q
@@ -1163,7 +1169,7 @@ impl Users {
         q: &ListQuery,
         cursor: &str,
         count: usize,
-    ) -> ScimResult<ListPage> {
+    ) -> ServiceResult<ListPage> {
         let filter = match (&q.filter, cursor.trim().is_empty()) {
             (_, false) => None,
             (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
@@ -1201,7 +1207,7 @@ impl Users {
     /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
     /// `manager.value eq "id"`; Entra checks a manager this way), whose ids (or emails) are
     /// resolved to DNs first: the directory holds DNs.
-    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ScimResult<LdapFilter> {
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ServiceResult<LdapFilter> {
         let mapping = self.mapping();
         let mut refs = Vec::new();
         collect_ref_values(f, &|p| mapping.user_ref_attr(p).is_some(), &mut refs);
@@ -1224,7 +1230,9 @@ impl Users {
                 ))),
             })
         };
-        mapping.ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
+        mapping
+            .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
+            .map_err(ServiceError::from)
     }
 
     /// `userName eq "x"` (what Entra and Okta send before every create) answered from the
@@ -1235,7 +1243,7 @@ impl Users {
         q: &ListQuery,
         start: usize,
         count: usize,
-    ) -> ScimResult<Option<ListPage>> {
+    ) -> ServiceResult<Option<ListPage>> {
         let Some(Filter::Compare(p, CompareOp::Eq, CompValue::Str(name))) = &q.filter else {
             return Ok(None);
         };
@@ -1281,8 +1289,8 @@ impl Users {
 }
 
 /// 409 `uniqueness` for a userName `e` holds, naming it (so that an IdP can link to it).
-fn taken(user_name: &str, e: &Entry) -> ScimError {
-    ScimError::uniqueness(format!(
+fn taken(user_name: &str, e: &Entry) -> ServiceError {
+    ServiceError::uniqueness(format!(
         "userName \"{}\" is already taken by User {}",
         crate::logging::shorten(user_name, 256),
         e.id
@@ -1294,10 +1302,10 @@ fn dn_for(refs: &Refs, id: &str) -> Option<String> {
     refs.dn(id).map(|dn| dn.to_string())
 }
 
-fn required_user_name(res: &Map<String, Value>) -> ScimResult<&str> {
+fn required_user_name(res: &Map<String, Value>) -> ServiceResult<&str> {
     match res.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        _ => Err(ScimError::invalid_value(
+        _ => Err(ServiceError::invalid_value(
             "userName is required and must be a non-empty string",
         )),
     }
@@ -1321,18 +1329,18 @@ fn collect_ref_values(f: &Filter, is_ref: &dyn Fn(&AttrPath) -> bool, out: &mut 
 
 /// The role values of `res`, without empty or case-insensitive repeats; more than `limit`
 /// is a 400.
-fn role_names(res: &Map<String, Value>, limit: usize) -> ScimResult<Vec<String>> {
+fn role_names(res: &Map<String, Value>, limit: usize) -> ServiceResult<Vec<String>> {
     let count = res
         .get("roles")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     if count > limit {
-        return Err(ScimError::bad_request(
+        return Err(ServiceError::bad_request(
             crate::scim::ScimType::TooMany,
             format!(
                 "{count} roles in one request; the server accepts at most {limit} (limits.max_values_per_attribute)"
             ),
         ));
     }
-    crate::mapping::distinct_values(res, "roles", "value")
+    crate::mapping::distinct_values(res, "roles", "value").map_err(ServiceError::from)
 }

@@ -5,6 +5,7 @@
 //! fails, the steps done are undone in reverse; an undo that fails is logged and reported in
 //! the answer, never swallowed.
 
+use super::error::ServiceError;
 use std::fmt;
 
 use tracing::{error, warn};
@@ -13,7 +14,6 @@ use super::journal::{self, Event, ValuesRecord};
 use crate::audit;
 use crate::directory::budget;
 use crate::directory::{Change, Directory, DirectoryError, Dn, Entry, LdapFilter, Password};
-use crate::scim::ScimError;
 
 /// Idempotent changes of one DN-valued attribute (a group's members): adding a value that
 /// is there, or deleting one that is not, succeeds. The caller names only values whose
@@ -241,11 +241,11 @@ impl WriteError {
 /// The answer for a plan that did not complete (RFC 7644 §3.12). Undone plans answer as
 /// their cause; the others say what stayed applied, with a 503 so that the IdP retries: every
 /// plan converges when run again.
-impl From<WriteError> for ScimError {
-    fn from(e: WriteError) -> ScimError {
+impl From<WriteError> for ServiceError {
+    fn from(e: WriteError) -> ServiceError {
         match e {
             WriteError::Failed { error, .. } => error.into(),
-            WriteError::Unknown { step, done } => ScimError::unavailable(
+            WriteError::Unknown { step, done } => ServiceError::unavailable(
                 format!(
                     "the directory did not confirm whether it could {step}{}: read the resource before retrying",
                     if done.is_empty() {
@@ -256,7 +256,7 @@ impl From<WriteError> for ScimError {
                 ),
                 5,
             ),
-            WriteError::Partial { step, left, .. } => ScimError::unavailable(
+            WriteError::Partial { step, left, .. } => ServiceError::unavailable(
                 format!(
                     "the change failed at \"{step}\" and could not be undone completely; still applied: {}. Retry the request to complete it",
                     left.join(", ")
