@@ -7,7 +7,6 @@
 //! tenant's cursor is refused (`invalidCursor`) and an unknown one is known to have expired
 //! or to live on another replica (`expiredCursor`: start again).
 
-use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use base64::Engine;
 use ring::hmac;
 use tokio::sync::Mutex;
 
+use super::error::{ServiceError, ServiceResult};
 use crate::directory::{Directory, Entry, LdapFilter, Walk};
 use crate::scim::filter::Filter;
 use crate::scim::ScimType;

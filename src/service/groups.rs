@@ -2,7 +2,6 @@
 //! exactly the affected member values, so they cost O(changed members) and concurrent
 //! changes do not overwrite each other; the member list is read only when a request needs it.
 
-use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use crate::scim::{ScimError, ScimResult};
 
 use super::creates::{CreateKey, CreateReceipt};
 use super::cursor::Cursors;
+use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
 use super::store::{CursorRequest, Store};

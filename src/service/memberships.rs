@@ -3,7 +3,6 @@
 //! a user's `groups`, and the plan steps that keep groups consistent when a member is
 //! created, renamed or removed (no group may list a DN that is not a live member).
 
-use super::error::ServiceResult;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 
+use super::error::ServiceResult;
 use super::store::Store;
 use super::write::{Label, Op, Step, Undo, Values};
 use super::RequestCtx;

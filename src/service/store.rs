@@ -1,7 +1,6 @@
 //! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
 //! the naming attribute, paged listing and `meta`.
 
-use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use crate::scim::filter::{compare_for_sort, matches, AttrPath};
 use crate::scim::ScimType;
 
 use super::cursor::{CursorPage, Cursors, Position, WalkQuery};
+use super::error::{ServiceError, ServiceResult};
 use super::list::ListQuery;
 use super::write::Writer;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};

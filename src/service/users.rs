@@ -2,7 +2,6 @@
 //! cache), computes one set of changes, and applies it so that a failure leaves nothing
 //! half-done.
 
-use super::error::{ServiceError, ServiceResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use crate::scim::{ScimError, ScimResult};
 
 use super::creates::{CreateKey, CreateReceipt};
 use super::cursor::Cursors;
+use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
 use super::store::{CursorRequest, Store};

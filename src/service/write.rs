@@ -5,11 +5,11 @@
 //! fails, the steps done are undone in reverse; an undo that fails is logged and reported in
 //! the answer, never swallowed.
 
-use super::error::ServiceError;
 use std::fmt;
 
 use tracing::{error, warn};
 
+use super::error::ServiceError;
 use super::journal::{self, Event, ValuesRecord};
 use crate::audit;
 use crate::directory::budget;
