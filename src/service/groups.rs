@@ -24,7 +24,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
 use super::memberships::{MemberKind, Memberships};
 use super::store::{CursorRequest, Store};
-use super::write::{restore, Op, Plan, Step, Undo};
+use super::write::{restore, Op, Plan, Step, StepKind, Undo};
 use super::{RequestCtx, Resource};
 
 pub struct Groups {
@@ -313,7 +313,7 @@ impl Groups {
             );
             let mut plan = Plan::new();
             plan.push(Step::new(
-                Step::MODIFY,
+                StepKind::Modify,
                 Op::Modify {
                     dn: group_dn.clone(),
                     changes: vec![],
@@ -454,7 +454,7 @@ impl Groups {
         let mut plan = Plan::new();
         plan.steps.extend(self.members.stale_step(ctx, &dn));
         plan.push(Step::new(
-            Step::ADD,
+            StepKind::Add,
             Op::Add {
                 dn: dn.clone(),
                 attrs,
@@ -469,7 +469,7 @@ impl Groups {
             Ok(()) => {}
             Err(err)
                 if matches!(
-                    err.failed_at(Step::ADD),
+                    err.failed_at(StepKind::Add),
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
@@ -841,7 +841,7 @@ impl Groups {
         }
         if modify {
             plan.push(Step::new(
-                Step::MODIFY,
+                StepKind::Modify,
                 Op::Modify {
                     dn: e.dn.clone(),
                     changes: changes.clone(),
@@ -858,7 +858,7 @@ impl Groups {
         }
         if rename {
             plan.push(Step::new(
-                Step::RENAME,
+                StepKind::Rename,
                 Op::Rename {
                     dn: e.dn.clone(),
                     rdn: new_rdn,
@@ -880,7 +880,7 @@ impl Groups {
             Ok(()) => {}
             Err(err)
                 if matches!(
-                    err.failed_at(Step::RENAME),
+                    err.failed_at(StepKind::Rename),
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
@@ -918,7 +918,7 @@ impl Groups {
         let mut plan = Plan::new();
         plan.steps.extend(self.members.leave_step(ctx, &e.dn));
         plan.push(Step::new(
-            Step::DELETE,
+            StepKind::Delete,
             Op::Delete {
                 dn: e.dn.clone(),
                 assertion,

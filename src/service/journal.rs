@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
 use super::creates::CreateKey;
-use super::write::{Op, Plan, Step, Undo, Values};
+use super::write::{Op, Plan, StepKind, Undo, Values};
 use crate::auth::Credential;
 use crate::directory::{Change, Dn, EntryId};
 
@@ -592,9 +592,9 @@ pub fn plan_started(plan: &Plan) -> Option<usize> {
                 .iter()
                 .map(|s| {
                     // a lock's values are no one's personal data (see the module's comment)
-                    let keep = s.label == Step::LOCK;
+                    let keep = s.kind == StepKind::Lock;
                     StepRecord {
-                        label: s.label.to_owned(),
+                        label: s.kind.as_str().to_owned(),
                         op: OpRecord::of(&s.op, keep),
                         undo: UndoRecord::of(&s.undo, keep),
                     }
@@ -712,6 +712,7 @@ impl Claimed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::write::Step;
 
     /// Two steps: a plan worth recording.
     fn plan() -> Plan {
@@ -721,7 +722,7 @@ mod tests {
             "uid=b,ou=people,dc=example,dc=org",
         ] {
             plan.push(Step::new(
-                Step::DELETE,
+                StepKind::Delete,
                 Op::Delete {
                     dn: Dn::new(dn),
                     assertion: None,

@@ -12,7 +12,7 @@ use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 
 use super::error::ServiceResult;
 use super::store::Store;
-use super::write::{Label, Op, Step, Undo, Values};
+use super::write::{Op, Step, StepKind, Undo, Values};
 use super::RequestCtx;
 
 pub struct Memberships {
@@ -54,14 +54,14 @@ impl Memberships {
     }
 
     /// A plan step changing `group`'s members, undone by the inverse change.
-    pub fn change_step(&self, label: Label, group: &Dn, values: Values) -> Step {
+    pub fn change_step(&self, kind: StepKind, group: &Dn, values: Values) -> Step {
         let op = |v: Values| Op::Modify {
             dn: group.clone(),
             changes: vec![],
             values: Some(v),
             assertion: None,
         };
-        Step::new(label, op(values.clone()), Undo::by(op(values.inverse())))
+        Step::new(kind, op(values.clone()), Undo::by(op(values.inverse())))
     }
 
     /// Sweeps of the tenant's groups, and of the role groups, for `members` (pointing them
@@ -93,7 +93,7 @@ impl Memberships {
     pub fn stale_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
         self.sweeps(ctx, vec![dn.clone()], None)
             .into_iter()
-            .map(|op| Step::new(Step::STALE, op, Undo::Nothing))
+            .map(|op| Step::new(StepKind::Stale, op, Undo::Nothing))
             .collect()
     }
 
@@ -101,7 +101,7 @@ impl Memberships {
     pub fn leave_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
         self.sweeps(ctx, vec![dn.clone()], None)
             .into_iter()
-            .map(|op| Step::new(Step::LEAVE_GROUPS, op, Undo::Recorded))
+            .map(|op| Step::new(StepKind::LeaveGroups, op, Undo::Recorded))
             .collect()
     }
 
@@ -110,7 +110,7 @@ impl Memberships {
     pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<Dn>) -> Vec<Step> {
         self.sweeps(ctx, dns, None)
             .into_iter()
-            .map(|op| Step::new(Step::CATCH_UP, op, Undo::Nothing))
+            .map(|op| Step::new(StepKind::CatchUp, op, Undo::Nothing))
             .collect()
     }
 
@@ -118,7 +118,7 @@ impl Memberships {
     pub fn follow_step(&self, ctx: &RequestCtx, old: &Dn, new: &Dn) -> Vec<Step> {
         self.sweeps(ctx, vec![old.clone()], Some(new.clone()))
             .into_iter()
-            .map(|op| Step::new(Step::FOLLOW, op, Undo::Nothing))
+            .map(|op| Step::new(StepKind::Follow, op, Undo::Nothing))
             .collect()
     }
 

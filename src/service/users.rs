@@ -26,7 +26,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
 use super::memberships::Memberships;
 use super::store::{CursorRequest, Store};
-use super::write::{restore, NewPassword, Op, Plan, Step, Undo};
+use super::write::{restore, NewPassword, Op, Plan, Step, StepKind, Undo};
 use super::{RequestCtx, Resource};
 
 #[derive(Debug, Clone)]
@@ -191,7 +191,7 @@ impl Users {
             .iter()
             .map(|g| (g, m.values(vec![], vec![dn.clone()])));
         join.chain(leave)
-            .map(|(g, values)| m.change_step(Step::ROLES, g, values))
+            .map(|(g, values)| m.change_step(StepKind::Roles, g, values))
             .collect()
     }
 
@@ -563,14 +563,14 @@ impl Users {
             let mut plan = self.create_plan(ctx, &dn, &desired, &rdn, password.as_ref());
             plan.steps.extend(self.role_steps(&dn, &roles));
             // the add returns the entry (post-read) when nothing after it changes memberOf
-            let read = (plan.steps.last().map(|s| s.label) == Some(Step::ADD))
+            let read = (plan.steps.last().map(|s| s.kind) == Some(StepKind::Add))
                 .then(|| (plan.steps.len() - 1, attrs.as_slice()));
             let err = match self.store.writer().run_reading(plan, read).await {
                 Ok(written) => break (dn, written),
                 Err(err) => err,
             };
             if !matches!(
-                err.failed_at(Step::ADD),
+                err.failed_at(StepKind::Add),
                 Some(DirectoryError::AlreadyExists(_))
             ) {
                 return Err(err.into());
@@ -621,7 +621,7 @@ impl Users {
             plan.steps.extend(m.stale_step(ctx, dn));
         }
         plan.push(Step::new(
-            Step::ADD,
+            StepKind::Add,
             Op::Add {
                 dn: dn.clone(),
                 attrs: self.mapping().new_entry(desired, rdn),
@@ -634,7 +634,7 @@ impl Users {
         ));
         if let (Some(m), Some(group)) = (&self.memberships, &ctx.tenant.default_group) {
             plan.push(m.change_step(
-                Step::JOIN,
+                StepKind::Join,
                 &Dn::new(group.as_str()),
                 m.values(vec![dn.clone()], vec![]),
             ));
@@ -890,7 +890,7 @@ impl Users {
         let modify_first = !changes.is_empty();
         if modify_first {
             plan.push(Step::new(
-                Step::MODIFY,
+                StepKind::Modify,
                 Op::Modify {
                     dn: e.dn.clone(),
                     changes: changes.clone(),
@@ -910,7 +910,7 @@ impl Users {
             // the modify and nothing else was done. A password cannot be put back, so a later
             // step's failure leaves both and says so (503, retry to complete).
             plan.push(Step::new(
-                Step::PASSWORD,
+                StepKind::Password,
                 Op::SetPassword {
                     dn: e.dn.clone(),
                     new,
@@ -920,7 +920,7 @@ impl Users {
         }
         if rename {
             plan.push(Step::new(
-                Step::RENAME,
+                StepKind::Rename,
                 Op::Rename {
                     dn: e.dn.clone(),
                     rdn: new_rdn.clone(),
@@ -948,7 +948,7 @@ impl Users {
             Ok(entry) => entry,
             Err(err)
                 if matches!(
-                    err.failed_at(Step::RENAME),
+                    err.failed_at(StepKind::Rename),
                     Some(DirectoryError::AlreadyExists(_))
                 ) =>
             {
@@ -1012,7 +1012,7 @@ impl Users {
         };
         match self.store.writer().run(plan).await {
             Ok(()) => {}
-            Err(err) if matches!(err.failed_at(Step::ARCHIVE), Some(DirectoryError::NoSuchObject(_))) => {
+            Err(err) if matches!(err.failed_at(StepKind::Archive), Some(DirectoryError::NoSuchObject(_))) => {
                 return Err(ServiceError::internal(
                     "the archive container (users.archive_container) does not exist in the directory; the account was left as it was",
                 ))
@@ -1035,7 +1035,7 @@ impl Users {
             plan.steps.extend(m.leave_step(ctx, &e.dn));
         }
         plan.push(Step::new(
-            Step::DELETE,
+            StepKind::Delete,
             Op::Delete {
                 dn: e.dn.clone(),
                 assertion,
@@ -1086,7 +1086,7 @@ impl Users {
         let mut assertion = assertion;
         if !lock.is_empty() {
             plan.push(Step::new(
-                Step::LOCK,
+                StepKind::Lock,
                 Op::Modify {
                     dn: e.dn.clone(),
                     changes: lock.clone(),
@@ -1105,7 +1105,7 @@ impl Users {
             plan.steps.extend(m.leave_step(ctx, &e.dn));
         }
         plan.push(Step::new(
-            Step::ARCHIVE,
+            StepKind::Archive,
             Op::Rename {
                 dn: e.dn.clone(),
                 rdn: archived_rdn,

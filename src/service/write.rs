@@ -155,12 +155,54 @@ pub enum Undo {
     Irreversible,
 }
 
-/// What a step is, for matching its failure (`Step::ADD`, …) and for messages.
-pub type Label = &'static str;
+/// What a step does: failures are matched by kind (`err.failed_at(StepKind::Add)`), and the
+/// kind's text ("add the entry") is what messages and the journal show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Add,
+    Modify,
+    Rename,
+    Delete,
+    Lock,
+    Archive,
+    LeaveGroups,
+    CatchUp,
+    Stale,
+    Follow,
+    Join,
+    Roles,
+    Password,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Add => "add the entry",
+            StepKind::Modify => "modify the entry",
+            StepKind::Rename => "rename the entry",
+            StepKind::Delete => "delete the entry",
+            StepKind::Lock => "deactivate the account",
+            StepKind::Archive => "move the entry to the archive",
+            StepKind::LeaveGroups => "remove it from its groups",
+            StepKind::CatchUp => "remove memberships added meanwhile",
+            StepKind::Stale => "remove stale memberships of the new name",
+            StepKind::Follow => "point its groups at the new name",
+            StepKind::Join => "add it to the tenant's default group",
+            StepKind::Roles => "change its role groups",
+            StepKind::Password => "set its password",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub label: Label,
+    pub kind: StepKind,
     pub op: Op,
     pub undo: Undo,
 }
@@ -173,22 +215,8 @@ impl Undo {
 }
 
 impl Step {
-    pub const ADD: Label = "add the entry";
-    pub const MODIFY: Label = "modify the entry";
-    pub const RENAME: Label = "rename the entry";
-    pub const DELETE: Label = "delete the entry";
-    pub const LOCK: Label = "deactivate the account";
-    pub const ARCHIVE: Label = "move the entry to the archive";
-    pub const LEAVE_GROUPS: Label = "remove it from its groups";
-    pub const CATCH_UP: Label = "remove memberships added meanwhile";
-    pub const STALE: Label = "remove stale memberships of the new name";
-    pub const FOLLOW: Label = "point its groups at the new name";
-    pub const JOIN: Label = "add it to the tenant's default group";
-    pub const ROLES: Label = "change its role groups";
-    pub const PASSWORD: Label = "set its password";
-
-    pub fn new(label: Label, op: Op, undo: Undo) -> Step {
-        Step { label, op, undo }
+    pub fn new(kind: StepKind, op: Op, undo: Undo) -> Step {
+        Step { kind, op, undo }
     }
 }
 
@@ -207,32 +235,31 @@ impl Plan {
         self.steps.push(step);
         self
     }
-
-    pub fn labels(&self) -> Vec<Label> {
-        self.steps.iter().map(|s| s.label).collect()
-    }
 }
 
 /// Why a plan did not complete.
 #[derive(Debug)]
 pub enum WriteError {
     /// A step failed and every step before it was undone: the directory is as it was.
-    Failed { step: Label, error: DirectoryError },
+    Failed {
+        step: StepKind,
+        error: DirectoryError,
+    },
     /// The directory never told whether `step` happened, even when asked afterwards.
-    Unknown { step: Label, done: Vec<Label> },
+    Unknown { step: StepKind, done: Vec<StepKind> },
     /// A step failed and undoing the steps before it failed too: `left` stay applied.
     Partial {
-        step: Label,
+        step: StepKind,
         error: DirectoryError,
-        left: Vec<Label>,
+        left: Vec<StepKind>,
     },
 }
 
 impl WriteError {
     /// The failing step's directory error, when the plan was undone whole.
-    pub fn failed_at(&self, label: Label) -> Option<&DirectoryError> {
+    pub fn failed_at(&self, kind: StepKind) -> Option<&DirectoryError> {
         match self {
-            WriteError::Failed { step, error } if *step == label => Some(error),
+            WriteError::Failed { step, error } if *step == kind => Some(error),
             _ => None,
         }
     }
@@ -251,7 +278,7 @@ impl From<WriteError> for ServiceError {
                     if done.is_empty() {
                         String::new()
                     } else {
-                        format!(" (done before it: {})", done.join(", "))
+                        format!(" (done before it: {})", said(&done))
                     }
                 ),
                 5,
@@ -259,12 +286,21 @@ impl From<WriteError> for ServiceError {
             WriteError::Partial { step, left, .. } => ServiceError::unavailable(
                 format!(
                     "the change failed at \"{step}\" and could not be undone completely; still applied: {}. Retry the request to complete it",
-                    left.join(", ")
+                    said(&left)
                 ),
                 5,
             ),
         }
     }
+}
+
+/// Steps as a sentence lists them.
+fn said(kinds: &[StepKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a successful step did, for its undo.
@@ -412,21 +448,21 @@ impl Writer<'_> {
                                 step.op
                             ));
                             return Err(self
-                                .undo(plan_no, journaled, done, step.label, cause)
+                                .undo(plan_no, journaled, done, step.kind, cause)
                                 .await);
                         }
                         Err(_) => {
                             audit::unconfirmed(step.op.to_string());
                             return Err(WriteError::Unknown {
-                                step: step.label,
-                                done: done.iter().map(|(_, s, _)| s.label).collect(),
+                                step: step.kind,
+                                done: done.iter().map(|(_, s, _)| s.kind).collect(),
                             });
                         }
                     }
                 }
                 Err(cause) => {
                     journal::note(journaled, Event::Failed { step: i });
-                    return Err(self.undo(plan_no, journaled, done, step.label, cause).await);
+                    return Err(self.undo(plan_no, journaled, done, step.kind, cause).await);
                 }
             }
         }
@@ -439,7 +475,7 @@ impl Writer<'_> {
         plan_no: usize,
         journaled: Option<usize>,
         done: Vec<(usize, &Step, Did)>,
-        step: Label,
+        step: StepKind,
         error: DirectoryError,
     ) -> WriteError {
         let mut left = Vec::new();
@@ -447,12 +483,12 @@ impl Writer<'_> {
         while let Some((i, s, did)) = done.pop() {
             let ops: Vec<Op> = match (&s.undo, did) {
                 (Undo::Irreversible, _) => {
-                    left.push(s.label);
+                    left.push(s.kind);
                     left.extend(
                         done.iter()
                             .rev()
                             .filter(|(_, d, _)| d.undo != Undo::Nothing)
-                            .map(|(_, d, _)| d.label),
+                            .map(|(_, d, _)| d.kind),
                     );
                     break;
                 }
@@ -481,8 +517,8 @@ impl Writer<'_> {
                     Err(_) => false,
                 };
                 if !undone {
-                    error!(step = s.label, undo = %op, "could not undo a step of a failed write; it stays applied");
-                    left.push(s.label);
+                    error!(step = %s.kind, undo = %op, "could not undo a step of a failed write; it stays applied");
+                    left.push(s.kind);
                     all_undone = false;
                     break;
                 }
@@ -496,7 +532,7 @@ impl Writer<'_> {
             WriteError::Failed { step, error }
         } else {
             audit::partial();
-            warn!(step, error = %error, left = ?left, "a write failed and was not undone completely");
+            warn!(step = %step, error = %error, left = %said(&left), "a write failed and was not undone completely");
             WriteError::Partial { step, error, left }
         }
     }
