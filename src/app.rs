@@ -10,7 +10,7 @@ use crate::config::{ConfigError, DeleteMode, GroupsConfig, RawConfig, ServerConf
 use crate::directory::ad::{active_directory, AdDialect};
 use crate::directory::openldap::{open_ldap, OpenLdapDialect};
 use crate::directory::pool::{LdapPool, LdapSettings};
-use crate::directory::{Directory, DirectoryKind};
+use crate::directory::{Directory, DirectoryKind, Dn};
 use crate::http::live::Live;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{AppState, HttpSettings};
@@ -169,7 +169,7 @@ pub fn build_on(
         user_store.clone(),
         UserSettings {
             delete_mode: raw.users.delete_mode,
-            archive_container: raw.users.archive_container.clone(),
+            archive_container: raw.users.archive_container.as_deref().map(Dn::new),
             max_results: raw.server.max_results,
             limits,
             match_on: raw.users.match_on.clone(),
@@ -188,7 +188,7 @@ pub fn build_on(
             limits,
             cursors.clone(),
             match raw.users.delete_mode {
-                DeleteMode::Archive => raw.users.archive_container.clone(),
+                DeleteMode::Archive => raw.users.archive_container.as_deref().map(Dn::new),
                 DeleteMode::Delete => None,
             },
         )),
@@ -749,7 +749,7 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
         }
     }
     for (key, dn) in containers {
-        match dir.read(&dn, &["objectClass"]).await {
+        match dir.read(&Dn::new(dn.as_str()), &["objectClass"]).await {
             Ok(Some(_)) => {}
             Ok(None) => problems.push(ConfigError::new(
                 key,

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
-use crate::directory::filter::normalize_dn;
+use crate::directory::Dn;
 
 #[derive(Clone)]
 pub struct DnCache {
-    by_id: Cache<String, String>,
-    by_name: Cache<(String, String), String>,
+    by_id: Cache<String, Dn>,
+    by_name: Cache<(String, String), Dn>,
 }
 
 impl DnCache {
@@ -30,44 +30,44 @@ impl DnCache {
         }
     }
 
-    pub async fn dn_for_id(&self, id: &str) -> Option<String> {
+    pub async fn dn_for_id(&self, id: &str) -> Option<Dn> {
         let dn = self.by_id.get(id).await;
         crate::metrics::metrics().cache_lookup("id", dn.is_some());
         dn
     }
 
     /// userName lookups are per container (tenant) and case-insensitive, like `uid`.
-    pub async fn dn_for_name(&self, container: &str, user_name: &str) -> Option<String> {
+    pub async fn dn_for_name(&self, container: &Dn, user_name: &str) -> Option<Dn> {
         let dn = self.by_name.get(&name_key(container, user_name)).await;
         crate::metrics::metrics().cache_lookup("userName", dn.is_some());
         dn
     }
 
-    pub async fn remember(&self, id: &str, dn: &str, container: &str, user_name: Option<&str>) {
-        self.by_id.insert(id.to_owned(), dn.to_owned()).await;
+    pub async fn remember(&self, id: &str, dn: &Dn, container: &Dn, user_name: Option<&str>) {
+        self.by_id.insert(id.to_owned(), dn.clone()).await;
         if let Some(n) = user_name {
             self.by_name
-                .insert(name_key(container, n), dn.to_owned())
+                .insert(name_key(container, n), dn.clone())
                 .await;
         }
     }
 
-    pub async fn forget(&self, id: &str, container: &str, user_name: Option<&str>) {
+    pub async fn forget(&self, id: &str, container: &Dn, user_name: Option<&str>) {
         self.by_id.invalidate(id).await;
         if let Some(n) = user_name {
             self.by_name.invalidate(&name_key(container, n)).await;
         }
     }
 
-    pub async fn forget_name(&self, container: &str, user_name: &str) {
+    pub async fn forget_name(&self, container: &Dn, user_name: &str) {
         self.by_name
             .invalidate(&name_key(container, user_name))
             .await;
     }
 }
 
-fn name_key(container: &str, user_name: &str) -> (String, String) {
-    (normalize_dn(container), user_name.to_lowercase())
+fn name_key(container: &Dn, user_name: &str) -> (String, String) {
+    (container.canonical().to_owned(), user_name.to_lowercase())
 }
 
 #[cfg(test)]
@@ -77,27 +77,33 @@ mod tests {
     #[tokio::test]
     async fn remembers_and_forgets_both_directions() {
         let c = DnCache::new(100, Duration::from_secs(60));
-        c.remember("id1", "uid=A,ou=P,dc=x", "ou=p,dc=x", Some("A"))
-            .await;
+        c.remember(
+            "id1",
+            &"uid=A,ou=P,dc=x".into(),
+            &"ou=p,dc=x".into(),
+            Some("A"),
+        )
+        .await;
         assert_eq!(c.dn_for_id("id1").await.as_deref(), Some("uid=A,ou=P,dc=x"));
         assert_eq!(
-            c.dn_for_name("OU=p,dc=x", "a").await.as_deref(),
+            c.dn_for_name(&"OU=p,dc=x".into(), "a").await.as_deref(),
             Some("uid=A,ou=P,dc=x")
         );
         assert_eq!(
-            c.dn_for_name("ou=other,dc=x", "a").await,
+            c.dn_for_name(&"ou=other,dc=x".into(), "a").await,
             None,
             "names are per container"
         );
-        c.forget("id1", "ou=p,dc=x", Some("a")).await;
+        c.forget("id1", &"ou=p,dc=x".into(), Some("a")).await;
         assert_eq!(c.dn_for_id("id1").await, None);
-        assert_eq!(c.dn_for_name("ou=p,dc=x", "a").await, None);
+        assert_eq!(c.dn_for_name(&"ou=p,dc=x".into(), "a").await, None);
     }
 
     #[tokio::test]
     async fn entries_expire_after_the_ttl() {
         let c = DnCache::new(100, Duration::from_millis(50));
-        c.remember("id1", "uid=a,dc=x", "dc=x", None).await;
+        c.remember("id1", &"uid=a,dc=x".into(), &"dc=x".into(), None)
+            .await;
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(c.dn_for_id("id1").await, None);
     }

@@ -236,7 +236,7 @@ async fn the_version_check_travels_with_the_write_as_an_ldap_assertion() {
     let stale = LdapFilter::eq("entryCSN", "20000101000000.000000Z#000000#000#000000");
     let err = bridge
         .directory
-        .modify_if(&dn, &change, Some(&stale))
+        .modify_if(&dn.as_str().into(), &change, Some(&stale))
         .await
         .unwrap_err();
     assert!(
@@ -247,7 +247,11 @@ async fn the_version_check_travels_with_the_write_as_an_ldap_assertion() {
     let csn = slapd.entry(&dn).await.unwrap()["entrycsn"][0].clone();
     bridge
         .directory
-        .modify_if(&dn, &change, Some(&LdapFilter::eq("entryCSN", csn)))
+        .modify_if(
+            &dn.as_str().into(),
+            &change,
+            Some(&LdapFilter::eq("entryCSN", csn)),
+        )
         .await
         .unwrap();
     assert_eq!(slapd.entry(&dn).await.unwrap()["title"], vec!["x"]);
@@ -560,7 +564,7 @@ async fn the_directory_sorts_when_it_offers_server_side_sort() {
     let w = bridge
         .directory
         .search_sorted(
-            PEOPLE,
+            &PEOPLE.into(),
             &LdapFilter::eq("objectClass", "inetOrgPerson"),
             &["uid"],
             0,
@@ -581,7 +585,7 @@ async fn the_directory_sorts_when_it_offers_server_side_sort() {
     let w = bridge
         .directory
         .search_sorted(
-            PEOPLE,
+            &PEOPLE.into(),
             &LdapFilter::eq("objectClass", "inetOrgPerson"),
             &["uid"],
             1,

@@ -20,18 +20,19 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
 use crate::config::{ConfigError, RawConfig};
+use crate::directory::Dn;
 
 /// A tenant: one IdP connection and the part of the directory it may touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub name: String,
-    pub users_container: String,
+    pub users_container: Dn,
     /// Where this tenant's groups live, when groups are configured.
-    pub groups_container: Option<String>,
+    pub groups_container: Option<Dn>,
     /// DN of the group users created through this tenant join.
-    pub default_group: Option<String>,
+    pub default_group: Option<Dn>,
     /// Where this tenant's role groups live, when roles are group memberships.
-    pub roles_container: Option<String>,
+    pub roles_container: Option<Dn>,
 }
 
 /// What authenticated a request: for the audit trail. Never a secret.
@@ -176,10 +177,10 @@ impl Authenticator {
             };
             let tenant = Arc::new(Tenant {
                 name: tname.clone(),
-                users_container: container,
-                groups_container,
-                default_group: t.default_group.clone(),
-                roles_container,
+                users_container: Dn::new(container),
+                groups_container: groups_container.map(Dn::new),
+                default_group: t.default_group.as_deref().map(Dn::new),
+                roles_container: roles_container.map(Dn::new),
             });
             tenants.insert(tname.clone(), tenant.clone());
             for (name, tok) in &t.tokens {
@@ -541,7 +542,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(caller.tenant.name, "acme");
-        assert_eq!(caller.tenant.users_container, "ou=people,dc=example,dc=org");
+        assert_eq!(
+            caller.tenant.users_container.as_str(),
+            "ou=people,dc=example,dc=org"
+        );
         assert_eq!(
             caller.credential,
             Credential::Token {

@@ -195,7 +195,7 @@ impl DryRun {
             Some(None) => Err(DirectoryError::NoSuchObject(dn.to_string())),
             None => self
                 .inner
-                .read(dn.as_str(), &["*", self.inner.version_attribute()])
+                .read(dn, &["*", self.inner.version_attribute()])
                 .await?
                 .ok_or_else(|| DirectoryError::NoSuchObject(dn.to_string())),
         }
@@ -261,9 +261,9 @@ impl Directory for DryRun {
         self.inner.pool_status()
     }
 
-    async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>> {
-        self.record(Recorded::Read { dn: dn.to_owned() });
-        match self.overlaid(&Dn::new(dn)) {
+    async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>> {
+        self.record(Recorded::Read { dn: dn.to_string() });
+        match self.overlaid(&dn.clone()) {
             Some(e) => Ok(e),
             None => self.inner.read(dn, attrs).await,
         }
@@ -271,13 +271,13 @@ impl Directory for DryRun {
 
     async fn search(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)> {
         self.record(Recorded::Search {
-            base: base.to_owned(),
+            base: base.to_string(),
             filter: filter.to_string(),
         });
         let (entries, cut) = self.inner.search(base, filter, attrs, size_limit).await?;
@@ -286,7 +286,7 @@ impl Directory for DryRun {
 
     async fn search_sorted(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
@@ -294,7 +294,7 @@ impl Directory for DryRun {
         sort: &SortKey,
     ) -> DirResult<Option<SortedWindow>> {
         self.record(Recorded::Search {
-            base: base.to_owned(),
+            base: base.to_string(),
             filter: format!("{filter} (sorted by {})", sort.attr),
         });
         Ok(self
@@ -309,22 +309,22 @@ impl Directory for DryRun {
 
     async fn search_until(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)> {
         self.record(Recorded::Search {
-            base: base.to_owned(),
+            base: base.to_string(),
             filter: format!("{filter} (at most {limit})"),
         });
         let (entries, more) = self.inner.search_until(base, filter, attrs, limit).await?;
         Ok((self.overlay_all(entries), more))
     }
 
-    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {
+    async fn count(&self, base: &Dn, filter: &LdapFilter) -> DirResult<usize> {
         self.record(Recorded::Search {
-            base: base.to_owned(),
+            base: base.to_string(),
             filter: format!("{filter} (counted)"),
         });
         self.inner.count(base, filter).await
@@ -332,14 +332,14 @@ impl Directory for DryRun {
 
     async fn search_window(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
         take: usize,
     ) -> DirResult<(usize, Vec<Entry>)> {
         self.record(Recorded::Search {
-            base: base.to_owned(),
+            base: base.to_string(),
             filter: format!("{filter} (entries {} to {})", skip + 1, skip + take),
         });
         let (total, entries) = self
@@ -351,20 +351,20 @@ impl Directory for DryRun {
 
     async fn add(
         &self,
-        dn: &str,
+        dn: &Dn,
         attrs: Vec<(String, Vec<String>)>,
         password: Option<&Password>,
     ) -> DirResult<()> {
-        let at = Dn::new(dn);
+        let at = dn.clone();
         let exists = match self.overlaid(&at) {
             Some(e) => e.is_some(),
             None => self.inner.read(dn, &["1.1"]).await?.is_some(),
         };
         if exists {
-            return Err(DirectoryError::AlreadyExists(dn.to_owned()));
+            return Err(DirectoryError::AlreadyExists(dn.to_string()));
         }
         self.record(Recorded::Add {
-            dn: dn.to_owned(),
+            dn: dn.to_string(),
             attrs: attrs.clone(),
             password: password.is_some(),
         });
@@ -383,22 +383,22 @@ impl Directory for DryRun {
         Ok(())
     }
 
-    async fn set_password(&self, dn: &str, _password: &Password) -> DirResult<()> {
-        self.current(&Dn::new(dn)).await?;
-        self.record(Recorded::SetPassword { dn: dn.to_owned() });
+    async fn set_password(&self, dn: &Dn, _password: &Password) -> DirResult<()> {
+        self.current(&dn.clone()).await?;
+        self.record(Recorded::SetPassword { dn: dn.to_string() });
         Ok(())
     }
 
     async fn modify_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
-        let at = Dn::new(dn);
+        let at = dn.clone();
         let mut entry = self.current(&at).await?;
         self.record(Recorded::Modify {
-            dn: dn.to_owned(),
+            dn: dn.to_string(),
             changes: changes.to_vec(),
             assertion: assertion.map(|a| a.to_string()),
         });
@@ -407,35 +407,37 @@ impl Directory for DryRun {
         Ok(())
     }
 
-    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+    async fn contains(&self, dn: &Dn, attr: &str, value: &str) -> DirResult<bool> {
         self.record(Recorded::Compare {
-            dn: dn.to_owned(),
+            dn: dn.to_string(),
             attr: attr.to_owned(),
             value: value.to_owned(),
         });
-        match self.overlaid(&Dn::new(dn)) {
+        match self.overlaid(&dn.clone()) {
             Some(Some(e)) => Ok(e.values(attr).iter().any(|v| v.eq_ignore_ascii_case(value))),
-            Some(None) => Err(DirectoryError::NoSuchObject(dn.to_owned())),
+            Some(None) => Err(DirectoryError::NoSuchObject(dn.to_string())),
             None => self.inner.contains(dn, attr, value).await,
         }
     }
 
     async fn rename_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         new_rdn: &str,
-        new_parent: Option<&str>,
+        new_parent: Option<&Dn>,
         _assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
-        let at = Dn::new(dn);
-        let mut entry = self.current(&at).await?;
+        let mut entry = self.current(dn).await?;
         self.record(Recorded::Rename {
-            dn: dn.to_owned(),
+            dn: dn.to_string(),
             new_rdn: new_rdn.to_owned(),
-            new_parent: new_parent.map(str::to_owned),
+            new_parent: new_parent.map(Dn::to_string),
         });
         let (old_rdn, old_parent) = split_first_rdn(dn);
-        let to = Dn::new(format!("{new_rdn},{}", new_parent.unwrap_or(&old_parent)));
+        let to = Dn::new(format!(
+            "{new_rdn},{}",
+            new_parent.map_or(old_parent.as_str(), Dn::as_str)
+        ));
         // the RDN's attribute takes the new value, as with deleteoldrdn
         let rdn_value = |rdn: &str| {
             rdn.split_once('=')
@@ -453,15 +455,15 @@ impl Directory for DryRun {
             );
         }
         entry.dn = to.clone();
-        self.set(at, None);
+        self.set(dn.clone(), None);
         self.set(to, Some(entry));
         Ok(())
     }
 
-    async fn delete_if(&self, dn: &str, _assertion: Option<&LdapFilter>) -> DirResult<()> {
-        let at = Dn::new(dn);
+    async fn delete_if(&self, dn: &Dn, _assertion: Option<&LdapFilter>) -> DirResult<()> {
+        let at = dn.clone();
         self.current(&at).await?;
-        self.record(Recorded::Delete { dn: dn.to_owned() });
+        self.record(Recorded::Delete { dn: dn.to_string() });
         self.set(at, None);
         Ok(())
     }

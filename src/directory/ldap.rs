@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::pool::{sort_control, to_mods, LdapPool};
 use super::{
-    Change, DirResult, Directory, DirectoryError, DirectoryKind, Entry, LdapFilter, Password,
+    Change, DirResult, Directory, DirectoryError, DirectoryKind, Dn, Entry, LdapFilter, Password,
     SortKey, SortedWindow,
 };
 
@@ -185,7 +185,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         self.pool.bind_attempts()
     }
 
-    async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>> {
+    async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>> {
         let attrs = self.wanted(attrs);
         match self
             .pool
@@ -200,7 +200,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn search(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
@@ -235,7 +235,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn search_window(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
@@ -256,7 +256,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn search_sorted(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
@@ -300,7 +300,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn search_until(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         limit: usize,
@@ -322,7 +322,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         Ok((self.finish_all(kept).await?, more))
     }
 
-    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize> {
+    async fn count(&self, base: &Dn, filter: &LdapFilter) -> DirResult<usize> {
         let mut n = 0;
         self.pool
             .search_paged(base, &filter.to_string(), &["1.1"], |_| n += 1)
@@ -332,20 +332,20 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn add(
         &self,
-        dn: &str,
+        dn: &Dn,
         attrs: Vec<(String, Vec<String>)>,
         password: Option<&Password>,
     ) -> DirResult<()> {
         self.dialect.add(&self.pool, dn, attrs, password).await
     }
 
-    async fn set_password(&self, dn: &str, password: &Password) -> DirResult<()> {
+    async fn set_password(&self, dn: &Dn, password: &Password) -> DirResult<()> {
         self.dialect.set_password(&self.pool, dn, password).await
     }
 
     async fn modify_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
@@ -355,7 +355,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn add_read(
         &self,
-        dn: &str,
+        dn: &Dn,
         attrs: Vec<(String, Vec<String>)>,
         password: Option<&Password>,
         read: &[&str],
@@ -376,7 +376,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn modify_read(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         assertion: Option<&LdapFilter>,
         read: &[&str],
@@ -395,7 +395,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn walk_open(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
     ) -> DirResult<super::Walk> {
@@ -412,22 +412,24 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         Ok((self.finish_all(entries).await?, done))
     }
 
-    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+    async fn contains(&self, dn: &Dn, attr: &str, value: &str) -> DirResult<bool> {
         self.pool.compare(dn, attr, value).await
     }
 
     async fn rename_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         new_rdn: &str,
-        new_parent: Option<&str>,
+        new_parent: Option<&Dn>,
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
         let assertion = assertion.filter(|_| self.dialect.assertions());
-        self.pool.rename(dn, new_rdn, new_parent, assertion).await
+        self.pool
+            .rename(dn, new_rdn, new_parent.map(Dn::as_str), assertion)
+            .await
     }
 
-    async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
+    async fn delete_if(&self, dn: &Dn, assertion: Option<&LdapFilter>) -> DirResult<()> {
         let assertion = assertion.filter(|_| self.dialect.assertions());
         self.pool.delete(dn, assertion).await
     }

@@ -208,14 +208,14 @@ pub trait Directory: Send + Sync {
     fn pool_status(&self) -> PoolStatus;
 
     /// Reads one entry by DN; `Ok(None)` when it does not exist.
-    async fn read(&self, dn: &str, attrs: &[&str]) -> DirResult<Option<Entry>>;
+    async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>>;
 
     /// Searches the subtree under `base`. `size_limit` > 0 caps the entries returned; the
     /// flag says whether the cap cut the result short. With 0, the search is paged
     /// (RFC 2696) and returns every match, whatever the server's size limit.
     async fn search(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
@@ -227,7 +227,7 @@ pub trait Directory: Send + Sync {
     /// sort (or not by this key), so the caller sorts itself.
     async fn search_sorted(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
@@ -240,20 +240,20 @@ pub trait Directory: Send + Sync {
     /// costs `limit + 1` of them, never all.
     async fn search_until(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)>;
 
     /// How many entries under `base` match, counted over a paged search that keeps none.
-    async fn count(&self, base: &str, filter: &LdapFilter) -> DirResult<usize>;
+    async fn count(&self, base: &Dn, filter: &LdapFilter) -> DirResult<usize>;
 
     /// The matches from `skip` to `skip + take` and the total, over a paged search that keeps
     /// only that window (for pages beyond the server's size limit).
     async fn search_window(
         &self,
-        base: &str,
+        base: &Dn,
         filter: &LdapFilter,
         attrs: &[&str],
         skip: usize,
@@ -264,7 +264,7 @@ pub trait Directory: Send + Sync {
     /// (an entry whose password is refused is removed again: no account is left without it).
     async fn add(
         &self,
-        dn: &str,
+        dn: &Dn,
         attrs: Vec<(String, Vec<String>)>,
         password: Option<&Password>,
     ) -> DirResult<()>;
@@ -272,11 +272,11 @@ pub trait Directory: Send + Sync {
     /// Sets the password of the entry at `dn` the way the directory expects (OpenLDAP: the
     /// Password Modify extended operation or a hash made here; AD: `unicodePwd`). Every value
     /// the password attribute had is replaced. Passwords are never read back.
-    async fn set_password(&self, dn: &str, password: &Password) -> DirResult<()>;
+    async fn set_password(&self, dn: &Dn, password: &Password) -> DirResult<()>;
 
     /// One modify, all changes or none. Adding a value that is already there succeeds
     /// (permissive modify); deleting one that is not fails with `NoSuchValue`.
-    async fn modify(&self, dn: &str, changes: &[Change]) -> DirResult<()> {
+    async fn modify(&self, dn: &Dn, changes: &[Change]) -> DirResult<()> {
         self.modify_if(dn, changes, None).await
     }
 
@@ -284,7 +284,7 @@ pub trait Directory: Send + Sync {
     /// `PreconditionFailed`: an ETag check with no window between check and write.
     async fn modify_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()>;
@@ -293,7 +293,7 @@ pub trait Directory: Send + Sync {
     /// same operation (RFC 4527 post-read); `None` when it does not (the caller reads back).
     async fn add_read(
         &self,
-        dn: &str,
+        dn: &Dn,
         attrs: Vec<(String, Vec<String>)>,
         password: Option<&Password>,
         read: &[&str],
@@ -305,7 +305,7 @@ pub trait Directory: Send + Sync {
     /// `modify_if`, and the entry as the modify left it, like `add_read`.
     async fn modify_read(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         assertion: Option<&LdapFilter>,
         read: &[&str],
@@ -315,7 +315,7 @@ pub trait Directory: Send + Sync {
     }
 
     /// Opens a walk over the entries under `base` matching `filter`, with `attrs`.
-    async fn walk_open(&self, base: &str, filter: &LdapFilter, attrs: &[&str]) -> DirResult<Walk> {
+    async fn walk_open(&self, base: &Dn, filter: &LdapFilter, attrs: &[&str]) -> DirResult<Walk> {
         let _ = (base, filter, attrs);
         Err(DirectoryError::Unavailable(
             "this directory cannot walk a search page by page".into(),
@@ -329,28 +329,28 @@ pub trait Directory: Send + Sync {
     }
 
     /// LDAP compare: whether the entry at `dn` has this value.
-    async fn contains(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool>;
+    async fn contains(&self, dn: &Dn, attr: &str, value: &str) -> DirResult<bool>;
 
     /// modrdn: a new RDN (old RDN values removed) and optionally a new parent.
-    async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> DirResult<()> {
+    async fn rename(&self, dn: &Dn, new_rdn: &str, new_parent: Option<&Dn>) -> DirResult<()> {
         self.rename_if(dn, new_rdn, new_parent, None).await
     }
 
     /// `rename`, only if the entry matches `assertion`.
     async fn rename_if(
         &self,
-        dn: &str,
+        dn: &Dn,
         new_rdn: &str,
-        new_parent: Option<&str>,
+        new_parent: Option<&Dn>,
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()>;
 
-    async fn delete(&self, dn: &str) -> DirResult<()> {
+    async fn delete(&self, dn: &Dn) -> DirResult<()> {
         self.delete_if(dn, None).await
     }
 
     /// `delete`, only if the entry matches `assertion`.
-    async fn delete_if(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()>;
+    async fn delete_if(&self, dn: &Dn, assertion: Option<&LdapFilter>) -> DirResult<()>;
 
     /// The operational attribute that changes on every write (`entryCSN`): `meta.version`.
     fn version_attribute(&self) -> &'static str;

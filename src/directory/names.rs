@@ -29,6 +29,11 @@ impl Dn {
         &self.text
     }
 
+    /// The canonical form two spellings of this DN share (for keys built from it).
+    pub fn canonical(&self) -> &str {
+        &self.key
+    }
+
     /// Whether this DN is `base` or lies below it.
     pub fn is_under(&self, base: &str) -> bool {
         super::filter::is_under(&self.text, base)

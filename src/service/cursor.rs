@@ -17,7 +17,7 @@ use ring::hmac;
 use tokio::sync::Mutex;
 
 use super::error::{ServiceError, ServiceResult};
-use crate::directory::{Directory, Entry, LdapFilter, Walk};
+use crate::directory::{Directory, Dn, Entry, LdapFilter, Walk};
 use crate::scim::filter::Filter;
 use crate::scim::ScimType;
 
@@ -68,7 +68,7 @@ pub struct CursorPage {
 
 /// What a walk needs to start: where, which entries, which attributes.
 pub struct WalkQuery<'a> {
-    pub base: &'a str,
+    pub base: &'a Dn,
     pub filter: LdapFilter,
     pub attrs: Vec<&'a str>,
     /// The SCIM filter every page is checked against in memory, when `filter` can only be a

@@ -36,7 +36,7 @@ pub struct Groups {
     cursors: Arc<Cursors>,
     /// Where deleted users go (`users.archive_container`), when they are archived: a member
     /// that left for it may be listed there under its archived DN (memberOf's refint).
-    archive: Option<String>,
+    archive: Option<Dn>,
 }
 
 /// A group request body: the resource without `members`, and the member ids if given.
@@ -125,7 +125,7 @@ impl Groups {
         max_results: usize,
         limits: crate::scim::Limits,
         cursors: Arc<Cursors>,
-        archive: Option<String>,
+        archive: Option<Dn>,
     ) -> Groups {
         Groups {
             store,
@@ -142,10 +142,10 @@ impl Groups {
         &self.store.mapping
     }
 
-    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c str> {
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
         ctx.tenant
             .groups_container
-            .as_deref()
+            .as_ref()
             .ok_or_else(|| ServiceError::not_found("groups are not configured for this tenant"))
     }
 
@@ -336,7 +336,7 @@ impl Groups {
     /// directory whose memberOf overlay rewrites members on a rename lists a member archived
     /// after it was added under its archived DN.
     async fn archived_dns(&self, ids: &[&str]) -> ServiceResult<Vec<Dn>> {
-        let Some(archive) = self.archive.as_deref().filter(|_| !ids.is_empty()) else {
+        let Some(archive) = self.archive.as_ref().filter(|_| !ids.is_empty()) else {
             return Ok(Vec::new());
         };
         let found = self
@@ -894,7 +894,7 @@ impl Groups {
         let dn = if rename {
             self.store
                 .cache
-                .forget(&e.id, &parent, self.store.name_of(e))
+                .forget(&e.id, &Dn::new(parent), self.store.name_of(e))
                 .await;
             new_dn
         } else {
@@ -904,7 +904,7 @@ impl Groups {
         Ok(dn)
     }
 
-    async fn read_back(&self, dn: &str, with_members: bool) -> ServiceResult<Entry> {
+    async fn read_back(&self, dn: &Dn, with_members: bool) -> ServiceResult<Entry> {
         self.store.read_back(dn, &self.attrs(with_members)).await
     }
 

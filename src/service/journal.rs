@@ -262,7 +262,7 @@ impl OpRecord {
             } => OpRecord::Rename {
                 dn: dn.to_string(),
                 rdn: rdn.clone(),
-                parent: parent.clone(),
+                parent: parent.as_ref().map(Dn::to_string),
             },
             Op::Delete { dn, .. } => OpRecord::Delete { dn: dn.to_string() },
             Op::Sweep {
@@ -272,7 +272,7 @@ impl OpRecord {
                 to,
                 ..
             } => OpRecord::Sweep {
-                base: base.clone(),
+                base: base.to_string(),
                 attr: attr.clone(),
                 members: members.iter().map(Dn::to_string).collect(),
                 to: to.as_ref().map(Dn::to_string),
@@ -292,7 +292,7 @@ impl OpRecord {
             OpRecord::Rename { dn, rdn, parent } => Some(Op::Rename {
                 dn: Dn::new(dn.as_str()),
                 rdn: rdn.clone(),
-                parent: parent.clone(),
+                parent: parent.as_deref().map(Dn::new),
                 assertion: None,
             }),
             OpRecord::Delete { dn } => Some(Op::Delete {
@@ -318,7 +318,7 @@ impl OpRecord {
                 members,
                 to,
             } => Some(Op::Sweep {
-                base: base.clone(),
+                base: Dn::new(base.as_str()),
                 class: groups_class.clone(),
                 attr: attr.clone(),
                 members: members.iter().map(|m| Dn::new(m.as_str())).collect(),

@@ -67,13 +67,10 @@ impl Memberships {
     /// Sweeps of the tenant's groups, and of the role groups, for `members` (pointing them
     /// at `to` when given).
     fn sweeps(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Vec<Op> {
-        let mut bases: Vec<String> = ctx.tenant.groups_container.iter().cloned().collect();
+        let mut bases: Vec<Dn> = ctx.tenant.groups_container.iter().cloned().collect();
         if let Some(r) = self.roles_container(ctx) {
-            if !bases
-                .iter()
-                .any(|b| r.is_under(b) || r == Dn::new(b.as_str()))
-            {
-                bases.push(r.to_string());
+            if !bases.iter().any(|b| r.is_under(b) || r == *b) {
+                bases.push(r);
             }
         }
         bases
@@ -127,7 +124,7 @@ impl Memberships {
         if !self.roles {
             return None;
         }
-        ctx.tenant.roles_container.as_deref().map(Dn::new)
+        ctx.tenant.roles_container.clone()
     }
 
     /// The roles of the user at `user`: the names of the tenant's role groups listing it.
@@ -143,7 +140,7 @@ impl Memberships {
         let (found, _) = self
             .groups
             .dir
-            .search(container.as_str(), &filter, &[name_attr], 0)
+            .search(&container, &filter, &[name_attr], 0)
             .await?;
         let mut names: Vec<String> = found
             .iter()
@@ -195,12 +192,7 @@ impl Memberships {
         let (found, _) = self
             .groups
             .dir
-            .search(
-                container.as_str(),
-                &filter,
-                &[name_attr],
-                2 * names.len() + 1,
-            )
+            .search(&container, &filter, &[name_attr], 2 * names.len() + 1)
             .await?;
         for e in &found {
             if let Some(n) = self.groups.name_of(e) {
@@ -231,7 +223,7 @@ impl Memberships {
         ctx: &RequestCtx,
         users: &[&Entry],
     ) -> ServiceResult<Vec<Vec<Value>>> {
-        let Some(container) = ctx.tenant.groups_container.as_deref() else {
+        let Some(container) = ctx.tenant.groups_container.as_ref() else {
             return Ok(vec![Vec::new(); users.len()]);
         };
         let Some(member_of) = self.member_of_attr.as_deref() else {
@@ -322,7 +314,7 @@ impl Memberships {
     /// (DN, id) of the groups under `container` that list any of `members` directly.
     async fn parents_of(
         &self,
-        container: &str,
+        container: &Dn,
         members: &[Dn],
     ) -> ServiceResult<Vec<(Dn, EntryId)>> {
         let mut out = Vec::new();
@@ -357,9 +349,9 @@ impl Memberships {
             .filter(|d| !self.is_placeholder(d))
             .cloned()
             .collect();
-        let users_container = ctx.tenant.users_container.as_str();
+        let users_container = &ctx.tenant.users_container;
         let mut known = users.ids_for_dns(users_container, &dns).await?;
-        let groups_container = ctx.tenant.groups_container.as_deref();
+        let groups_container = ctx.tenant.groups_container.as_ref();
         if let Some(gc) = groups_container {
             known.extend(self.groups.ids_for_dns(gc, &dns).await?);
         }

@@ -161,18 +161,16 @@ impl Recovery<'_> {
                 if_match: None,
             };
             for (group, members) in &r.rechecks {
+                let group = Dn::new(group.as_str());
                 // a group that is not there (its create undone, deleted since) owes nothing
-                if self.dir.read(group, &["objectClass"]).await?.is_none() {
+                if self.dir.read(&group, &["objectClass"]).await?.is_none() {
                     continue;
                 }
                 let members: Vec<(EntryId, Dn)> = members
                     .iter()
                     .map(|(id, dn)| (EntryId::from(id.as_str()), Dn::new(dn.as_str())))
                     .collect();
-                match groups
-                    .recheck_members(&ctx, &Dn::new(group.as_str()), &members)
-                    .await
-                {
+                match groups.recheck_members(&ctx, &group, &members).await {
                     Ok(()) => {}
                     Err(ServiceError::Unavailable { detail, .. }) => {
                         return Err(DirectoryError::Unavailable(detail))
@@ -185,7 +183,7 @@ impl Recovery<'_> {
         }
         if let Some(key) = r.created {
             let added = r.record.steps.iter().find_map(|s| match &s.op {
-                OpRecord::Add { dn, .. } => Some(dn.clone()),
+                OpRecord::Add { dn, .. } => Some(Dn::new(dn.as_str())),
                 _ => None,
             });
             if let Some(dn) = added {
@@ -338,7 +336,12 @@ impl Recovery<'_> {
     ) -> Result<Option<bool>, DirectoryError> {
         let op = match op {
             OpRecord::Add { dn, .. } => {
-                return Ok(Some(self.dir.read(dn, &["objectClass"]).await?.is_some()))
+                return Ok(Some(
+                    self.dir
+                        .read(&Dn::new(dn.as_str()), &["objectClass"])
+                        .await?
+                        .is_some(),
+                ))
             }
             // idempotent: replaying it is settling it (and keeps what it changed for an undo)
             OpRecord::Sweep { .. } => return Ok(Some(false)),

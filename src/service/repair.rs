@@ -147,7 +147,7 @@ impl Repair<'_> {
         pace: &mut Pace,
         report: &mut Report,
     ) -> Result<(), DirectoryError> {
-        let Some(container) = tenant.groups_container.as_deref() else {
+        let Some(container) = tenant.groups_container.as_ref() else {
             return Ok(());
         };
         let archive = groups.archive();

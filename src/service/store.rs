@@ -26,7 +26,7 @@ pub struct CursorRequest<'a> {
     pub tenant: &'a str,
     /// What the walk's cursors are good for ("Users", …): part of what they are signed with.
     pub kind: &'a str,
-    pub container: &'a str,
+    pub container: &'a Dn,
     /// The walk's LDAP filter: needed only to open one (`cursor` empty).
     pub filter: Option<&'a LdapFilter>,
     pub cursor: &'a str,
@@ -44,7 +44,7 @@ static IN_MEMORY_SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_n
 
 /// An equality filter on the RDN of `dn` (`uid=a,…` → `(uid=a)`): the first attribute of a
 /// multi-valued RDN is enough, since the DN is compared afterwards.
-fn rdn_filter(dn: &str) -> Option<LdapFilter> {
+fn rdn_filter(dn: &Dn) -> Option<LdapFilter> {
     let (rdn, _) = crate::directory::filter::split_first_rdn(dn);
     let (attr, value) = rdn.split_once('=')?;
     let mut end = value.len();
@@ -182,7 +182,7 @@ impl Store {
 
     /// The entry at `dn` with `attrs`, when it is one of this type (its object classes are
     /// read with it and checked): a DN from a cache or a reference is never taken on trust.
-    pub async fn read_mine(&self, dn: &str, attrs: &[&str]) -> ServiceResult<Option<Entry>> {
+    pub async fn read_mine(&self, dn: &Dn, attrs: &[&str]) -> ServiceResult<Option<Entry>> {
         let mut with_classes = attrs.to_vec();
         with_classes.push("objectClass");
         Ok(self
@@ -197,7 +197,7 @@ impl Store {
         e.first(self.mapping.username_attr())
     }
 
-    pub async fn remember(&self, container: &str, e: &Entry) {
+    pub async fn remember(&self, container: &Dn, e: &Entry) {
         self.cache
             .remember(&e.id, &e.dn, container, self.name_of(e))
             .await;
@@ -206,7 +206,7 @@ impl Store {
     /// The entry a write just made or changed, read on the request budget's reserve: the
     /// write may have used its steps' time (an answer lost and read back), and its answer
     /// must still go out.
-    pub async fn read_back(&self, dn: &str, attrs: &[&str]) -> ServiceResult<Entry> {
+    pub async fn read_back(&self, dn: &Dn, attrs: &[&str]) -> ServiceResult<Entry> {
         crate::directory::budget::settling(self.dir.read(dn, attrs))
             .await?
             .ok_or_else(|| {
@@ -223,7 +223,7 @@ impl Store {
     }
 
     /// `locate`, with 404 when there is no such entry.
-    pub async fn locate(&self, container: &str, id: &str, attrs: &[&str]) -> ServiceResult<Entry> {
+    pub async fn locate(&self, container: &Dn, id: &str, attrs: &[&str]) -> ServiceResult<Entry> {
         self.locate_opt(container, id, attrs).await?.ok_or_else(|| {
             ServiceError::not_found(format!("no {} with id \"{id}\"", self.resource_type))
         })
@@ -235,7 +235,7 @@ impl Store {
     /// never a 404 that would make the IdP create the account twice.
     pub async fn locate_opt(
         &self,
-        container: &str,
+        container: &Dn,
         id: &str,
         attrs: &[&str],
     ) -> ServiceResult<Option<Entry>> {
@@ -271,7 +271,7 @@ impl Store {
     /// is read and its id checked (one LDAP read); otherwise, or when stale, one search by id.
     async fn locate_here(
         &self,
-        container: &str,
+        container: &Dn,
         id: &str,
         attrs: &[&str],
     ) -> ServiceResult<Option<Entry>> {
@@ -288,7 +288,7 @@ impl Store {
                     return Ok(Some(e));
                 }
             }
-            debug!(id, dn, "stale DN cache entry; re-resolving");
+            debug!(id, dn = %dn, "stale DN cache entry; re-resolving");
             self.cache.forget(id, container, None).await;
         }
         let Some(by_id) = self.dir.id_filter(id) else {
@@ -308,7 +308,7 @@ impl Store {
     /// that cannot be ids of this directory, or that match nothing, are absent.
     pub async fn locate_many(
         &self,
-        container: &str,
+        container: &Dn,
         ids: &[&str],
         attrs: &[&str],
     ) -> ServiceResult<HashMap<EntryId, Entry>> {
@@ -340,7 +340,7 @@ impl Store {
 
     /// The SCIM id of the entry at `dn`, if it lies under `container` (one read: a DN can be
     /// reused by a new entry, by this bridge or another, so its id is never taken on trust).
-    pub async fn id_for_dn(&self, container: &str, dn: &str) -> ServiceResult<Option<EntryId>> {
+    pub async fn id_for_dn(&self, container: &Dn, dn: &Dn) -> ServiceResult<Option<EntryId>> {
         if !is_under(dn, container) {
             return Ok(None);
         }
@@ -356,7 +356,7 @@ impl Store {
     /// could have made stale.
     pub async fn ids_for_dns(
         &self,
-        container: &str,
+        container: &Dn,
         dns: &[Dn],
     ) -> ServiceResult<HashMap<Dn, EntryId>> {
         let found = self
@@ -369,7 +369,7 @@ impl Store {
     /// `ids_for_dns` says.
     pub async fn entries_for_dns(
         &self,
-        container: &str,
+        container: &Dn,
         dns: &[Dn],
         attrs: &[&str],
     ) -> ServiceResult<HashMap<Dn, Entry>> {
@@ -396,7 +396,7 @@ impl Store {
     /// The entry under `container` with this naming value, if any.
     pub async fn find_by_name(
         &self,
-        container: &str,
+        container: &Dn,
         name: &str,
         attrs: &[&str],
     ) -> ServiceResult<Option<Entry>> {
@@ -409,7 +409,7 @@ impl Store {
     /// 409 when another entry under `container` has this naming value.
     pub async fn ensure_unique(
         &self,
-        container: &str,
+        container: &Dn,
         name: &str,
         except_id: Option<&str>,
     ) -> ServiceResult<()> {
@@ -485,7 +485,7 @@ impl Store {
     /// account's size limit.
     pub async fn page(
         &self,
-        container: &str,
+        container: &Dn,
         filter: &LdapFilter,
         start: usize,
         count: usize,
@@ -526,7 +526,7 @@ impl Store {
     /// memory.
     pub async fn page_query(
         &self,
-        container: &str,
+        container: &Dn,
         ldap_filter: &LdapFilter,
         q: &ListQuery,
         start: usize,

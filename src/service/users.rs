@@ -32,7 +32,7 @@ use super::{RequestCtx, Resource};
 #[derive(Debug, Clone)]
 pub struct UserSettings {
     pub delete_mode: DeleteMode,
-    pub archive_container: Option<String>,
+    pub archive_container: Option<Dn>,
     /// The most resources a list returns (and the default `count`).
     pub max_results: usize,
     pub limits: crate::scim::Limits,
@@ -646,7 +646,7 @@ impl Users {
     /// when free, else `base 2`, `base 3`, … (one search for the taken ones).
     async fn free_rdn(
         &self,
-        container: &str,
+        container: &Dn,
         base: &str,
         except: Option<&Dn>,
     ) -> ServiceResult<String> {
@@ -1054,7 +1054,7 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: &Entry,
-        archive: &str,
+        archive: &Dn,
         assertion: Option<LdapFilter>,
     ) -> ServiceResult<Plan> {
         let mut lock = match self.mapping().active() {
@@ -1075,7 +1075,7 @@ impl Users {
         let archived_rdn = match self
             .store
             .dir
-            .read(&format!("{rdn},{archive}"), &["objectClass"])
+            .read(&Dn::new(format!("{rdn},{archive}")), &["objectClass"])
             .await?
         {
             Some(_) => format!("{rdn}-{}", e.id.chars().take(8).collect::<String>()),
@@ -1109,13 +1109,13 @@ impl Users {
             Op::Rename {
                 dn: e.dn.clone(),
                 rdn: archived_rdn,
-                parent: Some(archive.to_owned()),
+                parent: Some(archive.clone()),
                 assertion,
             },
             Undo::by(Op::Rename {
                 dn: archived_dn.clone(),
                 rdn,
-                parent: Some(parent),
+                parent: Some(Dn::new(parent)),
                 assertion: None,
             }),
         ));

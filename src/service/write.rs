@@ -68,7 +68,7 @@ pub enum Op {
     Rename {
         dn: Dn,
         rdn: String,
-        parent: Option<String>,
+        parent: Option<Dn>,
         assertion: Option<LdapFilter>,
     },
     Delete {
@@ -80,7 +80,7 @@ pub enum Op {
     /// (a renamed member). Undone by putting back exactly what it changed; a `Sweep` with
     /// `to` is always a plan's last step.
     Sweep {
-        base: String,
+        base: Dn,
         class: LdapFilter,
         attr: String,
         members: Vec<Dn>,
@@ -589,7 +589,7 @@ impl Writer<'_> {
                 assertion,
             } => self
                 .dir
-                .rename_if(dn, rdn, parent.as_deref(), assertion.as_ref())
+                .rename_if(dn, rdn, parent.as_ref(), assertion.as_ref())
                 .await
                 .map(plain),
             Op::Delete { dn, assertion } => {
@@ -611,7 +611,7 @@ impl Writer<'_> {
     /// modify covers adds on OpenLDAP, and Samba honours it for neither.
     async fn modify(
         &self,
-        dn: &str,
+        dn: &Dn,
         changes: &[Change],
         values: Option<&Values>,
         assertion: Option<&LdapFilter>,
@@ -668,7 +668,7 @@ impl Writer<'_> {
 
     async fn sweep(
         &self,
-        base: &str,
+        base: &Dn,
         class: &LdapFilter,
         attr: &str,
         members: &[Dn],
