@@ -187,7 +187,10 @@ impl LdapConfig {
     }
 
     /// The bind password, given systemd's credentials directory when there is one.
-    pub(super) fn password_with(&self, credentials: Option<PathBuf>) -> Result<String, ConfigError> {
+    pub(super) fn password_with(
+        &self,
+        credentials: Option<PathBuf>,
+    ) -> Result<String, ConfigError> {
         let read = |key: &str, path: &Path, fix: &str| {
             std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())

@@ -1,0 +1,286 @@
+//! SCIM Users against the directory: every operation reads what it must (through the DN
+//! cache), computes one set of changes, and applies it so that a failure leaves nothing
+//! half-done.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::config::{DeleteMode, OnExisting, UnmappedPassword};
+use crate::directory::filter::is_under;
+use crate::directory::{Dn, Entry, LdapFilter};
+use crate::mapping::Mapping;
+use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::projection::Projection;
+use crate::scim::schema::USER_SCHEMA;
+use crate::scim::{ScimError, ScimResult};
+
+use super::cursor::Cursors;
+use super::error::{ServiceError, ServiceResult};
+use super::list::{ListPage, ListQuery};
+use super::memberships::Memberships;
+use super::store::{CursorRequest, Store};
+use super::{RequestCtx, Resource};
+
+mod create;
+mod delete;
+mod render;
+mod roles;
+mod update;
+
+use render::{collect_ref_values, Refs};
+
+#[derive(Debug, Clone)]
+pub struct UserSettings {
+    pub delete_mode: DeleteMode,
+    pub archive_container: Option<Dn>,
+    /// The most resources a list returns (and the default `count`).
+    pub max_results: usize,
+    pub limits: crate::scim::Limits,
+    /// LDAP attributes that find an existing account on create (`users.match_on`).
+    pub match_on: Vec<String>,
+    pub on_existing: OnExisting,
+    /// What a password does when the mapping does not store passwords.
+    pub password: UnmappedPassword,
+}
+
+pub struct Users {
+    store: Arc<Store>,
+    settings: UserSettings,
+    memberships: Option<Arc<Memberships>>,
+    cursors: Arc<Cursors>,
+}
+
+/// 409 `uniqueness` for a userName `e` holds, naming it (so that an IdP can link to it).
+fn taken(user_name: &str, e: &Entry) -> ServiceError {
+    ServiceError::uniqueness(format!(
+        "userName \"{}\" is already taken by User {}",
+        crate::logging::shorten(user_name, 256),
+        e.id
+    ))
+}
+
+fn required_user_name(res: &Map<String, Value>) -> ServiceResult<&str> {
+    match res.get("userName") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        _ => Err(ServiceError::invalid_value(
+            "userName is required and must be a non-empty string",
+        )),
+    }
+}
+
+impl Users {
+    /// Entries of this type: the users' structural class (the repair sweep's searches).
+    pub fn class_filter(&self) -> LdapFilter {
+        self.store.class_filter()
+    }
+
+    pub fn new(
+        store: Arc<Store>,
+        settings: UserSettings,
+        memberships: Option<Arc<Memberships>>,
+        cursors: Arc<Cursors>,
+    ) -> Users {
+        Users {
+            store,
+            settings,
+            memberships,
+            cursors,
+        }
+    }
+
+    pub fn max_results(&self) -> usize {
+        self.settings.max_results
+    }
+
+    pub(super) fn mapping(&self) -> &Mapping {
+        &self.store.mapping
+    }
+
+    pub(super) async fn locate(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<Entry> {
+        self.store
+            .locate(&ctx.tenant.users_container, id, &self.store.attrs())
+            .await
+    }
+
+    pub(super) async fn remember(&self, ctx: &RequestCtx, e: &Entry) {
+        self.store.remember(&ctx.tenant.users_container, e).await;
+    }
+
+    /// A user, reading only the LDAP attributes `p` lets through.
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ServiceResult<Resource> {
+        let e = self
+            .store
+            .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
+            .await?;
+        let body = self
+            .render_with(ctx, &e, p.includes("groups"), &Refs::new())
+            .await?;
+        Ok(self.store.resource(&ctx.base_url, &e, body))
+    }
+
+    pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ServiceResult<ListPage> {
+        let container = &ctx.tenant.users_container;
+        let start = q.start_index.max(1);
+        let count = q
+            .count
+            .unwrap_or(self.settings.max_results)
+            .min(self.settings.max_results);
+        if let Some(cursor) = &q.cursor {
+            return self.list_by_cursor(ctx, q, cursor, count).await;
+        }
+        if let Some(page) = self.list_by_cached_name(ctx, q, start, count).await? {
+            return Ok(page);
+        }
+        let filter = match &q.filter {
+            Some(f) => self.ldap_filter(ctx, f).await?,
+            None => LdapFilter::True,
+        };
+        let attrs = self.read_attrs(&q.projection);
+        let with_groups = q.projection.includes("groups");
+        let (total, entries) = self
+            .store
+            .page_query(container, &filter, q, start, count, &attrs)
+            .await?;
+        for e in &entries {
+            self.remember(ctx, e).await;
+        }
+        let resources = self.render_page(ctx, &entries, with_groups).await?;
+        Ok(ListPage {
+            total_results: total,
+            start_index: start,
+            resources,
+            cursor: None,
+        })
+    }
+
+    /// A page of a cursor walk (RFC 9865). A walk reads every attribute a page may show,
+    /// whatever the first page's projection: later pages may ask for more.
+    pub(super) async fn list_by_cursor(
+        &self,
+        ctx: &RequestCtx,
+        q: &ListQuery,
+        cursor: &str,
+        count: usize,
+    ) -> ServiceResult<ListPage> {
+        let filter = match (&q.filter, cursor.trim().is_empty()) {
+            (_, false) => None,
+            (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
+            (None, true) => Some(LdapFilter::True),
+        };
+        let attrs = self.read_attrs(&Projection::default());
+        let page = self
+            .store
+            .cursor_page(
+                q,
+                CursorRequest {
+                    cursors: &self.cursors,
+                    tenant: &ctx.tenant.name,
+                    kind: "Users",
+                    container: &ctx.tenant.users_container,
+                    filter: filter.as_ref(),
+                    cursor,
+                    count,
+                    attrs: &attrs,
+                },
+            )
+            .await?;
+        // not remembered in the DN cache: a walk over every user (an IdP's reconciliation)
+        // would push out the entries requests actually come back for
+        let with_groups = q.projection.includes("groups");
+        let resources = self.render_page(ctx, &page.entries, with_groups).await?;
+        Ok(ListPage::of_walk(
+            resources,
+            page.next,
+            page.previous,
+            page.total,
+        ))
+    }
+
+    /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
+    /// `manager.value eq "id"`; Entra checks a manager this way), whose ids (or emails) are
+    /// resolved to DNs first: the directory holds DNs.
+    pub(super) async fn ldap_filter(
+        &self,
+        ctx: &RequestCtx,
+        f: &Filter,
+    ) -> ServiceResult<LdapFilter> {
+        let mapping = self.mapping();
+        let mut refs = Vec::new();
+        collect_ref_values(f, &|p| mapping.user_ref_attr(p).is_some(), &mut refs);
+        let dns = self.dns_for_refs(ctx, &refs).await?;
+        let hook = |node: &Filter| -> Option<ScimResult<LdapFilter>> {
+            let Filter::Compare(p, op, value) = node else {
+                return None;
+            };
+            let attr = mapping.user_ref_attr(p)?;
+            let eq = |r: &str| {
+                dns.dn(r)
+                    .map(|dn| LdapFilter::eq(attr, dn.to_string()))
+                    .unwrap_or(LdapFilter::False)
+            };
+            Some(match (op, value) {
+                (CompareOp::Eq, CompValue::Str(r)) => Ok(eq(r)),
+                (CompareOp::Ne, CompValue::Str(r)) => Ok(LdapFilter::negate(eq(r))),
+                _ => Err(ScimError::invalid_filter(format!(
+                    "'{p}' is a reference to a user: use eq or ne with the user's id, or pr"
+                ))),
+            })
+        };
+        mapping
+            .ldap_filter_with(f, &|id| self.store.dir.id_filter(id), &hook)
+            .map_err(ServiceError::from)
+    }
+
+    /// `userName eq "x"` (what Entra and Okta send before every create) answered from the
+    /// DN cache with one read, when the cached entry still has that name.
+    async fn list_by_cached_name(
+        &self,
+        ctx: &RequestCtx,
+        q: &ListQuery,
+        start: usize,
+        count: usize,
+    ) -> ServiceResult<Option<ListPage>> {
+        let Some(Filter::Compare(p, CompareOp::Eq, CompValue::Str(name))) = &q.filter else {
+            return Ok(None);
+        };
+        let is_user_name = p.sub.is_none()
+            && p.name.eq_ignore_ascii_case("userName")
+            && p.urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA));
+        if !is_user_name || start != 1 || count == 0 {
+            return Ok(None);
+        }
+        let container = &ctx.tenant.users_container;
+        let Some(dn) = self.store.cache.dn_for_name(container, name).await else {
+            return Ok(None);
+        };
+        match self
+            .store
+            .read_mine(&dn, &self.read_attrs(&q.projection))
+            .await?
+        {
+            Some(e)
+                if is_under(&e.dn, container)
+                    && e.values(self.mapping().username_attr())
+                        .iter()
+                        .any(|v| v.eq_ignore_ascii_case(name)) =>
+            {
+                Ok(Some(ListPage {
+                    cursor: None,
+                    total_results: 1,
+                    start_index: 1,
+                    resources: vec![
+                        self.render_with(ctx, &e, q.projection.includes("groups"), &Refs::new())
+                            .await?,
+                    ],
+                }))
+            }
+            _ => {
+                self.store.cache.forget_name(container, name).await;
+                Ok(None)
+            }
+        }
+    }
+}
