@@ -13,7 +13,7 @@ use tracing::warn;
 use super::filter::{split_dn, unescape_dn_value};
 use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
 use super::pool::LdapPool;
-use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter, Password};
+use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter, Naming, Password};
 
 /// `userAccountControl` bits.
 pub const UAC_ACCOUNTDISABLE: u32 = 0x2;
@@ -230,8 +230,7 @@ impl AdDialect {
     }
 }
 
-#[async_trait]
-impl Dialect for AdDialect {
+impl Naming for AdDialect {
     fn kind(&self) -> DirectoryKind {
         DirectoryKind::ActiveDirectory
     }
@@ -248,6 +247,26 @@ impl Dialect for AdDialect {
         guid::to_bytes(id).map(|b| LdapFilter::EqBytes("objectGUID".into(), b.to_vec()))
     }
 
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        &UNIQUE_NAMES
+    }
+
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        tombstone_names(e)
+    }
+
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        Some(LdapFilter::Substring {
+            attr: "userPrincipalName".into(),
+            initial: None,
+            any: vec![ARCHIVED_MARK.into()],
+            last: None,
+        })
+    }
+}
+
+#[async_trait]
+impl Dialect for AdDialect {
     fn decode(&self, mut se: SearchEntry) -> Entry {
         let raw = se
             .bin_attrs
@@ -417,23 +436,6 @@ impl Dialect for AdDialect {
             return Err(e);
         }
         Ok(())
-    }
-
-    fn unique_name_attributes(&self) -> &'static [&'static str] {
-        &UNIQUE_NAMES
-    }
-
-    fn free_names(&self, e: &Entry) -> Vec<Change> {
-        tombstone_names(e)
-    }
-
-    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
-        Some(LdapFilter::Substring {
-            attr: "userPrincipalName".into(),
-            initial: None,
-            any: vec![ARCHIVED_MARK.into()],
-            last: None,
-        })
     }
 
     /// `unicodePwd` replaced (an administrator's reset: no old password needed), over the

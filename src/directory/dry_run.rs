@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::filter::split_first_rdn;
 use super::{
-    Change, DirResult, Directory, DirectoryError, DirectoryKind, Dn, Entry, EntryId, LdapFilter,
-    Password, PoolStatus, SortKey, SortedWindow,
+    Change, DirResult, Directory, DirectoryError, Dn, Entry, EntryId, LdapFilter, Naming, Password,
+    Servers, SortKey, SortedWindow,
 };
 
 /// One operation the request made.
@@ -237,28 +237,12 @@ fn apply(entry: &mut Entry, changes: &[Change]) {
 
 #[async_trait]
 impl Directory for DryRun {
-    fn kind(&self) -> DirectoryKind {
-        self.inner.kind()
+    fn naming(&self) -> &dyn Naming {
+        self.inner.naming()
     }
 
-    fn id_attribute(&self) -> &'static str {
-        self.inner.id_attribute()
-    }
-
-    fn id_filter(&self, id: &str) -> Option<LdapFilter> {
-        self.inner.id_filter(id)
-    }
-
-    fn operations(&self) -> u64 {
-        self.log.lock().map(|l| l.len() as u64).unwrap_or(0)
-    }
-
-    fn bind_attempts(&self) -> u64 {
-        self.inner.bind_attempts()
-    }
-
-    fn pool_status(&self) -> PoolStatus {
-        self.inner.pool_status()
+    fn servers(&self) -> &dyn Servers {
+        self.inner.servers()
     }
 
     async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>> {
@@ -466,49 +450,5 @@ impl Directory for DryRun {
         self.record(Recorded::Delete { dn: dn.to_string() });
         self.set(at, None);
         Ok(())
-    }
-
-    fn version_attribute(&self) -> &'static str {
-        self.inner.version_attribute()
-    }
-
-    fn unique_name_attributes(&self) -> &'static [&'static str] {
-        self.inner.unique_name_attributes()
-    }
-
-    fn free_names(&self, e: &Entry) -> Vec<Change> {
-        self.inner.free_names(e)
-    }
-
-    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
-        self.inner.tombstoned_names_filter()
-    }
-
-    async fn ping(&self) -> DirResult<()> {
-        self.inner.ping().await
-    }
-
-    fn estate(&self) -> super::EstateStatus {
-        self.inner.estate()
-    }
-
-    fn request_server(&self) -> Option<String> {
-        self.inner.request_server()
-    }
-
-    async fn check_servers(&self) -> Result<(), String> {
-        self.inner.check_servers().await
-    }
-
-    async fn check_server(&self, url: &str) -> DirResult<()> {
-        self.inner.check_server(url).await
-    }
-
-    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
-        self.inner.schema_names().await
-    }
-
-    async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
-        self.inner.supports_extension(oid).await
     }
 }

@@ -8,23 +8,12 @@ use tracing::warn;
 
 use super::pool::{sort_control, to_mods, LdapPool};
 use super::{
-    Change, DirResult, Directory, DirectoryError, DirectoryKind, Dn, Entry, LdapFilter, Password,
-    SortKey, SortedWindow,
+    Change, DirResult, Directory, DirectoryError, Dn, Entry, LdapFilter, Naming, Password,
+    PoolStatus, Servers, SortKey, SortedWindow,
 };
 
 #[async_trait]
-pub trait Dialect: Send + Sync + 'static {
-    fn kind(&self) -> DirectoryKind;
-
-    /// The attribute holding the immutable id.
-    fn id_attribute(&self) -> &'static str;
-
-    /// The operational attribute that changes on every write (`meta.version`).
-    fn version_attribute(&self) -> &'static str;
-
-    /// A filter for the entry with this SCIM id, `None` when `id` cannot be one.
-    fn id_filter(&self, id: &str) -> Option<LdapFilter>;
-
+pub trait Dialect: Naming + Send + Sync + 'static {
     /// An entry as ldap3 returned it → our `Entry` with its SCIM id.
     fn decode(&self, se: SearchEntry) -> Entry;
 
@@ -71,21 +60,6 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> DirResult<()> {
         pool.add(dn, attrs).await?;
         self.password_or_remove(pool, dn, password).await
-    }
-
-    /// The attributes holding an account's domain-wide unique names besides its DN.
-    fn unique_name_attributes(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// The changes that free those names when the entry is archived.
-    fn free_names(&self, _e: &Entry) -> Vec<Change> {
-        Vec::new()
-    }
-
-    /// Entries holding names `free_names` tombstoned.
-    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
-        None
     }
 
     /// Sets the password of the entry at `dn` as this directory expects.
@@ -161,28 +135,12 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 #[async_trait]
 impl<D: Dialect> Directory for LdapDirectory<D> {
-    fn kind(&self) -> DirectoryKind {
-        self.dialect.kind()
+    fn naming(&self) -> &dyn Naming {
+        &self.dialect
     }
 
-    fn id_attribute(&self) -> &'static str {
-        self.dialect.id_attribute()
-    }
-
-    fn id_filter(&self, id: &str) -> Option<LdapFilter> {
-        self.dialect.id_filter(id)
-    }
-
-    fn operations(&self) -> u64 {
-        self.pool.operations()
-    }
-
-    fn pool_status(&self) -> super::PoolStatus {
-        self.pool.status()
-    }
-
-    fn bind_attempts(&self) -> u64 {
-        self.pool.bind_attempts()
+    fn servers(&self) -> &dyn Servers {
+        &self.pool
     }
 
     async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>> {
@@ -433,49 +391,47 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         let assertion = assertion.filter(|_| self.dialect.assertions());
         self.pool.delete(dn, assertion).await
     }
+}
 
-    fn version_attribute(&self) -> &'static str {
-        self.dialect.version_attribute()
+/// The pool is the servers a directory talks to: their health, checks and counts.
+#[async_trait]
+impl Servers for LdapPool {
+    fn operations(&self) -> u64 {
+        self.operations()
     }
 
-    fn unique_name_attributes(&self) -> &'static [&'static str] {
-        self.dialect.unique_name_attributes()
+    fn bind_attempts(&self) -> u64 {
+        self.bind_attempts()
     }
 
-    fn free_names(&self, e: &Entry) -> Vec<Change> {
-        self.dialect.free_names(e)
-    }
-
-    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
-        self.dialect.tombstoned_names_filter()
+    fn pool_status(&self) -> PoolStatus {
+        self.status()
     }
 
     async fn ping(&self) -> DirResult<()> {
-        self.pool
-            .search("", Scope::Base, "(objectClass=*)", &["namingContexts"], 0)
+        self.search("", Scope::Base, "(objectClass=*)", &["namingContexts"], 0)
             .await
             .map(|_| ())
     }
 
     fn estate(&self) -> super::EstateStatus {
-        self.pool.estate()
+        self.estate()
     }
 
     fn request_server(&self) -> Option<String> {
-        self.pool.request_server()
+        self.request_server()
     }
 
     async fn check_servers(&self) -> Result<(), String> {
-        self.pool.check_now().await
+        self.check_now().await
     }
 
     async fn check_server(&self, url: &str) -> DirResult<()> {
-        self.pool.check_server(url).await
+        self.check_server(url).await
     }
 
     async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
         let (root, _) = self
-            .pool
             .search(
                 "",
                 Scope::Base,
@@ -494,7 +450,6 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
 
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         let (root, _) = self
-            .pool
             .search(
                 "",
                 Scope::Base,
@@ -510,7 +465,6 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
             .cloned()
             .unwrap_or_else(|| "cn=Subschema".to_owned());
         let (schema, _) = self
-            .pool
             .search(
                 &sub,
                 Scope::Base,

@@ -185,10 +185,9 @@ pub enum DirectoryKind {
     ActiveDirectory,
 }
 
-/// The operations the SCIM service needs from a directory. Implementations decide how ids
-/// are stored and looked up and how entries are created in their dialect.
-#[async_trait]
-pub trait Directory: Send + Sync {
+/// How a dialect names entries and tells versions: its id and version attributes, and the
+/// names an archived account must give up (AD).
+pub trait Naming: Send + Sync {
     fn kind(&self) -> DirectoryKind;
 
     /// The attribute holding the immutable id (requested on every read).
@@ -198,6 +197,34 @@ pub trait Directory: Send + Sync {
     /// this directory's ids (then no entry has it).
     fn id_filter(&self, id: &str) -> Option<LdapFilter>;
 
+    /// The operational attribute that changes on every write (`entryCSN`): `meta.version`.
+    fn version_attribute(&self) -> &'static str;
+
+    /// The attributes holding an account's domain-wide unique names besides its DN (AD:
+    /// `userPrincipalName`, `sAMAccountName`), read before an archive.
+    fn unique_name_attributes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The changes that free those names on an account being archived (AD: a tombstone
+    /// form), so that a rehire under the same name is not refused; none where a name is only
+    /// unique within its container (OpenLDAP's RDN).
+    fn free_names(&self, e: &Entry) -> Vec<Change> {
+        let _ = e;
+        Vec::new()
+    }
+
+    /// Entries whose names a delete tombstoned (`free_names`), to find a delete that stopped
+    /// before it moved the entry; `None` where a tombstone cannot be told apart.
+    fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
+        None
+    }
+}
+
+/// The servers behind a directory: their health, the checks made at start, and the counts
+/// tests, benchmarks and metrics read.
+#[async_trait]
+pub trait Servers: Send + Sync {
     /// LDAP operations sent so far; tests and benchmarks use it to prove request costs.
     fn operations(&self) -> u64;
 
@@ -206,6 +233,44 @@ pub trait Directory: Send + Sync {
 
     /// The connection pool now, for metrics.
     fn pool_status(&self) -> PoolStatus;
+
+    /// Binds and reads the root DSE: proves the connection settings work.
+    async fn ping(&self) -> DirResult<()>;
+
+    /// The directory's servers: which one requests use now and which are down.
+    fn estate(&self) -> EstateStatus;
+
+    /// The server this request's operations go to (the one it is pinned to, else the current
+    /// one): an id created on one server may not have reached another yet.
+    fn request_server(&self) -> Option<String>;
+
+    /// Looks the servers up (DNS discovery) and checks every one now rather than at the
+    /// next round of health checks: at start, before the first request.
+    async fn check_servers(&self) -> Result<(), String>;
+
+    /// Checks one server (connect, bind, read the root DSE), for `check-config`.
+    async fn check_server(&self, url: &str) -> DirResult<()>;
+
+    /// Whether the root DSE lists the extended operation `oid` (`supportedExtension`).
+    async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
+        let _ = oid;
+        Ok(false)
+    }
+
+    /// Names of the object classes and attribute types the server's schema defines
+    /// (lowercased), for `check-config`.
+    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;
+}
+
+/// The operations the SCIM service needs from a directory. Implementations decide how ids
+/// are stored and looked up and how entries are created in their dialect.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// How this dialect names and versions entries.
+    fn naming(&self) -> &dyn Naming;
+
+    /// The servers behind this directory.
+    fn servers(&self) -> &dyn Servers;
 
     /// Reads one entry by DN; `Ok(None)` when it does not exist.
     async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>>;
@@ -352,53 +417,74 @@ pub trait Directory: Send + Sync {
     /// `delete`, only if the entry matches `assertion`.
     async fn delete_if(&self, dn: &Dn, assertion: Option<&LdapFilter>) -> DirResult<()>;
 
-    /// The operational attribute that changes on every write (`entryCSN`): `meta.version`.
-    fn version_attribute(&self) -> &'static str;
+    // What `naming()` and `servers()` answer, under the names callers use: the forwarding is
+    // written here once rather than in every implementation.
 
-    /// The attributes holding an account's domain-wide unique names besides its DN (AD:
-    /// `userPrincipalName`, `sAMAccountName`), read before an archive.
+    fn kind(&self) -> DirectoryKind {
+        self.naming().kind()
+    }
+
+    fn id_attribute(&self) -> &'static str {
+        self.naming().id_attribute()
+    }
+
+    fn id_filter(&self, id: &str) -> Option<LdapFilter> {
+        self.naming().id_filter(id)
+    }
+
+    fn version_attribute(&self) -> &'static str {
+        self.naming().version_attribute()
+    }
+
     fn unique_name_attributes(&self) -> &'static [&'static str] {
-        &[]
+        self.naming().unique_name_attributes()
     }
 
-    /// The changes that free those names on an account being archived (AD: a tombstone
-    /// form), so that a rehire under the same name is not refused; none where a name is only
-    /// unique within its container (OpenLDAP's RDN).
     fn free_names(&self, e: &Entry) -> Vec<Change> {
-        let _ = e;
-        Vec::new()
+        self.naming().free_names(e)
     }
 
-    /// Binds and reads the root DSE: proves the connection settings work.
-    /// Entries whose names a delete tombstoned (`free_names`), to find a delete that stopped
-    /// before it moved the entry; `None` where a tombstone cannot be told apart.
     fn tombstoned_names_filter(&self) -> Option<LdapFilter> {
-        None
+        self.naming().tombstoned_names_filter()
     }
 
-    async fn ping(&self) -> DirResult<()>;
+    fn operations(&self) -> u64 {
+        self.servers().operations()
+    }
 
-    /// The directory's servers: which one requests use now and which are down.
-    fn estate(&self) -> EstateStatus;
+    fn bind_attempts(&self) -> u64 {
+        self.servers().bind_attempts()
+    }
 
-    /// The server this request's operations go to (the one it is pinned to, else the current
-    /// one): an id created on one server may not have reached another yet.
-    fn request_server(&self) -> Option<String>;
+    fn pool_status(&self) -> PoolStatus {
+        self.servers().pool_status()
+    }
 
-    /// Looks the servers up (DNS discovery) and checks every one now rather than at the
-    /// next round of health checks: at start, before the first request.
-    async fn check_servers(&self) -> Result<(), String>;
+    async fn ping(&self) -> DirResult<()> {
+        self.servers().ping().await
+    }
 
-    /// Checks one server (connect, bind, read the root DSE), for `check-config`.
-    async fn check_server(&self, url: &str) -> DirResult<()>;
+    fn estate(&self) -> EstateStatus {
+        self.servers().estate()
+    }
 
-    /// Whether the root DSE lists the extended operation `oid` (`supportedExtension`).
+    fn request_server(&self) -> Option<String> {
+        self.servers().request_server()
+    }
+
+    async fn check_servers(&self) -> Result<(), String> {
+        self.servers().check_servers().await
+    }
+
+    async fn check_server(&self, url: &str) -> DirResult<()> {
+        self.servers().check_server(url).await
+    }
+
     async fn supports_extension(&self, oid: &str) -> DirResult<bool> {
-        let _ = oid;
-        Ok(false)
+        self.servers().supports_extension(oid).await
     }
 
-    /// Names of the object classes and attribute types the server's schema defines
-    /// (lowercased), for `check-config`.
-    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;
+    async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
+        self.servers().schema_names().await
+    }
 }

@@ -8,7 +8,8 @@ use ldap3::SearchEntry;
 use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
 use super::pool::LdapPool;
 use super::{
-    Change, DirResult, DirectoryError, DirectoryKind, Entry, LdapFilter, Password, PasswordStorage,
+    Change, DirResult, DirectoryError, DirectoryKind, Entry, LdapFilter, Naming, Password,
+    PasswordStorage,
 };
 
 pub struct OpenLdapDialect {
@@ -43,8 +44,7 @@ fn looks_like_uuid(id: &str) -> bool {
         })
 }
 
-#[async_trait]
-impl Dialect for OpenLdapDialect {
+impl Naming for OpenLdapDialect {
     fn kind(&self) -> DirectoryKind {
         DirectoryKind::Openldap
     }
@@ -57,12 +57,15 @@ impl Dialect for OpenLdapDialect {
         "entryCSN"
     }
 
-    fn post_read(&self) -> bool {
-        true
-    }
-
     fn id_filter(&self, id: &str) -> Option<LdapFilter> {
         looks_like_uuid(id).then(|| LdapFilter::eq("entryUUID", id.to_ascii_lowercase()))
+    }
+}
+
+#[async_trait]
+impl Dialect for OpenLdapDialect {
+    fn post_read(&self) -> bool {
+        true
     }
 
     fn decode(&self, mut se: SearchEntry) -> Entry {
