@@ -75,7 +75,7 @@ impl Groups {
         &self.store.mapping
     }
 
-    pub(super) fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
         ctx.tenant
             .groups_container
             .as_ref()
@@ -96,7 +96,7 @@ impl Groups {
         self.archive.as_deref()
     }
 
-    pub(super) fn attrs(&self, with_members: bool) -> Vec<&str> {
+    fn attrs(&self, with_members: bool) -> Vec<&str> {
         if with_members {
             self.store.attrs()
         } else {
@@ -110,7 +110,7 @@ impl Groups {
     }
 
     /// The resource with its version and location, for a single-resource answer.
-    pub(super) async fn answer(
+    async fn answer(
         &self,
         ctx: &RequestCtx,
         e: &Entry,
@@ -120,7 +120,7 @@ impl Groups {
         Ok(self.store.resource(&ctx.base_url, e, body))
     }
 
-    pub(super) async fn render(
+    async fn render(
         &self,
         ctx: &RequestCtx,
         e: &Entry,
@@ -158,7 +158,7 @@ impl Groups {
     }
 
     /// Normalises a Group body; returns the resource without members and the member ids.
-    pub(super) fn parse_body(&self, body: &Value) -> ServiceResult<GroupBody> {
+    fn parse_body(&self, body: &Value) -> ServiceResult<GroupBody> {
         let n = normalize_resource(body, &GROUP_RESOURCE)?;
         let mut res = n.resource;
         for k in ["id", "meta"] {
@@ -341,7 +341,7 @@ impl Groups {
             .map_err(ServiceError::from)
     }
 
-    pub(super) async fn read_back(&self, dn: &Dn, with_members: bool) -> ServiceResult<Entry> {
+    async fn read_back(&self, dn: &Dn, with_members: bool) -> ServiceResult<Entry> {
         self.store.read_back(dn, &self.attrs(with_members)).await
     }
 }

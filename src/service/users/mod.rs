@@ -93,17 +93,17 @@ impl Users {
         self.settings.max_results
     }
 
-    pub(super) fn mapping(&self) -> &Mapping {
+    fn mapping(&self) -> &Mapping {
         &self.store.mapping
     }
 
-    pub(super) async fn locate(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<Entry> {
+    async fn locate(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<Entry> {
         self.store
             .locate(&ctx.tenant.users_container, id, &self.store.attrs())
             .await
     }
 
-    pub(super) async fn remember(&self, ctx: &RequestCtx, e: &Entry) {
+    async fn remember(&self, ctx: &RequestCtx, e: &Entry) {
         self.store.remember(&ctx.tenant.users_container, e).await;
     }
 
@@ -156,7 +156,7 @@ impl Users {
 
     /// A page of a cursor walk (RFC 9865). A walk reads every attribute a page may show,
     /// whatever the first page's projection: later pages may ask for more.
-    pub(super) async fn list_by_cursor(
+    async fn list_by_cursor(
         &self,
         ctx: &RequestCtx,
         q: &ListQuery,
@@ -200,7 +200,7 @@ impl Users {
     /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
     /// `manager.value eq "id"`; Entra checks a manager this way), whose ids (or emails) are
     /// resolved to DNs first: the directory holds DNs.
-    pub(super) async fn ldap_filter(
+    async fn ldap_filter(
         &self,
         ctx: &RequestCtx,
         f: &Filter,

@@ -1,0 +1,390 @@
+//! Searches: one page, every page (RFC 2696 paged results past any size limit), streamed with
+//! controls (server-side sort), a walk a cursor continues, and compare.
+
+use deadpool::managed::{self};
+use ldap3::{LdapError, Scope, SearchEntry, SearchOptions};
+use tracing::debug;
+
+use crate::directory::{DirResult, DirectoryError};
+
+use super::controls::*;
+use super::{map_result_code, LdapPool};
+
+/// A paged search that continues from page to page on its own connection (`open_walk`).
+pub struct PagedWalk {
+    ldap: ldap3::Ldap,
+    base: String,
+    filter: String,
+    attrs: Vec<String>,
+    /// The server's cookie for the next page; empty before the first.
+    cookie: Vec<u8>,
+    done: bool,
+}
+
+impl LdapPool {
+    /// Subtree or base search. Retries once on a broken pooled connection: reads are safe
+    /// to repeat.
+    pub async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        self.search_with(base, scope, filter, attrs, size_limit, Vec::new())
+            .await
+    }
+
+    /// `search` with request controls (e.g. server-side sort).
+    pub async fn search_with(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+        controls: Vec<ldap3::controls::RawControl>,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        self.observed("search", async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_search_options(opts)
+                    .with_controls(controls.clone())
+                    .search(base, scope, filter, attrs.to_vec())
+                    .await;
+                match res {
+                    Ok(ldap3::SearchResult(entries, result)) => {
+                        let truncated = result.rc == 4;
+                        if result.rc != 0 && !truncated {
+                            return Err(self.code(&conn, result.rc, &result.text, base));
+                        }
+                        let entries = entries.into_iter().map(SearchEntry::construct).collect();
+                        return Ok((entries, truncated));
+                    }
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        debug!(error = %err, "retrying search on a fresh connection");
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// The first `n` matches of a subtree search, as one page of Simple Paged Results
+    /// (RFC 2696), and whether more match: for servers that send every match whatever the
+    /// size limit (Samba), so that a list page reads only the page. The server's state for
+    /// the rest of the search is released at once (a page of size 0, as RFC 2696 says).
+    pub async fn search_page(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        n: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        self.observed("search", async {
+            let size = n.clamp(1, i32::MAX as usize) as i32;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let page = ldap3::controls::PagedResults {
+                    size,
+                    cookie: Vec::new(),
+                };
+                let res = conn
+                    .with_timeout(self.op_timeout())
+                    .with_controls(vec![page.into()])
+                    .search(base, Scope::Subtree, filter, attrs.to_vec())
+                    .await;
+                let ldap3::SearchResult(entries, result) = match res {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        continue;
+                    }
+                };
+                if result.rc != 0 && result.rc != 4 {
+                    return Err(self.code(&conn, result.rc, &result.text, base));
+                }
+                let cookie = result
+                    .ctrls
+                    .iter()
+                    .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                    .and_then(|c| c.1.val.as_deref())
+                    .and_then(paged_cookie)
+                    .unwrap_or_default();
+                let more = !cookie.is_empty() || result.rc == 4;
+                if !cookie.is_empty() {
+                    self.count();
+                    let release = ldap3::controls::PagedResults { size: 0, cookie };
+                    let _ = conn
+                        .with_timeout(self.op_timeout())
+                        .with_controls(vec![release.into()])
+                        .search(base, Scope::Subtree, filter, vec!["1.1"])
+                        .await;
+                }
+                let mut entries: Vec<SearchEntry> = entries
+                    .into_iter()
+                    .filter(|e| !e.is_ref() && !e.is_intermediate())
+                    .map(SearchEntry::construct)
+                    .collect();
+                entries.truncate(n);
+                return Ok((entries, more));
+            }
+        })
+        .await
+    }
+
+    /// A subtree search with Simple Paged Results (RFC 2696), so that no server size limit
+    /// cuts it short; entries go to `each` as they arrive, so memory holds only what `each`
+    /// keeps. Counted as one operation whatever the number of pages. A pooled connection
+    /// found broken before the first entry (the server closed it while idle) is replaced
+    /// once: nothing has reached `each` yet, so the search is repeated safely.
+    pub async fn search_paged(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        mut each: impl FnMut(SearchEntry) + Send,
+    ) -> DirResult<()> {
+        self.search_paged_while(base, filter, attrs, |e| {
+            each(e);
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `search_paged`, stopped as soon as `each` answers false (the connection is then
+    /// dropped, which ends the search on the server too): whether it ran to its end.
+    pub async fn search_paged_while(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        mut each: impl FnMut(SearchEntry) -> bool + Send,
+    ) -> DirResult<bool> {
+        self.observed("search", async {
+            use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+            const PAGE: i32 = 500;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                self.count();
+                let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+                    Box::new(EntriesOnly::new()),
+                    Box::new(PagedResults::new(PAGE)),
+                ];
+                let started = conn
+                    .with_timeout(self.op_timeout())
+                    .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                    .await;
+                let mut stream = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let err = self.broken(conn, e);
+                        if attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                            return Err(err);
+                        }
+                        debug!(error = %err, "retrying a paged search on a fresh connection");
+                        continue;
+                    }
+                };
+                let mut delivered = false;
+                let mut stopped = false;
+                let failed = loop {
+                    match stream.next().await {
+                        Ok(Some(entry)) => {
+                            delivered = true;
+                            if !each(SearchEntry::construct(entry)) {
+                                stopped = true;
+                                break None;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e),
+                    }
+                };
+                if stopped {
+                    drop(stream);
+                    conn.discard();
+                    return Ok(false);
+                }
+                if let Some(e) = failed {
+                    drop(stream);
+                    let err = self.broken(conn, e);
+                    if delivered || attempt >= 2 || !matches!(err, DirectoryError::Unavailable(_)) {
+                        return Err(err);
+                    }
+                    debug!(error = %err, "retrying a paged search on a fresh connection");
+                    continue;
+                }
+                let res = stream.finish().await;
+                return match res.rc {
+                    0 => Ok(true),
+                    4 => Err(DirectoryError::SizeLimit(res.text)),
+                    rc => Err(self.code(&conn, rc, &res.text, base)),
+                };
+            }
+        })
+        .await
+    }
+
+    /// A subtree search with request `controls` (a server-side sort) whose entries go to
+    /// `each` as they arrive, at most `size_limit` of them: memory holds only what `each`
+    /// keeps. Whether the size limit cut it short.
+    pub async fn search_streamed(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        size_limit: usize,
+        controls: Vec<ldap3::controls::RawControl>,
+        mut each: impl FnMut(SearchEntry) + Send,
+    ) -> DirResult<bool> {
+        self.observed("search", async {
+            use ldap3::adapters::{Adapter, EntriesOnly};
+            let mut conn = self.conn().await?;
+            self.count();
+            let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> =
+                vec![Box::new(EntriesOnly::new())];
+            let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
+            let started = conn
+                .with_timeout(self.op_timeout())
+                .with_search_options(opts)
+                .with_controls(controls)
+                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                .await;
+            let mut stream = match started {
+                Ok(s) => s,
+                Err(e) => return Err(self.broken(conn, e)),
+            };
+            let failed = loop {
+                match stream.next().await {
+                    Ok(Some(entry)) => each(SearchEntry::construct(entry)),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            if let Some(e) = failed {
+                drop(stream);
+                return Err(self.broken(conn, e));
+            }
+            let res = stream.finish().await;
+            match res.rc {
+                0 => Ok(false),
+                4 => Ok(true),
+                rc => Err(self.code(&conn, rc, &res.text, base)),
+            }
+        })
+        .await
+    }
+
+    /// Opens a forward-only paged search (RFC 2696) on a connection of its own: servers keep
+    /// a paged search's state per connection, so the connection stays with the walk between
+    /// pages (cursor paging), and closes when the walk is dropped.
+    pub async fn open_walk(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> DirResult<PagedWalk> {
+        let (server, _) = self.route()?;
+        let ldap = managed::Manager::create(server.conn.manager()).await?;
+        Ok(PagedWalk {
+            ldap,
+            base: base.to_owned(),
+            filter: filter.to_owned(),
+            attrs: attrs.iter().map(|a| a.to_string()).collect(),
+            cookie: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The walk's next page of at most `n` entries, and whether the walk is over. One LDAP
+    /// search; after an error the walk is over.
+    pub async fn walk_next(
+        &self,
+        walk: &mut PagedWalk,
+        n: usize,
+    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+        if walk.done {
+            return Ok((Vec::new(), true));
+        }
+        self.observed("search", async {
+            self.count();
+            let page = ldap3::controls::PagedResults {
+                size: n.clamp(1, i32::MAX as usize) as i32,
+                cookie: std::mem::take(&mut walk.cookie),
+            };
+            let attrs: Vec<&str> = walk.attrs.iter().map(String::as_str).collect();
+            let res = walk
+                .ldap
+                .with_timeout(self.op_timeout())
+                .with_controls(vec![page.into()])
+                .search(&walk.base, Scope::Subtree, &walk.filter, attrs)
+                .await;
+            walk.done = true;
+            let ldap3::SearchResult(entries, result) = res.map(Ok).unwrap_or_else(|e| {
+                Err(match e {
+                    LdapError::Timeout { .. } => DirectoryError::Timeout,
+                    other => DirectoryError::Unavailable(other.to_string()),
+                })
+            })?;
+            match result.rc {
+                0 => {}
+                4 => return Err(DirectoryError::SizeLimit(result.text)),
+                rc => return Err(map_result_code(rc, &result.text, &walk.base)),
+            }
+            walk.cookie = result
+                .ctrls
+                .iter()
+                .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                .and_then(|c| c.1.val.as_deref())
+                .and_then(paged_cookie)
+                .unwrap_or_default();
+            walk.done = walk.cookie.is_empty();
+            let entries = entries
+                .into_iter()
+                .filter(|e| !e.is_ref() && !e.is_intermediate())
+                .map(SearchEntry::construct)
+                .collect();
+            Ok((entries, walk.done))
+        })
+        .await
+    }
+
+    pub async fn compare(&self, dn: &str, attr: &str, value: &str) -> DirResult<bool> {
+        self.observed("compare", async {
+            let mut conn = self.conn().await?;
+            self.count();
+            let res = conn
+                .with_timeout(self.op_timeout())
+                .compare(dn, attr, value)
+                .await;
+            match res {
+                Ok(r) if r.0.rc == 6 => Ok(true),
+                Ok(r) if r.0.rc == 5 || r.0.rc == 16 => Ok(false),
+                Ok(r) => Err(self.code(&conn, r.0.rc, &r.0.text, dn)),
+                Err(e) => Err(self.broken(conn, e)),
+            }
+        })
+        .await
+    }
+}
