@@ -286,11 +286,7 @@ impl LdapPool {
     /// Whether a write the server refused to serve (read-only, busy, stopping: nothing was
     /// applied) goes to the next server: when this request has written nothing to this one.
     /// The server is marked down, and the request leaves it.
-    fn goes_elsewhere(
-        &self,
-        conn: &Conn,
-        res: &Result<ldap3::LdapResult, LdapError>,
-    ) -> bool {
+    fn goes_elsewhere(&self, conn: &Conn, res: &Result<ldap3::LdapResult, LdapError>) -> bool {
         let Ok(r) = res else { return false };
         if !cannot_serve(r.rc, &r.text) || has_written() {
             return false;

@@ -200,11 +200,7 @@ impl Users {
     /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
     /// `manager.value eq "id"`; Entra checks a manager this way), whose ids (or emails) are
     /// resolved to DNs first: the directory holds DNs.
-    async fn ldap_filter(
-        &self,
-        ctx: &RequestCtx,
-        f: &Filter,
-    ) -> ServiceResult<LdapFilter> {
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ServiceResult<LdapFilter> {
         let mapping = self.mapping();
         let mut refs = Vec::new();
         collect_ref_values(f, &|p| mapping.user_ref_attr(p).is_some(), &mut refs);
