@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use crate::config::{AttrSpec, DeactivateConfig};
 use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 
+mod attributes;
 mod compile;
 pub mod country;
 pub mod filter;
+mod naming;
 mod targets;
 pub mod template;
 mod translate;
