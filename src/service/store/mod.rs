@@ -1,0 +1,227 @@
+//! What Users and Groups share: finding an entry by id through the DN cache, uniqueness of
+//! the naming attribute, paged listing and `meta`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::cache::DnCache;
+use crate::directory::{Directory, Dn, Entry, LdapFilter};
+use crate::mapping::Mapping;
+
+use super::error::{ServiceError, ServiceResult};
+use super::write::Writer;
+use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
+
+mod lookup;
+mod pages;
+
+pub use lookup::LOCATE_BATCH;
+pub use pages::CursorRequest;
+
+pub struct Store {
+    pub dir: Arc<dyn Directory>,
+    pub mapping: Arc<Mapping>,
+    pub cache: DnCache,
+    read_attrs: Vec<String>,
+    /// "User" or "Group".
+    pub resource_type: &'static str,
+    /// "Users" or "Groups".
+    pub endpoint: &'static str,
+    /// Ids this process created lately, with the server each was written to:
+    /// read-your-writes across a failover.
+    created: moka::sync::Cache<String, Option<String>>,
+}
+
+impl Store {
+    /// `extra_attrs`: LDAP attributes every read needs besides the mapped ones.
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        mapping: Arc<Mapping>,
+        cache: DnCache,
+        extra_attrs: &[&str],
+        resource_type: &'static str,
+        endpoint: &'static str,
+    ) -> Store {
+        let mut read_attrs = mapping.ldap_attributes();
+        read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
+        read_attrs.push(dir.version_attribute().to_owned());
+        read_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
+        Store {
+            dir,
+            mapping,
+            cache,
+            read_attrs,
+            resource_type,
+            endpoint,
+            created: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(super::creates::RETRY_WINDOW)
+                .build(),
+        }
+    }
+
+    /// This process created `id` just now, on the server this request writes to.
+    pub fn created(&self, id: &str) {
+        self.created
+            .insert(id.to_ascii_lowercase(), self.dir.request_server());
+    }
+
+    /// `id` is being deleted: a later 404 for it is the truth, not replication lag.
+    pub fn deleting(&self, id: &str) {
+        self.created.invalidate(&id.to_ascii_lowercase());
+    }
+
+    /// Everything a full read requests.
+    pub fn attrs(&self) -> Vec<&str> {
+        self.read_attrs.iter().map(String::as_str).collect()
+    }
+
+    /// What a read must fetch to answer with only the top-level attributes `include` accepts
+    /// (names, or extension URNs): their LDAP attributes, plus the naming attribute and the
+    /// version, and the timestamps when `meta` is wanted. `extra` is added as is.
+    pub fn attrs_for<'a>(
+        &'a self,
+        include: &dyn Fn(&str) -> bool,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut v: Vec<&str> = self
+            .mapping
+            .readable()
+            .filter(|m| match m.target.container() {
+                crate::scim::schema::Container::Core => include(m.target.top_name()),
+                crate::scim::schema::Container::Extension(urn) => include(urn),
+            })
+            .map(|m| m.ldap.as_str())
+            .collect();
+        v.push(self.mapping.username_attr());
+        v.push(self.dir.version_attribute());
+        if include("meta") {
+            v.extend(["createTimestamp", "modifyTimestamp"]);
+        }
+        v.extend_from_slice(extra);
+        v
+    }
+
+    /// A full read without these attributes (e.g. a group without its members).
+    pub fn attrs_without(&self, skip: &str) -> Vec<&str> {
+        self.read_attrs
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !a.eq_ignore_ascii_case(skip))
+            .collect()
+    }
+
+    /// Entries of this type: of its structural class, and of none of the classes derived from
+    /// it that are something else (see `mapping::Identity`).
+    pub fn class_filter(&self) -> LdapFilter {
+        let id = &self.mapping.identity;
+        let mut parts = vec![LdapFilter::eq("objectClass", id.structural.clone())];
+        parts.extend(
+            id.excluded
+                .iter()
+                .map(|c| LdapFilter::negate(LdapFilter::eq("objectClass", c.clone()))),
+        );
+        LdapFilter::and(parts)
+    }
+
+    /// The entry at `dn` with `attrs`, when it is one of this type (its object classes are
+    /// read with it and checked): a DN from a cache or a reference is never taken on trust.
+    pub async fn read_mine(&self, dn: &Dn, attrs: &[&str]) -> ServiceResult<Option<Entry>> {
+        let mut with_classes = attrs.to_vec();
+        with_classes.push("objectClass");
+        Ok(self
+            .dir
+            .read(dn, &with_classes)
+            .await?
+            .filter(|e| self.is_mine(e)))
+    }
+
+    /// The value of the naming attribute (`userName`, `displayName`).
+    pub fn name_of<'e>(&self, e: &'e Entry) -> Option<&'e str> {
+        e.first(self.mapping.username_attr())
+    }
+
+    pub async fn remember(&self, container: &Dn, e: &Entry) {
+        self.cache
+            .remember(&e.id, &e.dn, container, self.name_of(e))
+            .await;
+    }
+
+    /// The entry a write just made or changed, read on the request budget's reserve: the
+    /// write may have used its steps' time (an answer lost and read back), and its answer
+    /// must still go out.
+    pub async fn read_back(&self, dn: &Dn, attrs: &[&str]) -> ServiceResult<Entry> {
+        crate::directory::budget::settling(self.dir.read(dn, attrs))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::conflict(format!(
+                    "the {} was moved or deleted right after it was written; read it again",
+                    self.resource_type
+                ))
+            })
+    }
+
+    /// A write plan runner over this store's directory.
+    pub fn writer(&self) -> Writer<'_> {
+        Writer { dir: &*self.dir }
+    }
+
+    /// Whether an entry read with its object classes is of this type.
+    fn is_mine(&self, e: &Entry) -> bool {
+        self.mapping.identity.admits(e.values("objectClass"))
+    }
+
+    /// `body`, the rendering of `e`, with the version and location the HTTP layer needs.
+    pub fn resource(&self, base_url: &str, e: &Entry, body: Value) -> super::Resource {
+        super::Resource {
+            body,
+            version: e.first(self.dir.version_attribute()).map(etag),
+            location: format!("{base_url}/{}/{}", self.endpoint, e.id),
+            created: None,
+        }
+    }
+
+    /// `meta` of a resource (RFC 7643 §3.1) from the entry's timestamps.
+    pub fn meta(&self, base_url: &str, e: &Entry) -> Value {
+        let mut meta = json!({
+            "resourceType": self.resource_type,
+            "location": format!("{base_url}/{}/{}", self.endpoint, e.id),
+        });
+        let Some(m) = meta.as_object_mut() else {
+            return meta;
+        };
+        if let Some(t) = e.first("createTimestamp").and_then(generalized_to_rfc3339) {
+            m.insert("created".into(), Value::String(t));
+        }
+        if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
+            m.insert("lastModified".into(), Value::String(t));
+        }
+        if let Some(v) = e.first(self.dir.version_attribute()) {
+            m.insert("version".into(), Value::String(etag(v)));
+        }
+        meta
+    }
+
+    /// Checks the request's `If-Match` against `e`'s version (412 when stale) and returns the
+    /// assertion that makes the write itself conditional on that version.
+    pub fn precondition(&self, ctx: &RequestCtx, e: &Entry) -> ServiceResult<Option<LdapFilter>> {
+        let Some(tags) = ctx.if_match.as_deref() else {
+            return Ok(None);
+        };
+        if tags.trim() == "*" {
+            return Ok(None);
+        }
+        let attr = self.dir.version_attribute();
+        let current = e.first(attr).unwrap_or_default();
+        if tags.split(',').any(|t| etag_value(t) == current) && !current.is_empty() {
+            Ok(Some(LdapFilter::eq(attr, current)))
+        } else {
+            Err(ServiceError::precondition_failed(format!(
+                "If-Match does not name the current version of this {} ({}); read it again",
+                self.resource_type,
+                etag(current)
+            )))
+        }
+    }
+}
