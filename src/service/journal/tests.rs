@@ -1,5 +1,5 @@
 use super::*;
-use crate::service::write::Step;
+use crate::service::write::{Op, Step, Undo};
 
 /// Two steps: a plan worth recording.
 fn plan() -> Plan {
