@@ -1,7 +1,10 @@
 use super::*;
+use crate::scim::error::{ScimResult, ScimType};
+use crate::scim::limits::Limits;
 use crate::scim::resource::normalize_resource;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
 use serde_json::json;
+use serde_json::Map;
 
 fn user() -> Map<String, Value> {
     let body = json!({
