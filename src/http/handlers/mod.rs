@@ -1,5 +1,7 @@
 //! Route handlers: parse the HTTP request, call the service, shape the SCIM response.
 
+mod discovery;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -8,17 +10,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
-use super::extract::{Ctx, Params, ResourceId, ScimBody};
-use super::response::{created, scim_json, HttpResult};
-use super::AppState;
 use crate::scim::filter::{parse_attr_path, parse_filter_with, top_paths};
 use crate::scim::projection::Projection;
 use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::creates::CreateKey;
-use crate::service::discovery::with_base;
 use crate::service::list::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx, Resource};
+
+use super::extract::{Ctx, Params, ResourceId, ScimBody};
+use super::response::{created, scim_json, HttpResult};
+use super::AppState;
+
+pub use discovery::{resource_type, resource_types, schema, schemas, service_provider_config};
 
 /// A resource read: 304 when `If-None-Match` names its current version (RFC 7644 §3.14),
 /// else 200 with its `ETag`. The header is a list of entity tags compared weakly (RFC 9110 §13.1.2);
@@ -531,75 +535,6 @@ pub async fn delete_group(
 ) -> HttpResult {
     groups(&state)?.delete(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-pub async fn service_provider_config(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> HttpResult {
-    let base = state.base_url(&headers);
-    Ok(scim_json(
-        StatusCode::OK,
-        &with_base(&state.discovery.service_provider_config, &base),
-    ))
-}
-
-fn list_of(docs: &[Value], base: &str) -> Value {
-    let resources: Vec<Value> = docs.iter().map(|d| with_base(d, base)).collect();
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": resources.len(),
-        "startIndex": 1,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
-}
-
-fn one_of(docs: &[Value], id: &str, base: &str, what: &str) -> HttpResult {
-    docs.iter()
-        .find(|d| d["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)))
-        .map(|d| scim_json(StatusCode::OK, &with_base(d, base)))
-        .ok_or_else(|| ScimError::not_found(format!("no {what} \"{id}\"")).into())
-}
-
-pub async fn schemas(State(state): State<Arc<AppState>>, headers: HeaderMap) -> HttpResult {
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_of(&state.discovery.schemas, &state.base_url(&headers)),
-    ))
-}
-
-pub async fn schema(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ResourceId(id): ResourceId,
-) -> HttpResult {
-    one_of(
-        &state.discovery.schemas,
-        &id,
-        &state.base_url(&headers),
-        "schema",
-    )
-}
-
-pub async fn resource_types(State(state): State<Arc<AppState>>, headers: HeaderMap) -> HttpResult {
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_of(&state.discovery.resource_types, &state.base_url(&headers)),
-    ))
-}
-
-pub async fn resource_type(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ResourceId(id): ResourceId,
-) -> HttpResult {
-    one_of(
-        &state.discovery.resource_types,
-        &id,
-        &state.base_url(&headers),
-        "resource type",
-    )
 }
 
 #[cfg(test)]
