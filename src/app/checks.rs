@@ -3,7 +3,7 @@
 //! extensions).
 
 use crate::config::{ConfigError, DeleteMode, RawConfig};
-use crate::directory::{DirectoryKind, Dn};
+use crate::directory::{Directory, DirectoryKind, Dn};
 use crate::mapping::{Mapping, ValueLimits};
 use crate::scim::schema::USER_RESOURCE;
 
@@ -178,7 +178,20 @@ pub(super) fn check_dn(dn: &str, key: &str) -> Result<(), ConfigError> {
 /// What `check-config` verifies against the live directory: the bind works, the containers
 /// exist, and the schema knows every object class and attribute the mapping names.
 pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
-    let dir = &app.directory;
+    let dir = app.directory.as_ref();
+    let mut problems = unreachable_servers(dir, raw).await;
+    if !problems.is_empty() {
+        return problems;
+    }
+    problems.extend(missing_containers(dir, raw).await);
+    problems.extend(missing_password_modify(dir, raw).await);
+    problems.extend(schema_gaps(dir, raw).await);
+    problems
+}
+
+/// Every server answers and takes the bind, not only the first: a failover must not find a
+/// wrong password or CA.
+async fn unreachable_servers(dir: &dyn Directory, raw: &RawConfig) -> Vec<ConfigError> {
     let mut problems = Vec::new();
     if let Err(e) = dir.check_servers().await {
         problems.push(ConfigError::new(
@@ -215,6 +228,12 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
         ));
         return problems;
     }
+    problems
+}
+
+/// The containers, the archive and the default groups the config names exist.
+async fn missing_containers(dir: &dyn Directory, raw: &RawConfig) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
     let mut containers = vec![("users.container".to_owned(), raw.users.container.clone())];
     if let (DeleteMode::Archive, Some(a)) = (raw.users.delete_mode, &raw.users.archive_container) {
         containers.push(("users.archive_container".to_owned(), a.clone()));
@@ -248,6 +267,13 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
             )),
         }
     }
+    problems
+}
+
+/// With `password_hash = "server"` on OpenLDAP, the Password Modify extended operation is
+/// offered.
+async fn missing_password_modify(dir: &dyn Directory, raw: &RawConfig) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
     let exop_passwords = raw.directory.kind == DirectoryKind::Openldap
         && raw.users.password_hash == crate::directory::PasswordStorage::Server
         && password_attribute(raw).is_some();
@@ -267,6 +293,12 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
             )),
         }
     }
+    problems
+}
+
+/// The object classes and mapped attributes are in the directory's schema.
+async fn schema_gaps(dir: &dyn Directory, raw: &RawConfig) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
     match dir.schema_names().await {
         Ok((classes, attributes)) => {
             let group_classes = raw.groups.iter().flat_map(|g| {
@@ -315,4 +347,82 @@ pub async fn check_directory(app: &App, raw: &RawConfig) -> Vec<ConfigError> {
         )),
     }
     problems
+}
+
+/// The settings that need no other section checked first: containers, the archive, and the
+/// bounds that must be at least 1.
+pub(super) fn check_basics(raw: &RawConfig) -> Result<(), ConfigError> {
+    check_dn(&raw.users.container, "users.container")?;
+    if raw.users.delete_mode == DeleteMode::Archive {
+        match &raw.users.archive_container {
+            None => {
+                return Err(ConfigError::new(
+                    "users.archive_container",
+                    "delete_mode is \"archive\" but no archive container is set",
+                    "set archive_container = \"ou=archive,dc=example,dc=org\" (an existing OU), or delete_mode = \"delete\"",
+                ))
+            }
+            Some(a) => check_dn(a, "users.archive_container")?,
+        }
+    }
+    if raw.repair.searches_per_second == 0 {
+        return Err(ConfigError::new(
+            "repair.searches_per_second",
+            "must be at least 1: the repair sweep reads at a bounded rate",
+            "e.g. 10 (the default)",
+        ));
+    }
+    if raw.server.max_results == 0 {
+        return Err(ConfigError::new(
+            "server.max_results",
+            "must be at least 1",
+            "e.g. 200",
+        ));
+    }
+    Ok(())
+}
+
+/// Every `users.match_on` attribute is one the mapping fills.
+pub(super) fn check_match_on(raw: &RawConfig, mapping: &Mapping) -> Result<(), ConfigError> {
+    for (i, attr) in raw.users.match_on.iter().enumerate() {
+        if !mapping
+            .attrs
+            .iter()
+            .any(|m| m.ldap.eq_ignore_ascii_case(attr))
+        {
+            return Err(ConfigError::new(
+                format!("users.match_on[{i}]"),
+                format!("`{attr}` is not mapped under [users.attributes]"),
+                "name LDAP attributes the mapping fills, e.g. \"mail\" or \"employeeNumber\"",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Roles as group memberships need `[groups]`, and are not also a mapped attribute.
+pub(super) fn check_roles(raw: &RawConfig) -> Result<(), ConfigError> {
+    if let Some(r) = &raw.roles {
+        check_dn(&r.container, "roles.container")?;
+        if raw.groups.is_none() {
+            return Err(ConfigError::new(
+                "roles.container",
+                "roles as group memberships need [groups] (their classes and member attribute)",
+                "add a [groups] section, or store roles in an attribute: roles = \"businessCategory\" under [users.attributes]",
+            ));
+        }
+        if raw
+            .users
+            .attributes
+            .keys()
+            .any(|k| k.to_ascii_lowercase().starts_with("roles"))
+        {
+            return Err(ConfigError::new(
+                "roles.container",
+                "roles are both group memberships ([roles]) and an attribute (users.attributes.roles)",
+                "keep one: remove [roles] or the roles line under [users.attributes]",
+            ));
+        }
+    }
+    Ok(())
 }

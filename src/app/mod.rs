@@ -13,7 +13,7 @@ use crate::config::{ConfigError, DeleteMode, RawConfig};
 use crate::directory::{Directory, Dn};
 use crate::http::live::Live;
 use crate::http::rate_limit::RateLimits;
-use crate::http::AppState;
+use crate::http::{AppState, HttpSettings};
 use crate::mapping::{Mapping, ValueLimits};
 use crate::scim::schema::USER_RESOURCE;
 use crate::service::cursor::Cursors;
@@ -25,7 +25,7 @@ use crate::service::users::{UserSettings, Users};
 
 pub use checks::check_directory;
 
-use checks::{check_dn, check_isolation, check_passwords};
+use checks::{check_basics, check_isolation, check_match_on, check_passwords, check_roles};
 use parts::{build_groups, http_settings, make_directory};
 
 pub struct App {
@@ -54,52 +54,14 @@ pub fn build_on(
 ) -> Result<App, ConfigError> {
     raw.log.checked()?;
     raw.ldap.check()?;
-    check_dn(&raw.users.container, "users.container")?;
-    if raw.users.delete_mode == DeleteMode::Archive {
-        match &raw.users.archive_container {
-            None => {
-                return Err(ConfigError::new(
-                    "users.archive_container",
-                    "delete_mode is \"archive\" but no archive container is set",
-                    "set archive_container = \"ou=archive,dc=example,dc=org\" (an existing OU), or delete_mode = \"delete\"",
-                ))
-            }
-            Some(a) => check_dn(a, "users.archive_container")?,
-        }
-    }
-    if raw.repair.searches_per_second == 0 {
-        return Err(ConfigError::new(
-            "repair.searches_per_second",
-            "must be at least 1: the repair sweep reads at a bounded rate",
-            "e.g. 10 (the default)",
-        ));
-    }
-    if raw.server.max_results == 0 {
-        return Err(ConfigError::new(
-            "server.max_results",
-            "must be at least 1",
-            "e.g. 200",
-        ));
-    }
+    check_basics(raw)?;
     let limits = raw.limits.limits()?;
     let value_limits = ValueLimits::from_config(&raw.limits, raw.directory.kind)?;
     let mut mapping = Mapping::from_config(&raw.users, value_limits, &USER_RESOURCE)?;
     if raw.roles.is_some() {
         mapping.served_elsewhere.push("roles");
     }
-    for (i, attr) in raw.users.match_on.iter().enumerate() {
-        if !mapping
-            .attrs
-            .iter()
-            .any(|m| m.ldap.eq_ignore_ascii_case(attr))
-        {
-            return Err(ConfigError::new(
-                format!("users.match_on[{i}]"),
-                format!("`{attr}` is not mapped under [users.attributes]"),
-                "name LDAP attributes the mapping fills, e.g. \"mail\" or \"employeeNumber\"",
-            ));
-        }
-    }
+    check_match_on(raw, &mapping)?;
     check_passwords(raw, &mapping)?;
     if raw.ldap.plain_to_network() {
         tracing::warn!(
@@ -124,32 +86,75 @@ pub fn build_on(
         raw.cache.max_entries,
         Duration::from_secs(raw.cache.ttl_secs.max(1)),
     );
-    if let Some(r) = &raw.roles {
-        check_dn(&r.container, "roles.container")?;
-        if raw.groups.is_none() {
-            return Err(ConfigError::new(
-                "roles.container",
-                "roles as group memberships need [groups] (their classes and member attribute)",
-                "add a [groups] section, or store roles in an attribute: roles = \"businessCategory\" under [users.attributes]",
-            ));
-        }
-        if raw
-            .users
-            .attributes
-            .keys()
-            .any(|k| k.to_ascii_lowercase().starts_with("roles"))
-        {
-            return Err(ConfigError::new(
-                "roles.container",
-                "roles are both group memberships ([roles]) and an attribute (users.attributes.roles)",
-                "keep one: remove [roles] or the roles line under [users.attributes]",
-            ));
-        }
+    check_roles(raw)?;
+    let (users, groups, discovery) =
+        services(raw, &directory, &mapping, cache, limits, value_limits)?;
+    let http = http_after(raw, previous)?;
+    let rate_limits = RateLimits::from_config(raw.server.rate_limit, &raw.tenants)?;
+    let state = Arc::new(AppState {
+        users,
+        groups,
+        auth,
+        discovery,
+        public_url: raw.server.public_url.clone(),
+        max_body_bytes: raw.server.max_body_bytes,
+        trust_forwarded: raw.server.trust_forwarded_headers,
+        limits,
+        tenant_slots: match previous {
+            Some(p) => p.tenant_slots.clone(),
+            None => crate::http::fair::FairSlots::new(http.max_concurrent_requests),
+        },
+        request_slots: match previous {
+            Some(p) => p.request_slots.clone(),
+            None => Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
+        },
+        http,
+        tasks: previous.map(|p| p.tasks.clone()).unwrap_or_default(),
+        recent_creates: previous
+            .map(|p| p.recent_creates.clone())
+            .unwrap_or_default(),
+        journal: previous.map(|p| p.journal.clone()).unwrap_or_default(),
+        rate_limits,
+        directory: directory.clone(),
+        audit: auditor(&raw.audit)?,
+        log_level: raw.log.level.clone(),
+        metrics_listen: match previous {
+            Some(p) => p.metrics_listen,
+            None => raw.metrics.enabled.then_some(raw.metrics.listen),
+        },
+        readiness: tokio::sync::Mutex::new(None),
+        repair: raw.repair,
+    });
+    Ok(App { state, directory })
+}
+
+/// The HTTP settings, keeping from `previous` (on reload) what only a restart changes: the
+/// listening socket, the connection and request caps, the shutdown drain.
+fn http_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<HttpSettings, ConfigError> {
+    let mut http = http_settings(&raw.server, raw.ldap.pool_size)?;
+    if let Some(p) = previous {
+        http.listen = p.http.listen;
+        http.max_connections = p.http.max_connections;
+        http.configured_max_connections = p.http.configured_max_connections;
+        http.max_concurrent_requests = p.http.max_concurrent_requests;
+        http.shutdown_drain = p.http.shutdown_drain;
     }
+    Ok(http)
+}
+
+/// The SCIM services over the directory: users, groups (when configured) and discovery.
+fn services(
+    raw: &RawConfig,
+    directory: &Arc<dyn Directory>,
+    mapping: &Arc<Mapping>,
+    cache: DnCache,
+    limits: crate::scim::Limits,
+    value_limits: ValueLimits,
+) -> Result<(Users, Option<Groups>, Discovery), ConfigError> {
     let (groups, memberships) = match &raw.groups {
         None => (None, None),
         Some(g) => {
-            let (groups, memberships) = build_groups(g, raw, value_limits, &directory, &cache)?;
+            let (groups, memberships) = build_groups(g, raw, value_limits, directory, &cache)?;
             (Some(groups), Some(memberships))
         }
     };
@@ -200,56 +205,13 @@ pub fn build_on(
         _ => None,
     };
     let discovery = Discovery::new(
-        &mapping,
+        mapping,
         groups.as_ref().map(|g| g.mapping()),
         raw.server.max_results,
         raw.server.max_body_bytes,
         cursors.settings(),
     );
-    let mut http = http_settings(&raw.server, raw.ldap.pool_size)?;
-    if let Some(p) = previous {
-        http.listen = p.http.listen;
-        http.max_connections = p.http.max_connections;
-        http.configured_max_connections = p.http.configured_max_connections;
-        http.max_concurrent_requests = p.http.max_concurrent_requests;
-        http.shutdown_drain = p.http.shutdown_drain;
-    }
-    let rate_limits = RateLimits::from_config(raw.server.rate_limit, &raw.tenants)?;
-    let state = Arc::new(AppState {
-        users,
-        groups,
-        auth,
-        discovery,
-        public_url: raw.server.public_url.clone(),
-        max_body_bytes: raw.server.max_body_bytes,
-        trust_forwarded: raw.server.trust_forwarded_headers,
-        limits,
-        tenant_slots: match previous {
-            Some(p) => p.tenant_slots.clone(),
-            None => crate::http::fair::FairSlots::new(http.max_concurrent_requests),
-        },
-        request_slots: match previous {
-            Some(p) => p.request_slots.clone(),
-            None => Arc::new(tokio::sync::Semaphore::new(http.max_concurrent_requests)),
-        },
-        http,
-        tasks: previous.map(|p| p.tasks.clone()).unwrap_or_default(),
-        recent_creates: previous
-            .map(|p| p.recent_creates.clone())
-            .unwrap_or_default(),
-        journal: previous.map(|p| p.journal.clone()).unwrap_or_default(),
-        rate_limits,
-        directory: directory.clone(),
-        audit: auditor(&raw.audit)?,
-        log_level: raw.log.level.clone(),
-        metrics_listen: match previous {
-            Some(p) => p.metrics_listen,
-            None => raw.metrics.enabled.then_some(raw.metrics.listen),
-        },
-        readiness: tokio::sync::Mutex::new(None),
-        repair: raw.repair,
-    });
-    Ok(App { state, directory })
+    Ok((users, groups, discovery))
 }
 
 /// Reads the config at `path` again and, when all of it is valid, makes it current: mapping,
