@@ -56,6 +56,7 @@ fn filter_case(text: &str, mapping: &Mapping) {
     for limits in [Limits::default(), ceiling()] {
         if let Ok(f) = parse_filter_with(text, &limits) {
             let user = json!({"userName": "b", "emails": [{"type": "work", "value": "b@x"}]});
+            let user = normalize_resource(&user, &USER_RESOURCE).unwrap().resource;
             let _ = matches(&f, &user, &|_| false);
             let _ = mapping.needs_recheck(&f);
             if let Ok(l) = mapping.ldap_filter(&f, &|id| Some(LdapFilter::eq("entryUUID", id))) {
@@ -69,19 +70,21 @@ fn patch_body_case(bytes: &[u8], mapping: &Mapping) {
     let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
         return;
     };
-    let Ok(ops) = parse_patch_request(&body, &Limits::default()) else {
-        return;
-    };
-    let user = json!({"userName": "b", "emails": [{"type": "work", "value": "b@x"}]});
-    let mut res = normalize_resource(&user, &USER_RESOURCE).unwrap().resource;
-    if apply_patch(&mut res, &ops, &USER_RESOURCE, "id").is_ok() {
-        let _ = mapping.to_ldap(&res, &|_| None);
+    // operations are resolved against a schema when parsed: once for each resource type
+    if let Ok(ops) = parse_patch_request(&body, &USER_RESOURCE, &Limits::default()) {
+        let user = json!({"userName": "b", "emails": [{"type": "work", "value": "b@x"}]});
+        let mut res = normalize_resource(&user, &USER_RESOURCE).unwrap().resource;
+        if apply_patch(&mut res, &ops, "id").is_ok() {
+            let _ = mapping.to_ldap(&res, &|_| None);
+        }
     }
-    let group = json!({"displayName": "g"});
-    let mut res = normalize_resource(&group, &GROUP_RESOURCE)
-        .unwrap()
-        .resource;
-    let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE, "id");
+    if let Ok(ops) = parse_patch_request(&body, &GROUP_RESOURCE, &Limits::default()) {
+        let group = json!({"displayName": "g"});
+        let mut res = normalize_resource(&group, &GROUP_RESOURCE)
+            .unwrap()
+            .resource;
+        let _ = apply_patch(&mut res, &ops, "id");
+    }
 }
 
 /// Runs `check` over each input of `target` on a worker-sized stack.

@@ -20,9 +20,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mapping = MAPPING.get_or_init(common::example_mapping);
-    let Ok(ops) = parse_patch_request(&body, &scim2ldap::scim::Limits::default()) else {
-        return;
-    };
+    let limits = scim2ldap::scim::Limits::default();
     let user = serde_json::json!({
         "userName": "bjensen", "active": true, "displayName": "Babs",
         "emails": [{"type": "work", "value": "b@example.com", "primary": true}],
@@ -30,16 +28,23 @@ fuzz_target!(|data: &[u8]| {
         "name": {"givenName": "Barbara", "familyName": "Jensen"},
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
     });
-    if let Ok(n) = normalize_resource(&user, &USER_RESOURCE) {
+    // operations are resolved against a schema when parsed: once for each resource type
+    if let (Ok(ops), Ok(n)) = (
+        parse_patch_request(&body, &USER_RESOURCE, &limits),
+        normalize_resource(&user, &USER_RESOURCE),
+    ) {
         let mut res = n.resource;
-        if apply_patch(&mut res, &ops, &USER_RESOURCE, "id").is_ok() {
+        if apply_patch(&mut res, &ops, "id").is_ok() {
             let _ = mapping.to_ldap(&res, &|_| None);
             let _ = mapping.rdn(&res);
         }
     }
     let group = serde_json::json!({"displayName": "Staff", "members": [{"value": "a"}]});
-    if let Ok(n) = normalize_resource(&group, &GROUP_RESOURCE) {
+    if let (Ok(ops), Ok(n)) = (
+        parse_patch_request(&body, &GROUP_RESOURCE, &limits),
+        normalize_resource(&group, &GROUP_RESOURCE),
+    ) {
         let mut res = n.resource;
-        let _ = apply_patch(&mut res, &ops, &GROUP_RESOURCE, "id");
+        let _ = apply_patch(&mut res, &ops, "id");
     }
 });

@@ -3,6 +3,7 @@
 //! text.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,6 +15,9 @@ use serde_json::Value;
 use super::response::HttpError;
 use super::AppState;
 use crate::auth::Tenant;
+use crate::scim::patch::{parse_patch_request, PatchOperation};
+use crate::scim::resource::{normalize_resource, Normalized};
+use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::ScimError;
 use crate::service::RequestCtx;
 
@@ -141,6 +145,70 @@ impl FromRequest<Arc<AppState>> for ScimBody {
         }
         serde_json::from_slice(&bytes).map(ScimBody).map_err(|e| {
             ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
+        })
+    }
+}
+
+/// The resource type a body is parsed for: the schema that types its values.
+pub trait ResourceKind {
+    const SCHEMA: &'static ResourceSchema;
+}
+
+pub enum UserKind {}
+pub enum GroupKind {}
+
+impl ResourceKind for UserKind {
+    const SCHEMA: &'static ResourceSchema = &USER_RESOURCE;
+}
+
+impl ResourceKind for GroupKind {
+    const SCHEMA: &'static ResourceSchema = &GROUP_RESOURCE;
+}
+
+/// A POST or PUT body parsed into the typed model against `K`'s schema; nothing after this
+/// sees JSON. The JSON is kept beside it because a create's retry key is made from it.
+pub struct ResourceBody<K> {
+    pub json: Value,
+    pub resource: Normalized,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: ResourceKind> FromRequest<Arc<AppState>> for ResourceBody<K> {
+    type Rejection = HttpError;
+
+    async fn from_request(
+        req: Request<Body>,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let ScimBody(json) = ScimBody::from_request(req, state).await?;
+        let resource = normalize_resource(&json, K::SCHEMA)?;
+        Ok(ResourceBody {
+            json,
+            resource,
+            kind: PhantomData,
+        })
+    }
+}
+
+/// A PatchOp body as typed operations, resolved against `K`'s schema and bounded by the
+/// server's limits before any is applied.
+pub struct PatchBody<K> {
+    pub ops: Vec<PatchOperation>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: ResourceKind> FromRequest<Arc<AppState>> for PatchBody<K> {
+    type Rejection = HttpError;
+
+    async fn from_request(
+        req: Request<Body>,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let ScimBody(json) = ScimBody::from_request(req, state).await?;
+        let ops = parse_patch_request(&json, K::SCHEMA, &state.limits)?;
+        Ok(PatchBody {
+            ops,
+            kind: PhantomData,
         })
     }
 }

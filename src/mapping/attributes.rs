@@ -1,7 +1,7 @@
 //! What the mapping knows about attributes: which LDAP attributes to read, the password and name
 //! attributes, sort keys, references to users, and SCIM attributes no mapping covers.
 
-use serde_json::{Map, Value};
+use crate::scim::value::{Resource, ScimValue, Simple};
 
 use crate::directory::Password;
 use crate::scim::schema::Container;
@@ -40,16 +40,18 @@ impl Mapping {
 
     /// The password `res` carries, when the mapping stores passwords: a non-empty string
     /// within the length limit.
-    pub fn password(&self, res: &Map<String, Value>) -> ScimResult<Option<Password>> {
+    pub fn password(&self, res: &Resource) -> ScimResult<Option<Password>> {
         let Some(m) = self.attrs.iter().find(|m| m.kind == ValueKind::Password) else {
             return Ok(None);
         };
-        match res.get("password") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Err(ScimError::invalid_value(
-                "password is empty: send the new password, or leave the attribute out",
-            )),
-            Some(Value::String(s)) => {
+        match res.core("password") {
+            None => Ok(None),
+            Some(ScimValue::Simple(Simple::String(s))) if s.is_empty() => {
+                Err(ScimError::invalid_value(
+                    "password is empty: send the new password, or leave the attribute out",
+                ))
+            }
+            Some(ScimValue::Simple(Simple::String(s))) => {
                 // the length is checked, never the value echoed
                 if s.chars().count() > m.max_len.0 {
                     return Err(ScimError::invalid_value(format!(
@@ -173,8 +175,7 @@ impl Mapping {
     }
 
     /// SCIM attribute names the mapping does not store, found in a request resource.
-    pub fn unmapped_in(&self, res: &Map<String, Value>) -> Vec<String> {
-        let mut out = Vec::new();
+    pub fn unmapped_in(&self, res: &Resource) -> Vec<String> {
         let mapped = |container: Container, name: &str| {
             self.attrs.iter().any(|m| match &m.target {
                 Target::Attr { container: c, attr }
@@ -184,32 +185,20 @@ impl Mapping {
                 Target::Element { attr, .. } => container == Container::Core && attr.name == name,
             })
         };
-        for (k, v) in res {
-            if let Some(ext) = self.schema.extension(k) {
-                if let Value::Object(inner) = v {
-                    for k2 in inner.keys() {
-                        if !mapped(Container::Extension(ext.id), k2) {
-                            out.push(format!("{}:{k2}", ext.id));
-                        }
-                    }
-                }
-            } else if !mapped(Container::Core, k)
-                && !matches!(k.as_str(), "id" | "meta" | "groups" | "members")
-                && !self.served_elsewhere.contains(&k.as_str())
-            {
-                out.push(k.clone());
-            }
-        }
-        out
+        res.iter()
+            .filter(|(container, name, _)| !mapped(*container, name))
+            .filter_map(|(container, name, _)| match container {
+                Container::Extension(urn) => Some(format!("{urn}:{name}")),
+                Container::Core => (!matches!(name, "id" | "meta" | "groups" | "members")
+                    && !self.served_elsewhere.contains(&name))
+                .then(|| name.to_owned()),
+            })
+            .collect()
     }
 
     /// Whether a request that is about to be applied names only mapped attributes; the
     /// error lists the others (used when `reject_unmapped` is on).
-    pub fn check_unmapped(
-        &self,
-        res: &Map<String, Value>,
-        extra_ignored: &[String],
-    ) -> ScimResult<()> {
+    pub fn check_unmapped(&self, res: &Resource, extra_ignored: &[String]) -> ScimResult<()> {
         let mut unmapped = self.unmapped_in(res);
         unmapped.extend(extra_ignored.iter().cloned());
         if unmapped.is_empty() {

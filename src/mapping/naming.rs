@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use crate::scim::value::Resource;
 
 use crate::directory::filter::{escape_dn_value, split_first_rdn, unescape_dn_value};
 use crate::scim::{ScimError, ScimResult};
@@ -35,7 +35,7 @@ impl Mapping {
 
     /// The RDN value (unescaped) from the first of `rdn` and `rdn_fallbacks` that renders,
     /// checked against the length limit.
-    pub fn rdn_text(&self, res: &Map<String, Value>) -> ScimResult<String> {
+    pub fn rdn_text(&self, res: &Resource) -> ScimResult<String> {
         let mut templates = std::iter::once(&self.rdn_value).chain(&self.rdn_fallbacks);
         let Some((t, value)) = templates.find_map(|t| t.render(res).map(|v| (t, v))) else {
             let tried: Vec<String> = std::iter::once(&self.rdn_value)
@@ -72,7 +72,7 @@ impl Mapping {
     }
 
     /// The RDN (`uid=bjensen`, value escaped) the resource's entry must have.
-    pub fn rdn(&self, res: &Map<String, Value>) -> ScimResult<String> {
+    pub fn rdn(&self, res: &Resource) -> ScimResult<String> {
         Ok(self.rdn_of(&self.rdn_text(res)?))
     }
 
@@ -96,7 +96,7 @@ impl Mapping {
     /// Whether the entry at `entry_dn` is named right for `res`: its RDN is `rdn(res)`, or,
     /// where clashes are numbered, a numbered form of it (so that a PUT of the second John
     /// Smith does not try to rename him to the first one's name).
-    pub fn rdn_fits(&self, entry_dn: &str, res: &Map<String, Value>) -> ScimResult<bool> {
+    pub fn rdn_fits(&self, entry_dn: &str, res: &Resource) -> ScimResult<bool> {
         let base = self.rdn_text(res)?;
         let (current, _) = split_first_rdn(entry_dn);
         let Some((attr, value)) = current.split_once('=') else {

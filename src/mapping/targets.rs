@@ -17,14 +17,9 @@ impl Mapping {
             if op.op == OpKind::Remove {
                 continue;
             }
-            let Some(path) = &op.path else { continue };
-            let Some(filter) = &path.filter else { continue };
-            let Some((_, def)) = self
-                .schema
-                .resolve(path.attr.urn.as_deref(), &path.attr.name)
-            else {
-                continue;
-            };
+            let Some(t) = op.attr() else { continue };
+            let Some(filter) = &t.filter else { continue };
+            let def = t.def;
             if !(def.multi_valued && def.ty == AttrType::Complex)
                 || self.served_elsewhere.contains(&def.name)
             {

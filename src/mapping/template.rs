@@ -1,10 +1,10 @@
 //! `{path}` templates over a SCIM resource: RDNs (`uid={userName}`) and derived values
 //! (`{name.givenName} {name.familyName}`).
 
-use serde_json::{Map, Value};
+use crate::scim::value::Resource;
 
 use crate::scim::filter::parse_attr_path;
-use crate::scim::schema::{container_ref, AttrDef, AttrType, Container, ResourceSchema};
+use crate::scim::schema::{AttrDef, AttrType, Container, ResourceSchema};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
@@ -78,7 +78,7 @@ impl Template {
     }
 
     /// Renders the template, or `None` when a placeholder has no (non-blank) value.
-    pub fn render(&self, resource: &Map<String, Value>) -> Option<String> {
+    pub fn render(&self, resource: &Resource) -> Option<String> {
         let mut out = String::new();
         for p in &self.pieces {
             match p {
@@ -88,10 +88,10 @@ impl Template {
                     attr,
                     sub,
                 } => {
-                    let v = container_ref(resource, *container)?.get(attr.name)?;
+                    let v = resource.get(*container, attr.name)?;
                     let v = match sub {
-                        Some(s) => v.get(s.name)?,
-                        None => v,
+                        Some(s) => v.as_complex()?.get(s.name)?,
+                        None => v.as_simple()?,
                     };
                     let s = v.as_str()?.trim();
                     if s.is_empty() {
@@ -108,6 +108,7 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::resource::normalize_resource;
     use crate::scim::schema::USER_RESOURCE;
     use serde_json::json;
 
@@ -115,12 +116,11 @@ mod tests {
     fn renders_when_every_placeholder_has_a_value() {
         let t = Template::parse("{name.givenName} {name.familyName}", &USER_RESOURCE).unwrap();
         let r = json!({"name": {"givenName": "Barbara", "familyName": "Jensen"}});
-        assert_eq!(
-            t.render(r.as_object().unwrap()).as_deref(),
-            Some("Barbara Jensen")
-        );
+        let r = normalize_resource(&r, &USER_RESOURCE).unwrap().resource;
+        assert_eq!(t.render(&r).as_deref(), Some("Barbara Jensen"));
         let r = json!({"name": {"givenName": "Barbara"}});
-        assert_eq!(t.render(r.as_object().unwrap()), None);
+        let r = normalize_resource(&r, &USER_RESOURCE).unwrap().resource;
+        assert_eq!(t.render(&r), None);
     }
 
     #[test]

@@ -4,8 +4,6 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde_json::{json, Value};
 
-use serde_json::Map;
-
 use super::*;
 use crate::config::{ConfigError, RawConfig};
 use crate::directory::LdapFilter;
@@ -47,7 +45,7 @@ fn entry(attrs: &[(&str, &[&str])]) -> Entry {
     }
 }
 
-fn user(body: Value) -> Map<String, Value> {
+fn user(body: Value) -> crate::scim::value::Resource {
     normalize_resource(&body, &USER_RESOURCE).unwrap().resource
 }
 
@@ -109,7 +107,9 @@ fn entry_becomes_scim_resource_with_typed_elements() {
         ("pwdAccountLockedTime", &[PPOLICY_LOCKED]),
     ]);
     let ids: HashMap<&str, &str> = [("uid=boss,ou=people,dc=example,dc=org", "boss-id")].into();
-    let r = Value::Object(m.to_scim(&e, &|dn| ids.get(dn).map(|s| s.to_string())));
+    let r = m
+        .to_scim(&e, &|dn| ids.get(dn).map(|s| s.to_string()))
+        .to_json();
     assert_eq!(r["userName"], "bjensen");
     assert_eq!(
         r["name"],
@@ -134,16 +134,18 @@ fn entry_becomes_scim_resource_with_typed_elements() {
 #[test]
 fn ppolicy_active_reads_true_unless_locked_by_admin() {
     let m = example();
-    let r = m.to_scim(&entry(&[("uid", &["a"])]), &|_| None);
+    let r = m.to_scim(&entry(&[("uid", &["a"])]), &|_| None).to_json();
     assert_eq!(r["active"], true);
     // a temporary lockout after failed binds is not an administrative deactivation
-    let r = m.to_scim(
-        &entry(&[
-            ("uid", &["a"]),
-            ("pwdAccountLockedTime", &["20261124101010Z"]),
-        ]),
-        &|_| None,
-    );
+    let r = m
+        .to_scim(
+            &entry(&[
+                ("uid", &["a"]),
+                ("pwdAccountLockedTime", &["20261124101010Z"]),
+            ]),
+            &|_| None,
+        )
+        .to_json();
     assert_eq!(r["active"], true);
 }
 
@@ -212,11 +214,10 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
     ]);
     let before = m.to_scim(&e, &|_| None);
     let mut after = before.clone();
-    after.insert(
-        "emails".into(),
-        json!([{"type": "work", "value": "new@example.com"}]),
-    );
-    after.remove("title");
+    after.merge(user(
+        json!({"emails": [{"type": "work", "value": "new@example.com"}]}),
+    ));
+    after.remove(crate::scim::schema::Container::Core, "title");
     let old = m.to_ldap(&before, &|_| None).unwrap();
     let new = m.to_ldap(&after, &|_| None).unwrap();
     let mut changes = m.changes(&e, &old, &new);
@@ -469,7 +470,7 @@ fn a_multi_valued_attribute_mapped_whole_keeps_every_value() {
         ("businessCategory", &["Auditor", "Viewer"]),
     ]);
     assert_eq!(
-        m.to_scim(&e, &|_| None)["roles"],
+        m.to_scim(&e, &|_| None).to_json()["roles"],
         json!([{"value": "Auditor"}, {"value": "Viewer"}])
     );
     let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
@@ -534,7 +535,7 @@ fn postal_addresses_join_lines_with_dollars_and_escape_both_ways() {
     assert_eq!(d["homePostalAddress"], Desired::Set("1 Elm$Town".into()));
     let e = entry(&[("uid", &["b"]), ("homePostalAddress", &["1 Elm$Town"])]);
     assert_eq!(
-        m.to_scim(&e, &|_| None)["addresses"][0]["formatted"],
+        m.to_scim(&e, &|_| None).to_json()["addresses"][0]["formatted"],
         "1 Elm\nTown"
     );
 }

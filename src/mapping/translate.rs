@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::directory::{Change, Entry};
-use crate::scim::schema::{container_mut, container_ref, Mutability, Returned};
+use crate::scim::schema::{AttrType, Mutability, Returned};
+use crate::scim::value::{Complex, Resource, ScimValue, Simple};
 use crate::scim::{ScimError, ScimResult};
-use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,16 +36,14 @@ fn is_false(values: &[String], when_true: Option<&str>, when_false: Option<&str>
 }
 
 /// The SCIM value a mapping reads from a resource.
-fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Value> {
+fn scim_value<'r>(res: &'r Resource, target: &Target) -> Option<&'r Simple> {
     match target {
-        Target::Attr { container, attr } => container_ref(res, *container)?.get(attr.name),
+        Target::Attr { container, attr } => res.get(*container, attr.name)?.as_simple(),
         Target::Sub {
             container,
             attr,
             sub,
-        } => container_ref(res, *container)?
-            .get(attr.name)?
-            .get(sub.name),
+        } => res.get(*container, attr.name)?.as_complex()?.get(sub.name),
         Target::Element {
             attr,
             type_value,
@@ -53,13 +51,11 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
             sub,
             ..
         } => {
-            let items = res.get(attr.name)?.as_array()?;
+            let items = res.core(attr.name)?.elements();
             let by_type = |t: &str| {
-                items.iter().find(|it| {
-                    it.get("type")
-                        .and_then(Value::as_str)
-                        .is_some_and(|x| x.eq_ignore_ascii_case(t))
-                })
+                items
+                    .iter()
+                    .find(|it| it.str("type").is_some_and(|x| x.eq_ignore_ascii_case(t)))
             };
             let element = match type_value {
                 Some(t) => by_type(t).or_else(|| {
@@ -69,16 +65,13 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
                     }
                     items
                         .iter()
-                        .find(|it| it.get("primary") == Some(&Value::Bool(true)))
-                        .or_else(|| match items.as_slice() {
+                        .find(|it| it.is_primary())
+                        .or_else(|| match items {
                             [only] if only.get("type").is_none() => Some(only),
                             _ => None,
                         })
                 }),
-                None if *primary => items
-                    .iter()
-                    .find(|it| it.get("primary") == Some(&Value::Bool(true)))
-                    .or(items.first()),
+                None if *primary => items.iter().find(|it| it.is_primary()).or(items.first()),
                 None => items.first(),
             }?;
             element.get(sub.name)
@@ -86,21 +79,18 @@ fn scim_value<'r>(res: &'r Map<String, Value>, target: &Target) -> Option<&'r Va
     }
 }
 
-/// `{name: value}`.
-fn json_object(name: &str, value: Value) -> Value {
-    let mut m = Map::new();
-    m.insert(name.to_owned(), value);
-    Value::Object(m)
+/// An LDAP value as the SCIM type `def` has.
+fn typed(def: &AttrDef, text: String) -> Simple {
+    match def.ty {
+        AttrType::Reference => Simple::Reference(text),
+        AttrType::DateTime => Simple::DateTime(text),
+        _ => Simple::String(text),
+    }
 }
 
 /// The `sub` of every element of `attr` in `res` (a multi-valued attribute mapped whole),
 /// each within the length limit.
-fn every_value(
-    res: &Map<String, Value>,
-    attr: &str,
-    sub: &str,
-    m: &AttrMapping,
-) -> ScimResult<Vec<String>> {
+fn every_value(res: &Resource, attr: &str, sub: &str, m: &AttrMapping) -> ScimResult<Vec<String>> {
     let values = distinct_values(res, attr, sub)?;
     for v in &values {
         check_length(&m.scim, v, m.max_len.0, &m.max_len.1)?;
@@ -110,25 +100,22 @@ fn every_value(
 
 /// The `sub` strings of the elements of multi-valued `attr` in `res`, in order, without
 /// blank ones or case-insensitive repeats (one pass: a body's worth of values stays cheap).
-pub fn distinct_values(res: &Map<String, Value>, attr: &str, sub: &str) -> ScimResult<Vec<String>> {
+pub fn distinct_values(res: &Resource, attr: &str, sub: &str) -> ScimResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let Some(Value::Array(items)) = res.get(attr) else {
+    let Some(items) = res.core(attr).map(ScimValue::elements) else {
         return Ok(out);
     };
     for it in items {
-        match it.get(sub) {
-            Some(Value::String(v)) => {
-                if !v.trim().is_empty() && seen.insert(v.to_lowercase()) {
-                    out.push(v.clone());
-                }
-            }
-            None | Some(Value::Null) => {}
-            Some(other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "{attr}.{sub}: expected a string, got {other}"
-                )))
-            }
+        let Some(v) = it.get(sub) else { continue };
+        let Some(v) = v.as_str() else {
+            return Err(ScimError::invalid_value(format!(
+                "{attr}.{sub}: expected a string, got {}",
+                v.to_json()
+            )));
+        };
+        if !v.trim().is_empty() && seen.insert(v.to_lowercase()) {
+            out.push(v.to_owned());
         }
     }
     Ok(out)
@@ -148,8 +135,8 @@ impl Mapping {
         &self,
         entry: &Entry,
         user_id_for_dn: &dyn Fn(&str) -> Option<String>,
-    ) -> Map<String, Value> {
-        let mut res = Map::new();
+    ) -> Resource {
+        let mut res = Resource::new();
         // element index per (attribute, type, primary) so that subs of one value land together
         let mut elements: HashMap<(&str, Option<&str>, bool), usize> = HashMap::new();
         for m in &self.attrs {
@@ -167,53 +154,31 @@ impl Mapping {
                 if !values.is_empty() {
                     let items = values
                         .iter()
-                        .map(|v| json_object(sub.name, Value::String(v.clone())))
+                        .map(|v| Complex::new().with(sub.name, typed(sub, v.clone())))
                         .collect();
-                    res.insert(attr.name.to_owned(), Value::Array(items));
+                    res.set(Container::Core, attr.name, ScimValue::Multi(items));
                 }
                 continue;
             }
-            let value = match &m.kind {
-                ValueKind::Text => entry.first(&m.ldap).map(|s| Value::String(s.to_owned())),
-                ValueKind::PostalAddress => entry
-                    .first(&m.ldap)
-                    .map(|s| Value::String(super::from_postal(s))),
-                ValueKind::Bool {
-                    when_true,
-                    when_false,
-                } => Some(Value::Bool(!is_false(
-                    entry.values(&m.ldap),
-                    when_true.as_deref(),
-                    when_false.as_deref(),
-                ))),
-                ValueKind::UserDn => entry
-                    .first(&m.ldap)
-                    .and_then(user_id_for_dn)
-                    .map(Value::String),
-                ValueKind::DisableBit { bit, .. } => entry
-                    .first(&m.ldap)
-                    .and_then(|v| v.parse::<u32>().ok())
-                    .map(|flags| Value::Bool(flags & bit == 0)),
-                ValueKind::Password => None,
-                ValueKind::Country { .. } => entry
-                    .first(&m.ldap)
-                    .map(|s| Value::String(s.to_ascii_uppercase())),
+            let Some(value) = self.scim_of(m, entry, user_id_for_dn) else {
+                continue;
             };
-            let Some(value) = value else { continue };
             match &m.target {
                 Target::Attr { container, attr } => {
-                    container_mut(&mut res, *container).insert(attr.name.to_owned(), value);
+                    res.set(*container, attr.name, ScimValue::Simple(value));
                 }
                 Target::Sub {
                     container,
                     attr,
                     sub,
                 } => {
-                    let obj = container_mut(&mut res, *container)
-                        .entry(attr.name.to_owned())
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(o) = obj {
-                        o.insert(sub.name.to_owned(), value);
+                    let attrs = res.attrs_mut(*container);
+                    match attrs.get_mut(attr.name) {
+                        Some(ScimValue::Complex(c)) => c.set(sub.name, value),
+                        _ => attrs.set(
+                            attr.name,
+                            ScimValue::Complex(Complex::new().with(sub.name, value)),
+                        ),
                     }
                 }
                 Target::Element {
@@ -224,23 +189,26 @@ impl Mapping {
                     ..
                 } => {
                     let key = (attr.name, type_value.as_deref(), *primary);
-                    let arr = res
-                        .entry(attr.name.to_owned())
-                        .or_insert_with(|| Value::Array(Vec::new()));
-                    let Value::Array(arr) = arr else { continue };
+                    let attrs = res.attrs_mut(Container::Core);
+                    if !matches!(attrs.get(attr.name), Some(ScimValue::Multi(_))) {
+                        attrs.set(attr.name, ScimValue::Multi(Vec::new()));
+                    }
+                    let Some(ScimValue::Multi(arr)) = attrs.get_mut(attr.name) else {
+                        continue;
+                    };
                     let idx = *elements.entry(key).or_insert_with(|| {
-                        let mut el = Map::new();
+                        let mut el = Complex::new();
                         if let Some(t) = type_value {
-                            el.insert("type".into(), Value::String(t.clone()));
+                            el.set("type", Simple::String(t.clone()));
                         }
                         if *primary {
-                            el.insert("primary".into(), Value::Bool(true));
+                            el.set("primary", Simple::Boolean(true));
                         }
-                        arr.push(Value::Object(el));
+                        arr.push(el);
                         arr.len() - 1
                     });
-                    if let Some(Value::Object(el)) = arr.get_mut(idx) {
-                        el.insert(sub.name.to_owned(), value);
+                    if let Some(el) = arr.get_mut(idx) {
+                        el.set(sub.name, value);
                     }
                 }
             }
@@ -248,8 +216,44 @@ impl Mapping {
         res
     }
 
+    /// The SCIM value of one (not whole multi-valued) mapping in `entry`.
+    fn scim_of(
+        &self,
+        m: &AttrMapping,
+        entry: &Entry,
+        user_id_for_dn: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Simple> {
+        let leaf = m.target.leaf();
+        match &m.kind {
+            ValueKind::Text => entry.first(&m.ldap).map(|s| typed(leaf, s.to_owned())),
+            ValueKind::PostalAddress => entry
+                .first(&m.ldap)
+                .map(|s| typed(leaf, super::from_postal(s))),
+            ValueKind::Bool {
+                when_true,
+                when_false,
+            } => Some(Simple::Boolean(!is_false(
+                entry.values(&m.ldap),
+                when_true.as_deref(),
+                when_false.as_deref(),
+            ))),
+            ValueKind::UserDn => entry
+                .first(&m.ldap)
+                .and_then(user_id_for_dn)
+                .map(|id| typed(leaf, id)),
+            ValueKind::DisableBit { bit, .. } => entry
+                .first(&m.ldap)
+                .and_then(|v| v.parse::<u32>().ok())
+                .map(|flags| Simple::Boolean(flags & bit == 0)),
+            ValueKind::Password => None,
+            ValueKind::Country { .. } => entry
+                .first(&m.ldap)
+                .map(|s| typed(leaf, s.to_ascii_uppercase())),
+        }
+    }
+
     /// The SCIM ids that `UserDn` mappings reference in `res` (to resolve before `to_ldap`).
-    pub fn referenced_ids(&self, res: &Map<String, Value>) -> Vec<String> {
+    pub fn referenced_ids(&self, res: &Resource) -> Vec<String> {
         self.attrs
             .iter()
             .filter(|m| m.kind == ValueKind::UserDn)
@@ -263,7 +267,7 @@ impl Mapping {
     /// `dn_for_user_id` resolves `UserDn` values; an unknown id leaves the attribute alone.
     pub fn to_ldap(
         &self,
-        res: &Map<String, Value>,
+        res: &Resource,
         dn_for_user_id: &dyn Fn(&str) -> Option<String>,
     ) -> ScimResult<BTreeMap<String, Desired>> {
         let res = &*self.with_default_types(res);
@@ -291,7 +295,9 @@ impl Mapping {
             let v = scim_value(res, &m.target);
             let desired = match (&m.kind, v) {
                 (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None) => Desired::Keep,
-                (ValueKind::DisableBit { .. }, Some(Value::Bool(active))) => Desired::Bit(!active),
+                (ValueKind::DisableBit { .. }, Some(Simple::Boolean(active))) => {
+                    Desired::Bit(!active)
+                }
                 (ValueKind::Country { name_attr: Some(n) }, None) => {
                     out.insert(n.clone(), Desired::Clear);
                     Desired::Clear
@@ -302,12 +308,15 @@ impl Mapping {
                         when_true,
                         when_false,
                     },
-                    Some(Value::Bool(b)),
+                    Some(Simple::Boolean(b)),
                 ) => match if *b { when_true } else { when_false } {
                     Some(v) => Desired::Set(v.clone()),
                     None => Desired::Clear,
                 },
-                (ValueKind::Text, Some(Value::String(s))) => {
+                (
+                    ValueKind::Text,
+                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
+                ) => {
                     if s.is_empty() {
                         Desired::Clear
                     } else {
@@ -315,7 +324,10 @@ impl Mapping {
                         Desired::Set(s.clone())
                     }
                 }
-                (ValueKind::Country { name_attr }, Some(Value::String(s))) => {
+                (
+                    ValueKind::Country { name_attr },
+                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
+                ) => {
                     let (code, name) = if s.trim().is_empty() {
                         (Desired::Clear, Desired::Clear)
                     } else {
@@ -334,14 +346,20 @@ impl Mapping {
                     }
                     code
                 }
-                (ValueKind::PostalAddress, Some(Value::String(s))) => {
+                (
+                    ValueKind::PostalAddress,
+                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
+                ) => {
                     check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
                     match super::to_postal(s) {
                         Some(v) => Desired::Set(v),
                         None => Desired::Clear,
                     }
                 }
-                (ValueKind::UserDn, Some(Value::String(id))) => {
+                (
+                    ValueKind::UserDn,
+                    Some(Simple::String(id) | Simple::Reference(id) | Simple::DateTime(id)),
+                ) => {
                     if id.is_empty() {
                         Desired::Clear
                     } else {
@@ -359,8 +377,9 @@ impl Mapping {
                 }
                 (_, Some(other)) => {
                     return Err(ScimError::invalid_value(format!(
-                        "{}: unexpected value {other}",
-                        m.scim
+                        "{}: unexpected value {}",
+                        m.scim,
+                        other.to_json()
                     )))
                 }
             };
@@ -385,34 +404,27 @@ impl Mapping {
 
     /// `res` with the first untyped value of each `default_type` attribute given that type,
     /// unless a value already has it (that one is stored; the untyped one has no slot).
-    pub(super) fn with_default_types<'r>(
-        &self,
-        res: &'r Map<String, Value>,
-    ) -> Cow<'r, Map<String, Value>> {
-        let untyped = |v: &Value| v.get("type").is_none_or(Value::is_null);
+    pub(super) fn with_default_types<'r>(&self, res: &'r Resource) -> Cow<'r, Resource> {
         let mut res = Cow::Borrowed(res);
         for (def, ty) in &self.default_types {
-            let Some(Value::Array(items)) = res.get(def.name) else {
+            let Some(items) = res.core(def.name).map(ScimValue::elements) else {
                 continue;
             };
-            let has_type = items.iter().any(|it| {
-                it.get("type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case(ty))
-            });
-            let Some(first) = items.iter().position(|it| it.is_object() && untyped(it)) else {
+            let has_type = items
+                .iter()
+                .any(|it| it.str("type").is_some_and(|t| t.eq_ignore_ascii_case(ty)));
+            let Some(first) = items.iter().position(|it| it.get("type").is_none()) else {
                 continue;
             };
             if has_type {
                 continue;
             }
-            if let Some(Value::Object(el)) = res
-                .to_mut()
-                .get_mut(def.name)
-                .and_then(|v| v.as_array_mut())
-                .and_then(|items| items.get_mut(first))
+            if let Some(ScimValue::Multi(items)) =
+                res.to_mut().attrs_mut(Container::Core).get_mut(def.name)
             {
-                el.insert("type".to_owned(), Value::String(ty.clone()));
+                if let Some(el) = items.get_mut(first) {
+                    el.set("type", Simple::String(ty.clone()));
+                }
             }
         }
         res

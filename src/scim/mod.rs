@@ -8,6 +8,7 @@ pub mod patch;
 pub mod projection;
 pub mod resource;
 pub mod schema;
+pub mod value;
 
 pub use error::{ScimError, ScimResult, ScimType};
 pub use limits::Limits;

@@ -1,17 +1,19 @@
-//! Normalising incoming SCIM JSON against a schema: canonical attribute names, type checks,
-//! and the coercions real IdPs need (`"False"` booleans, a manager given as a bare id).
+//! Parsing incoming SCIM JSON into the typed model against a schema: canonical attribute
+//! names, type checks, and the coercions real IdPs need (`"False"` booleans, a manager given as
+//! a bare id, one value where an array belongs). This is where JSON becomes `Resource`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::error::{ScimError, ScimResult};
 use super::filter::parse_attr_path;
-use super::schema::{container_mut, AttrDef, AttrType, Container, ResourceSchema};
+use super::schema::{AttrDef, AttrType, Container, ResourceSchema};
+use super::value::{Complex, Resource, ScimValue, Simple};
 
 /// A resource body with canonical attribute names and checked value types; `ignored` lists
 /// attributes the schema does not know.
 #[derive(Debug, Default)]
 pub struct Normalized {
-    pub resource: Map<String, Value>,
+    pub resource: Resource,
     pub ignored: Vec<String>,
 }
 
@@ -43,14 +45,15 @@ pub fn normalize_resource(body: &Value, schema: &ResourceSchema) -> ScimResult<N
             }
             continue;
         }
-        let resolved = if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
-            parse_attr_path(key)
-                .ok()
-                .filter(|p| p.sub.is_none())
-                .and_then(|p| schema.resolve(p.urn.as_deref(), &p.name))
-        } else {
-            schema.resolve(None, key)
-        };
+        let resolved =
+            if key.len() > 4 && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+                parse_attr_path(key)
+                    .ok()
+                    .filter(|p| p.sub.is_none())
+                    .and_then(|p| schema.resolve(p.urn.as_deref(), &p.name))
+            } else {
+                schema.resolve(None, key)
+            };
         match resolved {
             Some((container, def)) => put(&mut out.resource, container, def, value, key)?,
             None => out.ignored.push(key.clone()),
@@ -60,20 +63,24 @@ pub fn normalize_resource(body: &Value, schema: &ResourceSchema) -> ScimResult<N
 }
 
 fn put(
-    resource: &mut Map<String, Value>,
+    resource: &mut Resource,
     container: Container,
-    def: &AttrDef,
+    def: &'static AttrDef,
     value: &Value,
     written_as: &str,
 ) -> ScimResult<()> {
     if let Some(v) = normalize_value(def, value, written_as)? {
-        container_mut(resource, container).insert(def.name.to_owned(), v);
+        resource.set(container, def.name, v);
     }
     Ok(())
 }
 
-/// Checks and coerces one attribute value; `None` means "no value" (null, empty array).
-pub fn normalize_value(def: &AttrDef, value: &Value, path: &str) -> ScimResult<Option<Value>> {
+/// Checks and coerces one attribute's value; `None` means "no value" (null, empty array).
+pub fn normalize_value(
+    def: &'static AttrDef,
+    value: &Value,
+    path: &str,
+) -> ScimResult<Option<ScimValue>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -84,31 +91,60 @@ pub fn normalize_value(def: &AttrDef, value: &Value, path: &str) -> ScimResult<O
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            if let Some(v) = normalize_single(def, item, &format!("{path}[{i}]"))? {
+            if let Some(v) = normalize_complex(def, item, &format!("{path}[{i}]"))? {
                 out.push(v);
             }
         }
-        return Ok((!out.is_empty()).then_some(Value::Array(out)));
+        return Ok((!out.is_empty()).then_some(ScimValue::Multi(out)));
     }
-    if let Value::Array(a) = value {
+    let one = match value {
         // A one-element array for a single-valued attribute is a common client slip.
-        return match a.as_slice() {
-            [] => Ok(None),
-            [one] => normalize_single(def, one, path),
-            _ => Err(ScimError::invalid_value(format!(
-                "'{path}' is single-valued but {} values were sent",
-                a.len()
-            ))),
-        };
-    }
-    normalize_single(def, value, path)
+        Value::Array(a) => match a.as_slice() {
+            [] => return Ok(None),
+            [one] => one,
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "'{path}' is single-valued but {} values were sent",
+                    a.len()
+                )))
+            }
+        },
+        one => one,
+    };
+    Ok(match def.ty {
+        AttrType::Complex => normalize_complex(def, one, path)?.map(ScimValue::Complex),
+        _ => normalize_simple(def, one, path)?.map(ScimValue::Simple),
+    })
 }
 
-fn normalize_single(def: &AttrDef, value: &Value, path: &str) -> ScimResult<Option<Value>> {
+/// One value of a multi-valued attribute (the value of a filtered PATCH path such as
+/// `emails[type eq "work"]`): a complex value, or `None` for null.
+pub fn normalize_element(
+    def: &'static AttrDef,
+    value: &Value,
+    path: &str,
+) -> ScimResult<Option<Complex>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Array(a) => match a.as_slice() {
+            [] => Ok(None),
+            [one, ..] => normalize_complex(def, one, path),
+        },
+        one => normalize_complex(def, one, path),
+    }
+}
+
+/// A sub-attribute's value, or a simple attribute's.
+pub fn normalize_simple(def: &AttrDef, value: &Value, path: &str) -> ScimResult<Option<Simple>> {
+    let text = |s: String| match def.ty {
+        AttrType::Reference => Simple::Reference(s),
+        AttrType::DateTime => Simple::DateTime(s),
+        _ => Simple::String(s),
+    };
     match def.ty {
         AttrType::String | AttrType::Reference | AttrType::DateTime => match value {
-            Value::String(_) => Ok(Some(value.clone())),
-            Value::Number(n) => Ok(Some(Value::String(n.to_string()))),
+            Value::String(s) => Ok(Some(text(s.clone()))),
+            Value::Number(n) => Ok(Some(text(n.to_string()))),
             Value::Null => Ok(None),
             other => Err(ScimError::invalid_value(format!(
                 "'{path}' must be a string, got {}",
@@ -116,37 +152,58 @@ fn normalize_single(def: &AttrDef, value: &Value, path: &str) -> ScimResult<Opti
             ))),
         },
         AttrType::Boolean => match value {
-            Value::Bool(_) => Ok(Some(value.clone())),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Value::Bool(false))),
+            Value::Bool(b) => Ok(Some(Simple::Boolean(*b))),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Simple::Boolean(true))),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Simple::Boolean(false))),
             Value::String(s) if s.is_empty() => Ok(None),
+            Value::Null => Ok(None),
             other => Err(ScimError::invalid_value(format!(
                 "'{path}' must be a boolean (true or false), got {other}"
             ))),
         },
-        AttrType::Complex => match value {
-            Value::Object(obj) => {
-                let mut out = Map::new();
-                for (k, v) in obj {
-                    // Unknown sub-attributes are dropped: nothing could store them.
-                    let Some(sub) = def.sub(k) else { continue };
-                    if let Some(v) = normalize_value(sub, v, &format!("{path}.{}", sub.name))? {
-                        out.insert(sub.name.to_owned(), v);
-                    }
+        AttrType::Complex => Err(ScimError::invalid_value(format!(
+            "'{path}' must be an object with sub-attributes, got {}",
+            kind(value)
+        ))),
+    }
+}
+
+fn normalize_complex(def: &AttrDef, value: &Value, path: &str) -> ScimResult<Option<Complex>> {
+    match value {
+        Value::Object(obj) => {
+            let mut out = Complex::new();
+            for (k, v) in obj {
+                // Unknown sub-attributes are dropped: nothing could store them.
+                let Some(sub) = def.sub(k) else { continue };
+                let v = match v {
+                    // a one-element array for a sub-attribute, as for an attribute
+                    Value::Array(a) => match a.as_slice() {
+                        [] => continue,
+                        [one] => one,
+                        _ => {
+                            return Err(ScimError::invalid_value(format!(
+                                "'{path}.{}' is single-valued but {} values were sent",
+                                sub.name,
+                                a.len()
+                            )))
+                        }
+                    },
+                    one => one,
+                };
+                if let Some(v) = normalize_simple(sub, v, &format!("{path}.{}", sub.name))? {
+                    out.set(sub.name, v);
                 }
-                Ok((!out.is_empty()).then_some(Value::Object(out)))
             }
-            // Entra sends the enterprise manager as the bare id string.
-            Value::String(s) if def.sub("value").is_some() => {
-                let mut out = Map::new();
-                out.insert("value".to_owned(), Value::String(s.clone()));
-                Ok(Some(Value::Object(out)))
-            }
-            other => Err(ScimError::invalid_value(format!(
-                "'{path}' must be an object with sub-attributes, got {}",
-                kind(other)
-            ))),
-        },
+            Ok((!out.is_empty()).then_some(out))
+        }
+        // Entra sends the enterprise manager as the bare id string, and members as ids.
+        Value::String(s) if def.sub("value").is_some() => Ok(Some(
+            Complex::new().with("value", Simple::String(s.clone())),
+        )),
+        other => Err(ScimError::invalid_value(format!(
+            "'{path}' must be an object with sub-attributes, got {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -178,7 +235,7 @@ mod tests {
             ENTERPRISE_USER_SCHEMA: {"manager": "abc-123", "department": "R&D", "shoeSize": 9}
         });
         let n = normalize_resource(&body, &USER_RESOURCE).unwrap();
-        let r = Value::Object(n.resource);
+        let r = n.resource.to_json();
         assert_eq!(r["userName"], "bjensen");
         assert_eq!(r["active"], false);
         assert_eq!(
@@ -216,6 +273,9 @@ mod tests {
     fn accepts_urn_qualified_top_level_keys() {
         let body = json!({format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber"): "42"});
         let n = normalize_resource(&body, &USER_RESOURCE).unwrap();
-        assert_eq!(n.resource[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "42");
+        assert_eq!(
+            n.resource.to_json()[ENTERPRISE_USER_SCHEMA]["employeeNumber"],
+            "42"
+        );
     }
 }

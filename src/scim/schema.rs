@@ -478,6 +478,29 @@ pub fn container_ref(
 mod tests {
     use super::*;
 
+    /// The typed model (`value.rs`) holds a multi-valued attribute as complex values and a
+    /// sub-attribute as a simple one: the schemas must keep to that.
+    #[test]
+    fn multi_valued_attributes_are_complex_and_sub_attributes_simple() {
+        for schema in [&USER, &ENTERPRISE_USER, &GROUP, &COMMON] {
+            for a in schema.attributes {
+                assert!(
+                    !a.multi_valued || a.ty == AttrType::Complex,
+                    "{}: multi-valued but not complex",
+                    a.name
+                );
+                for sub in a.sub_attributes {
+                    assert!(
+                        sub.ty != AttrType::Complex && !sub.multi_valued,
+                        "{}.{}: a sub-attribute must be simple and single-valued",
+                        a.name,
+                        sub.name
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn resolves_names_case_insensitively_and_by_urn() {
         let (c, a) = USER_RESOURCE.resolve(None, "USERNAME").unwrap();

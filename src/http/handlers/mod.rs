@@ -18,7 +18,9 @@ use crate::service::creates::CreateKey;
 use crate::service::list::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx, Resource};
 
-use super::extract::{Ctx, Params, ResourceId, ScimBody};
+use super::extract::{
+    Ctx, GroupKind, Params, PatchBody, ResourceBody, ResourceId, ScimBody, UserKind,
+};
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
 
@@ -88,10 +90,10 @@ pub async fn create_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: ResourceBody<UserKind>,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
-    let (key, made_before) = retried_create(&state, &ctx, "User", &body);
+    let (key, made_before) = retried_create(&state, &ctx, "User", &body.json);
     if let Some(id) = made_before {
         // the IdP retries a create whose answer it never got: it learns the id it made
         if let Ok(user) = state.users.get(&ctx, &id, &p).await {
@@ -99,7 +101,7 @@ pub async fn create_user(
             return Ok(made(user, &p));
         }
     }
-    let user = state.users.create(&ctx, &body, key).await?;
+    let user = state.users.create(&ctx, body.resource, key).await?;
     Ok(made(user, &p))
 }
 
@@ -120,10 +122,10 @@ pub async fn replace_user(
     Ctx(ctx): Ctx,
     ResourceId(id): ResourceId,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: ResourceBody<UserKind>,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
-    let user = state.users.replace(&ctx, &id, &body).await?;
+    let user = state.users.replace(&ctx, &id, body.resource).await?;
     Ok(written(user, &p))
 }
 
@@ -132,10 +134,10 @@ pub async fn patch_user(
     Ctx(ctx): Ctx,
     ResourceId(id): ResourceId,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: PatchBody<UserKind>,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
-    let user = state.users.patch(&ctx, &id, &body).await?;
+    let user = state.users.patch(&ctx, &id, &body.ops).await?;
     Ok(written(user, &p))
 }
 
@@ -458,10 +460,10 @@ pub async fn create_group(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: ResourceBody<GroupKind>,
 ) -> HttpResult {
     let p = group_projection(&state, &params)?;
-    let (key, made_before) = retried_create(&state, &ctx, "Group", &body);
+    let (key, made_before) = retried_create(&state, &ctx, "Group", &body.json);
     if let Some(id) = made_before {
         if let Ok(group) = groups(&state)?.get(&ctx, &id, p.includes("members")).await {
             tracing::info!(tenant = %ctx.tenant.name, id = %id, "a create retried after its answer was lost gets the group it made");
@@ -469,7 +471,7 @@ pub async fn create_group(
         }
     }
     let group = groups(&state)?
-        .create(&ctx, &body, p.includes("members"), key)
+        .create(&ctx, body.resource, p.includes("members"), key)
         .await?;
     Ok(made(group, &p))
 }
@@ -501,11 +503,11 @@ pub async fn replace_group(
     Ctx(ctx): Ctx,
     ResourceId(id): ResourceId,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: ResourceBody<GroupKind>,
 ) -> HttpResult {
     let p = group_projection(&state, &params)?;
     let group = groups(&state)?
-        .replace(&ctx, &id, &body, p.includes("members"))
+        .replace(&ctx, &id, body.resource, p.includes("members"))
         .await?;
     Ok(written(group, &p))
 }
@@ -518,11 +520,11 @@ pub async fn patch_group(
     Ctx(ctx): Ctx,
     ResourceId(id): ResourceId,
     Params(params): Params,
-    ScimBody(body): ScimBody,
+    body: PatchBody<GroupKind>,
 ) -> HttpResult {
     let p = group_projection(&state, &params)?;
     let respond = p.is_set().then(|| p.includes("members"));
-    match groups(&state)?.patch(&ctx, &id, &body, respond).await? {
+    match groups(&state)?.patch(&ctx, &id, body.ops, respond).await? {
         Some(group) => Ok(written(group, &p)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }

@@ -2,6 +2,22 @@ use super::*;
 use crate::scim::limits::Limits;
 use proptest::prelude::*;
 
+/// A user to evaluate generated filters against.
+fn one_user() -> crate::scim::value::Resource {
+    use crate::scim::schema::Container;
+    use crate::scim::value::{Complex, Resource, ScimValue, Simple};
+    let mut r = Resource::new();
+    r.set(Container::Core, "userName", ScimValue::string("x"));
+    r.set(
+        Container::Core,
+        "emails",
+        ScimValue::Multi(vec![
+            Complex::new().with("value", Simple::String("y".into()))
+        ]),
+    );
+    r
+}
+
 /// Pieces of filter syntax, so that generated inputs get deep into the grammar.
 fn token() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -59,7 +75,7 @@ proptest! {
         let chain = vec![r#"userName eq "x""#; width + 1].join(joiner);
         let s = format!("{}{}{}", opener.repeat(depth), chain, ")".repeat(depth));
         if let Ok(f) = parse_filter_with(&s, &limits) {
-            let _ = matches(&f, &serde_json::json!({"userName": "x"}), &|_| false);
+            let _ = matches(&f, &one_user(), &|_| false);
         }
         let _ = parse_patch_path_with(&format!("emails[{s}]"), &limits);
         let _ = parse_patch_path_with(&format!("members[{s}].value"), &limits);
@@ -70,7 +86,7 @@ proptest! {
         let s: String = parts.concat();
         if let Ok(f) = parse_filter(&s) {
             // what parses can be evaluated without panicking
-            let _ = matches(&f, &serde_json::json!({"userName": "x", "emails": [{"value": "y"}]}), &|_| false);
+            let _ = matches(&f, &one_user(), &|_| false);
         }
         let _ = parse_patch_path(&s);
     }

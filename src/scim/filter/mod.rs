@@ -8,7 +8,7 @@ mod eval;
 mod lexer;
 mod parser;
 
-pub use eval::{compare_for_sort, get_ci, matches, sort_value};
+pub use eval::{compare_for_sort, matches, sort_value, Filterable, Found};
 pub use parser::{
     parse_attr_path, parse_filter, parse_filter_with, parse_patch_path, parse_patch_path_with,
 };

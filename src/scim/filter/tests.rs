@@ -1,6 +1,61 @@
 use super::*;
 use crate::scim::limits::Limits;
-use serde_json::json;
+use crate::scim::schema::Container;
+use crate::scim::value::{Complex, Resource, ScimValue, Simple};
+use serde_json::{json, Value};
+
+/// Any JSON resource as the typed model, without a schema (the RFC's examples use
+/// attributes ours lacks, such as `ims`): names are leaked to be `'static`, an array of
+/// strings (`schemas`) becomes values with `value`, a `urn:` key an extension.
+fn typed(v: &Value) -> Resource {
+    fn name(k: &str) -> &'static str {
+        Box::leak(k.to_owned().into_boxed_str())
+    }
+    fn simple(v: &Value) -> Option<Simple> {
+        match v {
+            Value::String(s) => Some(Simple::String(s.clone())),
+            Value::Bool(b) => Some(Simple::Boolean(*b)),
+            Value::Number(n) => Some(Simple::String(n.to_string())),
+            _ => None,
+        }
+    }
+    fn complex(v: &Value) -> Complex {
+        match v {
+            Value::Object(m) => m.iter().fold(Complex::new(), |c, (k, v)| match simple(v) {
+                Some(s) => c.with(name(k), s),
+                None => c,
+            }),
+            other => simple(other)
+                .map(|s| Complex::new().with("value", s))
+                .unwrap_or_default(),
+        }
+    }
+    fn value(v: &Value) -> Option<ScimValue> {
+        match v {
+            Value::Array(a) => Some(ScimValue::Multi(a.iter().map(complex).collect())),
+            Value::Object(_) => Some(ScimValue::Complex(complex(v))),
+            other => simple(other).map(ScimValue::Simple),
+        }
+    }
+    let mut r = Resource::new();
+    for (k, v) in v.as_object().into_iter().flatten() {
+        match v {
+            Value::Object(inner) if k.starts_with("urn:") => {
+                for (k2, v2) in inner {
+                    if let Some(x) = value(v2) {
+                        r.set(Container::Extension(name(k)), name(k2), x);
+                    }
+                }
+            }
+            _ => {
+                if let Some(x) = value(v) {
+                    r.set(Container::Core, name(k), x);
+                }
+            }
+        }
+    }
+    r
+}
 
 fn p(name: &str) -> AttrPath {
     AttrPath {
@@ -161,13 +216,13 @@ fn malformed_filters_report_the_position() {
 /// Every example filter of RFC 7644 §3.4.2.2 parses, and evaluates as the RFC means.
 #[test]
 fn rfc_7644_example_filters() {
-    let user = serde_json::json!({
+    let user = typed(&serde_json::json!({
         "userName": "John", "title": "Tour Guide", "userType": "Employee",
         "name": {"familyName": "O'Malley"},
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "emails": [{"type": "work", "value": "john@example.com"}],
         "meta": {"lastModified": "2011-05-13T04:42:34Z"}
-    });
+    }));
     let ci = |_: &AttrPath| false;
     for (f, expected) in [
         (r#"userName Eq "john""#, true),
@@ -306,10 +361,11 @@ fn configured_limits_above_the_hard_ceiling_are_capped() {
 
 #[test]
 fn sorts_by_value_primary_first_and_missing_as_greatest() {
-    let a =
-        json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]});
-    let b = json!({"userName": "A", "emails": [{"value": "m@x"}]});
-    let c = json!({"userName": "c"});
+    let a = typed(
+        &json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]}),
+    );
+    let b = typed(&json!({"userName": "A", "emails": [{"value": "m@x"}]}));
+    let c = typed(&json!({"userName": "c"}));
     let by = |p: &str| parse_attr_path(p).unwrap();
     let mut v = vec![a.clone(), b.clone(), c.clone()];
     v.sort_by(|x, y| compare_for_sort(x, y, &by("userName"), false));
@@ -325,13 +381,13 @@ fn sorts_by_value_primary_first_and_missing_as_greatest() {
 }
 
 #[test]
-fn evaluates_against_json() {
-    let user = json!({
+fn evaluates_against_a_typed_resource() {
+    let user = typed(&json!({
         "userName": "BJensen",
         "active": true,
         "emails": [{"type": "work", "value": "b@example.com"}, {"type": "home", "value": "b@home.org"}],
         "name": {"familyName": "Jensen"}
-    });
+    }));
     let ci = |_: &AttrPath| false;
     let t = |f: &str| matches(&parse_filter(f).unwrap(), &user, &ci);
     assert!(t(r#"userName eq "bjensen""#));

@@ -1,107 +1,45 @@
 //! Applying PATCH operations to a resource (RFC 7644 §3.5.2): add, replace and remove at a path,
 //! with value filters, on single-valued and multi-valued attributes, with the IdPs' own dialects.
-
-use serde_json::{Map, Value};
+//! The operations arrive resolved and typed (`parse.rs`), so this is about the rules alone.
 
 use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::{
-    matches, parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath,
-};
-use crate::scim::resource::normalize_value;
-use crate::scim::schema::{container_mut, AttrDef, Mutability, ResourceSchema};
+use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::schema::{AttrDef, AttrType, Mutability};
+use crate::scim::value::{Attributes, Complex, Resource, ScimValue, Simple};
 
-use super::{OpKind, PatchOperation};
+use super::{AttrTarget, OpKind, PatchOperation, PatchTarget};
 
-/// Applies `ops` in order to `resource` (normalised, canonical names), whose id is `id`.
-pub fn apply_patch(
-    resource: &mut Map<String, Value>,
-    ops: &[PatchOperation],
-    schema: &ResourceSchema,
-    id: &str,
-) -> ScimResult<()> {
+/// Applies `ops` in order to `resource`, whose id is `id`.
+pub fn apply_patch(resource: &mut Resource, ops: &[PatchOperation], id: &str) -> ScimResult<()> {
     for op in ops {
-        match &op.path {
-            Some(path) => apply_at(resource, op.op, path, op.value.as_ref(), schema, id)?,
-            None => {
-                let Some(Value::Object(obj)) = &op.value else {
-                    return Err(ScimError::invalid_value(
-                        "an operation without 'path' needs an object 'value' naming the attributes",
-                    ));
-                };
-                for (key, v) in obj {
-                    if key.eq_ignore_ascii_case("schemas") {
-                        continue;
-                    }
-                    // dotted paths, URN-qualified names and whole extensions alike
-                    let path = parse_patch_path(key).map_err(|e| {
-                        ScimError::invalid_path(format!("value key \"{key}\": {e}"))
-                    })?;
-                    apply_at(resource, op.op, &path, Some(v), schema, id)?;
-                }
-            }
+        match &op.target {
+            PatchTarget::Extension(urn) => resource.remove_extension(urn),
+            PatchTarget::Attribute(t) => apply_at(resource, op.op, t, op.value.as_ref(), id)?,
         }
     }
-    // Drop extension objects the operations emptied.
-    resource.retain(|_, v| !matches!(v, Value::Object(m) if m.is_empty()));
+    // Drop extensions the operations emptied.
+    resource.drop_empty_extensions();
     Ok(())
 }
 
 fn apply_at(
-    resource: &mut Map<String, Value>,
+    resource: &mut Resource,
     op: OpKind,
-    path: &PatchPath,
-    value: Option<&Value>,
-    schema: &ResourceSchema,
+    t: &AttrTarget,
+    value: Option<&ScimValue>,
     id: &str,
 ) -> ScimResult<()> {
-    // A path naming a whole extension (`urn:…:enterprise:2.0:User`) targets its attributes.
-    if let (Some(urn), None, None) = (&path.attr.urn, &path.attr.sub, &path.filter) {
-        if let Some(ext) = schema.extension(&format!("{urn}:{}", path.attr.name)) {
-            return match (op, value) {
-                (OpKind::Remove, _) => {
-                    resource.remove(ext.id);
-                    Ok(())
-                }
-                (_, Some(Value::Object(attrs))) => {
-                    for (k, v) in attrs {
-                        if k.eq_ignore_ascii_case("schemas") {
-                            continue;
-                        }
-                        let sub_path = PatchPath {
-                            attr: AttrPath {
-                                urn: Some(ext.id.to_owned()),
-                                name: k.clone(),
-                                sub: None,
-                            },
-                            filter: None,
-                            sub_after_filter: None,
-                        };
-                        apply_at(resource, op, &sub_path, Some(v), schema, id)?;
-                    }
-                    Ok(())
-                }
-                _ => Err(ScimError::invalid_value(format!(
-                    "'{}' needs an object holding the extension's attributes",
-                    ext.id
-                ))),
-            };
-        }
-    }
-    let (container, def) = schema
-        .resolve(path.attr.urn.as_deref(), &path.attr.name)
-        .ok_or_else(|| {
-            ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr))
-        })?;
+    let def = t.def;
     if def.mutability == Mutability::ReadOnly {
         // Okta renames a group with `{"id": <its id>, "displayName": …}`: a read-only value
         // that agrees with the resource changes nothing and is ignored (RFC 7643 §2.2)
         let current = match def.name {
-            "id" => Some(Value::String(id.to_owned())),
-            _ => container_mut(resource, container).get(def.name).cloned(),
+            "id" => Some(ScimValue::string(id)),
+            _ => resource.get(t.container, def.name).cloned(),
         };
         let agrees = op != OpKind::Remove
-            && path.filter.is_none()
-            && path.attr.sub.is_none()
+            && t.filter.is_none()
+            && t.sub.is_none()
             && value.is_some()
             && value.cloned() == current;
         if agrees {
@@ -117,147 +55,80 @@ fn apply_at(
             }
         )));
     }
-    let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
-    let sub = match sub_name {
-        Some(s) => {
-            let sd = def.sub(s).ok_or_else(|| {
-                ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", def.name))
-            })?;
-            if sd.mutability == Mutability::ReadOnly {
-                return Err(ScimError::mutability(format!(
-                    "'{}.{}' is read-only",
-                    def.name, sd.name
-                )));
-            }
-            Some(sd)
-        }
-        None => None,
-    };
-    if path.filter.is_some() && !def.multi_valued {
-        return Err(ScimError::invalid_path(format!(
-            "'{}' is single-valued: a value filter cannot select from it",
-            def.name
+    if let Some(sd) = t.sub.filter(|sd| sd.mutability == Mutability::ReadOnly) {
+        return Err(ScimError::mutability(format!(
+            "'{}.{}' is read-only",
+            def.name, sd.name
         )));
     }
-    let shown = display_path(path);
-    let value = match (op, value) {
-        (OpKind::Remove, _) | (_, None) => None,
-        (_, Some(v)) => {
-            let target_def = sub.unwrap_or(def);
-            let v = if def.multi_valued && sub.is_none() && path.filter.is_some() {
-                // The value for a filtered multi-valued path is one element, not an array.
-                normalize_value(def, v, &shown)?.and_then(first_of_array)
-            } else {
-                normalize_value(target_def, v, &shown)?
-            };
-            v.filter(|v| !is_empty_string(v))
-        }
-    };
-    let target = container_mut(resource, container);
+    let target = resource.attrs_mut(t.container);
     if def.multi_valued {
-        apply_multi(target, op, def, path.filter.as_ref(), sub, value, &shown)
+        apply_multi(target, op, t, value)
     } else {
-        apply_single(target, op, def, sub, value);
+        apply_single(target, op, def, t.sub, value);
         Ok(())
     }
 }
 
-fn display_path(path: &PatchPath) -> String {
-    let mut s = path.attr.to_string();
-    if path.filter.is_some() {
-        s.push_str("[…]");
-    }
-    if let Some(sub) = &path.sub_after_filter {
-        s.push('.');
-        s.push_str(sub);
-    }
-    s
-}
-
-fn first_of_array(v: Value) -> Option<Value> {
-    match v {
-        Value::Array(a) => a.into_iter().next(),
-        other => Some(other),
-    }
-}
-
-fn is_empty_string(v: &Value) -> bool {
-    matches!(v, Value::String(s) if s.is_empty())
-}
-
 fn apply_single(
-    target: &mut Map<String, Value>,
+    target: &mut Attributes,
     op: OpKind,
-    def: &AttrDef,
-    sub: Option<&AttrDef>,
-    value: Option<Value>,
+    def: &'static AttrDef,
+    sub: Option<&'static AttrDef>,
+    value: Option<&ScimValue>,
 ) {
+    let value = value.filter(|_| op != OpKind::Remove);
     match (sub, value) {
         (None, None) => {
             target.remove(def.name);
         }
-        (None, Some(Value::Object(new))) if op != OpKind::Remove => {
+        (None, Some(ScimValue::Complex(new))) => {
             // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
             match target.get_mut(def.name) {
-                Some(Value::Object(existing)) => {
-                    for (k, v) in new {
-                        existing.insert(k, v);
-                    }
-                }
-                _ => {
-                    target.insert(def.name.to_owned(), Value::Object(new));
-                }
+                Some(ScimValue::Complex(existing)) => existing.merge(new.clone()),
+                _ => target.set(def.name, ScimValue::Complex(new.clone())),
             }
         }
-        (None, Some(v)) => {
-            target.insert(def.name.to_owned(), v);
-        }
+        (None, Some(v)) => target.set(def.name, v.clone()),
         (Some(sd), value) => {
-            let obj = target
-                .entry(def.name.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !obj.is_object() {
-                *obj = Value::Object(Map::new());
+            let mut obj = match target.remove(def.name) {
+                Some(ScimValue::Complex(c)) => c,
+                _ => Complex::new(),
+            };
+            match value.and_then(ScimValue::as_simple) {
+                Some(v) => obj.set(sd.name, v.clone()),
+                None => obj.remove(sd.name),
             }
-            if let Value::Object(m) = obj {
-                match value {
-                    Some(v) => {
-                        m.insert(sd.name.to_owned(), v);
-                    }
-                    None => {
-                        m.remove(sd.name);
-                    }
-                }
-                if m.is_empty() {
-                    target.remove(def.name);
-                }
+            if !obj.is_empty() {
+                target.set(def.name, ScimValue::Complex(obj));
             }
         }
     }
 }
 
 fn apply_multi(
-    target: &mut Map<String, Value>,
+    target: &mut Attributes,
     op: OpKind,
-    def: &AttrDef,
-    filter: Option<&Filter>,
-    sub: Option<&AttrDef>,
-    value: Option<Value>,
-    shown: &str,
+    t: &AttrTarget,
+    value: Option<&ScimValue>,
 ) -> ScimResult<()> {
-    let mut items: Vec<Value> = match target.remove(def.name) {
-        Some(Value::Array(a)) => a,
-        Some(other) => vec![other],
-        None => Vec::new(),
+    let def = t.def;
+    let mut items: Vec<Complex> = match target.remove(def.name) {
+        Some(ScimValue::Multi(a)) => a,
+        Some(ScimValue::Complex(c)) => vec![c],
+        _ => Vec::new(),
     };
     let case_exact = |p: &AttrPath| def.sub(&p.name).map(|d| d.case_exact).unwrap_or(false);
     let mut touched: Vec<usize> = Vec::new();
-    match (filter, sub) {
+    match (&t.filter, t.sub) {
         (None, None) => match op {
             OpKind::Remove => {
-                // Entra removes members by value: `{"op":"remove","path":"members","value":[…]}`.
-                match value_for_removal(&value) {
-                    Some(gone) => items.retain(|it| !gone.iter().any(|g| same_item(it, g))),
+                // Entra removes values by value: `{"op":"remove","path":"members","value":[…]}`.
+                match value {
+                    Some(v) => {
+                        let gone = as_items(Some(v));
+                        items.retain(|it| !gone.iter().any(|g| same_item(it, g)));
+                    }
                     None => items.clear(),
                 }
             }
@@ -270,7 +141,7 @@ fn apply_multi(
                     match items.iter().position(|it| same_item(it, &new)) {
                         Some(i) => {
                             if let Some(it) = items.get_mut(i) {
-                                merge_into(it, new);
+                                it.merge(new);
                             }
                             touched.push(i);
                         }
@@ -283,15 +154,14 @@ fn apply_multi(
             }
         },
         (None, Some(sd)) => {
+            let v = value.and_then(ScimValue::as_simple);
             if items.is_empty() {
-                if let Some(v) = value {
-                    let mut m = Map::new();
-                    m.insert(sd.name.to_owned(), v);
-                    items.push(Value::Object(m));
+                if let Some(v) = v {
+                    items.push(Complex::new().with(sd.name, v.clone()));
                 }
             } else {
                 for it in items.iter_mut() {
-                    set_sub(it, sd, value.clone());
+                    set_sub(it, sd, v);
                 }
             }
             items.retain(|it| !is_hollow(it));
@@ -300,7 +170,7 @@ fn apply_multi(
             let hits: Vec<usize> = items
                 .iter()
                 .enumerate()
-                .filter(|(_, it)| matches(f, it, &case_exact))
+                .filter(|(_, it)| matches(f, *it, &case_exact))
                 .map(|(i, _)| i)
                 .collect();
             match (op, sub, value) {
@@ -324,14 +194,15 @@ fn apply_multi(
                     if hits.is_empty() {
                         // IdPs replace `emails[type eq "work"].value` on users that have no
                         // work email yet: create the value the filter describes.
-                        let mut element = template_from(f).ok_or_else(|| {
+                        let mut element = template_from(f, def).ok_or_else(|| {
                             ScimError::no_target(format!(
-                                "no value of '{shown}' matches the filter"
+                                "no value of '{}' matches the filter",
+                                t.shown
                             ))
                         })?;
                         match sub {
-                            Some(sd) => set_sub(&mut element, sd, Some(v)),
-                            None => merge_into(&mut element, v),
+                            Some(sd) => set_sub(&mut element, sd, v.as_simple()),
+                            None => element.merge(as_element(v)),
                         }
                         items.push(element);
                         touched.push(items.len() - 1);
@@ -339,14 +210,13 @@ fn apply_multi(
                         for &i in &hits {
                             let Some(it) = items.get_mut(i) else { continue };
                             match sub {
-                                Some(sd) => set_sub(it, sd, Some(v.clone())),
+                                Some(sd) => set_sub(it, sd, v.as_simple()),
                                 None if op == OpKind::Replace => {
-                                    let mut element =
-                                        template_from(f).unwrap_or(Value::Object(Map::new()));
-                                    merge_into(&mut element, v.clone());
+                                    let mut element = template_from(f, def).unwrap_or_default();
+                                    element.merge(as_element(v));
                                     *it = element;
                                 }
-                                None => merge_into(it, v.clone()),
+                                None => it.merge(as_element(v)),
                             }
                             touched.push(i);
                         }
@@ -358,105 +228,92 @@ fn apply_multi(
     // Only one value may be primary (RFC 7643 §2.4): the one just written wins.
     let newly_primary = touched
         .iter()
-        .any(|&i| items.get(i).is_some_and(is_primary));
+        .any(|&i| items.get(i).is_some_and(Complex::is_primary));
     if newly_primary {
         for (i, it) in items.iter_mut().enumerate() {
-            if !touched.contains(&i) && is_primary(it) {
-                if let Value::Object(m) = it {
-                    m.insert("primary".into(), Value::Bool(false));
-                }
+            if !touched.contains(&i) && it.is_primary() {
+                it.set("primary", Simple::Boolean(false));
             }
         }
     }
     if !items.is_empty() {
-        target.insert(def.name.to_owned(), Value::Array(items));
+        target.set(def.name, ScimValue::Multi(items));
     }
     Ok(())
 }
 
-fn as_items(value: Option<Value>) -> Vec<Value> {
+/// The values a multi-valued attribute's operation carries.
+fn as_items(value: Option<&ScimValue>) -> Vec<Complex> {
     match value {
-        Some(Value::Array(a)) => a,
-        Some(v) => vec![v],
-        None => Vec::new(),
+        Some(ScimValue::Multi(a)) => a.clone(),
+        Some(ScimValue::Complex(c)) => vec![c.clone()],
+        _ => Vec::new(),
     }
 }
 
-fn value_for_removal(value: &Option<Value>) -> Option<Vec<Value>> {
+/// The one element a filtered path's value is.
+fn as_element(value: &ScimValue) -> Complex {
     match value {
-        Some(Value::Array(a)) if !a.is_empty() => Some(a.clone()),
-        Some(v @ Value::Object(_)) => Some(vec![v.clone()]),
-        _ => None,
+        ScimValue::Complex(c) => c.clone(),
+        ScimValue::Multi(a) => a.first().cloned().unwrap_or_default(),
+        ScimValue::Simple(_) => Complex::new(),
     }
 }
 
 /// Two values of a multi-valued attribute are the same when their `value` sub-attributes are,
 /// or, lacking those, when they are equal.
-fn same_item(a: &Value, b: &Value) -> bool {
+fn same_item(a: &Complex, b: &Complex) -> bool {
     match (a.get("value"), b.get("value")) {
-        (Some(Value::String(x)), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
-        (Some(x), Some(y)) => x == y,
+        (Some(x), Some(y)) => match (x.as_str(), y.as_str()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => x == y,
+        },
         _ => a == b,
     }
 }
 
-fn merge_into(target: &mut Value, new: Value) {
-    match (target, new) {
-        (Value::Object(t), Value::Object(n)) => {
-            for (k, v) in n {
-                t.insert(k, v);
-            }
-        }
-        (t, n) => *t = n,
-    }
-}
-
-fn set_sub(item: &mut Value, sd: &AttrDef, value: Option<Value>) {
-    if let Value::Object(m) = item {
-        match value {
-            Some(v) => {
-                m.insert(sd.name.to_owned(), v);
-            }
-            None => {
-                m.remove(sd.name);
-            }
-        }
+fn set_sub(item: &mut Complex, sd: &'static AttrDef, value: Option<&Simple>) {
+    match value {
+        Some(v) => item.set(sd.name, v.clone()),
+        None => item.remove(sd.name),
     }
 }
 
 /// An element left with only labels (type, primary, display) holds no data any more.
-fn is_hollow(item: &Value) -> bool {
-    match item {
-        Value::Object(m) => m
-            .keys()
-            .all(|k| matches!(k.as_str(), "type" | "primary" | "display")),
-        _ => false,
-    }
-}
-
-fn is_primary(item: &Value) -> bool {
-    item.get("primary") == Some(&Value::Bool(true))
+fn is_hollow(item: &Complex) -> bool {
+    item.iter()
+        .all(|(k, _)| matches!(k, "type" | "primary" | "display"))
 }
 
 /// The element a filter like `type eq "work" and primary eq true` describes, if it is a
-/// conjunction of equalities.
-fn template_from(f: &Filter) -> Option<Value> {
-    fn collect(f: &Filter, out: &mut Map<String, Value>) -> bool {
+/// conjunction of equalities on sub-attributes `def` has.
+fn template_from(f: &Filter, def: &'static AttrDef) -> Option<Complex> {
+    fn collect(f: &Filter, def: &'static AttrDef, out: &mut Complex) -> bool {
         match f {
-            Filter::And(parts) => parts.iter().all(|x| collect(x, out)),
+            Filter::And(parts) => parts.iter().all(|x| collect(x, def, out)),
             Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() => {
-                let v = match v {
-                    CompValue::Str(s) => Value::String(s.clone()),
-                    CompValue::Bool(b) => Value::Bool(*b),
-                    CompValue::Num(n) => Value::Number(n.clone()),
-                    CompValue::Null => return false,
+                let Some(sd) = def.sub(&p.name) else {
+                    return false;
                 };
-                out.insert(p.name.clone(), v);
+                let v = match (v, sd.ty) {
+                    (CompValue::Bool(b), _) => Simple::Boolean(*b),
+                    (CompValue::Str(s), AttrType::Boolean) => match s.to_ascii_lowercase().as_str()
+                    {
+                        "true" => Simple::Boolean(true),
+                        "false" => Simple::Boolean(false),
+                        _ => return false,
+                    },
+                    (CompValue::Str(s), AttrType::Reference) => Simple::Reference(s.clone()),
+                    (CompValue::Str(s), _) => Simple::String(s.clone()),
+                    (CompValue::Num(n), _) => Simple::String(n.to_string()),
+                    (CompValue::Null, _) => return false,
+                };
+                out.set(sd.name, v);
                 true
             }
             _ => false,
         }
     }
-    let mut m = Map::new();
-    (collect(f, &mut m) && !m.is_empty()).then_some(Value::Object(m))
+    let mut c = Complex::new();
+    (collect(f, def, &mut c) && !c.is_empty()).then_some(c)
 }

@@ -1,20 +1,28 @@
 //! Reading a PatchOp request body: bounded operation count, value counts and path lengths, each
-//! operation checked before any is applied.
+//! operation resolved against the schema and its value parsed into the typed model before any
+//! is applied.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::scim::error::{ScimError, ScimResult, ScimType};
-use crate::scim::filter::{get_ci, parse_patch_path_with};
+use crate::scim::filter::{parse_patch_path, parse_patch_path_with, AttrPath, PatchPath};
 use crate::scim::limits::Limits;
+use crate::scim::resource::{normalize_element, normalize_simple, normalize_value};
+use crate::scim::schema::ResourceSchema;
+use crate::scim::value::ScimValue;
 
-use super::{OpKind, PatchOperation};
+use super::{AttrTarget, OpKind, PatchOperation, PatchTarget};
 
-/// Parses a PatchOp request. Lenient where IdPs differ from the RFC: op names in any case
-/// (Entra sends "Replace"), `Operations` in any case, an empty path meaning no path. Bounded
-/// by `limits` before any operation is applied: the number of operations, each path like a
-/// filter, and the values of each array (member ids by `max_members`, others by
-/// `max_values_per_attribute`), so that applying them stays cheap.
-pub fn parse_patch_request(body: &Value, limits: &Limits) -> ScimResult<Vec<PatchOperation>> {
+/// Parses a PatchOp request against `schema`. Lenient where IdPs differ from the RFC: op
+/// names in any case (Entra sends "Replace"), `Operations` in any case, an empty path meaning
+/// no path. Bounded by `limits` before any operation is read further: the number of
+/// operations, each path like a filter, and the values of each array (member ids by
+/// `max_members`, others by `max_values_per_attribute`), so that applying them stays cheap.
+pub fn parse_patch_request(
+    body: &Value,
+    schema: &ResourceSchema,
+    limits: &Limits,
+) -> ScimResult<Vec<PatchOperation>> {
     let Value::Object(obj) = body else {
         return Err(ScimError::invalid_syntax(
             "the PATCH body must be a JSON object",
@@ -41,34 +49,35 @@ pub fn parse_patch_request(body: &Value, limits: &Limits) -> ScimResult<Vec<Patc
             ),
         ));
     }
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| parse_operation(i, op, limits))
-        .collect()
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        parse_operation(i, op, schema, limits, &mut out)?;
+    }
+    Ok(out)
 }
 
-fn parse_operation(i: usize, op: &Value, limits: &Limits) -> ScimResult<PatchOperation> {
+/// A member of a JSON object by name in any case.
+fn get_ci<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn parse_operation(
+    i: usize,
+    op: &Value,
+    schema: &ResourceSchema,
+    limits: &Limits,
+    out: &mut Vec<PatchOperation>,
+) -> ScimResult<()> {
     let Value::Object(o) = op else {
         return Err(ScimError::invalid_syntax(format!(
             "Operations[{i}] must be an object"
         )));
     };
-    let kind = match get_ci(o, "op")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase)
-    {
-        Some(k) if k == "add" => OpKind::Add,
-        Some(k) if k == "replace" => OpKind::Replace,
-        Some(k) if k == "remove" => OpKind::Remove,
-        other => {
-            return Err(ScimError::invalid_syntax(format!(
-                "Operations[{i}].op must be \"add\", \"replace\" or \"remove\", got {}",
-                other
-                    .map(|s| format!("\"{s}\""))
-                    .unwrap_or_else(|| "nothing".into())
-            )))
-        }
-    };
+    let kind = op_kind(i, o)?;
     let path = match get_ci(o, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -84,7 +93,7 @@ fn parse_operation(i: usize, op: &Value, limits: &Limits) -> ScimResult<PatchOpe
             )))
         }
     };
-    let value = get_ci(o, "value").cloned();
+    let value = get_ci(o, "value");
     if kind != OpKind::Remove && value.is_none() {
         return Err(ScimError::invalid_value(format!(
             "Operations[{i}] ({kind:?}) needs a 'value'"
@@ -98,14 +107,153 @@ fn parse_operation(i: usize, op: &Value, limits: &Limits) -> ScimResult<PatchOpe
     check_value_counts(
         i,
         path.as_ref().map(|p| p.attr.name.as_str()),
-        value.as_ref(),
+        value,
         limits,
     )?;
-    Ok(PatchOperation {
-        op: kind,
-        path,
+    match path {
+        Some(path) => resolve(kind, &path, value, schema, out),
+        None => {
+            let Some(Value::Object(obj)) = value else {
+                return Err(ScimError::invalid_value(
+                    "an operation without 'path' needs an object 'value' naming the attributes",
+                ));
+            };
+            for (key, v) in obj {
+                if key.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
+                // dotted paths, URN-qualified names and whole extensions alike
+                let path = parse_patch_path(key)
+                    .map_err(|e| ScimError::invalid_path(format!("value key \"{key}\": {e}")))?;
+                resolve(kind, &path, Some(v), schema, out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn op_kind(i: usize, o: &Map<String, Value>) -> ScimResult<OpKind> {
+    match get_ci(o, "op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+    {
+        Some(k) if k == "add" => Ok(OpKind::Add),
+        Some(k) if k == "replace" => Ok(OpKind::Replace),
+        Some(k) if k == "remove" => Ok(OpKind::Remove),
+        other => Err(ScimError::invalid_syntax(format!(
+            "Operations[{i}].op must be \"add\", \"replace\" or \"remove\", got {}",
+            other
+                .map(|s| format!("\"{s}\""))
+                .unwrap_or_else(|| "nothing".into())
+        ))),
+    }
+}
+
+/// Resolves `path` against the schema and parses `value` into the type it takes, pushing the
+/// operations it makes (a whole extension's value makes one per attribute).
+fn resolve(
+    op: OpKind,
+    path: &PatchPath,
+    value: Option<&Value>,
+    schema: &ResourceSchema,
+    out: &mut Vec<PatchOperation>,
+) -> ScimResult<()> {
+    // A path naming a whole extension (`urn:…:enterprise:2.0:User`) targets its attributes.
+    if let (Some(urn), None, None) = (&path.attr.urn, &path.attr.sub, &path.filter) {
+        if let Some(ext) = schema.extension(&format!("{urn}:{}", path.attr.name)) {
+            return match (op, value) {
+                (OpKind::Remove, _) => {
+                    out.push(PatchOperation {
+                        op,
+                        target: PatchTarget::Extension(ext.id),
+                        value: None,
+                    });
+                    Ok(())
+                }
+                (_, Some(Value::Object(attrs))) => {
+                    for (k, v) in attrs {
+                        if k.eq_ignore_ascii_case("schemas") {
+                            continue;
+                        }
+                        let sub_path = PatchPath {
+                            attr: AttrPath {
+                                urn: Some(ext.id.to_owned()),
+                                name: k.clone(),
+                                sub: None,
+                            },
+                            filter: None,
+                            sub_after_filter: None,
+                        };
+                        resolve(op, &sub_path, Some(v), schema, out)?;
+                    }
+                    Ok(())
+                }
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{}' needs an object holding the extension's attributes",
+                    ext.id
+                ))),
+            };
+        }
+    }
+    let (container, def) = schema
+        .resolve(path.attr.urn.as_deref(), &path.attr.name)
+        .ok_or_else(|| {
+            ScimError::invalid_path(format!("no attribute '{}' in the schema", path.attr))
+        })?;
+    let sub = match path.attr.sub.as_ref().or(path.sub_after_filter.as_ref()) {
+        Some(s) => Some(def.sub(s).ok_or_else(|| {
+            ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", def.name))
+        })?),
+        None => None,
+    };
+    if path.filter.is_some() && !def.multi_valued {
+        return Err(ScimError::invalid_path(format!(
+            "'{}' is single-valued: a value filter cannot select from it",
+            def.name
+        )));
+    }
+    let shown = display_path(path);
+    let value = match (value, op, sub, &path.filter) {
+        (None, ..) => None,
+        // a remove takes a value only for a whole multi-valued attribute (removal by value)
+        (Some(_), OpKind::Remove, Some(_), _) | (Some(_), OpKind::Remove, None, Some(_)) => None,
+        (Some(_), OpKind::Remove, None, None) if !def.multi_valued => None,
+        (Some(v), _, Some(sd), _) => normalize_simple(sd, v, &shown)?
+            .filter(|s| !s.is_empty_text())
+            .map(ScimValue::Simple),
+        // The value for a filtered multi-valued path is one element, not an array.
+        (Some(v), _, None, Some(_)) => normalize_element(def, v, &shown)?.map(ScimValue::Complex),
+        // a remove by value that names none removes none (not all)
+        (Some(v), OpKind::Remove, None, None) => {
+            Some(normalize_value(def, v, &shown)?.unwrap_or(ScimValue::Multi(Vec::new())))
+        }
+        (Some(v), _, None, None) => normalize_value(def, v, &shown)?
+            .filter(|v| v.as_simple().is_none_or(|s| !s.is_empty_text())),
+    };
+    out.push(PatchOperation {
+        op,
+        target: PatchTarget::Attribute(AttrTarget {
+            container,
+            def,
+            filter: path.filter.clone(),
+            sub,
+            shown,
+        }),
         value,
-    })
+    });
+    Ok(())
+}
+
+fn display_path(path: &PatchPath) -> String {
+    let mut s = path.attr.to_string();
+    if path.filter.is_some() {
+        s.push_str("[…]");
+    }
+    if let Some(sub) = &path.sub_after_filter {
+        s.push('.');
+        s.push_str(sub);
+    }
+    s
 }
 
 /// Arrays in an operation's value stay within the limits: `members` by `max_members`, any

@@ -2,10 +2,12 @@ use super::*;
 use crate::scim::error::{ScimResult, ScimType};
 use crate::scim::limits::Limits;
 use crate::scim::resource::normalize_resource;
-use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE};
 use serde_json::json;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
+/// A user as JSON, so the tests read as the wire does; `patch` parses it into the typed model,
+/// applies the operations and writes the result back.
 fn user() -> Map<String, Value> {
     let body = json!({
         "userName": "bjensen",
@@ -14,15 +16,22 @@ fn user() -> Map<String, Value> {
         "phoneNumbers": [{"type": "work", "value": "555-1000"}],
         "active": true
     });
-    normalize_resource(&body, &USER_RESOURCE).unwrap().resource
+    let r = normalize_resource(&body, &USER_RESOURCE).unwrap().resource;
+    r.to_json().as_object().cloned().unwrap_or_default()
 }
 
 fn patch(resource: &mut Map<String, Value>, ops: Value) -> ScimResult<()> {
     let ops = parse_patch_request(
         &json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}),
+        &USER_RESOURCE,
         &Limits::default(),
     )?;
-    apply_patch(resource, &ops, &USER_RESOURCE, "2819c223")
+    let mut typed = normalize_resource(&Value::Object(resource.clone()), &USER_RESOURCE)?.resource;
+    apply_patch(&mut typed, &ops, "2819c223")?;
+    if let Value::Object(m) = typed.to_json() {
+        *resource = m;
+    }
+    Ok(())
 }
 
 /// The PATCH examples of RFC 7644 §3.5.2 (on a User).
@@ -314,12 +323,17 @@ fn errors_name_the_operation_and_path() {
 #[test]
 fn hostile_patches_are_refused_before_they_are_applied() {
     let limits = Limits::default();
-    let parse = |ops: Value| parse_patch_request(&json!({"Operations": ops}), &limits).unwrap_err();
+    let parse = |ops: Value| {
+        parse_patch_request(&json!({"Operations": ops}), &USER_RESOURCE, &limits).unwrap_err()
+    };
+    let parse_group = |ops: Value| {
+        parse_patch_request(&json!({"Operations": ops}), &GROUP_RESOURCE, &limits).unwrap_err()
+    };
     let e = parse(json!([{"op": "remove", "path": format!("emails[{}", "(".repeat(1800))}]));
     assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
     assert!(e.detail.contains("limit of 16 levels"), "{}", e.detail);
     assert!(e.detail.len() < 400, "the huge path is not echoed back");
-    let e = parse(json!([{"op": "remove", "path": format!("members[{}", "(".repeat(1800))}]));
+    let e = parse_group(json!([{"op": "remove", "path": format!("members[{}", "(".repeat(1800))}]));
     assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
     let many = vec![json!({"op": "replace", "path": "title", "value": "x"}); 1001];
     let e = parse(Value::Array(many));
@@ -339,7 +353,7 @@ fn hostile_patches_are_refused_before_they_are_applied() {
     let ids: Vec<Value> = (0..10_001)
         .map(|i| json!({"value": i.to_string()}))
         .collect();
-    let e = parse(json!([{"op": "add", "path": "members", "value": ids}]));
+    let e = parse_group(json!([{"op": "add", "path": "members", "value": ids}]));
     assert!(
         e.detail.contains("limits.max_members_per_request"),
         "{}",
@@ -351,9 +365,75 @@ fn hostile_patches_are_refused_before_they_are_applied() {
     assert!(
         parse_patch_request(
             &json!({"Operations": [{"op": "add", "path": "members", "value": ids}]}),
+            &GROUP_RESOURCE,
             &limits
         )
         .is_ok(),
         "10,000 members are within the default limit"
     );
+}
+
+#[test]
+fn remove_by_value_takes_only_the_values_named_and_an_empty_list_takes_none() {
+    let mut u = user();
+    patch(&mut u, json!([{"op": "add", "path": "emails", "value": [{"type": "home", "value": "b@home.org"}]}])).unwrap();
+    patch(
+        &mut u,
+        json!([{"op": "remove", "path": "emails", "value": [{"value": "B@HOME.org"}]}]),
+    )
+    .unwrap();
+    assert_eq!(
+        u["emails"],
+        json!([{"type": "work", "value": "bjensen@example.com", "primary": true}])
+    );
+    patch(
+        &mut u,
+        json!([{"op": "remove", "path": "emails", "value": []}]),
+    )
+    .unwrap();
+    assert_eq!(
+        u["emails"].as_array().unwrap().len(),
+        1,
+        "[] names no value"
+    );
+}
+
+#[test]
+fn operations_are_resolved_and_typed_when_parsed() {
+    let ops = parse_patch_request(
+        &json!({"Operations": [
+            {"op": "replace", "value": {"title": "Boss", "ACTIVE": "False",
+                ENTERPRISE_USER_SCHEMA: {"department": "R&D"}}},
+            {"op": "add", "path": "emails[type eq \"work\"].value", "value": "w@x"},
+            {"op": "remove", "path": ENTERPRISE_USER_SCHEMA}
+        ]}),
+        &USER_RESOURCE,
+        &Limits::default(),
+    )
+    .unwrap();
+    let names: Vec<&str> = ops
+        .iter()
+        .filter_map(|o| o.attr())
+        .map(|t| t.def.name)
+        .collect();
+    assert_eq!(names, ["title", "active", "department", "emails"]);
+    assert_eq!(
+        ops[1].value,
+        Some(crate::scim::value::ScimValue::boolean(false))
+    );
+    assert_eq!(
+        ops[3].attr().and_then(|t| t.sub).map(|s| s.name),
+        Some("value")
+    );
+    assert_eq!(
+        ops[4].target,
+        PatchTarget::Extension(ENTERPRISE_USER_SCHEMA)
+    );
+    let e = parse_patch_request(
+        &json!({"Operations": [{"op": "add", "path": "members", "value": []}]}),
+        &USER_RESOURCE,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{}", e.detail);
 }

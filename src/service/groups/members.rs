@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::directory::{Dn, Entry, EntryId};
-use crate::scim::filter::{matches, AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use crate::scim::filter::{matches, CompValue, CompareOp, Filter};
 use crate::scim::patch::{OpKind, PatchOperation};
-use crate::scim::schema::GROUP_SCHEMA;
+use crate::scim::schema::Container;
+use crate::scim::value::{Complex, ScimValue, Simple};
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::memberships::MemberKind;
 use crate::service::write::{Op, Plan, Step, StepKind, Undo};
@@ -92,91 +92,46 @@ impl MemberDelta {
 /// How often the members a request added are looked up again after a correction.
 pub(super) const MAX_MEMBER_CHECKS: usize = 8;
 
-/// Ids from a `members` value: `[{"value": id}, …]`, one object, or bare id strings.
-pub(super) fn member_ids(v: &Value) -> ServiceResult<Vec<String>> {
-    let items: Vec<&Value> = match v {
-        Value::Array(a) => a.iter().collect(),
-        other => vec![other],
+/// Ids from a `members` value (bare ids were made `{"value": id}` when it was parsed).
+pub(super) fn member_ids(v: &ScimValue) -> ServiceResult<Vec<String>> {
+    let one;
+    let items: &[Complex] = match v {
+        ScimValue::Multi(items) => items,
+        ScimValue::Complex(c) => {
+            one = [c.clone()];
+            &one
+        }
+        ScimValue::Simple(_) => {
+            return Err(ServiceError::invalid_value(
+                "members must be objects like {\"value\": \"<id>\"}",
+            ))
+        }
     };
     items
-        .into_iter()
-        .map(|item| match item {
-            Value::String(s) => Ok(s.clone()),
-            Value::Object(m) => m
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-                .and_then(|(_, v)| v.as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ServiceError::invalid_value(
-                        "each member needs a \"value\" with the member's id",
-                    )
-                }),
-            _ => Err(ServiceError::invalid_value(
-                "members must be objects like {\"value\": \"<id>\"}",
-            )),
+        .iter()
+        .map(|item| {
+            item.str("value").map(str::to_owned).ok_or_else(|| {
+                ServiceError::invalid_value("each member needs a \"value\" with the member's id")
+            })
         })
         .collect()
 }
 
 /// Separates operations on `members` (applied as member adds/deletes) from the rest (applied
-/// through the mapping). Path-less operations are split by key.
+/// through the mapping). Path-less operations were split by key when they were parsed.
 pub(super) fn split_member_ops(
     ops: Vec<PatchOperation>,
 ) -> (Vec<PatchOperation>, Vec<PatchOperation>) {
-    let is_members = |name: &str| name.eq_ignore_ascii_case("members");
-    let mut member_ops = Vec::new();
-    let mut other_ops = Vec::new();
-    for op in ops {
-        match (&op.path, &op.value) {
-            (Some(p), _)
-                if is_members(&p.attr.name)
-                    && p.attr
-                        .urn
-                        .as_deref()
-                        .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)) =>
-            {
-                member_ops.push(op)
-            }
-            (None, Some(Value::Object(obj))) => {
-                let mut rest = Map::new();
-                for (k, v) in obj {
-                    if is_members(k) {
-                        member_ops.push(PatchOperation {
-                            op: op.op,
-                            path: Some(PatchPath {
-                                attr: AttrPath {
-                                    urn: None,
-                                    name: "members".into(),
-                                    sub: None,
-                                },
-                                filter: None,
-                                sub_after_filter: None,
-                            }),
-                            value: Some(v.clone()),
-                        });
-                    } else {
-                        rest.insert(k.clone(), v.clone());
-                    }
-                }
-                if !rest.is_empty() {
-                    other_ops.push(PatchOperation {
-                        op: op.op,
-                        path: None,
-                        value: Some(Value::Object(rest)),
-                    });
-                }
-            }
-            _ => other_ops.push(op),
-        }
-    }
-    (member_ops, other_ops)
+    ops.into_iter().partition(|op| {
+        op.attr()
+            .is_some_and(|t| t.container == Container::Core && t.def.name == "members")
+    })
 }
 
 /// Whether a member operation needs the current member list (replace, remove-all, or a
 /// filter other than `value eq "id"`).
 pub(super) fn needs_member_list(op: &PatchOperation) -> bool {
-    let filter = op.path.as_ref().and_then(|p| p.filter.as_ref());
+    let filter = op.attr().and_then(|t| t.filter.as_ref());
     match (op.op, filter) {
         (OpKind::Replace, None) => true,
         (OpKind::Remove, None) => op.value.is_none(),
@@ -423,7 +378,7 @@ impl Groups {
         op: &PatchOperation,
         delta: &mut MemberDelta,
     ) -> ServiceResult<()> {
-        let filter = op.path.as_ref().and_then(|p| p.filter.as_ref());
+        let filter = op.attr().and_then(|t| t.filter.as_ref());
         let ids = match &op.value {
             Some(v) => member_ids(v)?,
             None => Vec::new(),
@@ -459,10 +414,14 @@ impl Groups {
                     let dns = self.current_members(e);
                     let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
                     for (dn, id, kind) in resolved {
-                        let member = serde_json::json!({
-                            "value": id,
-                            "type": if kind == MemberKind::User { "User" } else { "Group" },
-                        });
+                        let kind = if kind == MemberKind::User {
+                            "User"
+                        } else {
+                            "Group"
+                        };
+                        let member = Complex::new()
+                            .with("value", Simple::String(id.to_string()))
+                            .with("type", Simple::String(kind.to_owned()));
                         if matches(f, &member, &|_| false) {
                             delta.delete(dn);
                         }
@@ -483,7 +442,15 @@ impl Groups {
 mod tests {
     use super::*;
     use crate::scim::patch::parse_patch_request;
+    use crate::scim::resource::normalize_value;
+    use crate::scim::schema::GROUP_RESOURCE;
     use serde_json::json;
+
+    /// A `members` value as a body sends it, parsed.
+    fn members(v: serde_json::Value) -> ScimValue {
+        let (_, def) = GROUP_RESOURCE.resolve(None, "members").unwrap();
+        normalize_value(def, &v, "members").unwrap().unwrap()
+    }
 
     fn m(dn: &str) -> Member {
         Member {
@@ -544,10 +511,10 @@ mod tests {
     #[test]
     fn member_ids_accept_objects_and_bare_ids() {
         assert_eq!(
-            member_ids(&json!([{"value": "a"}, {"Value": "b"}, "c"])).unwrap(),
+            member_ids(&members(json!([{"value": "a"}, {"Value": "b"}, "c"]))).unwrap(),
             vec!["a", "b", "c"]
         );
-        assert!(member_ids(&json!([{"display": "x"}])).is_err());
+        assert!(member_ids(&members(json!([{"display": "x"}]))).is_err());
     }
 
     #[test]
@@ -558,6 +525,7 @@ mod tests {
                 {"op": "remove", "path": "members[value eq \"b\"]"},
                 {"op": "Add", "path": "members", "value": [{"value": "c"}]}
             ]}),
+            &GROUP_RESOURCE,
             &crate::scim::Limits::default(),
         )
         .unwrap();

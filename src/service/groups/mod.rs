@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::resource::normalize_resource;
-use crate::scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
+use crate::scim::resource::Normalized;
+use crate::scim::schema::{Container, GROUP_SCHEMA};
+use crate::scim::value::Resource as ScimResource;
 use crate::scim::{ScimError, ScimResult};
 
 use super::cursor::Cursors;
@@ -39,11 +40,14 @@ pub struct Groups {
 }
 
 /// A group request body: the resource without `members`, and the member ids if given.
-type GroupBody = (Map<String, Value>, Option<Vec<String>>);
+struct GroupBody {
+    res: ScimResource,
+    members: Option<Vec<String>>,
+}
 
-fn required_display_name(res: &Map<String, Value>) -> ServiceResult<&str> {
-    match res.get("displayName") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+fn required_display_name(res: &ScimResource) -> ServiceResult<&str> {
+    match res.core("displayName").and_then(|v| v.as_str()) {
+        Some(s) if !s.trim().is_empty() => Ok(s),
         _ => Err(ServiceError::invalid_value(
             "displayName is required and must be a non-empty string",
         )),
@@ -133,7 +137,7 @@ impl Groups {
             Value::Array(vec![Value::String(GROUP_SCHEMA.into())]),
         );
         out.insert("id".into(), Value::String(e.id.to_string()));
-        out.extend(res);
+        res.write_json(&mut out);
         if with_members {
             let dns = self.current_members(e);
             let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
@@ -157,17 +161,22 @@ impl Groups {
         Ok(Value::Object(out))
     }
 
-    /// Normalises a Group body; returns the resource without members and the member ids.
-    fn parse_body(&self, body: &Value) -> ServiceResult<GroupBody> {
-        let n = normalize_resource(body, &GROUP_RESOURCE)?;
-        let mut res = n.resource;
+    /// Checks a Group body; returns the resource without members and the member ids.
+    fn accept(&self, body: Normalized) -> ServiceResult<GroupBody> {
+        let Normalized {
+            resource: mut res,
+            ignored,
+        } = body;
         for k in ["id", "meta"] {
-            res.remove(k);
+            res.remove(Container::Core, k);
         }
-        let members = res.remove("members").map(|v| member_ids(&v)).transpose()?;
-        self.store.mapping.check_unmapped(&res, &n.ignored)?;
+        let members = res
+            .remove(Container::Core, "members")
+            .map(|v| member_ids(&v))
+            .transpose()?;
+        self.store.mapping.check_unmapped(&res, &ignored)?;
         required_display_name(&res)?;
-        Ok((res, members))
+        Ok(GroupBody { res, members })
     }
 
     pub async fn get(

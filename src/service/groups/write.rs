@@ -1,22 +1,22 @@
 //! POST, PUT, PATCH and DELETE of a group: one plan each, with membership changes as adds and
 //! deletes of exactly the changed values.
 
-use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
 use crate::directory::{DirectoryError, Dn, Entry};
 use crate::mapping::Mapping;
-use crate::scim::patch::{apply_patch, parse_patch_request};
-use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::patch::{apply_patch, PatchOperation};
+use crate::scim::resource::Normalized;
+use crate::scim::value::{Resource as ScimResource, ScimValue};
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
 use crate::service::{RequestCtx, Resource};
 
 use super::members::{needs_member_list, owe_check, split_member_ops, MemberDelta};
-use super::{required_display_name, Groups};
+use super::{required_display_name, GroupBody, Groups};
 
 impl Groups {
     /// POST. The plan: clear stale memberships of the new DN, add the group with its members.
@@ -24,13 +24,13 @@ impl Groups {
     pub async fn create(
         &self,
         ctx: &RequestCtx,
-        body: &Value,
+        body: Normalized,
         with_members: bool,
         key: CreateKey,
     ) -> ServiceResult<Resource> {
         let container = self.container(ctx)?;
         crate::service::journal::creating(key);
-        let (res, ids) = self.parse_body(body)?;
+        let GroupBody { res, members: ids } = self.accept(body)?;
         let members = self
             .resolve_members(ctx, &ids.unwrap_or_default(), true)
             .await?;
@@ -103,11 +103,14 @@ impl Groups {
         &self,
         ctx: &RequestCtx,
         id: &str,
-        body: &Value,
+        body: Normalized,
         with_members: bool,
     ) -> ServiceResult<Resource> {
         let container = self.container(ctx)?;
-        let (new_res, ids) = self.parse_body(body)?;
+        let GroupBody {
+            res: new_res,
+            members: ids,
+        } = self.accept(body)?;
         let e = self.store.locate(container, id, &self.attrs(true)).await?;
         let old_res = self.store.mapping.to_scim(&e, &|_| None);
         let mut delta = MemberDelta::default();
@@ -130,16 +133,16 @@ impl Groups {
         &self,
         ctx: &RequestCtx,
         id: &str,
-        body: &Value,
+        ops: Vec<PatchOperation>,
         respond: Option<bool>,
     ) -> ServiceResult<Option<Resource>> {
         let container = self.container(ctx)?;
-        let (member_ops, other_ops) = split_member_ops(parse_patch_request(body, &self.limits)?);
+        let (member_ops, other_ops) = split_member_ops(ops);
         // every operation's ids count: many small ones cost as much as one big one
         let named: usize = member_ops
             .iter()
             .map(|op| match &op.value {
-                Some(Value::Array(a)) => a.len(),
+                Some(ScimValue::Multi(a)) => a.len(),
                 Some(_) => 1,
                 None => 0,
             })
@@ -152,7 +155,7 @@ impl Groups {
             .await?;
         let old_res = self.store.mapping.to_scim(&e, &|_| None);
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &other_ops, &GROUP_RESOURCE, &e.id)?;
+        apply_patch(&mut new_res, &other_ops, e.id.as_str())?;
         self.store.mapping.check_unmapped(&new_res, &[])?;
         required_display_name(&new_res)?;
 
@@ -182,8 +185,8 @@ impl Groups {
         &self,
         ctx: &RequestCtx,
         e: &Entry,
-        old_res: &Map<String, Value>,
-        new_res: &Map<String, Value>,
+        old_res: &ScimResource,
+        new_res: &ScimResource,
         delta: MemberDelta,
     ) -> ServiceResult<Dn> {
         let assertion = self.store.precondition(ctx, e)?;

@@ -1,7 +1,8 @@
 //! Lists: a page by startIndex (sorted by the directory when it can, else here within a bound), a
 //! page by cursor, and the filter a page shows.
 
-use serde_json::Value;
+use crate::scim::schema::Container;
+use crate::scim::value::{Complex, Resource as ScimResource, ScimValue, Simple};
 
 use crate::directory::{Dn, Entry, LdapFilter};
 use crate::scim::filter::{compare_for_sort, matches, AttrPath};
@@ -152,7 +153,7 @@ impl Store {
             ));
         }
         let case_exact = |p: &AttrPath| self.case_exact(p);
-        let mut rows: Vec<(Value, Entry)> = entries
+        let mut rows: Vec<(ScimResource, Entry)> = entries
             .into_iter()
             .map(|e| (self.filter_view(&e), e))
             .collect();
@@ -256,19 +257,19 @@ impl Store {
 
     /// What in-memory filtering and sorting see of an entry: its mapped attributes, `id`
     /// and `meta` timestamps (no directory reads).
-    pub(super) fn filter_view(&self, e: &Entry) -> Value {
-        let mut m = self.mapping.to_scim(e, &|_| None);
-        m.insert("id".into(), Value::String(e.id.to_string()));
-        let mut meta = serde_json::Map::new();
+    pub(super) fn filter_view(&self, e: &Entry) -> ScimResource {
+        let mut r = self.mapping.to_scim(e, &|_| None);
+        r.set(Container::Core, "id", ScimValue::string(e.id.to_string()));
+        let mut meta = Complex::new();
         for (k, a) in [
             ("created", "createTimestamp"),
             ("lastModified", "modifyTimestamp"),
         ] {
             if let Some(t) = e.first(a).and_then(generalized_to_rfc3339) {
-                meta.insert(k.into(), Value::String(t));
+                meta.set(k, Simple::DateTime(t));
             }
         }
-        m.insert("meta".into(), Value::Object(meta));
-        Value::Object(m)
+        r.set(Container::Core, "meta", ScimValue::Complex(meta));
+        r
     }
 }

@@ -1,14 +1,15 @@
 //! POST /Users: the checks, the plan (add, password, default group, roles), a free RDN, and
 //! matching an existing account (`users.match_on`).
 
-use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::config::{OnExisting, UnmappedPassword};
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
 use crate::directory::{DirectoryError, Dn, Entry, LdapFilter};
-use crate::scim::resource::normalize_resource;
+use crate::scim::resource::Normalized;
+use crate::scim::schema::Container;
+use crate::scim::value::Resource as ScimResource;
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::write::{NewPassword, Op, Plan, Step, StepKind, Undo};
@@ -19,15 +20,17 @@ use super::{required_user_name, taken, Users};
 
 impl Users {
     /// Normalises a request body into a resource and checks what every write needs.
-    pub(super) fn parse_body(&self, body: &Value) -> ServiceResult<Map<String, Value>> {
-        let n = normalize_resource(body, self.mapping().schema)?;
-        let mut res = n.resource;
+    pub(super) fn accept(&self, body: Normalized) -> ServiceResult<ScimResource> {
+        let Normalized {
+            resource: mut res,
+            ignored,
+        } = body;
         // Read-only attributes in a request are ignored (RFC 7643 §2.2).
         for k in ["id", "meta", "groups"] {
-            res.remove(k);
+            res.remove(Container::Core, k);
         }
         self.screen_password(&mut res)?;
-        self.mapping().check_unmapped(&res, &n.ignored)?;
+        self.mapping().check_unmapped(&res, &ignored)?;
         required_user_name(&res)?;
         Ok(res)
     }
@@ -35,13 +38,13 @@ impl Users {
     /// A password the mapping does not store is a decision the admin made visible: dropped
     /// when `users.password = "ignore"`, else a 400 naming the keys, so that an IdP's
     /// password sync never creates accounts nobody can log in to without anyone knowing.
-    pub(super) fn screen_password(&self, res: &mut Map<String, Value>) -> ServiceResult<()> {
-        if self.mapping().password_attr().is_some() || !res.contains_key("password") {
+    pub(super) fn screen_password(&self, res: &mut ScimResource) -> ServiceResult<()> {
+        if self.mapping().password_attr().is_some() || res.core("password").is_none() {
             return Ok(());
         }
         match self.settings.password {
             UnmappedPassword::Ignore => {
-                res.remove("password");
+                res.remove(Container::Core, "password");
                 tracing::debug!("password ignored (users.password = \"ignore\")");
                 Ok(())
             }
@@ -52,10 +55,7 @@ impl Users {
     }
 
     /// The password in `res` and where it lands, when the mapping stores passwords.
-    pub(super) fn new_password(
-        &self,
-        res: &Map<String, Value>,
-    ) -> ServiceResult<Option<NewPassword>> {
+    pub(super) fn new_password(&self, res: &ScimResource) -> ServiceResult<Option<NewPassword>> {
         let Some(attr) = self.mapping().password_attr() else {
             return Ok(None);
         };
@@ -72,12 +72,12 @@ impl Users {
     pub async fn create(
         &self,
         ctx: &RequestCtx,
-        body: &Value,
+        body: Normalized,
         key: CreateKey,
     ) -> ServiceResult<Resource> {
         let container = &ctx.tenant.users_container;
         crate::service::journal::creating(key);
-        let res = self.parse_body(body)?;
+        let res = self.accept(body)?;
         let user_name = required_user_name(&res)?.to_owned();
         let password = self.new_password(&res)?;
         let refs = self.resolve_refs(ctx, &res, Refs::new()).await?;
@@ -103,7 +103,7 @@ impl Users {
                 ))),
             };
         }
-        let roles = self.role_changes(ctx, &Map::new(), &res).await?;
+        let roles = self.role_changes(ctx, &ScimResource::new(), &res).await?;
         let mut rdn = self.mapping().rdn_of(&base);
         // a name taken by another entry: numbered where the mapping allows it (AD's second
         // "John Smith"), a few times over if others take the numbers meanwhile
@@ -297,18 +297,11 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: Entry,
-        res: Map<String, Value>,
+        res: ScimResource,
     ) -> ServiceResult<Resource> {
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
-        for (k, v) in res {
-            match (new_res.get_mut(&k), v) {
-                (Some(Value::Object(held)), Value::Object(sent)) => held.extend(sent),
-                (_, v) => {
-                    new_res.insert(k, v);
-                }
-            }
-        }
+        new_res.merge(res);
         // an account made by other tools may lack the classes the mapping's attributes need
         // (scim2ldapPerson for externalId): they join the same modify
         let classes = match self.store.dir.read(&e.dn, &["objectClass"]).await? {

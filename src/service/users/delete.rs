@@ -1,7 +1,6 @@
 //! DELETE of a user: disabled and moved to the archive (the default), or deleted, out of its groups
 //! either way.
 
-use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::config::DeleteMode;
@@ -103,8 +102,12 @@ impl Users {
     ) -> ServiceResult<Plan> {
         let mut lock = match self.mapping().active() {
             Some(m) => {
-                let mut res = Map::new();
-                res.insert("active".into(), Value::Bool(false));
+                let mut res = crate::scim::value::Resource::new();
+                res.set(
+                    crate::scim::schema::Container::Core,
+                    "active",
+                    crate::scim::value::ScimValue::boolean(false),
+                );
                 let mut inactive = self.mapping().to_ldap(&res, &|_| None)?;
                 inactive.retain(|a, _| a == &m.ldap);
                 self.mapping().changes(e, &Default::default(), &inactive)

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use crate::scim::value::Resource as ScimResource;
 
 use crate::config::{DeleteMode, OnExisting, UnmappedPassword};
 use crate::directory::filter::is_under;
@@ -60,9 +60,9 @@ fn taken(user_name: &str, e: &Entry) -> ServiceError {
     ))
 }
 
-fn required_user_name(res: &Map<String, Value>) -> ServiceResult<&str> {
-    match res.get("userName") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+fn required_user_name(res: &ScimResource) -> ServiceResult<&str> {
+    match res.core("userName").and_then(|v| v.as_str()) {
+        Some(s) if !s.trim().is_empty() => Ok(s),
         _ => Err(ServiceError::invalid_value(
             "userName is required and must be a non-empty string",
         )),

@@ -5,6 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use crate::scim::schema::Container;
+use crate::scim::value::{Complex, Resource as ScimResource, ScimValue, Simple};
+
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::ValueKind;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
@@ -91,7 +94,7 @@ impl Users {
         ctx: &RequestCtx,
         e: &Entry,
         known: &Refs,
-    ) -> ServiceResult<(Map<String, Value>, Refs)> {
+    ) -> ServiceResult<(ScimResource, Refs)> {
         let mut ids = HashMap::new();
         for m in self
             .mapping()
@@ -125,8 +128,10 @@ impl Users {
                 None => m.roles_of(ctx, &e.dn).await?,
             };
             if !roles.is_empty() {
-                let values = roles.into_iter().map(|r| serde_json::json!({"value": r}));
-                res.insert("roles".into(), Value::Array(values.collect()));
+                let values = roles
+                    .into_iter()
+                    .map(|r| Complex::new().with("value", Simple::String(r)));
+                res.set(Container::Core, "roles", ScimValue::Multi(values.collect()));
             }
         }
         let mut refs = Refs::new();
@@ -242,25 +247,27 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: &Entry,
-        mut res: Map<String, Value>,
+        mut res: ScimResource,
         groups: Option<Vec<Value>>,
     ) -> Value {
+        let enterprise = Container::Extension(ENTERPRISE_USER_SCHEMA);
         let mut schemas = vec![Value::String(USER_SCHEMA.into())];
-        if let Some(Value::Object(ext)) = res.get_mut(ENTERPRISE_USER_SCHEMA) {
+        if res
+            .extension(ENTERPRISE_USER_SCHEMA)
+            .is_some_and(|a| !a.is_empty())
+        {
             schemas.push(Value::String(ENTERPRISE_USER_SCHEMA.into()));
-            if let Some(Value::Object(mgr)) = ext.get_mut("manager") {
-                if let Some(Value::String(mid)) = mgr.get("value").cloned() {
-                    mgr.insert(
-                        "$ref".into(),
-                        Value::String(format!("{}/Users/{mid}", ctx.base_url)),
-                    );
+            if let Some(ScimValue::Complex(mgr)) = res.attrs_mut(enterprise).get_mut("manager") {
+                if let Some(mid) = mgr.str("value") {
+                    let url = format!("{}/Users/{mid}", ctx.base_url);
+                    mgr.set("$ref", Simple::Reference(url));
                 }
             }
         }
         let mut out = Map::new();
         out.insert("schemas".into(), Value::Array(schemas));
         out.insert("id".into(), Value::String(e.id.to_string()));
-        out.extend(res);
+        res.write_json(&mut out);
         if let Some(groups) = groups.filter(|g| !g.is_empty()) {
             out.insert("groups".into(), Value::Array(groups));
         }
@@ -273,7 +280,7 @@ impl Users {
     pub(super) async fn resolve_refs(
         &self,
         ctx: &RequestCtx,
-        res: &Map<String, Value>,
+        res: &ScimResource,
         known: Refs,
     ) -> ServiceResult<Refs> {
         let mut out = known;

@@ -1,6 +1,6 @@
 //! Roles as group memberships (`[roles]`): which role groups a write joins and leaves.
 
-use serde_json::{Map, Value};
+use crate::scim::value::{Resource as ScimResource, ScimValue};
 
 use crate::directory::Dn;
 use crate::service::error::{ServiceError, ServiceResult};
@@ -19,11 +19,10 @@ pub(super) struct RoleChanges {
 
 /// The role values of `res`, without empty or case-insensitive repeats; more than `limit`
 /// is a 400.
-pub(super) fn role_names(res: &Map<String, Value>, limit: usize) -> ServiceResult<Vec<String>> {
+pub(super) fn role_names(res: &ScimResource, limit: usize) -> ServiceResult<Vec<String>> {
     let count = res
-        .get("roles")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+        .core("roles")
+        .map_or(0, |v| ScimValue::elements(v).len());
     if count > limit {
         return Err(ServiceError::bad_request(
             crate::scim::ScimType::TooMany,
@@ -47,8 +46,8 @@ impl Users {
     pub(super) async fn role_changes(
         &self,
         ctx: &RequestCtx,
-        old: &Map<String, Value>,
-        new: &Map<String, Value>,
+        old: &ScimResource,
+        new: &ScimResource,
     ) -> ServiceResult<RoleChanges> {
         let Some(m) = self.role_groups() else {
             return Ok(RoleChanges::default());

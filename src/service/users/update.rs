@@ -1,12 +1,12 @@
 //! PUT and PATCH of a user: the new resource computed once, its LDAP changes, a rename when the RDN
 //! changes, roles and password, as one plan.
 
-use serde_json::{Map, Value};
-
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
 use crate::directory::{DirectoryError, Dn, Entry};
-use crate::scim::patch::{apply_patch, parse_patch_request};
+use crate::scim::patch::{apply_patch, PatchOperation};
+use crate::scim::resource::Normalized;
+use crate::scim::value::Resource as ScimResource;
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
 use crate::service::{RequestCtx, Resource};
@@ -19,21 +19,25 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         id: &str,
-        body: &Value,
+        body: Normalized,
     ) -> ServiceResult<Resource> {
-        let new_res = self.parse_body(body)?;
+        let new_res = self.accept(body)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         self.write(ctx, e, old_res, old_refs, new_res).await
     }
 
-    pub async fn patch(&self, ctx: &RequestCtx, id: &str, body: &Value) -> ServiceResult<Resource> {
-        let ops = parse_patch_request(body, &self.settings.limits)?;
-        self.mapping().check_patch_targets(&ops)?;
+    pub async fn patch(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        ops: &[PatchOperation],
+    ) -> ServiceResult<Resource> {
+        self.mapping().check_patch_targets(ops)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
-        apply_patch(&mut new_res, &ops, self.mapping().schema, &e.id)?;
+        apply_patch(&mut new_res, ops, e.id.as_str())?;
         self.screen_password(&mut new_res)?;
         self.mapping().check_unmapped(&new_res, &[])?;
         required_user_name(&new_res)?;
@@ -48,9 +52,9 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: Entry,
-        old_res: Map<String, Value>,
+        old_res: ScimResource,
         old_refs: Refs,
-        new_res: Map<String, Value>,
+        new_res: ScimResource,
     ) -> ServiceResult<Resource> {
         self.write_with(ctx, e, old_res, old_refs, new_res, Vec::new())
             .await
@@ -61,9 +65,9 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         e: Entry,
-        old_res: Map<String, Value>,
+        old_res: ScimResource,
         old_refs: Refs,
-        new_res: Map<String, Value>,
+        new_res: ScimResource,
         extra: Vec<crate::directory::Change>,
     ) -> ServiceResult<Resource> {
         let container = &ctx.tenant.users_container;
