@@ -216,7 +216,6 @@ async fn serve(path: PathBuf) -> ExitCode {
     } else {
         "http"
     };
-    info!("listening on {scheme}://{addr}{}", http::BASE_PATH);
     let metrics_listen = app.state.metrics_listen;
     let live = Arc::new(Live::new(app.state));
     let metrics_stop = tokio_util::sync::CancellationToken::new();
@@ -239,6 +238,9 @@ async fn serve(path: PathBuf) -> ExitCode {
             }
         },
     };
+    // announced once every listener is bound: whoever waits for this line (an admin's
+    // script, the tests) finds the metrics address already logged
+    info!("listening on {scheme}://{addr}{}", http::BASE_PATH);
     let reloader = tokio::spawn(reload_on_hangup(path, live.clone(), log));
     let watchdog = tokio::spawn(systemd::keep_watchdog_fed());
     let recoverer = tokio::spawn(recover_periodically(live.clone()));
