@@ -129,6 +129,136 @@ fn same_values(cur: &[String], want: &[String]) -> bool {
             .all(|w| cur.iter().any(|c| c.eq_ignore_ascii_case(w)))
 }
 
+/// What the LDAP attribute of mapping `m` should hold for the SCIM `value` (any kind but
+/// `Country`, which sets two attributes).
+fn desired(
+    m: &AttrMapping,
+    value: Option<&Simple>,
+    dn_for_user_id: &dyn Fn(&str) -> Option<String>,
+) -> ScimResult<Desired> {
+    let text = value.and_then(Simple::as_str);
+    Ok(match (&m.kind, value, text) {
+        (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None, _) => Desired::Keep,
+        (_, None, _) => Desired::Clear,
+        (ValueKind::DisableBit { .. }, Some(Simple::Boolean(active)), _) => Desired::Bit(!active),
+        (
+            ValueKind::Bool {
+                when_true,
+                when_false,
+            },
+            Some(Simple::Boolean(b)),
+            _,
+        ) => match if *b { when_true } else { when_false } {
+            Some(v) => Desired::Set(v.clone()),
+            None => Desired::Clear,
+        },
+        (ValueKind::Text | ValueKind::UserDn, _, Some("")) => Desired::Clear,
+        (ValueKind::Text, _, Some(s)) => {
+            check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+            Desired::Set(s.to_owned())
+        }
+        (ValueKind::PostalAddress, _, Some(s)) => {
+            check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+            match super::to_postal(s) {
+                Some(v) => Desired::Set(v),
+                None => Desired::Clear,
+            }
+        }
+        (ValueKind::UserDn, _, Some(id)) => match dn_for_user_id(id) {
+            Some(dn) => Desired::Set(dn),
+            // IdPs send references to users not provisioned (yet), or in their own id
+            // space (Okta's managerId): the user is still provisioned and the directory's
+            // value is left as it is.
+            None => {
+                tracing::warn!(attribute = %m.scim, id = %id, "no user has this id; reference not stored");
+                Desired::Keep
+            }
+        },
+        (_, Some(other), _) => return Err(unexpected(m, other)),
+    })
+}
+
+/// The country code and name a `Country` mapping stores for `value`.
+fn country(m: &AttrMapping, value: Option<&Simple>) -> ScimResult<(Desired, Desired)> {
+    let s = match value {
+        None => return Ok((Desired::Clear, Desired::Clear)),
+        Some(v) => v.as_str().ok_or_else(|| unexpected(m, v))?,
+    };
+    if s.trim().is_empty() {
+        return Ok((Desired::Clear, Desired::Clear));
+    }
+    check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
+    let c = super::country::resolve(s).ok_or_else(|| {
+        ScimError::invalid_value(format!(
+            "{}: \"{}\" is not a country: send an ISO 3166 code (\"DE\") or a country's name (\"Germany\")",
+            m.scim,
+            crate::logging::shorten(s, 64)
+        ))
+    })?;
+    Ok((Desired::Set(c.code), Desired::Set(c.name)))
+}
+
+fn unexpected(m: &AttrMapping, value: &Simple) -> ScimError {
+    ScimError::invalid_value(format!("{}: unexpected value {}", m.scim, value.to_json()))
+}
+
+/// The element index of each (attribute, type, primary) in a resource being built, so that
+/// the sub-attributes of one value land together.
+type Elements<'m> = HashMap<(&'m str, Option<&'m str>, bool), usize>;
+
+/// Puts `value` where `target` says in `res`.
+fn put<'m>(res: &mut Resource, target: &'m Target, value: Simple, elements: &mut Elements<'m>) {
+    match target {
+        Target::Attr { container, attr } => {
+            res.set(*container, attr.name, ScimValue::Simple(value));
+        }
+        Target::Sub {
+            container,
+            attr,
+            sub,
+        } => {
+            let attrs = res.attrs_mut(*container);
+            match attrs.get_mut(attr.name) {
+                Some(ScimValue::Complex(c)) => c.set(sub.name, value),
+                _ => attrs.set(
+                    attr.name,
+                    ScimValue::Complex(Complex::new().with(sub.name, value)),
+                ),
+            }
+        }
+        Target::Element {
+            attr,
+            type_value,
+            primary,
+            sub,
+            ..
+        } => {
+            let key = (attr.name, type_value.as_deref(), *primary);
+            let attrs = res.attrs_mut(Container::Core);
+            if !matches!(attrs.get(attr.name), Some(ScimValue::Multi(_))) {
+                attrs.set(attr.name, ScimValue::Multi(Vec::new()));
+            }
+            let Some(ScimValue::Multi(arr)) = attrs.get_mut(attr.name) else {
+                return;
+            };
+            let idx = *elements.entry(key).or_insert_with(|| {
+                let mut el = Complex::new();
+                if let Some(t) = type_value {
+                    el.set("type", Simple::String(t.clone()));
+                }
+                if *primary {
+                    el.set("primary", Simple::Boolean(true));
+                }
+                arr.push(el);
+                arr.len() - 1
+            });
+            if let Some(el) = arr.get_mut(idx) {
+                el.set(sub.name, value);
+            }
+        }
+    }
+}
+
 impl Mapping {
     /// Builds the SCIM view of an entry. `user_id_for_dn` resolves `UserDn` values.
     pub fn to_scim(
@@ -137,8 +267,7 @@ impl Mapping {
         user_id_for_dn: &dyn Fn(&str) -> Option<String>,
     ) -> Resource {
         let mut res = Resource::new();
-        // element index per (attribute, type, primary) so that subs of one value land together
-        let mut elements: HashMap<(&str, Option<&str>, bool), usize> = HashMap::new();
+        let mut elements = Elements::new();
         for m in &self.attrs {
             if m.target.leaf().returned == Returned::Never {
                 continue;
@@ -160,57 +289,8 @@ impl Mapping {
                 }
                 continue;
             }
-            let Some(value) = self.scim_of(m, entry, user_id_for_dn) else {
-                continue;
-            };
-            match &m.target {
-                Target::Attr { container, attr } => {
-                    res.set(*container, attr.name, ScimValue::Simple(value));
-                }
-                Target::Sub {
-                    container,
-                    attr,
-                    sub,
-                } => {
-                    let attrs = res.attrs_mut(*container);
-                    match attrs.get_mut(attr.name) {
-                        Some(ScimValue::Complex(c)) => c.set(sub.name, value),
-                        _ => attrs.set(
-                            attr.name,
-                            ScimValue::Complex(Complex::new().with(sub.name, value)),
-                        ),
-                    }
-                }
-                Target::Element {
-                    attr,
-                    type_value,
-                    primary,
-                    sub,
-                    ..
-                } => {
-                    let key = (attr.name, type_value.as_deref(), *primary);
-                    let attrs = res.attrs_mut(Container::Core);
-                    if !matches!(attrs.get(attr.name), Some(ScimValue::Multi(_))) {
-                        attrs.set(attr.name, ScimValue::Multi(Vec::new()));
-                    }
-                    let Some(ScimValue::Multi(arr)) = attrs.get_mut(attr.name) else {
-                        continue;
-                    };
-                    let idx = *elements.entry(key).or_insert_with(|| {
-                        let mut el = Complex::new();
-                        if let Some(t) = type_value {
-                            el.set("type", Simple::String(t.clone()));
-                        }
-                        if *primary {
-                            el.set("primary", Simple::Boolean(true));
-                        }
-                        arr.push(el);
-                        arr.len() - 1
-                    });
-                    if let Some(el) = arr.get_mut(idx) {
-                        el.set(sub.name, value);
-                    }
-                }
+            if let Some(value) = self.scim_of(m, entry, user_id_for_dn) {
+                put(&mut res, &m.target, value, &mut elements);
             }
         }
         res
@@ -272,10 +352,10 @@ impl Mapping {
     ) -> ScimResult<BTreeMap<String, Desired>> {
         let res = &*self.with_default_types(res);
         let mut out = BTreeMap::new();
-        for m in self.readable() {
-            if m.target.top().mutability == Mutability::ReadOnly {
-                continue;
-            }
+        let writable = self
+            .readable()
+            .filter(|m| m.target.top().mutability != Mutability::ReadOnly);
+        for m in writable {
             if let Target::Element {
                 attr,
                 sub,
@@ -292,114 +372,39 @@ impl Mapping {
                 out.insert(m.ldap.clone(), desired);
                 continue;
             }
-            let v = scim_value(res, &m.target);
-            let desired = match (&m.kind, v) {
-                (ValueKind::Bool { .. } | ValueKind::DisableBit { .. }, None) => Desired::Keep,
-                (ValueKind::DisableBit { .. }, Some(Simple::Boolean(active))) => {
-                    Desired::Bit(!active)
+            let value = scim_value(res, &m.target);
+            if let ValueKind::Country { name_attr } = &m.kind {
+                let (code, name) = country(m, value)?;
+                if let Some(n) = name_attr {
+                    out.insert(n.clone(), name);
                 }
-                (ValueKind::Country { name_attr: Some(n) }, None) => {
-                    out.insert(n.clone(), Desired::Clear);
-                    Desired::Clear
-                }
-                (_, None) => Desired::Clear,
-                (
-                    ValueKind::Bool {
-                        when_true,
-                        when_false,
-                    },
-                    Some(Simple::Boolean(b)),
-                ) => match if *b { when_true } else { when_false } {
-                    Some(v) => Desired::Set(v.clone()),
-                    None => Desired::Clear,
-                },
-                (
-                    ValueKind::Text,
-                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
-                ) => {
-                    if s.is_empty() {
-                        Desired::Clear
-                    } else {
-                        check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
-                        Desired::Set(s.clone())
-                    }
-                }
-                (
-                    ValueKind::Country { name_attr },
-                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
-                ) => {
-                    let (code, name) = if s.trim().is_empty() {
-                        (Desired::Clear, Desired::Clear)
-                    } else {
-                        check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
-                        let c = super::country::resolve(s).ok_or_else(|| {
-                            ScimError::invalid_value(format!(
-                                "{}: \"{}\" is not a country: send an ISO 3166 code (\"DE\") or a country's name (\"Germany\")",
-                                m.scim,
-                                crate::logging::shorten(s, 64)
-                            ))
-                        })?;
-                        (Desired::Set(c.code), Desired::Set(c.name))
-                    };
-                    if let Some(n) = name_attr {
-                        out.insert(n.clone(), name);
-                    }
-                    code
-                }
-                (
-                    ValueKind::PostalAddress,
-                    Some(Simple::String(s) | Simple::Reference(s) | Simple::DateTime(s)),
-                ) => {
-                    check_length(&m.scim, s, m.max_len.0, &m.max_len.1)?;
-                    match super::to_postal(s) {
-                        Some(v) => Desired::Set(v),
-                        None => Desired::Clear,
-                    }
-                }
-                (
-                    ValueKind::UserDn,
-                    Some(Simple::String(id) | Simple::Reference(id) | Simple::DateTime(id)),
-                ) => {
-                    if id.is_empty() {
-                        Desired::Clear
-                    } else {
-                        match dn_for_user_id(id) {
-                            Some(dn) => Desired::Set(dn),
-                            // IdPs send references to users not provisioned (yet), or in
-                            // their own id space (Okta's managerId): the user is still
-                            // provisioned and the directory's value is left as it is.
-                            None => {
-                                tracing::warn!(attribute = %m.scim, id = %id, "no user has this id; reference not stored");
-                                Desired::Keep
-                            }
-                        }
-                    }
-                }
-                (_, Some(other)) => {
-                    return Err(ScimError::invalid_value(format!(
-                        "{}: unexpected value {}",
-                        m.scim,
-                        other.to_json()
-                    )))
-                }
-            };
-            out.insert(m.ldap.clone(), desired);
+                out.insert(m.ldap.clone(), code);
+                continue;
+            }
+            out.insert(m.ldap.clone(), desired(m, value, dn_for_user_id)?);
         }
+        self.derive_into(res, &mut out)?;
+        Ok(out)
+    }
+
+    /// Derived attributes (`[users.derive]`) still empty get the first of their templates
+    /// that renders.
+    fn derive_into(&self, res: &Resource, out: &mut BTreeMap<String, Desired>) -> ScimResult<()> {
         for (ldap, templates) in &self.derived {
-            let empty = matches!(out.get(ldap), None | Some(Desired::Clear));
-            if empty {
-                if let Some((t, v)) = templates.iter().find_map(|t| t.render(res).map(|v| (t, v))) {
-                    check_length(
-                        &format!("{ldap} (made from \"{}\")", t.source()),
-                        &v,
-                        self.limits.max_value_length,
-                        "limits.max_value_length",
-                    )?;
-                    out.insert(ldap.clone(), Desired::Set(v));
-                }
+            if !matches!(out.get(ldap), None | Some(Desired::Clear)) {
+                continue;
+            }
+            if let Some((t, v)) = templates.iter().find_map(|t| t.render(res).map(|v| (t, v))) {
+                check_length(
+                    &format!("{ldap} (made from \"{}\")", t.source()),
+                    &v,
+                    self.limits.max_value_length,
+                    "limits.max_value_length",
+                )?;
+                out.insert(ldap.clone(), Desired::Set(v));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `res` with the first untyped value of each `default_type` attribute given that type,

@@ -118,113 +118,15 @@ fn apply_multi(
         Some(ScimValue::Complex(c)) => vec![c],
         _ => Vec::new(),
     };
-    let case_exact = |p: &AttrPath| def.sub(&p.name).map(|d| d.case_exact).unwrap_or(false);
-    let mut touched: Vec<usize> = Vec::new();
-    match (&t.filter, t.sub) {
-        (None, None) => match op {
-            OpKind::Remove => {
-                // Entra removes values by value: `{"op":"remove","path":"members","value":[…]}`.
-                match value {
-                    Some(v) => {
-                        let gone = as_items(Some(v));
-                        items.retain(|it| !gone.iter().any(|g| same_item(it, g)));
-                    }
-                    None => items.clear(),
-                }
-            }
-            OpKind::Replace => {
-                items = as_items(value);
-                touched = (0..items.len()).collect();
-            }
-            OpKind::Add => {
-                for new in as_items(value) {
-                    match items.iter().position(|it| same_item(it, &new)) {
-                        Some(i) => {
-                            if let Some(it) = items.get_mut(i) {
-                                it.merge(new);
-                            }
-                            touched.push(i);
-                        }
-                        None => {
-                            items.push(new);
-                            touched.push(items.len() - 1);
-                        }
-                    }
-                }
-            }
-        },
+    // which values this operation wrote, for the primary rule
+    let touched = match (&t.filter, t.sub) {
+        (None, None) => whole(&mut items, op, value),
         (None, Some(sd)) => {
-            let v = value.and_then(ScimValue::as_simple);
-            if items.is_empty() {
-                if let Some(v) = v {
-                    items.push(Complex::new().with(sd.name, v.clone()));
-                }
-            } else {
-                for it in items.iter_mut() {
-                    set_sub(it, sd, v);
-                }
-            }
-            items.retain(|it| !is_hollow(it));
+            every_sub(&mut items, sd, value.and_then(ScimValue::as_simple));
+            Vec::new()
         }
-        (Some(f), sub) => {
-            let hits: Vec<usize> = items
-                .iter()
-                .enumerate()
-                .filter(|(_, it)| matches(f, *it, &case_exact))
-                .map(|(i, _)| i)
-                .collect();
-            match (op, sub, value) {
-                (OpKind::Remove, None, _) => {
-                    let mut i = 0;
-                    items.retain(|_| {
-                        i += 1;
-                        !hits.contains(&(i - 1))
-                    });
-                }
-                (_, Some(sd), None) => {
-                    for &i in &hits {
-                        if let Some(it) = items.get_mut(i) {
-                            set_sub(it, sd, None);
-                        }
-                    }
-                    items.retain(|it| !is_hollow(it));
-                }
-                (_, None, None) => {}
-                (op, sub, Some(v)) => {
-                    if hits.is_empty() {
-                        // IdPs replace `emails[type eq "work"].value` on users that have no
-                        // work email yet: create the value the filter describes.
-                        let mut element = template_from(f, def).ok_or_else(|| {
-                            ScimError::no_target(format!(
-                                "no value of '{}' matches the filter",
-                                t.shown
-                            ))
-                        })?;
-                        match sub {
-                            Some(sd) => set_sub(&mut element, sd, v.as_simple()),
-                            None => element.merge(as_element(v)),
-                        }
-                        items.push(element);
-                        touched.push(items.len() - 1);
-                    } else {
-                        for &i in &hits {
-                            let Some(it) = items.get_mut(i) else { continue };
-                            match sub {
-                                Some(sd) => set_sub(it, sd, v.as_simple()),
-                                None if op == OpKind::Replace => {
-                                    let mut element = template_from(f, def).unwrap_or_default();
-                                    element.merge(as_element(v));
-                                    *it = element;
-                                }
-                                None => it.merge(as_element(v)),
-                            }
-                            touched.push(i);
-                        }
-                    }
-                }
-            }
-        }
-    }
+        (Some(f), sub) => filtered(&mut items, op, t, f, sub, value)?,
+    };
     // Only one value may be primary (RFC 7643 §2.4): the one just written wins.
     let newly_primary = touched
         .iter()
@@ -240,6 +142,124 @@ fn apply_multi(
         target.set(def.name, ScimValue::Multi(items));
     }
     Ok(())
+}
+
+/// An operation on the whole attribute (`"path": "emails"`); returns the indexes written.
+fn whole(items: &mut Vec<Complex>, op: OpKind, value: Option<&ScimValue>) -> Vec<usize> {
+    let mut touched = Vec::new();
+    match op {
+        // Entra removes values by value: `{"op":"remove","path":"members","value":[…]}`.
+        OpKind::Remove => match value {
+            Some(v) => {
+                let gone = as_items(Some(v));
+                items.retain(|it| !gone.iter().any(|g| same_item(it, g)));
+            }
+            None => items.clear(),
+        },
+        OpKind::Replace => {
+            *items = as_items(value);
+            touched = (0..items.len()).collect();
+        }
+        OpKind::Add => {
+            for new in as_items(value) {
+                match items.iter().position(|it| same_item(it, &new)) {
+                    Some(i) => {
+                        if let Some(it) = items.get_mut(i) {
+                            it.merge(new);
+                        }
+                        touched.push(i);
+                    }
+                    None => {
+                        items.push(new);
+                        touched.push(items.len() - 1);
+                    }
+                }
+            }
+        }
+    }
+    touched
+}
+
+/// A sub-attribute of every value (`"path": "emails.display"`), or a first value holding it.
+fn every_sub(items: &mut Vec<Complex>, sd: &'static AttrDef, value: Option<&Simple>) {
+    if items.is_empty() {
+        if let Some(v) = value {
+            items.push(Complex::new().with(sd.name, v.clone()));
+        }
+    } else {
+        for it in items.iter_mut() {
+            set_sub(it, sd, value);
+        }
+    }
+    items.retain(|it| !is_hollow(it));
+}
+
+/// An operation on the values filter `f` selects (`emails[type eq "work"]`, maybe with a
+/// sub-attribute after it); returns the indexes written.
+fn filtered(
+    items: &mut Vec<Complex>,
+    op: OpKind,
+    t: &AttrTarget,
+    f: &Filter,
+    sub: Option<&'static AttrDef>,
+    value: Option<&ScimValue>,
+) -> ScimResult<Vec<usize>> {
+    let def = t.def;
+    let case_exact = |p: &AttrPath| def.sub(&p.name).map(|d| d.case_exact).unwrap_or(false);
+    let hits: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| matches(f, *it, &case_exact))
+        .map(|(i, _)| i)
+        .collect();
+    let mut touched = Vec::new();
+    match (op, sub, value) {
+        (OpKind::Remove, None, _) => {
+            let mut i = 0;
+            items.retain(|_| {
+                i += 1;
+                !hits.contains(&(i - 1))
+            });
+        }
+        (_, Some(sd), None) => {
+            for &i in &hits {
+                if let Some(it) = items.get_mut(i) {
+                    set_sub(it, sd, None);
+                }
+            }
+            items.retain(|it| !is_hollow(it));
+        }
+        (_, None, None) => {}
+        (_, sub, Some(v)) if hits.is_empty() => {
+            // IdPs replace `emails[type eq "work"].value` on users that have no work email
+            // yet: create the value the filter describes.
+            let mut element = template_from(f, def).ok_or_else(|| {
+                ScimError::no_target(format!("no value of '{}' matches the filter", t.shown))
+            })?;
+            match sub {
+                Some(sd) => set_sub(&mut element, sd, v.as_simple()),
+                None => element.merge(as_element(v)),
+            }
+            items.push(element);
+            touched.push(items.len() - 1);
+        }
+        (op, sub, Some(v)) => {
+            for &i in &hits {
+                let Some(it) = items.get_mut(i) else { continue };
+                match sub {
+                    Some(sd) => set_sub(it, sd, v.as_simple()),
+                    None if op == OpKind::Replace => {
+                        let mut element = template_from(f, def).unwrap_or_default();
+                        element.merge(as_element(v));
+                        *it = element;
+                    }
+                    None => it.merge(as_element(v)),
+                }
+                touched.push(i);
+            }
+        }
+    }
+    Ok(touched)
 }
 
 /// The values a multi-valued attribute's operation carries.
