@@ -11,13 +11,13 @@ use crate::auth::Authenticator;
 use crate::cache::DnCache;
 use crate::config::{ConfigError, DeleteMode, RawConfig};
 use crate::directory::{Directory, Dn};
+use crate::http::documents::Discovery;
 use crate::http::live::Live;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{AppState, HttpSettings};
 use crate::mapping::{Mapping, ValueLimits};
 use crate::scim::schema::USER_RESOURCE;
 use crate::service::cursor::Cursors;
-use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
 use crate::service::memberships::Memberships;
 use crate::service::store::Store;
@@ -168,8 +168,7 @@ fn services(
         mapping.clone(),
         cache,
         &member_of,
-        "User",
-        "Users",
+        crate::service::view::ResourceType::User,
     ));
     let cursors = Arc::new(Cursors::new(
         raw.limits.cursors()?,

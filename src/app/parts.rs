@@ -225,8 +225,7 @@ pub(super) fn build_groups(
         mapping,
         cache.clone(),
         &[g.member_attribute.as_str()],
-        "Group",
-        "Groups",
+        crate::service::view::ResourceType::Group,
     ));
     let memberships = Arc::new(Memberships {
         roles: raw.roles.is_some(),

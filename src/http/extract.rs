@@ -21,17 +21,13 @@ use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::ScimError;
 use crate::service::RequestCtx;
 
-/// The authenticated caller: tenant (set by the `authenticate` layer), base URL for
-/// `meta.location`, and `If-Match`.
+/// The authenticated caller: tenant (set by the `authenticate` layer) and `If-Match`.
 pub struct Ctx(pub RequestCtx);
 
-impl FromRequestParts<Arc<AppState>> for Ctx {
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = HttpError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let tenant = parts
             .extensions
             .get::<Arc<Tenant>>()
@@ -39,13 +35,28 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             .ok_or_else(|| ScimError::unauthorized("this endpoint needs a bearer token"))?;
         Ok(Ctx(RequestCtx {
             tenant,
-            base_url: state.base_url(&parts.headers),
             if_match: parts
                 .headers
                 .get(header::IF_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         }))
+    }
+}
+
+/// The absolute URL of `/scim/v2` as this client reaches it (the configured public URL, or
+/// one made from `Host`): `$ref`s, `meta.location` and `Location` are made from it, here in
+/// the HTTP layer only.
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<Arc<AppState>> for BaseUrl {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(BaseUrl(state.base_url(&parts.headers)))
     }
 }
 

@@ -15,11 +15,12 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::http::documents::Discovery;
 use crate::scim::ScimError;
-use crate::service::discovery::Discovery;
 use crate::service::groups::Groups;
 use crate::service::users::Users;
 
+pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod fair;
@@ -27,6 +28,7 @@ mod handlers;
 pub mod live;
 pub mod middleware;
 pub mod rate_limit;
+mod render;
 pub mod response;
 pub mod server;
 

@@ -1,10 +1,10 @@
 //! A list request after parsing (filter, paging, sorting, projection) and one page of its
 //! answer: shared by Users, Groups and the root `/.search`.
 
-use serde_json::Value;
-
 use crate::scim::filter::Filter;
 use crate::scim::projection::Projection;
+
+use super::View;
 
 /// A list request after parsing: 1-based `start_index`, `count` already clamped.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +31,7 @@ pub struct SortSpec {
 pub struct ListPage {
     pub total_results: usize,
     pub start_index: usize,
-    pub resources: Vec<Value>,
+    pub resources: Vec<View>,
     /// Set for a page of a cursor walk (RFC 9865): then there is no `startIndex`.
     pub cursor: Option<CursorLinks>,
 }
@@ -39,7 +39,7 @@ pub struct ListPage {
 impl ListPage {
     /// A page of a cursor walk: `total` once the walk has seen every match.
     pub fn of_walk(
-        resources: Vec<Value>,
+        resources: Vec<View>,
         next: Option<String>,
         previous: Option<String>,
         total: Option<usize>,

@@ -6,12 +6,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 
 use super::error::ServiceResult;
 use super::store::Store;
+use super::view::GroupLink;
+pub use super::view::ResourceType;
 use super::write::{Op, Step, StepKind, Undo, Values};
 use super::RequestCtx;
 
@@ -27,13 +27,6 @@ pub struct Memberships {
     /// Whether users' roles are memberships of role groups (`[roles]`); each tenant's live
     /// under its own `roles_container`.
     pub roles: bool,
-}
-
-/// Where a member DN points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberKind {
-    User,
-    Group,
 }
 
 impl Memberships {
@@ -205,7 +198,7 @@ impl Memberships {
     /// The groups (of this tenant) the user at `user` belongs to, as SCIM `groups` values:
     /// the direct ones, then (with `nested`) the groups containing those, level by level, one
     /// batched search per level.
-    pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ServiceResult<Vec<Value>> {
+    pub async fn groups_of(&self, ctx: &RequestCtx, user: &Entry) -> ServiceResult<Vec<GroupLink>> {
         Ok(self
             .groups_of_many(ctx, &[user])
             .await?
@@ -222,7 +215,7 @@ impl Memberships {
         &self,
         ctx: &RequestCtx,
         users: &[&Entry],
-    ) -> ServiceResult<Vec<Vec<Value>>> {
+    ) -> ServiceResult<Vec<Vec<GroupLink>>> {
         let Some(container) = ctx.tenant.groups_container.as_ref() else {
             return Ok(vec![Vec::new(); users.len()]);
         };
@@ -232,7 +225,7 @@ impl Memberships {
                 let direct = self
                     .parents_of(container, std::slice::from_ref(&user.dn))
                     .await?;
-                let mut levels = Levels::new(ctx, self, direct);
+                let mut levels = Levels::new(self, direct);
                 while let Some(level) = levels.next_parents() {
                     let found = self.parents_of(container, &level).await?;
                     levels.push(found);
@@ -294,7 +287,7 @@ impl Memberships {
         };
         let mut out = Vec::with_capacity(users.len());
         for dns in direct {
-            let mut levels = Levels::new(ctx, self, with_id(&dns));
+            let mut levels = Levels::new(self, with_id(&dns));
             while let Some(level) = levels.next_parents() {
                 let parents: Vec<Dn> = level
                     .iter()
@@ -343,7 +336,7 @@ impl Memberships {
         users: &Store,
         ctx: &RequestCtx,
         dns: &[Dn],
-    ) -> ServiceResult<Vec<(Dn, EntryId, MemberKind)>> {
+    ) -> ServiceResult<Vec<(Dn, EntryId, ResourceType)>> {
         let dns: Vec<Dn> = dns
             .iter()
             .filter(|d| !self.is_placeholder(d))
@@ -361,9 +354,9 @@ impl Memberships {
                 continue;
             };
             let kind = if dn.is_under(users_container) {
-                MemberKind::User
+                ResourceType::User
             } else {
-                MemberKind::Group
+                ResourceType::Group
             };
             out.push((dn, id, kind));
         }
@@ -377,19 +370,17 @@ const MAX_NESTING: usize = 32;
 /// A user's `groups`, built level by level: the direct groups, then (with `nested`) the
 /// groups listing those, each group once, as the first level that reaches it.
 struct Levels<'a> {
-    ctx: &'a RequestCtx,
     memberships: &'a Memberships,
     seen: HashSet<Dn>,
     /// The newest level's groups, until their parents are asked for.
     pending: Vec<Dn>,
     depth: usize,
-    out: Vec<Value>,
+    out: Vec<GroupLink>,
 }
 
 impl<'a> Levels<'a> {
-    fn new(ctx: &'a RequestCtx, memberships: &'a Memberships, direct: Vec<(Dn, EntryId)>) -> Self {
+    fn new(memberships: &'a Memberships, direct: Vec<(Dn, EntryId)>) -> Self {
         let mut levels = Levels {
-            ctx,
             memberships,
             seen: HashSet::new(),
             pending: Vec::new(),
@@ -403,25 +394,14 @@ impl<'a> Levels<'a> {
     /// Adds a level: the groups not seen before.
     fn push(&mut self, mut level: Vec<(Dn, EntryId)>) {
         level.retain(|(dn, _)| self.seen.insert(dn.clone()));
-        let kind = if self.depth == 0 {
-            "direct"
-        } else {
-            "indirect"
-        };
+        let direct = self.depth == 0;
         self.depth += 1;
         for (dn, id) in &level {
-            let mut v = json!({
-                "value": id,
-                "$ref": format!("{}/Groups/{id}", self.ctx.base_url),
-                "type": kind,
+            self.out.push(GroupLink {
+                id: id.clone(),
+                display: self.memberships.groups.mapping.name_from_dn(dn),
+                direct,
             });
-            if let (Some(name), Some(o)) = (
-                self.memberships.groups.mapping.name_from_dn(dn),
-                v.as_object_mut(),
-            ) {
-                o.insert("display".into(), Value::String(name));
-            }
-            self.out.push(v);
         }
         self.pending = level.into_iter().map(|(dn, _)| dn).collect();
     }

@@ -8,41 +8,28 @@ pub use error::{ServiceError, ServiceResult, RETRY_AFTER_SECS};
 
 pub mod creates;
 pub mod cursor;
-pub mod discovery;
 pub mod error;
 pub mod groups;
 pub mod journal;
 pub mod list;
+mod listing;
 pub mod memberships;
 pub mod recovery;
 pub mod repair;
 pub mod store;
 pub mod users;
+pub mod view;
 pub mod write;
 
-/// Who is asking and how they reach us: the tenant fixes the directory subtree, the base URL
-/// goes into `meta.location`.
+pub use view::View;
+
+/// Who is asking: the tenant fixes the directory subtree. (How they reach us, the URL, is the
+/// HTTP layer's: the service answers views without URLs.)
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
     pub tenant: Arc<Tenant>,
-    /// Absolute URL of `/scim/v2`, without a trailing slash.
-    pub base_url: String,
     /// The request's `If-Match` header: writes apply only to this version.
     pub if_match: Option<String>,
-}
-
-/// A resource as the service answers it: the SCIM JSON, and what the HTTP layer makes
-/// headers of (`ETag`, `Location`), so that nothing is read back out of the JSON.
-#[derive(Debug, Clone)]
-pub struct Resource {
-    pub body: serde_json::Value,
-    /// The entity tag (`W/"…"`), when the directory keeps a version.
-    pub version: Option<String>,
-    /// Absolute URL of the resource.
-    pub location: String,
-    /// Set by a create: remembered (`creates`) when the answer cannot be delivered, so that
-    /// the IdP's retry of the same POST learns the id.
-    pub created: Option<creates::CreateReceipt>,
 }
 
 /// The bare version inside an entity tag: `W/"abc"` → `abc`.

@@ -157,7 +157,6 @@ impl Recovery<'_> {
         if let (Some(groups), Some(tenant)) = (self.groups, &tenant) {
             let ctx = RequestCtx {
                 tenant: tenant.clone(),
-                base_url: String::new(),
                 if_match: None,
             };
             for (group, members) in &r.rechecks {

@@ -264,7 +264,6 @@ impl Repair<'_> {
             .await?;
         let ctx = RequestCtx {
             tenant: std::sync::Arc::new(tenant.clone()),
-            base_url: String::new(),
             if_match: None,
         };
         for e in found {

@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
+use crate::http::documents::with_base;
 use crate::http::extract::ResourceId;
 use crate::http::response::{scim_json, HttpResult};
 use crate::http::AppState;
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
-use crate::service::discovery::with_base;
 
 pub async fn service_provider_config(
     State(state): State<Arc<AppState>>,

@@ -16,11 +16,12 @@ use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
 use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
 use crate::service::creates::CreateKey;
 use crate::service::list::{ListPage, ListQuery, SortSpec};
-use crate::service::{etag_value, RequestCtx, Resource};
+use crate::service::{etag_value, RequestCtx, View};
 
 use super::extract::{
-    Ctx, GroupKind, Params, PatchBody, ResourceBody, ResourceId, ScimBody, UserKind,
+    BaseUrl, Ctx, GroupKind, Params, PatchBody, ResourceBody, ResourceId, ScimBody, UserKind,
 };
+use super::render;
 use super::response::{created, scim_json, HttpResult};
 use super::AppState;
 
@@ -30,33 +31,38 @@ pub use discovery::{resource_type, resource_types, schema, schemas, service_prov
 /// else 200 with its `ETag`. The header is a list of entity tags compared weakly (RFC 9110 §13.1.2);
 /// our versions (entryCSN, uSNChanged) never contain a comma or a quote, so splitting on
 /// commas is exact here and a typed-header crate would add dependencies for these lines.
-fn read(req: &HeaderMap, r: Resource, p: &Projection) -> axum::response::Response {
-    if let (Some(v), Some(inm)) = (
-        r.version.as_deref(),
+fn read(req: &HeaderMap, base: &str, v: View, p: &Projection) -> axum::response::Response {
+    if let (Some(version), Some(inm)) = (
+        v.meta.version.as_deref(),
         req.get(axum::http::header::IF_NONE_MATCH)
             .and_then(|h| h.to_str().ok()),
     ) {
-        let wanted = etag_value(v);
-        if inm.trim() == "*" || inm.split(',').any(|t| etag_value(t) == wanted) {
-            return with_etag(StatusCode::NOT_MODIFIED.into_response(), Some(v));
+        if inm.trim() == "*" || inm.split(',').any(|t| etag_value(t) == version) {
+            let tag = render::entity_tag(&v);
+            return with_etag(StatusCode::NOT_MODIFIED.into_response(), tag.as_deref());
         }
     }
-    written(r, p)
+    written(base, v, p)
 }
 
 /// A resource answered with 200 and its `ETag`.
-fn written(r: Resource, p: &Projection) -> axum::response::Response {
+fn written(base: &str, v: View, p: &Projection) -> axum::response::Response {
+    let tag = render::entity_tag(&v);
     with_etag(
-        scim_json(StatusCode::OK, &p.apply(r.body)),
-        r.version.as_deref(),
+        scim_json(StatusCode::OK, &p.apply(render::resource(base, v))),
+        tag.as_deref(),
     )
 }
 
 /// A resource just created: 201 with `Location` (RFC 7644 §3.3) and its `ETag`; the
 /// create's receipt rides along for the layer that knows whether the answer got out.
-fn made(r: Resource, p: &Projection) -> axum::response::Response {
-    let mut resp = with_etag(created(&p.apply(r.body), &r.location), r.version.as_deref());
-    if let Some(receipt) = r.created {
+fn made(base: &str, mut v: View, p: &Projection) -> axum::response::Response {
+    let tag = render::entity_tag(&v);
+    let location = render::location(base, v.kind, v.id.as_str());
+    let receipt = v.created.take();
+    let body = p.apply(render::resource(base, v));
+    let mut resp = with_etag(created(&body, &location), tag.as_deref());
+    if let Some(receipt) = receipt {
         resp.extensions_mut().insert(receipt);
     }
     resp
@@ -89,6 +95,7 @@ fn retried_create(
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     Params(params): Params,
     body: ResourceBody<UserKind>,
 ) -> HttpResult {
@@ -98,47 +105,50 @@ pub async fn create_user(
         // the IdP retries a create whose answer it never got: it learns the id it made
         if let Ok(user) = state.users.get(&ctx, &id, &p).await {
             tracing::info!(tenant = %ctx.tenant.name, id = %id, "a create retried after its answer was lost gets the user it made");
-            return Ok(made(user, &p));
+            return Ok(made(&base, user, &p));
         }
     }
     let user = state.users.create(&ctx, body.resource, key).await?;
-    Ok(made(user, &p))
+    Ok(made(&base, user, &p))
 }
 
 pub async fn get_user(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
     let user = state.users.get(&ctx, &id, &p).await?;
-    Ok(read(&headers, user, &p))
+    Ok(read(&headers, &base, user, &p))
 }
 
 pub async fn replace_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
     body: ResourceBody<UserKind>,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
     let user = state.users.replace(&ctx, &id, body.resource).await?;
-    Ok(written(user, &p))
+    Ok(written(&base, user, &p))
 }
 
 pub async fn patch_user(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
     body: PatchBody<UserKind>,
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
     let user = state.users.patch(&ctx, &id, &body.ops).await?;
-    Ok(written(user, &p))
+    Ok(written(&base, user, &p))
 }
 
 pub async fn delete_user(
@@ -153,36 +163,37 @@ pub async fn delete_user(
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     Params(params): Params,
 ) -> HttpResult {
-    users_page(&state, &ctx, &params).await
+    users_page(&state, &ctx, &base, &params).await
 }
 
 async fn users_page(
     state: &AppState,
     ctx: &RequestCtx,
+    base: &str,
     params: &HashMap<String, String>,
 ) -> HttpResult {
     let q = list_query(params, &state.limits, &USER_RESOURCE)?;
     let page = state.users.list(ctx, &q).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &list_response(page, &q.projection),
+        &list_response(base, page, &q.projection),
     ))
 }
 
 async fn groups_page(
     state: &AppState,
     ctx: &RequestCtx,
+    base: &str,
     params: &HashMap<String, String>,
 ) -> HttpResult {
     let q = list_query(params, &state.limits, &GROUP_RESOURCE)?;
-    let page = groups(state)?
-        .list(ctx, &q, q.projection.includes("members"))
-        .await?;
+    let page = groups(state)?.list(ctx, &q).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &list_response(page, &q.projection),
+        &list_response(base, page, &q.projection),
     ))
 }
 
@@ -190,17 +201,19 @@ async fn groups_page(
 pub async fn search_users(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    users_page(&state, &ctx, &search_params(&body)?).await
+    users_page(&state, &ctx, &base, &search_params(&body)?).await
 }
 
 pub async fn search_groups(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
-    groups_page(&state, &ctx, &search_params(&body)?).await
+    groups_page(&state, &ctx, &base, &search_params(&body)?).await
 }
 
 /// `POST /.search`: Users, then Groups, paged as one list. A filter naming an attribute one
@@ -208,6 +221,7 @@ pub async fn search_groups(
 pub async fn search_all(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ScimBody(body): ScimBody,
 ) -> HttpResult {
     let params = search_params(&body)?;
@@ -258,7 +272,7 @@ pub async fn search_all(
             cursor: None,
         };
         let groups = if names_only_attributes_of(&gq, &GROUP_RESOURCE) {
-            g.list(&ctx, &gq, p.includes("members")).await?
+            g.list(&ctx, &gq).await?
         } else {
             empty(1)
         };
@@ -271,7 +285,7 @@ pub async fn search_all(
         resources,
         cursor: None,
     };
-    Ok(scim_json(StatusCode::OK, &list_response(page, &p)))
+    Ok(scim_json(StatusCode::OK, &list_response(&base, page, &p)))
 }
 
 /// Whether every attribute `q`'s filter names exists in `schema` (a filter naming one a type
@@ -424,11 +438,11 @@ fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError
         .ok_or_else(|| ScimError::not_found("groups are not configured on this server"))
 }
 
-fn list_response(page: ListPage, projection: &Projection) -> Value {
+fn list_response(base: &str, page: ListPage, projection: &Projection) -> Value {
     let resources: Vec<Value> = page
         .resources
         .into_iter()
-        .map(|r| projection.apply(r))
+        .map(|v| projection.apply(render::resource(base, v)))
         .collect();
     let Some(links) = page.cursor else {
         return json!({
@@ -459,6 +473,7 @@ fn list_response(page: ListPage, projection: &Projection) -> Value {
 pub async fn create_group(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     Params(params): Params,
     body: ResourceBody<GroupKind>,
 ) -> HttpResult {
@@ -467,19 +482,20 @@ pub async fn create_group(
     if let Some(id) = made_before {
         if let Ok(group) = groups(&state)?.get(&ctx, &id, p.includes("members")).await {
             tracing::info!(tenant = %ctx.tenant.name, id = %id, "a create retried after its answer was lost gets the group it made");
-            return Ok(made(group, &p));
+            return Ok(made(&base, group, &p));
         }
     }
     let group = groups(&state)?
         .create(&ctx, body.resource, p.includes("members"), key)
         .await?;
-    Ok(made(group, &p))
+    Ok(made(&base, group, &p))
 }
 
 pub async fn get_group(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
 ) -> HttpResult {
@@ -487,20 +503,22 @@ pub async fn get_group(
     let group = groups(&state)?
         .get(&ctx, &id, p.includes("members"))
         .await?;
-    Ok(read(&headers, group, &p))
+    Ok(read(&headers, &base, group, &p))
 }
 
 pub async fn list_groups(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     Params(params): Params,
 ) -> HttpResult {
-    groups_page(&state, &ctx, &params).await
+    groups_page(&state, &ctx, &base, &params).await
 }
 
 pub async fn replace_group(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
     body: ResourceBody<GroupKind>,
@@ -509,7 +527,7 @@ pub async fn replace_group(
     let group = groups(&state)?
         .replace(&ctx, &id, body.resource, p.includes("members"))
         .await?;
-    Ok(written(group, &p))
+    Ok(written(&base, group, &p))
 }
 
 /// Group PATCH answers 204 (RFC 7644 §3.5.2 allows it) so that a membership change never
@@ -518,6 +536,7 @@ pub async fn replace_group(
 pub async fn patch_group(
     State(state): State<Arc<AppState>>,
     Ctx(ctx): Ctx,
+    BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
     Params(params): Params,
     body: PatchBody<GroupKind>,
@@ -525,7 +544,7 @@ pub async fn patch_group(
     let p = group_projection(&state, &params)?;
     let respond = p.is_set().then(|| p.includes("members"));
     match groups(&state)?.patch(&ctx, &id, body.ops, respond).await? {
-        Some(group) => Ok(written(group, &p)),
+        Some(group) => Ok(written(&base, group, &p)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

@@ -11,7 +11,7 @@ use crate::scim::patch::{OpKind, PatchOperation};
 use crate::scim::schema::Container;
 use crate::scim::value::{Complex, ScimValue, Simple};
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::memberships::MemberKind;
+use crate::service::memberships::ResourceType;
 use crate::service::write::{Op, Plan, Step, StepKind, Undo};
 use crate::service::RequestCtx;
 
@@ -202,15 +202,15 @@ impl Groups {
         &self,
         ctx: &RequestCtx,
         ids: &[String],
-    ) -> ServiceResult<HashMap<EntryId, (Dn, MemberKind)>> {
+    ) -> ServiceResult<HashMap<EntryId, (Dn, ResourceType)>> {
         let id_only = [self.store.dir.id_attribute()];
         let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut out: HashMap<EntryId, (Dn, MemberKind)> = self
+        let mut out: HashMap<EntryId, (Dn, ResourceType)> = self
             .users
             .locate_many(&ctx.tenant.users_container, &wanted, &id_only)
             .await?
             .into_iter()
-            .map(|(id, e)| (id, (e.dn, MemberKind::User)))
+            .map(|(id, e)| (id, (e.dn, ResourceType::User)))
             .collect();
         let left: Vec<&str> = wanted
             .into_iter()
@@ -224,7 +224,7 @@ impl Groups {
             out.extend(
                 groups
                     .into_iter()
-                    .map(|(id, e)| (id, (e.dn, MemberKind::Group))),
+                    .map(|(id, e)| (id, (e.dn, ResourceType::Group))),
             );
         }
         Ok(out)
@@ -414,7 +414,7 @@ impl Groups {
                     let dns = self.current_members(e);
                     let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
                     for (dn, id, kind) in resolved {
-                        let kind = if kind == MemberKind::User {
+                        let kind = if kind == ResourceType::User {
                             "User"
                         } else {
                             "Group"

@@ -5,22 +5,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::resource::Normalized;
-use crate::scim::schema::{Container, GROUP_SCHEMA};
+use crate::scim::schema::Container;
 use crate::scim::value::Resource as ScimResource;
 use crate::scim::{ScimError, ScimResult};
 
 use super::cursor::Cursors;
 use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
-use super::memberships::{MemberKind, Memberships};
-use super::store::{CursorRequest, Store};
-use super::{RequestCtx, Resource};
+use super::listing::{self, Listed};
+use super::memberships::Memberships;
+use super::store::Store;
+use super::view::{Links, MemberLink, View};
+use super::RequestCtx;
 
 mod members;
 mod write;
@@ -113,52 +113,21 @@ impl Groups {
         self.store.class_filter()
     }
 
-    /// The resource with its version and location, for a single-resource answer.
-    async fn answer(
-        &self,
-        ctx: &RequestCtx,
-        e: &Entry,
-        with_members: bool,
-    ) -> ServiceResult<Resource> {
-        let body = self.render(ctx, e, with_members).await?;
-        Ok(self.store.resource(&ctx.base_url, e, body))
-    }
-
-    async fn render(
-        &self,
-        ctx: &RequestCtx,
-        e: &Entry,
-        with_members: bool,
-    ) -> ServiceResult<Value> {
+    /// The group, with its members (resolved to ids) when `with_members`.
+    async fn answer(&self, ctx: &RequestCtx, e: &Entry, with_members: bool) -> ServiceResult<View> {
         let res = self.store.mapping.to_scim(e, &|_| None);
-        let mut out = Map::new();
-        out.insert(
-            "schemas".into(),
-            Value::Array(vec![Value::String(GROUP_SCHEMA.into())]),
-        );
-        out.insert("id".into(), Value::String(e.id.to_string()));
-        res.write_json(&mut out);
-        if with_members {
+        let members = if with_members {
             let dns = self.current_members(e);
             let resolved = self.members.resolve_dns(&self.users, ctx, &dns).await?;
-            let members: Vec<Value> = resolved
+            let links = resolved
                 .into_iter()
-                .map(|(_, id, kind)| {
-                    let (t, endpoint) = match kind {
-                        MemberKind::User => ("User", "Users"),
-                        MemberKind::Group => ("Group", "Groups"),
-                    };
-                    serde_json::json!({
-                        "value": id,
-                        "$ref": format!("{}/{endpoint}/{id}", ctx.base_url),
-                        "type": t,
-                    })
-                })
+                .map(|(_, id, kind)| MemberLink { id, kind })
                 .collect();
-            out.insert("members".into(), Value::Array(members));
-        }
-        out.insert("meta".into(), self.store.meta(&ctx.base_url, e));
-        Ok(Value::Object(out))
+            Some(Links::Members(links))
+        } else {
+            None
+        };
+        Ok(self.store.view(e, res, members))
     }
 
     /// Checks a Group body; returns the resource without members and the member ids.
@@ -179,12 +148,7 @@ impl Groups {
         Ok(GroupBody { res, members })
     }
 
-    pub async fn get(
-        &self,
-        ctx: &RequestCtx,
-        id: &str,
-        with_members: bool,
-    ) -> ServiceResult<Resource> {
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, with_members: bool) -> ServiceResult<View> {
         let e = self
             .store
             .locate(self.container(ctx)?, id, &self.attrs(with_members))
@@ -192,97 +156,9 @@ impl Groups {
         self.answer(ctx, &e, with_members).await
     }
 
-    pub async fn list(
-        &self,
-        ctx: &RequestCtx,
-        q: &ListQuery,
-        with_members: bool,
-    ) -> ServiceResult<ListPage> {
-        let container = self.container(ctx)?;
-        let start = q.start_index.max(1);
-        let count = q.count.unwrap_or(self.max_results).min(self.max_results);
-        if let Some(cursor) = &q.cursor {
-            return self
-                .list_by_cursor(ctx, q, cursor, count, with_members)
-                .await;
-        }
-        let filter = match &q.filter {
-            Some(f) => self.ldap_filter(ctx, f).await?,
-            None => LdapFilter::True,
-        };
-        let (total, entries) = self
-            .store
-            .page_query(
-                container,
-                &filter,
-                q,
-                start,
-                count,
-                &self.attrs(with_members),
-            )
-            .await?;
-        let mut resources = Vec::with_capacity(entries.len());
-        for e in &entries {
-            self.store.remember(container, e).await;
-            resources.push(self.render(ctx, e, with_members).await?);
-        }
-        Ok(ListPage {
-            total_results: total,
-            start_index: start,
-            resources,
-            cursor: None,
-        })
-    }
-
-    /// A page of a cursor walk (RFC 9865). Whether a walk reads members is fixed by its first
-    /// page (a large group's members are read only when asked for): its cursors serve only
-    /// requests that ask the same.
-    async fn list_by_cursor(
-        &self,
-        ctx: &RequestCtx,
-        q: &ListQuery,
-        cursor: &str,
-        count: usize,
-        with_members: bool,
-    ) -> ServiceResult<ListPage> {
-        let container = self.container(ctx)?;
-        let filter = match (&q.filter, cursor.trim().is_empty()) {
-            (_, false) => None,
-            (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
-            (None, true) => Some(LdapFilter::True),
-        };
-        let kind = if with_members {
-            "Groups"
-        } else {
-            "Groups without members"
-        };
-        let page = self
-            .store
-            .cursor_page(
-                q,
-                CursorRequest {
-                    cursors: &self.cursors,
-                    tenant: &ctx.tenant.name,
-                    kind,
-                    container,
-                    filter: filter.as_ref(),
-                    cursor,
-                    count,
-                    attrs: &self.attrs(with_members),
-                },
-            )
-            .await?;
-        let mut resources = Vec::with_capacity(page.entries.len());
-        // not remembered in the DN cache: see `Users::list_by_cursor`
-        for e in &page.entries {
-            resources.push(self.render(ctx, e, with_members).await?);
-        }
-        Ok(ListPage::of_walk(
-            resources,
-            page.next,
-            page.previous,
-            page.total,
-        ))
+    /// A page of groups; members (resolved to ids) when the projection includes them.
+    pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ServiceResult<ListPage> {
+        listing::list(self, ctx, q).await
     }
 
     /// Group filters: the mapping's attributes, plus `members.value eq "id"` (or
@@ -352,5 +228,55 @@ impl Groups {
 
     async fn read_back(&self, dn: &Dn, with_members: bool) -> ServiceResult<Entry> {
         self.store.read_back(dn, &self.attrs(with_members)).await
+    }
+}
+
+impl Listed for Groups {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn cursors(&self) -> &Cursors {
+        &self.cursors
+    }
+
+    fn max_results(&self) -> usize {
+        self.max_results
+    }
+
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
+        Groups::container(self, ctx)
+    }
+
+    fn page_attrs(&self, q: &ListQuery, _walk: bool) -> Vec<&str> {
+        self.attrs(q.projection.includes("members"))
+    }
+
+    /// Whether a walk reads members is fixed by its first page (a large group's members
+    /// are read only when asked for): its cursors serve only requests that ask the same.
+    fn walk_kind(&self, q: &ListQuery) -> &'static str {
+        if q.projection.includes("members") {
+            "Groups"
+        } else {
+            "Groups without members"
+        }
+    }
+
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ServiceResult<LdapFilter> {
+        Groups::ldap_filter(self, ctx, f).await
+    }
+
+    async fn views(
+        &self,
+        ctx: &RequestCtx,
+        entries: &[Entry],
+        q: &ListQuery,
+    ) -> ServiceResult<Vec<View>> {
+        let with_members = q.projection.includes("members");
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(self.answer(ctx, e, with_members).await?);
+        }
+        Ok(out)
     }
 }

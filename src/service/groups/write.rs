@@ -13,7 +13,7 @@ use crate::scim::value::{Resource as ScimResource, ScimValue};
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
-use crate::service::{RequestCtx, Resource};
+use crate::service::{RequestCtx, View};
 
 use super::members::{needs_member_list, owe_check, split_member_ops, MemberDelta};
 use super::{required_display_name, GroupBody, Groups};
@@ -27,7 +27,7 @@ impl Groups {
         body: Normalized,
         with_members: bool,
         key: CreateKey,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         let container = self.container(ctx)?;
         crate::service::journal::creating(key);
         let GroupBody { res, members: ids } = self.accept(body)?;
@@ -105,7 +105,7 @@ impl Groups {
         id: &str,
         body: Normalized,
         with_members: bool,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         let container = self.container(ctx)?;
         let GroupBody {
             res: new_res,
@@ -135,7 +135,7 @@ impl Groups {
         id: &str,
         ops: Vec<PatchOperation>,
         respond: Option<bool>,
-    ) -> ServiceResult<Option<Resource>> {
+    ) -> ServiceResult<Option<View>> {
         let container = self.container(ctx)?;
         let (member_ops, other_ops) = split_member_ops(ops);
         // every operation's ids count: many small ones cost as much as one big one

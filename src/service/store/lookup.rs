@@ -48,7 +48,7 @@ impl Store {
     /// `locate`, with 404 when there is no such entry.
     pub async fn locate(&self, container: &Dn, id: &str, attrs: &[&str]) -> ServiceResult<Entry> {
         self.locate_opt(container, id, attrs).await?.ok_or_else(|| {
-            ServiceError::not_found(format!("no {} with id \"{id}\"", self.resource_type))
+            ServiceError::not_found(format!("no {} with id \"{id}\"", self.kind.name()))
         })
     }
 
@@ -84,7 +84,7 @@ impl Store {
         Err(ServiceError::unavailable(
             format!(
                 "{} {id} was created moments ago on another directory server, and the one answering now has not received it yet (replication); retry shortly",
-                self.resource_type
+                self.kind.name()
             ),
             5,
         ))
@@ -237,7 +237,8 @@ impl Store {
         match found.first() {
             Some(e) if Some(e.id.as_str()) != except_id => Err(ServiceError::uniqueness(format!(
                 "{} \"{name}\" is already taken by another {}",
-                self.mapping.required, self.resource_type
+                self.mapping.required,
+                self.kind.name()
             ))),
             _ => Ok(()),
         }

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use crate::cache::DnCache;
 use crate::directory::{Directory, Dn, Entry, LdapFilter};
 use crate::mapping::Mapping;
 
 use super::error::{ServiceError, ServiceResult};
+use super::view::{Links, Meta, ResourceType, View};
 use super::write::Writer;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
+use crate::scim::value::Resource as ScimResource;
 
 mod lookup;
 mod pages;
@@ -24,10 +24,8 @@ pub struct Store {
     pub mapping: Arc<Mapping>,
     pub cache: DnCache,
     read_attrs: Vec<String>,
-    /// "User" or "Group".
-    pub resource_type: &'static str,
-    /// "Users" or "Groups".
-    pub endpoint: &'static str,
+    /// User or Group.
+    pub kind: ResourceType,
     /// Ids this process created lately, with the server each was written to:
     /// read-your-writes across a failover.
     created: moka::sync::Cache<String, Option<String>>,
@@ -40,8 +38,7 @@ impl Store {
         mapping: Arc<Mapping>,
         cache: DnCache,
         extra_attrs: &[&str],
-        resource_type: &'static str,
-        endpoint: &'static str,
+        kind: ResourceType,
     ) -> Store {
         let mut read_attrs = mapping.ldap_attributes();
         read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
@@ -52,8 +49,7 @@ impl Store {
             mapping,
             cache,
             read_attrs,
-            resource_type,
-            endpoint,
+            kind,
             created: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(super::creates::RETRY_WINDOW)
@@ -157,7 +153,7 @@ impl Store {
             .ok_or_else(|| {
                 ServiceError::conflict(format!(
                     "the {} was moved or deleted right after it was written; read it again",
-                    self.resource_type
+                    self.kind.name()
                 ))
             })
     }
@@ -172,35 +168,25 @@ impl Store {
         self.mapping.identity.admits(e.values("objectClass"))
     }
 
-    /// `body`, the rendering of `e`, with the version and location the HTTP layer needs.
-    pub fn resource(&self, base_url: &str, e: &Entry, body: Value) -> super::Resource {
-        super::Resource {
-            body,
-            version: e.first(self.dir.version_attribute()).map(etag),
-            location: format!("{base_url}/{}/{}", self.endpoint, e.id),
+    /// The view of `e` with its attributes and the resources it links to.
+    pub fn view(&self, e: &Entry, attrs: ScimResource, links: Option<Links>) -> View {
+        View {
+            kind: self.kind,
+            id: e.id.clone(),
+            attrs,
+            links,
+            meta: self.meta(e),
             created: None,
         }
     }
 
-    /// `meta` of a resource (RFC 7643 §3.1) from the entry's timestamps.
-    pub fn meta(&self, base_url: &str, e: &Entry) -> Value {
-        let mut meta = json!({
-            "resourceType": self.resource_type,
-            "location": format!("{base_url}/{}/{}", self.endpoint, e.id),
-        });
-        let Some(m) = meta.as_object_mut() else {
-            return meta;
-        };
-        if let Some(t) = e.first("createTimestamp").and_then(generalized_to_rfc3339) {
-            m.insert("created".into(), Value::String(t));
+    /// `meta` of a resource (RFC 7643 §3.1) from the entry's timestamps and version.
+    pub fn meta(&self, e: &Entry) -> Meta {
+        Meta {
+            created: e.first("createTimestamp").and_then(generalized_to_rfc3339),
+            last_modified: e.first("modifyTimestamp").and_then(generalized_to_rfc3339),
+            version: e.first(self.dir.version_attribute()).map(str::to_owned),
         }
-        if let Some(t) = e.first("modifyTimestamp").and_then(generalized_to_rfc3339) {
-            m.insert("lastModified".into(), Value::String(t));
-        }
-        if let Some(v) = e.first(self.dir.version_attribute()) {
-            m.insert("version".into(), Value::String(etag(v)));
-        }
-        meta
     }
 
     /// Checks the request's `If-Match` against `e`'s version (412 when stale) and returns the
@@ -219,7 +205,7 @@ impl Store {
         } else {
             Err(ServiceError::precondition_failed(format!(
                 "If-Match does not name the current version of this {} ({}); read it again",
-                self.resource_type,
+                self.kind.name(),
                 etag(current)
             )))
         }

@@ -13,7 +13,7 @@ use crate::scim::value::Resource as ScimResource;
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
 use crate::service::write::{NewPassword, Op, Plan, Step, StepKind, Undo};
-use crate::service::{RequestCtx, Resource};
+use crate::service::{RequestCtx, View};
 
 use super::render::{dn_for, Refs};
 use super::{required_user_name, taken, Users};
@@ -74,7 +74,7 @@ impl Users {
         ctx: &RequestCtx,
         body: Normalized,
         key: CreateKey,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         let container = &ctx.tenant.users_container;
         crate::service::journal::creating(key);
         let res = self.accept(body)?;
@@ -298,7 +298,7 @@ impl Users {
         ctx: &RequestCtx,
         e: Entry,
         res: ScimResource,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
         let mut new_res = old_res.clone();
         new_res.merge(res);

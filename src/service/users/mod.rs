@@ -18,9 +18,10 @@ use crate::scim::{ScimError, ScimResult};
 use super::cursor::Cursors;
 use super::error::{ServiceError, ServiceResult};
 use super::list::{ListPage, ListQuery};
+use super::listing::{self, Listed};
 use super::memberships::Memberships;
-use super::store::{CursorRequest, Store};
-use super::{RequestCtx, Resource};
+use super::store::Store;
+use super::{RequestCtx, View};
 
 mod create;
 mod delete;
@@ -108,93 +109,27 @@ impl Users {
     }
 
     /// A user, reading only the LDAP attributes `p` lets through.
-    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ServiceResult<Resource> {
+    pub async fn get(&self, ctx: &RequestCtx, id: &str, p: &Projection) -> ServiceResult<View> {
         let e = self
             .store
             .locate(&ctx.tenant.users_container, id, &self.read_attrs(p))
             .await?;
-        let body = self
-            .render_with(ctx, &e, p.includes("groups"), &Refs::new())
-            .await?;
-        Ok(self.store.resource(&ctx.base_url, &e, body))
+        self.render_with(ctx, &e, p.includes("groups"), &Refs::new())
+            .await
     }
 
     pub async fn list(&self, ctx: &RequestCtx, q: &ListQuery) -> ServiceResult<ListPage> {
-        let container = &ctx.tenant.users_container;
-        let start = q.start_index.max(1);
-        let count = q
-            .count
-            .unwrap_or(self.settings.max_results)
-            .min(self.settings.max_results);
-        if let Some(cursor) = &q.cursor {
-            return self.list_by_cursor(ctx, q, cursor, count).await;
+        if q.cursor.is_none() {
+            let start = q.start_index.max(1);
+            let count = q
+                .count
+                .unwrap_or(self.max_results())
+                .min(self.max_results());
+            if let Some(page) = self.list_by_cached_name(ctx, q, start, count).await? {
+                return Ok(page);
+            }
         }
-        if let Some(page) = self.list_by_cached_name(ctx, q, start, count).await? {
-            return Ok(page);
-        }
-        let filter = match &q.filter {
-            Some(f) => self.ldap_filter(ctx, f).await?,
-            None => LdapFilter::True,
-        };
-        let attrs = self.read_attrs(&q.projection);
-        let with_groups = q.projection.includes("groups");
-        let (total, entries) = self
-            .store
-            .page_query(container, &filter, q, start, count, &attrs)
-            .await?;
-        for e in &entries {
-            self.remember(ctx, e).await;
-        }
-        let resources = self.render_page(ctx, &entries, with_groups).await?;
-        Ok(ListPage {
-            total_results: total,
-            start_index: start,
-            resources,
-            cursor: None,
-        })
-    }
-
-    /// A page of a cursor walk (RFC 9865). A walk reads every attribute a page may show,
-    /// whatever the first page's projection: later pages may ask for more.
-    async fn list_by_cursor(
-        &self,
-        ctx: &RequestCtx,
-        q: &ListQuery,
-        cursor: &str,
-        count: usize,
-    ) -> ServiceResult<ListPage> {
-        let filter = match (&q.filter, cursor.trim().is_empty()) {
-            (_, false) => None,
-            (Some(f), true) => Some(self.ldap_filter(ctx, f).await?),
-            (None, true) => Some(LdapFilter::True),
-        };
-        let attrs = self.read_attrs(&Projection::default());
-        let page = self
-            .store
-            .cursor_page(
-                q,
-                CursorRequest {
-                    cursors: &self.cursors,
-                    tenant: &ctx.tenant.name,
-                    kind: "Users",
-                    container: &ctx.tenant.users_container,
-                    filter: filter.as_ref(),
-                    cursor,
-                    count,
-                    attrs: &attrs,
-                },
-            )
-            .await?;
-        // not remembered in the DN cache: a walk over every user (an IdP's reconciliation)
-        // would push out the entries requests actually come back for
-        let with_groups = q.projection.includes("groups");
-        let resources = self.render_page(ctx, &page.entries, with_groups).await?;
-        Ok(ListPage::of_walk(
-            resources,
-            page.next,
-            page.previous,
-            page.total,
-        ))
+        listing::list(self, ctx, q).await
     }
 
     /// User filters: the mapping's attributes, plus references to users (`manager eq "id"`,
@@ -278,5 +213,49 @@ impl Users {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Listed for Users {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn cursors(&self) -> &Cursors {
+        &self.cursors
+    }
+
+    fn max_results(&self) -> usize {
+        self.settings.max_results
+    }
+
+    fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
+        Ok(&ctx.tenant.users_container)
+    }
+
+    fn page_attrs(&self, q: &ListQuery, walk: bool) -> Vec<&str> {
+        if walk {
+            self.read_attrs(&Projection::default())
+        } else {
+            self.read_attrs(&q.projection)
+        }
+    }
+
+    fn walk_kind(&self, _q: &ListQuery) -> &'static str {
+        "Users"
+    }
+
+    async fn ldap_filter(&self, ctx: &RequestCtx, f: &Filter) -> ServiceResult<LdapFilter> {
+        Users::ldap_filter(self, ctx, f).await
+    }
+
+    async fn views(
+        &self,
+        ctx: &RequestCtx,
+        entries: &[Entry],
+        q: &ListQuery,
+    ) -> ServiceResult<Vec<View>> {
+        self.render_page(ctx, entries, q.projection.includes("groups"))
+            .await
     }
 }

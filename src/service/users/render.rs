@@ -3,8 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
-
 use crate::scim::schema::Container;
 use crate::scim::value::{Complex, Resource as ScimResource, ScimValue, Simple};
 
@@ -12,9 +10,9 @@ use crate::directory::{Dn, Entry, EntryId, LdapFilter};
 use crate::mapping::ValueKind;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::projection::Projection;
-use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::service::error::ServiceResult;
-use crate::service::{RequestCtx, Resource};
+use crate::service::view::{GroupLink, Links, View};
+use crate::service::RequestCtx;
 
 use super::Users;
 
@@ -141,16 +139,15 @@ impl Users {
         Ok((res, refs))
     }
 
-    /// The full resource: attributes plus `schemas`, `id`, `groups` and `meta`; `known`
-    /// holds references (id → DN) the caller already resolved.
+    /// The full resource: attributes, `groups` and `meta`; `known` holds references
+    /// (id → DN) the caller already resolved.
     pub(super) async fn render(
         &self,
         ctx: &RequestCtx,
         e: &Entry,
         known: &Refs,
-    ) -> ServiceResult<Resource> {
-        let body = self.render_with(ctx, e, true, known).await?;
-        Ok(self.store.resource(&ctx.base_url, e, body))
+    ) -> ServiceResult<View> {
+        self.render_with(ctx, e, true, known).await
     }
 
     /// What a read of `p`'s attributes fetches: only what it will show.
@@ -174,13 +171,13 @@ impl Users {
         e: &Entry,
         with_groups: bool,
         known: &Refs,
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<View> {
         let (res, _) = self.scim_view(ctx, e, known).await?;
         let groups = match (&self.memberships, with_groups) {
             (Some(m), true) => Some(m.groups_of(ctx, e).await?),
             _ => None,
         };
-        Ok(self.assemble(ctx, e, res, groups))
+        Ok(self.store.view(e, res, groups.map(Links::Groups)))
     }
 
     /// The resources of a list page. Costs do not grow with the page: the users' manager
@@ -191,7 +188,7 @@ impl Users {
         ctx: &RequestCtx,
         entries: &[Entry],
         with_groups: bool,
-    ) -> ServiceResult<Vec<Value>> {
+    ) -> ServiceResult<Vec<View>> {
         let container = &ctx.tenant.users_container;
         let mut known = Refs::new();
         let referenced: Vec<Dn> = self
@@ -222,7 +219,7 @@ impl Users {
                 }
             }
         }
-        let groups: Vec<Option<Vec<Value>>> = match (&self.memberships, with_groups) {
+        let groups: Vec<Option<Vec<GroupLink>>> = match (&self.memberships, with_groups) {
             (Some(m), true) => {
                 let users: Vec<&Entry> = entries.iter().collect();
                 m.groups_of_many(ctx, &users)
@@ -236,43 +233,9 @@ impl Users {
         let mut out = Vec::with_capacity(entries.len());
         for (e, groups) in entries.iter().zip(groups) {
             let (res, _) = self.scim_view(ctx, e, &known).await?;
-            out.push(self.assemble(ctx, e, res, groups));
+            out.push(self.store.view(e, res, groups.map(Links::Groups)));
         }
         Ok(out)
-    }
-
-    /// The resource from its SCIM attributes: `schemas`, `id`, the attributes, `groups`
-    /// (when read) and `meta`.
-    pub(super) fn assemble(
-        &self,
-        ctx: &RequestCtx,
-        e: &Entry,
-        mut res: ScimResource,
-        groups: Option<Vec<Value>>,
-    ) -> Value {
-        let enterprise = Container::Extension(ENTERPRISE_USER_SCHEMA);
-        let mut schemas = vec![Value::String(USER_SCHEMA.into())];
-        if res
-            .extension(ENTERPRISE_USER_SCHEMA)
-            .is_some_and(|a| !a.is_empty())
-        {
-            schemas.push(Value::String(ENTERPRISE_USER_SCHEMA.into()));
-            if let Some(ScimValue::Complex(mgr)) = res.attrs_mut(enterprise).get_mut("manager") {
-                if let Some(mid) = mgr.str("value") {
-                    let url = format!("{}/Users/{mid}", ctx.base_url);
-                    mgr.set("$ref", Simple::Reference(url));
-                }
-            }
-        }
-        let mut out = Map::new();
-        out.insert("schemas".into(), Value::Array(schemas));
-        out.insert("id".into(), Value::String(e.id.to_string()));
-        res.write_json(&mut out);
-        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
-            out.insert("groups".into(), Value::Array(groups));
-        }
-        out.insert("meta".into(), self.store.meta(&ctx.base_url, e));
-        Value::Object(out)
     }
 
     /// DNs of the users that `res` references (e.g. its manager), added to `known`.

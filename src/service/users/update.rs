@@ -3,13 +3,13 @@
 
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
-use crate::directory::{DirectoryError, Dn, Entry};
+use crate::directory::{Change, DirectoryError, Dn, Entry, LdapFilter};
 use crate::scim::patch::{apply_patch, PatchOperation};
 use crate::scim::resource::Normalized;
 use crate::scim::value::Resource as ScimResource;
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
-use crate::service::{RequestCtx, Resource};
+use crate::service::write::{restore, NewPassword, Op, Plan, Step, StepKind, Undo};
+use crate::service::{RequestCtx, View};
 
 use super::render::{dn_for, Refs};
 use super::{required_user_name, Users};
@@ -20,7 +20,7 @@ impl Users {
         ctx: &RequestCtx,
         id: &str,
         body: Normalized,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         let new_res = self.accept(body)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
@@ -32,7 +32,7 @@ impl Users {
         ctx: &RequestCtx,
         id: &str,
         ops: &[PatchOperation],
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         self.mapping().check_patch_targets(ops)?;
         let e = self.locate(ctx, id).await?;
         let (old_res, old_refs) = self.scim_view(ctx, &e, &Refs::new()).await?;
@@ -55,7 +55,7 @@ impl Users {
         old_res: ScimResource,
         old_refs: Refs,
         new_res: ScimResource,
-    ) -> ServiceResult<Resource> {
+    ) -> ServiceResult<View> {
         self.write_with(ctx, e, old_res, old_refs, new_res, Vec::new())
             .await
     }
@@ -68,8 +68,8 @@ impl Users {
         old_res: ScimResource,
         old_refs: Refs,
         new_res: ScimResource,
-        extra: Vec<crate::directory::Change>,
-    ) -> ServiceResult<Resource> {
+        extra: Vec<Change>,
+    ) -> ServiceResult<View> {
         let container = &ctx.tenant.users_container;
         let refs = self.resolve_refs(ctx, &new_res, old_refs).await?;
         let lookup = |id: &str| dn_for(&refs, id);
@@ -87,90 +87,31 @@ impl Users {
                 .ensure_unique(container, new_name, Some(&e.id))
                 .await?;
         }
-        let rename = !mapping.rdn_fits(&e.dn, &new_res)?;
-        let new_rdn = match (rename, mapping.numbered_rdn) {
-            (true, true) => {
-                let base = mapping.rdn_text(&new_res)?;
-                self.free_rdn(container, &base, Some(&e.dn)).await?
-            }
-            _ => mapping.rdn(&new_res)?,
-        };
-        if rename {
+        let rename = self.new_rdn(container, &e, &new_res).await?;
+        if rename.is_some() {
             // modrdn sets the naming attribute; the modify must leave it alone
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
-        let assertion = self.store.precondition(ctx, &e)?;
-        let (old_rdn, parent) = split_first_rdn(&e.dn);
-        let new_dn = Dn::new(format!("{new_rdn},{parent}"));
-        let final_dn = if rename { &new_dn } else { &e.dn };
+        let final_dn = rename.as_ref().map_or(&e.dn, |(_, dn)| dn);
         let role_steps =
             self.role_steps(final_dn, &self.role_changes(ctx, &old_res, &new_res).await?);
-        if changes.is_empty() && !rename && role_steps.is_empty() && password.is_none() {
+        if changes.is_empty() && rename.is_none() && role_steps.is_empty() && password.is_none() {
             return self.render(ctx, &e, &refs).await;
         }
-        let mut plan = Plan::new();
-        if rename {
-            if let Some(m) = &self.memberships {
-                plan.steps.extend(m.stale_step(ctx, &new_dn));
-            }
-        }
-        let modify_first = !changes.is_empty();
-        if modify_first {
-            plan.push(Step::new(
-                StepKind::Modify,
-                Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: changes.clone(),
-                    values: None,
-                    assertion: assertion.clone(),
-                },
-                Undo::by(Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: restore(&e, &changes),
-                    values: None,
-                    assertion: None,
-                }),
-            ));
-        }
-        if let Some(new) = password {
-            // Right after the modify: refused by the directory's password policy, it undoes
-            // the modify and nothing else was done. A password cannot be put back, so a later
-            // step's failure leaves both and says so (503, retry to complete).
-            plan.push(Step::new(
-                StepKind::Password,
-                Op::SetPassword {
-                    dn: e.dn.clone(),
-                    new,
-                },
-                Undo::Irreversible,
-            ));
-        }
-        if rename {
-            plan.push(Step::new(
-                StepKind::Rename,
-                Op::Rename {
-                    dn: e.dn.clone(),
-                    rdn: new_rdn.clone(),
-                    parent: None,
-                    // the modify, when there is one, carried If-Match (and changed the version)
-                    assertion: if modify_first { None } else { assertion },
-                },
-                Undo::by(Op::Rename {
-                    dn: new_dn.clone(),
-                    rdn: old_rdn,
-                    parent: None,
-                    assertion: None,
-                }),
-            ));
-            if let Some(m) = &self.memberships {
-                plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
-            }
-        }
-        plan.steps.extend(role_steps);
+        let write = UserWrite {
+            assertion: self.store.precondition(ctx, &e)?,
+            changes,
+            password,
+            rename,
+            role_steps,
+        };
+        let modifies = !write.changes.is_empty();
+        let new_dn = write.rename.as_ref().map(|(_, dn)| dn.clone());
+        let plan = self.write_plan(ctx, &e, write);
         // the modify returns the entry (post-read) when it is the last step: later steps
         // (groups, memberOf) would change what it returned
         let attrs = self.store.attrs();
-        let read = (modify_first && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
+        let read = (modifies && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
         let written = match self.store.writer().run_reading(plan, read).await {
             Ok(entry) => entry,
             Err(err)
@@ -185,11 +126,12 @@ impl Users {
             }
             Err(err) => return Err(err.into()),
         };
-        let dn = if rename {
-            self.store.cache.forget_name(container, &old_name).await;
-            new_dn
-        } else {
-            e.dn.clone()
+        let dn = match new_dn {
+            Some(dn) => {
+                self.store.cache.forget_name(container, &old_name).await;
+                dn
+            }
+            None => e.dn.clone(),
         };
         budget::settling(async {
             let updated = match written {
@@ -201,4 +143,103 @@ impl Users {
         })
         .await
     }
+
+    /// The RDN and DN the entry moves to when `res` names it otherwise (a free numbered
+    /// name where clashes are numbered), or `None` when its name fits.
+    async fn new_rdn(
+        &self,
+        container: &Dn,
+        e: &Entry,
+        res: &ScimResource,
+    ) -> ServiceResult<Option<(String, Dn)>> {
+        let mapping = self.mapping();
+        if mapping.rdn_fits(&e.dn, res)? {
+            return Ok(None);
+        }
+        let rdn = if mapping.numbered_rdn {
+            let base = mapping.rdn_text(res)?;
+            self.free_rdn(container, &base, Some(&e.dn)).await?
+        } else {
+            mapping.rdn(res)?
+        };
+        let (_, parent) = split_first_rdn(&e.dn);
+        let dn = Dn::new(format!("{rdn},{parent}"));
+        Ok(Some((rdn, dn)))
+    }
+
+    /// The plan: if the name changes, clear stale memberships of the new DN; one modify of
+    /// the attributes (carrying `If-Match`); the password; the rename; groups follow the new
+    /// DN; role groups joined and left.
+    fn write_plan(&self, ctx: &RequestCtx, e: &Entry, w: UserWrite) -> Plan {
+        let mut plan = Plan::new();
+        if let (Some((_, new_dn)), Some(m)) = (&w.rename, &self.memberships) {
+            plan.steps.extend(m.stale_step(ctx, new_dn));
+        }
+        let modify_first = !w.changes.is_empty();
+        if modify_first {
+            plan.push(Step::new(
+                StepKind::Modify,
+                Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: w.changes.clone(),
+                    values: None,
+                    assertion: w.assertion.clone(),
+                },
+                Undo::by(Op::Modify {
+                    dn: e.dn.clone(),
+                    changes: restore(e, &w.changes),
+                    values: None,
+                    assertion: None,
+                }),
+            ));
+        }
+        if let Some(new) = w.password {
+            // Right after the modify: refused by the directory's password policy, it undoes
+            // the modify and nothing else was done. A password cannot be put back, so a later
+            // step's failure leaves both and says so (503, retry to complete).
+            plan.push(Step::new(
+                StepKind::Password,
+                Op::SetPassword {
+                    dn: e.dn.clone(),
+                    new,
+                },
+                Undo::Irreversible,
+            ));
+        }
+        if let Some((new_rdn, new_dn)) = w.rename {
+            let (old_rdn, _) = split_first_rdn(&e.dn);
+            plan.push(Step::new(
+                StepKind::Rename,
+                Op::Rename {
+                    dn: e.dn.clone(),
+                    rdn: new_rdn,
+                    parent: None,
+                    // the modify, when there is one, carried If-Match (and changed the version)
+                    assertion: if modify_first { None } else { w.assertion },
+                },
+                Undo::by(Op::Rename {
+                    dn: new_dn.clone(),
+                    rdn: old_rdn,
+                    parent: None,
+                    assertion: None,
+                }),
+            ));
+            if let Some(m) = &self.memberships {
+                plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
+            }
+        }
+        plan.steps.extend(w.role_steps);
+        plan
+    }
+}
+
+/// What a user write does to the entry, decided before the plan is made.
+struct UserWrite {
+    changes: Vec<Change>,
+    password: Option<NewPassword>,
+    /// The new RDN and DN, when the entry is renamed.
+    rename: Option<(String, Dn)>,
+    /// The request's `If-Match` as an LDAP assertion.
+    assertion: Option<LdapFilter>,
+    role_steps: Vec<Step>,
 }

@@ -1,5 +1,6 @@
-//! Discovery endpoints (RFC 7644 §4): `/ServiceProviderConfig`, `/Schemas`, `/ResourceTypes`,
-//! generated from the running mapping so that they describe what this deployment stores.
+//! The discovery documents (RFC 7644 §4): `/ServiceProviderConfig`, `/Schemas`,
+//! `/ResourceTypes`, built once from the running mapping so that they describe what this
+//! deployment stores; `handlers/discovery.rs` serves them.
 
 use serde_json::{json, Value};
 
@@ -23,7 +24,7 @@ impl Discovery {
         groups: Option<&Mapping>,
         max_results: usize,
         max_body_bytes: usize,
-        cursors: super::cursor::CursorSettings,
+        cursors: crate::service::cursor::CursorSettings,
     ) -> Discovery {
         let service_provider_config = json!({
             "schemas": [SPC_SCHEMA],
