@@ -92,6 +92,8 @@ impl Users {
             // modrdn sets the naming attribute; the modify must leave it alone
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
         }
+        // checked even when nothing changes: a stale If-Match is a 412 either way
+        let assertion = self.store.precondition(ctx, &e)?;
         let final_dn = rename.as_ref().map_or(&e.dn, |(_, dn)| dn);
         let role_steps =
             self.role_steps(final_dn, &self.role_changes(ctx, &old_res, &new_res).await?);
@@ -99,7 +101,7 @@ impl Users {
             return self.render(ctx, &e, &refs).await;
         }
         let write = UserWrite {
-            assertion: self.store.precondition(ctx, &e)?,
+            assertion,
             changes,
             password,
             rename,
