@@ -48,14 +48,7 @@ pub async fn explain(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> Result<Explained, ExplainError> {
-    let names = || raw.tenants.keys().cloned().collect::<Vec<_>>().join(", ");
-    let tenant = match tenant {
-        Some(t) if raw.tenants.contains_key(t) => t.to_owned(),
-        Some(t) => return Err(ExplainError::NoSuchTenant(t.to_owned(), names())),
-        None if raw.tenants.len() == 1 => raw.tenants.keys().next().cloned().unwrap_or_default(),
-        None if raw.tenants.is_empty() => return Err(ExplainError::NoTenant),
-        None => return Err(ExplainError::WhichTenant(names())),
-    };
+    let tenant = which_tenant(raw, tenant)?;
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| ExplainError::Method(method.to_owned()))?;
 
@@ -83,26 +76,7 @@ pub async fn explain(
         d as Arc<dyn Directory>
     })?;
 
-    let path = if path.starts_with(crate::http::BASE_PATH) {
-        path.to_owned()
-    } else {
-        format!(
-            "{}/{}",
-            crate::http::BASE_PATH,
-            path.trim_start_matches('/')
-        )
-    };
-    let mut request = Request::builder()
-        .method(method)
-        .uri(&path)
-        .header(header::HOST, "localhost")
-        .header(header::AUTHORIZATION, format!("Bearer {secret}"));
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/scim+json");
-    }
-    let request = request
-        .body(Body::from(body.unwrap_or_default()))
-        .map_err(|e| ExplainError::Request(e.to_string()))?;
+    let request = request_for(method, path, &secret, body)?;
     let response = crate::http::router(app.state.clone())
         .oneshot(request)
         .await
@@ -126,6 +100,50 @@ pub async fn explain(
         status,
         body,
     })
+}
+
+/// The tenant asked for, or the only one.
+fn which_tenant(raw: &RawConfig, tenant: Option<&str>) -> Result<String, ExplainError> {
+    let names = || raw.tenants.keys().cloned().collect::<Vec<_>>().join(", ");
+    match tenant {
+        Some(t) if raw.tenants.contains_key(t) => Ok(t.to_owned()),
+        Some(t) => Err(ExplainError::NoSuchTenant(t.to_owned(), names())),
+        None if raw.tenants.len() == 1 => {
+            Ok(raw.tenants.keys().next().cloned().unwrap_or_default())
+        }
+        None if raw.tenants.is_empty() => Err(ExplainError::NoTenant),
+        None => Err(ExplainError::WhichTenant(names())),
+    }
+}
+
+/// The request as a client would send it to `path` (under `/scim/v2` when it is not
+/// already), with the run's own credential.
+fn request_for(
+    method: Method,
+    path: &str,
+    secret: &str,
+    body: Option<Vec<u8>>,
+) -> Result<Request<Body>, ExplainError> {
+    let path = if path.starts_with(crate::http::BASE_PATH) {
+        path.to_owned()
+    } else {
+        format!(
+            "{}/{}",
+            crate::http::BASE_PATH,
+            path.trim_start_matches('/')
+        )
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(&path)
+        .header(header::HOST, "localhost")
+        .header(header::AUTHORIZATION, format!("Bearer {secret}"));
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/scim+json");
+    }
+    request
+        .body(Body::from(body.unwrap_or_default()))
+        .map_err(|e| ExplainError::Request(e.to_string()))
 }
 
 impl std::fmt::Display for Explained {

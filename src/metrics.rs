@@ -151,91 +151,111 @@ impl Metrics {
             server_changes: Family::default(),
             registry: Registry::default(),
         };
+        m.register_http(&mut registry);
+        m.register_ldap(&mut registry);
+        m.register_operations(&mut registry);
+        m.register_servers(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// The HTTP side: requests and their time.
+    fn register_http(&self, registry: &mut Registry) {
         registry.register(
             "http_requests",
             "HTTP requests answered, by matched route, method and status",
-            m.requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer a request, by matched route and method",
-            m.request_seconds.clone(),
+            self.request_seconds.clone(),
         );
+    }
+
+    /// The LDAP side: operations, errors, their time and the pool.
+    fn register_ldap(&self, registry: &mut Registry) {
         registry.register(
             "ldap_operations",
             "LDAP operations sent, by kind",
-            m.ldap_ops.clone(),
+            self.ldap_ops.clone(),
         );
         registry.register(
             "ldap_errors",
             "LDAP operations that failed, by kind of operation and of error",
-            m.ldap_errors.clone(),
+            self.ldap_errors.clone(),
         );
         registry.register(
             "ldap_operation_duration_seconds",
             "Time from asking for a connection to the directory's answer, by operation",
-            m.ldap_seconds.clone(),
+            self.ldap_seconds.clone(),
         );
         registry.register(
             "ldap_pool_connections",
             "Connections to the directory, in use and idle",
-            m.pool_connections.clone(),
+            self.pool_connections.clone(),
         );
         registry.register(
             "ldap_pool_max_connections",
             "The pool's size (ldap.pool_size)",
-            m.pool_max.clone(),
+            self.pool_max.clone(),
         );
         registry.register(
             "ldap_pool_waiting",
             "Requests waiting for a connection now",
-            m.pool_waiting.clone(),
+            self.pool_waiting.clone(),
         );
         registry.register(
             "ldap_pool_wait_duration_seconds",
             "Time waited for a pooled connection (connecting and binding included)",
-            m.pool_wait_seconds.clone(),
+            self.pool_wait_seconds.clone(),
         );
-        registry.register(
-            "dn_cache_lookups",
-            "DN cache lookups by id or userName, hits and misses",
-            m.cache.clone(),
-        );
-        registry.register(
-            "auth_failures",
-            "Requests refused by authentication, by tenant (\"-\" when no tenant is known) and reason",
-            m.auth_failures.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Reloads (SIGHUP), applied or refused",
-            m.reloads.clone(),
-        );
-        registry.register(
-            "journal_plans",
-            "Interrupted writes found in the journal: recovered (finished or undone) or deferred",
-            m.recovered.clone(),
-        );
-        registry.register(
-            "repair_findings",
-            "What the repair sweep found (result=found) and fixed (result=fixed), by tenant",
-            m.repairs.clone(),
-        );
+    }
+
+    /// The directory servers: which answer, and moves between them.
+    fn register_servers(&self, registry: &mut Registry) {
         registry.register(
             "ldap_server_up",
             "Whether each directory server answers (1) or is down (0)",
-            m.server_up.clone(),
+            self.server_up.clone(),
         );
         // both series exist from the start, so that an alert on their increase sees a 0 first
         for kind in ["failover", "failback"] {
-            let _ = m.server_changes.get_or_create(&KindLabels { kind });
+            let _ = self.server_changes.get_or_create(&KindLabels { kind });
         }
         registry.register(
             "ldap_failovers",
             "Moves of the current directory server: failover (it failed) or failback (the preferred server took back)",
-            m.server_changes.clone(),
+            self.server_changes.clone(),
         );
-        Metrics { registry, ..m }
+    }
+
+    /// The bridge's own work: DN cache, authentication, reloads, recovery, repairs.
+    fn register_operations(&self, registry: &mut Registry) {
+        registry.register(
+            "dn_cache_lookups",
+            "DN cache lookups by id or userName, hits and misses",
+            self.cache.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused by authentication, by tenant (\"-\" when no tenant is known) and reason",
+            self.auth_failures.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Reloads (SIGHUP), applied or refused",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "journal_plans",
+            "Interrupted writes found in the journal: recovered (finished or undone) or deferred",
+            self.recovered.clone(),
+        );
+        registry.register(
+            "repair_findings",
+            "What the repair sweep found (result=found) and fixed (result=fixed), by tenant",
+            self.repairs.clone(),
+        );
     }
 
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {

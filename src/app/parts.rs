@@ -120,45 +120,11 @@ pub(super) fn http_settings(
             "make idle_timeout_secs longer than request_timeout_secs, e.g. 60 and 30",
         ));
     }
-    let mut max_connections = positive("max_connections", s.max_connections as u64)? as usize;
-    if let Some(files) = crate::http::server::open_file_limit() {
-        let room = files
-            .saturating_sub(RESERVED_FILES + pool_size as u64)
-            .max(1) as usize;
-        if room < max_connections {
-            tracing::warn!(
-                max_connections = room,
-                configured = s.max_connections,
-                open_file_limit = files,
-                "server.max_connections lowered to fit the open-file limit (raise LimitNOFILE)"
-            );
-            max_connections = room;
-        }
-    }
-    let tls = match &s.tls {
-        None => {
-            if !s.listen.ip().is_loopback() && !s.allow_plain_http {
-                return Err(ConfigError::new(
-                    "server.listen",
-                    format!(
-                        "{} is not a loopback address and no [server.tls] is set: bearer tokens would cross the network in clear",
-                        s.listen
-                    ),
-                    "set [server.tls] cert_file and key_file, or allow_plain_http = true when a TLS proxy on this host or network is in front",
-                ));
-            }
-            None
-        }
-        Some(t) => Some(Arc::new(
-            crate::http::server::tls_config(&t.cert_file, &t.key_file).map_err(|(key, e)| {
-                ConfigError::new(
-                    key,
-                    e,
-                    "point cert_file at the PEM certificate chain and key_file at its PEM private key",
-                )
-            })?,
-        )),
-    };
+    let max_connections = fit_open_files(
+        positive("max_connections", s.max_connections as u64)? as usize,
+        pool_size,
+    );
+    let tls = tls_settings(s)?;
     let max_uri_bytes = positive("max_uri_bytes", s.max_uri_bytes as u64)? as usize;
     let max_header_bytes = positive("max_header_bytes", s.max_header_bytes as u64)? as usize;
     Ok(HttpSettings {
@@ -180,6 +146,56 @@ pub(super) fn http_settings(
         max_buf_size: (max_uri_bytes + max_header_bytes + 4096).max(MIN_HEAD_BUFFER),
         tls,
     })
+}
+
+/// `max_connections` lowered, with a warning, to what the open-file limit leaves beside
+/// the LDAP pool and the process's own files.
+fn fit_open_files(max_connections: usize, pool_size: usize) -> usize {
+    let Some(files) = crate::http::server::open_file_limit() else {
+        return max_connections;
+    };
+    let room = files
+        .saturating_sub(RESERVED_FILES + pool_size as u64)
+        .max(1) as usize;
+    if room >= max_connections {
+        return max_connections;
+    }
+    tracing::warn!(
+        max_connections = room,
+        configured = max_connections,
+        open_file_limit = files,
+        "server.max_connections lowered to fit the open-file limit (raise LimitNOFILE)"
+    );
+    room
+}
+
+/// `[server.tls]`, loaded; without it, plain HTTP only on loopback unless the admin says a
+/// TLS proxy is in front (`allow_plain_http`).
+fn tls_settings(s: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+    match &s.tls {
+        None => {
+            if !s.listen.ip().is_loopback() && !s.allow_plain_http {
+                return Err(ConfigError::new(
+                    "server.listen",
+                    format!(
+                        "{} is not a loopback address and no [server.tls] is set: bearer tokens would cross the network in clear",
+                        s.listen
+                    ),
+                    "set [server.tls] cert_file and key_file, or allow_plain_http = true when a TLS proxy on this host or network is in front",
+                ));
+            }
+            Ok(None)
+        }
+        Some(t) => Ok(Some(Arc::new(
+            crate::http::server::tls_config(&t.cert_file, &t.key_file).map_err(|(key, e)| {
+                ConfigError::new(
+                    key,
+                    e,
+                    "point cert_file at the PEM certificate chain and key_file at its PEM private key",
+                )
+            })?,
+        ))),
+    }
 }
 
 /// The groups store and the membership rules, from `[groups]`.

@@ -134,54 +134,63 @@ pub struct Authenticator {
     oauth: Vec<jwt::Verifier>,
 }
 
+/// A tenant's containers from its section, defaulting to `[users]`, `[groups]` and
+/// `[roles]`; a key without the section it needs names both.
+fn tenant_of(
+    raw: &RawConfig,
+    tname: &str,
+    t: &crate::config::TenantConfig,
+) -> Result<Tenant, ConfigError> {
+    let container = t
+        .users_container
+        .clone()
+        .unwrap_or_else(|| raw.users.container.clone());
+    if !container.contains('=') {
+        return Err(ConfigError::new(
+            format!("tenants.{tname}.users_container"),
+            format!("\"{container}\" is not a DN"),
+            "e.g. \"ou=people,dc=example,dc=org\"",
+        ));
+    }
+    let default_groups_container = raw.groups.as_ref().map(|g| g.container.as_str());
+    let groups_container = match (&t.groups_container, default_groups_container) {
+        (_, None) if t.groups_container.is_some() || t.default_group.is_some() => {
+            return Err(ConfigError::new(
+                format!("tenants.{tname}"),
+                "groups_container / default_group need a [groups] section",
+                "add [groups] (see config.example.toml) or remove these keys",
+            ))
+        }
+        (Some(c), _) => Some(c.clone()),
+        (None, d) => d.map(str::to_owned),
+    };
+    let roles_container = match (&t.roles_container, &raw.roles) {
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                format!("tenants.{tname}.roles_container"),
+                "roles_container needs a [roles] section",
+                "add [roles] (see config.example.toml) or remove this key",
+            ))
+        }
+        (Some(c), Some(_)) => Some(c.clone()),
+        (None, r) => r.as_ref().map(|r| r.container.clone()),
+    };
+    Ok(Tenant {
+        name: tname.to_owned(),
+        users_container: Dn::new(container),
+        groups_container: groups_container.map(Dn::new),
+        default_group: t.default_group.as_deref().map(Dn::new),
+        roles_container: roles_container.map(Dn::new),
+    })
+}
+
 impl Authenticator {
     pub fn from_config(raw: &RawConfig) -> Result<Authenticator, ConfigError> {
-        let default_users_container = raw.users.container.as_str();
-        let default_groups_container = raw.groups.as_ref().map(|g| g.container.as_str());
         let mut tenants = BTreeMap::new();
         let mut config_tokens = HashMap::new();
         let mut oauth = Vec::new();
         for (tname, t) in &raw.tenants {
-            let container = t
-                .users_container
-                .clone()
-                .unwrap_or_else(|| default_users_container.to_owned());
-            if !container.contains('=') {
-                return Err(ConfigError::new(
-                    format!("tenants.{tname}.users_container"),
-                    format!("\"{container}\" is not a DN"),
-                    "e.g. \"ou=people,dc=example,dc=org\"",
-                ));
-            }
-            let groups_container = match (&t.groups_container, default_groups_container) {
-                (_, None) if t.groups_container.is_some() || t.default_group.is_some() => {
-                    return Err(ConfigError::new(
-                        format!("tenants.{tname}"),
-                        "groups_container / default_group need a [groups] section",
-                        "add [groups] (see config.example.toml) or remove these keys",
-                    ))
-                }
-                (Some(c), _) => Some(c.clone()),
-                (None, d) => d.map(str::to_owned),
-            };
-            let roles_container = match (&t.roles_container, &raw.roles) {
-                (Some(_), None) => {
-                    return Err(ConfigError::new(
-                        format!("tenants.{tname}.roles_container"),
-                        "roles_container needs a [roles] section",
-                        "add [roles] (see config.example.toml) or remove this key",
-                    ))
-                }
-                (Some(c), Some(_)) => Some(c.clone()),
-                (None, r) => r.as_ref().map(|r| r.container.clone()),
-            };
-            let tenant = Arc::new(Tenant {
-                name: tname.clone(),
-                users_container: Dn::new(container),
-                groups_container: groups_container.map(Dn::new),
-                default_group: t.default_group.as_deref().map(Dn::new),
-                roles_container: roles_container.map(Dn::new),
-            });
+            let tenant = Arc::new(tenant_of(raw, tname, t)?);
             tenants.insert(tname.clone(), tenant.clone());
             for (name, tok) in &t.tokens {
                 let (sha256, expires) =

@@ -88,31 +88,7 @@ pub(crate) fn token(cmd: TokenCommand) -> ExitCode {
             Ok(())
         }),
         TokenCommand::List { tenant, config } => with_store(&config, None, |store| {
-            let rows = store.list().map_err(|e| e.to_string())?;
-            let rows: Vec<_> = rows
-                .into_iter()
-                .filter(|r| tenant.as_ref().is_none_or(|t| *t == r.tenant))
-                .collect();
-            if rows.is_empty() {
-                println!("no tokens in {}", store.path().display());
-                return Ok(());
-            }
-            println!(
-                "{:<16} {:<20} {:<18} {:<21} {:<21} LAST USED",
-                "TENANT", "NAME", "PREFIX", "CREATED", "EXPIRES"
-            );
-            for r in rows {
-                println!(
-                    "{:<16} {:<20} {:<18} {:<21} {:<21} {}",
-                    r.tenant,
-                    r.name,
-                    r.prefix,
-                    r.created,
-                    r.expires.as_deref().unwrap_or("never"),
-                    r.last_used.as_deref().unwrap_or("never")
-                );
-            }
-            Ok(())
+            print_tokens(store, tenant.as_deref())
         }),
         TokenCommand::Rotate {
             tenant,
@@ -152,11 +128,7 @@ pub(crate) fn token(cmd: TokenCommand) -> ExitCode {
             name,
             expires_days,
         } => {
-            let token = auth::new_token();
-            let hash = hex::encode(auth::hash_token(&token));
-            let expires = auth::store::rfc3339(now + time::Duration::days(expires_days.max(1)));
-            println!("Bearer token (shown once; give it to the IdP, do not store it here):\n\n  {token}\n");
-            println!("Add to the config:\n\n[tenants.{tenant}.tokens.{name}]\nsha256 = \"{hash}\"\nexpires = \"{expires}\"");
+            print_config_token(&tenant, &name, expires_days, now);
             ExitCode::SUCCESS
         }
         TokenCommand::Hash => {
@@ -169,6 +141,44 @@ pub(crate) fn token(cmd: TokenCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `token list`: the store's tokens (of `tenant`, when given), one line each.
+fn print_tokens(store: &auth::store::Store, tenant: Option<&str>) -> Result<(), String> {
+    let rows = store.list().map_err(|e| e.to_string())?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| tenant.is_none_or(|t| t == r.tenant))
+        .collect();
+    if rows.is_empty() {
+        println!("no tokens in {}", store.path().display());
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<20} {:<18} {:<21} {:<21} LAST USED",
+        "TENANT", "NAME", "PREFIX", "CREATED", "EXPIRES"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:<20} {:<18} {:<21} {:<21} {}",
+            r.tenant,
+            r.name,
+            r.prefix,
+            r.created,
+            r.expires.as_deref().unwrap_or("never"),
+            r.last_used.as_deref().unwrap_or("never")
+        );
+    }
+    Ok(())
+}
+
+/// `token new`: a token for the config file (its hash and expiry), the secret shown once.
+fn print_config_token(tenant: &str, name: &str, expires_days: i64, now: time::OffsetDateTime) {
+    let token = auth::new_token();
+    let hash = hex::encode(auth::hash_token(&token));
+    let expires = auth::store::rfc3339(now + time::Duration::days(expires_days.max(1)));
+    println!("Bearer token (shown once; give it to the IdP, do not store it here):\n\n  {token}\n");
+    println!("Add to the config:\n\n[tenants.{tenant}.tokens.{name}]\nsha256 = \"{hash}\"\nexpires = \"{expires}\"");
 }
 
 /// Runs a token-store command: reads the config (only what locates the store and names the

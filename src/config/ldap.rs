@@ -254,6 +254,38 @@ impl LdapConfig {
     }
 
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_servers()?;
+        if self.health_interval_secs == 0 || self.health_interval_secs > 300 {
+            return Err(ConfigError::new(
+                "ldap.health_interval_secs",
+                "must be between 1 and 300",
+                "e.g. 2: a failed server is noticed within this time",
+            ));
+        }
+        if let Some(ca) = &self.ca_file {
+            if !ca.exists() {
+                return Err(ConfigError::new(
+                    "ldap.ca_file",
+                    format!("{} does not exist", ca.display()),
+                    "point it at the PEM file of the CA that signed the directory's certificate",
+                ));
+            }
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::new(
+                "ldap.pool_size",
+                "must be at least 1",
+                "set e.g. 8",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl LdapConfig {
+    /// Exactly one way of naming the servers (url, urls, discover), each URL once and usable,
+    /// at most 32, and discovered servers reached over TLS.
+    fn check_servers(&self) -> Result<(), ConfigError> {
         let ways = [
             !self.url.is_empty(),
             !self.urls.is_empty(),
@@ -310,34 +342,9 @@ impl LdapConfig {
                 ));
             }
         }
-        if self.health_interval_secs == 0 || self.health_interval_secs > 300 {
-            return Err(ConfigError::new(
-                "ldap.health_interval_secs",
-                "must be between 1 and 300",
-                "e.g. 2: a failed server is noticed within this time",
-            ));
-        }
-        if let Some(ca) = &self.ca_file {
-            if !ca.exists() {
-                return Err(ConfigError::new(
-                    "ldap.ca_file",
-                    format!("{} does not exist", ca.display()),
-                    "point it at the PEM file of the CA that signed the directory's certificate",
-                ));
-            }
-        }
-        if self.pool_size == 0 {
-            return Err(ConfigError::new(
-                "ldap.pool_size",
-                "must be at least 1",
-                "set e.g. 8",
-            ));
-        }
         Ok(())
     }
-}
 
-impl LdapConfig {
     /// One server's URL: an LDAP scheme, and never plain LDAP across the network unless
     /// the admin allowed it.
     fn check_url(&self, key: &str, text: &str) -> Result<(), ConfigError> {

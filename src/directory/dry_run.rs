@@ -360,7 +360,7 @@ impl Directory for DryRun {
         };
         let changes: Vec<Change> = attrs
             .into_iter()
-            .map(|(a, v)| Change::Replace(a, v))
+            .map(|(a, v)| Change::Replace(a.into(), v))
             .collect();
         apply(&mut entry, &changes);
         self.set(at, Some(entry));
@@ -433,8 +433,8 @@ impl Directory for DryRun {
             apply(
                 &mut entry,
                 &[
-                    Change::Delete(old_attr, vec![old_value]),
-                    Change::Add(attr, vec![value]),
+                    Change::Delete(old_attr.into(), vec![old_value]),
+                    Change::Add(attr.into(), vec![value]),
                 ],
             );
         }

@@ -21,7 +21,7 @@ pub mod pool;
 
 pub use estate::{EstateStatus, ServerStatus};
 pub use filter::LdapFilter;
-pub use names::{Dn, EntryId};
+pub use names::{AttrName, Dn, EntryId};
 pub use password::{Password, PasswordStorage};
 pub use pool::one_server;
 
@@ -79,15 +79,15 @@ pub struct SortKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Set the attribute to exactly these values (none: remove it if present).
-    Replace(String, Vec<String>),
+    Replace(AttrName, Vec<String>),
     /// Add these values.
-    Add(String, Vec<String>),
+    Add(AttrName, Vec<String>),
     /// Remove these values, or the whole attribute when empty.
-    Delete(String, Vec<String>),
+    Delete(AttrName, Vec<String>),
 }
 
 impl Change {
-    pub fn attr(&self) -> &str {
+    pub fn attr(&self) -> &AttrName {
         match self {
             Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a,
         }

@@ -1,6 +1,7 @@
-//! Names the directory gives: distinguished names and entry ids. Both compare the way the
-//! directory compares them, so code that asks "is this the same entry?" cannot forget to
-//! normalise (and cannot compare a DN with an id: they are different types).
+//! Names the directory gives: distinguished names, entry ids and attribute names. Each
+//! compares the way the directory compares it, so code that asks "is this the same entry?"
+//! or "the same attribute?" cannot forget to normalise (and cannot compare a DN with an id or
+//! an attribute name: they are different types).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -171,6 +172,104 @@ impl serde::Serialize for EntryId {
     }
 }
 
+/// An LDAP attribute name (RFC 4512 `descr`, or an OID), as the admin's mapping or the schema
+/// spells it. Compared, hashed and ordered without regard to case, as the directory does:
+/// `mail` and `Mail` are one attribute, so a map of attributes cannot hold both.
+#[derive(Clone)]
+pub struct AttrName(String);
+
+impl AttrName {
+    pub fn new(text: impl Into<String>) -> AttrName {
+        AttrName(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn folded(&self) -> impl Iterator<Item = u8> + '_ {
+        self.0.bytes().map(|b| b.to_ascii_lowercase())
+    }
+}
+
+impl PartialEq for AttrName {
+    fn eq(&self, other: &AttrName) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for AttrName {}
+
+impl PartialEq<str> for AttrName {
+    fn eq(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+impl PartialEq<&str> for AttrName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+impl Hash for AttrName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for b in self.folded() {
+            state.write_u8(b);
+        }
+        state.write_u8(0xff);
+    }
+}
+
+impl Ord for AttrName {
+    fn cmp(&self, other: &AttrName) -> std::cmp::Ordering {
+        self.folded().cmp(other.folded())
+    }
+}
+
+impl PartialOrd for AttrName {
+    fn partial_cmp(&self, other: &AttrName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Deref for AttrName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AttrName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AttrName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<&str> for AttrName {
+    fn from(s: &str) -> AttrName {
+        AttrName::new(s)
+    }
+}
+
+impl From<String> for AttrName {
+    fn from(s: String) -> AttrName {
+        AttrName(s)
+    }
+}
+
+impl From<AttrName> for String {
+    fn from(a: AttrName) -> String {
+        a.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +297,20 @@ mod tests {
             HashSet::from([a]).len(),
             HashSet::from([b.clone(), b]).len()
         );
+    }
+
+    #[test]
+    fn attribute_names_compare_hash_and_order_without_case() {
+        let a = AttrName::from("telephoneNumber");
+        let b = AttrName::from("TELEPHONENUMBER");
+        assert_eq!(a, b);
+        assert_eq!(a, "telephonenumber");
+        assert_eq!(HashSet::from([a.clone(), b.clone()]).len(), 1);
+        let map = std::collections::BTreeMap::from([(a, 1), (b, 2)]);
+        assert_eq!(map.len(), 1, "one attribute, however it is spelled");
+        // bytewise "mail" > "SN"; as the directory orders them, mail comes first
+        let (mail, sn) = (AttrName::from("mail"), AttrName::from("SN"));
+        assert!(mail < sn);
+        assert_eq!(AttrName::from("Mail").as_str(), "Mail", "kept as spelled");
     }
 }

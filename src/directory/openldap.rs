@@ -97,7 +97,10 @@ impl Dialect for OpenLdapDialect {
             return pool.password_modify(dn, password).await;
         };
         // a replace: every value the attribute had goes
-        let set = [Change::Replace(self.password_attr.clone(), vec![hash])];
+        let set = [Change::Replace(
+            self.password_attr.as_str().into(),
+            vec![hash],
+        )];
         pool.modify(dn, &set, None).await
     }
 }

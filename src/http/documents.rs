@@ -26,33 +26,8 @@ impl Discovery {
         max_body_bytes: usize,
         cursors: crate::service::cursor::CursorSettings,
     ) -> Discovery {
-        let service_provider_config = json!({
-            "schemas": [SPC_SCHEMA],
-            "documentationUri": "https://github.com/scim2ldap/scim2ldap#readme",
-            "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
-            "filter": {"supported": true, "maxResults": max_results},
-            "changePassword": {"supported": mapping.attrs.iter().any(|m| m.target.top_name() == "password")},
-            "sort": {"supported": true},
-            // RFC 9865: both ways of paging; startIndex stays the default for clients that
-            // know no other
-            "pagination": {
-                "cursor": true,
-                "index": true,
-                "defaultPaginationMethod": "index",
-                "defaultPageSize": max_results,
-                "maxPageSize": max_results,
-                "cursorTimeout": cursors.timeout.as_secs(),
-            },
-            "etag": {"supported": true},
-            "authenticationSchemes": [{
-                "type": "oauthbearertoken",
-                "name": "OAuth Bearer Token",
-                "description": "A per-tenant bearer token in the Authorization header",
-                "primary": true
-            }],
-            "meta": {"resourceType": "ServiceProviderConfig", "location": "{base}/ServiceProviderConfig"}
-        });
+        let service_provider_config =
+            service_provider_config(mapping, max_results, max_body_bytes, cursors);
         // `groups` (on users) and `members` are served when groups are configured
         let user_extra: &[&str] = if groups.is_some() { &["groups"] } else { &[] };
         let mut schemas = vec![schema_doc(
@@ -102,6 +77,42 @@ impl Discovery {
             resource_types,
         }
     }
+}
+
+/// `/ServiceProviderConfig` (RFC 7643 §5): what this deployment supports.
+fn service_provider_config(
+    mapping: &Mapping,
+    max_results: usize,
+    max_body_bytes: usize,
+    cursors: crate::service::cursor::CursorSettings,
+) -> Value {
+    json!({
+        "schemas": [SPC_SCHEMA],
+        "documentationUri": "https://github.com/scim2ldap/scim2ldap#readme",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
+        "filter": {"supported": true, "maxResults": max_results},
+        "changePassword": {"supported": mapping.attrs.iter().any(|m| m.target.top_name() == "password")},
+        "sort": {"supported": true},
+        // RFC 9865: both ways of paging; startIndex stays the default for clients that
+        // know no other
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": max_results,
+            "maxPageSize": max_results,
+            "cursorTimeout": cursors.timeout.as_secs(),
+        },
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "A per-tenant bearer token in the Authorization header",
+            "primary": true
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": "{base}/ServiceProviderConfig"}
+    })
 }
 
 /// A schema resource listing only the attributes (and sub-attributes) the mapping stores.

@@ -12,13 +12,13 @@ use super::*;
 impl Mapping {
     /// The LDAP attributes a read must request to build the resource (never the password).
     pub fn ldap_attributes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.readable().map(|m| m.ldap.clone()).collect();
+        let mut v: Vec<String> = self.readable().map(|m| m.ldap.to_string()).collect();
         // a country's name attribute is compared when the country changes
         v.extend(self.attrs.iter().filter_map(|m| match &m.kind {
-            ValueKind::Country { name_attr } => name_attr.clone(),
+            ValueKind::Country { name_attr } => name_attr.as_ref().map(AttrName::to_string),
             _ => None,
         }));
-        v.push(self.rdn_attr.clone());
+        v.push(self.rdn_attr.to_string());
         v.extend(["createTimestamp".to_owned(), "modifyTimestamp".to_owned()]);
         v.sort_by_key(|a| a.to_ascii_lowercase());
         v.dedup_by_key(|a| a.to_ascii_lowercase());

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{AttrSpec, DeactivateConfig};
+pub use crate::directory::AttrName;
 use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 
 mod attributes;
@@ -105,7 +106,7 @@ pub enum ValueKind {
     /// A country given by name or code: the LDAP value is its ISO 3166 alpha-2 code, and
     /// `name_attr` (`co`), when set, gets its name.
     Country {
-        name_attr: Option<String>,
+        name_attr: Option<AttrName>,
     },
 }
 
@@ -114,7 +115,7 @@ pub struct AttrMapping {
     /// The config key it came from, for messages.
     pub scim: String,
     pub target: Target,
-    pub ldap: String,
+    pub ldap: AttrName,
     pub kind: ValueKind,
     /// Most characters a value may have, and the config key that says so.
     pub max_len: (usize, String),
@@ -177,7 +178,7 @@ pub struct Mapping {
     pub object_classes: Vec<String>,
     /// What makes an entry one of these resources.
     pub identity: Identity,
-    pub rdn_attr: String,
+    pub rdn_attr: AttrName,
     pub rdn_value: Template,
     /// Tried in order when `rdn_value` has no value.
     pub rdn_fallbacks: Vec<Template>,
@@ -185,7 +186,7 @@ pub struct Mapping {
     /// when the RDN is not made of the unique naming attribute (AD's `cn={displayName}`).
     pub numbered_rdn: bool,
     pub attrs: Vec<AttrMapping>,
-    pub derived: Vec<(String, Vec<Template>)>,
+    pub derived: Vec<(AttrName, Vec<Template>)>,
     pub reject_unmapped: bool,
     /// The config section ("users", "groups"), for messages.
     pub section: String,

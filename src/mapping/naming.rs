@@ -120,18 +120,18 @@ impl Mapping {
     /// Attributes and values for an LDAP add.
     pub fn new_entry(
         &self,
-        desired: &BTreeMap<String, Desired>,
+        desired: &BTreeMap<AttrName, Desired>,
         rdn: &str,
     ) -> Vec<(String, Vec<String>)> {
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
         for (a, d) in desired {
             match d {
-                Desired::Set(v) => attrs.push((a.clone(), vec![v.clone()])),
-                Desired::Many(vs) => attrs.push((a.clone(), vs.clone())),
+                Desired::Set(v) => attrs.push((a.to_string(), vec![v.clone()])),
+                Desired::Many(vs) => attrs.push((a.to_string(), vs.clone())),
                 Desired::Bit(set) => {
                     if let Some(ValueKind::DisableBit { bit, base }) = self.kind_of(a) {
                         let flags = if *set { base | bit } else { *base };
-                        attrs.push((a.clone(), vec![flags.to_string()]));
+                        attrs.push((a.to_string(), vec![flags.to_string()]));
                     }
                 }
                 Desired::Keep | Desired::Clear => {}
@@ -141,7 +141,7 @@ impl Mapping {
         for m in &self.attrs {
             if let ValueKind::DisableBit { base, .. } = m.kind {
                 if !attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(&m.ldap)) {
-                    attrs.push((m.ldap.clone(), vec![base.to_string()]));
+                    attrs.push((m.ldap.to_string(), vec![base.to_string()]));
                 }
             }
         }
@@ -156,7 +156,7 @@ impl Mapping {
             .any(|(a, _)| a.eq_ignore_ascii_case(&self.rdn_attr))
         {
             if let Some((_, v)) = rdn.split_once('=') {
-                attrs.push((self.rdn_attr.clone(), vec![unescape_dn_value(v)]));
+                attrs.push((self.rdn_attr.to_string(), vec![unescape_dn_value(v)]));
             }
         }
         attrs

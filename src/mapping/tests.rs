@@ -164,27 +164,30 @@ fn resource_becomes_desired_ldap_values_with_derived_cn_and_sn() {
             (id == "boss-id").then(|| "uid=boss,dc=x".to_owned())
         })
         .unwrap();
-    assert_eq!(d["uid"], Desired::Set("bjensen".into()));
+    assert_eq!(d[&AttrName::from("uid")], Desired::Set("bjensen".into()));
     assert_eq!(
-        d["mail"],
+        d[&AttrName::from("mail")],
         Desired::Set("b@example.com".into()),
         "primary untyped email is the work email"
     );
     assert_eq!(
-        d["pwdAccountLockedTime"],
+        d[&AttrName::from("pwdAccountLockedTime")],
         Desired::Set(PPOLICY_LOCKED.into())
     );
-    assert_eq!(d["manager"], Desired::Set("uid=boss,dc=x".into()));
     assert_eq!(
-        d["sn"],
+        d[&AttrName::from("manager")],
+        Desired::Set("uid=boss,dc=x".into())
+    );
+    assert_eq!(
+        d[&AttrName::from("sn")],
         Desired::Set("bjensen".into()),
         "sn falls back to userName"
     );
-    assert_eq!(d["cn"], Desired::Set("bjensen".into()));
-    assert_eq!(d["title"], Desired::Clear);
+    assert_eq!(d[&AttrName::from("cn")], Desired::Set("bjensen".into()));
+    assert_eq!(d[&AttrName::from("title")], Desired::Clear);
     let unresolved = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        unresolved["manager"],
+        unresolved[&AttrName::from("manager")],
         Desired::Keep,
         "an unknown reference is not stored"
     );
@@ -196,7 +199,7 @@ fn absent_active_keeps_the_directory_state() {
     let d = m
         .to_ldap(&user(json!({"userName": "a"})), &|_| None)
         .unwrap();
-    assert_eq!(d["pwdAccountLockedTime"], Desired::Keep);
+    assert_eq!(d[&AttrName::from("pwdAccountLockedTime")], Desired::Keep);
     let e = entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &[PPOLICY_LOCKED])]);
     let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
     assert!(m.changes(&e, &old, &d).is_empty());
@@ -425,11 +428,17 @@ fn untyped_values_are_stored_as_the_default_type() {
         "phoneNumbers": [{"value": "555-0100"}, {"type": "fax", "value": "555-0199"}]
     }));
     let d = m.to_ldap(&res, &|_| None).unwrap();
-    assert_eq!(d["street"], Desired::Set("1 Main St".into()));
-    assert_eq!(d["l"], Desired::Set("Springfield".into()));
-    assert_eq!(d["telephoneNumber"], Desired::Set("555-0100".into()));
     assert_eq!(
-        d["facsimileTelephoneNumber"],
+        d[&AttrName::from("street")],
+        Desired::Set("1 Main St".into())
+    );
+    assert_eq!(d[&AttrName::from("l")], Desired::Set("Springfield".into()));
+    assert_eq!(
+        d[&AttrName::from("telephoneNumber")],
+        Desired::Set("555-0100".into())
+    );
+    assert_eq!(
+        d[&AttrName::from("facsimileTelephoneNumber")],
         Desired::Set("555-0199".into())
     );
 }
@@ -442,7 +451,10 @@ fn a_value_that_has_the_default_type_wins_over_an_untyped_one() {
         "phoneNumbers": [{"value": "555-0100"}, {"type": "work", "value": "555-0111"}]
     }));
     let d = m.to_ldap(&res, &|_| None).unwrap();
-    assert_eq!(d["telephoneNumber"], Desired::Set("555-0111".into()));
+    assert_eq!(
+        d[&AttrName::from("telephoneNumber")],
+        Desired::Set("555-0111".into())
+    );
 }
 
 #[test]
@@ -462,7 +474,7 @@ fn a_multi_valued_attribute_mapped_whole_keeps_every_value() {
     ]}));
     let d = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        d["businessCategory"],
+        d[&AttrName::from("businessCategory")],
         Desired::Many(vec!["Approver".into(), "Auditor".into()])
     );
     let e = entry(&[
@@ -532,7 +544,10 @@ fn postal_addresses_join_lines_with_dollars_and_escape_both_ways() {
             &|_| None,
         )
         .unwrap();
-    assert_eq!(d["homePostalAddress"], Desired::Set("1 Elm$Town".into()));
+    assert_eq!(
+        d[&AttrName::from("homePostalAddress")],
+        Desired::Set("1 Elm$Town".into())
+    );
     let e = entry(&[("uid", &["b"]), ("homePostalAddress", &["1 Elm$Town"])]);
     assert_eq!(
         m.to_scim(&e, &|_| None).to_json()["addresses"][0]["formatted"],

@@ -349,7 +349,7 @@ impl Mapping {
         &self,
         res: &Resource,
         dn_for_user_id: &dyn Fn(&str) -> Option<String>,
-    ) -> ScimResult<BTreeMap<String, Desired>> {
+    ) -> ScimResult<BTreeMap<AttrName, Desired>> {
         let res = &*self.with_default_types(res);
         let mut out = BTreeMap::new();
         let writable = self
@@ -389,7 +389,7 @@ impl Mapping {
 
     /// Derived attributes (`[users.derive]`) still empty get the first of their templates
     /// that renders.
-    fn derive_into(&self, res: &Resource, out: &mut BTreeMap<String, Desired>) -> ScimResult<()> {
+    fn derive_into(&self, res: &Resource, out: &mut BTreeMap<AttrName, Desired>) -> ScimResult<()> {
         for (ldap, templates) in &self.derived {
             if !matches!(out.get(ldap), None | Some(Desired::Clear)) {
                 continue;
@@ -441,8 +441,8 @@ impl Mapping {
     pub fn changes(
         &self,
         entry: &Entry,
-        old: &BTreeMap<String, Desired>,
-        new: &BTreeMap<String, Desired>,
+        old: &BTreeMap<AttrName, Desired>,
+        new: &BTreeMap<AttrName, Desired>,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         for (attr, want) in new {
@@ -498,10 +498,10 @@ impl Mapping {
         changes
     }
 
-    pub(super) fn kind_of(&self, ldap_attr: &str) -> Option<&ValueKind> {
+    pub(super) fn kind_of(&self, ldap_attr: &AttrName) -> Option<&ValueKind> {
         self.attrs
             .iter()
-            .find(|m| m.ldap.eq_ignore_ascii_case(ldap_attr))
+            .find(|m| &m.ldap == ldap_attr)
             .map(|m| &m.kind)
     }
 }

@@ -205,23 +205,12 @@ impl Cursors {
     ) -> ServiceResult<CursorPage> {
         let (id, page, open) = match (pos, query) {
             (Position::First, None) => {
-                return Err(ServiceError::internal("a new walk without its query"))
+                return Err(ServiceError::Internal(
+                    "a new walk without its query".into(),
+                ))
             }
             (Position::First, Some(q)) => {
-                let walk = dir.walk_open(q.base, &q.filter, &q.attrs).await?;
-                let id: WalkId = rand::random();
-                let open = Arc::new(Mutex::new(OpenWalk {
-                    tenant: tenant.to_owned(),
-                    walk: Some(walk),
-                    next: 1,
-                    last: None,
-                    kept: VecDeque::new(),
-                    seen: 0,
-                    recheck: q.recheck,
-                    fetching: false,
-                }));
-                self.admit(tenant, id).await;
-                self.walks.insert(id, open.clone()).await;
+                let (id, open) = self.open(dir, tenant, q).await?;
                 (id, 1, open)
             }
             (Position::Page { walk, page }, _) => {
@@ -281,6 +270,30 @@ impl Cursors {
             total: w.last.map(|_| w.seen),
             recheck: w.recheck.clone(),
         })
+    }
+
+    /// Opens a walk for `tenant` (a paged search held open): its id and its state.
+    async fn open(
+        &self,
+        dir: &dyn Directory,
+        tenant: &str,
+        q: WalkQuery<'_>,
+    ) -> ServiceResult<(WalkId, Arc<Mutex<OpenWalk>>)> {
+        let walk = dir.walk_open(q.base, &q.filter, &q.attrs).await?;
+        let id: WalkId = rand::random();
+        let open = Arc::new(Mutex::new(OpenWalk {
+            tenant: tenant.to_owned(),
+            walk: Some(walk),
+            next: 1,
+            last: None,
+            kept: VecDeque::new(),
+            seen: 0,
+            recheck: q.recheck,
+            fetching: false,
+        }));
+        self.admit(tenant, id).await;
+        self.walks.insert(id, open.clone()).await;
+        Ok((id, open))
     }
 
     /// Counts a new walk against its tenant, closing the tenant's oldest beyond its share:

@@ -50,26 +50,8 @@ impl ServiceError {
     pub fn invalid_value(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::InvalidValue, detail)
     }
-    pub fn invalid_filter(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidFilter, detail)
-    }
     pub fn invalid_path(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::InvalidPath, detail)
-    }
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        ServiceError::NotFound(detail.into())
-    }
-    pub fn uniqueness(detail: impl Into<String>) -> Self {
-        ServiceError::Taken(detail.into())
-    }
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        ServiceError::Conflict(detail.into())
-    }
-    pub fn precondition_failed(detail: impl Into<String>) -> Self {
-        ServiceError::Stale(detail.into())
-    }
-    pub fn internal(detail: impl Into<String>) -> Self {
-        ServiceError::Internal(detail.into())
     }
     pub fn unavailable(detail: impl Into<String>, retry_after: u32) -> Self {
         ServiceError::Unavailable {
@@ -136,10 +118,10 @@ impl From<DirectoryError> for ServiceError {
                 u32::try_from(retry_in).unwrap_or(60).max(1),
             ),
             DirectoryError::NoSuchObject(_) => {
-                ServiceError::not_found("the resource no longer exists")
+                ServiceError::NotFound("the resource no longer exists".into())
             }
             DirectoryError::AlreadyExists(dn) => {
-                ServiceError::uniqueness(format!("a directory entry named {dn} already exists"))
+                ServiceError::Taken(format!("a directory entry named {dn} already exists"))
             }
             DirectoryError::Rejected(why) | DirectoryError::NoSuchValue(why) => {
                 tracing::info!(reason = %why, "the directory refused the values");
@@ -153,8 +135,8 @@ impl From<DirectoryError> for ServiceError {
                 "more results than the directory lets the bridge's account read: narrow the filter, \
                  or have the directory admin allow paged searches for it (OpenLDAP: size.prtotal=unlimited)",
             ),
-            DirectoryError::PreconditionFailed(_) => ServiceError::precondition_failed(
-                "the resource changed since the version given in If-Match; read it again",
+            DirectoryError::PreconditionFailed(_) => ServiceError::Stale(
+                "the resource changed since the version given in If-Match; read it again".into(),
             ),
             DirectoryError::InsufficientAccess(why) => {
                 tracing::error!(reason = %why, "the bridge's service account lacks rights");
@@ -164,11 +146,11 @@ impl From<DirectoryError> for ServiceError {
             }
             DirectoryError::Unsupported(what) => {
                 tracing::error!(reason = %what, "the directory lacks what the configuration relies on");
-                ServiceError::internal(format!("the server's configuration does not fit its directory: {what}"))
+                ServiceError::Internal(format!("the server's configuration does not fit its directory: {what}"))
             }
             DirectoryError::Other { code, message } => {
                 tracing::error!(code, reason = %message, "unexpected LDAP result");
-                ServiceError::internal(format!(
+                ServiceError::Internal(format!(
                     "the directory answered with an unexpected error ({}, code {code}); the server log has its text",
                     crate::directory::pool::result_code_name(code)
                 ))

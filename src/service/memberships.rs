@@ -222,61 +222,19 @@ impl Memberships {
         let Some(member_of) = self.member_of_attr.as_deref() else {
             let mut out = Vec::with_capacity(users.len());
             for user in users {
-                let direct = self
-                    .parents_of(container, std::slice::from_ref(&user.dn))
-                    .await?;
-                let mut levels = Levels::new(self, direct);
-                while let Some(level) = levels.next_parents() {
-                    let found = self.parents_of(container, &level).await?;
-                    levels.push(found);
-                }
-                out.push(levels.out);
+                out.push(self.groups_asked_for(container, &user.dn).await?);
             }
             return Ok(out);
         };
-        let groups_listed = |e: &Entry| -> Vec<Dn> {
-            e.values(member_of)
-                .iter()
-                .map(Dn::new)
-                .filter(|dn| dn.is_under(container))
-                .collect()
-        };
-        let direct: Vec<Vec<Dn>> = users.iter().map(|u| groups_listed(u)).collect();
-        // every group reached: its id and (nested) the groups listing it; `None` when it is
-        // not a group this tenant can see
-        let mut known: HashMap<Dn, Option<(EntryId, Vec<Dn>)>> = HashMap::new();
-        let mut frontier: Vec<Dn> = direct.iter().flatten().cloned().collect();
-        let id_attr = self.groups.dir.id_attribute();
-        let attrs: Vec<&str> = if self.nested {
-            vec![id_attr, member_of]
-        } else {
-            vec![id_attr]
-        };
-        for _ in 0..MAX_NESTING {
-            let mut once = HashSet::new();
-            frontier.retain(|dn| !known.contains_key(dn) && once.insert(dn.clone()));
-            if frontier.is_empty() {
-                break;
-            }
-            let mut found = self
-                .groups
-                .entries_for_dns(container, &frontier, &attrs)
-                .await?;
-            let mut next = Vec::new();
-            for dn in std::mem::take(&mut frontier) {
-                let group = found.remove(&dn).map(|e| {
-                    let parents = if self.nested {
-                        groups_listed(&e)
-                    } else {
-                        Vec::new()
-                    };
-                    next.extend(parents.iter().cloned());
-                    (e.id, parents)
-                });
-                known.insert(dn, group);
-            }
-            frontier = next;
-        }
+        let listed = |e: &Entry| groups_listed(e, member_of, container);
+        let direct: Vec<Vec<Dn>> = users.iter().map(|u| listed(u)).collect();
+        let known = self
+            .reach(
+                container,
+                member_of,
+                direct.iter().flatten().cloned().collect(),
+            )
+            .await?;
         let with_id = |dns: &[Dn]| -> Vec<(Dn, EntryId)> {
             dns.iter()
                 .filter_map(|dn| match known.get(dn) {
@@ -302,6 +260,64 @@ impl Memberships {
             out.push(levels.out);
         }
         Ok(out)
+    }
+
+    /// A user's groups without memberOf: the directory is asked who lists the user, then
+    /// (nested) who lists those groups, level by level.
+    async fn groups_asked_for(&self, container: &Dn, user: &Dn) -> ServiceResult<Vec<GroupLink>> {
+        let direct = self
+            .parents_of(container, std::slice::from_ref(user))
+            .await?;
+        let mut levels = Levels::new(self, direct);
+        while let Some(level) = levels.next_parents() {
+            let found = self.parents_of(container, &level).await?;
+            levels.push(found);
+        }
+        Ok(levels.out)
+    }
+
+    /// Every group reached from `frontier` through memberOf: its id and (nested) the groups
+    /// listing it; `None` when it is not a group this tenant can see. One batched search per
+    /// `LOCATE_BATCH` groups and nesting level.
+    async fn reach(
+        &self,
+        container: &Dn,
+        member_of: &str,
+        mut frontier: Vec<Dn>,
+    ) -> ServiceResult<HashMap<Dn, Option<(EntryId, Vec<Dn>)>>> {
+        let mut known: HashMap<Dn, Option<(EntryId, Vec<Dn>)>> = HashMap::new();
+        let id_attr = self.groups.dir.id_attribute();
+        let attrs: Vec<&str> = if self.nested {
+            vec![id_attr, member_of]
+        } else {
+            vec![id_attr]
+        };
+        for _ in 0..MAX_NESTING {
+            let mut once = HashSet::new();
+            frontier.retain(|dn| !known.contains_key(dn) && once.insert(dn.clone()));
+            if frontier.is_empty() {
+                break;
+            }
+            let mut found = self
+                .groups
+                .entries_for_dns(container, &frontier, &attrs)
+                .await?;
+            let mut next = Vec::new();
+            for dn in std::mem::take(&mut frontier) {
+                let group = found.remove(&dn).map(|e| {
+                    let parents = if self.nested {
+                        groups_listed(&e, member_of, container)
+                    } else {
+                        Vec::new()
+                    };
+                    next.extend(parents.iter().cloned());
+                    (e.id, parents)
+                });
+                known.insert(dn, group);
+            }
+            frontier = next;
+        }
+        Ok(known)
     }
 
     /// (DN, id) of the groups under `container` that list any of `members` directly.
@@ -362,6 +378,15 @@ impl Memberships {
         }
         Ok(out)
     }
+}
+
+/// The groups under `container` that `e`'s memberOf lists.
+fn groups_listed(e: &Entry, member_of: &str, container: &Dn) -> Vec<Dn> {
+    e.values(member_of)
+        .iter()
+        .map(Dn::new)
+        .filter(|dn| dn.is_under(container))
+        .collect()
 }
 
 /// Nesting deeper than this is a loop the seen-set already breaks; the bound is cheap.

@@ -16,7 +16,9 @@ use tracing::{info, warn};
 
 use super::creates::{CreateKey, CreateReceipt, RecentCreates};
 use super::groups::Groups;
-use super::journal::{self, Event, Journal, OpRecord, PlanRecord, UndoRecord, ValuesRecord};
+use super::journal::{
+    self, Event, Journal, OpRecord, PlanRecord, StepRecord, UndoRecord, ValuesRecord,
+};
 use super::write::{Op, Writer};
 use super::{RequestCtx, ServiceError};
 use crate::audit::{self, Auditor};
@@ -239,26 +241,20 @@ impl Recovery<'_> {
             return Ok(());
         };
         let mut forward = !(r.state.contains(&State::Undone) || state == State::Failed);
-        if state == State::Sent {
-            match self.happened(writer, class, &step.op).await? {
-                Some(true) => {
-                    if let Some(s) = r.state.get_mut(i) {
-                        *s = State::Done;
-                    }
-                    i += 1;
-                    // an add with a password may have stopped between the entry and its
-                    // password (AD: before the account was enabled): the password is not
-                    // kept, so the entry goes, and the IdP's retry makes it whole
-                    if matches!(step.op, OpRecord::Add { password: true, .. }) {
-                        forward = false;
-                    }
-                }
-                // replayed from it, forward (or undone from before it, below)
-                Some(false) => {}
-                // the directory cannot tell: replayed forward (each step is idempotent)
-                None => {}
+        // a step whose answer was lost: read whether it happened
+        if state == State::Sent && self.happened(writer, class, &step.op).await? == Some(true) {
+            if let Some(s) = r.state.get_mut(i) {
+                *s = State::Done;
+            }
+            i += 1;
+            // an add with a password may have stopped between the entry and its password
+            // (AD: before the account was enabled): the password is not kept, so the entry
+            // goes, and the IdP's retry makes it whole
+            if matches!(step.op, OpRecord::Add { password: true, .. }) {
+                forward = false;
             }
         }
+        // (not sent, or the directory cannot tell: replayed forward, each step idempotent)
         let add_ahead = steps
             .iter()
             .zip(&r.state)
@@ -276,52 +272,10 @@ impl Recovery<'_> {
             forward = true;
         }
         if forward {
-            for step in steps.iter().skip(i) {
-                match step.op.replay(class) {
-                    Some(op) => {
-                        apply(writer, &op).await?;
-                        changes.extend(audit_of(&step.op));
-                    }
-                    None => {
-                        warn!(step = %step.label, dn = step.op.dn().unwrap_or("-"), "left as the stopped bridge left it: the journal keeps no values to write again (the IdP's next sync writes them)")
-                    }
-                }
-            }
+            replay_forward(writer, class, steps.get(i..).unwrap_or_default(), changes).await
         } else {
-            let done = steps
-                .iter()
-                .zip(&r.state)
-                .zip(&r.swept)
-                .take(i)
-                .rev()
-                .filter(|((_, st), _)| **st == State::Done);
-            for ((step, _), swept) in done {
-                let ops: Vec<Op> = match &step.undo {
-                    UndoRecord::Op { op } => match op.replay(class) {
-                        Some(op) => vec![op],
-                        None => {
-                            warn!(step = %step.label, "not undone: the journal keeps no values to restore");
-                            continue;
-                        }
-                    },
-                    UndoRecord::Recorded => swept
-                        .iter()
-                        .map(|(dn, v)| Op::Modify {
-                            dn: Dn::new(dn.as_str()),
-                            changes: Vec::new(),
-                            values: Some(v.values()),
-                            assertion: None,
-                        })
-                        .collect(),
-                    UndoRecord::Nothing => continue,
-                    UndoRecord::Irreversible => break,
-                };
-                for op in ops {
-                    apply(writer, &op).await?;
-                }
-            }
+            undo_done(writer, class, r, &steps, i).await
         }
-        Ok(())
     }
 
     /// Whether a step the crash cut short happened, read from the directory as the pipeline
@@ -421,4 +375,68 @@ fn operation_name(op: &str) -> &'static str {
         "delete" => "delete",
         _ => "write",
     }
+}
+
+/// Writes the steps from the first unfinished one on.
+async fn replay_forward(
+    writer: &Writer<'_>,
+    class: &LdapFilter,
+    steps: &[StepRecord],
+    changes: &mut Vec<audit::Change>,
+) -> Result<(), DirectoryError> {
+    for step in steps {
+        match step.op.replay(class) {
+            Some(op) => {
+                apply(writer, &op).await?;
+                changes.extend(audit_of(&step.op));
+            }
+            None => {
+                warn!(step = %step.label, dn = step.op.dn().unwrap_or("-"), "left as the stopped bridge left it: the journal keeps no values to write again (the IdP's next sync writes them)")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Undoes the steps done before step `i`, the last first, up to an irreversible one.
+async fn undo_done(
+    writer: &Writer<'_>,
+    class: &LdapFilter,
+    r: &Replay,
+    steps: &[StepRecord],
+    i: usize,
+) -> Result<(), DirectoryError> {
+    let done = steps
+        .iter()
+        .zip(&r.state)
+        .zip(&r.swept)
+        .take(i)
+        .rev()
+        .filter(|((_, st), _)| **st == State::Done);
+    for ((step, _), swept) in done {
+        let ops: Vec<Op> = match &step.undo {
+            UndoRecord::Op { op } => match op.replay(class) {
+                Some(op) => vec![op],
+                None => {
+                    warn!(step = %step.label, "not undone: the journal keeps no values to restore");
+                    continue;
+                }
+            },
+            UndoRecord::Recorded => swept
+                .iter()
+                .map(|(dn, v)| Op::Modify {
+                    dn: Dn::new(dn.as_str()),
+                    changes: Vec::new(),
+                    values: Some(v.values()),
+                    assertion: None,
+                })
+                .collect(),
+            UndoRecord::Nothing => continue,
+            UndoRecord::Irreversible => break,
+        };
+        for op in ops {
+            apply(writer, &op).await?;
+        }
+    }
+    Ok(())
 }

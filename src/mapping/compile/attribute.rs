@@ -3,7 +3,7 @@
 
 use crate::config::{AttrSpec, ConfigError, DeactivateConfig, TransformName};
 use crate::mapping::*;
-use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter};
+use crate::scim::filter::{parse_patch_path, CompValue, CompareOp, Filter, PatchPath};
 use crate::scim::schema::{AttrType, Container, ResourceSchema};
 
 /// Checks one `users.default_type` line: a multi-valued attribute with types, and a mapped
@@ -91,17 +91,7 @@ pub(super) fn parse_mapping(
     if let Some(n) = &country_name {
         check_ldap_name(n, &format!("{key}.country_name"))?;
     }
-    let max_len = match max_length {
-        None => (global_max, "limits.max_value_length".to_owned()),
-        Some(0) => {
-            return Err(ConfigError::new(
-                format!("{key}.max_length"),
-                "must be at least 1",
-                "e.g. max_length = 256, or remove it to use limits.max_value_length",
-            ))
-        }
-        Some(n) => (n.min(global_max), format!("{key}.max_length")),
-    };
+    let max_len = max_len_of(&key, max_length, global_max)?;
     check_ldap_name(&ldap, &key)?;
     let path = parse_patch_path(scim).map_err(|e| {
         ConfigError::new(
@@ -110,9 +100,46 @@ pub(super) fn parse_mapping(
             "e.g. \"name.givenName\" or 'emails[type eq \"work\"].value'",
         )
     })?;
+    let (container, attr) = mappable_attribute(&key, &path, schema)?;
+    let sub = sub_attribute(&key, &path, attr)?;
+    let target = target_of(&key, &path, container, attr, sub, primary)?;
+    let kind = kind_of(&key, &target, transform, country_name)?;
+    Ok(AttrMapping {
+        scim: scim.to_owned(),
+        target,
+        ldap: ldap.into(),
+        kind,
+        max_len,
+    })
+}
+
+/// The most characters a value may have, and the key that says so.
+fn max_len_of(
+    key: &str,
+    max_length: Option<usize>,
+    global_max: usize,
+) -> Result<(usize, String), ConfigError> {
+    match max_length {
+        None => Ok((global_max, "limits.max_value_length".to_owned())),
+        Some(0) => Err(ConfigError::new(
+            format!("{key}.max_length"),
+            "must be at least 1",
+            "e.g. max_length = 256, or remove it to use limits.max_value_length",
+        )),
+        Some(n) => Ok((n.min(global_max), format!("{key}.max_length"))),
+    }
+}
+
+/// The schema attribute `path` names, when a mapping may store it (the server computes
+/// some, and others are configured elsewhere).
+fn mappable_attribute(
+    key: &str,
+    path: &PatchPath,
+    schema: &ResourceSchema,
+) -> Result<(Container, &'static AttrDef), ConfigError> {
     let (container, attr) = schema.resolve(path.attr.urn.as_deref(), &path.attr.name).ok_or_else(|| {
         ConfigError::new(
-            &key,
+            key,
             format!("`{}` is not an attribute of the User schema or its extensions", path.attr),
             format!(
                 "use one of: externalId, {}, or an enterprise extension attribute as \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department\"",
@@ -121,61 +148,67 @@ pub(super) fn parse_mapping(
         )
     })?;
     match attr.name {
-        "members" => {
-            return Err(ConfigError::new(
-                &key,
-                "`members` is stored through groups.member_attribute, not as an attribute",
-                "remove this line (member_attribute defaults to \"member\")",
-            ))
-        }
-        "id" | "meta" | "groups" => {
-            return Err(ConfigError::new(
-                &key,
-                format!(
-                    "`{}` is computed by the server and cannot be mapped",
-                    attr.name
-                ),
-                "remove this line (id is the directory's entryUUID/objectGUID)",
-            ))
-        }
-        "active" => {
-            return Err(ConfigError::new(
-                &key,
-                "`active` is configured through [users.deactivate], not as an attribute",
-                "remove this line and set users.deactivate.strategy",
-            ))
-        }
-        _ => {}
+        "members" => Err(ConfigError::new(
+            key,
+            "`members` is stored through groups.member_attribute, not as an attribute",
+            "remove this line (member_attribute defaults to \"member\")",
+        )),
+        "id" | "meta" | "groups" => Err(ConfigError::new(
+            key,
+            format!(
+                "`{}` is computed by the server and cannot be mapped",
+                attr.name
+            ),
+            "remove this line (id is the directory's entryUUID/objectGUID)",
+        )),
+        "active" => Err(ConfigError::new(
+            key,
+            "`active` is configured through [users.deactivate], not as an attribute",
+            "remove this line and set users.deactivate.strategy",
+        )),
+        _ => Ok((container, attr)),
     }
-    let sub_name = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref());
-    let sub = match sub_name {
-        Some(s) => Some(attr.sub(s).ok_or_else(|| {
-            ConfigError::new(
-                &key,
-                format!("`{}` has no sub-attribute `{s}`", attr.name),
-                format!(
-                    "use one of: {}",
-                    attr.sub_attributes
-                        .iter()
-                        .map(|a| a.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?),
-        None => None,
+}
+
+/// The sub-attribute `path` names after the attribute or after its filter.
+fn sub_attribute(
+    key: &str,
+    path: &PatchPath,
+    attr: &'static AttrDef,
+) -> Result<Option<&'static AttrDef>, ConfigError> {
+    let Some(s) = path.attr.sub.as_ref().or(path.sub_after_filter.as_ref()) else {
+        return Ok(None);
     };
+    attr.sub(s).map(Some).ok_or_else(|| {
+        ConfigError::new(
+            key,
+            format!("`{}` has no sub-attribute `{s}`", attr.name),
+            format!(
+                "use one of: {}",
+                attr.sub_attributes
+                    .iter()
+                    .map(|a| a.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// Where in a resource the mapping's value sits.
+fn target_of(
+    key: &str,
+    path: &PatchPath,
+    container: Container,
+    attr: &'static AttrDef,
+    sub: Option<&'static AttrDef>,
+    primary: bool,
+) -> Result<Target, ConfigError> {
     let target = match (attr.multi_valued, attr.ty, sub) {
         (true, AttrType::Complex, Some(sub)) => {
             let (type_value, primary_sel) = match &path.filter {
                 None => (None, false),
-                Some(f) => selector(f).ok_or_else(|| {
-                    ConfigError::new(
-                        &key,
-                        "only [type eq \"…\"] (optionally `and primary eq true`) can select a value",
-                        format!("e.g. '{}[type eq \"work\"].{}'", attr.name, sub.name),
-                    )
-                })?,
+                Some(f) => selector(f).ok_or_else(|| bad_selector(key, attr, sub))?,
             };
             Target::Element {
                 attr,
@@ -197,7 +230,7 @@ pub(super) fn parse_mapping(
         }
         (true, _, _) => {
             return Err(ConfigError::new(
-                &key,
+                key,
                 format!(
                     "`{}` is multi-valued: say which value and which part",
                     attr.name
@@ -210,24 +243,11 @@ pub(super) fn parse_mapping(
             attr,
             sub,
         },
-        (false, AttrType::Complex, None) => {
-            return Err(ConfigError::new(
-                &key,
-                format!("`{}` is complex: name the sub-attribute", attr.name),
-                format!(
-                    "e.g. \"{}.{}\"",
-                    attr.name,
-                    attr.sub_attributes
-                        .first()
-                        .map(|s| s.name)
-                        .unwrap_or("value")
-                ),
-            ))
-        }
+        (false, AttrType::Complex, None) => return Err(no_sub_named(key, attr)),
         (false, _, None) => Target::Attr { container, attr },
         (false, _, Some(_)) => {
             return Err(ConfigError::new(
-                &key,
+                key,
                 format!("`{}` has no sub-attributes", attr.name),
                 "remove the .part",
             ))
@@ -235,55 +255,79 @@ pub(super) fn parse_mapping(
     };
     if path.filter.is_some() && !matches!(target, Target::Element { .. }) {
         return Err(ConfigError::new(
-            &key,
+            key,
             "a [filter] only applies to multi-valued attributes",
             "remove the [..] part",
         ));
     }
-    let kind = match transform {
-        None if attr.name == "password" => ValueKind::Password,
-        Some(t) if attr.name == "password" => {
+    Ok(target)
+}
+
+fn bad_selector(key: &str, attr: &AttrDef, sub: &AttrDef) -> ConfigError {
+    ConfigError::new(
+        key,
+        "only [type eq \"…\"] (optionally `and primary eq true`) can select a value",
+        format!("e.g. '{}[type eq \"work\"].{}'", attr.name, sub.name),
+    )
+}
+
+fn no_sub_named(key: &str, attr: &AttrDef) -> ConfigError {
+    ConfigError::new(
+        key,
+        format!("`{}` is complex: name the sub-attribute", attr.name),
+        format!(
+            "e.g. \"{}.{}\"",
+            attr.name,
+            attr.sub_attributes
+                .first()
+                .map(|s| s.name)
+                .unwrap_or("value")
+        ),
+    )
+}
+
+/// How values convert, from the transform the admin named and the SCIM type.
+fn kind_of(
+    key: &str,
+    target: &Target,
+    transform: Option<TransformName>,
+    country_name: Option<String>,
+) -> Result<ValueKind, ConfigError> {
+    let leaf = target.leaf();
+    let password = target.top_name() == "password";
+    let boolean = || ValueKind::Bool {
+        when_true: Some("TRUE".into()),
+        when_false: Some("FALSE".into()),
+    };
+    Ok(match transform {
+        None if password => ValueKind::Password,
+        Some(t) if password => {
             return Err(ConfigError::new(
-                &key,
+                key,
                 format!("transform `{t:?}` cannot apply to a password"),
                 "remove the transform: passwords are set as the directory expects (users.password_hash)",
             ))
         }
-        None if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
-            when_true: Some("TRUE".into()),
-            when_false: Some("FALSE".into()),
-        },
+        None if leaf.ty == AttrType::Boolean => boolean(),
         None => ValueKind::Text,
-        Some(TransformName::Boolean) if target.leaf().ty == AttrType::Boolean => ValueKind::Bool {
-            when_true: Some("TRUE".into()),
-            when_false: Some("FALSE".into()),
-        },
-        Some(TransformName::UserDn) if target.leaf().ty == AttrType::String => ValueKind::UserDn,
-        Some(TransformName::PostalAddress) if target.leaf().ty == AttrType::String => {
+        Some(TransformName::Boolean) if leaf.ty == AttrType::Boolean => boolean(),
+        Some(TransformName::UserDn) if leaf.ty == AttrType::String => ValueKind::UserDn,
+        Some(TransformName::PostalAddress) if leaf.ty == AttrType::String => {
             ValueKind::PostalAddress
         }
-        Some(TransformName::Country) if target.leaf().ty == AttrType::String => {
-            ValueKind::Country {
-                name_attr: country_name,
-            }
-        }
+        Some(TransformName::Country) if leaf.ty == AttrType::String => ValueKind::Country {
+            name_attr: country_name.map(AttrName::from),
+        },
         Some(t) => {
             return Err(ConfigError::new(
-                &key,
+                key,
                 format!(
                     "transform `{t:?}` does not fit a {} attribute",
-                    target.leaf().ty.as_str()
+                    leaf.ty.as_str()
                 ),
                 "user-dn is for ids of users (manager.value); boolean for boolean attributes",
             ))
         }
-    };
-    Ok(AttrMapping {
-        scim: scim.to_owned(),
-        target,
-        ldap,
-        kind,
-        max_len,
     })
 }
 
@@ -374,7 +418,7 @@ pub(super) fn active_mapping(
             container: Container::Core,
             attr: active,
         },
-        ldap,
+        ldap: ldap.into(),
         kind: ValueKind::Bool {
             when_true,
             when_false,

@@ -75,129 +75,14 @@ impl Mapping {
         schema: &'static ResourceSchema,
     ) -> Result<Mapping, ConfigError> {
         let sec = spec.section;
-        if spec.object_classes.is_empty() {
-            return Err(ConfigError::new(
-                format!("{sec}.object_classes"),
-                "no object classes",
-                "list the classes new entries get, e.g. [\"inetOrgPerson\"] or [\"groupOfNames\"]",
-            ));
-        }
-        for oc in spec.object_classes {
-            check_ldap_name(oc, &format!("{sec}.object_classes"))?;
-        }
+        check_object_classes(spec)?;
         let identity = identity(sec, spec.object_classes, spec.structural_class)?;
-        let rdn_example = format!(
-            "e.g. rdn = \"uid={{{}}}\" or \"cn={{{}}}\"",
-            spec.required, spec.required
-        );
-        let (rdn_attr, rdn_template) = spec.rdn.split_once('=').ok_or_else(|| {
-            ConfigError::new(
-                format!("{sec}.rdn"),
-                format!("\"{}\" is not of the form attribute={{template}}", spec.rdn),
-                &rdn_example,
-            )
-        })?;
-        let rdn_attr = rdn_attr.trim().to_owned();
-        check_ldap_name(&rdn_attr, &format!("{sec}.rdn"))?;
-        let rdn_value = Template::parse(rdn_template.trim(), schema)
-            .map_err(|e| ConfigError::new(format!("{sec}.rdn"), e, &rdn_example))?;
-        let rdn_fallbacks = spec
-            .rdn_fallbacks
-            .iter()
-            .map(|t| Template::parse(t, schema))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                ConfigError::new(
-                    format!("{sec}.rdn_fallbacks"),
-                    e,
-                    "list value templates, e.g. [\"{name.givenName} {name.familyName}\", \"{userName}\"]",
-                )
-            })?;
+        let (rdn_attr, rdn_value, rdn_fallbacks) = naming(spec, schema)?;
         // users named by anything but their unique userName may clash (two John Smiths);
         // groups keep answering 409 for a taken name
         let numbered_rdn = sec == "users" && rdn_value.source() != format!("{{{}}}", spec.required);
-
-        let mut attrs = Vec::new();
-        for (scim, attr_spec) in spec.attributes {
-            attrs.push(parse_mapping(
-                sec,
-                scim,
-                attr_spec,
-                schema,
-                spec.limits.max_value_length,
-            )?);
-        }
-        if let Some(d) = spec.deactivate {
-            attrs.push(active_mapping(d, spec.limits.max_value_length)?);
-        }
-        for m in &attrs {
-            let Target::Element {
-                attr, every: true, ..
-            } = &m.target
-            else {
-                continue;
-            };
-            let other = attrs.iter().find(|o| {
-                !std::ptr::eq(*o, m)
-                    && matches!(&o.target, Target::Element { attr: a, .. } if a == attr)
-            });
-            if let Some(o) = other {
-                return Err(ConfigError::new(
-                    format!("{sec}.attributes.\"{}\"", o.scim),
-                    format!(
-                        "`{}` is mapped whole to `{}`, so its values cannot also be mapped one by one",
-                        attr.name, m.ldap
-                    ),
-                    format!("remove this line or `{} = \"{}\"`", m.scim, m.ldap),
-                ));
-            }
-        }
-        let mut seen: HashMap<String, &str> = HashMap::new();
-        let ldap_of = |m: &AttrMapping| -> Vec<String> {
-            let mut v = vec![m.ldap.clone()];
-            if let ValueKind::Country { name_attr: Some(n) } = &m.kind {
-                v.push(n.clone());
-            }
-            v
-        };
-        for (m, ldap) in attrs
-            .iter()
-            .flat_map(|m| ldap_of(m).into_iter().map(move |l| (m, l)))
-        {
-            if let Some(other) = seen.insert(ldap.to_ascii_lowercase(), &m.scim) {
-                return Err(ConfigError::new(
-                    format!("{sec}.attributes.\"{}\"", m.scim),
-                    format!("LDAP attribute `{ldap}` is already mapped from `{other}`"),
-                    "map each LDAP attribute from one SCIM attribute only",
-                ));
-            }
-        }
-        if !attrs
-            .iter()
-            .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == spec.required))
-        {
-            return Err(ConfigError::new(
-                format!("{sec}.attributes.{}", spec.required),
-                format!("{} is not mapped", spec.required),
-                format!("add e.g. {} = \"cn\"; SCIM requires it", spec.required),
-            ));
-        }
-        let mut derived = Vec::new();
-        for (ldap, templates) in spec.derive {
-            check_ldap_name(ldap, &format!("{sec}.derive.{ldap}"))?;
-            let parsed = templates
-                .iter()
-                .map(|t| Template::parse(t, schema))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    ConfigError::new(
-                        format!("{sec}.derive.{ldap}"),
-                        e,
-                        "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
-                    )
-                })?;
-            derived.push((ldap.clone(), parsed));
-        }
+        let attrs = attributes(spec, schema)?;
+        let derived = derived(spec, schema)?;
         let default_types = match spec.default_type {
             Some(table) => table
                 .iter()
@@ -209,7 +94,7 @@ impl Mapping {
             schema,
             object_classes: spec.object_classes.to_vec(),
             identity,
-            rdn_attr,
+            rdn_attr: rdn_attr.into(),
             rdn_value,
             rdn_fallbacks,
             numbered_rdn,
@@ -228,6 +113,168 @@ impl Mapping {
             served_elsewhere: Vec::new(),
         })
     }
+}
+
+fn check_object_classes(spec: &MappingSpec<'_>) -> Result<(), ConfigError> {
+    let sec = spec.section;
+    if spec.object_classes.is_empty() {
+        return Err(ConfigError::new(
+            format!("{sec}.object_classes"),
+            "no object classes",
+            "list the classes new entries get, e.g. [\"inetOrgPerson\"] or [\"groupOfNames\"]",
+        ));
+    }
+    for oc in spec.object_classes {
+        check_ldap_name(oc, &format!("{sec}.object_classes"))?;
+    }
+    Ok(())
+}
+
+/// The RDN attribute, its value template and the fallbacks (`rdn`, `rdn_fallbacks`).
+fn naming(
+    spec: &MappingSpec<'_>,
+    schema: &'static ResourceSchema,
+) -> Result<(String, Template, Vec<Template>), ConfigError> {
+    let sec = spec.section;
+    let rdn_example = format!(
+        "e.g. rdn = \"uid={{{}}}\" or \"cn={{{}}}\"",
+        spec.required, spec.required
+    );
+    let (rdn_attr, rdn_template) = spec.rdn.split_once('=').ok_or_else(|| {
+        ConfigError::new(
+            format!("{sec}.rdn"),
+            format!("\"{}\" is not of the form attribute={{template}}", spec.rdn),
+            &rdn_example,
+        )
+    })?;
+    let rdn_attr = rdn_attr.trim().to_owned();
+    check_ldap_name(&rdn_attr, &format!("{sec}.rdn"))?;
+    let rdn_value = Template::parse(rdn_template.trim(), schema)
+        .map_err(|e| ConfigError::new(format!("{sec}.rdn"), e, &rdn_example))?;
+    let rdn_fallbacks = spec
+        .rdn_fallbacks
+        .iter()
+        .map(|t| Template::parse(t, schema))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ConfigError::new(
+                format!("{sec}.rdn_fallbacks"),
+                e,
+                "list value templates, e.g. [\"{name.givenName} {name.familyName}\", \"{userName}\"]",
+            )
+        })?;
+    Ok((rdn_attr, rdn_value, rdn_fallbacks))
+}
+
+/// The attribute mappings (and `active`'s), checked as a whole: a multi-valued attribute
+/// mapped whole is mapped once, each LDAP attribute from one SCIM attribute, the required
+/// attribute mapped.
+fn attributes(
+    spec: &MappingSpec<'_>,
+    schema: &'static ResourceSchema,
+) -> Result<Vec<AttrMapping>, ConfigError> {
+    let sec = spec.section;
+    let max = spec.limits.max_value_length;
+    let mut attrs = spec
+        .attributes
+        .iter()
+        .map(|(scim, attr_spec)| parse_mapping(sec, scim, attr_spec, schema, max))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(d) = spec.deactivate {
+        attrs.push(active_mapping(d, max)?);
+    }
+    check_whole_mapped_once(sec, &attrs)?;
+    check_ldap_mapped_once(sec, &attrs)?;
+    if !attrs
+        .iter()
+        .any(|m| matches!(m.target, Target::Attr { attr, .. } if attr.name == spec.required))
+    {
+        return Err(ConfigError::new(
+            format!("{sec}.attributes.{}", spec.required),
+            format!("{} is not mapped", spec.required),
+            format!("add e.g. {} = \"cn\"; SCIM requires it", spec.required),
+        ));
+    }
+    Ok(attrs)
+}
+
+/// A multi-valued attribute mapped whole (`roles = "businessCategory"`) has no other
+/// mapping of its values.
+fn check_whole_mapped_once(sec: &str, attrs: &[AttrMapping]) -> Result<(), ConfigError> {
+    for m in attrs {
+        let Target::Element {
+            attr, every: true, ..
+        } = &m.target
+        else {
+            continue;
+        };
+        let other = attrs.iter().find(|o| {
+            !std::ptr::eq(*o, m)
+                && matches!(&o.target, Target::Element { attr: a, .. } if a == attr)
+        });
+        if let Some(o) = other {
+            return Err(ConfigError::new(
+                format!("{sec}.attributes.\"{}\"", o.scim),
+                format!(
+                    "`{}` is mapped whole to `{}`, so its values cannot also be mapped one by one",
+                    attr.name, m.ldap
+                ),
+                format!("remove this line or `{} = \"{}\"`", m.scim, m.ldap),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each LDAP attribute (a country's name attribute too) is mapped from one SCIM attribute.
+fn check_ldap_mapped_once(sec: &str, attrs: &[AttrMapping]) -> Result<(), ConfigError> {
+    // attribute names compare without regard to case, as the directory compares them
+    let mut seen: HashMap<AttrName, &str> = HashMap::new();
+    let ldap_of = |m: &AttrMapping| -> Vec<AttrName> {
+        let mut v = vec![m.ldap.clone()];
+        if let ValueKind::Country { name_attr: Some(n) } = &m.kind {
+            v.push(n.clone());
+        }
+        v
+    };
+    for (m, ldap) in attrs
+        .iter()
+        .flat_map(|m| ldap_of(m).into_iter().map(move |l| (m, l)))
+    {
+        if let Some(other) = seen.insert(ldap.clone(), &m.scim) {
+            return Err(ConfigError::new(
+                format!("{sec}.attributes.\"{}\"", m.scim),
+                format!("LDAP attribute `{ldap}` is already mapped from `{other}`"),
+                "map each LDAP attribute from one SCIM attribute only",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[users.derive]`: LDAP attributes made from templates when nothing maps them a value.
+fn derived(
+    spec: &MappingSpec<'_>,
+    schema: &'static ResourceSchema,
+) -> Result<Vec<(AttrName, Vec<Template>)>, ConfigError> {
+    let sec = spec.section;
+    let mut derived = Vec::new();
+    for (ldap, templates) in spec.derive {
+        check_ldap_name(ldap, &format!("{sec}.derive.{ldap}"))?;
+        let parsed = templates
+            .iter()
+            .map(|t| Template::parse(t, schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ConfigError::new(
+                    format!("{sec}.derive.{ldap}"),
+                    e,
+                    "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
+                )
+            })?;
+        derived.push((AttrName::from(ldap.as_str()), parsed));
+    }
+    Ok(derived)
 }
 
 /// Structural classes of users and groups in the schemas the bridge is used with, the most

@@ -7,11 +7,13 @@ mod terms;
 
 use crate::directory::LdapFilter;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::{AttrDef, AttrType, Returned};
+use crate::scim::schema::{AttrDef, AttrType, Container, Returned};
 use crate::scim::{ScimError, ScimResult};
 
 use super::{AttrMapping, Mapping, Target};
-use terms::{compare_mapped, in_element, is_ordering, meta_filter, unmapped, write_only};
+use terms::{
+    compare_mapped, each, id_term, in_element, is_ordering, meta_filter, unmapped, write_only,
+};
 
 impl Mapping {
     /// Translates a parsed SCIM filter. `id_filter` builds the dialect's filter for an id.
@@ -53,19 +55,9 @@ impl Mapping {
         }
         let rec = |x: &Filter, pos: bool| self.tr(x, pos, id_filter, hook);
         match f {
-            Filter::And(parts) => Ok(LdapFilter::and(
-                parts
-                    .iter()
-                    .map(|x| rec(x, positive))
-                    .collect::<ScimResult<_>>()?,
-            )),
-            Filter::Or(parts) => Ok(LdapFilter::or(
-                parts
-                    .iter()
-                    .map(|x| rec(x, positive))
-                    .collect::<ScimResult<_>>()?,
-            )),
-            Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
+            Filter::And(parts) => each(parts, positive, &rec).map(LdapFilter::and),
+            Filter::Or(parts) => each(parts, positive, &rec).map(LdapFilter::or),
+            Filter::Not(a) => rec(a, !positive).map(LdapFilter::negate),
             Filter::Present(p) => self.leaf(p, None, id_filter, positive),
             Filter::Compare(p, op, v) => self.leaf(p, Some((*op, v)), id_filter, positive),
             Filter::ValuePath(p, inner) => {
@@ -148,20 +140,7 @@ impl Mapping {
             return Err(write_only(&p.to_string()));
         }
         match def.name {
-            "id" => {
-                return match cmp {
-                    None => Ok(LdapFilter::True),
-                    Some((CompareOp::Eq, CompValue::Str(id))) => {
-                        Ok(id_filter(id).unwrap_or(LdapFilter::False))
-                    }
-                    Some((CompareOp::Ne, CompValue::Str(id))) => Ok(LdapFilter::negate(
-                        id_filter(id).unwrap_or(LdapFilter::False),
-                    )),
-                    Some(_) => Err(ScimError::invalid_filter(
-                        "'id' supports only eq and ne with a string",
-                    )),
-                }
-            }
+            "id" => return id_term(cmp, id_filter),
             "meta" => return meta_filter(p, cmp),
             "groups" => {
                 return Err(ScimError::invalid_filter(format!(
@@ -189,31 +168,7 @@ impl Mapping {
             };
             return self.over_elements(def, &inner, positive);
         }
-        let mappings: Vec<&AttrMapping> = self
-            .attrs
-            .iter()
-            .filter(|m| match (&m.target, sub) {
-                (Target::Attr { container: c, attr }, None) => {
-                    *c == container && attr.name == def.name
-                }
-                (
-                    Target::Sub {
-                        container: c,
-                        attr,
-                        sub: ms,
-                    },
-                    Some(s),
-                ) => *c == container && attr.name == def.name && ms.name == s.name,
-                // `name pr`: any mapped part of the complex value
-                (
-                    Target::Sub {
-                        container: c, attr, ..
-                    },
-                    None,
-                ) => cmp.is_none() && *c == container && attr.name == def.name,
-                _ => false,
-            })
-            .collect();
+        let mappings = self.mappings_at(container, def, sub, cmp.is_none());
         if mappings.is_empty() {
             if def.ty == AttrType::Complex && sub.is_none() && cmp.is_some() {
                 return Err(ScimError::invalid_filter(format!(
@@ -233,6 +188,40 @@ impl Mapping {
             .map(|m| compare_mapped(m, cmp, positive))
             .collect::<ScimResult<Vec<_>>>()?;
         Ok(LdapFilter::or(parts))
+    }
+
+    /// The mappings of a single-valued attribute (or its sub-attribute `sub`); for a
+    /// presence test of a complex attribute (`name pr`), any mapped part of it.
+    fn mappings_at(
+        &self,
+        container: Container,
+        def: &AttrDef,
+        sub: Option<&AttrDef>,
+        presence: bool,
+    ) -> Vec<&AttrMapping> {
+        self.attrs
+            .iter()
+            .filter(|m| match (&m.target, sub) {
+                (Target::Attr { container: c, attr }, None) => {
+                    *c == container && attr.name == def.name
+                }
+                (
+                    Target::Sub {
+                        container: c,
+                        attr,
+                        sub: ms,
+                    },
+                    Some(s),
+                ) => *c == container && attr.name == def.name && ms.name == s.name,
+                (
+                    Target::Sub {
+                        container: c, attr, ..
+                    },
+                    None,
+                ) => presence && *c == container && attr.name == def.name,
+                _ => false,
+            })
+            .collect()
     }
 
     /// `attr[inner]`: some typed element of `attr` exists and satisfies `inner`.
@@ -268,7 +257,7 @@ impl Mapping {
             let exists = LdapFilter::or(
                 members
                     .iter()
-                    .map(|m| LdapFilter::Present(m.ldap.clone()))
+                    .map(|m| LdapFilter::Present(m.ldap.to_string()))
                     .collect(),
             );
             let cond = in_element(def, inner, *type_value, *primary, members, positive)?;

@@ -18,19 +18,9 @@ pub(super) fn in_element(
 ) -> ScimResult<LdapFilter> {
     let rec = |x: &Filter, pos: bool| in_element(def, x, type_value, primary, members, pos);
     match f {
-        Filter::And(parts) => Ok(LdapFilter::and(
-            parts
-                .iter()
-                .map(|x| rec(x, positive))
-                .collect::<ScimResult<_>>()?,
-        )),
-        Filter::Or(parts) => Ok(LdapFilter::or(
-            parts
-                .iter()
-                .map(|x| rec(x, positive))
-                .collect::<ScimResult<_>>()?,
-        )),
-        Filter::Not(a) => Ok(LdapFilter::negate(rec(a, !positive)?)),
+        Filter::And(parts) => each(parts, positive, &rec).map(LdapFilter::and),
+        Filter::Or(parts) => each(parts, positive, &rec).map(LdapFilter::or),
+        Filter::Not(a) => rec(a, !positive).map(LdapFilter::negate),
         Filter::ValuePath(..) => Err(ScimError::invalid_filter("value filters cannot be nested")),
         Filter::Present(p) | Filter::Compare(p, _, _) => {
             let cmp = match f {
@@ -178,24 +168,16 @@ pub(super) fn compare_mapped(
     cmp: Option<(CompareOp, &CompValue)>,
     positive: bool,
 ) -> ScimResult<LdapFilter> {
-    let attr = m.ldap.clone();
-    if let (ValueKind::Text, Some((op, _))) = (&m.kind, cmp) {
-        let inexact = is_ordering(op) || m.target.leaf().case_exact;
-        if inexact {
-            if !positive {
-                // under a `not`: a subset here is a superset once negated
-                return Ok(LdapFilter::False);
-            }
-            match op {
-                // LDAP may have no ordering rule for the attribute: fetch those that have one
-                _ if is_ordering(op) => return Ok(LdapFilter::Present(attr)),
-                // not-equal ignoring case would drop case variants SCIM keeps
-                CompareOp::Ne => return Ok(LdapFilter::True),
-                // equality/substrings ignoring case are a superset of the case-exact answer
-                _ => {}
-            }
-        }
+    let attr = m.ldap.to_string();
+    if let Some(superset) = inexact_text(m, cmp, positive) {
+        return Ok(superset);
     }
+    let not_a_string = || {
+        ScimError::invalid_filter(format!(
+            "'{}' is a string: compare it with a \"quoted\" value",
+            m.scim
+        ))
+    };
     match &m.kind {
         ValueKind::Password => Err(write_only(&m.scim)),
         // a name compares as its code, which is what the directory holds
@@ -213,70 +195,37 @@ pub(super) fn compare_mapped(
                 })
             }
             Some((op, CompValue::Str(v))) => Ok(text_compare(attr, op, v.clone())),
-            Some(_) => Err(ScimError::invalid_filter(format!(
-                "'{}' is a string: compare it with a \"quoted\" value",
-                m.scim
-            ))),
+            Some(_) => Err(not_a_string()),
         },
-        ValueKind::Text => {
-            let Some((op, v)) = cmp else {
-                return Ok(LdapFilter::Present(attr));
-            };
-            let s = match v {
-                CompValue::Null => {
-                    return Ok(match op {
-                        CompareOp::Eq => LdapFilter::negate(LdapFilter::Present(attr)),
-                        CompareOp::Ne => LdapFilter::Present(attr),
-                        _ => LdapFilter::False,
-                    })
-                }
-                CompValue::Bool(_) => {
-                    return Err(ScimError::invalid_filter(format!(
-                        "'{}' is a string: compare it with a \"quoted\" value",
-                        m.scim
-                    )))
-                }
-                other => other.as_text().unwrap_or_default(),
-            };
-            Ok(text_compare(attr, op, s))
-        }
+        ValueKind::Text => match cmp {
+            None => Ok(LdapFilter::Present(attr)),
+            Some((op, CompValue::Null)) => Ok(match op {
+                CompareOp::Eq => LdapFilter::negate(LdapFilter::Present(attr)),
+                CompareOp::Ne => LdapFilter::Present(attr),
+                _ => LdapFilter::False,
+            }),
+            Some((_, CompValue::Bool(_))) => Err(not_a_string()),
+            Some((op, v)) => Ok(text_compare(attr, op, v.as_text().unwrap_or_default())),
+        },
         ValueKind::Bool {
             when_true,
             when_false,
         } => {
-            let false_filter = match (when_false, when_true) {
+            let inactive = match (when_false, when_true) {
                 (Some(f), _) => LdapFilter::eq(&attr, f.clone()),
                 (None, Some(t)) => LdapFilter::negate(LdapFilter::eq(&attr, t.clone())),
                 (None, None) => LdapFilter::False,
             };
-            match cmp {
-                None => Ok(LdapFilter::True),
-                Some((CompareOp::Eq, CompValue::Bool(b))) => Ok(if *b {
-                    LdapFilter::negate(false_filter)
-                } else {
-                    false_filter
-                }),
-                Some((CompareOp::Ne, CompValue::Bool(b))) => Ok(if *b {
-                    false_filter
-                } else {
-                    LdapFilter::negate(false_filter)
-                }),
-                Some(_) => Err(ScimError::invalid_filter(format!(
-                    "'{}' is a boolean: use eq or ne with true or false",
-                    m.scim
-                ))),
-            }
+            boolean(m, inactive, cmp)
         }
+        ValueKind::DisableBit { bit, .. } => boolean(m, LdapFilter::BitAnd(attr, *bit), cmp),
         ValueKind::PostalAddress => match cmp {
             None => Ok(LdapFilter::Present(attr)),
             Some((op, CompValue::Str(v))) => Ok(match crate::mapping::to_postal(v) {
                 Some(p) => text_compare(attr, op, p),
                 None => LdapFilter::False,
             }),
-            Some(_) => Err(ScimError::invalid_filter(format!(
-                "'{}' is a string: compare it with a \"quoted\" value",
-                m.scim
-            ))),
+            Some(_) => Err(not_a_string()),
         },
         ValueKind::UserDn => match cmp {
             None => Ok(LdapFilter::Present(attr)),
@@ -285,26 +234,57 @@ pub(super) fn compare_mapped(
                 m.scim
             ))),
         },
-        ValueKind::DisableBit { bit, .. } => {
-            let disabled = LdapFilter::BitAnd(attr, *bit);
-            match cmp {
-                None => Ok(LdapFilter::True),
-                Some((CompareOp::Eq, CompValue::Bool(b))) => Ok(if *b {
-                    LdapFilter::negate(disabled)
-                } else {
-                    disabled
-                }),
-                Some((CompareOp::Ne, CompValue::Bool(b))) => Ok(if *b {
-                    disabled
-                } else {
-                    LdapFilter::negate(disabled)
-                }),
-                Some(_) => Err(ScimError::invalid_filter(format!(
-                    "'{}' is a boolean: use eq or ne with true or false",
-                    m.scim
-                ))),
-            }
+    }
+}
+
+/// For a text comparison LDAP cannot answer exactly (an ordering, which the attribute may
+/// have no rule for; a case-exact attribute, which LDAP compares ignoring case), a superset
+/// the in-memory recheck narrows: or, under a `not` (where a subset would become a
+/// superset), nothing.
+fn inexact_text(
+    m: &AttrMapping,
+    cmp: Option<(CompareOp, &CompValue)>,
+    positive: bool,
+) -> Option<LdapFilter> {
+    let (ValueKind::Text, Some((op, _))) = (&m.kind, cmp) else {
+        return None;
+    };
+    if !(is_ordering(op) || m.target.leaf().case_exact) {
+        return None;
+    }
+    if !positive {
+        return Some(LdapFilter::False);
+    }
+    match op {
+        // LDAP may have no ordering rule for the attribute: fetch those that have one
+        _ if is_ordering(op) => Some(LdapFilter::Present(m.ldap.to_string())),
+        // not-equal ignoring case would drop case variants SCIM keeps
+        CompareOp::Ne => Some(LdapFilter::True),
+        // equality/substrings ignoring case are a superset of the case-exact answer
+        _ => None,
+    }
+}
+
+/// A boolean attribute stored as `inactive` (the filter matching false).
+fn boolean(
+    m: &AttrMapping,
+    inactive: LdapFilter,
+    cmp: Option<(CompareOp, &CompValue)>,
+) -> ScimResult<LdapFilter> {
+    match cmp {
+        None => Ok(LdapFilter::True),
+        Some((op @ (CompareOp::Eq | CompareOp::Ne), CompValue::Bool(b))) => {
+            // `eq true` and `ne false` ask for the values that are not inactive
+            Ok(if *b == (op == CompareOp::Eq) {
+                LdapFilter::negate(inactive)
+            } else {
+                inactive
+            })
         }
+        Some(_) => Err(ScimError::invalid_filter(format!(
+            "'{}' is a boolean: use eq or ne with true or false",
+            m.scim
+        ))),
     }
 }
 
@@ -344,4 +324,30 @@ pub(super) fn text_compare(attr: String, op: CompareOp, s: String) -> LdapFilter
             LdapFilter::negate(LdapFilter::Ge(attr, s)),
         ]),
     }
+}
+
+/// `id eq "…"` and `id ne "…"`, through the dialect's id filter (`id pr` is every entry).
+pub(super) fn id_term(
+    cmp: Option<(CompareOp, &CompValue)>,
+    id_filter: &dyn Fn(&str) -> Option<LdapFilter>,
+) -> ScimResult<LdapFilter> {
+    let by_id = |id: &str| id_filter(id).unwrap_or(LdapFilter::False);
+    match cmp {
+        None => Ok(LdapFilter::True),
+        Some((CompareOp::Eq, CompValue::Str(id))) => Ok(by_id(id)),
+        Some((CompareOp::Ne, CompValue::Str(id))) => Ok(LdapFilter::negate(by_id(id))),
+        Some(_) => Err(ScimError::invalid_filter(
+            "'id' supports only eq and ne with a string",
+        )),
+    }
+}
+
+/// The parts of an `and` or `or`, each translated by `rec` (told whether it stands under
+/// an even number of `not`s).
+pub(super) fn each(
+    parts: &[Filter],
+    positive: bool,
+    rec: &dyn Fn(&Filter, bool) -> ScimResult<LdapFilter>,
+) -> ScimResult<Vec<LdapFilter>> {
+    parts.iter().map(|x| rec(x, positive)).collect()
 }

@@ -161,38 +161,7 @@ fn resolve(
     // A path naming a whole extension (`urn:…:enterprise:2.0:User`) targets its attributes.
     if let (Some(urn), None, None) = (&path.attr.urn, &path.attr.sub, &path.filter) {
         if let Some(ext) = schema.extension(&format!("{urn}:{}", path.attr.name)) {
-            return match (op, value) {
-                (OpKind::Remove, _) => {
-                    out.push(PatchOperation {
-                        op,
-                        target: PatchTarget::Extension(ext.id),
-                        value: None,
-                    });
-                    Ok(())
-                }
-                (_, Some(Value::Object(attrs))) => {
-                    for (k, v) in attrs {
-                        if k.eq_ignore_ascii_case("schemas") {
-                            continue;
-                        }
-                        let sub_path = PatchPath {
-                            attr: AttrPath {
-                                urn: Some(ext.id.to_owned()),
-                                name: k.clone(),
-                                sub: None,
-                            },
-                            filter: None,
-                            sub_after_filter: None,
-                        };
-                        resolve(op, &sub_path, Some(v), schema, out)?;
-                    }
-                    Ok(())
-                }
-                _ => Err(ScimError::invalid_value(format!(
-                    "'{}' needs an object holding the extension's attributes",
-                    ext.id
-                ))),
-            };
+            return resolve_extension(op, ext.id, value, schema, out);
         }
     }
     let (container, def) = schema
@@ -212,36 +181,87 @@ fn resolve(
             def.name
         )));
     }
-    let shown = display_path(path);
-    let value = match (value, op, sub, &path.filter) {
-        (None, ..) => None,
-        // a remove takes a value only for a whole multi-valued attribute (removal by value)
-        (Some(_), OpKind::Remove, Some(_), _) | (Some(_), OpKind::Remove, None, Some(_)) => None,
-        (Some(_), OpKind::Remove, None, None) if !def.multi_valued => None,
-        (Some(v), _, Some(sd), _) => normalize_simple(sd, v, &shown)?
-            .filter(|s| !s.is_empty_text())
-            .map(ScimValue::Simple),
-        // The value for a filtered multi-valued path is one element, not an array.
-        (Some(v), _, None, Some(_)) => normalize_element(def, v, &shown)?.map(ScimValue::Complex),
-        // a remove by value that names none removes none (not all)
-        (Some(v), OpKind::Remove, None, None) => {
-            Some(normalize_value(def, v, &shown)?.unwrap_or(ScimValue::Multi(Vec::new())))
-        }
-        (Some(v), _, None, None) => normalize_value(def, v, &shown)?
-            .filter(|v| v.as_simple().is_none_or(|s| !s.is_empty_text())),
+    let target = AttrTarget {
+        container,
+        def,
+        filter: path.filter.clone(),
+        sub,
+        shown: display_path(path),
+    };
+    let value = match value {
+        Some(v) => typed_value(op, &target, v)?,
+        None => None,
     };
     out.push(PatchOperation {
         op,
-        target: PatchTarget::Attribute(AttrTarget {
-            container,
-            def,
-            filter: path.filter.clone(),
-            sub,
-            shown,
-        }),
+        target: PatchTarget::Attribute(target),
         value,
     });
     Ok(())
+}
+
+/// An operation on a whole extension: a remove drops it, an add or replace is one
+/// operation per attribute its value holds.
+fn resolve_extension(
+    op: OpKind,
+    urn: &'static str,
+    value: Option<&Value>,
+    schema: &ResourceSchema,
+    out: &mut Vec<PatchOperation>,
+) -> ScimResult<()> {
+    match (op, value) {
+        (OpKind::Remove, _) => {
+            out.push(PatchOperation {
+                op,
+                target: PatchTarget::Extension(urn),
+                value: None,
+            });
+            Ok(())
+        }
+        (_, Some(Value::Object(attrs))) => {
+            for (k, v) in attrs {
+                if k.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
+                let sub_path = PatchPath {
+                    attr: AttrPath {
+                        urn: Some(urn.to_owned()),
+                        name: k.clone(),
+                        sub: None,
+                    },
+                    filter: None,
+                    sub_after_filter: None,
+                };
+                resolve(op, &sub_path, Some(v), schema, out)?;
+            }
+            Ok(())
+        }
+        _ => Err(ScimError::invalid_value(format!(
+            "'{urn}' needs an object holding the extension's attributes"
+        ))),
+    }
+}
+
+/// `v` in the type `t` takes: a simple value for a sub-attribute, one element for a filtered
+/// path, the attribute's value otherwise. `None` is no value (null, `""`, `[]`).
+fn typed_value(op: OpKind, t: &AttrTarget, v: &Value) -> ScimResult<Option<ScimValue>> {
+    let (def, shown) = (t.def, t.shown.as_str());
+    Ok(match (op, t.sub, &t.filter) {
+        // a remove takes a value only for a whole multi-valued attribute (removal by value)
+        (OpKind::Remove, Some(_), _) | (OpKind::Remove, None, Some(_)) => None,
+        (OpKind::Remove, None, None) if !def.multi_valued => None,
+        // a remove by value that names none removes none (not all)
+        (OpKind::Remove, None, None) => {
+            Some(normalize_value(def, v, shown)?.unwrap_or(ScimValue::Multi(Vec::new())))
+        }
+        (_, Some(sd), _) => normalize_simple(sd, v, shown)?
+            .filter(|s| !s.is_empty_text())
+            .map(ScimValue::Simple),
+        // The value for a filtered multi-valued path is one element, not an array.
+        (_, None, Some(_)) => normalize_element(def, v, shown)?.map(ScimValue::Complex),
+        (_, None, None) => normalize_value(def, v, shown)?
+            .filter(|v| v.as_simple().is_none_or(|s| !s.is_empty_text())),
+    })
 }
 
 fn display_path(path: &PatchPath) -> String {

@@ -80,10 +80,9 @@ impl Groups {
     }
 
     fn container<'c>(&self, ctx: &'c RequestCtx) -> ServiceResult<&'c Dn> {
-        ctx.tenant
-            .groups_container
-            .as_ref()
-            .ok_or_else(|| ServiceError::not_found("groups are not configured for this tenant"))
+        ctx.tenant.groups_container.as_ref().ok_or_else(|| {
+            ServiceError::NotFound("groups are not configured for this tenant".into())
+        })
     }
 
     pub fn member_attr(&self) -> &str {

@@ -5,14 +5,14 @@ use tracing::info;
 
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
-use crate::directory::{DirectoryError, Dn, Entry};
+use crate::directory::{Change, Dn, Entry, LdapFilter};
 use crate::mapping::Mapping;
 use crate::scim::patch::{apply_patch, PatchOperation};
 use crate::scim::resource::Normalized;
 use crate::scim::value::{Resource as ScimResource, ScimValue};
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
+use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo, Values};
 use crate::service::{RequestCtx, View};
 
 use super::members::{needs_member_list, owe_check, split_member_ops, MemberDelta};
@@ -65,18 +65,13 @@ impl Groups {
         ));
         match self.store.writer().run(plan).await {
             Ok(()) => {}
-            Err(err)
-                if matches!(
-                    err.failed_at(StepKind::Add),
-                    Some(DirectoryError::AlreadyExists(_))
-                ) =>
-            {
+            Err(err) if err.name_taken_at(StepKind::Add) => {
                 let name = required_display_name(&res)?;
                 let holder = self
                     .store
                     .find_by_name(container, name, &[self.store.dir.id_attribute()])
                     .await?;
-                return Err(ServiceError::uniqueness(match holder {
+                return Err(ServiceError::Taken(match holder {
                     Some(g) => format!("a group named \"{name}\" already exists: Group {}", g.id),
                     None => format!("a group named \"{name}\" already exists"),
                 }));
@@ -197,15 +192,59 @@ impl Groups {
         let new_rdn = mapping.rdn(new_res)?;
         let rename = Mapping::needs_rename(&e.dn, &new_rdn);
         if rename {
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
+            changes.retain(|c| c.attr() != &mapping.rdn_attr);
         }
-        let (old_rdn, parent) = split_first_rdn(&e.dn);
+        let (_, parent) = split_first_rdn(&e.dn);
         let new_dn = Dn::new(format!("{new_rdn},{parent}"));
         let values = self.members.values(delta.add_dns(), delta.delete_dns());
+        let plan = self.write_plan(
+            ctx,
+            e,
+            changes,
+            values,
+            rename.then(|| (new_rdn, new_dn.clone())),
+            assertion,
+        );
+        owe_check(if rename { &new_dn } else { &e.dn }, &delta.add_members());
+        match self.store.writer().run(plan).await {
+            Ok(()) => {}
+            Err(err) if err.name_taken_at(StepKind::Rename) => {
+                return Err(ServiceError::Taken(format!(
+                    "a group named \"{}\" already exists",
+                    required_display_name(new_res)?
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let dn = if rename {
+            self.store
+                .cache
+                .forget(&e.id, &Dn::new(parent), self.store.name_of(e))
+                .await;
+            new_dn
+        } else {
+            e.dn.clone()
+        };
+        budget::settling(self.verify_added(ctx, &dn, &delta.add_members())).await?;
+        Ok(dn)
+    }
+
+    /// The plan: if the name changes, clear stale memberships of the new DN; one modify of
+    /// the attributes and members (carrying `If-Match`); the rename; groups containing this
+    /// one follow it.
+    fn write_plan(
+        &self,
+        ctx: &RequestCtx,
+        e: &Entry,
+        changes: Vec<Change>,
+        values: Values,
+        rename: Option<(String, Dn)>,
+        assertion: Option<LdapFilter>,
+    ) -> Plan {
         let modify = !changes.is_empty() || !values.adds.is_empty() || !values.deletes.is_empty();
         let mut plan = Plan::new();
-        if rename {
-            plan.steps.extend(self.members.stale_step(ctx, &new_dn));
+        if let Some((_, new_dn)) = &rename {
+            plan.steps.extend(self.members.stale_step(ctx, new_dn));
         }
         if modify {
             plan.push(Step::new(
@@ -224,7 +263,8 @@ impl Groups {
                 }),
             ));
         }
-        if rename {
+        if let Some((new_rdn, new_dn)) = rename {
+            let (old_rdn, _) = split_first_rdn(&e.dn);
             plan.push(Step::new(
                 StepKind::Rename,
                 Op::Rename {
@@ -243,33 +283,7 @@ impl Groups {
             plan.steps
                 .extend(self.members.follow_step(ctx, &e.dn, &new_dn));
         }
-        owe_check(if rename { &new_dn } else { &e.dn }, &delta.add_members());
-        match self.store.writer().run(plan).await {
-            Ok(()) => {}
-            Err(err)
-                if matches!(
-                    err.failed_at(StepKind::Rename),
-                    Some(DirectoryError::AlreadyExists(_))
-                ) =>
-            {
-                return Err(ServiceError::uniqueness(format!(
-                    "a group named \"{}\" already exists",
-                    required_display_name(new_res)?
-                )))
-            }
-            Err(err) => return Err(err.into()),
-        }
-        let dn = if rename {
-            self.store
-                .cache
-                .forget(&e.id, &Dn::new(parent), self.store.name_of(e))
-                .await;
-            new_dn
-        } else {
-            e.dn.clone()
-        };
-        budget::settling(self.verify_added(ctx, &dn, &delta.add_members())).await?;
-        Ok(dn)
+        plan
     }
 
     /// DELETE. The plan: leave the groups that contain this one, delete it, sweep again for

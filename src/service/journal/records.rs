@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Change, Dn};
+use crate::directory::{AttrName, Change, Dn};
 use crate::service::write::{Op, Undo, Values};
 
 use super::{Meta, Owner};
@@ -97,14 +97,14 @@ impl ChangeRecord {
         };
         ChangeRecord {
             kind,
-            attr: attr.clone(),
+            attr: attr.to_string(),
             values: (keep_values && !is_password_attr(attr)).then(|| values.clone()),
         }
     }
 
     /// The change again, when its values were kept.
     pub fn change(&self) -> Option<Change> {
-        let (a, v) = (self.attr.clone(), self.values.clone()?);
+        let (a, v) = (AttrName::from(self.attr.as_str()), self.values.clone()?);
         Some(match self.kind {
             ChangeKind::Replace => Change::Replace(a, v),
             ChangeKind::Add => Change::Add(a, v),

@@ -48,7 +48,7 @@ impl Store {
     /// `locate`, with 404 when there is no such entry.
     pub async fn locate(&self, container: &Dn, id: &str, attrs: &[&str]) -> ServiceResult<Entry> {
         self.locate_opt(container, id, attrs).await?.ok_or_else(|| {
-            ServiceError::not_found(format!("no {} with id \"{id}\"", self.kind.name()))
+            ServiceError::NotFound(format!("no {} with id \"{id}\"", self.kind.name()))
         })
     }
 
@@ -235,7 +235,7 @@ impl Store {
         let filter = LdapFilter::and(vec![self.class_filter(), LdapFilter::eq(attr, name)]);
         let (found, _) = self.dir.search(container, &filter, &[attr], 1).await?;
         match found.first() {
-            Some(e) if Some(e.id.as_str()) != except_id => Err(ServiceError::uniqueness(format!(
+            Some(e) if Some(e.id.as_str()) != except_id => Err(ServiceError::Taken(format!(
                 "{} \"{name}\" is already taken by another {}",
                 self.mapping.required,
                 self.kind.name()

@@ -151,7 +151,7 @@ impl Store {
         crate::directory::budget::settling(self.dir.read(dn, attrs))
             .await?
             .ok_or_else(|| {
-                ServiceError::conflict(format!(
+                ServiceError::Conflict(format!(
                     "the {} was moved or deleted right after it was written; read it again",
                     self.kind.name()
                 ))
@@ -203,7 +203,7 @@ impl Store {
         if tags.split(',').any(|t| etag_value(t) == current) && !current.is_empty() {
             Ok(Some(LdapFilter::eq(attr, current)))
         } else {
-            Err(ServiceError::precondition_failed(format!(
+            Err(ServiceError::Stale(format!(
                 "If-Match does not name the current version of this {} ({}); read it again",
                 self.kind.name(),
                 etag(current)

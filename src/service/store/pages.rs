@@ -114,35 +114,70 @@ impl Store {
                 ),
             ));
         }
-        // the directory sorts (RFC 2891) when the filter is exact and one attribute holds
-        // the sort value; it sends just as far as the page ends, and only the page is kept
         if let (false, Some(sort)) = (recheck, &q.sort) {
-            if let Some(key) = self.mapping.sort_key(&sort.by, sort.descending) {
-                let want = start - 1 + count;
-                if let Some(w) = self
-                    .dir
-                    .search_sorted(container, &filter, attrs, start - 1, count, &key)
-                    .await?
-                {
-                    if !w.truncated || w.sent >= want {
-                        let total = if w.truncated {
-                            self.dir.count(container, &filter).await?
-                        } else {
-                            w.sent
-                        };
-                        return Ok((total, w.entries));
-                    }
-                }
+            if let Some(page) = self
+                .sorted_by_directory(container, &filter, sort, start, count, attrs)
+                .await?
+            {
+                return Ok(page);
             }
         }
-        // checked in memory: a few such scans at once, each stopping at the bound, so no
-        // number of requests can make the process hold more than a few scans' entries
+        self.in_memory(container, &filter, q, start, count, attrs)
+            .await
+    }
+
+    /// The directory sorts (RFC 2891) when the filter is exact and one attribute holds the
+    /// sort value; it sends just as far as the page ends, and only the page is kept. `None`
+    /// when it cannot (no such attribute, no sort control, a window it cut short).
+    async fn sorted_by_directory(
+        &self,
+        container: &Dn,
+        filter: &LdapFilter,
+        sort: &crate::service::list::SortSpec,
+        start: usize,
+        count: usize,
+        attrs: &[&str],
+    ) -> ServiceResult<Option<(usize, Vec<Entry>)>> {
+        let Some(key) = self.mapping.sort_key(&sort.by, sort.descending) else {
+            return Ok(None);
+        };
+        let want = start - 1 + count;
+        let Some(w) = self
+            .dir
+            .search_sorted(container, filter, attrs, start - 1, count, &key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if w.truncated && w.sent < want {
+            return Ok(None);
+        }
+        let total = if w.truncated {
+            self.dir.count(container, filter).await?
+        } else {
+            w.sent
+        };
+        Ok(Some((total, w.entries)))
+    }
+
+    /// Filtered again and sorted in memory: a few such scans at once, each stopping at the
+    /// bound, so no number of requests can make the process hold more than a few scans'
+    /// entries.
+    async fn in_memory(
+        &self,
+        container: &Dn,
+        filter: &LdapFilter,
+        q: &ListQuery,
+        start: usize,
+        count: usize,
+        attrs: &[&str],
+    ) -> ServiceResult<(usize, Vec<Entry>)> {
         let _scan = IN_MEMORY_SCANS.acquire().await.map_err(|_| {
             ServiceError::unavailable("the server is shutting down; retry later", 5)
         })?;
         let (entries, more) = self
             .dir
-            .search_until(container, &filter, attrs, MAX_SCAN)
+            .search_until(container, filter, attrs, MAX_SCAN)
             .await?;
         if more {
             return Err(ServiceError::bad_request(
@@ -157,7 +192,7 @@ impl Store {
             .into_iter()
             .map(|e| (self.filter_view(&e), e))
             .collect();
-        if let (true, Some(f)) = (recheck, &q.filter) {
+        if let Some(f) = q.filter.as_ref().filter(|f| self.mapping.needs_recheck(f)) {
             rows.retain(|(v, _)| matches(f, v, &case_exact));
         }
         if let Some(sort) = &q.sort {

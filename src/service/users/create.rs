@@ -1,12 +1,15 @@
 //! POST /Users: the checks, the plan (add, password, default group, roles), a free RDN, and
 //! matching an existing account (`users.match_on`).
 
+use std::collections::BTreeMap;
+
 use tracing::info;
 
 use crate::config::{OnExisting, UnmappedPassword};
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
-use crate::directory::{DirectoryError, Dn, Entry, LdapFilter};
+use crate::directory::{Dn, Entry, LdapFilter};
+use crate::mapping::{AttrName, Desired};
 use crate::scim::resource::Normalized;
 use crate::scim::schema::Container;
 use crate::scim::value::Resource as ScimResource;
@@ -16,6 +19,7 @@ use crate::service::write::{NewPassword, Op, Plan, Step, StepKind, Undo};
 use crate::service::{RequestCtx, View};
 
 use super::render::{dn_for, Refs};
+use super::roles::RoleChanges;
 use super::{required_user_name, taken, Users};
 
 impl Users {
@@ -96,7 +100,7 @@ impl Users {
         if let Some(e) = self.find_existing(ctx, &desired).await? {
             return match self.settings.on_existing {
                 OnExisting::Link => self.link(ctx, e, res).await,
-                OnExisting::Conflict => Err(ServiceError::uniqueness(format!(
+                OnExisting::Conflict => Err(ServiceError::Taken(format!(
                     "this person already has an account ({}) matching on {} (users.match_on); set users.on_existing = \"link\" to take such accounts over",
                     e.dn,
                     self.settings.match_on.join(", ")
@@ -104,44 +108,15 @@ impl Users {
             };
         }
         let roles = self.role_changes(ctx, &ScimResource::new(), &res).await?;
-        let mut rdn = self.mapping().rdn_of(&base);
-        // a name taken by another entry: numbered where the mapping allows it (AD's second
-        // "John Smith"), a few times over if others take the numbers meanwhile
-        let mut attempts = 0;
         let attrs = self.store.attrs();
-        let (dn, written) = loop {
-            attempts += 1;
-            let dn = Dn::new(format!("{rdn},{container}"));
-            let mut plan = self.create_plan(ctx, &dn, &desired, &rdn, password.as_ref());
-            plan.steps.extend(self.role_steps(&dn, &roles));
-            // the add returns the entry (post-read) when nothing after it changes memberOf
-            let read = (plan.steps.last().map(|s| s.kind) == Some(StepKind::Add))
-                .then(|| (plan.steps.len() - 1, attrs.as_slice()));
-            let err = match self.store.writer().run_reading(plan, read).await {
-                Ok(written) => break (dn, written),
-                Err(err) => err,
-            };
-            if !matches!(
-                err.failed_at(StepKind::Add),
-                Some(DirectoryError::AlreadyExists(_))
-            ) {
-                return Err(err.into());
-            }
-            // another request (or another bridge) created this name first
-            if let Some(e) = self
-                .store
-                .find_by_name(container, &user_name, &[self.mapping().username_attr()])
-                .await?
-            {
-                return Err(taken(&user_name, &e));
-            }
-            if !self.mapping().numbered_rdn || attempts >= 3 {
-                return Err(ServiceError::uniqueness(format!(
-                    "userName \"{user_name}\" cannot be created: the directory entry {dn} already exists"
-                )));
-            }
-            rdn = self.free_rdn(container, &base, None).await?;
+        let new_user = NewUser {
+            user_name: &user_name,
+            base: &base,
+            desired: &desired,
+            password: password.as_ref(),
+            roles: &roles,
         };
+        let (dn, written) = self.add(ctx, &new_user, &attrs).await?;
         // the answer is made on the budget's reserve: the plan may have used its time
         budget::settling(async {
             let e = match written {
@@ -158,13 +133,59 @@ impl Users {
         .await
     }
 
+    /// Adds the entry (with its password and roles) under a free name: a name taken by
+    /// another entry is numbered where the mapping allows it (AD's second "John Smith"), a
+    /// few times over if others take the numbers meanwhile. Returns its DN and, when the add
+    /// could read it back, the entry.
+    async fn add(
+        &self,
+        ctx: &RequestCtx,
+        u: &NewUser<'_>,
+        attrs: &[&str],
+    ) -> ServiceResult<(Dn, Option<Entry>)> {
+        let container = &ctx.tenant.users_container;
+        let mut rdn = self.mapping().rdn_of(u.base);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let dn = Dn::new(format!("{rdn},{container}"));
+            let mut plan = self.create_plan(ctx, &dn, u.desired, &rdn, u.password);
+            plan.steps.extend(self.role_steps(&dn, u.roles));
+            // the add returns the entry (post-read) when nothing after it changes memberOf
+            let read = (plan.steps.last().map(|s| s.kind) == Some(StepKind::Add))
+                .then(|| (plan.steps.len() - 1, attrs));
+            let err = match self.store.writer().run_reading(plan, read).await {
+                Ok(written) => return Ok((dn, written)),
+                Err(err) => err,
+            };
+            if !err.name_taken_at(StepKind::Add) {
+                return Err(err.into());
+            }
+            // another request (or another bridge) created this name first
+            if let Some(e) = self
+                .store
+                .find_by_name(container, u.user_name, &[self.mapping().username_attr()])
+                .await?
+            {
+                return Err(taken(u.user_name, &e));
+            }
+            if !self.mapping().numbered_rdn || attempts >= 3 {
+                return Err(ServiceError::Taken(format!(
+                    "userName \"{}\" cannot be created: the directory entry {dn} already exists",
+                    u.user_name
+                )));
+            }
+            rdn = self.free_rdn(container, u.base, None).await?;
+        }
+    }
+
     /// The plan of a create at `dn`: clear stale memberships of the DN, add the entry, join
     /// the tenant's default group.
     pub(super) fn create_plan(
         &self,
         ctx: &RequestCtx,
         dn: &Dn,
-        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
+        desired: &BTreeMap<AttrName, Desired>,
         rdn: &str,
         password: Option<&NewPassword>,
     ) -> Plan {
@@ -242,7 +263,7 @@ impl Users {
             .find(|v| free(v))
             .map(|v| m.rdn_of(&v))
             .ok_or_else(|| {
-                ServiceError::uniqueness(format!(
+                ServiceError::Taken(format!(
                     "no free directory name for \"{base}\" under {container}"
                 ))
             })
@@ -253,7 +274,7 @@ impl Users {
     pub(super) async fn find_existing(
         &self,
         ctx: &RequestCtx,
-        desired: &std::collections::BTreeMap<String, crate::mapping::Desired>,
+        desired: &BTreeMap<AttrName, Desired>,
     ) -> ServiceResult<Option<Entry>> {
         let terms: Vec<LdapFilter> = self
             .settings
@@ -281,7 +302,7 @@ impl Users {
         match found.as_slice() {
             [] => Ok(None),
             [_] => Ok(found.pop()),
-            [a, b, ..] => Err(ServiceError::uniqueness(format!(
+            [a, b, ..] => Err(ServiceError::Taken(format!(
                 "several accounts match this person on {} ({} and {}): fix the directory or users.match_on",
                 self.settings.match_on.join(", "),
                 a.dn,
@@ -324,4 +345,14 @@ impl Users {
         self.write_with(ctx, e, old_res, old_refs, new_res, extra)
             .await
     }
+}
+
+/// What a create writes, decided before the add.
+struct NewUser<'a> {
+    user_name: &'a str,
+    /// The RDN value before any number is added.
+    base: &'a str,
+    desired: &'a BTreeMap<AttrName, Desired>,
+    password: Option<&'a NewPassword>,
+    roles: &'a RoleChanges,
 }

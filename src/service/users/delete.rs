@@ -30,7 +30,7 @@ impl Users {
             // and nothing is written: the archive is shared by every tenant, and the name it
             // had may belong to a new account by now
             None => {
-                return Err(ServiceError::not_found(format!(
+                return Err(ServiceError::NotFound(format!(
                     "no User with id \"{}\"",
                     crate::logging::shorten(id, 64)
                 )))
@@ -40,8 +40,8 @@ impl Users {
         let plan = match (self.settings.delete_mode, &self.settings.archive_container) {
             (DeleteMode::Delete, _) => self.delete_plan(ctx, &e, assertion),
             (DeleteMode::Archive, None) => {
-                return Err(ServiceError::internal(
-                    "delete_mode is archive but no archive_container is set",
+                return Err(ServiceError::Internal(
+                    "delete_mode is archive but no archive_container is set".into(),
                 ))
             }
             (DeleteMode::Archive, Some(archive)) => {
@@ -51,8 +51,8 @@ impl Users {
         match self.store.writer().run(plan).await {
             Ok(()) => {}
             Err(err) if matches!(err.failed_at(StepKind::Archive), Some(DirectoryError::NoSuchObject(_))) => {
-                return Err(ServiceError::internal(
-                    "the archive container (users.archive_container) does not exist in the directory; the account was left as it was",
+                return Err(ServiceError::Internal(
+                    "the archive container (users.archive_container) does not exist in the directory; the account was left as it was".into(),
                 ))
             }
             Err(err) => return Err(err.into()),

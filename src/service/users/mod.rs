@@ -54,7 +54,7 @@ pub struct Users {
 
 /// 409 `uniqueness` for a userName `e` holds, naming it (so that an IdP can link to it).
 fn taken(user_name: &str, e: &Entry) -> ServiceError {
-    ServiceError::uniqueness(format!(
+    ServiceError::Taken(format!(
         "userName \"{}\" is already taken by User {}",
         crate::logging::shorten(user_name, 256),
         e.id

@@ -3,7 +3,7 @@
 
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
-use crate::directory::{Change, DirectoryError, Dn, Entry, LdapFilter};
+use crate::directory::{Change, Dn, Entry, LdapFilter};
 use crate::scim::patch::{apply_patch, PatchOperation};
 use crate::scim::resource::Normalized;
 use crate::scim::value::Resource as ScimResource;
@@ -81,16 +81,11 @@ impl Users {
         let password = self.new_password(&new_res)?;
 
         let new_name = required_user_name(&new_res)?;
-        let old_name = self.store.name_of(&e).unwrap_or_default().to_owned();
-        if !new_name.eq_ignore_ascii_case(&old_name) {
-            self.store
-                .ensure_unique(container, new_name, Some(&e.id))
-                .await?;
-        }
+        let old_name = self.rename_to(container, &e, new_name).await?;
         let rename = self.new_rdn(container, &e, &new_res).await?;
         if rename.is_some() {
             // modrdn sets the naming attribute; the modify must leave it alone
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&mapping.rdn_attr));
+            changes.retain(|c| c.attr() != &mapping.rdn_attr);
         }
         // checked even when nothing changes: a stale If-Match is a 412 either way
         let assertion = self.store.precondition(ctx, &e)?;
@@ -116,13 +111,8 @@ impl Users {
         let read = (modifies && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
         let written = match self.store.writer().run_reading(plan, read).await {
             Ok(entry) => entry,
-            Err(err)
-                if matches!(
-                    err.failed_at(StepKind::Rename),
-                    Some(DirectoryError::AlreadyExists(_))
-                ) =>
-            {
-                return Err(ServiceError::uniqueness(format!(
+            Err(err) if err.name_taken_at(StepKind::Rename) => {
+                return Err(ServiceError::Taken(format!(
                     "userName \"{new_name}\" is already taken"
                 )))
             }
@@ -144,6 +134,17 @@ impl Users {
             self.render(ctx, &updated, &refs).await
         })
         .await
+    }
+
+    /// Checks that `new_name` is free when the user changes name; returns the old name.
+    async fn rename_to(&self, container: &Dn, e: &Entry, new_name: &str) -> ServiceResult<String> {
+        let old_name = self.store.name_of(e).unwrap_or_default().to_owned();
+        if !new_name.eq_ignore_ascii_case(&old_name) {
+            self.store
+                .ensure_unique(container, new_name, Some(&e.id))
+                .await?;
+        }
+        Ok(old_name)
     }
 
     /// The RDN and DN the entry moves to when `res` names it otherwise (a free numbered

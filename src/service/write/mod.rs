@@ -81,7 +81,7 @@ fn audited(op: &Op, did: &Did) -> Vec<audit::Change> {
             },
             _,
         ) => {
-            let mut attrs: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+            let mut attrs: Vec<String> = changes.iter().map(|c| c.attr().to_string()).collect();
             if let Some(v) = values.as_ref().filter(|v| !v.is_empty()) {
                 attrs.push(v.attr.clone());
             }
@@ -341,10 +341,10 @@ impl Writer<'_> {
         for attempt in 0..3 {
             let mut all = changes.to_vec();
             if !adds.is_empty() {
-                all.push(Change::Add(values.attr.clone(), text(&adds)));
+                all.push(Change::Add(values.attr.as_str().into(), text(&adds)));
             }
             if !deletes.is_empty() {
-                all.push(Change::Delete(values.attr.clone(), text(&deletes)));
+                all.push(Change::Delete(values.attr.as_str().into(), text(&deletes)));
             }
             if all.is_empty() {
                 return Ok(None);
@@ -471,7 +471,7 @@ impl Writer<'_> {
                 values,
                 ..
             } => {
-                let mut attrs: Vec<&str> = changes.iter().map(Change::attr).collect();
+                let mut attrs: Vec<&str> = changes.iter().map(|c| c.attr().as_str()).collect();
                 if let Some(v) = values {
                     attrs.push(&v.attr);
                 }
@@ -518,8 +518,7 @@ pub fn restore(before: &Entry, changes: &[Change]) -> Vec<Change> {
 
 /// Whether `e` shows the change; `None` for write-only attributes (passwords).
 fn change_holds(e: &Entry, c: &Change) -> Option<bool> {
-    if c.attr().eq_ignore_ascii_case("unicodePwd") || c.attr().eq_ignore_ascii_case("userPassword")
-    {
+    if *c.attr() == "unicodePwd" || *c.attr() == "userPassword" {
         return None;
     }
     let has = |v: &String| e.values(c.attr()).iter().any(|x| x == v);

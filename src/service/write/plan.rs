@@ -254,6 +254,12 @@ impl WriteError {
             _ => None,
         }
     }
+
+    /// Whether step `kind` was refused because its entry's name is taken (the plan was
+    /// undone whole): another request or bridge made that name first.
+    pub fn name_taken_at(&self, kind: StepKind) -> bool {
+        matches!(self.failed_at(kind), Some(DirectoryError::AlreadyExists(_)))
+    }
 }
 
 /// The answer for a plan that did not complete (RFC 7644 §3.12). Undone plans answer as
