@@ -12,7 +12,7 @@ use crate::scim::resource::Normalized;
 use crate::scim::value::{Resource as ScimResource, ScimValue};
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo, Values};
+use crate::service::write::{modify_step, rename_step, Op, Plan, Step, StepKind, Undo, Values};
 use crate::service::{RequestCtx, View};
 
 use super::members::{needs_member_list, owe_check, split_member_ops, MemberDelta};
@@ -247,39 +247,18 @@ impl Groups {
             plan.steps.extend(self.members.stale_step(ctx, new_dn));
         }
         if modify {
-            plan.push(Step::new(
+            plan.push(modify_step(
                 StepKind::Modify,
-                Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: changes.clone(),
-                    values: Some(values.clone()),
-                    assertion: assertion.clone(),
-                },
-                Undo::by(Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: restore(e, &changes),
-                    values: Some(values.inverse()),
-                    assertion: None,
-                }),
+                e,
+                changes,
+                Some(values),
+                assertion.clone(),
             ));
         }
         if let Some((new_rdn, new_dn)) = rename {
-            let (old_rdn, _) = split_first_rdn(&e.dn);
-            plan.push(Step::new(
-                StepKind::Rename,
-                Op::Rename {
-                    dn: e.dn.clone(),
-                    rdn: new_rdn,
-                    parent: None,
-                    assertion: if modify { None } else { assertion },
-                },
-                Undo::by(Op::Rename {
-                    dn: new_dn.clone(),
-                    rdn: old_rdn,
-                    parent: None,
-                    assertion: None,
-                }),
-            ));
+            // the modify, when there is one, carried If-Match (and changed the version)
+            let assertion = if modify { None } else { assertion };
+            plan.push(rename_step(e, new_rdn, &new_dn, assertion));
             plan.steps
                 .extend(self.members.follow_step(ctx, &e.dn, &new_dn));
         }

@@ -7,7 +7,7 @@ use crate::config::DeleteMode;
 use crate::directory::filter::split_first_rdn;
 use crate::directory::{DirectoryError, Dn, Entry, LdapFilter};
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::write::{restore, Op, Plan, Step, StepKind, Undo};
+use crate::service::write::{modify_step, Op, Plan, Step, StepKind, Undo};
 use crate::service::RequestCtx;
 
 use super::Users;
@@ -132,21 +132,7 @@ impl Users {
         let mut plan = Plan::new();
         let mut assertion = assertion;
         if !lock.is_empty() {
-            plan.push(Step::new(
-                StepKind::Lock,
-                Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: lock.clone(),
-                    values: None,
-                    assertion: assertion.take(),
-                },
-                Undo::by(Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: restore(e, &lock),
-                    values: None,
-                    assertion: None,
-                }),
-            ));
+            plan.push(modify_step(StepKind::Lock, e, lock, None, assertion.take()));
         }
         if let Some(m) = &self.memberships {
             plan.steps.extend(m.leave_step(ctx, &e.dn));

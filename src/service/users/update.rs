@@ -8,7 +8,9 @@ use crate::scim::patch::{apply_patch, PatchOperation};
 use crate::scim::resource::Normalized;
 use crate::scim::value::Resource as ScimResource;
 use crate::service::error::{ServiceError, ServiceResult};
-use crate::service::write::{restore, NewPassword, Op, Plan, Step, StepKind, Undo};
+use crate::service::write::{
+    modify_step, rename_step, NewPassword, Op, Plan, Step, StepKind, Undo,
+};
 use crate::service::{RequestCtx, View};
 
 use super::render::{dn_for, Refs};
@@ -180,20 +182,12 @@ impl Users {
         }
         let modify_first = !w.changes.is_empty();
         if modify_first {
-            plan.push(Step::new(
+            plan.push(modify_step(
                 StepKind::Modify,
-                Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: w.changes.clone(),
-                    values: None,
-                    assertion: w.assertion.clone(),
-                },
-                Undo::by(Op::Modify {
-                    dn: e.dn.clone(),
-                    changes: restore(e, &w.changes),
-                    values: None,
-                    assertion: None,
-                }),
+                e,
+                w.changes,
+                None,
+                w.assertion.clone(),
             ));
         }
         if let Some(new) = w.password {
@@ -210,23 +204,9 @@ impl Users {
             ));
         }
         if let Some((new_rdn, new_dn)) = w.rename {
-            let (old_rdn, _) = split_first_rdn(&e.dn);
-            plan.push(Step::new(
-                StepKind::Rename,
-                Op::Rename {
-                    dn: e.dn.clone(),
-                    rdn: new_rdn,
-                    parent: None,
-                    // the modify, when there is one, carried If-Match (and changed the version)
-                    assertion: if modify_first { None } else { w.assertion },
-                },
-                Undo::by(Op::Rename {
-                    dn: new_dn.clone(),
-                    rdn: old_rdn,
-                    parent: None,
-                    assertion: None,
-                }),
-            ));
+            // the modify, when there is one, carried If-Match (and changed the version)
+            let assertion = if modify_first { None } else { w.assertion };
+            plan.push(rename_step(e, new_rdn, &new_dn, assertion));
             if let Some(m) = &self.memberships {
                 plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
             }

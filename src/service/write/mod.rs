@@ -516,6 +516,49 @@ pub fn restore(before: &Entry, changes: &[Change]) -> Vec<Change> {
         .collect()
 }
 
+/// A modify of `e` (`changes`, and member `values` when given) carrying `assertion`, undone
+/// by restoring what `e` held and taking the values back.
+pub fn modify_step(
+    kind: StepKind,
+    e: &Entry,
+    changes: Vec<Change>,
+    values: Option<Values>,
+    assertion: Option<LdapFilter>,
+) -> Step {
+    let undo = Op::Modify {
+        dn: e.dn.clone(),
+        changes: restore(e, &changes),
+        values: values.as_ref().map(Values::inverse),
+        assertion: None,
+    };
+    let op = Op::Modify {
+        dn: e.dn.clone(),
+        changes,
+        values,
+        assertion,
+    };
+    Step::new(kind, op, Undo::by(undo))
+}
+
+/// A rename of `e` to `rdn` beside where it is (so its DN becomes `new_dn`), carrying
+/// `assertion`, undone by renaming it back.
+pub fn rename_step(e: &Entry, rdn: String, new_dn: &Dn, assertion: Option<LdapFilter>) -> Step {
+    let (old_rdn, _) = crate::directory::filter::split_first_rdn(&e.dn);
+    let op = Op::Rename {
+        dn: e.dn.clone(),
+        rdn,
+        parent: None,
+        assertion,
+    };
+    let undo = Op::Rename {
+        dn: new_dn.clone(),
+        rdn: old_rdn,
+        parent: None,
+        assertion: None,
+    };
+    Step::new(StepKind::Rename, op, Undo::by(undo))
+}
+
 /// Whether `e` shows the change; `None` for write-only attributes (passwords).
 fn change_holds(e: &Entry, c: &Change) -> Option<bool> {
     if *c.attr() == "unicodePwd" || *c.attr() == "userPassword" {
