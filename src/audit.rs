@@ -62,6 +62,8 @@ pub enum Outcome {
     Recovered,
     /// Made by the repair sweep, which no request asked for.
     Repaired,
+    /// A removal the safety valve held: nothing was changed.
+    Held,
 }
 
 /// What the write pipeline did during one request.
@@ -73,6 +75,8 @@ pub struct Trail {
     /// The step the directory never confirmed, when one was not.
     unconfirmed: Option<String>,
     partial: bool,
+    /// The safety valve held the request.
+    held: bool,
     /// Plans run in this request (a step index is only unique within its plan).
     plans: usize,
 }
@@ -128,6 +132,11 @@ pub fn unconfirmed(step: String) {
     with_trail(|t| t.unconfirmed = Some(step));
 }
 
+/// The safety valve held the request's removal.
+pub fn held() {
+    with_trail(|t| t.held = true);
+}
+
 /// Undoing a failed write left some of it applied.
 pub fn partial() {
     with_trail(|t| t.partial = true);
@@ -138,6 +147,8 @@ impl Trail {
     pub fn outcome(&self, succeeded: bool) -> Outcome {
         if self.unconfirmed.is_some() {
             Outcome::Unknown
+        } else if self.held && self.applied.is_empty() {
+            Outcome::Held
         } else if self.partial {
             Outcome::Partial
         } else if succeeded && self.applied.is_empty() {

@@ -16,6 +16,8 @@ pub mod http;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;
+pub mod safety;
 pub mod scim;
 pub mod service;
+pub mod state_files;
 pub mod systemd;

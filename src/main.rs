@@ -11,10 +11,12 @@ use scim2ldap::logging::LogFormat;
 
 /// The binary's own modules, beside the library's (`src/commands/`).
 mod commands {
+    pub(crate) mod safety;
     pub(crate) mod serve;
     pub(crate) mod token;
 }
 
+use commands::safety::{safety, SafetyCommand};
 use commands::token::{token, TokenCommand};
 
 #[derive(Parser)]
@@ -81,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The mass-removal safety valve: see which tenants' removals are held, release them.
+    Safety {
+        #[command(subcommand)]
+        command: SafetyCommand,
+    },
 }
 
 /// `--config PATH`, or `SCIM2LDAP_CONFIG`. The token commands read only `server.token_store`
@@ -114,6 +121,7 @@ fn main() -> ExitCode {
             searches_per_second,
         } => run_async(repair(config.config, tenant, dry_run, searches_per_second)),
         Command::Token { command } => token(command),
+        Command::Safety { command } => safety(command),
         Command::Man { dir } => man_pages(&dir),
         Command::Explain {
             config,

@@ -74,6 +74,11 @@ struct RepairLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -101,6 +106,8 @@ pub struct Metrics {
     repairs: Family<RepairLabels, Counter>,
     server_up: Family<ServerLabels, Gauge>,
     server_changes: Family<KindLabels, Counter>,
+    safety_held: Family<TenantLabels, Gauge>,
+    removals_held: Family<TenantLabels, Counter>,
 }
 
 /// A server's URL as a label that lives as long as the process, so that counting an
@@ -149,12 +156,15 @@ impl Metrics {
             repairs: Family::default(),
             server_up: Family::default(),
             server_changes: Family::default(),
+            safety_held: Family::default(),
+            removals_held: Family::default(),
             registry: Registry::default(),
         };
         m.register_http(&mut registry);
         m.register_ldap(&mut registry);
         m.register_operations(&mut registry);
         m.register_servers(&mut registry);
+        m.register_safety(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -256,6 +266,39 @@ impl Metrics {
             "What the repair sweep found (result=found) and fixed (result=fixed), by tenant",
             self.repairs.clone(),
         );
+    }
+
+    /// The mass-removal safety valve.
+    fn register_safety(&self, registry: &mut Registry) {
+        registry.register(
+            "safety_held",
+            "Whether the safety valve holds the tenant's removals (1) or lets them through (0)",
+            self.safety_held.clone(),
+        );
+        registry.register(
+            "removals_held",
+            "Removals (user deletes and deactivations) the safety valve refused, by tenant",
+            self.removals_held.clone(),
+        );
+    }
+
+    /// Whether `tenant`'s removals are held now.
+    pub fn safety_held(&self, tenant: &str, held: bool) {
+        let labels = TenantLabels {
+            tenant: tenant.to_owned(),
+        };
+        self.safety_held.get_or_create(&labels).set(i64::from(held));
+        // the counter exists from the start too, so that an alert on its increase sees a 0
+        let _ = self.removals_held.get_or_create(&labels);
+    }
+
+    /// A removal of `tenant`'s was held.
+    pub fn removal_held(&self, tenant: &str) {
+        self.removals_held
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .inc();
     }
 
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {

@@ -1103,3 +1103,74 @@ async fn the_repair_sweep_finishes_a_delete_that_stopped_half_way_on_ad() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The safety valve on AD: past the tenant's threshold a deactivation is held and the
+/// account's userAccountControl is left alone; `safety release` lets the retry through.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_safety_valve_holds_deactivations_on_ad_until_released() {
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    let bridge = Bridge::start_with(dc.config(
+        &[],
+        "[tenants.default.safety]\nmax_removals = 2\nwindow_secs = 600\n",
+    ))
+    .await;
+    let mut paths = Vec::new();
+    for name in ["valve1", "valve2", "valve3"] {
+        let mut body = ad_user(name, &format!("Valve {name}"));
+        body["password"] = json!("Str0ng-Passw0rd!x");
+        let u = bridge.create_user(body).await;
+        assert_eq!(u["active"], true);
+        paths.push(format!("/Users/{}", u["id"].as_str().unwrap()));
+    }
+    let off = json!([{"op": "Replace", "path": "active", "value": "False"}]);
+    let (s, p) = bridge.patch(&paths[0], off.clone()).await;
+    assert_eq!((s, &p["active"]), (StatusCode::OK, &json!(false)), "{p}");
+    assert_eq!(bridge.delete(&paths[1]).await, StatusCode::NO_CONTENT);
+
+    let (s, p) = bridge.patch(&paths[2], off.clone()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("safety release --tenant default"),
+        "{p}"
+    );
+    let dn = format!("CN=Valve valve3,{AD_USERS}");
+    assert_eq!(
+        uac(&ad_entry(&dn).await.unwrap().0) & 0x2,
+        0,
+        "still enabled"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .args(["safety", "release", "--tenant", "default", "--config"])
+        .arg(&bridge.config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (s, p) = bridge.patch(&paths[2], off.clone()).await;
+        if s == StatusCode::OK {
+            assert_eq!(p["active"], false);
+            break;
+        }
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        uac(&ad_entry(&dn).await.unwrap().0) & 0x2,
+        0x2,
+        "disabled now"
+    );
+}

@@ -87,8 +87,20 @@ pub fn build_on(
         Duration::from_secs(raw.cache.ttl_secs.max(1)),
     );
     check_roles(raw)?;
-    let (users, groups, discovery) =
-        services(raw, &directory, &mapping, cache, limits, value_limits)?;
+    // the valve's counts live as long as the process: a reload keeps them
+    let safety = match previous {
+        Some(p) => p.safety.clone(),
+        None => crate::safety::Valve::shared(&raw.server.token_store),
+    };
+    let (users, groups, discovery) = services(
+        raw,
+        &directory,
+        &mapping,
+        cache,
+        limits,
+        value_limits,
+        safety.clone(),
+    )?;
     let http = http_after(raw, previous)?;
     let rate_limits = RateLimits::from_config(raw.server.rate_limit, &raw.tenants)?;
     let state = Arc::new(AppState {
@@ -124,6 +136,7 @@ pub fn build_on(
         },
         readiness: tokio::sync::Mutex::new(None),
         repair: raw.repair,
+        safety,
     });
     Ok(App { state, directory })
 }
@@ -150,6 +163,7 @@ fn services(
     cache: DnCache,
     limits: crate::scim::Limits,
     value_limits: ValueLimits,
+    safety: Arc<crate::safety::Valve>,
 ) -> Result<(Users, Option<Groups>, Discovery), ConfigError> {
     let (groups, memberships) = match &raw.groups {
         None => (None, None),
@@ -187,6 +201,7 @@ fn services(
         },
         memberships.clone(),
         cursors.clone(),
+        safety,
     );
     let groups = match (groups, memberships) {
         (Some(store), Some(m)) => Some(Groups::new(

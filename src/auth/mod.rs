@@ -33,6 +33,8 @@ pub struct Tenant {
     pub default_group: Option<Dn>,
     /// Where this tenant's role groups live, when roles are group memberships.
     pub roles_container: Option<Dn>,
+    /// How many removals this tenant may make before the safety valve holds them.
+    pub safety: crate::safety::Threshold,
 }
 
 /// What authenticated a request: for the audit trail. Never a secret.
@@ -181,6 +183,7 @@ fn tenant_of(
         groups_container: groups_container.map(Dn::new),
         default_group: t.default_group.as_deref().map(Dn::new),
         roles_container: roles_container.map(Dn::new),
+        safety: raw.safety.threshold(tname, t.safety.as_ref())?,
     })
 }
 

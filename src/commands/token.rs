@@ -193,18 +193,8 @@ fn with_store(
         Err(e) => return config_failure(&arg.config, &e),
     };
     if let Some(t) = tenant {
-        if !raw.tenants.contains_key(t) {
-            let known: Vec<&str> = raw.tenants.keys().map(String::as_str).collect();
-            eprintln!(
-                "{}: there is no tenant {t}; add a [tenants.{t}] section first (configured: {})",
-                arg.config.display(),
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            );
-            return ExitCode::from(2);
+        if let Err(code) = known_tenant(&raw, &arg.config, t) {
+            return code;
         }
     }
     let store = auth::store::Store::new(&raw.server.token_store);
@@ -215,6 +205,28 @@ fn with_store(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the config has tenant `t`; when not, says so (exit code 2).
+pub(crate) fn known_tenant(
+    raw: &config::RawConfig,
+    path: &std::path::Path,
+    t: &str,
+) -> Result<(), ExitCode> {
+    if raw.tenants.contains_key(t) {
+        return Ok(());
+    }
+    let known: Vec<&str> = raw.tenants.keys().map(String::as_str).collect();
+    eprintln!(
+        "{}: there is no tenant {t}; add a [tenants.{t}] section first (configured: {})",
+        path.display(),
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    );
+    Err(ExitCode::from(2))
 }
 
 fn parse_expiry(

@@ -13,12 +13,14 @@ use serde::Deserialize;
 mod ldap;
 mod limits;
 mod resources;
+mod safety;
 mod server;
 mod tenants;
 
 pub use ldap::*;
 pub use limits::*;
 pub use resources::*;
+pub use safety::*;
 pub use server::*;
 pub use tenants::*;
 
@@ -88,6 +90,9 @@ pub struct RawConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub repair: RepairConfig,
+    /// The mass-removal safety valve.
+    #[serde(default)]
+    pub safety: SafetyConfig,
 }
 
 /// Reads the TOML file and applies `SCIM2LDAP_*` overrides (`__` between levels).

@@ -33,6 +33,9 @@ pub struct TenantConfig {
     /// OAuth2 access tokens (JWTs) from this issuer, instead of or beside static tokens.
     #[serde(default)]
     pub oauth: Option<OAuthConfig>,
+    /// This tenant's safety valve, instead of `[safety]`'s.
+    #[serde(default)]
+    pub safety: Option<super::TenantSafetyConfig>,
 }
 
 /// `[tenants.NAME.oauth]`: JWT bearer tokens an OAuth2 issuer signs (client credentials).

@@ -20,6 +20,11 @@ impl From<ServiceError> for ScimError {
                 detail,
                 retry_after,
             } => ScimError::unavailable(detail, retry_after),
+            // 503, not 4xx: IdPs retry a 503 later instead of giving the account up
+            ServiceError::Held {
+                detail,
+                retry_after,
+            } => ScimError::unavailable(detail, retry_after),
             ServiceError::Internal(d) => ScimError::internal(d),
         }
     }

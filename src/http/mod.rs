@@ -100,6 +100,8 @@ pub struct AppState {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[repair]`.
     pub repair: crate::config::RepairConfig,
+    /// The mass-removal safety valve (kept across reloads).
+    pub safety: Arc<crate::safety::Valve>,
     /// `log.level`, applied by the process when this generation becomes current.
     pub log_level: String,
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), ScimError>)>>,
@@ -269,19 +271,21 @@ pub async fn serve_metrics(
 }
 
 /// Keeps the current generation's view of the token store fresh: a look at the file every
-/// second, the usage file written every 30 s.
+/// second, the usage file written every 30 s; and the safety valve's shared state, every
+/// second (a release reaches this bridge within two).
 async fn watch_token_store(live: Arc<live::Live>) {
     let mut ticks = 0u64;
     loop {
         tokio::time::sleep(crate::auth::STORE_POLL).await;
         ticks += 1;
         let flush = ticks % crate::auth::FLUSH_EVERY_POLLS == 0;
-        let auth = live.current().state.auth.clone();
+        let state = live.current().state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            auth.reload_store();
+            state.auth.reload_store();
             if flush {
-                auth.flush_usage();
+                state.auth.flush_usage();
             }
+            state.safety.sync(&state.auth.tenant_names());
         })
         .await;
     }

@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// The directory cannot answer now (down, slow, unconfirmed, guarded); retry later.
     #[error("unavailable: {detail}")]
     Unavailable { detail: String, retry_after: u32 },
+    /// The safety valve holds the tenant's removals: nothing was changed; an admin must
+    /// release them (`crate::safety`).
+    #[error("held: {detail}")]
+    Held { detail: String, retry_after: u32 },
     /// A fault the client cannot fix: configuration against directory, an unexpected answer.
     #[error("internal: {0}")]
     Internal(String),
@@ -63,15 +67,27 @@ impl ServiceError {
     /// The sentence a person reads (the SCIM `detail`, a log field).
     pub fn detail(&self) -> &str {
         match self {
-            ServiceError::Invalid { detail, .. } | ServiceError::Unavailable { detail, .. } => {
-                detail
-            }
+            ServiceError::Invalid { detail, .. }
+            | ServiceError::Unavailable { detail, .. }
+            | ServiceError::Held { detail, .. } => detail,
             ServiceError::NotFound(d)
             | ServiceError::Taken(d)
             | ServiceError::Conflict(d)
             | ServiceError::Stale(d)
             | ServiceError::Forbidden(d)
             | ServiceError::Internal(d) => d,
+        }
+    }
+}
+
+/// A held removal: the audit trail says so, and the client is told what happened and who
+/// can release it.
+impl From<crate::safety::Held> for ServiceError {
+    fn from(h: crate::safety::Held) -> ServiceError {
+        crate::audit::held();
+        ServiceError::Held {
+            detail: h.detail(),
+            retry_after: crate::safety::HELD_RETRY_AFTER_SECS,
         }
     }
 }

@@ -48,8 +48,9 @@ impl Users {
                 self.archive_plan(ctx, &e, archive, assertion).await?
             }
         };
+        let permit = self.admit_removal(ctx, &e)?;
         match self.store.writer().run(plan).await {
-            Ok(()) => {}
+            Ok(()) => permit.done(),
             Err(err) if matches!(err.failed_at(StepKind::Archive), Some(DirectoryError::NoSuchObject(_))) => {
                 return Err(ServiceError::Internal(
                     "the archive container (users.archive_container) does not exist in the directory; the account was left as it was".into(),

@@ -10,6 +10,7 @@ use crate::config::{DeleteMode, OnExisting, UnmappedPassword};
 use crate::directory::filter::is_under;
 use crate::directory::{Dn, Entry, LdapFilter};
 use crate::mapping::Mapping;
+use crate::safety::{Permit, Removal, Valve};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::projection::Projection;
 use crate::scim::schema::USER_SCHEMA;
@@ -50,6 +51,8 @@ pub struct Users {
     settings: UserSettings,
     memberships: Option<Arc<Memberships>>,
     cursors: Arc<Cursors>,
+    /// Counts deletes and deactivations; holds them past the tenant's threshold.
+    valve: Arc<Valve>,
 }
 
 /// 409 `uniqueness` for a userName `e` holds, naming it (so that an IdP can link to it).
@@ -81,13 +84,27 @@ impl Users {
         settings: UserSettings,
         memberships: Option<Arc<Memberships>>,
         cursors: Arc<Cursors>,
+        valve: Arc<Valve>,
     ) -> Users {
         Users {
             store,
             settings,
             memberships,
             cursors,
+            valve,
         }
+    }
+
+    /// Asks the safety valve to let the removal of `e` through (a delete or deactivation).
+    fn admit_removal(&self, ctx: &RequestCtx, e: &Entry) -> ServiceResult<Permit> {
+        let who = Removal {
+            id: e.id.as_str(),
+            user_name: self.store.name_of(e).unwrap_or_default(),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        Ok(self
+            .valve
+            .admit(&ctx.tenant.name, ctx.tenant.safety, who, now)?)
     }
 
     pub fn max_results(&self) -> usize {

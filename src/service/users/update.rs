@@ -104,6 +104,11 @@ impl Users {
             rename,
             role_steps,
         };
+        // a deactivation is a removal: the safety valve may hold it
+        let permit = match deactivates(&old_res, &new_res) && mapping.active().is_some() {
+            true => Some(self.admit_removal(ctx, &e)?),
+            false => None,
+        };
         let modifies = !write.changes.is_empty();
         let new_dn = write.rename.as_ref().map(|(_, dn)| dn.clone());
         let plan = self.write_plan(ctx, &e, write);
@@ -120,6 +125,9 @@ impl Users {
             }
             Err(err) => return Err(err.into()),
         };
+        if let Some(p) = permit {
+            p.done();
+        }
         let dn = match new_dn {
             Some(dn) => {
                 self.store.cache.forget_name(container, &old_name).await;
@@ -214,6 +222,12 @@ impl Users {
         plan.steps.extend(w.role_steps);
         plan
     }
+}
+
+/// Whether the write takes an active account (or one whose state is not set) to inactive.
+fn deactivates(old: &ScimResource, new: &ScimResource) -> bool {
+    let active = |r: &ScimResource| r.core("active").and_then(|v| v.as_bool());
+    active(old) != Some(false) && active(new) == Some(false)
 }
 
 /// What a user write does to the entry, decided before the plan is made.
