@@ -21,6 +21,8 @@ pub struct Explained {
     pub status: u16,
     /// The answer's body (JSON when it is JSON).
     pub body: String,
+    /// Which placement rule chose the container of each user added or moved.
+    pub placement: Vec<String>,
 }
 
 /// Why a request could not be explained.
@@ -94,12 +96,57 @@ pub async fn explain(
         .ok()
         .and_then(|d| d.as_ref().map(|d| d.recorded()))
         .unwrap_or_default();
+    let placement = app
+        .state
+        .auth
+        .tenant(&tenant)
+        .map(|t| placement_notes(&t, &operations))
+        .unwrap_or_default();
     Ok(Explained {
         tenant,
         operations,
         status,
         body,
+        placement,
     })
+}
+
+/// For each user entry added or moved under the tenant's users container: the rules that
+/// place users in its container (several rules may share one), or that none did.
+fn placement_notes(tenant: &crate::auth::Tenant, ops: &[Recorded]) -> Vec<String> {
+    use crate::directory::filter::{is_under, split_first_rdn};
+    let rules = tenant.placement.rules();
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let home = &tenant.users_container;
+    ops.iter()
+        .filter_map(|op| match op {
+            Recorded::Add { dn, .. } => Some((dn.clone(), split_first_rdn(dn).1)),
+            Recorded::Rename {
+                dn,
+                new_parent: Some(p),
+                ..
+            } => Some((dn.clone(), p.clone())),
+            _ => None,
+        })
+        .filter(|(_, parent)| {
+            is_under(parent, home) || crate::directory::Dn::new(parent.as_str()) == *home
+        })
+        .map(|(dn, parent)| {
+            let parent = crate::directory::Dn::new(parent);
+            let by: Vec<String> = rules
+                .iter()
+                .filter(|r| r.container == parent)
+                .map(|r| format!("{} (when = '{}')", r.key, r.when_text))
+                .collect();
+            if by.is_empty() {
+                format!("{dn}: no placement rule matches; the tenant's container {home}")
+            } else {
+                format!("{dn}: placed in {parent} by {}", by.join(" or "))
+            }
+        })
+        .collect()
 }
 
 /// The tenant asked for, or the only one.
@@ -164,6 +211,9 @@ impl std::fmt::Display for Explained {
             if !rest.is_empty() {
                 writeln!(f, "{rest}")?;
             }
+        }
+        for note in &self.placement {
+            writeln!(f, "\nPlacement: {note}")?;
         }
         writeln!(
             f,

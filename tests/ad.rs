@@ -1174,3 +1174,61 @@ async fn the_safety_valve_holds_deactivations_on_ad_until_released() {
         "disabled now"
     );
 }
+
+/// Placement rules on AD: a user goes to the OU of its department's rule, and moves (a
+/// rename with a new parent; its group membership follows) when the department changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn placement_rules_put_users_in_ous_by_department_on_ad() {
+    let dc = samba();
+    let mut ldap = dc.admin().await;
+    ensure_ous(&mut ldap).await;
+    let sales_ou = format!("OU=Placed Sales,{AD_USERS}");
+    let r = ldap
+        .add(
+            &sales_ou,
+            vec![
+                ("objectClass", HashSet::from(["organizationalUnit"])),
+                ("ou", HashSet::from(["Placed Sales"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(r.rc == 0 || r.rc == 68, "{r:?}");
+    let rules = format!(
+        "\n[[users.placement]]\nwhen = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Placed Sales\"'\ncontainer = \"{sales_ou}\"\n"
+    );
+    let bridge = Bridge::start_with(dc.config(&[], &rules)).await;
+    let mut body = ad_user("placed.pat", "Placed Pat");
+    body[ENTERPRISE]["department"] = json!("Placed Sales");
+    let u = bridge.create_user(body).await;
+    let id = u["id"].as_str().unwrap();
+    let in_sales = format!("CN=Placed Pat,{sales_ou}");
+    assert!(ad_entry(&in_sales).await.is_some(), "placed by the rule");
+    let (s, g) = bridge
+        .post(
+            "/Groups",
+            &json!({"displayName": "Placed Sellers", "members": [{"value": id}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+
+    let (s, p) = bridge
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": "Support"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["id"], json!(id), "objectGUID survives the move");
+    let home = format!("CN=Placed Pat,{AD_USERS}");
+    assert!(ad_entry(&in_sales).await.is_none());
+    assert!(ad_entry(&home).await.is_some(), "moved to the tenant's OU");
+    let (_, g) = bridge
+        .get(&format!("/Groups/{}", g["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(g["members"][0]["value"], json!(id), "{g}");
+    bridge
+        .delete(&format!("/Groups/{}", g["id"].as_str().unwrap()))
+        .await;
+    bridge.delete(&format!("/Users/{id}")).await;
+}

@@ -251,6 +251,18 @@ async fn missing_containers(dir: &dyn Directory, raw: &RawConfig) -> Vec<ConfigE
         if let Some(d) = &t.default_group {
             containers.push((format!("tenants.{name}.default_group"), d.clone()));
         }
+        for (i, rule) in t.placement.iter().flatten().enumerate() {
+            containers.push((
+                format!("tenants.{name}.placement[{i}].container"),
+                rule.container.clone(),
+            ));
+        }
+    }
+    for (i, rule) in raw.users.placement.iter().enumerate() {
+        containers.push((
+            format!("users.placement[{i}].container"),
+            rule.container.clone(),
+        ));
     }
     for (key, dn) in containers {
         match dir.read(&Dn::new(dn.as_str()), &["objectClass"]).await {

@@ -35,6 +35,8 @@ pub struct Tenant {
     pub roles_container: Option<Dn>,
     /// How many removals this tenant may make before the safety valve holds them.
     pub safety: crate::safety::Threshold,
+    /// Which container under `users_container` each user goes to.
+    pub placement: crate::mapping::placement::Placement,
 }
 
 /// What authenticated a request: for the audit trail. Never a secret.
@@ -177,9 +179,22 @@ fn tenant_of(
         (Some(c), Some(_)) => Some(c.clone()),
         (None, r) => r.as_ref().map(|r| r.container.clone()),
     };
+    let users_container = Dn::new(container);
+    let placement = match &t.placement {
+        Some(own) => (format!("tenants.{tname}.placement"), own.as_slice()),
+        None => ("users.placement".to_owned(), raw.users.placement.as_slice()),
+    };
+    let placement = crate::mapping::placement::Placement::compile(
+        &placement.0,
+        placement.1,
+        tname,
+        &users_container,
+        &crate::scim::schema::USER_RESOURCE,
+    )?;
     Ok(Tenant {
         name: tname.to_owned(),
-        users_container: Dn::new(container),
+        users_container,
+        placement,
         groups_container: groups_container.map(Dn::new),
         default_group: t.default_group.as_deref().map(Dn::new),
         roles_container: roles_container.map(Dn::new),

@@ -84,6 +84,21 @@ pub struct UsersConfig {
     /// the directory hashes it; "ssha512" or "argon2": hashed here).
     #[serde(default)]
     pub password_hash: crate::directory::PasswordStorage,
+    /// Which container under the tenant's a user's entry goes to, by the first rule whose
+    /// SCIM filter matches the user (`[[users.placement]]`); none matches: the tenant's
+    /// container.
+    #[serde(default)]
+    pub placement: Vec<PlacementConfig>,
+}
+
+/// `[[users.placement]]`: users the filter `when` matches live under `container`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// A SCIM filter over the user, e.g. `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Sales"`.
+    pub when: String,
+    /// A DN under the tenant's users container.
+    pub container: String,
 }
 
 /// `users.password`: what a password an IdP sends does when the mapping stores none.

@@ -36,6 +36,10 @@ pub struct TenantConfig {
     /// This tenant's safety valve, instead of `[safety]`'s.
     #[serde(default)]
     pub safety: Option<super::TenantSafetyConfig>,
+    /// This tenant's placement rules (`[[tenants.NAME.placement]]`), instead of
+    /// `[[users.placement]]`.
+    #[serde(default)]
+    pub placement: Option<Vec<super::PlacementConfig>>,
 }
 
 /// `[tenants.NAME.oauth]`: JWT bearer tokens an OAuth2 issuer signs (client credentials).

@@ -14,6 +14,7 @@ mod compile;
 pub mod country;
 pub mod filter;
 mod naming;
+pub mod placement;
 mod targets;
 pub mod template;
 mod translate;

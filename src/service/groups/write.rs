@@ -258,7 +258,7 @@ impl Groups {
         if let Some((new_rdn, new_dn)) = rename {
             // the modify, when there is one, carried If-Match (and changed the version)
             let assertion = if modify { None } else { assertion };
-            plan.push(rename_step(e, new_rdn, &new_dn, assertion));
+            plan.push(rename_step(e, new_rdn, &new_dn, None, assertion));
             plan.steps
                 .extend(self.members.follow_step(ctx, &e.dn, &new_dn));
         }

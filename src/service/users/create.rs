@@ -109,8 +109,10 @@ impl Users {
         }
         let roles = self.role_changes(ctx, &ScimResource::new(), &res).await?;
         let attrs = self.store.attrs();
+        let placed = ctx.tenant.placement.place(&res, container);
         let new_user = NewUser {
             user_name: &user_name,
+            parent: placed.container,
             base: &base,
             desired: &desired,
             password: password.as_ref(),
@@ -148,7 +150,7 @@ impl Users {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let dn = Dn::new(format!("{rdn},{container}"));
+            let dn = Dn::new(format!("{rdn},{}", u.parent));
             let mut plan = self.create_plan(ctx, &dn, u.desired, &rdn, u.password);
             plan.steps.extend(self.role_steps(&dn, u.roles));
             // the add returns the entry (post-read) when nothing after it changes memberOf
@@ -158,6 +160,12 @@ impl Users {
                 Ok(written) => return Ok((dn, written)),
                 Err(err) => err,
             };
+            if matches!(
+                err.failed_at(StepKind::Add),
+                Some(crate::directory::DirectoryError::NoSuchObject(_))
+            ) {
+                return Err(missing_container(u.parent));
+            }
             if !err.name_taken_at(StepKind::Add) {
                 return Err(err.into());
             }
@@ -175,7 +183,7 @@ impl Users {
                     u.user_name
                 )));
             }
-            rdn = self.free_rdn(container, u.base, None).await?;
+            rdn = self.free_rdn(u.parent, u.base, None).await?;
         }
     }
 
@@ -348,8 +356,17 @@ impl Users {
 }
 
 /// What a create writes, decided before the add.
+/// The add failed because the container it went to does not exist: the admin's to fix.
+pub(super) fn missing_container(parent: &Dn) -> ServiceError {
+    ServiceError::Internal(format!(
+        "the container {parent} (users.container, or the placement rule that chose it) does not exist in the directory; nothing was written"
+    ))
+}
+
 struct NewUser<'a> {
     user_name: &'a str,
+    /// The container the placement rules chose.
+    parent: &'a Dn,
     /// The RDN value before any number is added.
     base: &'a str,
     desired: &'a BTreeMap<AttrName, Desired>,

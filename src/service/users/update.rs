@@ -84,14 +84,14 @@ impl Users {
 
         let new_name = required_user_name(&new_res)?;
         let old_name = self.rename_to(container, &e, new_name).await?;
-        let rename = self.new_rdn(container, &e, &new_res).await?;
-        if rename.is_some() {
+        let rename = self.new_place(ctx, &e, &old_res, &new_res).await?;
+        if rename.as_ref().is_some_and(|m| m.renames(&e.dn)) {
             // modrdn sets the naming attribute; the modify must leave it alone
             changes.retain(|c| c.attr() != &mapping.rdn_attr);
         }
         // checked even when nothing changes: a stale If-Match is a 412 either way
         let assertion = self.store.precondition(ctx, &e)?;
-        let final_dn = rename.as_ref().map_or(&e.dn, |(_, dn)| dn);
+        let final_dn = rename.as_ref().map_or(&e.dn, |m| &m.dn);
         let role_steps =
             self.role_steps(final_dn, &self.role_changes(ctx, &old_res, &new_res).await?);
         if changes.is_empty() && rename.is_none() && role_steps.is_empty() && password.is_none() {
@@ -110,7 +110,8 @@ impl Users {
             false => None,
         };
         let modifies = !write.changes.is_empty();
-        let new_dn = write.rename.as_ref().map(|(_, dn)| dn.clone());
+        let new_dn = write.rename.as_ref().map(|m| m.dn.clone());
+        let moves_to = write.rename.as_ref().and_then(|m| m.parent.clone());
         let plan = self.write_plan(ctx, &e, write);
         // the modify returns the entry (post-read) when it is the last step: later steps
         // (groups, memberOf) would change what it returned
@@ -118,6 +119,17 @@ impl Users {
         let read = (modifies && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
         let written = match self.store.writer().run_reading(plan, read).await {
             Ok(entry) => entry,
+            Err(err)
+                if moves_to.is_some()
+                    && matches!(
+                        err.failed_at(StepKind::Rename),
+                        Some(crate::directory::DirectoryError::NoSuchObject(_))
+                    ) =>
+            {
+                return Err(super::create::missing_container(
+                    moves_to.as_ref().unwrap_or(&e.dn),
+                ))
+            }
             Err(err) if err.name_taken_at(StepKind::Rename) => {
                 return Err(ServiceError::Taken(format!(
                     "userName \"{new_name}\" is already taken"
@@ -157,27 +169,45 @@ impl Users {
         Ok(old_name)
     }
 
-    /// The RDN and DN the entry moves to when `res` names it otherwise (a free numbered
-    /// name where clashes are numbered), or `None` when its name fits.
-    async fn new_rdn(
+    /// Where the entry moves when `new` names it otherwise or places it elsewhere: a new RDN
+    /// (a free numbered name where clashes are numbered), a new parent when the placement
+    /// rule that matches changes, or both; `None` when it stays. A user a rule never moved
+    /// (an admin's own OU) stays where it is until its rule changes.
+    async fn new_place(
         &self,
-        container: &Dn,
+        ctx: &RequestCtx,
         e: &Entry,
-        res: &ScimResource,
-    ) -> ServiceResult<Option<(String, Dn)>> {
+        old: &ScimResource,
+        new: &ScimResource,
+    ) -> ServiceResult<Option<Move>> {
         let mapping = self.mapping();
-        if mapping.rdn_fits(&e.dn, res)? {
-            return Ok(None);
-        }
-        let rdn = if mapping.numbered_rdn {
-            let base = mapping.rdn_text(res)?;
-            self.free_rdn(container, &base, Some(&e.dn)).await?
-        } else {
-            mapping.rdn(res)?
+        let (current_rdn, current_parent) = split_first_rdn(&e.dn);
+        let current_parent = Dn::new(current_parent);
+        let placement = &ctx.tenant.placement;
+        let default = &ctx.tenant.users_container;
+        let (was, now) = (placement.place(old, default), placement.place(new, default));
+        let parent = match was.container == now.container {
+            true => current_parent.clone(),
+            false => now.container.clone(),
         };
-        let (_, parent) = split_first_rdn(&e.dn);
+        let moves = parent != current_parent;
+        let rdn = if mapping.rdn_fits(&e.dn, new)? {
+            if !moves {
+                return Ok(None);
+            }
+            current_rdn
+        } else if mapping.numbered_rdn {
+            let base = mapping.rdn_text(new)?;
+            self.free_rdn(&parent, &base, Some(&e.dn)).await?
+        } else {
+            mapping.rdn(new)?
+        };
         let dn = Dn::new(format!("{rdn},{parent}"));
-        Ok(Some((rdn, dn)))
+        Ok(Some(Move {
+            rdn,
+            dn,
+            parent: moves.then_some(parent),
+        }))
     }
 
     /// The plan: if the name changes, clear stale memberships of the new DN; one modify of
@@ -185,8 +215,8 @@ impl Users {
     /// DN; role groups joined and left.
     fn write_plan(&self, ctx: &RequestCtx, e: &Entry, w: UserWrite) -> Plan {
         let mut plan = Plan::new();
-        if let (Some((_, new_dn)), Some(m)) = (&w.rename, &self.memberships) {
-            plan.steps.extend(m.stale_step(ctx, new_dn));
+        if let (Some(moved), Some(m)) = (&w.rename, &self.memberships) {
+            plan.steps.extend(m.stale_step(ctx, &moved.dn));
         }
         let modify_first = !w.changes.is_empty();
         if modify_first {
@@ -211,10 +241,15 @@ impl Users {
                 Undo::Irreversible,
             ));
         }
-        if let Some((new_rdn, new_dn)) = w.rename {
+        if let Some(Move {
+            rdn: new_rdn,
+            dn: new_dn,
+            parent,
+        }) = w.rename
+        {
             // the modify, when there is one, carried If-Match (and changed the version)
             let assertion = if modify_first { None } else { w.assertion };
-            plan.push(rename_step(e, new_rdn, &new_dn, assertion));
+            plan.push(rename_step(e, new_rdn, &new_dn, parent, assertion));
             if let Some(m) = &self.memberships {
                 plan.steps.extend(m.follow_step(ctx, &e.dn, &new_dn));
             }
@@ -234,9 +269,24 @@ fn deactivates(old: &ScimResource, new: &ScimResource) -> bool {
 struct UserWrite {
     changes: Vec<Change>,
     password: Option<NewPassword>,
-    /// The new RDN and DN, when the entry is renamed.
-    rename: Option<(String, Dn)>,
+    /// Where the entry moves, when it is renamed or placed elsewhere.
+    rename: Option<Move>,
     /// The request's `If-Match` as an LDAP assertion.
     assertion: Option<LdapFilter>,
     role_steps: Vec<Step>,
+}
+
+/// A rename of the entry: its new RDN and DN, and its new parent when it moves.
+struct Move {
+    rdn: String,
+    dn: Dn,
+    parent: Option<Dn>,
+}
+
+impl Move {
+    /// Whether the RDN changes (not only the parent).
+    fn renames(&self, old: &Dn) -> bool {
+        let (old_rdn, _) = split_first_rdn(old);
+        !old_rdn.eq_ignore_ascii_case(&self.rdn)
+    }
 }

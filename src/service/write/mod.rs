@@ -540,21 +540,27 @@ pub fn modify_step(
     Step::new(kind, op, Undo::by(undo))
 }
 
-/// A rename of `e` to `rdn` beside where it is (so its DN becomes `new_dn`), carrying
+/// A rename of `e` to `rdn`, under `parent` when it moves (so its DN becomes `new_dn`), carrying
 /// `assertion`, undone by renaming it back.
-pub fn rename_step(e: &Entry, rdn: String, new_dn: &Dn, assertion: Option<LdapFilter>) -> Step {
-    let (old_rdn, _) = crate::directory::filter::split_first_rdn(&e.dn);
-    let op = Op::Rename {
-        dn: e.dn.clone(),
-        rdn,
-        parent: None,
-        assertion,
-    };
+pub fn rename_step(
+    e: &Entry,
+    rdn: String,
+    new_dn: &Dn,
+    parent: Option<Dn>,
+    assertion: Option<LdapFilter>,
+) -> Step {
+    let (old_rdn, old_parent) = crate::directory::filter::split_first_rdn(&e.dn);
     let undo = Op::Rename {
         dn: new_dn.clone(),
         rdn: old_rdn,
-        parent: None,
+        parent: parent.as_ref().map(|_| Dn::new(old_parent)),
         assertion: None,
+    };
+    let op = Op::Rename {
+        dn: e.dn.clone(),
+        rdn,
+        parent,
+        assertion,
     };
     Step::new(StepKind::Rename, op, Undo::by(undo))
 }
