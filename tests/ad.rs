@@ -1232,3 +1232,41 @@ async fn placement_rules_put_users_in_ous_by_department_on_ad() {
         .await;
     bridge.delete(&format!("/Users/{id}")).await;
 }
+
+/// An expression derives sAMAccountName from a name with diacritics (folded to ASCII,
+/// lower-cased, cut to AD's 20 characters); a second person of that name gets it numbered,
+/// as AD's own derivation does; and the account can log in with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expression_derives_sam_account_name_from_a_name_with_diacritics() {
+    let dc = samba();
+    ensure_ous(&mut dc.admin().await).await;
+    let derive = "\n[users.derive]\nsAMAccountName = [\"{{ (name.givenName ~ '.' ~ name.familyName) | ascii | lower | replace(' ', '') | left(20) }}\"]\n";
+    let bridge = Bridge::start_with(dc.config(&[], derive)).await;
+    let mut made = Vec::new();
+    for (upn, display) in [("jmuller", "José Müller"), ("jmuller2", "José Müller Zwei")] {
+        let mut body = ad_user(upn, display);
+        body["name"] = json!({"givenName": "José", "familyName": "Müller"});
+        body["password"] = json!("Str0ng-Passw0rd!x");
+        let u = bridge.create_user(body).await;
+        made.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let (first, _) = ad_entry(&format!("CN=José Müller,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(first["samaccountname"], vec!["jose.muller"]);
+    let (second, _) = ad_entry(&format!("CN=José Müller Zwei,{AD_USERS}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        second["samaccountname"],
+        vec!["jose.muller2"],
+        "numbered when taken"
+    );
+    assert!(
+        dc.ldapsearch_binds("EXAMPLE\\jose.muller", "Str0ng-Passw0rd!x"),
+        "logs in with the derived name"
+    );
+    for id in made {
+        bridge.delete(&format!("/Users/{id}")).await;
+    }
+}

@@ -75,10 +75,22 @@ pub(super) fn make_directory(raw: &RawConfig) -> Result<Arc<dyn Directory>, Conf
                         DeleteMode::Archive => raw.users.archive_container.clone(),
                         DeleteMode::Delete => None,
                     },
+                    sam_derived: derives_sam(raw),
                 },
             ))
         }
     })
+}
+
+/// Whether a user's sAMAccountName comes from `[users.derive]` alone (no SCIM attribute maps
+/// it).
+fn derives_sam(raw: &RawConfig) -> bool {
+    let is_sam = |a: &str| a.eq_ignore_ascii_case("sAMAccountName");
+    let mapped = raw.users.attributes.values().any(|spec| match spec {
+        crate::config::AttrSpec::Ldap(a) => is_sam(a),
+        crate::config::AttrSpec::Full(f) => is_sam(&f.ldap),
+    });
+    raw.users.derive.keys().any(|k| is_sam(k)) && !mapped
 }
 
 /// Files the process needs besides client connections: the LDAP pool, the listener, logs,

@@ -28,6 +28,10 @@ pub struct AdDialect {
     /// Where deleted accounts are archived (`users.archive_container`): an account there
     /// holds no name a new account needs.
     pub archive: Option<String>,
+    /// The sAMAccountName a new user is given comes from `[users.derive]` (an expression),
+    /// not from a SCIM attribute: it is made to fit AD's rules and numbered when taken,
+    /// as the one derived from userPrincipalName is.
+    pub sam_derived: bool,
 }
 
 /// The attributes holding an AD account's domain-wide unique names besides its DN.
@@ -369,24 +373,32 @@ impl Dialect for AdDialect {
         password: Option<&Password>,
     ) -> DirResult<()> {
         let is_user = has_value(&attrs, "objectClass", "user");
-        if !attrs
+        let given = attrs
             .iter()
-            .any(|(a, _)| a.eq_ignore_ascii_case("sAMAccountName"))
-        {
+            .position(|(a, _)| a.eq_ignore_ascii_case("sAMAccountName"));
+        // a derived one is the wanted name, made free below like the default one
+        let derived = match given {
+            Some(i) if self.sam_derived && is_user => Some(attrs.remove(i).1),
+            _ => None,
+        };
+        if given.is_none() || derived.is_some() {
             let upn = attrs
                 .iter()
                 .find(|(a, _)| a.eq_ignore_ascii_case("userPrincipalName"))
                 .and_then(|(_, v)| v.first())
                 .cloned();
-            let source = upn
-                .as_deref()
-                .map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
-                .or_else(|| {
-                    split_dn(dn)
-                        .first()
-                        .and_then(|r| r.split_once('='))
-                        .map(|(_, v)| unescape_dn_value(v))
-                });
+            let source = match derived.and_then(|v| v.into_iter().next()) {
+                Some(d) => Some(d),
+                None => upn
+                    .as_deref()
+                    .map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
+                    .or_else(|| {
+                        split_dn(dn)
+                            .first()
+                            .and_then(|r| r.split_once('='))
+                            .map(|(_, v)| unescape_dn_value(v))
+                    }),
+            };
             let sam = source.as_deref().and_then(sam_account_name);
             if is_user {
                 self.free_archived_names(pool, upn.as_deref(), sam.as_deref())

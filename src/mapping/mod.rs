@@ -12,6 +12,7 @@ use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 mod attributes;
 mod compile;
 pub mod country;
+pub mod expression;
 pub mod filter;
 mod naming;
 pub mod placement;
@@ -22,6 +23,31 @@ mod translate;
 pub use translate::distinct_values;
 
 use template::Template;
+
+/// How a derived attribute's value is made: a `{a} {b}` template, or an expression
+/// (`{{ … }}`, `expression.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Derivation {
+    Template(Template),
+    Expression(expression::Expression),
+}
+
+impl Derivation {
+    /// The value for `res`, or `None` when it has none (the next derivation is tried).
+    pub fn render(&self, res: &crate::scim::value::Resource) -> Option<String> {
+        match self {
+            Derivation::Template(t) => t.render(res),
+            Derivation::Expression(e) => e.render(res),
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        match self {
+            Derivation::Template(t) => t.source(),
+            Derivation::Expression(e) => e.source(),
+        }
+    }
+}
 
 /// `ppolicy`'s value for "locked by an administrator, no expiry".
 pub const PPOLICY_LOCKED: &str = "000001010000Z";
@@ -187,7 +213,7 @@ pub struct Mapping {
     /// when the RDN is not made of the unique naming attribute (AD's `cn={displayName}`).
     pub numbered_rdn: bool,
     pub attrs: Vec<AttrMapping>,
-    pub derived: Vec<(AttrName, Vec<Template>)>,
+    pub derived: Vec<(AttrName, Vec<Derivation>)>,
     pub reject_unmapped: bool,
     /// The config section ("users", "groups"), for messages.
     pub section: String,

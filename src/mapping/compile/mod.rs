@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use crate::config::{ConfigError, UsersConfig};
 use crate::scim::schema::ResourceSchema;
 
+use super::expression::Expression;
 use super::template::Template;
+use super::Derivation;
 use super::*;
 
 pub(super) use attribute::selector;
@@ -252,26 +254,39 @@ fn check_ldap_mapped_once(sec: &str, attrs: &[AttrMapping]) -> Result<(), Config
     Ok(())
 }
 
-/// `[users.derive]`: LDAP attributes made from templates when nothing maps them a value.
+/// `[users.derive]`: LDAP attributes made from templates or expressions when nothing maps
+/// them a value. Each is compiled and checked here, so a wrong one stops the start.
 fn derived(
     spec: &MappingSpec<'_>,
     schema: &'static ResourceSchema,
-) -> Result<Vec<(AttrName, Vec<Template>)>, ConfigError> {
+) -> Result<Vec<(AttrName, Vec<Derivation>)>, ConfigError> {
     let sec = spec.section;
     let mut derived = Vec::new();
-    for (ldap, templates) in spec.derive {
+    for (ldap, sources) in spec.derive {
         check_ldap_name(ldap, &format!("{sec}.derive.{ldap}"))?;
-        let parsed = templates
+        let parsed = sources
             .iter()
-            .map(|t| Template::parse(t, schema))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                ConfigError::new(
-                    format!("{sec}.derive.{ldap}"),
-                    e,
-                    "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\"",
-                )
-            })?;
+            .enumerate()
+            .map(|(i, source)| {
+                let key = format!("{sec}.derive.{ldap}[{i}]");
+                if crate::mapping::expression::is_expression(source) {
+                    Expression::compile(source, schema)
+                        .map(Derivation::Expression)
+                        .map_err(|e| ConfigError::new(key, e, format!(
+                            "an expression like \"{{{{ (name.givenName ~ '.' ~ name.familyName) | ascii | lower | left(20) }}}}\"; filters: {}",
+                            crate::mapping::expression::FILTERS.join(", ")
+                        )))
+                } else {
+                    Template::parse(source, schema)
+                        .map(Derivation::Template)
+                        .map_err(|e| ConfigError::new(
+                            key,
+                            e,
+                            "use templates like \"{name.givenName} {name.familyName}\" or \"{userName}\", or an expression in {{ … }}",
+                        ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         derived.push((AttrName::from(ldap.as_str()), parsed));
     }
     Ok(derived)
