@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod explain;
 pub mod http;
+pub mod init;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;

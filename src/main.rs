@@ -11,6 +11,7 @@ use scim2ldap::logging::LogFormat;
 
 /// The binary's own modules, beside the library's (`src/commands/`).
 mod commands {
+    pub(crate) mod init;
     pub(crate) mod safety;
     pub(crate) mod serve;
     pub(crate) mod token;
@@ -83,6 +84,9 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Write a first config for a directory: reads its root DSE and schema, finds the
+    /// containers, fits the mapping, runs check-config.
+    Init(commands::init::InitArgs),
     /// The mass-removal safety valve: see which tenants' removals are held, release them.
     Safety {
         #[command(subcommand)]
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         } => run_async(repair(config.config, tenant, dry_run, searches_per_second)),
         Command::Token { command } => token(command),
         Command::Safety { command } => safety(command),
+        Command::Init(args) => run_async(commands::init::init(args)),
         Command::Man { dir } => man_pages(&dir),
         Command::Explain {
             config,

@@ -60,6 +60,78 @@ impl Setup {
         }
     }
 
+    /// A bridge on the config `scim2ldap init` writes for `dir` (only the test's token added),
+    /// proving that config serves every IdP's sequence.
+    async fn from_init(dir: Dir) -> Setup {
+        let work = tempfile::tempdir().unwrap();
+        let password = work.path().join("bind_password");
+        let output = work.path().join("config.toml");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"));
+        cmd.arg("init").arg("--output").arg(&output);
+        let slapd = match dir {
+            Dir::OpenLdap => {
+                let slapd = Slapd::start();
+                std::fs::write(&password, ADMIN_PW).unwrap();
+                // the containers are found by name (people, groups, archive)
+                cmd.args(["--url", &slapd.ldapi_url(), "--bind-dn", ADMIN_DN]);
+                Some(slapd)
+            }
+            Dir::Ad => {
+                let dc = samba();
+                ensure_ous(&mut dc.admin().await).await;
+                std::fs::write(&password, AD_ADMIN_PW).unwrap();
+                cmd.args(["--url", &dc.url, "--bind-dn", AD_ADMIN_DN])
+                    .arg("--ca-file")
+                    .arg(dc.ca_file())
+                    .args(["--users-ou", "SCIM Users", "--groups-ou", "SCIM Groups"])
+                    .args(["--archive-ou", AD_ARCHIVE]);
+                None
+            }
+        };
+        let out = cmd
+            .arg("--bind-password-file")
+            .arg(&password)
+            .stdin(std::process::Stdio::null())
+            .env_remove("SCIM2LDAP_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "init failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("check-config: the config is valid"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("scim2ldap token create --tenant default"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("systemctl enable --now scim2ldap"),
+            "{stdout}"
+        );
+        let mut config = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            config.starts_with("# Written by `scim2ldap init`"),
+            "{config}"
+        );
+        let hash = hex::encode(scim2ldap::auth::hash_token(TOKEN));
+        config.push_str(&format!(
+            "\n[tenants.default.tokens.test]\nsha256 = \"{hash}\"\n"
+        ));
+        let bridge = Bridge::start_with(config).await;
+        // the password file must outlive the bridge's first binds: keep the directory
+        std::mem::forget(work);
+        Setup {
+            bridge,
+            dir,
+            _slapd: slapd,
+        }
+    }
+
     /// A userName valid for the directory (AD: a userPrincipalName), unique per directory.
     fn name(&self, base: &str) -> String {
         match self.dir {
@@ -121,8 +193,11 @@ fn phone(u: &Value, ty: &str) -> Option<String> {
 /// reference check `id eq … and manager eq …`, a fax number, and a group whose members
 /// are removed by a filter path, twice.
 async fn entra(dir: Dir) {
-    let s = Setup::new(dir).await;
     let tag = if dir == Dir::Ad { "ead" } else { "eol" };
+    entra_on(&Setup::new(dir).await, tag).await;
+}
+
+async fn entra_on(s: &Setup, tag: &str) {
     let user_name = s.name(&format!("{tag}-alice"));
     let email = format!("{tag}-alice@contoso.example");
     // the match query before a create
@@ -322,6 +397,25 @@ async fn entra(dir: Dir) {
     assert!(g["members"].as_array().is_none_or(|m| m.is_empty()), "{g}");
 }
 
+/// `scim2ldap init` against a fresh slapd writes a config that serves Entra's, Okta's,
+/// OneLogin's and JumpCloud's sequences as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn idp_sequences_on_the_config_init_writes_for_openldap() {
+    let s = Setup::from_init(Dir::OpenLdap).await;
+    entra_on(&s, "ieol").await;
+    okta_on(&s, "iool").await;
+    onelogin_and_jumpcloud_on(&s, "ilol").await;
+}
+
+/// The same against Samba's AD DC, the containers given as flags.
+#[tokio::test(flavor = "multi_thread")]
+async fn idp_sequences_on_the_config_init_writes_for_active_directory() {
+    let s = Setup::from_init(Dir::Ad).await;
+    entra_on(&s, "iead").await;
+    okta_on(&s, "ioad").await;
+    onelogin_and_jumpcloud_on(&s, "ilad").await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn entra_sequence_on_openldap() {
     entra(Dir::OpenLdap).await;
@@ -339,8 +433,11 @@ async fn entra_sequence_on_active_directory() {
 /// Okta: a create, a PUT without displayName (Okta's profile updates), deactivation by
 /// PATCH, and a group rename sent as `replace` with the group's own id in the value.
 async fn okta(dir: Dir) {
-    let s = Setup::new(dir).await;
     let tag = if dir == Dir::Ad { "oad" } else { "ool" };
+    okta_on(&Setup::new(dir).await, tag).await;
+}
+
+async fn okta_on(s: &Setup, tag: &str) {
     let user_name = s.name(&format!("{tag}-erin"));
     let body = json!({
         "schemas": [USER_SCHEMA],
@@ -442,8 +539,11 @@ async fn okta_sequence_on_active_directory() {
 /// OneLogin sends addresses (and sometimes phone numbers) without `type`; JumpCloud's
 /// test-connection user has no displayName.
 async fn onelogin_and_jumpcloud(dir: Dir) {
-    let s = Setup::new(dir).await;
     let tag = if dir == Dir::Ad { "lad" } else { "lol" };
+    onelogin_and_jumpcloud_on(&Setup::new(dir).await, tag).await;
+}
+
+async fn onelogin_and_jumpcloud_on(s: &Setup, tag: &str) {
     let (st, u) = s
         .bridge
         .post(

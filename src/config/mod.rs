@@ -115,6 +115,14 @@ pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
         .map_err(figment_error)
 }
 
+/// A config given as TOML text (no environment overrides): `init` checks what it writes.
+pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    Figment::new()
+        .merge(Toml::string(text))
+        .extract::<RawConfig>()
+        .map_err(figment_error)
+}
+
 fn figment_error(e: figment::Error) -> ConfigError {
     let key = if e.path.is_empty() {
         "(top level)".to_owned()

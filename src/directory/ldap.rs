@@ -448,6 +448,17 @@ impl Servers for LdapPool {
         }))
     }
 
+    async fn root_dse(&self, attrs: &[&str]) -> DirResult<Vec<(String, Vec<String>)>> {
+        let (root, _) = self
+            .search("", Scope::Base, "(objectClass=*)", attrs, 0)
+            .await?;
+        Ok(root
+            .into_iter()
+            .next()
+            .map(|e| e.attrs.into_iter().collect())
+            .unwrap_or_default())
+    }
+
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         let (root, _) = self
             .search(

@@ -260,6 +260,13 @@ pub trait Servers: Send + Sync {
     /// Names of the object classes and attribute types the server's schema defines
     /// (lowercased), for `check-config`.
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;
+
+    /// The root DSE's `attrs` (names as the server spells them), for `init` to tell the
+    /// directory's kind and naming context.
+    async fn root_dse(&self, attrs: &[&str]) -> DirResult<Vec<(String, Vec<String>)>> {
+        let _ = attrs;
+        Ok(Vec::new())
+    }
 }
 
 /// The operations the SCIM service needs from a directory. Implementations decide how ids
