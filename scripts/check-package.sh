@@ -20,6 +20,8 @@ for path in ./usr/bin/scim2ldap ./usr/lib/systemd/system/scim2ldap.service \
   ./etc/scim2ldap/config.toml ./usr/share/doc/scim2ldap/examples/config.example.toml \
   ./usr/share/doc/scim2ldap/examples/config.example.ad.toml \
   ./usr/share/scim2ldap/openldap/scim2ldap.ldif ./usr/share/doc/scim2ldap/guides/entra-id.md \
+  ./usr/share/scim2ldap/grafana/scim2ldap.json ./usr/share/scim2ldap/prometheus/alerts.yml \
+  ./usr/share/man/man1/scim2ldap-init.1.gz ./usr/share/man/man1/scim2ldap-safety-release.1.gz \
   ./usr/share/doc/scim2ldap/guides/active-directory.md ./usr/share/man/man1/scim2ldap.1.gz \
   ./usr/share/man/man1/scim2ldap-token-create.1.gz ./usr/share/man/man1/scim2ldap-explain.1.gz \
   ./usr/share/doc/scim2ldap/copyright ./usr/share/doc/scim2ldap/changelog.Debian.gz; do

@@ -6,7 +6,8 @@
 # security score and verify, install and purge in a debootstrapped Debian root). Installs slapd,
 # ldap-utils, openssl, python3-venv and Samba's AD DC first (as root), scim2-tester into a venv,
 # and for the package dpkg-dev, lintian, debootstrap, debian-archive-keyring, systemd and
-# cargo-deb (scripts/package.sh).
+# cargo-deb (scripts/package.sh). promtool comes from Debian's prometheus package, unpacked
+# into target/promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh slapd ldap-utils openssl ca-certificates python3 python3-venv gcc libc6-dev \
@@ -19,6 +20,17 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import scim2_tester, 
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 fi
+# the alerting rules, checked and unit-tested with promtool from Debian's prometheus package,
+# unpacked under target/ (nothing installed, no Prometheus server started);
+# tests/dashboards.rs compares the dashboard's and the alerts' metric names with /metrics
+promtool=target/promtool/usr/bin/promtool
+if [ ! -x "$promtool" ]; then
+  rm -rf target/promtool && mkdir -p target/promtool
+  (cd target/promtool && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; } \
+    && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
+fi
+"$promtool" check rules deploy/prometheus/alerts.yml
+"$promtool" test rules deploy/prometheus/alerts.test.yml
 cargo test --locked
 # the README's demo command, for both directories, followed step by step
 bash scripts/demo-check.sh

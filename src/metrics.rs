@@ -19,6 +19,8 @@ struct RequestLabels {
     route: String,
     method: String,
     status: u16,
+    /// The tenant the credential named; "-" before (or without) authentication.
+    tenant: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +110,7 @@ pub struct Metrics {
     server_changes: Family<KindLabels, Counter>,
     safety_held: Family<TenantLabels, Gauge>,
     removals_held: Family<TenantLabels, Counter>,
+    token_store_readable: Gauge,
 }
 
 /// A server's URL as a label that lives as long as the process, so that counting an
@@ -158,6 +161,7 @@ impl Metrics {
             server_changes: Family::default(),
             safety_held: Family::default(),
             removals_held: Family::default(),
+            token_store_readable: Gauge::default(),
             registry: Registry::default(),
         };
         m.register_http(&mut registry);
@@ -172,7 +176,7 @@ impl Metrics {
     fn register_http(&self, registry: &mut Registry) {
         registry.register(
             "http_requests",
-            "HTTP requests answered, by matched route, method and status",
+            "HTTP requests answered, by matched route, method, status and tenant",
             self.requests.clone(),
         );
         registry.register(
@@ -251,6 +255,17 @@ impl Metrics {
             "Requests refused by authentication, by tenant (\"-\" when no tenant is known) and reason",
             self.auth_failures.clone(),
         );
+        // readable until a read says otherwise
+        self.token_store_readable.set(1);
+        registry.register(
+            "token_store_readable",
+            "Whether the last read of the token store succeeded (1); 0: it is unreadable or corrupt, and the tokens read before it stay in use",
+            self.token_store_readable.clone(),
+        );
+        // both exist from the start, so that an alert on a refused reload sees a 0 first
+        for result in ["applied", "refused"] {
+            let _ = self.reloads.get_or_create(&ResultLabels { result });
+        }
         registry.register(
             "config_reloads",
             "Reloads (SIGHUP), applied or refused",
@@ -301,12 +316,13 @@ impl Metrics {
             .inc();
     }
 
-    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    pub fn request(&self, route: &str, method: &str, status: u16, tenant: &str, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
                 method: method.to_owned(),
                 status,
+                tenant: tenant.to_owned(),
             })
             .inc();
         self.request_seconds
@@ -410,6 +426,11 @@ impl Metrics {
         }
     }
 
+    /// Whether the token store could be read just now.
+    pub fn token_store_read(&self, ok: bool) {
+        self.token_store_readable.set(i64::from(ok));
+    }
+
     pub fn reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "refused" };
         self.reloads.get_or_create(&ResultLabels { result }).inc();
@@ -434,7 +455,13 @@ mod tests {
     #[test]
     fn renders_what_was_counted() {
         let m = Metrics::new();
-        m.request("/scim/v2/Users/{id}", "GET", 200, Duration::from_millis(3));
+        m.request(
+            "/scim/v2/Users/{id}",
+            "GET",
+            200,
+            "acme",
+            Duration::from_millis(3),
+        );
         m.ldap("search", "ldap://dc1", Duration::from_millis(1), None);
         m.ldap(
             "add",
@@ -449,7 +476,7 @@ mod tests {
         m.pool(1, 7, 8, 0);
         let text = m.render();
         assert!(text.contains(
-            "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 1"
+            "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\",tenant=\"acme\"} 1"
         ), "{text}");
         assert!(text.contains(
             "scim2ldap_ldap_errors_total{op=\"add\",server=\"ldap://dc1\",kind=\"already_exists\"} 1"

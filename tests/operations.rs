@@ -424,9 +424,9 @@ async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals(
     assert_eq!(status, StatusCode::OK);
     assert!(server.metrics_addr.unwrap().ip().is_loopback());
     for expected in [
-        "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\"} 2",
-        "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"POST\",status=\"201\"} 1",
-        "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"GET\",status=\"401\"} 1",
+        "scim2ldap_http_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\",status=\"200\",tenant=\"default\"} 2",
+        "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"POST\",status=\"201\",tenant=\"default\"} 1",
+        "scim2ldap_http_requests_total{route=\"/scim/v2/Users\",method=\"GET\",status=\"401\",tenant=\"-\"} 1",
         "scim2ldap_ldap_server_up{server=\"ldapi://",
         "scim2ldap_ldap_failovers_total",
         "scim2ldap_auth_failures_total{tenant=\"-\",reason=\"invalid_token\"} 1",

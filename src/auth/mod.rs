@@ -402,9 +402,11 @@ impl Authenticator {
             Ok(f) => f,
             Err(e) => {
                 error!(error = %e, "the token store could not be read; keeping the tokens already loaded");
+                crate::metrics::metrics().token_store_read(false);
                 return;
             }
         };
+        crate::metrics::metrics().token_store_read(true);
         let mut tokens = HashMap::new();
         for t in &file.tokens {
             let Some(tenant) = self.tenants.get(&t.tenant) else {

@@ -346,19 +346,20 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         | Method::OPTIONS => method.as_str(),
         _ => "other",
     };
+    let tenant = resp
+        .extensions()
+        .get::<TenantName>()
+        .map(|t| t.0.clone())
+        .unwrap_or_else(|| "-".to_owned());
     crate::metrics::metrics().request(
         resp.extensions()
             .get::<Route>()
             .map_or("unmatched", |r| r.0.as_str()),
         method_label,
         resp.status().as_u16(),
+        &tenant,
         start.elapsed(),
     );
-    let tenant = resp
-        .extensions()
-        .get::<TenantName>()
-        .map(|t| t.0.clone())
-        .unwrap_or_else(|| "-".to_owned());
     info!(
         parent: &span,
         method = %method,
