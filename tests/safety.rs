@@ -207,7 +207,7 @@ async fn small(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_tenant_threshold_overrides_the_default_and_zero_turns_the_valve_off() {
+async fn a_tenants_percentage_overrides_the_default_and_zero_turns_the_valve_off() {
     // its own tenant, so that the metrics of `default` in the test above stay its own
     let slapd = Slapd::start();
     for ou in ["small", "small-groups"] {
@@ -215,7 +215,7 @@ async fn a_tenant_threshold_overrides_the_default_and_zero_turns_the_valve_off()
     }
     let hash = hex::encode(scim2ldap::auth::hash_token(SMALL));
     let extra = format!(
-        "\n[tenants.small]\nusers_container = \"ou=small,dc=example,dc=org\"\ngroups_container = \"ou=small-groups,dc=example,dc=org\"\n[tenants.small.tokens.test]\nsha256 = \"{hash}\"\n[tenants.small.safety]\nmax_removals = 1\n"
+        "\n[tenants.small]\nusers_container = \"ou=small,dc=example,dc=org\"\ngroups_container = \"ou=small-groups,dc=example,dc=org\"\n[tenants.small.tokens.test]\nsha256 = \"{hash}\"\n[tenants.small.safety]\nmax_removals_percent = 50\n"
     );
     let bridge =
         Bridge::start_with(set(test_config(&slapd, &[], &extra), "max_removals", "0")).await;
@@ -229,10 +229,10 @@ async fn a_tenant_threshold_overrides_the_default_and_zero_turns_the_valve_off()
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, b) = small(&bridge, Method::DELETE, &format!("/Users/{}", ids[1]), None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
-    assert!(
-        b["detail"].as_str().unwrap().contains("--tenant small"),
-        "{b}"
-    );
+    let detail = b["detail"].as_str().unwrap();
+    assert!(detail.contains("--tenant small"), "{b}");
+    // half of the tenant's two users, counted in its own container
+    assert!(detail.contains("50% of 2 users"), "{b}");
 
     // tenant default: [safety] max_removals = 0, no override: off
     for i in 0..5 {

@@ -87,6 +87,15 @@ fn thresholds(
         .collect()
 }
 
+/// `100`, `5%`, `100 or 5%`.
+fn limit_text(t: &Threshold) -> String {
+    match (t.max_removals, t.percent) {
+        (0, Some(p)) => format!("{p}%"),
+        (n, Some(p)) => format!("{n} or {p}%"),
+        (n, None) => n.to_string(),
+    }
+}
+
 fn print_status(rows: &[safety::TenantStatus]) {
     if rows.is_empty() {
         println!("no tenants in the config");
@@ -111,7 +120,7 @@ fn print_status(rows: &[safety::TenantStatus]) {
                 format!(
                     "{}/{} in {} s",
                     r.removals,
-                    r.threshold.max_removals,
+                    limit_text(&r.threshold),
                     r.threshold.window.as_secs()
                 ),
             )

@@ -20,6 +20,9 @@ pub struct SafetyConfig {
     pub max_removals: u32,
     #[serde(default = "default_window_secs")]
     pub window_secs: u64,
+    /// Also hold past this percentage of the tenant's users (whichever limit is lower).
+    #[serde(default)]
+    pub max_removals_percent: Option<u8>,
 }
 
 impl Default for SafetyConfig {
@@ -27,6 +30,7 @@ impl Default for SafetyConfig {
         SafetyConfig {
             max_removals: default_max_removals(),
             window_secs: default_window_secs(),
+            max_removals_percent: None,
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct TenantSafetyConfig {
     pub max_removals: Option<u32>,
     #[serde(default)]
     pub window_secs: Option<u64>,
+    #[serde(default)]
+    pub max_removals_percent: Option<u8>,
 }
 
 impl SafetyConfig {
@@ -71,6 +77,23 @@ impl SafetyConfig {
                 "the window in which removals are counted, e.g. 3600 for an hour",
             ));
         }
+        let (percent, percent_key) = match own.and_then(|o| o.max_removals_percent) {
+            Some(p) => (
+                Some(p),
+                format!("tenants.{name}.safety.max_removals_percent"),
+            ),
+            None => (
+                self.max_removals_percent,
+                "safety.max_removals_percent".to_owned(),
+            ),
+        };
+        if percent.is_some_and(|p| !(1..=100).contains(&p)) {
+            return Err(ConfigError::new(
+                percent_key,
+                format!("{} is not a percentage from 1 to 100", percent.unwrap_or(0)),
+                "e.g. 5: hold removals past 5% of the tenant's users in the window; remove the key for none",
+            ));
+        }
         if max > 1_000_000 {
             return Err(ConfigError::new(
                 max_key,
@@ -81,6 +104,7 @@ impl SafetyConfig {
         Ok(Threshold {
             max_removals: max,
             window: Duration::from_secs(window),
+            percent,
         })
     }
 }

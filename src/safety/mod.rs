@@ -29,17 +29,47 @@ const KEEP_REFUSED: usize = 10;
 /// backoff; a release takes a person, so there is no point in asking sooner.
 pub const HELD_RETRY_AFTER_SECS: u32 = 600;
 
-/// A tenant's threshold: more than `max_removals` removals within `window` are held.
+/// A tenant's threshold: more than `max_removals` removals (or `percent` of the tenant's
+/// users, whichever is lower) within `window` are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Threshold {
-    /// 0: the valve is off for this tenant.
+    /// 0: no count limit.
     pub max_removals: u32,
     pub window: Duration,
+    /// A limit as a percentage of the tenant's users.
+    pub percent: Option<u8>,
 }
 
 impl Threshold {
+    /// Neither limit: the valve is off for this tenant.
     pub fn is_off(&self) -> bool {
-        self.max_removals == 0
+        self.max_removals == 0 && self.percent.is_none()
+    }
+
+    /// The removals allowed in a window for a tenant of `users` users (unknown: the count
+    /// limit alone); `None`: no limit.
+    pub fn limit(&self, users: Option<usize>) -> Option<u32> {
+        let count = (self.max_removals > 0).then_some(self.max_removals);
+        let share = self.percent.zip(users).map(|(p, n)| {
+            let allowed = (n as u64 * u64::from(p)).div_ceil(100).max(1);
+            u32::try_from(allowed).unwrap_or(u32::MAX)
+        });
+        match (count, share) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How the limit reads for the admin: `100`, `5% of 2000 users = 100`.
+    fn describe(&self, users: Option<usize>) -> String {
+        let limit = self.limit(users).unwrap_or(0);
+        match (self.percent, users) {
+            (Some(p), Some(n)) => format!(
+                "{limit} (safety.max_removals {}, max_removals_percent {p}% of {n} users)",
+                self.max_removals
+            ),
+            _ => format!("{limit} (safety.max_removals)"),
+        }
     }
 }
 
@@ -56,15 +86,17 @@ pub struct Held {
     pub tenant: String,
     pub since: OffsetDateTime,
     pub threshold: Threshold,
+    /// The tenant's users, when the threshold has a percentage.
+    pub users: Option<usize>,
 }
 
 impl Held {
     /// The SCIM `detail`: what happened, that nothing changed, and what releases it.
     pub fn detail(&self) -> String {
         format!(
-            "the safety valve holds tenant {}'s removals: more than {} users were deleted or deactivated within {} s (safety.max_removals), so this removal was not made; an admin checks the IdP's scoping and runs `scim2ldap safety release --tenant {}` to let removals through",
+            "the safety valve holds tenant {}'s removals: more than {} users were deleted or deactivated within {} s, so this removal was not made; an admin checks the IdP's scoping and runs `scim2ldap safety release --tenant {}` to let removals through",
             self.tenant,
-            self.threshold.max_removals,
+            self.threshold.describe(self.users),
             self.threshold.window.as_secs(),
             self.tenant
         )
@@ -129,6 +161,8 @@ impl TenantValve {
 /// The valve of every tenant, for the life of the process (a reload keeps it).
 pub struct Valve {
     tenants: Mutex<HashMap<String, TenantValve>>,
+    /// Each tenant's number of users and when it was counted, for percentage limits.
+    users: Mutex<HashMap<String, (usize, std::time::Instant)>>,
     /// The shared files; none when the bridge runs alone in a test or `explain`.
     files: Option<shared::Files>,
     dirty: AtomicBool,
@@ -166,6 +200,7 @@ impl Valve {
     fn with_files(files: Option<shared::Files>) -> Arc<Valve> {
         Arc::new(Valve {
             tenants: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             files,
             dirty: AtomicBool::new(false),
         })
@@ -182,26 +217,27 @@ impl Valve {
         self: &Arc<Self>,
         tenant: &str,
         limit: Threshold,
+        users: Option<usize>,
         who: Removal<'_>,
         now: OffsetDateTime,
     ) -> Result<Permit, Held> {
-        if limit.is_off() {
+        let Some(max) = limit.limit(users) else {
             return Ok(Permit::free());
-        }
+        };
         let mut tenants = self.tenants();
         let t = tenants.entry(tenant.to_owned()).or_default();
         let start = now - limit.window;
         while t.removals.front().is_some_and(|r| *r <= start) {
             t.removals.pop_front();
         }
-        if !t.is_held() && t.counted(limit.window, now) >= limit.max_removals as usize {
+        if !t.is_held() && t.counted(limit.window, now) >= max as usize {
             t.held_since = Some(now);
             error!(
                 tenant = %tenant,
-                max_removals = limit.max_removals,
+                limit = %limit.describe(users),
                 window_secs = limit.window.as_secs(),
                 release = %format!("scim2ldap safety release --tenant {tenant}"),
-                "the safety valve now holds this tenant's removals: more users were deleted or deactivated in the window than safety.max_removals allows; check the IdP's scoping, then release"
+                "the safety valve now holds this tenant's removals: more users were deleted or deactivated in the window than its limit allows; check the IdP's scoping, then release"
             );
             crate::metrics::metrics().safety_held(tenant, true);
         }
@@ -222,6 +258,7 @@ impl Valve {
                 tenant: tenant.to_owned(),
                 since: t.held_since().unwrap_or(now),
                 threshold: limit,
+                users,
             });
         }
         t.in_flight += 1;
@@ -241,6 +278,21 @@ impl Valve {
                 self.dirty.store(true, Ordering::Relaxed);
             }
         }
+    }
+
+    /// `tenant`'s number of users, when counted within `fresh`.
+    pub fn users(&self, tenant: &str, fresh: Duration) -> Option<usize> {
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .get(tenant)
+            .filter(|(_, at)| at.elapsed() < fresh)
+            .map(|(n, _)| *n)
+    }
+
+    /// Notes `tenant`'s number of users (counted by the caller, who can search).
+    pub fn counted_users(&self, tenant: &str, n: usize) {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users.insert(tenant.to_owned(), (n, std::time::Instant::now()));
     }
 
     /// Whether `tenant`'s removals are held now.

@@ -11,6 +11,7 @@ fn limit(max: u32) -> Threshold {
     Threshold {
         max_removals: max,
         window: HOUR,
+        percent: None,
     }
 }
 
@@ -32,7 +33,7 @@ fn remove_n(
 ) -> OffsetDateTime {
     let mut now = start;
     for i in 0..n {
-        let p = v.admit(tenant, limit(max), who(&format!("u{i}")), now);
+        let p = v.admit(tenant, limit(max), None, who(&format!("u{i}")), now);
         assert!(p.is_ok(), "removal {i} of {n} was held");
         if let Ok(p) = p {
             p.done();
@@ -46,7 +47,7 @@ fn remove_n(
 fn the_removal_past_the_threshold_is_held_and_the_hold_names_the_release() {
     let v = Valve::local();
     let now = remove_n(&v, "acme", 100, 100, t0());
-    let held = v.admit("acme", limit(100), who("u100"), now);
+    let held = v.admit("acme", limit(100), None, who("u100"), now);
     let Err(held) = held else {
         panic!("the 101st removal went through")
     };
@@ -59,7 +60,7 @@ fn the_removal_past_the_threshold_is_held_and_the_hold_names_the_release() {
     );
     assert!(v.is_held("acme"));
     // other tenants are not held
-    assert!(v.admit("other", limit(100), who("x"), now).is_ok());
+    assert!(v.admit("other", limit(100), None, who("x"), now).is_ok());
 }
 
 #[test]
@@ -67,7 +68,7 @@ fn a_removal_that_fails_does_not_count() {
     let v = Valve::local();
     for i in 0..10 {
         // dropped without done: the delete failed
-        let p = v.admit("acme", limit(2), who(&format!("u{i}")), t0());
+        let p = v.admit("acme", limit(2), None, who(&format!("u{i}")), t0());
         assert!(p.is_ok());
     }
     assert!(!v.is_held("acme"));
@@ -76,10 +77,10 @@ fn a_removal_that_fails_does_not_count() {
 #[test]
 fn removals_in_flight_count_so_concurrent_requests_cannot_all_pass() {
     let v = Valve::local();
-    let a = v.admit("acme", limit(2), who("a"), t0());
-    let b = v.admit("acme", limit(2), who("b"), t0());
+    let a = v.admit("acme", limit(2), None, who("a"), t0());
+    let b = v.admit("acme", limit(2), None, who("b"), t0());
     assert!(a.is_ok() && b.is_ok());
-    assert!(v.admit("acme", limit(2), who("c"), t0()).is_err());
+    assert!(v.admit("acme", limit(2), None, who("c"), t0()).is_err());
 }
 
 #[test]
@@ -93,9 +94,11 @@ fn removals_older_than_the_window_do_not_count() {
 fn a_hold_stays_when_the_window_slides_on() {
     let v = Valve::local();
     let now = remove_n(&v, "acme", 3, 3, t0());
-    assert!(v.admit("acme", limit(3), who("x"), now).is_err());
+    assert!(v.admit("acme", limit(3), None, who("x"), now).is_err());
     // a mistake must not go on at max_removals per window
-    assert!(v.admit("acme", limit(3), who("y"), now + 2 * HOUR).is_err());
+    assert!(v
+        .admit("acme", limit(3), None, who("y"), now + 2 * HOUR)
+        .is_err());
 }
 
 #[test]
@@ -117,7 +120,7 @@ fn a_release_lets_removals_through_and_starts_a_new_window() {
         2,
         OffsetDateTime::now_utc() - Duration::from_secs(60),
     );
-    assert!(v.admit("acme", limit(2), who("held"), now).is_err());
+    assert!(v.admit("acme", limit(2), None, who("held"), now).is_err());
     v.sync(&["acme".to_owned()]);
     let thresholds = BTreeMap::from([("acme".to_owned(), limit(2))]);
     let status = shared::status(&store, &thresholds, now);
@@ -133,7 +136,9 @@ fn a_release_lets_removals_through_and_starts_a_new_window() {
     let after = released + Duration::from_secs(1);
     // a new window: two more go through, the third is held again
     remove_n(&v, "acme", 2, 2, after);
-    assert!(v.admit("acme", limit(2), who("again"), after).is_err());
+    assert!(v
+        .admit("acme", limit(2), None, who("again"), after)
+        .is_err());
     v.sync(&["acme".to_owned()]);
     let status = shared::status(&store, &thresholds, after);
     assert_eq!(
@@ -156,10 +161,10 @@ fn bridges_sharing_a_store_share_the_count_and_the_hold() {
     two.sync(&tenants);
     // three removals made by the other bridge count here
     assert!(two
-        .admit("acme", limit(4), who("d"), now)
+        .admit("acme", limit(4), None, who("d"), now)
         .map(Permit::done)
         .is_ok());
-    assert!(two.admit("acme", limit(4), who("e"), now).is_err());
+    assert!(two.admit("acme", limit(4), None, who("e"), now).is_err());
     two.sync(&tenants);
     one.sync(&tenants);
     assert!(one.is_held("acme"), "the hold reaches the other bridge");
@@ -177,13 +182,40 @@ fn a_hold_outlives_a_restart() {
     {
         let v = Valve::restored(shared::Files::beside_as(&store, "one"));
         remove_n(&v, "acme", 1, 1, now - Duration::from_secs(5));
-        assert!(v.admit("acme", limit(1), who("x"), now).is_err());
+        assert!(v.admit("acme", limit(1), None, who("x"), now).is_err());
         v.sync(&["acme".to_owned()]);
     }
     let again = Valve::restored(shared::Files::beside_as(&store, "one"));
     assert!(again.is_held("acme"));
-    assert!(again.admit("acme", limit(1), who("y"), now).is_err());
+    assert!(again.admit("acme", limit(1), None, who("y"), now).is_err());
     shared::release(&store, "acme", OffsetDateTime::now_utc()).unwrap_or_else(|e| panic!("{e}"));
     let released = Valve::restored(shared::Files::beside_as(&store, "one"));
     assert!(!released.is_held("acme"));
+}
+
+#[test]
+fn a_percentage_of_the_tenants_users_holds_when_it_is_lower_than_the_count() {
+    let pct = Threshold {
+        max_removals: 100,
+        window: HOUR,
+        percent: Some(5),
+    };
+    assert_eq!(pct.limit(Some(200)), Some(10), "5% of 200");
+    assert_eq!(pct.limit(Some(10_000)), Some(100), "the count is lower");
+    assert_eq!(pct.limit(None), Some(100), "users unknown: the count");
+    assert_eq!(pct.limit(Some(3)), Some(1), "never less than one");
+    let only_pct = Threshold {
+        max_removals: 0,
+        ..pct
+    };
+    assert_eq!(only_pct.limit(None), None);
+    assert!(!only_pct.is_off());
+    let v = Valve::local();
+    for i in 0..10 {
+        let p = v.admit("acme", pct, Some(200), who(&format!("u{i}")), t0());
+        assert!(p.map(Permit::done).is_ok(), "removal {i}");
+    }
+    let held = v.admit("acme", pct, Some(200), who("x"), t0());
+    let detail = held.err().map(|h| h.detail()).unwrap_or_default();
+    assert!(detail.contains("5% of 200 users"), "{detail}");
 }

@@ -48,7 +48,7 @@ impl Users {
                 self.archive_plan(ctx, &e, archive, assertion).await?
             }
         };
-        let permit = self.admit_removal(ctx, &e)?;
+        let permit = self.admit_removal(ctx, &e).await?;
         match self.store.writer().run(plan).await {
             Ok(()) => permit.done(),
             Err(err) if matches!(err.failed_at(StepKind::Archive), Some(DirectoryError::NoSuchObject(_))) => {

@@ -96,15 +96,40 @@ impl Users {
     }
 
     /// Asks the safety valve to let the removal of `e` through (a delete or deactivation).
-    fn admit_removal(&self, ctx: &RequestCtx, e: &Entry) -> ServiceResult<Permit> {
+    async fn admit_removal(&self, ctx: &RequestCtx, e: &Entry) -> ServiceResult<Permit> {
         let who = Removal {
             id: e.id.as_str(),
             user_name: self.store.name_of(e).unwrap_or_default(),
         };
+        let users = self.users_for_valve(ctx).await?;
         let now = time::OffsetDateTime::now_utc();
         Ok(self
             .valve
-            .admit(&ctx.tenant.name, ctx.tenant.safety, who, now)?)
+            .admit(&ctx.tenant.name, ctx.tenant.safety, users, who, now)?)
+    }
+
+    /// The tenant's number of users, when its threshold is a percentage of them: counted
+    /// at most once per window (a search of every user's DN), kept by the valve.
+    async fn users_for_valve(&self, ctx: &RequestCtx) -> ServiceResult<Option<usize>> {
+        let limit = ctx.tenant.safety;
+        if limit.percent.is_none() {
+            return Ok(None);
+        }
+        if let Some(n) = self.valve.users(&ctx.tenant.name, limit.window) {
+            return Ok(Some(n));
+        }
+        let (all, _) = self
+            .store
+            .dir
+            .search(
+                &ctx.tenant.users_container,
+                &self.store.class_filter(),
+                &["1.1"],
+                0,
+            )
+            .await?;
+        self.valve.counted_users(&ctx.tenant.name, all.len());
+        Ok(Some(all.len()))
     }
 
     pub fn max_results(&self) -> usize {

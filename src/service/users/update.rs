@@ -106,7 +106,7 @@ impl Users {
         };
         // a deactivation is a removal: the safety valve may hold it
         let permit = match deactivates(&old_res, &new_res) && mapping.active().is_some() {
-            true => Some(self.admit_removal(ctx, &e)?),
+            true => Some(self.admit_removal(ctx, &e).await?),
             false => None,
         };
         let modifies = !write.changes.is_empty();
