@@ -1144,16 +1144,12 @@ async fn the_safety_valve_holds_deactivations_on_ad_until_released() {
         "still enabled"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .args(["safety", "release", "--tenant", "default", "--config"])
-        .arg(&bridge.config_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, out, err) = cli(
+        "safety",
+        &["release", "--tenant", "default"],
+        &bridge.config_path,
     );
+    assert!(ok, "{out}{err}");
     let start = std::time::Instant::now();
     loop {
         let (s, p) = bridge.patch(&paths[2], off.clone()).await;

@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,19 +26,8 @@ use serde_json::{json, Value};
 
 /// Runs `scim2ldap token ARGS` (split at spaces) on `config`; (succeeded, stdout, stderr).
 fn token_cli(config: &Path, args: &str) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .arg("token")
-        .args(args.split_whitespace())
-        .arg("--config")
-        .arg(config)
-        .env_remove("SCIM2LDAP_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&str> = args.split_whitespace().collect();
+    cli("token", &args, config)
 }
 
 /// The secret a `token create|rotate` printed.

@@ -11,31 +11,25 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use serde_json::json;
 
-/// Runs `scim2ldap explain` on `config`; (succeeded, stdout, stderr).
+/// Runs `scim2ldap explain ARGS [BODY]` on `config`; (succeeded, stdout, stderr).
 fn explain(
     config: &Path,
     args: &[&str],
     body: Option<serde_json::Value>,
 ) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scim2ldap"));
-    cmd.arg("explain").arg("--config").arg(config).args(args);
+    let file = dir.path().join("body.json");
+    let file_arg = file.display().to_string();
+    let mut args = args.to_vec();
     if let Some(b) = body {
-        let file = dir.path().join("body.json");
         std::fs::write(&file, b.to_string()).unwrap();
-        cmd.arg(&file);
+        args.push(&file_arg);
     }
-    let out = cmd.env_remove("SCIM2LDAP_LOG").output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli("explain", &args, config)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -69,22 +69,10 @@ async fn an_expression_folds_diacritics_and_follows_its_sources() {
 async fn explain_previews_the_value_an_expression_makes() {
     let slapd = Slapd::start();
     let bridge = Bridge::start_with(with_expressions(&slapd)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("body.json");
     let mut body = entra_user("zoe");
     body["name"] = json!({"givenName": "Zoë", "familyName": "Saldaña"});
-    std::fs::write(&file, body.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .arg("explain")
-        .arg("--config")
-        .arg(&bridge.config_path)
-        .args(["POST", "/Users"])
-        .arg(&file)
-        .env_remove("SCIM2LDAP_LOG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (ok, text, err) = explain_cli(&bridge.config_path, "POST", "/Users", Some(&body));
+    assert!(ok, "{text}{err}");
     assert!(text.contains("description: \"zoe.saldana\""), "{text}");
     // entra_user's department, upper-cased
     assert!(text.contains("carLicense: \"R&D\""), "{text}");

@@ -204,24 +204,9 @@ async fn a_rule_outside_the_tenant_or_on_an_unknown_attribute_is_refused_at_star
 async fn explain_names_the_rule_that_placed_the_user() {
     let slapd = Slapd::start();
     let bridge = placed_bridge(&slapd).await;
-    let dir = tempfile::tempdir().unwrap();
-    let body = dir.path().join("body.json");
-    std::fs::write(&body, in_department("sue", "Sales").to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .arg("explain")
-        .arg("--config")
-        .arg(&bridge.config_path)
-        .args(["POST", "/Users"])
-        .arg(&body)
-        .env_remove("SCIM2LDAP_LOG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let body = in_department("sue", "Sales");
+    let (ok, text, err) = explain_cli(&bridge.config_path, "POST", "/Users", Some(&body));
+    assert!(ok, "{text}{err}");
     assert!(
         text.contains(&format!(
             "placed in ou=sales,{PEOPLE} by users.placement[0]"

@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,19 +21,7 @@ use serde_json::{json, Value};
 
 /// Runs `scim2ldap safety ARGS` on `config`; (succeeded, stdout, stderr).
 fn safety_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
-        .arg("safety")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("SCIM2LDAP_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli("safety", args, config)
 }
 
 fn deactivate() -> Value {

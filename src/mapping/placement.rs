@@ -123,18 +123,7 @@ impl Placement {
 
     /// Where `user` goes: the first rule that matches it, else `default`.
     pub fn place<'a>(&'a self, user: &Resource, default: &'a Dn) -> Placed<'a> {
-        let case_exact = |p: &AttrPath| {
-            self.schema
-                .resolve(p.urn.as_deref(), &p.name)
-                .map(|(_, d)| {
-                    p.sub
-                        .as_deref()
-                        .and_then(|s| d.sub(s))
-                        .unwrap_or(d)
-                        .case_exact
-                })
-                .unwrap_or(false)
-        };
+        let case_exact = |p: &AttrPath| self.schema.case_exact(p);
         match self
             .rules
             .iter()

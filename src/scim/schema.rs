@@ -410,6 +410,20 @@ impl ResourceSchema {
             .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
+    /// Whether the attribute (or sub-attribute) at `p` compares case-exactly; an attribute
+    /// the schema lacks does not.
+    pub fn case_exact(&self, p: &crate::scim::filter::AttrPath) -> bool {
+        self.resolve(p.urn.as_deref(), &p.name)
+            .map(|(_, d)| {
+                p.sub
+                    .as_deref()
+                    .and_then(|s| d.sub(s))
+                    .unwrap_or(d)
+                    .case_exact
+            })
+            .unwrap_or(false)
+    }
+
     /// Resolves an attribute name, optionally URN-qualified, to its definition. An
     /// unqualified name that is not a core attribute names an extension's (RFC 7644 §3.10
     /// lets clients omit only the core URN, but Entra sends `manager` alone in filters and

@@ -479,6 +479,44 @@ pub fn test_config(slapd: &Slapd, replace: &[(&str, &str)], extra: &str) -> Stri
     cfg
 }
 
+/// Runs `scim2ldap SUBCOMMAND ARGS --config CONFIG` with standard input closed;
+/// (succeeded, stdout, stderr).
+pub fn cli(subcommand: &str, args: &[&str], config: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scim2ldap"))
+        .arg(subcommand)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("SCIM2LDAP_CONFIG")
+        .env_remove("SCIM2LDAP_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `scim2ldap explain --config CONFIG METHOD PATH [BODY]`, the body written to a file.
+pub fn explain_cli(
+    config: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.json");
+    let mut args = vec![method, path];
+    let file_arg = file.display().to_string();
+    if let Some(b) = body {
+        std::fs::write(&file, b.to_string()).unwrap();
+        args.push(&file_arg);
+    }
+    cli("explain", &args, config)
+}
+
 /// `config` (from `test_config`) talking to `url` instead of the test slapd's socket, for
 /// tests that put something between the bridge and slapd (a fault proxy, a closed port). Over
 /// plain ldap:// passwords are refused at start, so the mapping drops them

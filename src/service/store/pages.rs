@@ -277,17 +277,7 @@ impl Store {
 
     /// Whether the attribute at `p` compares case-exactly (its schema says so).
     pub(super) fn case_exact(&self, p: &AttrPath) -> bool {
-        self.mapping
-            .schema
-            .resolve(p.urn.as_deref(), &p.name)
-            .map(|(_, d)| {
-                p.sub
-                    .as_deref()
-                    .and_then(|s| d.sub(s))
-                    .unwrap_or(d)
-                    .case_exact
-            })
-            .unwrap_or(false)
+        self.mapping.schema.case_exact(p)
     }
 
     /// What in-memory filtering and sorting see of an entry: its mapped attributes, `id`
