@@ -57,12 +57,7 @@ pub fn build_on(
     check_basics(raw)?;
     let limits = raw.limits.limits()?;
     let value_limits = ValueLimits::from_config(&raw.limits, raw.directory.kind)?;
-    let mut mapping = Mapping::from_config(&raw.users, value_limits, &USER_RESOURCE)?;
-    if raw.roles.is_some() {
-        mapping.served_elsewhere.push("roles");
-    }
-    check_match_on(raw, &mapping)?;
-    check_passwords(raw, &mapping)?;
+    let mapping = user_mapping(raw, value_limits)?;
     if raw.ldap.plain_to_network() {
         tracing::warn!(
             servers = %raw.ldap.describe(),
@@ -72,15 +67,7 @@ pub fn build_on(
     check_isolation(raw)?;
     let mapping = Arc::new(mapping);
     let auth = Arc::new(Authenticator::from_config(raw)?);
-    if let Some(u) = &raw.server.public_url {
-        url::Url::parse(u).map_err(|e| {
-            ConfigError::new(
-                "server.public_url",
-                format!("not an absolute URL ({e})"),
-                "e.g. \"https://scim.example.org/scim/v2\"",
-            )
-        })?;
-    }
+    check_public_url(raw)?;
     let directory = wrap(make_directory(raw)?);
     let cache = DnCache::new(
         raw.cache.max_entries,
@@ -88,10 +75,10 @@ pub fn build_on(
     );
     check_roles(raw)?;
     // the valve's counts live as long as the process: a reload keeps them
-    let safety = match previous {
-        Some(p) => p.safety.clone(),
-        None => crate::safety::Valve::shared(&raw.server.token_store),
-    };
+    let safety = previous.map_or_else(
+        || crate::safety::Valve::shared(&raw.server.token_store),
+        |p| p.safety.clone(),
+    );
     let (users, groups, discovery) = services(
         raw,
         &directory,
@@ -139,6 +126,31 @@ pub fn build_on(
         safety,
     });
     Ok(App { state, directory })
+}
+
+/// The users' mapping, checked against the rest of the config.
+fn user_mapping(raw: &RawConfig, value_limits: ValueLimits) -> Result<Mapping, ConfigError> {
+    let mut mapping = Mapping::from_config(&raw.users, value_limits, &USER_RESOURCE)?;
+    if raw.roles.is_some() {
+        mapping.served_elsewhere.push("roles");
+    }
+    check_match_on(raw, &mapping)?;
+    check_passwords(raw, &mapping)?;
+    Ok(mapping)
+}
+
+/// `server.public_url`, when set, is an absolute URL.
+fn check_public_url(raw: &RawConfig) -> Result<(), ConfigError> {
+    if let Some(u) = &raw.server.public_url {
+        url::Url::parse(u).map_err(|e| {
+            ConfigError::new(
+                "server.public_url",
+                format!("not an absolute URL ({e})"),
+                "e.g. \"https://scim.example.org/scim/v2\"",
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The HTTP settings, keeping from `previous` (on reload) what only a restart changes: the

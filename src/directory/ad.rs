@@ -123,6 +123,18 @@ pub fn sam_account_name(source: &str) -> Option<String> {
     (!cleaned.is_empty() && cleaned.chars().any(|c| c != '.' && c != ' ')).then_some(cleaned)
 }
 
+/// What a sAMAccountName is made from when nothing gives one: the userPrincipalName's local
+/// part, else the RDN's value.
+fn sam_source(dn: &str, upn: Option<&str>) -> Option<String> {
+    upn.map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
+        .or_else(|| {
+            split_dn(dn)
+                .first()
+                .and_then(|r| r.split_once('='))
+                .map(|(_, v)| unescape_dn_value(v))
+        })
+}
+
 /// The domain's naming context (`dc=…` RDNs at the end of `dn`).
 fn domain_of(dn: &str) -> String {
     let parts = split_dn(dn);
@@ -387,18 +399,9 @@ impl Dialect for AdDialect {
                 .find(|(a, _)| a.eq_ignore_ascii_case("userPrincipalName"))
                 .and_then(|(_, v)| v.first())
                 .cloned();
-            let source = match derived.and_then(|v| v.into_iter().next()) {
-                Some(d) => Some(d),
-                None => upn
-                    .as_deref()
-                    .map(|upn| upn.split('@').next().unwrap_or(upn).to_owned())
-                    .or_else(|| {
-                        split_dn(dn)
-                            .first()
-                            .and_then(|r| r.split_once('='))
-                            .map(|(_, v)| unescape_dn_value(v))
-                    }),
-            };
+            let source = derived
+                .and_then(|v| v.into_iter().next())
+                .or_else(|| sam_source(dn, upn.as_deref()));
             let sam = source.as_deref().and_then(sam_account_name);
             if is_user {
                 self.free_archived_names(pool, upn.as_deref(), sam.as_deref())

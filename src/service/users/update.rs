@@ -117,26 +117,9 @@ impl Users {
         // (groups, memberOf) would change what it returned
         let attrs = self.store.attrs();
         let read = (modifies && plan.steps.len() == 1).then_some((0, attrs.as_slice()));
-        let written = match self.store.writer().run_reading(plan, read).await {
-            Ok(entry) => entry,
-            Err(err)
-                if moves_to.is_some()
-                    && matches!(
-                        err.failed_at(StepKind::Rename),
-                        Some(crate::directory::DirectoryError::NoSuchObject(_))
-                    ) =>
-            {
-                return Err(super::create::missing_container(
-                    moves_to.as_ref().unwrap_or(&e.dn),
-                ))
-            }
-            Err(err) if err.name_taken_at(StepKind::Rename) => {
-                return Err(ServiceError::Taken(format!(
-                    "userName \"{new_name}\" is already taken"
-                )))
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let written = self
+            .run_user_plan(plan, read, moves_to.as_ref(), new_name)
+            .await?;
         if let Some(p) = permit {
             p.done();
         }
@@ -156,6 +139,32 @@ impl Users {
             self.render(ctx, &updated, &refs).await
         })
         .await
+    }
+
+    /// Runs the plan, reading the entry back at `read`; the failures a user write has its
+    /// own answer for: a placement container that does not exist, a name taken meanwhile.
+    async fn run_user_plan(
+        &self,
+        plan: Plan,
+        read: Option<(usize, &[&str])>,
+        moves_to: Option<&Dn>,
+        new_name: &str,
+    ) -> ServiceResult<Option<Entry>> {
+        match (self.store.writer().run_reading(plan, read).await, moves_to) {
+            (Ok(entry), _) => Ok(entry),
+            (Err(err), Some(parent))
+                if matches!(
+                    err.failed_at(StepKind::Rename),
+                    Some(crate::directory::DirectoryError::NoSuchObject(_))
+                ) =>
+            {
+                Err(super::create::missing_container(parent))
+            }
+            (Err(err), _) if err.name_taken_at(StepKind::Rename) => Err(ServiceError::Taken(
+                format!("userName \"{new_name}\" is already taken"),
+            )),
+            (Err(err), _) => Err(err.into()),
+        }
     }
 
     /// Checks that `new_name` is free when the user changes name; returns the old name.
