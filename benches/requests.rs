@@ -107,13 +107,58 @@ impl Proc {
     }
 }
 
-/// Runs `n` jobs, `CONCURRENCY` at a time; the elapsed time and each job's latency.
-async fn run<F, Fut>(n: usize, job: F) -> (Duration, Vec<Duration>)
+/// The bridge's and slapd's pids, whose CPU time each run measures.
+static PIDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+/// CPU time (user + system, every thread) of process `pid` so far, in µs, from
+/// `/proc/PID/stat` (clock ticks of `getconf CLK_TCK`).
+fn cpu_us(pid: u32) -> f64 {
+    static TICK_US: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let tick_us = *TICK_US.get_or_init(|| {
+        let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
+        let hz = out
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            .unwrap_or(100.0);
+        1e6 / hz
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 * tick_us
+}
+
+/// CPU µs the bridge and slapd spent over a run.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    bridge: f64,
+    slapd: f64,
+}
+
+fn cpu_now() -> Cpu {
+    match PIDS.get() {
+        Some((b, s)) => Cpu {
+            bridge: cpu_us(*b),
+            slapd: cpu_us(*s),
+        },
+        None => Cpu::default(),
+    }
+}
+
+/// Runs `n` jobs, `CONCURRENCY` at a time; the elapsed time, each job's latency, and the CPU
+/// the bridge and slapd spent.
+async fn run<F, Fut>(n: usize, job: F) -> (Duration, Vec<Duration>, Cpu)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let job = Arc::new(job);
+    let cpu0 = cpu_now();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..CONCURRENCY {
@@ -135,7 +180,13 @@ where
         all.extend(t.await.unwrap());
     }
     all.sort();
-    (start.elapsed(), all)
+    let took = start.elapsed();
+    let cpu1 = cpu_now();
+    let cpu = Cpu {
+        bridge: cpu1.bridge - cpu0.bridge,
+        slapd: cpu1.slapd - cpu0.slapd,
+    };
+    (took, all, cpu)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -151,29 +202,37 @@ struct Side {
     p50: f64,
     p99: f64,
     ops: f64,
+    /// CPU µs per request of the bridge and of slapd.
+    bridge_cpu: f64,
+    slapd_cpu: f64,
 }
 
-fn side(n: usize, (took, lat): (Duration, Vec<Duration>), ops: f64) -> Side {
+fn side(n: usize, (took, lat, cpu): (Duration, Vec<Duration>, Cpu), ops: f64) -> Side {
     Side {
         rate: n as f64 / took.as_secs_f64(),
         p50: pct(&lat, 0.50),
         p99: pct(&lat, 0.99),
         ops,
+        bridge_cpu: cpu.bridge / n as f64,
+        slapd_cpu: cpu.slapd / n as f64,
     }
 }
 
 fn row(what: &str, b: &Side, d: &Side) {
     println!(
-        "| {what} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
+        "| {what} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
         b.rate,
         b.p50,
         b.p99,
         b.ops,
+        b.bridge_cpu,
+        b.slapd_cpu,
         d.rate,
         d.p50,
         d.p99,
-        d.ops,
-        b.rate / d.rate
+        d.slapd_cpu / d.ops.max(1.0),
+        b.rate / d.rate,
+        b.bridge_cpu / b.slapd_cpu.max(1.0),
     );
 }
 
@@ -229,15 +288,16 @@ async fn main() {
         conns.push(tokio::sync::Mutex::new(slapd.admin().await));
     }
     let conns: Conns = Arc::new(conns);
+    let _ = PIDS.set((bridge.server.pid(), slapd.pid()));
     let (idle_rss, _) = bridge.memory();
     println!(
         "scim2ldap request cost: {n} requests each, {CONCURRENCY} concurrent, slapd (mdb) on loopback; \
          the bridge is its own process; latencies in ms; ratio = bridge rate / direct rate\n"
     );
     println!(
-        "| request | bridge/s | p50 | p99 | LDAP ops | direct/s | p50 | p99 | LDAP ops | ratio |"
+        "| request | bridge/s | p50 | p99 | LDAP ops | bridge CPU µs/req | slapd CPU µs/req | direct/s | p50 | p99 | slapd CPU µs/op | ratio | bridge/slapd CPU |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 
     // POST /Users vs add
     let ops0 = bridge.ldap_ops().await;

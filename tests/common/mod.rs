@@ -231,6 +231,11 @@ impl Slapd {
         panic!("could not start slapd");
     }
 
+    /// slapd's process id (the benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Sends slapd a signal by name (`STOP` freezes it, `CONT` wakes it).
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
