@@ -115,10 +115,17 @@ static PIDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
 fn cpu_us(pid: u32) -> f64 {
     static TICK_US: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let tick_us = *TICK_US.get_or_init(|| {
-        let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output();
         let hz = out
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(100.0);
         1e6 / hz
     });
@@ -279,6 +286,9 @@ async fn main() {
         hex::encode(scim2ldap::auth::hash_token(WALK_TOKEN))
     );
     let config = test_config(&slapd, &[], &extra);
+    // BENCH_WORKERS=N: server.worker_threads (the example's 0: one per CPU)
+    let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "0".into());
+    let config = set(config, "worker_threads", &workers);
     let bridge = Arc::new(Proc {
         server: ServerProcess::spawn(&config, None, &[]),
         client: reqwest::Client::new(),
@@ -292,7 +302,8 @@ async fn main() {
     let (idle_rss, _) = bridge.memory();
     println!(
         "scim2ldap request cost: {n} requests each, {CONCURRENCY} concurrent, slapd (mdb) on loopback; \
-         the bridge is its own process; latencies in ms; ratio = bridge rate / direct rate\n"
+         the bridge is its own process (server.worker_threads = {workers}); latencies in ms; ratio = bridge rate / direct rate; \
+         CPU from /proc/PID/stat\n"
     );
     println!(
         "| request | bridge/s | p50 | p99 | LDAP ops | bridge CPU µs/req | slapd CPU µs/req | direct/s | p50 | p99 | slapd CPU µs/op | ratio | bridge/slapd CPU |"

@@ -116,7 +116,10 @@ fn main() -> ExitCode {
         }
     }
     match cli.command {
-        Command::Serve { config } => run_async(commands::serve::serve(config.config)),
+        Command::Serve { config } => {
+            let workers = serve_workers(&config.config);
+            run_on(workers, commands::serve::serve(config.config))
+        }
         Command::CheckConfig { config } => run_async(check_config(config.config)),
         Command::Repair {
             config,
@@ -139,10 +142,24 @@ fn main() -> ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    run_on(None, fut)
+}
+
+/// `server.worker_threads` of the config `serve` is about to load; a config that cannot be
+/// read gets the default here, and `serve` reports what is wrong with it.
+fn serve_workers(path: &std::path::Path) -> Option<usize> {
+    config::load_raw(path)
+        .ok()
+        .and_then(|raw| raw.server.workers().ok().flatten())
+}
+
+/// Runs `fut` on a runtime of `workers` threads (`None`: one per CPU).
+fn run_on(workers: Option<usize>, fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    match builder.enable_all().build() {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

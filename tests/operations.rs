@@ -499,3 +499,40 @@ async fn readyz_follows_the_directory_down_and_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `server.worker_threads` sizes the runtime that serves requests (1: the least CPU per
+/// request on a host shared with the directory); a reload cannot change it, and an absurd
+/// value is refused at start naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_size_the_runtime_and_need_a_restart() {
+    let slapd = Slapd::start();
+    let config = set(test_config(&slapd, &[], ""), "worker_threads", "1");
+    let server = ServerProcess::spawn(&config, None, &[]);
+    let log = server.log_text();
+    assert!(
+        log.contains("\"workers\":1") || log.contains("workers=1"),
+        "{log}"
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/Users?count=1", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // a reload with another value says it waits for a restart
+    let changed = std::fs::read_to_string(&server.config_path)
+        .unwrap()
+        .replace("worker_threads = 1", "worker_threads = 2");
+    std::fs::write(&server.config_path, changed).unwrap();
+    server.signal("HUP");
+    let log = wait_for_log(&server, "config reloaded", 1);
+    let warned = log
+        .lines()
+        .any(|l| l.contains("only after a restart") && l.contains("server.worker_threads"));
+    assert!(warned, "{log}");
+
+    let (code, _, err) = check_config(&set(test_config(&slapd, &[], ""), "worker_threads", "1000"));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("server.worker_threads"), "{err}");
+}

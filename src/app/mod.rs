@@ -162,6 +162,7 @@ fn http_after(raw: &RawConfig, previous: Option<&AppState>) -> Result<HttpSettin
         http.max_connections = p.http.max_connections;
         http.configured_max_connections = p.http.configured_max_connections;
         http.max_concurrent_requests = p.http.max_concurrent_requests;
+        http.worker_threads = p.http.worker_threads;
         http.shutdown_drain = p.http.shutdown_drain;
     }
     Ok(http)
@@ -260,6 +261,9 @@ pub fn reload(path: &std::path::Path, live: &Live) -> Result<Vec<&'static str>, 
     }
     if asked.max_concurrent_requests != was.max_concurrent_requests {
         restart.push("server.max_concurrent_requests");
+    }
+    if asked.worker_threads != was.worker_threads {
+        restart.push("server.worker_threads");
     }
     if Duration::from_secs(asked.shutdown_drain_secs) != was.shutdown_drain {
         restart.push("server.shutdown_drain_secs");

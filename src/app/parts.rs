@@ -147,6 +147,7 @@ pub(super) fn http_settings(
             "max_concurrent_requests",
             s.max_concurrent_requests as u64,
         )? as usize,
+        worker_threads: s.workers()?.unwrap_or(0),
         queue_timeout: Duration::from_millis(s.queue_timeout_ms),
         header_read_timeout: secs("header_read_timeout_secs", s.header_read_timeout_secs)?,
         idle_timeout,

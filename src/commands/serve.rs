@@ -44,6 +44,11 @@ pub(crate) async fn serve(path: PathBuf) -> ExitCode {
         "http"
     };
     let metrics_listen = app.state.metrics_listen;
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    info!(
+        workers,
+        "request threads (server.worker_threads; 0 is one per CPU)"
+    );
     let live = Arc::new(Live::new(app.state));
     let metrics_stop = tokio_util::sync::CancellationToken::new();
     let metrics = match metrics_listen {

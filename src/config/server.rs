@@ -127,6 +127,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Requests served at once; more wait up to `queue_timeout_ms`, then get 503.
     pub max_concurrent_requests: usize,
+    /// Threads that serve requests; 0: one per CPU. On a host shared with the directory, 1
+    /// spends the least CPU per request (no hand-over between threads). Restart to change.
+    pub worker_threads: usize,
     pub queue_timeout_ms: u64,
     /// A client must send a request's headers within this time of connecting or of its
     /// previous response (so it also closes idle keep-alive connections).
@@ -191,6 +194,21 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// `worker_threads`, checked: `None` is one per CPU.
+    pub fn workers(&self) -> Result<Option<usize>, super::ConfigError> {
+        match self.worker_threads {
+            0 => Ok(None),
+            n if n <= 256 => Ok(Some(n)),
+            n => Err(super::ConfigError::new(
+                "server.worker_threads",
+                format!("{n} threads is more than a SCIM bridge can use"),
+                "0 (one per CPU), or a number up to 256; 1 spends the least CPU per request",
+            )),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -203,6 +221,7 @@ impl Default for ServerConfig {
             allow_plain_http: false,
             max_connections: 512,
             max_concurrent_requests: 64,
+            worker_threads: 0,
             queue_timeout_ms: 2000,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,

@@ -47,6 +47,8 @@ pub struct HttpSettings {
     /// `server.max_connections` as configured.
     pub configured_max_connections: usize,
     pub max_concurrent_requests: usize,
+    /// `server.worker_threads` as the runtime was started with (0: one per CPU).
+    pub worker_threads: usize,
     pub queue_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
