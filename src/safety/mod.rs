@@ -54,10 +54,7 @@ impl Threshold {
             let allowed = (n as u64 * u64::from(p)).div_ceil(100).max(1);
             u32::try_from(allowed).unwrap_or(u32::MAX)
         });
-        match (count, share) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        lesser(count, share)
     }
 
     /// How the limit reads for the admin: `100`, `5% of 2000 users = 100`.
@@ -70,6 +67,15 @@ impl Threshold {
             ),
             _ => format!("{limit} (safety.max_removals)"),
         }
+    }
+}
+
+/// The lesser of two values, either of which may be missing: the lower limit, the earlier
+/// time.
+pub(crate) fn lesser<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -151,10 +157,7 @@ impl TenantValve {
     }
 
     fn held_since(&self) -> Option<OffsetDateTime> {
-        match (self.held_since, self.elsewhere.held_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        lesser(self.held_since, self.elsewhere.held_since)
     }
 }
 

@@ -148,10 +148,7 @@ impl Files {
                 c.removals
                     .extend(t.removals.iter().filter_map(|r| parse(r)));
                 let held = t.held_since.as_deref().and_then(parse);
-                c.held_since = match (c.held_since, held) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                c.held_since = super::lesser(c.held_since, held);
             }
         }
         out
@@ -275,7 +272,7 @@ pub fn status(
                     .and_then(parse)
                     .filter(after_release)
                 {
-                    s.held_since = Some(s.held_since.map_or(h, |x| x.min(h)));
+                    s.held_since = super::lesser(s.held_since, Some(h));
                     s.refused += t.refused;
                     s.last_refused.extend(t.last_refused.iter().cloned());
                 }
