@@ -1194,6 +1194,10 @@ async fn placement_rules_put_users_in_ous_by_department_on_ad() {
         "\n[[users.placement]]\nwhen = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Placed Sales\"'\ncontainer = \"{sales_ou}\"\n"
     );
     let bridge = Bridge::start_with(dc.config(&[], &rules)).await;
+    // another Placed Pat already has the name in the tenant's OU
+    let mut namesake = ad_user("placed.pat.other", "Placed Pat");
+    namesake[ENTERPRISE]["department"] = json!("Support");
+    let namesake = bridge.create_user(namesake).await;
     let mut body = ad_user("placed.pat", "Placed Pat");
     body[ENTERPRISE]["department"] = json!("Placed Sales");
     let u = bridge.create_user(body).await;
@@ -1216,9 +1220,13 @@ async fn placement_rules_put_users_in_ous_by_department_on_ad() {
         .await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["id"], json!(id), "objectGUID survives the move");
-    let home = format!("CN=Placed Pat,{AD_USERS}");
+    // moved to the tenant's OU, numbered there as AD's clashing names are
+    let home = format!("CN=Placed Pat 2,{AD_USERS}");
     assert!(ad_entry(&in_sales).await.is_none());
-    assert!(ad_entry(&home).await.is_some(), "moved to the tenant's OU");
+    assert!(
+        ad_entry(&home).await.is_some(),
+        "moved to the tenant's OU: {p}"
+    );
     let (_, g) = bridge
         .get(&format!("/Groups/{}", g["id"].as_str().unwrap()))
         .await;
@@ -1227,6 +1235,9 @@ async fn placement_rules_put_users_in_ous_by_department_on_ad() {
         .delete(&format!("/Groups/{}", g["id"].as_str().unwrap()))
         .await;
     bridge.delete(&format!("/Users/{id}")).await;
+    bridge
+        .delete(&format!("/Users/{}", namesake["id"].as_str().unwrap()))
+        .await;
 }
 
 /// An expression derives sAMAccountName from a name with diacritics (folded to ASCII,

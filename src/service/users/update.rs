@@ -200,16 +200,16 @@ impl Users {
             false => now.container.clone(),
         };
         let moves = parent != current_parent;
-        let rdn = if mapping.rdn_fits(&e.dn, new)? {
-            if !moves {
-                return Ok(None);
+        let fits = mapping.rdn_fits(&e.dn, new)?;
+        let rdn = match (fits, moves, mapping.numbered_rdn) {
+            (true, false, _) => return Ok(None),
+            // where clashes are numbered, a name taken in the new container is numbered too
+            (_, _, true) => {
+                let base = mapping.rdn_text(new)?;
+                self.free_rdn(&parent, &base, Some(&e.dn)).await?
             }
-            current_rdn
-        } else if mapping.numbered_rdn {
-            let base = mapping.rdn_text(new)?;
-            self.free_rdn(&parent, &base, Some(&e.dn)).await?
-        } else {
-            mapping.rdn(new)?
+            (true, true, false) => current_rdn,
+            (false, _, false) => mapping.rdn(new)?,
         };
         let dn = Dn::new(format!("{rdn},{parent}"));
         Ok(Some(Move {
