@@ -4,6 +4,8 @@
 //! membership and cursor figures; asserts nothing about speed.
 //!   cargo bench --bench requests
 //!   BENCH_N=5000 BENCH_WALK=100000 cargo bench --bench requests
+//!   BENCH_WORKERS=1 cargo bench --bench requests     (server.worker_threads)
+//!   BENCH_N=200 BENCH_CALLGRIND=200 cargo bench --bench requests   (instructions/request)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -243,6 +245,98 @@ fn row(what: &str, b: &Side, d: &Side) {
     );
 }
 
+/// Runs a second bridge under callgrind on the same config and prints the instructions it
+/// executes per request of each kind, `m` requests one after another (counters zeroed before,
+/// dumped after, with callgrind_control).
+async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
+    let out = tempfile::tempdir().unwrap();
+    let wrapper = format!(
+        "valgrind --tool=callgrind --callgrind-out-file={}/cg.out",
+        out.path().display()
+    );
+    let server = ServerProcess::spawn(config, None, &[("TEST_EXEC_WRAPPER", &wrapper)]);
+    let b = Proc {
+        server,
+        client: reqwest::Client::new(),
+    };
+    let pid = b.server.pid().to_string();
+    let control = |flag: &str| {
+        let ok = std::process::Command::new("callgrind_control")
+            .args([flag, pid.as_str()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "callgrind_control {flag} {pid} (Debian package valgrind)"
+        );
+    };
+    let newest_total = || -> f64 {
+        let mut dumps: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        dumps.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let text = std::fs::read_to_string(dumps.last().unwrap()).unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("totals:")
+                    .or_else(|| l.strip_prefix("summary:"))
+            })
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    println!("instructions per request under callgrind, {m} requests each, one at a time:\n");
+    println!("| request | instructions/request |");
+    println!("|---|---|");
+    let kinds: [(&str, usize); 5] = [
+        ("GET /healthz (HTTP alone)", 0),
+        ("GET /Users/{id}", 1),
+        ("GET ?filter=userName eq", 2),
+        ("PATCH title", 3),
+        ("POST /Users", 4),
+    ];
+    for (what, kind) in kinds {
+        // a few first, so that lazily made state is not counted
+        for round in [0usize, 1] {
+            let n = if round == 0 { 5 } else { m };
+            if round == 1 {
+                control("-z");
+            }
+            for i in 0..n {
+                let id = &ids[i % ids.len()];
+                let (s, _) = match kind {
+                    0 => {
+                        let url = format!("http://{}/healthz", b.server.addr);
+                        let s = b.client.get(url).send().await.unwrap().status();
+                        (s, Value::Null)
+                    }
+                    1 => b.get(&format!("/Users/{id}")).await,
+                    2 => {
+                        b.get(&format!("/Users?filter=userName%20eq%20%22bench{}%22", i % 200))
+                            .await
+                    }
+                    3 => {
+                        b.patch(
+                            &format!("/Users/{id}"),
+                            json!([{"op": "replace", "path": "title", "value": format!("cg {round} {i}")}]),
+                        )
+                        .await
+                    }
+                    _ => {
+                        let body = json!({"userName": format!("cg{round}-{i}"), "name": {"givenName": "C", "familyName": "G"}});
+                        b.call(TOKEN, Method::POST, "/Users", Some(&body)).await
+                    }
+                };
+                assert!(s.is_success(), "{what}: {s}");
+            }
+        }
+        control("-d");
+        println!("| {what} | {:.0} |", newest_total() / m as f64);
+    }
+}
+
 type Conns = Arc<Vec<tokio::sync::Mutex<ldap3::Ldap>>>;
 
 async fn add_people(conns: &Conns, base: &str, prefix: &str, n: usize) {
@@ -365,6 +459,16 @@ async fn main() {
             .map(|u| dn_of(u["userName"].as_str().unwrap()))
             .collect(),
     );
+
+    // BENCH_CALLGRIND=N: instructions per request (valgrind's callgrind), a figure that does
+    // not move with the machine's load; then stop
+    if let Some(m) = std::env::var("BENCH_CALLGRIND")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        instructions_per_request(&config, &ids, m).await;
+        return;
+    }
 
     // BENCH_PROFILE_GET=secs: only GETs by id for that long, for a profiler attached to the
     // bridge (`perf record -e cpu-clock -g -p PID`)
