@@ -58,19 +58,10 @@ pub struct Owner {
 impl Owner {
     pub fn this_process() -> Owner {
         Owner {
-            host: hostname(),
+            host: crate::state_files::host_name(),
             pid: std::process::id(),
         }
     }
-}
-
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect()
 }
 
 /// What a plan's write request was, for the record of its recovery.
