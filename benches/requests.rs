@@ -6,6 +6,7 @@
 //!   BENCH_N=5000 BENCH_WALK=100000 cargo bench --bench requests
 //!   BENCH_WORKERS=1 cargo bench --bench requests     (server.worker_threads)
 //!   BENCH_N=200 BENCH_CALLGRIND=200 cargo bench --bench requests   (instructions/request)
+//!   BENCH_CALLGRIND_OUT=/tmp/cg ...   (keep the dumps for callgrind_annotate)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -166,6 +167,17 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    run_at(n, None, job).await
+}
+
+/// `run`, starting job `i` no sooner than `i / rate` seconds in when a rate is given: the
+/// direct client at the bridge's pace, so that slapd's CPU per operation is compared at the
+/// same load (a busier slapd spends less per operation on wake-ups).
+async fn run_at<F, Fut>(n: usize, rate: Option<f64>, job: F) -> (Duration, Vec<Duration>, Cpu)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let job = Arc::new(job);
     let cpu0 = cpu_now();
     let start = Instant::now();
@@ -176,6 +188,10 @@ where
             let mut lat = Vec::new();
             let mut i = w;
             while i < n {
+                if let Some(rate) = rate {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let t = Instant::now();
                 job(i).await;
                 lat.push(t.elapsed());
@@ -249,10 +265,14 @@ fn row(what: &str, b: &Side, d: &Side) {
 /// executes per request of each kind, `m` requests one after another (counters zeroed before,
 /// dumped after, with callgrind_control).
 async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
+    // BENCH_CALLGRIND_OUT=dir keeps the dumps (one per request type) for callgrind_annotate
     let out = tempfile::tempdir().unwrap();
+    let dir = std::env::var("BENCH_CALLGRIND_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| out.path().to_owned());
     let wrapper = format!(
         "valgrind --tool=callgrind --callgrind-out-file={}/cg.out",
-        out.path().display()
+        dir.display()
     );
     let server = ServerProcess::spawn(config, None, &[("TEST_EXEC_WRAPPER", &wrapper)]);
     let b = Proc {
@@ -272,7 +292,7 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
         );
     };
     let newest_total = || -> f64 {
-        let mut dumps: Vec<_> = std::fs::read_dir(out.path())
+        let mut dumps: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
             .map(|e| e.path())
@@ -298,9 +318,14 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
         ("POST /Users", 4),
     ];
     for (what, kind) in kinds {
-        // a few first, so that lazily made state is not counted
+        // first every id once (the DN cache is warm in the timed runs too) and a few of the
+        // others, so that lazily made state is not counted
         for round in [0usize, 1] {
-            let n = if round == 0 { 5 } else { m };
+            let n = match (round, kind) {
+                (0, 1..=3) => ids.len(),
+                (0, _) => 5,
+                _ => m,
+            };
             if round == 1 {
                 control("-z");
             }
@@ -524,29 +549,34 @@ async fn main() {
     })
     .await;
     let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
-    let (c, dns2) = (conns.clone(), dns.clone());
-    let t = run(n, move |i| {
-        let (c, dns) = (c.clone(), dns2.clone());
-        async move {
-            let mut ldap = c[i % CONCURRENCY].lock().await;
-            let attrs = vec![
-                "*",
-                "entryUUID",
-                "entryCSN",
-                "createTimestamp",
-                "modifyTimestamp",
-                "pwdAccountLockedTime",
-                "memberOf",
-            ];
-            ldap.search(&dns[i % dns.len()], Scope::Base, "(objectClass=*)", attrs)
-                .await
-                .unwrap()
-                .success()
-                .unwrap();
-        }
-    })
-    .await;
+    let read = {
+        let (c, dns) = (conns.clone(), dns.clone());
+        Arc::new(move |i: usize| {
+            let (c, dns) = (c.clone(), dns.clone());
+            async move {
+                let mut ldap = c[i % CONCURRENCY].lock().await;
+                let attrs = vec![
+                    "*",
+                    "entryUUID",
+                    "entryCSN",
+                    "createTimestamp",
+                    "modifyTimestamp",
+                    "pwdAccountLockedTime",
+                    "memberOf",
+                ];
+                ldap.search(&dns[i % dns.len()], Scope::Base, "(objectClass=*)", attrs)
+                    .await
+                    .unwrap()
+                    .success()
+                    .unwrap();
+            }
+        })
+    };
+    let r = read.clone();
+    let t = run(n, move |i| r(i)).await;
     row("GET /Users/{id} vs read", &bs, &side(n, t, 1.0));
+    let r = read.clone();
+    let paced = side(n, run_at(n, Some(bs.rate), move |i| r(i)).await, 1.0);
 
     // filter by userName (Entra's and Okta's lookup before every create)
     let ops0 = bridge.ldap_ops().await;
@@ -630,6 +660,10 @@ async fn main() {
     println!(
         "\nthe HTTP floor on this machine: GET /healthz (no LDAP, no auth) {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
         floor.rate, floor.p50, floor.p99
+    );
+    println!(
+        "slapd's CPU per base read from the direct client paced to the bridge's GET rate ({:.0}/s): {:.0} µs (unpaced, above: the direct side's own rate)",
+        paced.rate, paced.slapd_cpu
     );
     let (_, peak) = bridge.memory();
     println!("bridge memory: idle after start {idle_rss:.1} MiB; peak over the requests above {peak:.1} MiB");
