@@ -118,7 +118,23 @@ impl managed::Manager for Manager {
     type Type = ldap3::Ldap;
     type Error = DirectoryError;
 
+    /// Boxed: connecting (TCP, TLS, bind) is a future of some 9 KB that every request's
+    /// `conn()` would otherwise carry inline and copy, though it runs only when the pool has
+    /// no idle connection.
     async fn create(&self) -> Result<ldap3::Ldap, DirectoryError> {
+        Box::pin(self.connect()).await
+    }
+
+    async fn recycle(&self, conn: &mut ldap3::Ldap, _: &Metrics) -> RecycleResult<DirectoryError> {
+        if conn.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+impl Manager {
+    async fn connect(&self) -> Result<ldap3::Ldap, DirectoryError> {
         let s = &self.shared.settings;
         let binds = &self.shared.binds;
         binds.state.lock().await.refused()?;
@@ -180,13 +196,6 @@ impl managed::Manager for Manager {
         *gate = BindState::default();
         debug!(url = %url, "new LDAP connection bound");
         Ok(ldap)
-    }
-
-    async fn recycle(&self, conn: &mut ldap3::Ldap, _: &Metrics) -> RecycleResult<DirectoryError> {
-        if conn.is_closed() {
-            return Err(RecycleError::message("connection closed"));
-        }
-        Ok(())
     }
 }
 

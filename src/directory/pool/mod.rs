@@ -13,11 +13,13 @@ mod search;
 mod servers;
 mod write;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{Pool, PoolError};
+use futures_util::FutureExt;
 use ldap3::LdapError;
 use tracing::warn;
 
@@ -151,21 +153,25 @@ impl LdapPool {
     }
 
     /// Runs one LDAP operation, counting it and its outcome and time in the metrics.
-    async fn observed<T>(
-        &self,
+    ///
+    /// A combinator, not an `async fn`: an `async fn` would hold `run` twice (as its argument
+    /// and as the future it awaits), and every caller's future would grow by that much.
+    fn observed<'a, T: 'a>(
+        &'a self,
         op: &'static str,
-        run: impl std::future::Future<Output = DirResult<T>>,
-    ) -> DirResult<T> {
+        run: impl Future<Output = DirResult<T>> + 'a,
+    ) -> impl Future<Output = DirResult<T>> + 'a {
         let start = std::time::Instant::now();
-        let result = run.await;
-        let server = pinned().or_else(|| self.estate.current());
-        crate::metrics::metrics().ldap(
-            op,
-            server.as_ref().map_or("-", |s| s.label),
-            start.elapsed(),
-            result.as_ref().err().map(DirectoryError::kind),
-        );
-        result
+        run.map(move |result| {
+            let server = pinned().or_else(|| self.estate.current());
+            crate::metrics::metrics().ldap(
+                op,
+                server.as_ref().map_or("-", |s| s.label),
+                start.elapsed(),
+                result.as_ref().err().map(DirectoryError::kind),
+            );
+            result
+        })
     }
 
     /// The server this request uses: the one it is pinned to, else the current one.
