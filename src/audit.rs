@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use tracing::{error, info};
 
@@ -86,14 +87,16 @@ tokio::task_local! {
 }
 
 /// Runs `f` with a trail open; returns its output and what the trail recorded.
-pub async fn tracing_writes<F: Future>(f: F) -> (F::Output, Trail) {
-    TRAIL
-        .scope(RefCell::new(Trail::default()), async {
-            let out = f.await;
+///
+/// (Not an `async fn`: that would hold `f` twice, and the futures it wraps are a request's.)
+pub fn tracing_writes<F: Future>(f: F) -> impl Future<Output = (F::Output, Trail)> {
+    TRAIL.scope(
+        RefCell::new(Trail::default()),
+        f.map(|out| {
             let trail = TRAIL.with(|t| std::mem::take(&mut *t.borrow_mut()));
             (out, trail)
-        })
-        .await
+        }),
+    )
 }
 
 fn with_trail(edit: impl FnOnce(&mut Trail)) {

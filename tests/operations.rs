@@ -375,6 +375,35 @@ async fn get_text(url: &str) -> (StatusCode, String) {
 /// `/metrics` after a few requests: requests by route, method and status, LDAP operations by
 /// kind, the pool, DN cache lookups, a failed authentication; on its own listener only, never
 /// the API's (which anyone reaching the IdP-facing address could read).
+/// The metrics' route labels are computed from the path, outside the router: each labelled
+/// route must be one the router serves (a method it does not take is 405 or 501 there, never
+/// the fallback's 404), and is counted under its own label.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_label_names_a_route_the_router_serves() {
+    let slapd = Slapd::start();
+    let server = ServerProcess::spawn(&test_config(&slapd, &[], ""), None, &[]);
+    let client = reqwest::Client::new();
+    for route in scim2ldap::http::middleware::ROUTES {
+        let url = format!("http://{}{}", server.addr, route.replace("{id}", "x"));
+        let status = client
+            .request(reqwest::Method::TRACE, &url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            [StatusCode::METHOD_NOT_ALLOWED, StatusCode::NOT_IMPLEMENTED].contains(&status),
+            "{route}: {status}"
+        );
+    }
+    let (_, text) = get_text(&server.metrics_url()).await;
+    for route in scim2ldap::http::middleware::ROUTES {
+        let counted = format!("scim2ldap_http_requests_total{{route=\"{route}\",method=\"other\"");
+        assert!(text.contains(&counted), "missing {counted}:\n{text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_requests_ldap_operations_the_pool_the_cache_and_refusals() {
     let slapd = Slapd::start();

@@ -36,8 +36,10 @@ impl Budget {
 }
 
 /// Runs `f` with `budget` bounding every directory operation it makes.
-pub async fn within<F: Future>(budget: Budget, f: F) -> F::Output {
-    BUDGET.scope(budget, f).await
+///
+/// (Not an `async fn`: that would hold `f` twice, and the futures it wraps are a request's.)
+pub fn within<F: Future>(budget: Budget, f: F) -> impl Future<Output = F::Output> {
+    BUDGET.scope(budget, f)
 }
 
 /// Runs `f` (reading back an outcome, undoing steps) on the reserve: until the settle time.

@@ -44,6 +44,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// `If-None-Match` as sent, if it is text: only this header, where taking the `HeaderMap`
+/// would copy every header of every read.
+pub struct IfNoneMatch(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
 /// The absolute URL of `/scim/v2` as this client reaches it (the configured public URL, or
 /// one made from `Host`): `$ref`s, `meta.location` and `Location` are made from it, here in
 /// the HTTP layer only.

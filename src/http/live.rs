@@ -6,17 +6,15 @@
 
 use std::sync::{Arc, RwLock};
 
-use axum::Router;
-
 use super::AppState;
 
 /// The state built from one config, and the routers over it.
 pub struct Generation {
     pub state: Arc<AppState>,
     /// The SCIM API, /healthz and /readyz.
-    pub router: Router,
+    pub router: super::middleware::FrontDoor,
     /// `/metrics`, for its own listener (`metrics.listen`).
-    pub metrics_router: Router,
+    pub metrics_router: super::middleware::FrontDoor,
 }
 
 impl Generation {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::Router;
@@ -145,8 +144,9 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let protected = Router::new()
+/// The SCIM API, `/healthz` and `/readyz`, behind the front door (see `middleware`).
+pub fn router(state: Arc<AppState>) -> middleware::FrontDoor {
+    let scim = Router::new()
         .route(
             "/Users",
             get(handlers::list_users).post(handlers::create_user),
@@ -172,9 +172,6 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(handlers::patch_group)
                 .delete(handlers::delete_group),
         )
-        .route_layer(from_fn_with_state(state.clone(), middleware::audit))
-        .route_layer(from_fn_with_state(state.clone(), middleware::authenticate));
-    let public = Router::new()
         .route(
             "/ServiceProviderConfig",
             get(handlers::service_provider_config),
@@ -184,24 +181,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ResourceTypes", get(handlers::resource_types))
         .route("/ResourceTypes/{id}", get(handlers::resource_type))
         .route("/Bulk", any(not_implemented))
-        .route("/Me", any(not_implemented));
-    let scim = protected
-        .merge(public)
-        .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(from_fn(middleware::matched_route));
-    let top = Router::new()
+        .route("/Me", any(not_implemented))
+        .method_not_allowed_fallback(method_not_allowed);
+    let routes = Router::new()
         .route("/healthz", get(middleware::healthz))
-        .route("/readyz", get(middleware::readyz));
-    // layers run outermost (last added) first
-    top.route_layer(from_fn(middleware::matched_route))
+        .route("/readyz", get(middleware::readyz))
         .nest(BASE_PATH, scim)
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), middleware::deadline))
-        .layer(from_fn_with_state(state.clone(), middleware::concurrency))
-        .layer(from_fn_with_state(state.clone(), middleware::bounded_head))
-        .layer(from_fn(middleware::scim_errors))
-        .layer(from_fn(middleware::access_log))
-        .with_state(state)
+        .with_state(state.clone());
+    middleware::FrontDoor::api(state, routes)
 }
 
 async fn not_found() -> HttpError {
@@ -252,13 +240,12 @@ pub async fn serve_live(
 }
 
 /// `GET /metrics` (and SCIM 404s for anything else), for the metrics listener.
-pub fn metrics_router(state: Arc<AppState>) -> Router {
-    Router::new()
+pub fn metrics_router(state: Arc<AppState>) -> middleware::FrontDoor {
+    let routes = Router::new()
         .route("/metrics", get(middleware::metrics))
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), middleware::bounded_head))
-        .layer(from_fn(middleware::scim_errors))
-        .with_state(state)
+        .with_state(state.clone());
+    middleware::FrontDoor::metrics(state, routes)
 }
 
 /// Serves `GET /metrics` on its own listener (`metrics.listen`) until `shutdown` completes,

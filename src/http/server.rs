@@ -22,7 +22,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 use super::live::Live;
@@ -252,7 +251,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         Box::pin(async move {
-            let resp = router.oneshot(req).await?;
+            let resp = router.serve(req).await;
             Ok(resp.map(|body| {
                 Body::new(Guarded {
                     body,

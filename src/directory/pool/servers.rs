@@ -34,8 +34,10 @@ struct Pinned {
 /// reads the server the add then goes to. Before anything is written, a failed server is
 /// left for the next one; after a write, the request stays with its server (the write
 /// pipeline settles the outcome there, or answers a retryable 503).
-pub async fn one_server<F: std::future::Future>(f: F) -> F::Output {
-    PIN.scope(RefCell::new(Pinned::default()), f).await
+///
+/// (Not an `async fn`: that would hold `f` twice, and the futures it wraps are a request's.)
+pub fn one_server<F: std::future::Future>(f: F) -> impl std::future::Future<Output = F::Output> {
+    PIN.scope(RefCell::new(Pinned::default()), f)
 }
 
 /// A pooled connection and the server it leads to.

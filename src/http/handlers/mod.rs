@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
@@ -19,7 +19,8 @@ use crate::service::list::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx, View};
 
 use super::extract::{
-    BaseUrl, Ctx, GroupKind, Params, PatchBody, ResourceBody, ResourceId, ScimBody, UserKind,
+    BaseUrl, Ctx, GroupKind, IfNoneMatch, Params, PatchBody, ResourceBody, ResourceId, ScimBody,
+    UserKind,
 };
 use super::render;
 use super::response::{created, scim_json, HttpResult};
@@ -31,12 +32,8 @@ pub use discovery::{resource_type, resource_types, schema, schemas, service_prov
 /// else 200 with its `ETag`. The header is a list of entity tags compared weakly (RFC 9110 §13.1.2);
 /// our versions (entryCSN, uSNChanged) never contain a comma or a quote, so splitting on
 /// commas is exact here and a typed-header crate would add dependencies for these lines.
-fn read(req: &HeaderMap, base: &str, v: View, p: &Projection) -> axum::response::Response {
-    if let (Some(version), Some(inm)) = (
-        v.meta.version.as_deref(),
-        req.get(axum::http::header::IF_NONE_MATCH)
-            .and_then(|h| h.to_str().ok()),
-    ) {
+fn read(inm: IfNoneMatch, base: &str, v: View, p: &Projection) -> axum::response::Response {
+    if let (Some(version), Some(inm)) = (v.meta.version.as_deref(), inm.0.as_deref()) {
         if inm.trim() == "*" || inm.split(',').any(|t| etag_value(t) == version) {
             let tag = render::entity_tag(&v);
             return with_etag(StatusCode::NOT_MODIFIED.into_response(), tag.as_deref());
@@ -114,7 +111,7 @@ pub async fn create_user(
 
 pub async fn get_user(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    inm: IfNoneMatch,
     Ctx(ctx): Ctx,
     BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
@@ -122,7 +119,7 @@ pub async fn get_user(
 ) -> HttpResult {
     let p = user_projection(&state, &params)?;
     let user = state.users.get(&ctx, &id, &p).await?;
-    Ok(read(&headers, &base, user, &p))
+    Ok(read(inm, &base, user, &p))
 }
 
 pub async fn replace_user(
@@ -493,7 +490,7 @@ pub async fn create_group(
 
 pub async fn get_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    inm: IfNoneMatch,
     Ctx(ctx): Ctx,
     BaseUrl(base): BaseUrl,
     ResourceId(id): ResourceId,
@@ -503,7 +500,7 @@ pub async fn get_group(
     let group = groups(&state)?
         .get(&ctx, &id, p.includes("members"))
         .await?;
-    Ok(read(&headers, &base, group, &p))
+    Ok(read(inm, &base, group, &p))
 }
 
 pub async fn list_groups(

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
@@ -208,7 +209,11 @@ tokio::task_local! {
 
 /// Runs a write request's work with the journal open; its plan files are removed when it
 /// ends (however it ends: a request whose process dies leaves them for `recover`).
-pub async fn scope<F: std::future::Future>(journal: Arc<Journal>, meta: Meta, f: F) -> F::Output {
+pub fn scope<F: std::future::Future>(
+    journal: Arc<Journal>,
+    meta: Meta,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
     let scope = Scope {
         journal,
         meta,
@@ -217,9 +222,10 @@ pub async fn scope<F: std::future::Future>(journal: Arc<Journal>, meta: Meta, f:
         failed: false,
         owed: Vec::new(),
     };
-    SCOPE
-        .scope(RefCell::new(Some(scope)), async {
-            let out = f.await;
+    // a combinator, not an `async fn`, which would hold `f` twice
+    SCOPE.scope(
+        RefCell::new(Some(scope)),
+        f.map(|out| {
             let files: Vec<PlanFile> = SCOPE.with(|s| {
                 s.borrow_mut()
                     .take()
@@ -233,8 +239,8 @@ pub async fn scope<F: std::future::Future>(journal: Arc<Journal>, meta: Meta, f:
                 }
             }
             out
-        })
-        .await
+        }),
+    )
 }
 
 fn with_scope(edit: impl FnOnce(&mut Scope)) {
