@@ -152,16 +152,61 @@ impl Visit for SafeVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `%x` fields arrive here too, formatted with Display: raw text, made safe below
-        let text = format!("{value:?}");
-        self.write(field, &text);
+        // `%x` fields arrive here too, formatted with Display: raw text, made safe below.
+        // Formatted into this thread's buffer, not a new string per field and line.
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        TEXT.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                let _ = write!(text, "{value:?}");
+                self.write(field, &text);
+                // a rare long value does not stay allocated
+                if text.capacity() > 4096 {
+                    *text = String::new();
+                }
+            }
+            // a value whose Debug logs (re-entered): a string of its own
+            Err(_) => self.write(field, &format!("{value:?}")),
+        });
     }
 }
 
 /// Characters a bare value may hold: none of them can end the line, separate fields or open a
 /// quoted string.
 fn is_bare(c: char) -> bool {
-    c.is_alphanumeric() && !c.is_control() || "-_.:/@+,;[]{}()*#%&~!?$'<>|^".contains(c)
+    c.is_alphanumeric() && !c.is_control()
+        || matches!(
+            c,
+            '-' | '_'
+                | '.'
+                | ':'
+                | '/'
+                | '@'
+                | '+'
+                | ','
+                | ';'
+                | '['
+                | ']'
+                | '{'
+                | '}'
+                | '('
+                | ')'
+                | '*'
+                | '#'
+                | '%'
+                | '&'
+                | '~'
+                | '!'
+                | '?'
+                | '$'
+                | '\''
+                | '<'
+                | '>'
+                | '|'
+                | '^'
+        )
 }
 
 /// The value as it is when that is unambiguous, else a quoted string with `"`, `\` and every
