@@ -3,6 +3,7 @@
 //! have a password (`unicodePwd`, UTF-16LE in quotes, over TLS), `sAMAccountName` is derived
 //! within AD's rules, and `member` is read in ranges so that large groups come back whole.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
@@ -324,17 +325,15 @@ impl Dialect for AdDialect {
     }
 
     /// `member` is always asked for by range, so that the ranged path is the only path.
-    fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
-        attrs
-            .iter()
-            .map(|a| {
-                if a.eq_ignore_ascii_case("member") {
-                    format!("member;range=0-{}", self.range_step.saturating_sub(1))
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect()
+    fn request_attr<'a>(&self, attr: &'a str) -> Cow<'a, str> {
+        if attr.eq_ignore_ascii_case("member") {
+            Cow::Owned(format!(
+                "member;range=0-{}",
+                self.range_step.saturating_sub(1)
+            ))
+        } else {
+            Cow::Borrowed(attr)
+        }
     }
 
     /// Follows `member;range=a-b` until the server answers `…-*`.

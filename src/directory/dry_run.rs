@@ -356,7 +356,7 @@ impl Directory for DryRun {
             dn: at.clone(),
             // what the directory would assign; shown as such in the answer
             id: EntryId::new("00000000-0000-0000-0000-000000000000"),
-            attrs: HashMap::new(),
+            attrs: Default::default(),
         };
         let changes: Vec<Change> = attrs
             .into_iter()

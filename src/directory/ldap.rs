@@ -2,6 +2,8 @@
 //! Active Directory (ids, creating accounts, ranged attributes, binary values) is the
 //! `Dialect`, with one implementation per dialect.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use ldap3::{Scope, SearchEntry};
 use tracing::warn;
@@ -39,9 +41,9 @@ pub trait Dialect: Naming + Send + Sync + 'static {
         true
     }
 
-    /// The attributes to request for `attrs` (AD asks for `member;range=…`).
-    fn request_attrs(&self, attrs: &[&str]) -> Vec<String> {
-        attrs.iter().map(|a| a.to_string()).collect()
+    /// The attribute to request for `attr` (AD asks for `member;range=…`).
+    fn request_attr<'a>(&self, attr: &'a str) -> Cow<'a, str> {
+        Cow::Borrowed(attr)
     }
 
     /// Completes an entry the first response left partial (AD's ranged retrieval).
@@ -94,14 +96,18 @@ impl<D: Dialect> LdapDirectory<D> {
         LdapDirectory { pool, dialect }
     }
 
-    /// The attributes to ask for: the caller's, the id, in the dialect's form.
-    fn wanted(&self, attrs: &[&str]) -> Vec<String> {
-        let mut v = attrs.to_vec();
-        let id = self.dialect.id_attribute();
-        if !v.iter().any(|a| a.eq_ignore_ascii_case(id)) {
-            v.push(id);
+    /// The attributes to ask for: the caller's and the id, each once (several SCIM
+    /// attributes often map to one LDAP attribute), in the dialect's form.
+    fn wanted<'a>(&'a self, attrs: &[&'a str]) -> Vec<Cow<'a, str>> {
+        let mut v: Vec<&str> = Vec::with_capacity(attrs.len() + 1);
+        for a in attrs.iter().copied().chain([self.dialect.id_attribute()]) {
+            if !v.iter().any(|w| w.eq_ignore_ascii_case(a)) {
+                v.push(a);
+            }
         }
-        self.dialect.request_attrs(&v)
+        v.into_iter()
+            .map(|a| self.dialect.request_attr(a))
+            .collect()
     }
 
     /// The entry a post-read returned, decoded and completed.
@@ -129,8 +135,8 @@ impl<D: Dialect> LdapDirectory<D> {
     }
 }
 
-fn refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+fn refs<'a>(v: &'a [Cow<'_, str>]) -> Vec<&'a str> {
+    v.iter().map(|a| a.as_ref()).collect()
 }
 
 #[async_trait]
@@ -514,11 +520,14 @@ pub fn schema_def_names(def: &str) -> Vec<String> {
         .collect()
 }
 
-/// Attribute names lowercased, as `Entry` keeps them.
-pub fn lowercase_attrs(se: &mut SearchEntry) -> std::collections::HashMap<String, Vec<String>> {
+/// Attribute names lowercased (in place), as `Entry` keeps them.
+pub fn lowercase_attrs(se: &mut SearchEntry) -> super::AttrMap {
     std::mem::take(&mut se.attrs)
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .map(|(mut k, v)| {
+            k.make_ascii_lowercase();
+            (k, v)
+        })
         .collect()
 }
 
