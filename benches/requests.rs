@@ -408,6 +408,8 @@ async fn main() {
     // BENCH_WORKERS=N: server.worker_threads (the example's 0: one per CPU)
     let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "0".into());
     let config = set(config, "worker_threads", &workers);
+    // the DELETE row removes BENCH_N users: the safety valve would hold it after 100
+    let config = set(config, "max_removals", "0");
     let bridge = Arc::new(Proc {
         server: ServerProcess::spawn(&config, None, &[]),
         client: reqwest::Client::new(),
@@ -495,15 +497,23 @@ async fn main() {
         return;
     }
 
-    // BENCH_PROFILE_GET=secs: only GETs by id for that long, for a profiler attached to the
-    // bridge (`perf record -e cpu-clock -g -p PID`)
+    // BENCH_PROFILE_GET=secs (or BENCH_PROFILE_POST=secs): only GETs by id (creates) for that
+    // long, for a profiler attached to the bridge (`perf record -e cpu-clock -g -p PID`)
+    let post = std::env::var("BENCH_PROFILE_POST").ok();
     if let Some(secs) = std::env::var("BENCH_PROFILE_GET")
         .ok()
+        .or(post.clone())
         .and_then(|v| v.parse::<u64>().ok())
     {
+        let post = post.is_some();
         eprintln!(
-            "bridge pid {}: GET /Users/{{id}} for {secs} s",
-            bridge.server.pid()
+            "bridge pid {}: {} for {secs} s",
+            bridge.server.pid(),
+            if post {
+                "POST /Users"
+            } else {
+                "GET /Users/{id}"
+            }
         );
         let until = Instant::now() + Duration::from_secs(secs);
         let mut tasks = Vec::new();
@@ -512,7 +522,12 @@ async fn main() {
             tasks.push(tokio::spawn(async move {
                 let mut i = w;
                 while Instant::now() < until {
-                    let (s, _) = b.get(&format!("/Users/{}", ids[i % ids.len()])).await;
+                    let (s, _) = if post {
+                        let body = json!({"userName": format!("profiled{i}"), "name": {"givenName": "P", "familyName": "R"}});
+                        b.call(TOKEN, Method::POST, "/Users", Some(&body)).await
+                    } else {
+                        b.get(&format!("/Users/{}", ids[i % ids.len()])).await
+                    };
                     assert!(s.is_success());
                     i += CONCURRENCY;
                 }
@@ -657,6 +672,49 @@ async fn main() {
     })
     .await;
     row("PATCH title vs modify", &bs, &side(n, t, 1.0));
+
+    // DELETE (archive: disabled and moved, 404 to SCIM) vs an LDAP delete; the users are
+    // made first, untimed
+    let gone = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
+    let (b, g) = (bridge.clone(), gone.clone());
+    run(n, move |i| {
+        let (b, g) = (b.clone(), g.clone());
+        async move {
+            let body = json!({"userName": format!("gone{i}"), "name": {"givenName": "G", "familyName": "N"}});
+            let (s, r) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{r}");
+            g.lock().unwrap()[i] = r["id"].as_str().unwrap().to_owned();
+        }
+    })
+    .await;
+    let ops0 = bridge.ldap_ops().await;
+    let (b, g) = (bridge.clone(), gone.clone());
+    let t = run(n, move |i| {
+        let (b, g) = (b.clone(), g.clone());
+        async move {
+            let id = g.lock().unwrap()[i].clone();
+            let (s, r) = b
+                .call(TOKEN, Method::DELETE, &format!("/Users/{id}"), None)
+                .await;
+            assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
+        }
+    })
+    .await;
+    let bs = side(n, t, (bridge.ldap_ops().await - ops0) as f64 / n as f64);
+    let c = conns.clone();
+    let t = run(n, move |i| {
+        let c = c.clone();
+        async move {
+            let mut ldap = c[i % CONCURRENCY].lock().await;
+            ldap.delete(&format!("uid=direct{i},{PEOPLE}"))
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+        }
+    })
+    .await;
+    row("DELETE (archive) vs delete", &bs, &side(n, t, 1.0));
     println!(
         "\nthe HTTP floor on this machine: GET /healthz (no LDAP, no auth) {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
         floor.rate, floor.p50, floor.p99
