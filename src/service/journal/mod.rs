@@ -128,12 +128,16 @@ impl Journal {
         file.sync_data()?;
         std::fs::rename(&partial, &path)?;
         File::open(&self.dir)?.sync_all()?;
-        let adds = record
+        let password_adds = record
             .steps
             .iter()
-            .map(|s| matches!(s.op, OpRecord::Add { .. }))
+            .map(|s| matches!(s.op, OpRecord::Add { password: true, .. }))
             .collect();
-        Ok(PlanFile { path, file, adds })
+        Ok(PlanFile {
+            path,
+            file,
+            password_adds,
+        })
     }
 
     /// Removes what a process killed while it wrote a plan's first line left (no step of
@@ -171,8 +175,8 @@ impl Journal {
 struct PlanFile {
     path: PathBuf,
     file: File,
-    /// Which steps are adds.
-    adds: Vec<bool>,
+    /// Which steps are adds that set a password.
+    password_adds: Vec<bool>,
 }
 
 impl PlanFile {
@@ -180,12 +184,20 @@ impl PlanFile {
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
-        let add_done =
-            matches!(event, Event::Done { step, .. } if self.adds.get(*step) == Some(&true));
-        if add_done || event.must_be_durable() {
+        if self.must_flush(event) {
             self.file.sync_data()?;
         }
         Ok(())
+    }
+
+    /// `Event::must_be_durable`, and the end of an add that set a password: recovery cannot
+    /// read a password back, so an add it sees only as sent is undone (and the IdP's retry
+    /// makes the account whole), while one recorded done stays. An add without a password
+    /// recovery reads back like any step (its entry is there or not): its end is not flushed,
+    /// one flush fewer for such a create.
+    fn must_flush(&self, event: &Event) -> bool {
+        event.must_be_durable()
+            || matches!(event, Event::Done { step, .. } if self.password_adds.get(*step) == Some(&true))
     }
 }
 

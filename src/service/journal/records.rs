@@ -301,9 +301,9 @@ impl UndoRecord {
 }
 
 impl Event {
-    /// Whether the bridge waits for this event to reach the disk before it goes on (an add
-    /// done always does: recovery undoes an add it cannot tell was finished with its
-    /// password). A step done (with nothing recorded for its undo) or a plan finished may be
+    /// Whether the bridge waits for this event to reach the disk before it goes on (so does
+    /// an add done that set a password: recovery undoes an add it cannot tell was finished
+    /// with its password; see `PlanFile::must_flush`). A step done (with nothing recorded for its undo) or a plan finished may be
     /// lost in a crash of the host:
     /// recovery then sees the step as sent and reads the directory to learn that it was done,
     /// as the pipeline does for a lost answer. Everything recovery could not learn from the

@@ -90,3 +90,37 @@ fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
     claimed.remove().unwrap();
     assert!(journal.files().is_empty());
 }
+
+#[test]
+fn an_add_is_flushed_when_done_only_when_it_set_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let add = |password| StepRecord {
+        label: "add".into(),
+        op: OpRecord::Add {
+            dn: "uid=a,ou=people,dc=example,dc=org".into(),
+            attributes: vec!["uid".into()],
+            password,
+        },
+        undo: UndoRecord::Nothing,
+    };
+    let record = PlanRecord {
+        owner: Owner::this_process(),
+        started: "2026-12-07T00:00:00Z".into(),
+        meta: meta(),
+        create_key: None,
+        steps: vec![add(true), add(false)],
+    };
+    let file = journal.create(&record).unwrap();
+    let done = |step| Event::Done {
+        step,
+        swept: Vec::new(),
+    };
+    assert!(
+        file.must_flush(&done(0)),
+        "its password cannot be read back"
+    );
+    assert!(!file.must_flush(&done(1)), "recovery reads its entry back");
+    assert!(file.must_flush(&Event::Sent { step: 1 }));
+    assert!(!file.must_flush(&Event::Finished));
+}
