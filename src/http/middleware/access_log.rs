@@ -24,14 +24,14 @@ pub struct WrittenDn(pub String);
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// One log line per request: method, path, status, latency, tenant, request id, the SCIM
-/// operation, and for a write the DN it changed. The id comes from `X-Request-Id` when the
+/// operation (`op`), and for a write the DN it changed. The id comes from `X-Request-Id` when the
 /// caller sends a sane one, and is echoed back.
 ///
 /// Not tower-http's `SetRequestId`/`PropagateRequestId` and `TraceLayer`: they keep whatever
 /// id a client sends (this refuses ids that are long or carry characters a log reader could be
 /// fooled by), and this one pass makes the id, the span, the metrics and the log line that
 /// three layers would make separately on every request.
-pub async fn access_log<F, Fut>(mut req: Request, next: F) -> Response
+pub async fn access_log<F, Fut>(mut req: Request, op: Option<ScimOperation>, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
@@ -62,7 +62,7 @@ where
         status = resp.status().as_u16(),
         latency_ms = %Millis(start.elapsed()),
         tenant = tenant_name,
-        op = ScimOperation::of(&method, path).map(ScimOperation::label),
+        op = op.map(ScimOperation::label),
         dn = resp.extensions().get::<WrittenDn>().map(|d| d.0.as_str()),
         "request"
     );

@@ -82,13 +82,15 @@ impl FrontDoor {
                 scim_errors(resp).await
             }
             Door::Api => {
-                access_log::access_log(req, |req| async move {
+                // what the request asks for, worked out once for the log, the slots and auth
+                let op = ScimOperation::of(req.method(), req.uri().path());
+                access_log::access_log(req, op, |req| async move {
                     let state = self.state.clone();
                     let resp = match bounded_head(&state.http, &req) {
                         Some(refused) => refused,
                         None => {
-                            concurrency(&state, req, |req| {
-                                deadline(&state, req, |req| self.guarded(req))
+                            concurrency(&state, op.is_some(), req, |req| {
+                                deadline(&state, req, |req| self.guarded(op, req))
                             })
                             .await
                         }
@@ -100,9 +102,9 @@ impl FrontDoor {
         }
     }
 
-    /// The SCIM resource routes authenticate (and audit writes); the others do not.
-    async fn guarded(self, req: Request) -> Response {
-        let Some(op) = ScimOperation::of(req.method(), req.uri().path()) else {
+    /// The SCIM resource routes (`op`) authenticate and audit writes; the others do not.
+    async fn guarded(self, op: Option<ScimOperation>, req: Request) -> Response {
+        let Some(op) = op else {
             return self.route(req).await;
         };
         let state = self.state.clone();
@@ -340,17 +342,15 @@ fn bounded_head(http: &HttpSettings, req: &Request) -> Option<Response> {
 /// At most `server.max_concurrent_requests` requests are served at once; another waits up to
 /// `queue_timeout_ms` for a slot (the wait is bounded by the connection cap), then gets 503.
 /// `/healthz` and `/readyz` are exempt: they must answer while the service is busy. The SCIM
-/// requests on /Users, /Groups and /.search take their slot after authentication instead,
+/// requests on /Users, /Groups and /.search (`scim`) take their slot after authentication instead,
 /// from the tenants' fair share (`authenticate`), so that one tenant's requests waiting here
 /// cannot keep another's from being served.
-async fn concurrency<F, Fut>(state: &AppState, req: Request, next: F) -> Response
+async fn concurrency<F, Fut>(state: &AppState, scim: bool, req: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    if matches!(req.uri().path(), "/healthz" | "/readyz")
-        || ScimOperation::of(req.method(), req.uri().path()).is_some()
-    {
+    if scim || matches!(req.uri().path(), "/healthz" | "/readyz") {
         return next(req).await;
     }
     let slots = state.request_slots.clone();
