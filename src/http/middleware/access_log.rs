@@ -44,8 +44,10 @@ where
     let span = info_span!("request", request_id = %request_id);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut resp = next(req).instrument(span.clone()).await;
-    let tenant = resp.extensions().get::<TenantName>().map(|t| t.0.clone());
-    let tenant_name = tenant.as_ref().map_or("-", |t| t.name.as_str());
+    let tenant_name = resp
+        .extensions()
+        .get::<TenantName>()
+        .map_or("-", |t| t.0.name.as_str());
     let path = uri.path();
     crate::metrics::metrics().request(
         route_label(path),

@@ -34,8 +34,6 @@ use crate::service::creates::CreateReceipt;
 use super::response::{HttpError, SCIM_CONTENT_TYPE};
 use super::{AppState, HttpSettings, BASE_PATH};
 
-pub use access_log::{RequestId, WrittenDn};
-pub use guard::TenantName;
 pub use health::{healthz, metrics, metrics_response, readyz};
 
 #[derive(Clone, Copy, Debug)]
