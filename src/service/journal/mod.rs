@@ -7,8 +7,13 @@
 //! One file per plan, in `server.journal_dir`: the plan as its first line, then one line per
 //! event (a step sent, done, undone; a member check still owed; a create's key), each written
 //! and, unless the directory itself can tell it (`Event::must_be_durable`), flushed to disk
-//! (fdatasync) before the bridge goes on. The files of a request are
-//! removed when the request's work ends. Nothing secret and no attribute values are
+//! (fdatasync) before the bridge goes on. When a request's work ends its files are marked
+//! free (a NUL as their first byte) and kept, locked, for the next plans: a file whose name
+//! is already on disk costs a plan one data flush, where a new one cost a create, a rename,
+//! a flush of the directory, and an unlink (a discard, on a disk mounted so). A reused file
+//! holds its earlier plans' lines after the current one's: every line carries its plan's
+//! number, and each write ends with a NUL, so that the reader stops where the plan does.
+//! Nothing secret and no attribute values are
 //! written: DNs, attribute names and member DNs, and the values of one kind of step, the lock
 //! of a deleted account (its inactive marker and, on AD, its tombstoned names: what a DN
 //! tells already), so that a delete cut short can be finished or undone. A password step is
@@ -20,10 +25,10 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
@@ -45,7 +50,16 @@ pub struct Journal {
     owner: Owner,
     /// Names this process's files apart from those of an earlier process with its pid.
     started: u128,
+    /// Numbers files and plans.
     seq: AtomicU64,
+    /// Plan files between plans: marked free and still locked (see the module's comment).
+    free: Mutex<Vec<Slot>>,
+}
+
+/// A plan file this process holds (its lock taken), whether or not a plan is in it.
+struct Slot {
+    path: PathBuf,
+    file: File,
 }
 
 /// The process that wrote a plan (for the record of its recovery). Whether it still runs is
@@ -94,6 +108,7 @@ impl Journal {
                 .map(|d| d.as_nanos())
                 .unwrap_or_default(),
             seq: AtomicU64::new(0),
+            free: Mutex::new(Vec::new()),
         })
     }
 
@@ -101,43 +116,90 @@ impl Journal {
         &self.dir
     }
 
-    /// A new plan file holding `record`, on disk before it returns, and locked for as long
-    /// as this process holds it: recovery takes only files no one holds (the kernel drops
-    /// the lock of a process that dies, however it dies).
-    fn create(&self, record: &PlanRecord) -> std::io::Result<PlanFile> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "{}-{}-{}-{n}",
-            self.owner.host, self.owner.pid, self.started
-        );
-        // written whole under a name recovery does not read, then renamed: a plan file
-        // always holds its plan, and is locked from the moment it appears
-        let partial = self.dir.join(format!("{name}.partial"));
-        let path = self.dir.join(format!("{name}.plan"));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .mode(0o600)
-            .open(&partial)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        file.sync_data()?;
-        std::fs::rename(&partial, &path)?;
-        File::open(&self.dir)?.sync_all()?;
+    /// A plan file holding `record`, on disk before it returns, and locked for as long as
+    /// this process holds it: recovery takes only files no one holds (the kernel drops the
+    /// lock of a process that dies, however it dies).
+    fn create(&self, mut record: PlanRecord) -> std::io::Result<PlanFile> {
+        let slot = match self.free.lock().ok().and_then(|mut f| f.pop()) {
+            Some(slot) => slot,
+            None => self.new_slot()?,
+        };
+        let number = self.seq.fetch_add(1, Ordering::Relaxed);
+        record.plan = Some(number);
         let password_adds = record
             .steps
             .iter()
             .map(|s| matches!(s.op, OpRecord::Add { password: true, .. }))
             .collect();
-        Ok(PlanFile {
-            path,
-            file,
+        let mut file = PlanFile {
+            slot,
+            number,
+            at: 0,
             password_adds,
-        })
+        };
+        match file
+            .write_line(&record)
+            .and_then(|()| file.slot.file.sync_data())
+        {
+            Ok(()) => Ok(file),
+            Err(e) => {
+                // what it holds now is unknown: it goes, still locked
+                let _ = std::fs::remove_file(&file.slot.path);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new, free plan file, its name on disk (the directory flushed) before a plan is
+    /// written to it. Were the bridge killed before that plan is flushed, the file is empty
+    /// or free, and recovery removes it.
+    fn new_slot(&self) -> std::io::Result<Slot> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "{}-{}-{}-{n}.plan",
+            self.owner.host, self.owner.pid, self.started
+        );
+        let path = self.dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(&path)?;
+        let made = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(std::io::Error::from)
+            .and_then(|()| File::open(&self.dir)?.sync_all());
+        match made {
+            Ok(()) => Ok(Slot { path, file }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// The plan in `file` ended: its file is marked free (no flush: were the mark lost in a
+    /// crash of the host, recovery would settle a finished plan again, reading each step
+    /// back, as it did when the file's removal was lost) and kept for the next plan.
+    fn release(&self, file: PlanFile) {
+        let slot = file.slot;
+        match slot.file.write_all_at(&[0], 0) {
+            Ok(()) => {
+                if let Ok(mut free) = self.free.lock() {
+                    free.push(slot);
+                }
+            }
+            Err(e) => {
+                // removed while still locked, so that no recovery takes a finished plan
+                if let Err(e) = std::fs::remove_file(&slot.path) {
+                    warn!(path = %slot.path.display(), error = %e, "could not remove a finished plan from the journal");
+                } else {
+                    warn!(path = %slot.path.display(), error = %e, "could not mark a finished plan's file free; removed it");
+                }
+            }
+        }
     }
 
     /// Removes what a process killed while it wrote a plan's first line left (no step of
@@ -173,20 +235,35 @@ impl Journal {
 }
 
 struct PlanFile {
-    path: PathBuf,
-    file: File,
+    slot: Slot,
+    /// The plan's number: its lines carry it.
+    number: u64,
+    /// Where its next line goes.
+    at: u64,
     /// Which steps are adds that set a password.
     password_adds: Vec<bool>,
 }
 
 impl PlanFile {
     fn append(&mut self, event: &Event) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        self.write_line(&EventLine {
+            plan: Some(self.number),
+            event,
+        })?;
         if self.must_flush(event) {
-            self.file.sync_data()?;
+            self.slot.file.sync_data()?;
         }
+        Ok(())
+    }
+
+    /// `what` as a line at the end of the plan, followed by a NUL: an earlier plan's lines
+    /// after it are not read as this one's.
+    fn write_line(&mut self, what: &impl Serialize) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(what).map_err(std::io::Error::other)?;
+        line.extend_from_slice(b"\n\0");
+        self.slot.file.write_all_at(&line, self.at)?;
+        // the next line is written over the NUL
+        self.at += line.len() as u64 - 1;
         Ok(())
     }
 
@@ -238,16 +315,9 @@ pub fn scope<F: std::future::Future>(
     SCOPE.scope(
         RefCell::new(Some(scope)),
         f.map(|out| {
-            let files: Vec<PlanFile> = SCOPE.with(|s| {
-                s.borrow_mut()
-                    .take()
-                    .map(|s| s.plans.into_iter().flatten().collect())
-                    .unwrap_or_default()
-            });
-            // removed while still locked, so that no recovery takes a finished plan
-            for file in files {
-                if let Err(e) = std::fs::remove_file(&file.path) {
-                    warn!(path = %file.path.display(), error = %e, "could not remove a finished plan from the journal");
+            if let Some(scope) = SCOPE.with(|s| s.borrow_mut().take()) {
+                for file in scope.plans.into_iter().flatten() {
+                    scope.journal.release(file);
                 }
             }
             out
@@ -285,6 +355,7 @@ pub fn plan_started(plan: &Plan) -> Option<usize> {
             return;
         }
         let record = PlanRecord {
+            plan: None,
             owner: scope.journal.owner.clone(),
             started: crate::audit::timestamp(time::OffsetDateTime::now_utc()),
             meta: scope.meta.clone(),
@@ -303,7 +374,7 @@ pub fn plan_started(plan: &Plan) -> Option<usize> {
                 })
                 .collect(),
         };
-        match scope.journal.create(&record) {
+        match scope.journal.create(record) {
             Ok(mut file) => {
                 let owed = std::mem::take(&mut scope.owed);
                 let result = owed.iter().try_for_each(|e| file.append(e));
@@ -362,8 +433,10 @@ pub struct Claimed {
 
 impl Claimed {
     /// The plan at `path`, when no one holds it: `Ok(None)` while its writer (or another
-    /// recovery) holds it, or when it was removed meanwhile. A line cut short by the crash
-    /// (the last one) is ignored.
+    /// recovery) holds it, or when it was removed meanwhile, or when it holds no plan (a
+    /// free file a stopped bridge left, or one it was killed before it wrote: removed here).
+    /// Its lines are read up to the first that is cut short by the crash, or is not the
+    /// plan's (an earlier plan's, in a reused file).
     pub fn take(path: &Path) -> std::io::Result<Option<Claimed>> {
         use std::io::Read;
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -388,13 +461,21 @@ impl Claimed {
         if !same {
             return Ok(None);
         }
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let mut lines = text.lines();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let text = bytes.split(|b| *b == 0).next().unwrap_or_default();
+        let mut lines = text.split(|b| *b == b'\n');
         let first = lines.next().unwrap_or_default();
-        let record: PlanRecord = serde_json::from_str(first).map_err(std::io::Error::other)?;
+        if first.is_empty() {
+            // free: its plan ended, or none was written (so no step of one was sent)
+            Claimed::gone(path)?;
+            return Ok(None);
+        }
+        let record: PlanRecord = serde_json::from_slice(first).map_err(std::io::Error::other)?;
         let events = lines
-            .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+            .map_while(|l| serde_json::from_slice::<EventLine>(l).ok())
+            .take_while(|l| l.plan == record.plan)
+            .map(|l| l.event)
             .collect();
         Ok(Some(Claimed {
             path: path.to_owned(),
@@ -406,8 +487,12 @@ impl Claimed {
 
     /// The plan is settled: its file goes (still locked, so no one takes it meanwhile).
     pub fn remove(self) -> std::io::Result<()> {
-        std::fs::remove_file(&self.path)?;
-        File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
+        Claimed::gone(&self.path)
+    }
+
+    fn gone(path: &Path) -> std::io::Result<()> {
+        std::fs::remove_file(path)?;
+        File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
     }
 }
 

@@ -12,6 +12,10 @@ use super::{Meta, Owner};
 /// The first line of a plan file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanRecord {
+    /// Its number among the plans its process wrote, which its events carry (none in a file
+    /// written before files were reused, whose lines are all its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<u64>,
     pub owner: Owner,
     /// RFC 3339.
     pub started: String,
@@ -157,6 +161,15 @@ pub enum Event {
         group: String,
         members: Vec<(String, String)>,
     },
+}
+
+/// An event as a line: with its plan's number (see `PlanRecord::plan`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EventLine<E = Event> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<u64>,
+    #[serde(flatten)]
+    pub event: E,
 }
 
 impl OpRecord {

@@ -34,20 +34,39 @@ fn meta() -> Meta {
     }
 }
 
+fn record() -> PlanRecord {
+    PlanRecord {
+        plan: None,
+        owner: Owner::this_process(),
+        started: "2026-12-06T00:00:00Z".into(),
+        meta: meta(),
+        create_key: None,
+        steps: Vec::new(),
+    }
+}
+
+/// The file's bytes up to its first NUL.
+fn text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
 #[tokio::test]
-async fn a_plan_is_held_by_its_request_and_gone_when_the_request_ends() {
+async fn a_plan_is_held_by_its_request_and_its_file_freed_for_the_next_when_the_request_ends() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
     let j = journal.clone();
     scope(journal.clone(), meta(), async move {
         let n = plan_started(&plan());
-        note(n, Event::Sent { step: 0 });
+        note(n, Event::Sent { step: 1 });
         let files = j.files();
         assert_eq!(files.len(), 1);
         assert!(
             Claimed::take(&files[0]).unwrap().is_none(),
             "a plan in progress is not taken"
         );
+        assert!(text(&files[0]).contains("\"sent\""));
         let mut one = Plan::new();
         one.steps.push(plan().steps[0].clone());
         assert_eq!(
@@ -58,28 +77,30 @@ async fn a_plan_is_held_by_its_request_and_gone_when_the_request_ends() {
         assert_eq!(j.files().len(), 1);
     })
     .await;
-    assert!(
-        journal.files().is_empty(),
-        "the request ended: its plan is gone"
-    );
+    let files = journal.files();
+    assert_eq!(files.len(), 1, "the file is kept for the next plan");
+    assert_eq!(text(&files[0]), "", "the request ended: its plan is gone");
+    assert!(Claimed::take(&files[0]).unwrap().is_none(), "still held");
+
+    scope(journal.clone(), meta(), async {
+        plan_started(&plan());
+    })
+    .await;
+    assert_eq!(journal.files(), files, "the next plan reuses it");
 }
 
 #[test]
 fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let record = PlanRecord {
-        owner: Owner::this_process(),
-        started: "2026-12-06T00:00:00Z".into(),
-        meta: meta(),
-        create_key: None,
-        steps: Vec::new(),
-    };
-    let mut file = journal.create(&record).unwrap();
+    let mut file = journal.create(record()).unwrap();
     file.append(&Event::Sent { step: 0 }).unwrap();
-    let path = file.path.clone();
+    let path = file.slot.path.clone();
     // a crash mid-line leaves half an event
-    file.file.write_all(b"{\"event\":\"do").unwrap();
+    file.slot
+        .file
+        .write_all_at(b"{\"plan\":0,\"event\":\"do", file.at)
+        .unwrap();
     drop(file);
     let claimed = Claimed::take(&path).unwrap().expect("no one holds it");
     assert_eq!(claimed.events, vec![Event::Sent { step: 0 }]);
@@ -89,6 +110,65 @@ fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
     );
     claimed.remove().unwrap();
     assert!(journal.files().is_empty());
+}
+
+#[test]
+fn a_reused_file_yields_only_its_current_plans_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let mut first = journal.create(record()).unwrap();
+    for step in 0..3 {
+        first.append(&Event::Sent { step }).unwrap();
+        first
+            .append(&Event::Done {
+                step,
+                swept: Vec::new(),
+            })
+            .unwrap();
+    }
+    let path = first.slot.path.clone();
+    journal.release(first);
+    let mut second = journal.create(record()).unwrap();
+    assert_eq!(second.slot.path, path);
+    second.append(&Event::Failed { step: 0 }).unwrap();
+    let number = second.number;
+    // the bridge is killed: neither the plan nor the file is let go by it
+    drop(second);
+    drop(journal);
+    let claimed = Claimed::take(&path).unwrap().expect("no one holds it");
+    assert_eq!(claimed.record.plan, Some(number));
+    assert_eq!(
+        claimed.events,
+        vec![Event::Failed { step: 0 }],
+        "the first plan's lines after it are not the second's"
+    );
+}
+
+#[test]
+fn a_free_file_a_stopped_bridge_left_is_removed_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let file = journal.create(record()).unwrap();
+    let path = file.slot.path.clone();
+    journal.release(file);
+    drop(journal);
+    assert!(Claimed::take(&path).unwrap().is_none());
+    assert!(!path.exists(), "removed");
+}
+
+#[test]
+fn a_plan_file_of_the_format_before_reuse_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host-1-2-3.plan");
+    let mut text = serde_json::to_string(&record()).unwrap();
+    text.push_str("\n{\"event\":\"sent\",\"step\":1}\n{\"event\":\"finished\"}\n");
+    std::fs::write(&path, text).unwrap();
+    let claimed = Claimed::take(&path).unwrap().expect("no one holds it");
+    assert_eq!(claimed.record.plan, None);
+    assert_eq!(
+        claimed.events,
+        vec![Event::Sent { step: 1 }, Event::Finished]
+    );
 }
 
 #[test]
@@ -105,13 +185,10 @@ fn an_add_is_flushed_when_done_only_when_it_set_a_password() {
         undo: UndoRecord::Nothing,
     };
     let record = PlanRecord {
-        owner: Owner::this_process(),
-        started: "2026-12-07T00:00:00Z".into(),
-        meta: meta(),
-        create_key: None,
         steps: vec![add(true), add(false)],
+        ..record()
     };
-    let file = journal.create(&record).unwrap();
+    let file = journal.create(record).unwrap();
     let done = |step| Event::Done {
         step,
         swept: Vec::new(),
