@@ -202,8 +202,9 @@ impl Journal {
         }
     }
 
-    /// Removes what a process killed while it wrote a plan's first line left (no step of
-    /// that plan was sent): the `.partial` files no one holds.
+    /// Removes what a process of the earlier format (a plan written to a `.partial` file,
+    /// then renamed) left when killed while it wrote a plan's first line (no step of that
+    /// plan was sent): the `.partial` files no one holds.
     pub fn sweep_partial(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
