@@ -3,7 +3,6 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::scim::ScimError;
 
@@ -38,7 +37,7 @@ impl IntoResponse for HttpError {
 }
 
 /// A JSON body with the SCIM media type.
-pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+pub fn scim_json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (
         status,
@@ -52,7 +51,7 @@ pub fn scim_json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// 201 Created with `Location` (RFC 7644 §3.3).
-pub fn created(body: &Value, location: &str) -> Response {
+pub fn created<T: serde::Serialize + ?Sized>(body: &T, location: &str) -> Response {
     let mut resp = scim_json(StatusCode::CREATED, body);
     if let Ok(loc) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, loc);

@@ -8,6 +8,7 @@
 //! not, apart from `schemas`, which is not an attribute here), and sub-attributes are simple:
 //! the types say so, and `schema.rs`'s tests check the schemas keep to it.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::schema::Container;
@@ -387,6 +388,66 @@ impl Resource {
         let mut out = Map::new();
         self.write_json(&mut out);
         Value::Object(out)
+    }
+}
+
+// Written straight to a response (no `Value` tree in between), in the order they were set;
+// `to_json` above is the same JSON as a tree, for what walks one (projection, tests).
+
+impl Serialize for Simple {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Simple::String(v) | Simple::DateTime(v) | Simple::Reference(v) => s.serialize_str(v),
+            Simple::Boolean(b) => s.serialize_bool(*b),
+        }
+    }
+}
+
+impl Serialize for Complex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for ScimValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ScimValue::Simple(v) => v.serialize(s),
+            ScimValue::Complex(c) => c.serialize(s),
+            ScimValue::Multi(items) => items.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Resource {
+    /// The attributes as members of an object being written (as `write_json`), but the core
+    /// attributes `skip` names: the writer's own members (`id`, `meta`) win.
+    pub fn serialize_members<M: SerializeMap>(
+        &self,
+        m: &mut M,
+        skip: impl Fn(&str) -> bool,
+    ) -> Result<(), M::Error> {
+        for (k, v) in self.core.0.iter().filter(|(k, _)| !skip(k)) {
+            m.serialize_entry(k, v)?;
+        }
+        for (urn, attrs) in self.extensions.iter().filter(|(_, a)| !a.is_empty()) {
+            m.serialize_entry(urn, attrs)?;
+        }
+        Ok(())
     }
 }
 

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::scim::filter::{parse_attr_path, parse_filter_with, top_paths};
 use crate::scim::projection::Projection;
 use crate::scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
-use crate::scim::{ScimError, LIST_RESPONSE_SCHEMA};
+use crate::scim::ScimError;
 use crate::service::creates::CreateKey;
 use crate::service::list::{ListPage, ListQuery, SortSpec};
 use crate::service::{etag_value, RequestCtx, View};
@@ -46,7 +46,7 @@ fn read(inm: IfNoneMatch, base: &str, v: View, p: &Projection) -> axum::response
 fn written(base: &str, v: View, p: &Projection) -> axum::response::Response {
     let tag = render::entity_tag(&v);
     with_etag(
-        scim_json(StatusCode::OK, &p.apply(render::resource(base, v))),
+        scim_json(StatusCode::OK, &render::Body::of(base, v, p)),
         tag.as_deref(),
     )
 }
@@ -57,7 +57,7 @@ fn made(base: &str, mut v: View, p: &Projection) -> axum::response::Response {
     let tag = render::entity_tag(&v);
     let location = render::location(base, v.kind, v.id.as_str());
     let receipt = v.created.take();
-    let body = p.apply(render::resource(base, v));
+    let body = render::Body::of(base, v, p);
     let mut resp = with_etag(created(&body, &location), tag.as_deref());
     if let Some(receipt) = receipt {
         resp.extensions_mut().insert(receipt);
@@ -435,36 +435,18 @@ fn groups(state: &AppState) -> Result<&crate::service::groups::Groups, ScimError
         .ok_or_else(|| ScimError::not_found("groups are not configured on this server"))
 }
 
-fn list_response(base: &str, page: ListPage, projection: &Projection) -> Value {
-    let resources: Vec<Value> = page
+fn list_response<'a>(base: &'a str, page: ListPage, projection: &Projection) -> render::List<'a> {
+    let resources = page
         .resources
         .into_iter()
-        .map(|v| projection.apply(render::resource(base, v)))
+        .map(|v| render::Body::of(base, v, projection))
         .collect();
-    let Some(links) = page.cursor else {
-        return json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": page.total_results,
-            "startIndex": page.start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        });
-    };
-    // RFC 9865: no startIndex; the total only once the walk has seen every match
-    let mut out = serde_json::Map::new();
-    out.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
-    if links.total_known {
-        out.insert("totalResults".into(), json!(page.total_results));
+    render::List {
+        total_results: page.total_results,
+        start_index: page.start_index,
+        cursor: page.cursor,
+        resources,
     }
-    out.insert("itemsPerPage".into(), json!(resources.len()));
-    if let Some(next) = links.next {
-        out.insert("nextCursor".into(), Value::String(next));
-    }
-    if let Some(previous) = links.previous {
-        out.insert("previousCursor".into(), Value::String(previous));
-    }
-    out.insert("Resources".into(), Value::Array(resources));
-    Value::Object(out)
 }
 
 pub async fn create_group(
