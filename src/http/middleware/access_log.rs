@@ -22,6 +22,8 @@ pub struct RequestId(pub Arc<str>);
 pub struct WrittenDn(pub String);
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+/// The pid, asked for once: `std::process::id()` is a system call every time.
+static PID: std::sync::LazyLock<u32> = std::sync::LazyLock::new(std::process::id);
 
 /// One log line per request: method, path, status, latency, tenant, request id, the SCIM
 /// operation (`op`), and for a write the DN it changed. The id comes from `X-Request-Id` when the
@@ -90,7 +92,7 @@ fn request_id(req: &Request) -> Arc<str> {
         Some(id) => Arc::from(id),
         None => Arc::from(format!(
             "{:x}-{}",
-            std::process::id(),
+            *PID,
             REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)
         )),
     }
