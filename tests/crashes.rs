@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use common::proxy::{FaultProxy, LdapOp};
 use common::*;
+use ldap3::Mod;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -382,6 +383,41 @@ async fn a_user_create_cut_at_its_add_is_answered_on_retry_with_the_account_made
             "{cut:?}"
         );
     }
+}
+
+/// POST /Users cut as it clears the stale membership of its new name (a group still listing
+/// a deleted account's DN): the plan's first line is not flushed before that sweep, and the
+/// restarted bridge and the IdP's retry still end with one account, not in the group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_create_cut_at_its_stale_membership_sweep_ends_with_one_account_outside_the_group() {
+    let mut rig = Rig::start().await;
+    rig.group("stale-holder", &[]).await;
+    let dn = format!("uid=reborn,{PEOPLE}");
+    rig.slapd
+        .modify(
+            "cn=stale-holder,ou=groups,dc=example,dc=org",
+            vec![Mod::Add("member", HashSet::from([dn.as_str()]))],
+        )
+        .await;
+    assert!(rig.members("stale-holder").await.contains(&dn));
+    let body = json!({"userName": "reborn", "displayName": "Re Born"});
+    rig.crash_during(
+        Cut::Hold(LdapOp::Modify, "uid=reborn"),
+        Method::POST,
+        "/Users",
+        Some(body.clone()),
+    )
+    .await;
+    let (s, made) = rig.call(Method::POST, "/Users", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(
+        rig.slapd.dns(PEOPLE, "(uid=reborn)").await,
+        vec![dn.clone()]
+    );
+    assert!(
+        !rig.members("stale-holder").await.contains(&dn),
+        "the new account does not inherit the old one's membership"
+    );
 }
 
 /// DELETE /Groups of a group nested in another, cut as it leaves its parent and at its

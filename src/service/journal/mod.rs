@@ -38,7 +38,7 @@ use crate::auth::Credential;
 use crate::directory::{Dn, EntryId};
 
 use super::creates::CreateKey;
-use super::write::{Plan, StepKind};
+use super::write::{Plan, StepKind, Undo};
 
 mod records;
 
@@ -119,7 +119,9 @@ impl Journal {
     /// A plan file holding `record`, on disk before it returns, and locked for as long as
     /// this process holds it: recovery takes only files no one holds (the kernel drops the
     /// lock of a process that dies, however it dies).
-    fn create(&self, mut record: PlanRecord) -> std::io::Result<PlanFile> {
+    /// With `flush` false, the line is left for the first flushed event to take to disk (see
+    /// `flushed_before_first_step`).
+    fn create(&self, mut record: PlanRecord, flush: bool) -> std::io::Result<PlanFile> {
         let slot = match self.free.lock().ok().and_then(|mut f| f.pop()) {
             Some(slot) => slot,
             None => self.new_slot()?,
@@ -137,10 +139,11 @@ impl Journal {
             at: 0,
             password_adds,
         };
-        match file
-            .write_line(&record)
-            .and_then(|()| file.slot.file.sync_data())
-        {
+        let written = file.write_line(&record).and_then(|()| match flush {
+            true => file.slot.file.sync_data(),
+            false => Ok(()),
+        });
+        match written {
             Ok(()) => Ok(file),
             Err(e) => {
                 // what it holds now is unknown: it goes, still locked
@@ -375,7 +378,10 @@ pub fn plan_started(plan: &Plan) -> Option<usize> {
                 })
                 .collect(),
         };
-        match scope.journal.create(record) {
+        match scope
+            .journal
+            .create(record, flushed_before_first_step(plan))
+        {
             Ok(mut file) => {
                 let owed = std::mem::take(&mut scope.owed);
                 let result = owed.iter().try_for_each(|e| file.append(e));
@@ -390,6 +396,20 @@ pub fn plan_started(plan: &Plan) -> Option<usize> {
         }
     });
     number
+}
+
+/// Whether a plan's first line must be on disk before its first step is sent (the line
+/// says that step may be under way). Not when that step is a sweep of stale memberships of
+/// a name no entry holds yet (a create's, a rename's): it has no undo and finishes nothing
+/// on its own, so a host crash that loses the line leaves the sweep done and the request as
+/// if it had stopped just after it, for the IdP's retry to make again. The next step's
+/// `Sent` is flushed, and takes the line to disk with it. (A process that dies leaves the
+/// line in the page cache, where recovery reads it: only a host crash can lose it.)
+fn flushed_before_first_step(plan: &Plan) -> bool {
+    !plan
+        .steps
+        .first()
+        .is_some_and(|s| s.kind == StepKind::Stale && matches!(s.undo, Undo::Nothing))
 }
 
 /// Something happened to a plan's step (or to the plan).

@@ -93,7 +93,7 @@ async fn a_plan_is_held_by_its_request_and_its_file_freed_for_the_next_when_the_
 fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let mut file = journal.create(record()).unwrap();
+    let mut file = journal.create(record(), true).unwrap();
     file.append(&Event::Sent { step: 0 }).unwrap();
     let path = file.slot.path.clone();
     // a crash mid-line leaves half an event
@@ -116,7 +116,7 @@ fn a_plan_whose_writer_let_go_is_taken_once_with_its_events() {
 fn a_reused_file_yields_only_its_current_plans_lines() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let mut first = journal.create(record()).unwrap();
+    let mut first = journal.create(record(), true).unwrap();
     for step in 0..3 {
         first.append(&Event::Sent { step }).unwrap();
         first
@@ -128,7 +128,7 @@ fn a_reused_file_yields_only_its_current_plans_lines() {
     }
     let path = first.slot.path.clone();
     journal.release(first);
-    let mut second = journal.create(record()).unwrap();
+    let mut second = journal.create(record(), true).unwrap();
     assert_eq!(second.slot.path, path);
     second.append(&Event::Failed { step: 0 }).unwrap();
     let number = second.number;
@@ -148,7 +148,7 @@ fn a_reused_file_yields_only_its_current_plans_lines() {
 fn a_free_file_a_stopped_bridge_left_is_removed_not_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let file = journal.create(record()).unwrap();
+    let file = journal.create(record(), true).unwrap();
     let path = file.slot.path.clone();
     journal.release(file);
     drop(journal);
@@ -188,7 +188,7 @@ fn an_add_is_flushed_when_done_only_when_it_set_a_password() {
         steps: vec![add(true), add(false)],
         ..record()
     };
-    let file = journal.create(record).unwrap();
+    let file = journal.create(record, true).unwrap();
     let done = |step| Event::Done {
         step,
         swept: Vec::new(),
@@ -200,4 +200,30 @@ fn an_add_is_flushed_when_done_only_when_it_set_a_password() {
     assert!(!file.must_flush(&done(1)), "recovery reads its entry back");
     assert!(file.must_flush(&Event::Sent { step: 1 }));
     assert!(!file.must_flush(&Event::Finished));
+}
+
+#[test]
+fn a_plan_whose_first_step_is_a_stale_sweep_is_flushed_with_its_next_step() {
+    let stale = Step::new(
+        StepKind::Stale,
+        Op::Delete {
+            dn: Dn::new("uid=a,ou=people,dc=example,dc=org"),
+            assertion: None,
+        },
+        Undo::Nothing,
+    );
+    let mut create = Plan::new();
+    create.push(stale.clone());
+    create.steps.extend(plan().steps);
+    assert!(!flushed_before_first_step(&create));
+    assert!(flushed_before_first_step(&plan()), "a delete: at once");
+    let mut undone = Plan::new();
+    undone.push(Step {
+        undo: Undo::Irreversible,
+        ..stale
+    });
+    assert!(
+        flushed_before_first_step(&undone),
+        "a sweep that would need undoing is recorded before it"
+    );
 }
