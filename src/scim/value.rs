@@ -403,13 +403,17 @@ impl Serialize for Simple {
     }
 }
 
+/// Named values, in their order, as a JSON object.
+fn serialize_named<S: Serializer, T: Serialize>(
+    named: &[(&'static str, T)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(named.iter().map(|(k, v)| (k, v)))
+}
+
 impl Serialize for Complex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
+        serialize_named(&self.0, s)
     }
 }
 
@@ -425,11 +429,7 @@ impl Serialize for ScimValue {
 
 impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
+        serialize_named(&self.0, s)
     }
 }
 
