@@ -287,9 +287,31 @@ fn normalize_escaped_dn(dn: &str) -> String {
 
 /// Whether `dn` lies strictly below `base`.
 pub fn is_under(dn: &str, base: &str) -> bool {
+    // every cached read checks its DN against the container: compare plain DNs in place
+    if is_plain_dn(dn) && is_plain_dn(base) {
+        let cut = dn.len().saturating_sub(base.len());
+        return dn.get(..cut).is_some_and(|head| head.ends_with(','))
+            && dn
+                .get(cut..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(base));
+    }
+    is_under_normalized(dn, base)
+}
+
+fn is_under_normalized(dn: &str, base: &str) -> bool {
     let dn = normalize_dn(dn);
     let base = normalize_dn(base);
     dn.len() > base.len() && dn.ends_with(&base) && dn[..dn.len() - base.len()].ends_with(',')
+}
+
+/// A DN whose canonical form is its ASCII lowercase: no spaces to trim, nothing escaped or
+/// quoted, one `=` per RDN, ASCII only.
+fn is_plain_dn(dn: &str) -> bool {
+    dn.bytes().all(|b| {
+        b.is_ascii_graphic() && !matches!(b, b'\\' | b'"' | b'+' | b';' | b'<' | b'>' | b'#')
+    }) && dn
+        .split(',')
+        .all(|rdn| rdn.bytes().filter(|&b| b == b'=').count() == 1)
 }
 
 /// The first RDN of `dn` and the rest (its parent).
@@ -375,6 +397,19 @@ mod tests {
         assert_eq!(escape_dn_value(" #lead "), r"\ #lead\ ");
         assert_eq!(escape_dn_value("#x"), r"\#x");
         assert_eq!(escape_dn_value(r#"q"uote<>;\"#), r#"q\"uote\<\>\;\\"#);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_dns_are_compared_in_place_as_the_general_way_does(
+            rdns in "(([aA]|uid|CN| cn)=([xX]|[aA]|y=z| b|\\\\,|\\+|é)?,){0,3}(dc|DC)=[xX]?",
+            base in "(([aA]|uid|CN)=([xX]|[aA]|y=z| b|é)?,){0,2}(dc|DC)=[xX]?",
+            below in proptest::bool::ANY,
+        ) {
+            // half the cases put `rdns` below `base`, spelled in the other case
+            let dn = if below { format!("{rdns},{}", base.to_uppercase()) } else { rdns };
+            proptest::prop_assert_eq!(is_under(&dn, &base), is_under_normalized(&dn, &base));
+        }
     }
 
     #[test]
