@@ -315,6 +315,7 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
     let dir = std::env::var("BENCH_CALLGRIND_OUT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| out.path().to_owned());
+    std::fs::create_dir_all(&dir).unwrap();
     let wrapper = format!(
         "valgrind --tool=callgrind --callgrind-out-file={}/cg.out",
         dir.display()
