@@ -115,6 +115,12 @@ impl Projection {
         self.attributes.is_some() || !self.excluded.is_empty()
     }
 
+    /// Whether every top-level attribute is returned (at least in part): no
+    /// `attributes`, and only sub-attributes excluded.
+    pub fn includes_every_attribute(&self) -> bool {
+        self.attributes.is_none() && self.excluded.iter().all(|a| a.sub.is_some())
+    }
+
     /// Whether any part of the top-level attribute `name` is returned (e.g. whether a
     /// group's members must be read at all).
     pub fn includes(&self, name: &str) -> bool {

@@ -11,6 +11,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::view::{Links, Meta, ResourceType, View};
 use super::write::Writer;
 use super::{etag, etag_value, generalized_to_rfc3339, RequestCtx};
+use crate::scim::projection::Projection;
 use crate::scim::value::Resource as ScimResource;
 
 mod lookup;
@@ -24,6 +25,8 @@ pub struct Store {
     pub mapping: Arc<Mapping>,
     pub cache: DnCache,
     read_attrs: Vec<String>,
+    /// What a read showing every attribute fetches.
+    shown_attrs: Vec<String>,
     /// User or Group.
     pub kind: ResourceType,
     /// Ids this process created lately, with the server each was written to:
@@ -44,11 +47,16 @@ impl Store {
         read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
         read_attrs.push(dir.version_attribute().to_owned());
         read_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
+        let shown_attrs = shown_attrs(&mapping, dir.as_ref(), &|_| true)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         Store {
             dir,
             mapping,
             cache,
             read_attrs,
+            shown_attrs,
             kind,
             created: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -73,28 +81,16 @@ impl Store {
         self.read_attrs.iter().map(String::as_str).collect()
     }
 
-    /// What a read must fetch to answer with only the top-level attributes `include` accepts
+    /// What a read must fetch to answer with only the top-level attributes `p` includes
     /// (names, or extension URNs): their LDAP attributes, plus the naming attribute and the
     /// version, and the timestamps when `meta` is wanted. `extra` is added as is.
-    pub fn attrs_for<'a>(
-        &'a self,
-        include: &dyn Fn(&str) -> bool,
-        extra: &[&'a str],
-    ) -> Vec<&'a str> {
-        let mut v: Vec<&str> = self
-            .mapping
-            .readable()
-            .filter(|m| match m.target.container() {
-                crate::scim::schema::Container::Core => include(m.target.top_name()),
-                crate::scim::schema::Container::Extension(urn) => include(urn),
-            })
-            .map(|m| m.ldap.as_str())
-            .collect();
-        v.push(self.mapping.username_attr());
-        v.push(self.dir.version_attribute());
-        if include("meta") {
-            v.extend(["createTimestamp", "modifyTimestamp"]);
-        }
+    pub fn attrs_for<'a>(&'a self, p: &Projection, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v: Vec<&str> = if p.includes_every_attribute() {
+            // most reads show everything: that list is built once
+            self.shown_attrs.iter().map(String::as_str).collect()
+        } else {
+            shown_attrs(&self.mapping, self.dir.as_ref(), &|k| p.includes(k))
+        };
         v.extend_from_slice(extra);
         v
     }
@@ -210,4 +206,30 @@ impl Store {
             )))
         }
     }
+}
+
+/// The LDAP attributes behind the top-level attributes `include` accepts (names, or extension
+/// URNs), plus the naming attribute and the version, and the timestamps when `meta` is wanted;
+/// each once (several SCIM attributes often map to one LDAP attribute).
+fn shown_attrs<'a>(
+    mapping: &'a Mapping,
+    dir: &'a dyn Directory,
+    include: &dyn Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    let mut v: Vec<&str> = Vec::new();
+    let mapped = mapping
+        .readable()
+        .filter(|m| match m.target.container() {
+            crate::scim::schema::Container::Core => include(m.target.top_name()),
+            crate::scim::schema::Container::Extension(urn) => include(urn),
+        })
+        .map(|m| m.ldap.as_str());
+    let meta = include("meta").then_some(["createTimestamp", "modifyTimestamp"]);
+    let always = [mapping.username_attr(), dir.version_attribute()];
+    for a in mapped.chain(always).chain(meta.into_iter().flatten()) {
+        if !v.iter().any(|w| w.eq_ignore_ascii_case(a)) {
+            v.push(a);
+        }
+    }
+    v
 }

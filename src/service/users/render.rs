@@ -160,8 +160,7 @@ impl Users {
             (Some(m), true) => m.member_of_attr.as_deref(),
             _ => None,
         };
-        self.store
-            .attrs_for(&|k| p.includes(k), member_of.as_slice())
+        self.store.attrs_for(p, member_of.as_slice())
     }
 
     /// The resource; `groups` (which may cost directory reads) only when `with_groups`.
