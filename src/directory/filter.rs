@@ -227,14 +227,18 @@ pub fn unescape_dn_value(v: &str) -> String {
 /// lowercased and escaped one canonical way (`\2C` and `\,` compare equal). Good for the
 /// case-insensitive naming attributes used here; not a full RFC 4517 matcher.
 pub fn normalize_dn(dn: &str) -> String {
-    // the common DN has nothing escaped: lowercase and trim it in one pass (every read and
-    // every container check normalizes DNs; the general way below costs a dozen allocations)
+    // every read and every container check normalizes DNs, and the common DN has nothing
+    // to trim or unescape (the general way below costs a dozen allocations)
+    if is_plain_dn(dn) {
+        return dn.to_ascii_lowercase();
+    }
     if dn
         .bytes()
         .any(|b| matches!(b, b'\\' | b'"' | b'+' | b';' | b'<' | b'>' | b'#' | 0))
     {
         return normalize_escaped_dn(dn);
     }
+    // spaces to trim, or letters beyond ASCII, but nothing escaped
     let mut out = String::with_capacity(dn.len());
     for (i, rdn) in dn.split(',').enumerate() {
         if i > 0 {
@@ -255,9 +259,30 @@ pub fn normalize_dn(dn: &str) -> String {
     out
 }
 
+/// A DN whose canonical form is its ASCII lowercase: no spaces to trim, nothing escaped or
+/// quoted, one `=` per RDN, ASCII only. One pass: it runs on every DN read.
+fn is_plain_dn(dn: &str) -> bool {
+    let mut eqs = 0u32;
+    for &b in dn.as_bytes() {
+        match b {
+            b',' if eqs == 1 => eqs = 0,
+            b',' => return false,
+            b'=' => eqs += 1,
+            b'\\' | b'"' | b'+' | b';' | b'<' | b'>' | b'#' => return false,
+            _ if !b.is_ascii_graphic() => return false,
+            _ => {}
+        }
+    }
+    eqs == 1
+}
+
 fn push_lowercase(out: &mut String, s: &str) {
     if s.is_ascii() {
-        out.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+        let start = out.len();
+        out.push_str(s);
+        if let Some(pushed) = out.get_mut(start..) {
+            pushed.make_ascii_lowercase();
+        }
     } else {
         out.push_str(&s.to_lowercase());
     }
@@ -302,16 +327,6 @@ fn is_under_normalized(dn: &str, base: &str) -> bool {
     let dn = normalize_dn(dn);
     let base = normalize_dn(base);
     dn.len() > base.len() && dn.ends_with(&base) && dn[..dn.len() - base.len()].ends_with(',')
-}
-
-/// A DN whose canonical form is its ASCII lowercase: no spaces to trim, nothing escaped or
-/// quoted, one `=` per RDN, ASCII only.
-fn is_plain_dn(dn: &str) -> bool {
-    dn.bytes().all(|b| {
-        b.is_ascii_graphic() && !matches!(b, b'\\' | b'"' | b'+' | b';' | b'<' | b'>' | b'#')
-    }) && dn
-        .split(',')
-        .all(|rdn| rdn.bytes().filter(|&b| b == b'=').count() == 1)
 }
 
 /// The first RDN of `dn` and the rest (its parent).
