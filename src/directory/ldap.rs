@@ -99,13 +99,9 @@ impl<D: Dialect> LdapDirectory<D> {
     /// The attributes to ask for: the caller's and the id, each once (several SCIM
     /// attributes often map to one LDAP attribute), in the dialect's form.
     fn wanted<'a>(&'a self, attrs: &[&'a str]) -> Vec<Cow<'a, str>> {
-        let mut v: Vec<&str> = Vec::with_capacity(attrs.len() + 1);
-        for a in attrs.iter().copied().chain([self.dialect.id_attribute()]) {
-            if !v.iter().any(|w| w.eq_ignore_ascii_case(a)) {
-                v.push(a);
-            }
-        }
-        v.into_iter()
+        let id = self.dialect.id_attribute();
+        super::names::each_attribute_once(attrs.iter().copied().chain([id]))
+            .into_iter()
             .map(|a| self.dialect.request_attr(a))
             .collect()
     }

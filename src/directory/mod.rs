@@ -21,7 +21,7 @@ pub mod pool;
 
 pub use estate::{EstateStatus, ServerStatus};
 pub use filter::LdapFilter;
-pub use names::{AttrName, Dn, EntryId};
+pub use names::{each_attribute_once, AttrName, Dn, EntryId};
 pub use password::{Password, PasswordStorage};
 pub use pool::one_server;
 

@@ -270,10 +270,47 @@ impl From<AttrName> for String {
     }
 }
 
+/// Attribute names, each once whatever its case, in first-seen order: several SCIM
+/// attributes often map to one LDAP attribute, and a read lists each once.
+pub fn each_attribute_once<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    // compared by a key first (length and lowercased ends): a read's forty names are
+    // checked without forty squared string comparisons
+    let key = |a: &str| {
+        let lower = |b: Option<&u8>| u32::from(b.map_or(0, u8::to_ascii_lowercase));
+        (a.len() as u32) << 16 | lower(a.as_bytes().first()) << 8 | lower(a.as_bytes().last())
+    };
+    let names = names.into_iter();
+    let (least, most) = names.size_hint();
+    let mut seen: Vec<(u32, &str)> = Vec::with_capacity(most.unwrap_or(least).min(1024));
+    for a in names {
+        let k = key(a);
+        if !seen
+            .iter()
+            .any(|&(sk, s)| sk == k && s.eq_ignore_ascii_case(a))
+        {
+            seen.push((k, a));
+        }
+    }
+    seen.into_iter().map(|(_, a)| a).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn each_attribute_is_listed_once_whatever_its_case() {
+        let names = [
+            "mail", "cn", "MAIL", "sn", "Cn", "mobile", "mall", "cm", "sn",
+        ];
+        assert_eq!(
+            each_attribute_once(names),
+            ["mail", "cn", "sn", "mobile", "mall", "cm"]
+        );
+        assert!(each_attribute_once([]).is_empty());
+        assert_eq!(each_attribute_once(["", ""]), [""]);
+    }
 
     #[test]
     fn dns_naming_one_entry_are_equal_whatever_their_spelling() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cache::DnCache;
-use crate::directory::{Directory, Dn, Entry, LdapFilter};
+use crate::directory::{each_attribute_once, Directory, Dn, Entry, LdapFilter};
 use crate::mapping::Mapping;
 
 use super::error::{ServiceError, ServiceResult};
@@ -216,7 +216,6 @@ fn shown_attrs<'a>(
     dir: &'a dyn Directory,
     include: &dyn Fn(&str) -> bool,
 ) -> Vec<&'a str> {
-    let mut v: Vec<&str> = Vec::new();
     let mapped = mapping
         .readable()
         .filter(|m| match m.target.container() {
@@ -226,10 +225,5 @@ fn shown_attrs<'a>(
         .map(|m| m.ldap.as_str());
     let meta = include("meta").then_some(["createTimestamp", "modifyTimestamp"]);
     let always = [mapping.username_attr(), dir.version_attribute()];
-    for a in mapped.chain(always).chain(meta.into_iter().flatten()) {
-        if !v.iter().any(|w| w.eq_ignore_ascii_case(a)) {
-            v.push(a);
-        }
-    }
-    v
+    each_attribute_once(mapped.chain(always).chain(meta.into_iter().flatten()))
 }
