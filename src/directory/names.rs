@@ -273,25 +273,31 @@ impl From<AttrName> for String {
 /// Attribute names, each once whatever its case, in first-seen order: several SCIM
 /// attributes often map to one LDAP attribute, and a read lists each once.
 pub fn each_attribute_once<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    // compared by a key first (length and lowercased ends): a read's forty names are
-    // checked without forty squared string comparisons
-    let key = |a: &str| {
+    // a read lists about forty names: a 256-bit set of (length, lowercased ends) keys tells
+    // most names are new without comparing them with every name before them
+    let bit = |a: &str| {
         let lower = |b: Option<&u8>| u32::from(b.map_or(0, u8::to_ascii_lowercase));
-        (a.len() as u32) << 16 | lower(a.as_bytes().first()) << 8 | lower(a.as_bytes().last())
+        let key =
+            (a.len() as u32) << 16 | lower(a.as_bytes().first()) << 8 | lower(a.as_bytes().last());
+        (key.wrapping_mul(0x9E37_79B1) >> 24) as usize
     };
     let names = names.into_iter();
     let (least, most) = names.size_hint();
-    let mut seen: Vec<(u32, &str)> = Vec::with_capacity(most.unwrap_or(least).min(1024));
+    let mut seen: Vec<&str> = Vec::with_capacity(most.unwrap_or(least).min(1024));
+    let mut keys = [0u64; 4];
     for a in names {
-        let k = key(a);
-        if !seen
-            .iter()
-            .any(|&(sk, s)| sk == k && s.eq_ignore_ascii_case(a))
-        {
-            seen.push((k, a));
+        let b = bit(a);
+        let Some(word) = keys.get_mut(b / 64) else {
+            continue; // unreachable: b < 256
+        };
+        let mask = 1u64 << (b % 64);
+        if *word & mask != 0 && seen.iter().any(|s| s.eq_ignore_ascii_case(a)) {
+            continue;
         }
+        *word |= mask;
+        seen.push(a);
     }
-    seen.into_iter().map(|(_, a)| a).collect()
+    seen
 }
 
 #[cfg(test)]
@@ -310,6 +316,22 @@ mod tests {
         );
         assert!(each_attribute_once([]).is_empty());
         assert_eq!(each_attribute_once(["", ""]), [""]);
+    }
+
+    proptest::proptest! {
+        // lists long enough that unrelated names share a key bit
+        #[test]
+        fn each_attribute_once_keeps_what_comparing_every_pair_keeps(
+            names in proptest::collection::vec("[a-dA-D]{0,4}", 0..300)
+        ) {
+            let mut naive: Vec<&str> = Vec::new();
+            for a in &names {
+                if !naive.iter().any(|n| n.eq_ignore_ascii_case(a)) {
+                    naive.push(a);
+                }
+            }
+            proptest::prop_assert_eq!(each_attribute_once(names.iter().map(String::as_str)), naive);
+        }
     }
 
     #[test]
