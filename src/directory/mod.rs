@@ -40,24 +40,50 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn values(&self, attr: &str) -> &[String] {
-        // lowercased on the stack: this runs for every mapped attribute of every entry shown
+    /// The values of `attr` (an `AttrName`, whose key is ready, or any spelling of a name).
+    pub fn values<K: AttrKey + ?Sized>(&self, attr: &K) -> &[String] {
+        attr.find_in(&self.attrs).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn first<K: AttrKey + ?Sized>(&self, attr: &K) -> Option<&str> {
+        self.values(attr).first().map(String::as_str)
+    }
+}
+
+/// A name an entry's attributes can be looked up by: the map is keyed by lowercase names.
+pub trait AttrKey {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>>;
+}
+
+impl AttrKey for AttrName {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+        attrs.get(self.key())
+    }
+}
+
+impl AttrKey for str {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+        if !self.bytes().any(|b| b.is_ascii_uppercase()) {
+            return attrs.get(self);
+        }
+        // lowercased on the stack when short
         let mut buf = [0u8; 64];
-        let found = match buf.get_mut(..attr.len()) {
+        match buf.get_mut(..self.len()) {
             Some(lower) => {
-                lower.copy_from_slice(attr.as_bytes());
+                lower.copy_from_slice(self.as_bytes());
                 lower.make_ascii_lowercase();
                 std::str::from_utf8(lower)
                     .ok()
-                    .and_then(|key| self.attrs.get(key))
+                    .and_then(|key| attrs.get(key))
             }
-            None => self.attrs.get(&attr.to_ascii_lowercase()),
-        };
-        found.map(Vec::as_slice).unwrap_or(&[])
+            None => attrs.get(&self.to_ascii_lowercase()),
+        }
     }
+}
 
-    pub fn first(&self, attr: &str) -> Option<&str> {
-        self.values(attr).first().map(String::as_str)
+impl AttrKey for String {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+        self.as_str().find_in(attrs)
     }
 }
 
@@ -498,5 +524,32 @@ pub trait Directory: Send + Sync {
 
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)> {
         self.servers().schema_names().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_answers_every_spelling_of_an_attribute_name() {
+        let mut attrs = AttrMap::default();
+        attrs.insert("givenname".into(), vec!["Barbara".into()]);
+        let e = Entry {
+            dn: Dn::new("uid=bjensen,dc=x"),
+            id: EntryId::new("1"),
+            attrs,
+        };
+        for spelling in ["givenName", "GIVENNAME", "givenname"] {
+            assert_eq!(e.first(spelling), Some("Barbara"), "{spelling}");
+            assert_eq!(e.first(&AttrName::from(spelling)), Some("Barbara"));
+            assert_eq!(e.first(&spelling.to_owned()), Some("Barbara"));
+        }
+        let long = "x".repeat(100);
+        assert!(
+            e.values(long.as_str()).is_empty(),
+            "a name past the stack buffer"
+        );
+        assert!(e.values("sn").is_empty());
     }
 }

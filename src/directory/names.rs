@@ -176,25 +176,36 @@ impl serde::Serialize for EntryId {
 /// spells it. Compared, hashed and ordered without regard to case, as the directory does:
 /// `mail` and `Mail` are one attribute, so a map of attributes cannot hold both.
 #[derive(Clone)]
-pub struct AttrName(String);
+pub struct AttrName(std::sync::Arc<Spellings>);
+
+/// The name as spelled, and its ASCII lowercase, made once: entries are keyed by it, and
+/// every entry shown looks up every mapped name. Shared: a write's desired values hold a
+/// copy of each mapped name, and a copy is a count.
+struct Spellings {
+    text: String,
+    key: String,
+}
 
 impl AttrName {
     pub fn new(text: impl Into<String>) -> AttrName {
-        AttrName(text.into())
+        let text = text.into();
+        let key = text.to_ascii_lowercase();
+        AttrName(std::sync::Arc::new(Spellings { text, key }))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.0.text
     }
 
-    fn folded(&self) -> impl Iterator<Item = u8> + '_ {
-        self.0.bytes().map(|b| b.to_ascii_lowercase())
+    /// The lowercase form two spellings share.
+    pub fn key(&self) -> &str {
+        &self.0.key
     }
 }
 
 impl PartialEq for AttrName {
     fn eq(&self, other: &AttrName) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
+        self.key() == other.key()
     }
 }
 
@@ -202,28 +213,25 @@ impl Eq for AttrName {}
 
 impl PartialEq<str> for AttrName {
     fn eq(&self, other: &str) -> bool {
-        self.0.eq_ignore_ascii_case(other)
+        self.as_str().eq_ignore_ascii_case(other)
     }
 }
 
 impl PartialEq<&str> for AttrName {
     fn eq(&self, other: &&str) -> bool {
-        self.0.eq_ignore_ascii_case(other)
+        self.as_str().eq_ignore_ascii_case(other)
     }
 }
 
 impl Hash for AttrName {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for b in self.folded() {
-            state.write_u8(b);
-        }
-        state.write_u8(0xff);
+        self.key().hash(state);
     }
 }
 
 impl Ord for AttrName {
     fn cmp(&self, other: &AttrName) -> std::cmp::Ordering {
-        self.folded().cmp(other.folded())
+        self.key().cmp(other.key())
     }
 }
 
@@ -236,19 +244,19 @@ impl PartialOrd for AttrName {
 impl Deref for AttrName {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for AttrName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for AttrName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -260,13 +268,13 @@ impl From<&str> for AttrName {
 
 impl From<String> for AttrName {
     fn from(s: String) -> AttrName {
-        AttrName(s)
+        AttrName::new(s)
     }
 }
 
 impl From<AttrName> for String {
     fn from(a: AttrName) -> String {
-        a.0
+        a.as_str().to_owned()
     }
 }
 
@@ -371,5 +379,16 @@ mod tests {
         let (mail, sn) = (AttrName::from("mail"), AttrName::from("SN"));
         assert!(mail < sn);
         assert_eq!(AttrName::from("Mail").as_str(), "Mail", "kept as spelled");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn attribute_names_order_as_their_lowercase_does(a in "[a-cA-C]{0,5}", b in "[a-cA-C]{0,5}") {
+            let folded = |s: &str| s.to_ascii_lowercase().into_bytes();
+            proptest::prop_assert_eq!(
+                AttrName::from(a.as_str()).cmp(&AttrName::from(b.as_str())),
+                folded(&a).cmp(&folded(&b))
+            );
+        }
     }
 }
