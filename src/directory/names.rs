@@ -35,7 +35,7 @@ impl Dn {
         &self.key
     }
 
-    /// Whether this DN is `base` or lies below it.
+    /// Whether this DN lies strictly below `base` (not `base` itself).
     pub fn is_under(&self, base: &str) -> bool {
         super::filter::is_under(&self.text, base)
     }

@@ -226,6 +226,28 @@ mod tests {
     }
 
     #[test]
+    fn every_attribute_is_included_exactly_when_no_whole_attribute_is_left_out() {
+        let names = ["userName", "name", "title", "emails", "groups", "meta", EXT];
+        for (attributes, excluded) in [
+            (None, None),
+            (None, Some("name.givenName,emails.value")),
+            (None, Some("title")),
+            (None, Some(EXT)),
+            (Some("userName"), None),
+            (Some("userName,name,title,emails,groups,meta"), None),
+        ] {
+            let p = Projection::new(attributes, excluded);
+            assert_eq!(
+                p.includes_every_attribute(),
+                attributes.is_none() && names.iter().all(|n| p.includes(n)),
+                "{attributes:?} {excluded:?}"
+            );
+        }
+        assert!(Projection::default().includes_every_attribute());
+        assert!(!Projection::new(None, Some("title")).includes_every_attribute());
+    }
+
+    #[test]
     fn excluded_attributes_remove_attributes_and_sub_attributes() {
         let p = Projection::new(
             None,
