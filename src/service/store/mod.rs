@@ -43,10 +43,17 @@ impl Store {
         extra_attrs: &[&str],
         kind: ResourceType,
     ) -> Store {
-        let mut read_attrs = mapping.ldap_attributes();
-        read_attrs.extend(extra_attrs.iter().map(|a| a.to_string()));
-        read_attrs.push(dir.version_attribute().to_owned());
-        read_attrs.dedup_by_key(|a| a.to_ascii_lowercase());
+        let mapped = mapping.ldap_attributes();
+        let read_attrs = each_attribute_once(
+            mapped
+                .iter()
+                .map(String::as_str)
+                .chain(extra_attrs.iter().copied())
+                .chain([dir.version_attribute()]),
+        )
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
         let shown_attrs = shown_attrs(&mapping, dir.as_ref(), &|_| true)
             .into_iter()
             .map(str::to_owned)
