@@ -12,6 +12,9 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
 
+mod sink;
+pub use sink::LineSink;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -83,9 +86,10 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
         .or_else(|| parse_level(level).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let sink = LineSink::stderr();
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(sink.clone())
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .fmt_fields(SafeFields)
     });
@@ -95,7 +99,7 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
+            .with_writer(sink)
     });
     let installed = tracing_subscriber::registry()
         .with(filter)
