@@ -7,13 +7,13 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{Mod, Scope};
 use rand::seq::{IndexedRandom, SliceRandom};
 use tracing::warn;
 
 use super::filter::{split_dn, unescape_dn_value};
-use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
-use super::pool::LdapPool;
+use super::ldap::{Dialect, LdapDirectory};
+use super::pool::{LdapPool, RawEntry};
 use super::{guid, Change, DirResult, DirectoryKind, Entry, LdapFilter, Naming, Password};
 
 /// `userAccountControl` bits.
@@ -284,20 +284,16 @@ impl Naming for AdDialect {
 
 #[async_trait]
 impl Dialect for AdDialect {
-    fn decode(&self, mut se: SearchEntry) -> Entry {
-        let raw = se
-            .bin_attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-            .and_then(|(_, v)| v.first().cloned())
+    fn decode(&self, mut se: RawEntry) -> Entry {
+        let raw = match se.bin_attrs.remove("objectguid") {
+            Some(v) => v.into_iter().next(),
             // 16 bytes that happen to be valid UTF-8 arrive as text
-            .or_else(|| {
-                se.attrs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-                    .and_then(|(_, v)| v.first().map(|s| s.as_bytes().to_vec()))
-            });
-        let mut attrs = lowercase_attrs(&mut se);
+            None => se
+                .attrs
+                .get("objectguid")
+                .and_then(|v| v.first().map(|s| s.as_bytes().to_vec())),
+        };
+        let mut attrs = se.attrs;
         attrs.remove("objectguid");
         Entry {
             dn: se.dn.into(),

@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 
 use async_trait::async_trait;
-use ldap3::{Scope, SearchEntry};
+use ldap3::Scope;
 use tracing::warn;
 
-use super::pool::{sort_control, to_mods, LdapPool};
+use super::pool::{sort_control, to_mods, LdapPool, RawEntry};
 use super::{
     Change, DirResult, Directory, DirectoryError, Dn, Entry, LdapFilter, Naming, Password,
     PoolStatus, Servers, SortKey, SortedWindow,
@@ -17,7 +17,7 @@ use super::{
 #[async_trait]
 pub trait Dialect: Naming + Send + Sync + 'static {
     /// An entry as ldap3 returned it → our `Entry` with its SCIM id.
-    fn decode(&self, se: SearchEntry) -> Entry;
+    fn decode(&self, se: RawEntry) -> Entry;
 
     /// Whether to ask the server to sort (RFC 2891).
     fn server_sort(&self) -> bool {
@@ -107,7 +107,7 @@ impl<D: Dialect> LdapDirectory<D> {
     }
 
     /// The entry a post-read returned, decoded and completed.
-    async fn finish_one(&self, se: Option<SearchEntry>) -> DirResult<Option<Entry>> {
+    async fn finish_one(&self, se: Option<RawEntry>) -> DirResult<Option<Entry>> {
         match se {
             Some(se) => Ok(Some(
                 self.dialect
@@ -118,7 +118,7 @@ impl<D: Dialect> LdapDirectory<D> {
         }
     }
 
-    async fn finish_all(&self, entries: Vec<SearchEntry>) -> DirResult<Vec<Entry>> {
+    async fn finish_all(&self, entries: Vec<RawEntry>) -> DirResult<Vec<Entry>> {
         let mut out = Vec::with_capacity(entries.len());
         for se in entries {
             out.push(
@@ -473,7 +473,7 @@ impl Servers for LdapPool {
             .await?;
         let sub = root
             .first()
-            .and_then(|e| e.attrs.get("subschemaSubentry"))
+            .and_then(|e| e.attrs.get("subschemasubentry"))
             .and_then(|v| v.first())
             .cloned()
             .unwrap_or_else(|| "cn=Subschema".to_owned());
@@ -493,7 +493,8 @@ impl Servers for LdapPool {
                 .map(|defs| defs.iter().flat_map(|d| schema_def_names(d)).collect())
                 .unwrap_or_default()
         };
-        Ok((names("objectClasses"), names("attributeTypes")))
+        // a decoded entry's names are lowercase
+        Ok((names("objectclasses"), names("attributetypes")))
     }
 }
 
@@ -513,17 +514,6 @@ pub fn schema_def_names(def: &str) -> Vec<String> {
         .enumerate()
         .filter(|(i, _)| i % 2 == 1)
         .map(|(_, n)| n.to_ascii_lowercase())
-        .collect()
-}
-
-/// Attribute names lowercased (in place), as `Entry` keeps them.
-pub fn lowercase_attrs(se: &mut SearchEntry) -> super::AttrMap {
-    std::mem::take(&mut se.attrs)
-        .into_iter()
-        .map(|(mut k, v)| {
-            k.make_ascii_lowercase();
-            (k, v)
-        })
         .collect()
 }
 

@@ -292,7 +292,7 @@ pub trait Servers: Send + Sync {
     /// (lowercased), for `check-config`.
     async fn schema_names(&self) -> DirResult<(Vec<String>, Vec<String>)>;
 
-    /// The root DSE's `attrs` (names as the server spells them), for `init` to tell the
+    /// The root DSE's `attrs` (names in lowercase), for `init` to tell the
     /// directory's kind and naming context.
     async fn root_dse(&self, attrs: &[&str]) -> DirResult<Vec<(String, Vec<String>)>> {
         let _ = attrs;

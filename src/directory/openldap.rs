@@ -3,10 +3,9 @@
 //! Modify extended operation (RFC 3062), so that slapd hashes them with its own scheme.
 
 use async_trait::async_trait;
-use ldap3::SearchEntry;
 
-use super::ldap::{lowercase_attrs, Dialect, LdapDirectory};
-use super::pool::LdapPool;
+use super::ldap::{Dialect, LdapDirectory};
+use super::pool::{LdapPool, RawEntry};
 use super::{
     Change, DirResult, DirectoryError, DirectoryKind, Entry, LdapFilter, Naming, Password,
     PasswordStorage,
@@ -68,8 +67,8 @@ impl Dialect for OpenLdapDialect {
         true
     }
 
-    fn decode(&self, mut se: SearchEntry) -> Entry {
-        let mut attrs = lowercase_attrs(&mut se);
+    fn decode(&self, se: RawEntry) -> Entry {
+        let mut attrs = se.attrs;
         let id = attrs
             .remove("entryuuid")
             .and_then(|v| v.into_iter().next())

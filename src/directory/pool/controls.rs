@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use ldap3::{Mod, SearchEntry};
+use ldap3::Mod;
 
 use crate::directory::{Change, DirResult, DirectoryError, LdapFilter};
 
@@ -37,7 +37,7 @@ pub(super) fn post_read_control(attrs: &[&str]) -> ldap3::controls::RawControl {
 
 /// The entry a post-read control returned, if the answer has one; a malformed one counts as
 /// none (the caller then reads the entry back).
-pub(super) fn post_read_entry(res: ldap3::LdapResult) -> Option<SearchEntry> {
+pub(super) fn post_read_entry(res: ldap3::LdapResult) -> Option<super::RawEntry> {
     let raw = res
         .ctrls
         .into_iter()
@@ -45,36 +45,7 @@ pub(super) fn post_read_entry(res: ldap3::LdapResult) -> Option<SearchEntry> {
         .1
         .val?;
     let (_, tag) = ldap3::asn1::parse_tag(&raw).ok()?;
-    well_formed_entry(&tag).then(|| SearchEntry::construct(ldap3::ResultEntry::new(tag)))
-}
-
-/// Whether `tag` has the shape of a SearchResultEntry ([APPLICATION 4] { dn, { { type,
-/// { value… } }… } }), the shape `SearchEntry::construct` assumes (it panics on any other).
-fn well_formed_entry(tag: &ldap3::asn1::StructureTag) -> bool {
-    use ldap3::asn1::{StructureTag, PL};
-    fn constructed(t: &StructureTag) -> Option<&[StructureTag]> {
-        match &t.payload {
-            PL::C(inner) => Some(inner),
-            PL::P(_) => None,
-        }
-    }
-    fn text(t: &StructureTag) -> bool {
-        matches!(&t.payload, PL::P(bytes) if std::str::from_utf8(bytes).is_ok())
-    }
-    let Some([dn, attrs]) = constructed(tag).filter(|_| tag.id == 4) else {
-        return false;
-    };
-    text(dn)
-        && constructed(attrs).is_some_and(|attrs| {
-            attrs.iter().all(|a| match constructed(a) {
-                Some([name, values]) => {
-                    text(name)
-                        && constructed(values)
-                            .is_some_and(|vs| vs.iter().all(|v| matches!(v.payload, PL::P(_))))
-                }
-                _ => false,
-            })
-        })
+    super::RawEntry::decode(tag)
 }
 
 /// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error

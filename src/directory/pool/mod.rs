@@ -9,6 +9,7 @@
 mod codes;
 mod connect;
 mod controls;
+mod entry;
 mod search;
 mod servers;
 mod write;
@@ -26,6 +27,7 @@ use tracing::warn;
 pub use codes::{ad_reason, map_result_code, result_code_name};
 pub use connect::LdapSettings;
 pub use controls::{sort_control, to_mods};
+pub use entry::{BinAttrMap, RawEntry};
 pub use search::PagedWalk;
 pub use servers::one_server;
 

@@ -2,12 +2,13 @@
 //! controls (server-side sort), a walk a cursor continues, and compare.
 
 use deadpool::managed::{self};
-use ldap3::{LdapError, Scope, SearchEntry, SearchOptions};
+use ldap3::{LdapError, Scope, SearchOptions};
 use tracing::debug;
 
 use crate::directory::{DirResult, DirectoryError};
 
 use super::controls::*;
+use super::entry::{decoded, RawEntry};
 use super::{map_result_code, LdapPool};
 
 /// A paged search that continues from page to page on its own connection (`open_walk`).
@@ -31,7 +32,7 @@ impl LdapPool {
         filter: &str,
         attrs: &[&str],
         size_limit: usize,
-    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+    ) -> DirResult<(Vec<RawEntry>, bool)> {
         self.search_with(base, scope, filter, attrs, size_limit, Vec::new())
             .await
     }
@@ -45,7 +46,7 @@ impl LdapPool {
         attrs: &[&str],
         size_limit: usize,
         controls: Vec<ldap3::controls::RawControl>,
-    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+    ) -> DirResult<(Vec<RawEntry>, bool)> {
         self.observed("search", async {
             let mut attempt = 0;
             loop {
@@ -65,8 +66,10 @@ impl LdapPool {
                         if result.rc != 0 && !truncated {
                             return Err(self.code(&conn, result.rc, &result.text, base));
                         }
-                        let entries = entries.into_iter().map(SearchEntry::construct).collect();
-                        return Ok((entries, truncated));
+                        match entries.into_iter().map(decoded).collect() {
+                            Ok(entries) => return Ok((entries, truncated)),
+                            Err(e) => return Err(self.broken(conn, e)),
+                        }
                     }
                     Err(e) => {
                         let err = self.broken(conn, e);
@@ -91,7 +94,7 @@ impl LdapPool {
         filter: &str,
         attrs: &[&str],
         n: usize,
-    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+    ) -> DirResult<(Vec<RawEntry>, bool)> {
         self.observed("search", async {
             let size = n.clamp(1, i32::MAX as usize) as i32;
             let mut attempt = 0;
@@ -138,13 +141,16 @@ impl LdapPool {
                         .search(base, Scope::Subtree, filter, vec!["1.1"])
                         .await;
                 }
-                let mut entries: Vec<SearchEntry> = entries
+                let entries: Result<Vec<RawEntry>, _> = entries
                     .into_iter()
                     .filter(|e| !e.is_ref() && !e.is_intermediate())
-                    .map(SearchEntry::construct)
+                    .take(n)
+                    .map(decoded)
                     .collect();
-                entries.truncate(n);
-                return Ok((entries, more));
+                return match entries {
+                    Ok(entries) => Ok((entries, more)),
+                    Err(e) => Err(self.broken(conn, e)),
+                };
             }
         })
         .await
@@ -160,7 +166,7 @@ impl LdapPool {
         base: &str,
         filter: &str,
         attrs: &[&str],
-        mut each: impl FnMut(SearchEntry) + Send,
+        mut each: impl FnMut(RawEntry) + Send,
     ) -> DirResult<()> {
         self.search_paged_while(base, filter, attrs, |e| {
             each(e);
@@ -177,7 +183,7 @@ impl LdapPool {
         base: &str,
         filter: &str,
         attrs: &[&str],
-        mut each: impl FnMut(SearchEntry) -> bool + Send,
+        mut each: impl FnMut(RawEntry) -> bool + Send,
     ) -> DirResult<bool> {
         self.observed("search", async {
             use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -212,9 +218,13 @@ impl LdapPool {
                     match stream.next().await {
                         Ok(Some(entry)) => {
                             delivered = true;
-                            if !each(SearchEntry::construct(entry)) {
-                                stopped = true;
-                                break None;
+                            match decoded(entry).map(&mut each) {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    stopped = true;
+                                    break None;
+                                }
+                                Err(e) => break Some(e),
                             }
                         }
                         Ok(None) => break None,
@@ -256,7 +266,7 @@ impl LdapPool {
         attrs: &[&str],
         size_limit: usize,
         controls: Vec<ldap3::controls::RawControl>,
-        mut each: impl FnMut(SearchEntry) + Send,
+        mut each: impl FnMut(RawEntry) + Send,
     ) -> DirResult<bool> {
         self.observed("search", async {
             use ldap3::adapters::{Adapter, EntriesOnly};
@@ -277,7 +287,10 @@ impl LdapPool {
             };
             let failed = loop {
                 match stream.next().await {
-                    Ok(Some(entry)) => each(SearchEntry::construct(entry)),
+                    Ok(Some(entry)) => match decoded(entry) {
+                        Ok(entry) => each(entry),
+                        Err(e) => break Some(e),
+                    },
                     Ok(None) => break None,
                     Err(e) => break Some(e),
                 }
@@ -323,7 +336,7 @@ impl LdapPool {
         &self,
         walk: &mut PagedWalk,
         n: usize,
-    ) -> DirResult<(Vec<SearchEntry>, bool)> {
+    ) -> DirResult<(Vec<RawEntry>, bool)> {
         if walk.done {
             return Ok((Vec::new(), true));
         }
@@ -363,9 +376,15 @@ impl LdapPool {
             let entries = entries
                 .into_iter()
                 .filter(|e| !e.is_ref() && !e.is_intermediate())
-                .map(SearchEntry::construct)
-                .collect();
-            Ok((entries, walk.done))
+                .map(decoded)
+                .collect::<Result<Vec<_>, _>>();
+            match entries {
+                Ok(entries) => Ok((entries, walk.done)),
+                Err(e) => {
+                    walk.done = true;
+                    Err(DirectoryError::Unavailable(e.to_string()))
+                }
+            }
         })
         .await
     }

@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use ldap3::{LdapError, Mod, SearchEntry};
+use ldap3::{LdapError, Mod};
 
 use crate::directory::{Change, DirResult, DirectoryError, LdapFilter};
 
 use super::controls::*;
+use super::entry::RawEntry;
 use super::LdapPool;
 
 /// A write `LdapPool::write` sends (and may send twice).
@@ -43,7 +44,7 @@ impl LdapPool {
         dn: &str,
         attrs: Vec<(String, Vec<String>)>,
         read: Option<&[&str]>,
-    ) -> DirResult<Option<SearchEntry>> {
+    ) -> DirResult<Option<RawEntry>> {
         self.observed("add", async {
             let controls: Vec<_> = read.map(post_read_control).into_iter().collect();
             let attrs: Vec<(String, HashSet<String>)> = attrs
@@ -86,7 +87,7 @@ impl LdapPool {
         mods: Vec<Mod<Vec<u8>>>,
         assertion: Option<&LdapFilter>,
         read: Option<&[&str]>,
-    ) -> DirResult<Option<SearchEntry>> {
+    ) -> DirResult<Option<RawEntry>> {
         self.observed("modify", async {
             if mods.is_empty() {
                 return Ok(None);
