@@ -233,9 +233,8 @@ impl AdDialect {
             let same_user = upn.is_some_and(|u| {
                 holder
                     .attrs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("userPrincipalName"))
-                    .is_some_and(|(_, v)| v.iter().any(|x| x.eq_ignore_ascii_case(u)))
+                    .get("userprincipalname")
+                    .is_some_and(|v| v.iter().any(|x| x.eq_ignore_ascii_case(u)))
             });
             if same_user {
                 return Err(super::DirectoryError::AlreadyExists(holder.dn.clone()));
@@ -357,7 +356,7 @@ impl Dialect for AdDialect {
                 let Some((k, v)) = part
                     .attrs
                     .into_iter()
-                    .find(|(k, _)| k.to_ascii_lowercase().starts_with("member;range="))
+                    .find(|(k, _)| k.starts_with("member;range="))
                 else {
                     break;
                 };

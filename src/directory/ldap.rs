@@ -444,9 +444,8 @@ impl Servers for LdapPool {
             .await?;
         Ok(root.first().is_some_and(|e| {
             e.attrs
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("supportedExtension"))
-                .any(|(_, v)| v.iter().any(|x| x == oid))
+                .get("supportedextension")
+                .is_some_and(|v| v.iter().any(|x| x == oid))
         }))
     }
 
