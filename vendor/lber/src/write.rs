@@ -6,36 +6,77 @@ use bytes::BytesMut;
 use std::io::{self, Write};
 
 /// BER-encode a tag structure into the provided buffer.
+///
+/// Patched for scim2ldap (vendor/README.md): the lengths are computed first and every tag is
+/// written straight into `buf`, instead of each constructed tag encoding its contents into a
+/// vector of its own that was then copied into its parent's.
 pub fn encode_into(buf: &mut BytesMut, tag: StructureTag) -> io::Result<()> {
-    let mut tag_vec = Vec::new();
-    encode_inner(&mut tag_vec, tag)?;
-    buf.extend(tag_vec);
+    buf.reserve(encoded_len(&tag));
+    let mut w = bytes::BufMut::writer(buf);
+    encode_inner(&mut w, &tag);
     Ok(())
 }
 
-fn encode_inner(buf: &mut Vec<u8>, tag: StructureTag) -> io::Result<()> {
+fn encode_inner(buf: &mut dyn Write, tag: &StructureTag) {
     let structure = match tag.payload {
         PL::P(_) => TagStructure::Primitive,
         PL::C(_) => TagStructure::Constructed,
     };
 
     write_type(buf, tag.class, structure, tag.id);
-    match tag.payload {
+    write_length(buf, content_len(tag));
+    match &tag.payload {
         PL::P(v) => {
-            write_length(buf, v.len());
-            buf.extend(v);
+            let _ = buf.write_all(v);
         }
         PL::C(tags) => {
-            let mut tmp = Vec::new();
             for tag in tags {
-                encode_inner(&mut tmp, tag)?;
+                encode_inner(buf, tag);
             }
-            write_length(buf, tmp.len());
-            buf.extend(tmp);
         }
     };
+}
 
-    Ok(())
+/// The length of a tag's contents, as its length octets give it.
+fn content_len(tag: &StructureTag) -> usize {
+    match &tag.payload {
+        PL::P(v) => v.len(),
+        PL::C(tags) => tags.iter().map(encoded_len).sum(),
+    }
+}
+
+/// The length of a tag encoded whole: identifier, length and contents octets.
+fn encoded_len(tag: &StructureTag) -> usize {
+    let content = content_len(tag);
+    type_len(tag.id) + length_len(content) + content
+}
+
+/// Identifier octets: one, or one more for each 7 bits of a tag number above 30.
+fn type_len(id: u64) -> usize {
+    if id <= 30 {
+        return 1;
+    }
+    let mut n = 1;
+    let mut id = id;
+    while id > 0 {
+        n += 1;
+        id >>= 7;
+    }
+    n
+}
+
+/// Length octets: the short form below 128, else a count octet and the length's bytes.
+fn length_len(length: usize) -> usize {
+    if length < 128 {
+        return 1;
+    }
+    let mut n = 1;
+    let mut len = length;
+    while len > 0 {
+        n += 1;
+        len >>= 8;
+    }
+    n
 }
 
 fn write_type(w: &mut dyn Write, class: TagClass, structure: TagStructure, id: u64) {
@@ -199,5 +240,59 @@ mod tests {
         super::encode_into(&mut buf, tag.into_structure()).unwrap();
 
         assert_eq!(buf, expected);
+    }
+
+    /// scim2ldap's patch: lengths in the long form, at every depth, encode to what their
+    /// length says and parse back to the same tree.
+    #[test]
+    fn long_lengths_round_trip() {
+        use crate::structure::{PL, StructureTag};
+        for size in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536] {
+            let leaf = StructureTag {
+                class: Context,
+                id: 5,
+                payload: PL::P(vec![7u8; size]),
+            };
+            let tree = StructureTag {
+                class: Universal,
+                id: 16,
+                payload: PL::C(vec![
+                    leaf.clone(),
+                    StructureTag {
+                        class: Application,
+                        id: 3,
+                        payload: PL::C(vec![leaf.clone(), leaf]),
+                    },
+                ]),
+            };
+            let mut buf = BytesMut::new();
+            super::encode_into(&mut buf, tree.clone()).unwrap();
+            assert_eq!(buf.len(), super::encoded_len(&tree), "size {size}");
+            let mut parser = crate::Parser::new();
+            let (rest, parsed) = parser.parse(&buf).unwrap();
+            assert!(rest.is_empty(), "size {size}");
+            assert_eq!(parsed, tree, "size {size}");
+        }
+    }
+
+    /// scim2ldap's patch: tag numbers above 30 take the long form, and their length is
+    /// counted (lber's parser does not read them back, so the bytes are compared).
+    #[test]
+    fn high_tag_numbers_encode_in_the_long_form() {
+        use crate::structure::{PL, StructureTag};
+        for (id, expected) in [
+            (31u64, vec![0x9f, 0x1f, 0x01, 0x2a]),
+            (200, vec![0x9f, 0x81, 0x48, 0x01, 0x2a]),
+        ] {
+            let tag = StructureTag {
+                class: Context,
+                id,
+                payload: PL::P(vec![42]),
+            };
+            let mut buf = BytesMut::new();
+            super::encode_into(&mut buf, tag.clone()).unwrap();
+            assert_eq!(buf.to_vec(), expected);
+            assert_eq!(super::encoded_len(&tag), expected.len());
+        }
     }
 }

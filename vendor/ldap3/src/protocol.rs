@@ -49,26 +49,30 @@ pub enum LdapOp {
     Unbind,
 }
 
+fn decoding_error() -> io::Error {
+    io::Error::new(io::ErrorKind::Other, "decoding error")
+}
+
+// Patched for scim2ldap (vendor/README.md): the parsed message is taken by value instead of
+// cloned (every tag of every entry was allocated twice), the error is built only when
+// there is one, and a malformed message is an error instead of a panic.
 #[allow(clippy::type_complexity)]
 fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
-    let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
     let mut parser = lber::Parser::new();
-    let binding = parser.parse(buf);
-    let (i, tag) = match binding {
+    let (consumed, tag) = match parser.parse(buf) {
         Err(e) if e.is_incomplete() => return Ok(None),
-        Err(_e) => return Err(decoding_error),
-        Ok((i, ref tag)) => (i, tag),
+        Err(_e) => return Err(decoding_error()),
+        Ok((i, tag)) => (buf.len() - i.len(), tag),
     };
-    buf.advance(buf.len() - i.len());
-    let tag = tag.clone();
+    buf.advance(consumed);
     let mut tags = match tag
         .match_id(Types::Sequence as u64)
         .and_then(|t| t.expect_constructed())
     {
         Some(tags) => tags,
-        None => return Err(decoding_error),
+        None => return Err(decoding_error()),
     };
-    let mut maybe_controls = tags.pop().expect("element");
+    let mut maybe_controls = tags.pop().ok_or_else(decoding_error)?;
     let has_controls = match maybe_controls {
         StructureTag {
             id,
@@ -76,7 +80,7 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             ref payload,
         } if class == TagClass::Context && id == 0 => match *payload {
             PL::C(_) => true,
-            PL::P(_) => return Err(decoding_error),
+            PL::P(_) => return Err(decoding_error()),
         },
         StructureTag { id, class, .. } if class == TagClass::Context && id == 10 => {
             // Active Directory bug workaround
@@ -86,13 +90,13 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             // but AD puts it outside, where the optional controls belong. This confuses
             // our parser, which doesn't expect the extra sequence element at the end
             // and crashes. This match arm thus ignores the element.
-            maybe_controls = tags.pop().expect("element");
+            maybe_controls = tags.pop().ok_or_else(decoding_error)?;
             false
         }
         _ => false,
     };
     let (protoop, controls) = if has_controls {
-        (tags.pop().expect("element"), Some(maybe_controls))
+        (tags.pop().ok_or_else(decoding_error)?, Some(maybe_controls))
     } else {
         (maybe_controls, None)
     };
@@ -100,17 +104,15 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
         Some(controls) => parse_controls(controls),
         None => vec![],
     };
-    let msgid = match parse_uint(
-        tags.pop()
-            .expect("element")
-            .match_class(TagClass::Universal)
-            .and_then(|t| t.match_id(Types::Integer as u64))
-            .and_then(|t| t.expect_primitive())
-            .expect("message id")
-            .as_slice(),
-    ) {
+    let id_bytes = tags
+        .pop()
+        .and_then(|t| t.match_class(TagClass::Universal))
+        .and_then(|t| t.match_id(Types::Integer as u64))
+        .and_then(|t| t.expect_primitive())
+        .ok_or_else(decoding_error)?;
+    let msgid = match parse_uint(id_bytes.as_slice()) {
         Ok((_, id)) => id as i32,
-        _ => return Err(decoding_error),
+        _ => return Err(decoding_error()),
     };
     Ok(Some((msgid, (Tag::StructureTag(protoop), controls))))
 }
@@ -241,5 +243,44 @@ impl Encoder<(RequestId, Tag, MaybeControls)> for LdapCodec {
         };
         maybe_wrap(self, outstruct, into)?;
         Ok(())
+    }
+}
+
+/// scim2ldap's patch: what a server sends decodes without a panic.
+#[cfg(test)]
+mod tests {
+    use super::decode_inner;
+    use bytes::BytesMut;
+
+    fn decode(bytes: &[u8]) -> Result<Option<i32>, std::io::Error> {
+        let mut buf = BytesMut::from(bytes);
+        decode_inner(&mut buf).map(|m| m.map(|(id, _)| id))
+    }
+
+    #[test]
+    fn a_whole_message_decodes_and_leaves_what_follows() {
+        // SEQUENCE { messageID 7, delResponse { success, "", "" } } and a byte of the next
+        let mut buf = BytesMut::from(&[0x30, 0x0c, 0x02, 0x01, 0x07, 0x6b, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00, 0x30][..]);
+        let (id, _) = decode_inner(&mut buf).unwrap().unwrap();
+        assert_eq!(id, 7);
+        assert_eq!(&buf[..], &[0x30]);
+    }
+
+    #[test]
+    fn a_partial_message_waits_for_more() {
+        assert!(matches!(decode(&[0x30, 0x0c, 0x02, 0x01]), Ok(None)));
+    }
+
+    #[test]
+    fn malformed_messages_are_errors_not_panics() {
+        for bytes in [
+            &[0x30, 0x00][..],                   // an empty SEQUENCE
+            &[0x30, 0x03, 0x02, 0x01, 0x07][..], // a message ID alone
+            &[0x30, 0x03, 0x04, 0x01, 0x07][..], // an OCTET STRING for the message ID
+            &[0x30, 0x06, 0x04, 0x01, 0x07, 0x0a, 0x01, 0x00][..],
+            &[0x04, 0x01, 0x07][..], // not a SEQUENCE
+        ] {
+            assert!(decode(bytes).is_err(), "{bytes:?}");
+        }
     }
 }
