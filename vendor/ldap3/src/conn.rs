@@ -780,7 +780,9 @@ impl LdapConnAsync {
                                     self.resultmap.insert(id, tx);
                                     continue;
                                 },
-                                LdapOp::Search(_) => (),
+                                // patched (vendor/README.md): no one waits for a
+                                // search's send to be reported
+                                LdapOp::Search(_) => continue,
                                 LdapOp::Abandon(msgid) => {
                                     self.resultmap.remove(&msgid);
                                     self.searchmap.remove(&msgid);

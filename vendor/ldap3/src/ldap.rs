@@ -199,6 +199,19 @@ impl Ldap {
         Ok((result, exop, sasl_creds))
     }
 
+    /// Sends a Search request without waiting for the connection task to report it written.
+    ///
+    /// Patched for scim2ldap (vendor/README.md): `op_call` made every search wait for that
+    /// report, one more wake-up of the caller per search. A search's answers come through
+    /// `Search`'s own channel, which closes if the request cannot be written.
+    pub(crate) fn search_call(&mut self, op: LdapOp, req: Tag) -> Result<()> {
+        let id = self.next_msgid();
+        self.last_id = id;
+        let (tx, _rx) = oneshot::channel();
+        self.tx.send((id, op, req, self.controls.take(), tx))?;
+        Ok(())
+    }
+
     /// Use the provided `SearchOptions` with the next Search operation, which can
     /// be invoked directly on the result of this method. If this method is used in
     /// combination with a non-Search operation, the provided options will be silently

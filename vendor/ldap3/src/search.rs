@@ -663,10 +663,7 @@ where
         });
         let (tx, rx) = mpsc::unbounded_channel();
         self.rx = Some(rx);
-        if let Some(timeout) = self.timeout {
-            self.ldap.with_timeout(timeout);
-        }
-        self.ldap.op_call(LdapOp::Search(tx), req).await.map(|_| {
+        self.ldap.search_call(LdapOp::Search(tx), req).map(|_| {
             self.state = StreamState::Active;
         })
     }
