@@ -22,6 +22,27 @@ pub struct PagedWalk {
     done: bool,
 }
 
+/// A whole search: its entries (referrals and intermediate messages skipped) and its result.
+/// `streaming_search` without the `EntriesOnly` adapter `Ldap::search` wraps every search in:
+/// that is an `Arc<Mutex<Box<dyn Adapter>>>`, two vectors and a lock per search, for the
+/// filter this loop applies.
+async fn whole(
+    ldap: &mut ldap3::Ldap,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> Result<ldap3::SearchResult, LdapError> {
+    let mut stream = ldap.streaming_search(base, scope, filter, attrs).await?;
+    let mut entries = Vec::new();
+    while let Some(entry) = stream.next().await? {
+        if !entry.is_ref() && !entry.is_intermediate() {
+            entries.push(entry);
+        }
+    }
+    Ok(ldap3::SearchResult(entries, stream.finish().await))
+}
+
 impl LdapPool {
     /// Subtree or base search. Retries once on a broken pooled connection: reads are safe
     /// to repeat.
@@ -54,12 +75,11 @@ impl LdapPool {
                 let mut conn = self.conn().await?;
                 self.count();
                 let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
-                let res = conn
+                let ldap = conn
                     .with_timeout(self.op_timeout())
                     .with_search_options(opts)
-                    .with_controls(controls.clone())
-                    .search(base, scope, filter, attrs.to_vec())
-                    .await;
+                    .with_controls(controls.clone());
+                let res = whole(ldap, base, scope, filter, attrs).await;
                 match res {
                     Ok(ldap3::SearchResult(entries, result)) => {
                         let truncated = result.rc == 4;
@@ -106,11 +126,10 @@ impl LdapPool {
                     size,
                     cookie: Vec::new(),
                 };
-                let res = conn
+                let ldap = conn
                     .with_timeout(self.op_timeout())
-                    .with_controls(vec![page.into()])
-                    .search(base, Scope::Subtree, filter, attrs.to_vec())
-                    .await;
+                    .with_controls(vec![page.into()]);
+                let res = whole(ldap, base, Scope::Subtree, filter, attrs).await;
                 let ldap3::SearchResult(entries, result) = match res {
                     Ok(r) => r,
                     Err(e) => {
@@ -141,12 +160,8 @@ impl LdapPool {
                         .search(base, Scope::Subtree, filter, vec!["1.1"])
                         .await;
                 }
-                let entries: Result<Vec<RawEntry>, _> = entries
-                    .into_iter()
-                    .filter(|e| !e.is_ref() && !e.is_intermediate())
-                    .take(n)
-                    .map(decoded)
-                    .collect();
+                let entries: Result<Vec<RawEntry>, _> =
+                    entries.into_iter().take(n).map(decoded).collect();
                 return match entries {
                     Ok(entries) => Ok((entries, more)),
                     Err(e) => Err(self.broken(conn, e)),
@@ -347,12 +362,11 @@ impl LdapPool {
                 cookie: std::mem::take(&mut walk.cookie),
             };
             let attrs: Vec<&str> = walk.attrs.iter().map(String::as_str).collect();
-            let res = walk
+            let ldap = walk
                 .ldap
                 .with_timeout(self.op_timeout())
-                .with_controls(vec![page.into()])
-                .search(&walk.base, Scope::Subtree, &walk.filter, attrs)
-                .await;
+                .with_controls(vec![page.into()]);
+            let res = whole(ldap, &walk.base, Scope::Subtree, &walk.filter, &attrs).await;
             walk.done = true;
             let ldap3::SearchResult(entries, result) = res.map(Ok).unwrap_or_else(|e| {
                 Err(match e {
@@ -375,7 +389,6 @@ impl LdapPool {
             walk.done = walk.cookie.is_empty();
             let entries = entries
                 .into_iter()
-                .filter(|e| !e.is_ref() && !e.is_intermediate())
                 .map(decoded)
                 .collect::<Result<Vec<_>, _>>();
             match entries {
