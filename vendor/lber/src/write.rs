@@ -1,23 +1,23 @@
 //! BER encoding support.
 use crate::common::{TagClass, TagStructure};
 use crate::structure::{PL, StructureTag};
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use std::io::{self, Write};
+use std::io;
 
 /// BER-encode a tag structure into the provided buffer.
 ///
 /// Patched for scim2ldap (vendor/README.md): the lengths are computed first and every tag is
 /// written straight into `buf`, instead of each constructed tag encoding its contents into a
-/// vector of its own that was then copied into its parent's.
+/// vector of its own that was then copied into its parent's; octets are put into the buffer,
+/// not written one `io::Write` call at a time.
 pub fn encode_into(buf: &mut BytesMut, tag: StructureTag) -> io::Result<()> {
     buf.reserve(encoded_len(&tag));
-    let mut w = bytes::BufMut::writer(buf);
-    encode_inner(&mut w, &tag);
+    encode_inner(buf, &tag);
     Ok(())
 }
 
-fn encode_inner(buf: &mut dyn Write, tag: &StructureTag) {
+fn encode_inner(buf: &mut BytesMut, tag: &StructureTag) {
     let structure = match tag.payload {
         PL::P(_) => TagStructure::Primitive,
         PL::C(_) => TagStructure::Constructed,
@@ -26,9 +26,7 @@ fn encode_inner(buf: &mut dyn Write, tag: &StructureTag) {
     write_type(buf, tag.class, structure, tag.id);
     write_length(buf, content_len(tag));
     match &tag.payload {
-        PL::P(v) => {
-            let _ = buf.write_all(v);
-        }
+        PL::P(v) => buf.extend_from_slice(v),
         PL::C(tags) => {
             for tag in tags {
                 encode_inner(buf, tag);
@@ -79,81 +77,32 @@ fn length_len(length: usize) -> usize {
     n
 }
 
-fn write_type(w: &mut dyn Write, class: TagClass, structure: TagStructure, id: u64) {
-    let extended_tag: Option<Vec<u8>>;
-
-    let type_byte = {
-        // First two bits: Class
-        (class as u8) << 6 |
-        // Bit 6: Primitive/Constructed
-        (structure as u8) << 5 |
-        // Bit 5-1: Tag Number
-        if id > 30
-        {
-            let mut tagbytes: Vec<u8> = Vec::new();
-
-            let mut tag = id;
-            while tag > 0
-            {
-                // Only take the 7 lower bits.
-                let byte = (tag & 0x7F) as u8;
-
-                tag >>= 7;
-
-                tagbytes.push(byte);
-            }
-
-            extended_tag = Some(tagbytes);
-
-            // This means we need to set the 5 tag bits to 11111, so 31 or 0x1F
-            0x1F
-        }
-        else
-        {
-            extended_tag = None;
-            id as u8
-        }
-    }; // let type_byte
-
-    let _ = w.write(&[type_byte]);
-
-    if let Some(mut ext_bytes) = extended_tag {
-        for _ in 0..ext_bytes.len() - 1 {
-            let mut byte = ext_bytes.pop().unwrap();
-
-            // Set the first bit
-            byte |= 0x80;
-
-            let _ = w.write(&[byte]);
-        }
-
-        let byte = ext_bytes.pop().unwrap();
-        let _ = w.write(&[byte]);
+fn write_type(buf: &mut BytesMut, class: TagClass, structure: TagStructure, id: u64) {
+    let high = (class as u8) << 6 | (structure as u8) << 5;
+    if id <= 30 {
+        buf.put_u8(high | id as u8);
+        return;
+    }
+    // tag numbers above 30: 0x1F, then the number in 7-bit groups, high group first, every
+    // octet but the last with its top bit set
+    buf.put_u8(high | 0x1F);
+    let groups = type_len(id) - 1;
+    for i in (0..groups).rev() {
+        let group = ((id >> (7 * i)) & 0x7F) as u8;
+        buf.put_u8(if i > 0 { group | 0x80 } else { group });
     }
 }
 
 // Yes I know you could overflow the length in theory. But, do you have 2^64 bytes of memory?
-fn write_length(w: &mut dyn Write, length: usize) {
-    // Short form
+fn write_length(buf: &mut BytesMut, length: usize) {
     if length < 128 {
-        let _ = w.write(&[length as u8]);
+        buf.put_u8(length as u8);
+        return;
     }
-    // Long form
-    else {
-        let mut count = 0u8;
-        let mut len = length;
-        while {
-            count += 1;
-            len >>= 8;
-            len > 0
-        } {}
-
-        let _ = w.write(&[count | 0x80]);
-        let repr = &length.to_be_bytes();
-        let len = repr.len();
-        let bytes = &repr[(len - (count as usize))..];
-        let _ = w.write_all(bytes);
-    }
+    let count = length_len(length) - 1;
+    buf.put_u8(count as u8 | 0x80);
+    let repr = length.to_be_bytes();
+    buf.extend_from_slice(&repr[repr.len() - count..]);
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time;
 
 use lber::common::TagClass;
-use lber::structure::StructureTag;
+use lber::structure::{PL, StructureTag};
+use lber::universal::Types;
 use lber::structures::{Boolean, Enumerated, Integer, OctetString, Sequence, Tag};
 
 /// Possible values for search scope.
@@ -646,18 +647,22 @@ where
                     Ok(filter) => filter,
                     _ => return Err(LdapError::FilterParsing),
                 },
-                Tag::Sequence(Sequence {
-                    inner: attrs
-                        .as_ref()
-                        .iter()
-                        .map(|s| {
-                            Tag::OctetString(OctetString {
-                                inner: Vec::from(s.as_ref()),
-                                ..Default::default()
+                // patched for scim2ldap (vendor/README.md): the attribute list is built in
+                // its encoded form, not as tags each converted again when sent
+                Tag::StructureTag(StructureTag {
+                    class: TagClass::Universal,
+                    id: Types::Sequence as u64,
+                    payload: PL::C(
+                        attrs
+                            .as_ref()
+                            .iter()
+                            .map(|s| StructureTag {
+                                class: TagClass::Universal,
+                                id: Types::OctetString as u64,
+                                payload: PL::P(Vec::from(s.as_ref())),
                             })
-                        })
-                        .collect(),
-                    ..Default::default()
+                            .collect(),
+                    ),
                 }),
             ],
         });
