@@ -12,7 +12,9 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
 
+mod clock;
 mod sink;
+use clock::Clock;
 pub use sink::LineSink;
 
 /// How log lines are written.
@@ -90,6 +92,7 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(sink.clone())
+            .with_timer(Clock)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .fmt_fields(SafeFields)
     });
@@ -99,6 +102,7 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .with_timer(Clock)
             .with_writer(sink)
     });
     let installed = tracing_subscriber::registry()

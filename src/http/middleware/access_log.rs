@@ -60,7 +60,7 @@ where
     );
     info!(
         parent: &span,
-        method = %method,
+        method = method.as_str(),
         // the path as sent (percent-encoded), bounded; the log formatter quotes what needs it
         path = %crate::logging::shorten(path, 256),
         status = resp.status().as_u16(),
@@ -112,11 +112,29 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Milliseconds with one decimal, written when the line is (no string made for it).
+/// Milliseconds with one decimal, rounded, written when the line is (no string made for
+/// it) and in whole numbers (no floating-point formatting).
 struct Millis(Duration);
 
 impl std::fmt::Display for Millis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1}", self.0.as_secs_f64() * 1000.0)
+        let tenths = (self.0.as_micros() + 50) / 100;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_milliseconds_rounded_to_a_tenth() {
+        let ms = |micros| Millis(Duration::from_micros(micros)).to_string();
+        assert_eq!(ms(0), "0.0");
+        assert_eq!(ms(49), "0.0");
+        assert_eq!(ms(50), "0.1");
+        assert_eq!(ms(1_040), "1.0");
+        assert_eq!(ms(1_950), "2.0");
+        assert_eq!(ms(12_345_678), "12345.7");
     }
 }
