@@ -5,77 +5,81 @@ use crate::common::TagStructure;
 use crate::structure::{PL, StructureTag};
 
 use nom;
-use nom::bits::streaming as bits;
-use nom::bytes::streaming::take;
-use nom::combinator::map_opt;
 use nom::error::{Error, ErrorKind, ParseError};
-use nom::number::streaming as number;
-use nom::sequence::tuple;
-use nom::{IResult, InputLength, Needed};
+use nom::{IResult, Needed};
 
-fn class_bits(i: (&[u8], usize)) -> nom::IResult<(&[u8], usize), TagClass> {
-    map_opt(bits::take(2usize), TagClass::from_u8)(i)
-}
+// Patched for scim2ldap (vendor/README.md): the identifier and length octets are read by
+// hand instead of through nom's bit-level combinators (the same results, errors included:
+// an identifier's low five bits are its tag number, as before), and nesting is bounded.
 
-fn pc_bit(i: (&[u8], usize)) -> nom::IResult<(&[u8], usize), TagStructure> {
-    map_opt(bits::take(1usize), TagStructure::from_u8)(i)
-}
-
-fn tagnr_bits(i: (&[u8], usize)) -> nom::IResult<(&[u8], usize), u64> {
-    bits::take(5usize)(i)
-}
+/// How deep constructed tags may nest. LDAP messages nest a few levels; a deeper tree from a
+/// server is refused instead of recursed into until the stack overflows.
+const MAX_DEPTH: usize = 64;
 
 fn parse_type_header(i: &[u8]) -> nom::IResult<&[u8], (TagClass, TagStructure, u64)> {
-    nom::bits(tuple((class_bits, pc_bit, tagnr_bits)))(i)
+    let Some((&octet, rest)) = i.split_first() else {
+        return Err(nom::Err::Incomplete(Needed::new(1)));
+    };
+    let class = TagClass::from_u8(octet >> 6)
+        .ok_or_else(|| nom::Err::Error(Error::from_error_kind(i, ErrorKind::MapOpt)))?;
+    let structure = TagStructure::from_u8((octet >> 5) & 1)
+        .ok_or_else(|| nom::Err::Error(Error::from_error_kind(i, ErrorKind::MapOpt)))?;
+    Ok((rest, (class, structure, u64::from(octet & 0x1f))))
 }
 
 fn parse_length(i: &[u8]) -> nom::IResult<&[u8], usize> {
-    let (i, len) = number::be_u8(i)?;
+    let Some((&len, i)) = i.split_first() else {
+        return Err(nom::Err::Incomplete(Needed::new(1)));
+    };
     if len < 128 {
-        Ok((i, len as usize))
-    } else {
-        let len = len - 128;
-        let (i, b) = take(len)(i)?;
-        let (_, len) = parse_uint(b)?;
-        Ok((
-            i,
-            usize::try_from(len)
-                .map_err(|_| nom::Err::Failure(Error::from_error_kind(i, ErrorKind::TooLarge)))?,
-        ))
+        return Ok((i, len as usize));
     }
+    let (i, b) = take_exact(i, usize::from(len - 128))?;
+    let (_, len) = parse_uint(b)?;
+    Ok((
+        i,
+        usize::try_from(len)
+            .map_err(|_| nom::Err::Failure(Error::from_error_kind(i, ErrorKind::TooLarge)))?,
+    ))
 }
 
-/// Extract an unsigned integer value from BER data.
+/// The first `n` octets and the rest, or how many more are needed.
+fn take_exact(i: &[u8], n: usize) -> nom::IResult<&[u8], &[u8]> {
+    if i.len() < n {
+        return Err(nom::Err::Incomplete(Needed::new(n - i.len())));
+    }
+    let (taken, rest) = i.split_at(n);
+    Ok((rest, taken))
+}
+
 pub fn parse_uint(i: &[u8]) -> nom::IResult<&[u8], u64> {
     Ok((i, i.iter().fold(0, |res, &byte| (res << 8) | byte as u64)))
 }
 
 /// Parse raw BER data into a serializable structure.
 pub fn parse_tag(i: &[u8]) -> nom::IResult<&[u8], StructureTag> {
-    let (mut i, ((class, structure, id), len)) = tuple((parse_type_header, parse_length))(i)?;
+    parse_nested(i, 0)
+}
 
+fn parse_nested(i: &[u8], depth: usize) -> nom::IResult<&[u8], StructureTag> {
+    if depth > MAX_DEPTH {
+        return Err(nom::Err::Failure(Error::from_error_kind(i, ErrorKind::TooLarge)));
+    }
+    let (i, (class, structure, id)) = parse_type_header(i)?;
+    let (i, len) = parse_length(i)?;
+    let (i, mut content) = take_exact(i, len)?;
     let pl: PL = match structure {
-        TagStructure::Primitive => {
-            let (j, content) = take(len)(i)?;
-            i = j;
-
-            PL::P(content.to_vec())
-        }
+        TagStructure::Primitive => PL::P(content.to_vec()),
         TagStructure::Constructed => {
-            let (j, mut content) = take(len)(i)?;
-            i = j;
-
-            let mut tv: Vec<StructureTag> = Vec::new();
-            while content.input_len() > 0 {
-                let (j, sub) = parse_tag(content)?;
+            let mut tv: Vec<StructureTag> = Vec::with_capacity(count_tags(content));
+            while !content.is_empty() {
+                let (j, sub) = parse_nested(content, depth + 1)?;
                 content = j;
                 tv.push(sub);
             }
-
             PL::C(tv)
         }
     };
-
     Ok((
         i,
         StructureTag {
@@ -84,6 +88,20 @@ pub fn parse_tag(i: &[u8]) -> nom::IResult<&[u8], StructureTag> {
             payload: pl,
         },
     ))
+}
+
+/// How many tags `content` holds, read from their headers alone, so that the vector holding
+/// them is allocated once instead of grown; malformed content stops the count (its parse
+/// reports the error).
+fn count_tags(mut content: &[u8]) -> usize {
+    let mut n = 0;
+    while let Ok((i, _)) = parse_type_header(content) {
+        let Ok((i, len)) = parse_length(i) else { break };
+        let Ok((i, _)) = take_exact(i, len) else { break };
+        content = i;
+        n += 1;
+    }
+    n
 }
 
 pub struct Parser;
@@ -213,5 +231,46 @@ mod test {
 
         let tag = parse_tag(&bytes[..]);
         assert_eq!(tag, Ok((&rest_tag[..], result_tag)));
+    }
+
+    /// scim2ldap's patch: what the hand-written header reader gives for every identifier
+    /// octet, and partial input asks for more.
+    #[test]
+    fn every_identifier_octet_reads_as_class_structure_and_number() {
+        for octet in 0u8..=255 {
+            let (_, (class, structure, id)) = parse_type_header(&[octet]).unwrap();
+            assert_eq!(class as u8, octet >> 6);
+            assert_eq!(structure as u8, (octet >> 5) & 1);
+            assert_eq!(id, u64::from(octet & 0x1f));
+        }
+        assert!(parse_type_header(&[]).unwrap_err().is_incomplete());
+        assert!(parse_length(&[]).unwrap_err().is_incomplete());
+        assert!(parse_length(&[0x82, 0x01]).unwrap_err().is_incomplete());
+        assert!(parse_tag(&[0x04, 0x05, 1, 2]).unwrap_err().is_incomplete());
+        assert_eq!(parse_length(&[0x82, 0x01, 0x00, 9]), Ok((&[9u8][..], 256)));
+    }
+
+    /// scim2ldap's patch: nesting deeper than MAX_DEPTH is an error, not a stack overflow.
+    #[test]
+    fn nesting_is_bounded() {
+        let nest = |levels: usize| {
+            let mut bytes = vec![0x05, 0x00]; // NULL
+            for _ in 0..levels {
+                let mut outer = vec![0x30];
+                let len = bytes.len();
+                if len < 128 {
+                    outer.push(len as u8);
+                } else {
+                    outer.extend([0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
+                }
+                outer.extend(bytes);
+                bytes = outer;
+            }
+            bytes
+        };
+        assert!(parse_tag(&nest(MAX_DEPTH)).is_ok());
+        assert!(matches!(parse_tag(&nest(MAX_DEPTH + 1)), Err(nom::Err::Failure(_))));
+        // deep enough to overflow a test thread's stack if it were recursed into
+        assert!(matches!(parse_tag(&nest(25_000)), Err(nom::Err::Failure(_))));
     }
 }
