@@ -184,13 +184,22 @@ pub struct AttrName(std::sync::Arc<Spellings>);
 struct Spellings {
     text: String,
     key: String,
+    /// The key's first eight bytes, big-endian, zero-padded: most names differ in them, so
+    /// most comparisons (a write's desired values are a map by name) need not read further.
+    /// Ordered as the key is: where two prefixes differ, the keys differ at that byte.
+    prefix: u64,
 }
 
 impl AttrName {
     pub fn new(text: impl Into<String>) -> AttrName {
         let text = text.into();
         let key = text.to_ascii_lowercase();
-        AttrName(std::sync::Arc::new(Spellings { text, key }))
+        let mut head = [0u8; 8];
+        for (to, from) in head.iter_mut().zip(key.bytes()) {
+            *to = from;
+        }
+        let prefix = u64::from_be_bytes(head);
+        AttrName(std::sync::Arc::new(Spellings { text, key, prefix }))
     }
 
     pub fn as_str(&self) -> &str {
@@ -205,7 +214,7 @@ impl AttrName {
 
 impl PartialEq for AttrName {
     fn eq(&self, other: &AttrName) -> bool {
-        self.key() == other.key()
+        self.0.prefix == other.0.prefix && self.key() == other.key()
     }
 }
 
@@ -231,7 +240,10 @@ impl Hash for AttrName {
 
 impl Ord for AttrName {
     fn cmp(&self, other: &AttrName) -> std::cmp::Ordering {
-        self.key().cmp(other.key())
+        self.0
+            .prefix
+            .cmp(&other.0.prefix)
+            .then_with(|| self.key().cmp(other.key()))
     }
 }
 
@@ -339,6 +351,18 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(each_attribute_once(names.iter().map(String::as_str)), naive);
+        }
+
+        // names around the eight bytes the comparison reads first, NUL bytes included
+        #[test]
+        fn attribute_names_order_and_compare_as_their_lowercase_keys(
+            a in "[a-cA-C\\x00]{5,11}",
+            b in "[a-cA-C\\x00]{5,11}",
+        ) {
+            let (x, y) = (AttrName::new(a.as_str()), AttrName::new(b.as_str()));
+            let (kx, ky) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+            proptest::prop_assert_eq!(x.cmp(&y), kx.cmp(&ky));
+            proptest::prop_assert_eq!(x == y, kx == ky);
         }
     }
 

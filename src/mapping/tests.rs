@@ -238,6 +238,39 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
 }
 
 #[test]
+fn changes_pair_old_and_new_by_name_whatever_names_only_one_side_has() {
+    let m = example();
+    let e = entry(&[("cn", &["x"]), ("mail", &["a"]), ("sn", &["s"])]);
+    let map = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<AttrName, Desired> {
+        pairs
+            .iter()
+            .map(|(k, v)| (AttrName::from(*k), Desired::Set((*v).into())))
+            .collect()
+    };
+    let old = map(&[
+        ("cn", "x"),
+        ("employeeNumber", "7"),
+        ("mail", "a"),
+        ("sn", "s"),
+    ]);
+    let new = map(&[
+        ("cn", "x"),
+        ("description", "d"),
+        ("Mail", "b"),
+        ("sn", "s"),
+        ("title", "t"),
+    ]);
+    let touched: Vec<String> = m
+        .changes(&e, &old, &new)
+        .iter()
+        .map(|c| match c {
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a.key().to_owned(),
+        })
+        .collect();
+    assert_eq!(touched, ["description", "mail", "title"]);
+}
+
+#[test]
 fn rdn_values_are_escaped() {
     let m = example();
     let rdn = m.rdn(&user(json!({"userName": "smith, john+1"}))).unwrap();

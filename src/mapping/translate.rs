@@ -445,8 +445,12 @@ impl Mapping {
         new: &BTreeMap<AttrName, Desired>,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
+        // both maps are ordered by name: walked side by side, not looked up name by name
+        let mut old = old.iter().peekable();
         for (attr, want) in new {
-            if old.get(attr) == Some(want) || *want == Desired::Keep {
+            while old.next_if(|(name, _)| *name < attr).is_some() {}
+            let was = old.next_if(|(name, _)| *name == attr).map(|(_, v)| v);
+            if was == Some(want) || *want == Desired::Keep {
                 continue;
             }
             let cur = entry.values(attr);
