@@ -12,41 +12,49 @@ use std::io;
 /// vector of its own that was then copied into its parent's; octets are put into the buffer,
 /// not written one `io::Write` call at a time.
 pub fn encode_into(buf: &mut BytesMut, tag: StructureTag) -> io::Result<()> {
-    buf.reserve(encoded_len(&tag));
-    encode_inner(buf, &tag);
+    let mut lengths = Vec::new();
+    buf.reserve(measure(&tag, &mut lengths));
+    encode_inner(buf, &tag, &mut lengths.into_iter());
     Ok(())
 }
 
-fn encode_inner(buf: &mut BytesMut, tag: &StructureTag) {
+fn encode_inner(buf: &mut BytesMut, tag: &StructureTag, lengths: &mut impl Iterator<Item = usize>) {
     let structure = match tag.payload {
         PL::P(_) => TagStructure::Primitive,
         PL::C(_) => TagStructure::Constructed,
     };
 
     write_type(buf, tag.class, structure, tag.id);
-    write_length(buf, content_len(tag));
+    write_length(buf, lengths.next().unwrap_or(0));
     match &tag.payload {
         PL::P(v) => buf.extend_from_slice(v),
         PL::C(tags) => {
             for tag in tags {
-                encode_inner(buf, tag);
+                encode_inner(buf, tag, lengths);
             }
         }
     };
 }
 
-/// The length of a tag's contents, as its length octets give it.
-fn content_len(tag: &StructureTag) -> usize {
-    match &tag.payload {
+/// The length of a tag encoded whole: identifier, length and contents octets. The
+/// contents' length of it and of every tag inside it is pushed to `lengths` in the order
+/// `encode_inner` writes them, so that each is counted once, not once per enclosing tag.
+fn measure(tag: &StructureTag, lengths: &mut Vec<usize>) -> usize {
+    let slot = lengths.len();
+    lengths.push(0);
+    let content = match &tag.payload {
         PL::P(v) => v.len(),
-        PL::C(tags) => tags.iter().map(encoded_len).sum(),
+        PL::C(tags) => tags.iter().map(|t| measure(t, lengths)).sum(),
+    };
+    if let Some(l) = lengths.get_mut(slot) {
+        *l = content;
     }
+    type_len(tag.id) + length_len(content) + content
 }
 
-/// The length of a tag encoded whole: identifier, length and contents octets.
+#[cfg(test)]
 fn encoded_len(tag: &StructureTag) -> usize {
-    let content = content_len(tag);
-    type_len(tag.id) + length_len(content) + content
+    measure(tag, &mut Vec::new())
 }
 
 /// Identifier octets: one, or one more for each 7 bits of a tag number above 30.
