@@ -29,13 +29,23 @@ thread_local! {
 
 fn write_time(w: &mut impl fmt::Write, secs: u64, micros: u32) -> fmt::Result {
     SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != secs {
-            cached.1.clear();
-            to_the_second(&mut cached.1, secs)?;
-            cached.0 = secs;
+        match cached.try_borrow_mut() {
+            Ok(mut cached) => {
+                if cached.0 != secs {
+                    cached.0 = u64::MAX;
+                    cached.1.clear();
+                    to_the_second(&mut cached.1, secs)?;
+                    cached.0 = secs;
+                }
+                w.write_str(&cached.1)?;
+            }
+            // re-entered (a line logged while this one is timed): no cache for this one
+            Err(_) => {
+                let mut text = String::new();
+                to_the_second(&mut text, secs)?;
+                w.write_str(&text)?;
+            }
         }
-        w.write_str(&cached.1)?;
         write!(w, ".{micros:06}Z")
     })
 }
