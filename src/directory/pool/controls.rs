@@ -14,18 +14,10 @@ pub(super) const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 /// The cookie of a paged-results response control (SEQUENCE { size, cookie }); `None` when
 /// malformed (then the walk ends rather than trusting it).
 pub(super) fn paged_cookie(val: &[u8]) -> Option<Vec<u8>> {
-    use ldap3::asn1::PL;
+    use super::entry::{constructed, primitive};
     let (_, tag) = ldap3::asn1::parse_tag(val).ok()?;
-    let PL::C(parts) = tag.payload else {
-        return None;
-    };
-    match parts.as_slice() {
-        [_, cookie] => match &cookie.payload {
-            PL::P(bytes) => Some(bytes.clone()),
-            PL::C(_) => None,
-        },
-        _ => None,
-    }
+    let [_, cookie] = <[ldap3::asn1::StructureTag; 2]>::try_from(constructed(tag)?).ok()?;
+    primitive(cookie)
 }
 
 pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
@@ -163,5 +155,28 @@ mod tests {
         assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+
+    #[test]
+    fn a_paged_results_cookie_is_read_only_from_its_own_shape() {
+        // SEQUENCE { INTEGER 0, OCTET STRING "abc" }
+        let good = [0x30, 0x08, 0x02, 0x01, 0x00, 0x04, 0x03, b'a', b'b', b'c'];
+        assert_eq!(paged_cookie(&good), Some(b"abc".to_vec()));
+        // SEQUENCE { INTEGER 0, OCTET STRING "" }: the last page
+        assert_eq!(
+            paged_cookie(&[0x30, 0x05, 0x02, 0x01, 0x00, 0x04, 0x00]),
+            Some(Vec::new())
+        );
+        for bad in [
+            &[0x04, 0x03, b'a', b'b', b'c'][..], // not a SEQUENCE
+            &[0x30, 0x03, 0x02, 0x01, 0x00][..], // no cookie
+            &[0x30, 0x07, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00][..], // a constructed cookie
+            &[
+                0x30, 0x09, 0x02, 0x01, 0x00, 0x04, 0x01, b'a', 0x04, 0x01, b'b',
+            ][..], // three parts
+            &[0x30, 0x08, 0x02][..],             // cut short
+        ] {
+            assert_eq!(paged_cookie(bad), None, "{bad:?}");
+        }
     }
 }

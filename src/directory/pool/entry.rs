@@ -107,14 +107,16 @@ pub(super) fn decoded(entry: ldap3::ResultEntry) -> Result<RawEntry, ldap3::Ldap
     })
 }
 
-fn constructed(tag: StructureTag) -> Option<Vec<StructureTag>> {
+/// A constructed tag's children, by value.
+pub(super) fn constructed(tag: StructureTag) -> Option<Vec<StructureTag>> {
     match tag.payload {
         PL::C(inner) => Some(inner),
         PL::P(_) => None,
     }
 }
 
-fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
+/// A primitive tag's bytes, by value.
+pub(super) fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
     match tag.payload {
         PL::P(bytes) => Some(bytes),
         PL::C(_) => None,
