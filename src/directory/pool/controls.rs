@@ -14,10 +14,13 @@ pub(super) const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 /// The cookie of a paged-results response control (SEQUENCE { size, cookie }); `None` when
 /// malformed (then the walk ends rather than trusting it).
 pub(super) fn paged_cookie(val: &[u8]) -> Option<Vec<u8>> {
-    use super::entry::{constructed, primitive};
-    let (_, tag) = ldap3::asn1::parse_tag(val).ok()?;
-    let [_, cookie] = <[ldap3::asn1::StructureTag; 2]>::try_from(constructed(tag)?).ok()?;
-    primitive(cookie)
+    let (tag, _) = super::ber::read(val)?;
+    let mut parts = tag.constructed()?;
+    let (_size, cookie) = (parts.take()?, parts.take()?);
+    if !parts.is_done() {
+        return None;
+    }
+    cookie.primitive().map(<[u8]>::to_vec)
 }
 
 pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
@@ -36,8 +39,7 @@ pub(super) fn post_read_entry(res: ldap3::LdapResult) -> Option<super::RawEntry>
         .find(|c| c.1.ctype == POST_READ_OID)?
         .1
         .val?;
-    let (_, tag) = ldap3::asn1::parse_tag(&raw).ok()?;
-    super::RawEntry::decode(tag)
+    super::RawEntry::from_ber(&raw)
 }
 
 /// LDAP_SERVER_PERMISSIVE_MODIFY_OID: adding a value that exists is not an error

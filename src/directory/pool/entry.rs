@@ -1,11 +1,13 @@
-//! Search result entries, decoded from ldap3's BER tree straight into the form `Entry` keeps.
+//! Search result entries, read straight from the bytes the directory sent into the form
+//! `Entry` keeps.
 //!
 //! ldap3's `SearchEntry::construct` copies every name and value into a SipHash map that the
-//! dialects then rebuilt with lowercase names: a read's attributes were hashed and copied
-//! twice. Here the tree is taken apart by value, so each name and value keeps the buffer the
-//! parser made, and the names are lowercased in place, once. `construct` also panics on an
-//! entry of any other shape; a server (or a proxy in front of one) that sends one gets a
-//! `None` here and an error for the request instead.
+//! dialects then rebuilt with lowercase names, from a tree with a vector per tag. The vendored
+//! ldap3 hands over an entry's contents unparsed (`PL::Encoded`, vendor/README.md), and they
+//! are read here in place (`ber`): the names and values kept are the only allocations, and
+//! the names are lowercased once. `construct` also panics on an entry of any other shape; a
+//! server (or a proxy in front of one) that sends one gets a `None` here and an error for the
+//! request instead.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -14,6 +16,7 @@ use foldhash::fast::RandomState;
 
 use ldap3::asn1::{StructureTag, PL};
 
+use super::ber::{self, Tags};
 use crate::directory::AttrMap;
 
 /// Values of the attributes that have one value that is not UTF-8 (AD's objectGUID and
@@ -30,26 +33,56 @@ pub struct RawEntry {
     pub bin_attrs: BinAttrMap,
 }
 
+/// The tag number of a SearchResultEntry ([APPLICATION 4]).
+const SEARCH_RESULT_ENTRY: u8 = 4;
+
 impl RawEntry {
-    /// A SearchResultEntry ([APPLICATION 4] { dn, { { type, { value… } }… } }), or `None`
-    /// when `tag` has another shape or a name that is not UTF-8.
+    /// A SearchResultEntry as the vendored ldap3 hands it over (its contents kept encoded),
+    /// or `None` when `tag` is another operation or its contents have another shape.
     pub fn decode(tag: StructureTag) -> Option<RawEntry> {
-        if tag.id != 4 {
+        match tag.payload {
+            PL::Encoded(content) if tag.id == u64::from(SEARCH_RESULT_ENTRY) => {
+                Self::from_contents(&content)
+            }
+            _ => None,
+        }
+    }
+
+    /// A SearchResultEntry encoded whole (a post-read control's value, RFC 4527).
+    pub fn from_ber(bytes: &[u8]) -> Option<RawEntry> {
+        let (tag, _) = ber::read(bytes)?;
+        if tag.number() != SEARCH_RESULT_ENTRY {
             return None;
         }
-        let [dn, attrs] = <[StructureTag; 2]>::try_from(constructed(tag)?).ok()?;
-        let attrs = constructed(attrs)?;
+        Self::from_contents(tag.constructed()?.whole())
+    }
+
+    /// `{ dn, { { type, { value… } }… } }`, or `None` when the contents have another shape
+    /// or a name or the DN is not UTF-8.
+    fn from_contents(content: &[u8]) -> Option<RawEntry> {
+        let mut parts = Tags::of(content);
+        let dn = parts.take()?.primitive()?;
+        let mut attrs = parts.take()?.constructed()?;
+        if !parts.is_done() {
+            return None;
+        }
         let mut entry = RawEntry {
-            dn: String::from_utf8(primitive(dn)?).ok()?,
-            attrs: AttrMap::with_capacity_and_hasher(attrs.len(), Default::default()),
+            dn: std::str::from_utf8(dn).ok()?.to_owned(),
+            attrs: AttrMap::with_capacity_and_hasher(attrs.count()?, Default::default()),
             bin_attrs: BinAttrMap::default(),
         };
-        for attr in attrs {
-            let [name, values] = <[StructureTag; 2]>::try_from(constructed(attr)?).ok()?;
-            let mut name = String::from_utf8(primitive(name)?).ok()?;
+        while let Some(attr) = attrs.next_tag() {
+            let mut attr = attr?.constructed()?;
+            let mut name = std::str::from_utf8(attr.take()?.primitive()?)
+                .ok()?
+                .to_owned();
+            let values = attr.take()?.constructed()?;
+            if !attr.is_done() {
+                return None;
+            }
             name.make_ascii_lowercase();
             // a name sent twice (in two spellings) keeps the values of both
-            match values_of(constructed(values)?)? {
+            match values_of(values)? {
                 Values::Text(text) => file(&mut entry.attrs, name, text),
                 Values::Bytes(bytes) => file(&mut entry.bin_attrs, name, bytes),
             }
@@ -75,19 +108,19 @@ enum Values {
     Bytes(Vec<Vec<u8>>),
 }
 
-/// One pass over the values, each buffer kept: a value that is not UTF-8 turns the ones
-/// before it back into bytes (free) and the rest stay bytes.
-fn values_of(tags: Vec<StructureTag>) -> Option<Values> {
-    let mut text = Vec::with_capacity(tags.len());
-    let mut tags = tags.into_iter();
-    while let Some(tag) = tags.next() {
-        match String::from_utf8(primitive(tag)?) {
-            Ok(value) => text.push(value),
-            Err(not_text) => {
+/// One pass over the values: a value that is not UTF-8 turns the ones before it back into
+/// bytes (free) and the rest stay bytes.
+fn values_of(mut tags: Tags<'_>) -> Option<Values> {
+    let mut text = Vec::new();
+    while let Some(tag) = tags.next_tag() {
+        let value = tag?.primitive()?;
+        match std::str::from_utf8(value) {
+            Ok(value) => text.push(value.to_owned()),
+            Err(_) => {
                 let mut bytes: Vec<Vec<u8>> = text.into_iter().map(String::into_bytes).collect();
-                bytes.push(not_text.into_bytes());
-                for tag in tags {
-                    bytes.push(primitive(tag)?);
+                bytes.push(value.to_vec());
+                while let Some(tag) = tags.next_tag() {
+                    bytes.push(tag?.primitive()?.to_vec());
                 }
                 return Some(Values::Bytes(bytes));
             }
@@ -105,22 +138,6 @@ pub(super) fn decoded(entry: ldap3::ResultEntry) -> Result<RawEntry, ldap3::Ldap
             "the directory sent a search result entry of another shape",
         ))
     })
-}
-
-/// A constructed tag's children, by value.
-pub(super) fn constructed(tag: StructureTag) -> Option<Vec<StructureTag>> {
-    match tag.payload {
-        PL::C(inner) => Some(inner),
-        PL::P(_) => None,
-    }
-}
-
-/// A primitive tag's bytes, by value.
-pub(super) fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
-    match tag.payload {
-        PL::P(bytes) => Some(bytes),
-        PL::C(_) => None,
-    }
 }
 
 #[cfg(test)]
@@ -162,6 +179,27 @@ mod tests {
         }
     }
 
+    fn encoded(tag: &StructureTag) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        ldap3::asn1::write::encode_into(&mut buf, tag.clone()).unwrap();
+        buf.to_vec()
+    }
+
+    /// The entry read from its whole encoding (a post-read control's value), after checking
+    /// that its contents, as the vendored ldap3 hands them over, read the same.
+    fn read(tag: &StructureTag) -> Option<RawEntry> {
+        let bytes = encoded(tag);
+        let whole = RawEntry::from_ber(&bytes);
+        let (kept, _) = ber::read(&bytes).unwrap();
+        let handed_over = StructureTag {
+            class: tag.class,
+            id: tag.id,
+            payload: PL::Encoded(kept.content.to_vec()),
+        };
+        assert_eq!(RawEntry::decode(handed_over), whole);
+        whole
+    }
+
     #[test]
     fn an_entry_is_decoded_as_ldap3_decodes_it_with_names_lowercased() {
         let guid: &[u8] = &[0xff, 0x00, 0xfe, 0x41];
@@ -171,8 +209,20 @@ mod tests {
             (b"mixedBin", vec![b"text", guid]),
             (b"MAIL", vec![]),
         ]);
-        let mine = RawEntry::decode(tag.clone()).unwrap();
+        let mine = read(&tag).unwrap();
+        // ldap3's own reading of an entry kept encoded parses it as it parsed the tree
+        let (kept, _) = ber::read(&encoded(&tag))
+            .map(|(t, r)| (t.content.to_vec(), r.len()))
+            .unwrap();
+        let kept = ldap3::SearchEntry::construct(ldap3::ResultEntry::new(StructureTag {
+            payload: PL::Encoded(kept),
+            ..tag.clone()
+        }));
         let theirs = ldap3::SearchEntry::construct(ldap3::ResultEntry::new(tag));
+        assert_eq!(
+            (&kept.dn, &kept.attrs, &kept.bin_attrs),
+            (&theirs.dn, &theirs.attrs, &theirs.bin_attrs)
+        );
         assert_eq!(mine.dn, theirs.dn);
         let lower = |m: HashMap<String, Vec<String>>| -> Vec<(String, Vec<String>)> {
             let mut v: Vec<_> = m
@@ -204,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_name_sent_twice_in_two_spellings_keeps_both_values() {
-        let e = RawEntry::decode(entry(vec![(b"cn", vec![b"a"]), (b"CN", vec![b"b"])])).unwrap();
+        let e = read(&entry(vec![(b"cn", vec![b"a"]), (b"CN", vec![b"b"])])).unwrap();
         assert_eq!(e.attrs["cn"], vec!["a", "b"]);
     }
 
@@ -252,7 +302,40 @@ mod tests {
             name_not_utf8,
             attrs_primitive,
         ] {
-            assert_eq!(RawEntry::decode(bad), None);
+            assert_eq!(read(&bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_entry_cut_short_or_with_more_parts_is_refused() {
+        let good = encoded(&entry(vec![(b"cn", vec![b"Ann"])]));
+        assert!(RawEntry::from_ber(&good).is_some());
+        for len in 0..good.len() {
+            assert_eq!(RawEntry::from_ber(good.get(..len).unwrap()), None, "{len}");
+        }
+        let three_parts = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![prim(b"cn=x"), cons(16, vec![]), prim(b"extra")]),
+        };
+        let attr_three_parts = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                prim(b"cn=x"),
+                cons(
+                    16,
+                    vec![cons(16, vec![prim(b"cn"), cons(17, vec![]), prim(b"x")])],
+                ),
+            ]),
+        };
+        assert_eq!(read(&three_parts), None);
+        assert_eq!(read(&attr_three_parts), None);
+    }
+
+    #[test]
+    fn an_entry_kept_as_a_tree_is_not_read() {
+        // the vendored ldap3 keeps an entry's contents encoded; a tree means it was not
+        assert_eq!(RawEntry::decode(entry(vec![(b"cn", vec![b"Ann"])])), None);
     }
 }

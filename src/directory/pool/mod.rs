@@ -6,6 +6,7 @@
 //! checks their health, `controls` builds the request controls, `codes` turns result codes
 //! into errors, `search` and `write` are the operations.
 
+mod ber;
 mod codes;
 mod connect;
 mod controls;

@@ -58,10 +58,25 @@ pub fn parse_uint(i: &[u8]) -> nom::IResult<&[u8], u64> {
 
 /// Parse raw BER data into a serializable structure.
 pub fn parse_tag(i: &[u8]) -> nom::IResult<&[u8], StructureTag> {
-    parse_nested(i, 0)
+    parse_nested(i, 0, &|_, _, _| false)
 }
 
-fn parse_nested(i: &[u8], depth: usize) -> nom::IResult<&[u8], StructureTag> {
+/// `parse_tag`, except that a constructed tag for which `keep(depth, class, id)` answers true
+/// keeps its contents encoded (`PL::Encoded`) instead of being parsed into tags: a caller that
+/// reads them straight from the bytes (an LDAP client reading search entries) is spared a
+/// tree it would take apart again. The top tag is at depth 0. Patched for scim2ldap
+/// (vendor/README.md).
+pub fn parse_tag_keeping<'a, K>(i: &'a [u8], keep: &K) -> nom::IResult<&'a [u8], StructureTag>
+where
+    K: Fn(usize, TagClass, u64) -> bool,
+{
+    parse_nested(i, 0, keep)
+}
+
+fn parse_nested<'a, K>(i: &'a [u8], depth: usize, keep: &K) -> nom::IResult<&'a [u8], StructureTag>
+where
+    K: Fn(usize, TagClass, u64) -> bool,
+{
     if depth > MAX_DEPTH {
         return Err(nom::Err::Failure(Error::from_error_kind(i, ErrorKind::TooLarge)));
     }
@@ -70,10 +85,11 @@ fn parse_nested(i: &[u8], depth: usize) -> nom::IResult<&[u8], StructureTag> {
     let (i, mut content) = take_exact(i, len)?;
     let pl: PL = match structure {
         TagStructure::Primitive => PL::P(content.to_vec()),
+        TagStructure::Constructed if keep(depth, class, id) => PL::Encoded(content.to_vec()),
         TagStructure::Constructed => {
             let mut tv: Vec<StructureTag> = Vec::with_capacity(count_tags(content));
             while !content.is_empty() {
-                let (j, sub) = parse_nested(content, depth + 1)?;
+                let (j, sub) = parse_nested(content, depth + 1, keep)?;
                 content = j;
                 tv.push(sub);
             }
@@ -88,6 +104,18 @@ fn parse_nested(i: &[u8], depth: usize) -> nom::IResult<&[u8], StructureTag> {
             payload: pl,
         },
     ))
+}
+
+/// The tags `content` holds, parsed (for `PL::Encoded`); `None` when it is not a whole
+/// number of well-formed tags.
+pub(crate) fn parse_contents(mut content: &[u8]) -> Option<Vec<StructureTag>> {
+    let mut tags = Vec::with_capacity(count_tags(content));
+    while !content.is_empty() {
+        let (rest, tag) = parse_nested(content, 1, &|_, _, _| false).ok()?;
+        content = rest;
+        tags.push(tag);
+    }
+    Some(tags)
 }
 
 /// How many tags `content` holds, read from their headers alone, so that the vector holding
@@ -272,5 +300,33 @@ mod test {
         assert!(matches!(parse_tag(&nest(MAX_DEPTH + 1)), Err(nom::Err::Failure(_))));
         // deep enough to overflow a test thread's stack if it were recursed into
         assert!(matches!(parse_tag(&nest(25_000)), Err(nom::Err::Failure(_))));
+    }
+
+    /// scim2ldap's patch: a kept tag's contents stay encoded, and `expect_constructed` gives
+    /// the same children the whole parse does; only the tags asked for are kept.
+    #[test]
+    fn kept_contents_parse_to_the_same_children() {
+        // SEQUENCE { INTEGER 7, [APPLICATION 4] { OCTET STRING "dn", SEQUENCE { } }, [APPLICATION 4] primitive }
+        let bytes = [
+            0x30, 0x0e, 0x02, 0x01, 0x07, 0x64, 0x06, 0x04, 0x02, b'd', b'n', 0x30, 0x00, 0x44,
+            0x01, 0x09,
+        ];
+        let whole = parse_tag(&bytes).unwrap().1;
+        let keep = |depth: usize, class: TagClass, id: u64| {
+            depth == 1 && class == TagClass::Application && id == 4
+        };
+        let kept = parse_tag_keeping(&bytes, &keep).unwrap().1;
+        let (whole, kept) = (whole.expect_constructed().unwrap(), kept.expect_constructed().unwrap());
+        assert_eq!(kept[0], whole[0]);
+        assert_eq!(kept[1].payload, PL::Encoded(bytes[7..13].to_vec()));
+        assert_eq!(kept[2], whole[2], "a primitive tag is never kept");
+        assert_eq!(kept[1].clone().expect_constructed(), whole[1].clone().expect_constructed());
+        // contents that do not parse whole are no children
+        let broken = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::Encoded(vec![0x04, 0x05, b'x']),
+        };
+        assert_eq!(broken.expect_constructed(), None);
     }
 }

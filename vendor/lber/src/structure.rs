@@ -15,6 +15,11 @@ pub enum PL {
     P(Vec<u8>),
     /// Constructed value.
     C(Vec<StructureTag>),
+    /// Constructed value whose contents are kept encoded: written as they are, and parsed
+    /// by `expect_constructed`. Patched for scim2ldap (vendor/README.md): a list sent with
+    /// every request (a search's attribute names) is one buffer instead of a vector per
+    /// item, and `parse::parse_tag_keeping` hands over a tag's contents unparsed.
+    Encoded(Vec<u8>),
 }
 
 impl StructureTag {
@@ -32,15 +37,16 @@ impl StructureTag {
 
     pub fn expect_constructed(self) -> Option<Vec<StructureTag>> {
         match self.payload {
-            PL::P(_) => None,
             PL::C(i) => Some(i),
+            PL::Encoded(content) => crate::parse::parse_contents(&content),
+            PL::P(_) => None,
         }
     }
 
     pub fn expect_primitive(self) -> Option<Vec<u8>> {
         match self.payload {
             PL::P(i) => Some(i),
-            PL::C(_) => None,
+            PL::C(_) | PL::Encoded(_) => None,
         }
     }
 }

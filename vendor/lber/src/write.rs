@@ -21,13 +21,13 @@ pub fn encode_into(buf: &mut BytesMut, tag: StructureTag) -> io::Result<()> {
 fn encode_inner(buf: &mut BytesMut, tag: &StructureTag, lengths: &mut impl Iterator<Item = usize>) {
     let structure = match tag.payload {
         PL::P(_) => TagStructure::Primitive,
-        PL::C(_) => TagStructure::Constructed,
+        PL::C(_) | PL::Encoded(_) => TagStructure::Constructed,
     };
 
     write_type(buf, tag.class, structure, tag.id);
     write_length(buf, lengths.next().unwrap_or(0));
     match &tag.payload {
-        PL::P(v) => buf.extend_from_slice(v),
+        PL::P(v) | PL::Encoded(v) => buf.extend_from_slice(v),
         PL::C(tags) => {
             for tag in tags {
                 encode_inner(buf, tag, lengths);
@@ -43,13 +43,33 @@ fn measure(tag: &StructureTag, lengths: &mut Vec<usize>) -> usize {
     let slot = lengths.len();
     lengths.push(0);
     let content = match &tag.payload {
-        PL::P(v) => v.len(),
+        PL::P(v) | PL::Encoded(v) => v.len(),
         PL::C(tags) => tags.iter().map(|t| measure(t, lengths)).sum(),
     };
     if let Some(l) = lengths.get_mut(slot) {
         *l = content;
     }
     type_len(tag.id) + length_len(content) + content
+}
+
+/// The contents of a SEQUENCE OF OCTET STRING holding `items`, encoded into one buffer
+/// (for `PL::Encoded`). Patched for scim2ldap (vendor/README.md).
+pub fn octet_strings<'a, I>(items: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = &'a [u8]> + Clone,
+{
+    let size = items
+        .clone()
+        .into_iter()
+        .map(|item| 1 + length_len(item.len()) + item.len())
+        .sum();
+    let mut buf = BytesMut::with_capacity(size);
+    for item in items {
+        write_type(&mut buf, TagClass::Universal, TagStructure::Primitive, 4);
+        write_length(&mut buf, item.len());
+        buf.extend_from_slice(item);
+    }
+    buf.into()
 }
 
 #[cfg(test)]
@@ -229,6 +249,40 @@ mod tests {
             let (rest, parsed) = parser.parse(&buf).unwrap();
             assert!(rest.is_empty(), "size {size}");
             assert_eq!(parsed, tree, "size {size}");
+        }
+    }
+
+    /// scim2ldap's patch: a sequence of octet strings sent pre-encoded is the same bytes as
+    /// the one built tag by tag, short and long lengths alike.
+    #[test]
+    fn pre_encoded_octet_strings_match_the_tag_tree() {
+        use crate::structure::{PL, StructureTag};
+        let long = "x".repeat(300);
+        for items in [vec![], vec!["cn"], vec!["cn", "", long.as_str(), "mail"]] {
+            let tree = Tag::Sequence(Sequence {
+                inner: items
+                    .iter()
+                    .map(|s| {
+                        Tag::OctetString(OctetString {
+                            inner: s.as_bytes().to_vec(),
+                            ..Default::default()
+                        })
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .into_structure();
+            let pre = StructureTag {
+                class: Universal,
+                id: 16,
+                payload: PL::Encoded(super::octet_strings(items.iter().map(|s| s.as_bytes()))),
+            };
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            super::encode_into(&mut a, tree.clone()).unwrap();
+            super::encode_into(&mut b, pre).unwrap();
+            assert_eq!(a, b, "{items:?}");
+            let (_, parsed) = crate::Parser::new().parse(&b).unwrap();
+            assert_eq!(parsed, tree);
         }
     }
 

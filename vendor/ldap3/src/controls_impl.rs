@@ -222,7 +222,7 @@ pub fn parse_controls(t: StructureTag) -> Vec<Control> {
                     id, ref payload, ..
                 } if id == Types::Boolean as u64 => match *payload {
                     PL::P(ref v) => (v[0] != 0, components.next()),
-                    PL::C(_) => panic!("decoding error"),
+                    PL::C(_) | PL::Encoded(_) => panic!("decoding error"),
                 },
                 StructureTag { id, .. } if id == Types::OctetString as u64 => {
                     (false, Some(c.clone()))

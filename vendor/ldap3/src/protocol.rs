@@ -58,8 +58,16 @@ fn decoding_error() -> io::Error {
 // there is one, and a malformed message is an error instead of a panic.
 #[allow(clippy::type_complexity)]
 fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
-    let mut parser = lber::Parser::new();
-    let (consumed, tag) = match parser.parse(buf) {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // patched for scim2ldap (vendor/README.md): a search result entry's contents are kept
+    // encoded, for a caller that reads them straight from the bytes (`SearchEntry::construct`
+    // still parses them into tags)
+    let entry = |depth: usize, class: TagClass, id: u64| {
+        depth == 1 && class == TagClass::Application && id == 4
+    };
+    let (consumed, tag) = match lber::parse::parse_tag_keeping(buf, &entry) {
         Err(e) if e.is_incomplete() => return Ok(None),
         Err(_e) => return Err(decoding_error()),
         Ok((i, tag)) => (buf.len() - i.len(), tag),
@@ -79,7 +87,7 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             class,
             ref payload,
         } if class == TagClass::Context && id == 0 => match *payload {
-            PL::C(_) => true,
+            PL::C(_) | PL::Encoded(_) => true,
             PL::P(_) => return Err(decoding_error()),
         },
         StructureTag { id, class, .. } if class == TagClass::Context && id == 10 => {

@@ -647,22 +647,14 @@ where
                     Ok(filter) => filter,
                     _ => return Err(LdapError::FilterParsing),
                 },
-                // patched for scim2ldap (vendor/README.md): the attribute list is built in
-                // its encoded form, not as tags each converted again when sent
+                // patched for scim2ldap (vendor/README.md): the attribute list is encoded
+                // into one buffer, not built as a tag (and a vector) per name
                 Tag::StructureTag(StructureTag {
                     class: TagClass::Universal,
                     id: Types::Sequence as u64,
-                    payload: PL::C(
-                        attrs
-                            .as_ref()
-                            .iter()
-                            .map(|s| StructureTag {
-                                class: TagClass::Universal,
-                                id: Types::OctetString as u64,
-                                payload: PL::P(Vec::from(s.as_ref())),
-                            })
-                            .collect(),
-                    ),
+                    payload: PL::Encoded(lber::write::octet_strings(
+                        attrs.as_ref().iter().map(|s| s.as_ref().as_bytes()),
+                    )),
                 }),
             ],
         });

@@ -165,13 +165,13 @@ impl ControlParser for SyncDone {
                 StructureTag { id, payload, .. } if id == Types::OctetString as u64 => {
                     cookie = Some(match payload {
                         PL::P(ostr) => ostr,
-                        PL::C(_) => panic!("syncdone: constructed octet string?"),
+                        PL::C(_) | PL::Encoded(_) => panic!("syncdone: constructed octet string?"),
                     });
                 }
                 StructureTag { id, payload, .. } if id == Types::Boolean as u64 => {
                     refresh_deletes = match payload {
                         PL::P(ostr) => ostr[0] != 0,
-                        PL::C(_) => panic!("syncdone: constructed boolean?"),
+                        PL::C(_) | PL::Encoded(_) => panic!("syncdone: constructed boolean?"),
                     };
                 }
                 _ => panic!("syncdone: unrecognized component"),
@@ -233,14 +233,14 @@ pub fn parse_syncinfo(entry: ResultEntry) -> SyncInfo {
                             0 => {
                                 let cookie = match payload {
                                     PL::P(payload) => payload,
-                                    PL::C(_) => panic!("syncinfo: [0] not primitive"),
+                                    PL::C(_) | PL::Encoded(_) => panic!("syncinfo: [0] not primitive"),
                                 };
                                 SyncInfo::NewCookie(cookie)
                             }
                             1..=3 => {
                                 let mut syncinfo_val = match payload {
                                     PL::C(payload) => payload,
-                                    PL::P(_) => panic!("syncinfo: [1,2,3] not a sequence"),
+                                    PL::P(_) | PL::Encoded(_) => panic!("syncinfo: [1,2,3] not a sequence"),
                                 }
                                 .into_iter();
                                 let mut sync_cookie = None;

@@ -5,7 +5,9 @@ use bytes::BytesMut;
 use super::{ControlParser, MakeCritical, RawControl};
 use crate::search::{ResultEntry, SearchEntry};
 use lber::parse::parse_tag;
-use lber::structures::{ASNTag, OctetString, Sequence, Tag};
+use lber::common::TagClass;
+use lber::structure::{PL, StructureTag};
+use lber::universal::Types;
 use lber::write;
 
 pub const PRE_READ_OID: &str = "1.3.6.1.1.13.1";
@@ -82,27 +84,21 @@ impl<S: AsRef<str>> From<PostRead<S>> for RawControl {
 }
 
 fn from_read_entry<S: AsRef<str>>(re: ReadEntry<S>) -> RawControl {
-    let mut attr_vec = Vec::new();
-    let mut enc_size_est = 2;
-    for attr in re.attrs {
-        enc_size_est += attr.as_ref().len() + 2;
-        let tag = Tag::OctetString(OctetString {
-            inner: Vec::from(attr.as_ref()),
-            ..Default::default()
-        });
-        attr_vec.push(tag);
-    }
-    let cval = Tag::Sequence(Sequence {
-        inner: attr_vec,
-        ..Default::default()
-    })
-    .into_structure();
-    let mut buf = BytesMut::with_capacity(enc_size_est);
+    // patched for scim2ldap (vendor/README.md): the attribute list is encoded into one
+    // buffer, not built as a tag (and a vector) per name
+    let cval = StructureTag {
+        class: TagClass::Universal,
+        id: Types::Sequence as u64,
+        payload: PL::Encoded(write::octet_strings(
+            re.attrs.iter().map(|s| s.as_ref().as_bytes()),
+        )),
+    };
+    let mut buf = BytesMut::new();
     write::encode_into(&mut buf, cval).expect("encoded");
     RawControl {
         ctype: re.oid.to_owned(),
         crit: false,
-        val: Some(Vec::from(&buf[..])),
+        val: Some(buf.into()),
     }
 }
 
