@@ -329,11 +329,30 @@ fn is_under_normalized(dn: &str, base: &str) -> bool {
     dn.len() > base.len() && dn.ends_with(&base) && dn[..dn.len() - base.len()].ends_with(',')
 }
 
-/// The first RDN of `dn` and the rest (its parent).
+/// The first RDN of `dn` and the rest (its parent), each RDN trimmed as `split_dn` trims it.
 pub fn split_first_rdn(dn: &str) -> (String, String) {
-    let parts = split_dn(dn);
-    let first = parts.first().cloned().unwrap_or_default();
-    (first, parts.get(1..).unwrap_or_default().join(","))
+    // every write names its entry's RDN: the first unescaped comma is found in place, and
+    // the parent is copied as is unless it has spaces to trim (splitting a DN char by char
+    // into strings was 2% of a PATCH)
+    let bytes = dn.as_bytes();
+    let mut i = 0;
+    let cut = loop {
+        match bytes.get(i) {
+            None => break None,
+            Some(b'\\') => i += 2, // an escaped byte (a continuation byte is never `,`)
+            Some(b',') => break Some(i),
+            Some(_) => i += 1,
+        }
+    };
+    let Some((first, rest)) = cut.and_then(|at| Some((dn.get(..at)?, dn.get(at + 1..)?))) else {
+        return (dn.trim().to_owned(), String::new());
+    };
+    let parent = if rest.contains(char::is_whitespace) {
+        split_dn(rest).join(",")
+    } else {
+        rest.to_owned()
+    };
+    (first.trim().to_owned(), parent)
 }
 
 #[cfg(test)]
@@ -427,6 +446,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_first_rdn_is_split_off_as_splitting_every_rdn_does(
+            dn in "[a-z=,+ \\\\é\t]{0,24}",
+        ) {
+            let parts = split_dn(&dn);
+            let expected = (
+                parts.first().cloned().unwrap_or_default(),
+                parts.get(1..).unwrap_or_default().join(","),
+            );
+            proptest::prop_assert_eq!(split_first_rdn(&dn), expected);
+        }
+    }
+
     #[test]
     fn dn_comparison_ignores_case_and_spaces_but_not_escapes() {
         assert!(is_under(
@@ -449,5 +482,10 @@ mod tests {
             split_first_rdn("uid=a,ou=p,dc=x"),
             ("uid=a".into(), "ou=p,dc=x".into())
         );
+        assert_eq!(
+            split_first_rdn(r" cn=Smith\, John , ou=p ,dc=x"),
+            (r"cn=Smith\, John".into(), "ou=p,dc=x".into())
+        );
+        assert_eq!(split_first_rdn(r"cn=x\"), (r"cn=x\".into(), String::new()));
     }
 }
