@@ -146,10 +146,17 @@ impl SafeVisitor<'_> {
         }
         let sep = if self.first { "" } else { " " };
         self.first = false;
+        // pieces written as they are: `write!` ran the formatting machinery for each field
+        // of each line
+        let w = &mut self.writer;
         self.result = if field.name() == "message" {
-            write!(self.writer, "{sep}{}", escape_controls(text))
+            w.write_str(sep)
+                .and_then(|()| w.write_str(&escape_controls(text)))
         } else {
-            write!(self.writer, "{sep}{}={}", field.name(), safe_value(text))
+            w.write_str(sep)
+                .and_then(|()| w.write_str(field.name()))
+                .and_then(|()| w.write_str("="))
+                .and_then(|()| w.write_str(&safe_value(text)))
         };
     }
 }
@@ -237,7 +244,8 @@ pub fn safe_value(text: &str) -> Cow<'_, str> {
     if bare && !text.is_empty() {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 16);
+    // room for an escape per eight bytes: a JSON audit record quotes every name and value
+    let mut out = String::with_capacity(text.len() + text.len() / 8 + 16);
     out.push('"');
     let mut rest = text;
     // a quote, a backslash, an ASCII control, or the first byte of a non-ASCII character
