@@ -4,7 +4,10 @@
 //! every label takes a bounded set of values (routes as matched, not as sent; tenants from
 //! the config).
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -91,6 +94,8 @@ fn latency_histogram() -> Histogram {
 }
 
 pub struct Metrics {
+    /// Tells this set's handles from another's in the per-thread lists (tests make several).
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -133,6 +138,41 @@ pub fn server_label(url: &str) -> &'static str {
     }
 }
 
+/// A thread's handles to the series of one family (or two families sharing labels): which
+/// `Metrics` they belong to, their labels, the handles.
+type Handles<K, H> = RefCell<Vec<(u64, K, H)>>;
+
+/// At most this many handles per family per thread; past it the list starts again (labels
+/// are bounded, but a list walked per request must stay short).
+const HANDLES_PER_THREAD: usize = 64;
+
+/// Gives `use_handle` the handle of the series whose labels `is_key` accepts, from this
+/// thread's list, else from `resolve` (then kept). Counting a request or an LDAP operation
+/// hashed its labels with SipHash and took its family's lock, each time; a family never
+/// drops a series, so a kept handle stays the one `/metrics` shows.
+fn with_handles<K: 'static, H: 'static>(
+    handles: &'static LocalKey<Handles<K, H>>,
+    owner: u64,
+    is_key: impl Fn(&K) -> bool,
+    resolve: impl FnOnce() -> (K, H),
+    use_handle: impl FnOnce(&H),
+) {
+    handles.with(|cell| {
+        let Ok(mut kept) = cell.try_borrow_mut() else {
+            return use_handle(&resolve().1); // re-entered: not kept
+        };
+        if let Some((_, _, h)) = kept.iter().find(|(o, k, _)| *o == owner && is_key(k)) {
+            return use_handle(h);
+        }
+        if kept.len() >= HANDLES_PER_THREAD {
+            kept.clear();
+        }
+        let (key, h) = resolve();
+        use_handle(&h);
+        kept.push((owner, key, h));
+    });
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -142,7 +182,9 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Metrics {
         let mut registry = Registry::with_prefix("scim2ldap");
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let m = Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             ldap_ops: Family::default(),
@@ -317,7 +359,8 @@ impl Metrics {
     }
 
     /// One request answered; `route` and `method` are labels from fixed sets (a route
-    /// template, a method name), so that no label costs an allocation but the tenant's.
+    /// template, a method name). The series' handles are looked up once per thread
+    /// (`with_handles`): the tenant's name is copied only then.
     pub fn request(
         &self,
         route: &'static str,
@@ -326,17 +369,32 @@ impl Metrics {
         tenant: &str,
         took: Duration,
     ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-                tenant: tenant.to_owned(),
-            })
-            .inc();
-        self.request_seconds
-            .get_or_create(&RouteLabels { route, method })
-            .observe(took.as_secs_f64());
+        thread_local! {
+            static HANDLES: Handles<RequestLabels, (Counter, Histogram)> = const { RefCell::new(Vec::new()) };
+        }
+        with_handles(
+            &HANDLES,
+            self.id,
+            |k| k.status == status && k.route == route && k.method == method && k.tenant == tenant,
+            || {
+                let labels = RequestLabels {
+                    route,
+                    method,
+                    status,
+                    tenant: tenant.to_owned(),
+                };
+                let count = self.requests.get_or_create(&labels).clone();
+                let time = self
+                    .request_seconds
+                    .get_or_create(&RouteLabels { route, method })
+                    .clone();
+                (labels, (count, time))
+            },
+            |(count, time)| {
+                count.inc();
+                time.observe(took.as_secs_f64());
+            },
+        );
     }
 
     /// One LDAP operation `op` sent to `server` (a `server_label`) that took `took` and
@@ -348,11 +406,24 @@ impl Metrics {
         took: Duration,
         error: Option<&'static str>,
     ) {
-        let labels = OpLabels { op, server };
-        self.ldap_ops.get_or_create(&labels).inc();
-        self.ldap_seconds
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        thread_local! {
+            static HANDLES: Handles<OpLabels, (Counter, Histogram)> = const { RefCell::new(Vec::new()) };
+        }
+        with_handles(
+            &HANDLES,
+            self.id,
+            |k| k.op == op && k.server == server,
+            || {
+                let labels = OpLabels { op, server };
+                let count = self.ldap_ops.get_or_create(&labels).clone();
+                let time = self.ldap_seconds.get_or_create(&labels).clone();
+                (labels, (count, time))
+            },
+            |(count, time)| {
+                count.inc();
+                time.observe(took.as_secs_f64());
+            },
+        );
         if let Some(kind) = error {
             self.ldap_errors
                 .get_or_create(&OpErrorLabels { op, server, kind })
@@ -393,10 +464,23 @@ impl Metrics {
     }
 
     pub fn cache_lookup(&self, lookup: &'static str, hit: bool) {
+        thread_local! {
+            static HANDLES: Handles<CacheLabels, Counter> = const { RefCell::new(Vec::new()) };
+        }
         let result = if hit { "hit" } else { "miss" };
-        self.cache
-            .get_or_create(&CacheLabels { lookup, result })
-            .inc();
+        with_handles(
+            &HANDLES,
+            self.id,
+            |k| k.lookup == lookup && k.result == result,
+            || {
+                let labels = CacheLabels { lookup, result };
+                let count = self.cache.get_or_create(&labels).clone();
+                (labels, count)
+            },
+            |count| {
+                count.inc();
+            },
+        );
     }
 
     pub fn auth_failure(&self, tenant: Option<&str>, reason: &'static str) {
@@ -493,5 +577,39 @@ mod tests {
             .contains("scim2ldap_auth_failures_total{tenant=\"acme\",reason=\"invalid_token\"} 1"));
         assert!(text.contains("scim2ldap_ldap_pool_connections{state=\"idle\"} 7"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn kept_handles_count_into_their_own_set_and_series() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let count = |m: &Metrics, status: u16| {
+            m.request("/r", "GET", status, "acme", Duration::from_millis(1));
+            m.ldap("search", "ldap://dc1", Duration::from_millis(1), None);
+            m.cache_lookup("id", status == 200);
+        };
+        count(&a, 200);
+        count(&a, 200);
+        count(&b, 200);
+        // more series than a thread keeps handles for: the list starts again, counts stay
+        for status in 300..(300 + HANDLES_PER_THREAD as u16 + 5) {
+            count(&a, status);
+        }
+        count(&a, 200);
+        let series = |m: &Metrics, line: &str| {
+            let text = m.render();
+            text.lines()
+                .find_map(|l| l.strip_prefix(line))
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("{line} not in {text}"))
+        };
+        let ok = "scim2ldap_http_requests_total{route=\"/r\",method=\"GET\",status=\"200\",tenant=\"acme\"} ";
+        let ops = "scim2ldap_ldap_operations_total{op=\"search\",server=\"ldap://dc1\"} ";
+        let hits = "scim2ldap_dn_cache_lookups_total{lookup=\"id\",result=\"hit\"} ";
+        assert_eq!(series(&a, ok), "3");
+        assert_eq!(series(&b, ok), "1");
+        assert_eq!(series(&a, ops), (3 + HANDLES_PER_THREAD + 5).to_string());
+        assert_eq!(series(&b, ops), "1");
+        assert_eq!(series(&a, hits), "3");
+        assert_eq!(series(&b, hits), "1");
     }
 }
