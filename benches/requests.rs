@@ -368,13 +368,16 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
     println!("instructions per request under callgrind, {m} requests each, one at a time:\n");
     println!("| request | instructions/request |");
     println!("|---|---|");
-    let kinds: [(&str, usize); 5] = [
+    let kinds: [(&str, usize); 6] = [
         ("GET /healthz (HTTP alone)", 0),
         ("GET /Users/{id}", 1),
         ("GET ?filter=userName eq", 2),
         ("PATCH title", 3),
         ("POST /Users", 4),
+        ("DELETE (archive)", 5),
     ];
+    // the users each round of POSTs made, which that round of DELETEs removes
+    let mut created: [Vec<String>; 2] = Default::default();
     for (what, kind) in kinds {
         // first every id once (the DN cache is warm in the timed runs too) and a few of the
         // others, so that lazily made state is not counted
@@ -389,7 +392,7 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
             }
             for i in 0..n {
                 let id = &ids[i % ids.len()];
-                let (s, _) = match kind {
+                let (s, v) = match kind {
                     0 => {
                         let url = format!("http://{}/healthz", b.server.addr);
                         let s = b.client.get(url).send().await.unwrap().status();
@@ -407,12 +410,19 @@ async fn instructions_per_request(config: &str, ids: &[String], m: usize) {
                         )
                         .await
                     }
-                    _ => {
+                    4 => {
                         let body = json!({"userName": format!("cg{round}-{i}"), "name": {"givenName": "C", "familyName": "G"}});
                         b.call(TOKEN, Method::POST, "/Users", Some(&body)).await
                     }
+                    _ => {
+                        let url = format!("/Users/{}", created[round][i]);
+                        b.call(TOKEN, Method::DELETE, &url, None).await
+                    }
                 };
                 assert!(s.is_success(), "{what}: {s}");
+                if kind == 4 {
+                    created[round].push(v["id"].as_str().unwrap().to_owned());
+                }
             }
         }
         control("-d");

@@ -140,7 +140,7 @@ impl AppState {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         };
-        format!("{scheme}://{host}{BASE_PATH}")
+        [scheme, "://", host, BASE_PATH].concat()
     }
 }
 

@@ -20,7 +20,7 @@ use crate::service::view::{GroupLink, Links, MemberLink, ResourceType, View};
 
 /// Absolute URL of the resource.
 pub fn location(base: &str, kind: ResourceType, id: &str) -> String {
-    format!("{base}/{}/{id}", kind.endpoint())
+    [base, "/", kind.endpoint(), "/", id].concat()
 }
 
 /// The entity tag of the view's version (`W/"…"`), when the directory keeps one.

@@ -38,7 +38,11 @@ impl IntoResponse for HttpError {
 
 /// A JSON body with the SCIM media type.
 pub fn scim_json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    // most bodies (a user, an error) fit: written without growing the buffer step by step
+    let mut bytes = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes.clear();
+    }
     (
         status,
         [(

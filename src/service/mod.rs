@@ -41,7 +41,7 @@ pub fn etag_value(tag: &str) -> &str {
 
 /// The entity tag for a version (weak: equal versions mean equal resources, not bytes).
 pub fn etag(version: &str) -> String {
-    format!("W/\"{version}\"")
+    ["W/\"", version, "\""].concat()
 }
 
 /// A directory's diagnostic text as a client may see it: what it says about the values

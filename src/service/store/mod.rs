@@ -93,8 +93,11 @@ impl Store {
     /// version, and the timestamps when `meta` is wanted. `extra` is added as is.
     pub fn attrs_for<'a>(&'a self, p: &Projection, extra: &[&'a str]) -> Vec<&'a str> {
         let mut v: Vec<&str> = if p.includes_every_attribute() {
-            // most reads show everything: that list is built once
-            self.shown_attrs.iter().map(String::as_str).collect()
+            // most reads show everything: that list is built once (and copied with room for
+            // `extra`)
+            let mut v = Vec::with_capacity(self.shown_attrs.len() + extra.len());
+            v.extend(self.shown_attrs.iter().map(String::as_str));
+            v
         } else {
             shown_attrs(&self.mapping, self.dir.as_ref(), &|k| p.includes(k))
         };
