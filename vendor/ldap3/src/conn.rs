@@ -1,4 +1,6 @@
 use std::collections::{HashMap, HashSet};
+
+use crate::util::IdHash;
 #[cfg(feature = "tls-rustls")]
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -361,9 +363,9 @@ enum LoopMode {
 /// is possible through the [`LdapConnSettings`](struct.LdapConnSettings.html) struct, which can be
 /// passed to [`with_settings()`](#method.with_settings).
 pub struct LdapConnAsync {
-    msgmap: Arc<Mutex<(i32, HashSet<i32>)>>,
-    resultmap: HashMap<i32, ResultSender>,
-    searchmap: HashMap<i32, ItemSender>,
+    msgmap: Arc<Mutex<(i32, HashSet<i32, IdHash>)>>,
+    resultmap: HashMap<i32, ResultSender, IdHash>,
+    searchmap: HashMap<i32, ItemSender, IdHash>,
     rx: mpsc::UnboundedReceiver<(RequestId, LdapOp, Tag, MaybeControls, ResultSender)>,
     id_scrub_rx: mpsc::UnboundedReceiver<RequestId>,
     misc_rx: mpsc::UnboundedReceiver<MiscSender>,
@@ -679,9 +681,9 @@ impl LdapConnAsync {
         let (id_scrub_tx, id_scrub_rx) = mpsc::unbounded_channel();
         let (misc_tx, misc_rx) = mpsc::unbounded_channel();
         let conn = LdapConnAsync {
-            msgmap: Arc::new(Mutex::new((0, HashSet::new()))),
-            resultmap: HashMap::new(),
-            searchmap: HashMap::new(),
+            msgmap: Arc::new(Mutex::new((0, HashSet::default()))),
+            resultmap: HashMap::default(),
+            searchmap: HashMap::default(),
             rx,
             id_scrub_rx,
             misc_rx,

@@ -74,7 +74,7 @@ pub enum Mod<S: AsRef<[u8]> + Eq + Hash> {
 /// connection.
 #[derive(Debug)]
 pub struct Ldap {
-    pub(crate) msgmap: Arc<Mutex<(RequestId, HashSet<RequestId>)>>,
+    pub(crate) msgmap: Arc<Mutex<(RequestId, HashSet<RequestId, crate::util::IdHash>)>>,
     pub(crate) tx: mpsc::UnboundedSender<(RequestId, LdapOp, Tag, MaybeControls, ResultSender)>,
     pub(crate) id_scrub_tx: mpsc::UnboundedSender<RequestId>,
     pub(crate) misc_tx: mpsc::UnboundedSender<MiscSender>,

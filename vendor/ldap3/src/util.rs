@@ -396,3 +396,49 @@ mod test {
         assert_eq!(dn_escape("#rust"), "\\23rust");
     }
 }
+
+/// Hashes a message id (patched for scim2ldap, vendor/README.md): the maps keyed by message
+/// id were hashed with SipHash, a defence against chosen keys that ids the client picks
+/// itself, one after another, do not need; a multiplication spreads them over the buckets.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, id: i32) {
+        self.0 = (id as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The hasher of the maps and sets keyed by message id.
+pub(crate) type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+#[cfg(test)]
+mod id_hash_tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn message_ids_hash_apart_and_work_as_keys() {
+        let h = IdHash::default();
+        let hashes: std::collections::HashSet<u64> = (1..=1000).map(|id: i32| h.hash_one(id)).collect();
+        assert_eq!(hashes.len(), 1000);
+        let mut m: HashMap<i32, i32, IdHash> = HashMap::default();
+        for id in [1, 2, i32::MAX, -1, 0] {
+            m.insert(id, id.wrapping_add(1));
+        }
+        assert_eq!(m.get(&i32::MAX), Some(&i32::MIN));
+        assert_eq!(m.get(&-1), Some(&0));
+        assert_eq!(m.get(&3), None);
+    }
+}
