@@ -260,7 +260,8 @@ impl Auditor {
         };
         match &self.sink {
             Sink::Off => {}
-            Sink::Log => info!(target: "audit", record = %line, "write"),
+            // a str field is written as it is; `%line` was formatted into a copy first
+            Sink::Log => info!(target: "audit", record = line.as_str(), "write"),
             Sink::File { path, open } => {
                 line.push('\n');
                 let Ok(mut open) = open.lock() else { return };

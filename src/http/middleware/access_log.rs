@@ -62,7 +62,7 @@ where
         parent: &span,
         method = method.as_str(),
         // the path as sent (percent-encoded), bounded; the log formatter quotes what needs it
-        path = %crate::logging::shorten(path, 256),
+        path = crate::logging::shorten(path, 256).as_ref(),
         status = resp.status().as_u16(),
         latency_ms = %Millis(start.elapsed()),
         tenant = tenant_name,
