@@ -13,6 +13,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
 
 mod clock;
+mod line;
 mod sink;
 use clock::Clock;
 pub use sink::LineSink;
@@ -89,12 +90,21 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let sink = LineSink::stderr();
-    let text = (format == LogFormat::Text).then(|| {
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let text = (format == LogFormat::Text && colours).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(sink.clone())
             .with_timer(Clock)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(true)
             .fmt_fields(SafeFields)
+    });
+    // the same line without colours (a service's, to the journal), written piece by piece
+    let plain = (format == LogFormat::Text && !colours).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(sink.clone())
+            .with_ansi(false)
+            .fmt_fields(SafeFields)
+            .event_format(line::Line { timer: Clock })
     });
     let json = (format == LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
@@ -108,6 +118,7 @@ pub fn init(format: LogFormat, level: &str) -> LogControl {
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(text)
+        .with(plain)
         .with(json)
         .try_init()
         .is_ok();
