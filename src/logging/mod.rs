@@ -258,25 +258,33 @@ pub fn safe_value(text: &str) -> Cow<'_, str> {
     // room for an escape per eight bytes: a JSON audit record quotes every name and value
     let mut out = String::with_capacity(text.len() + text.len() / 8 + 16);
     out.push('"');
-    let mut rest = text;
-    // a quote, a backslash, an ASCII control, or the first byte of a non-ASCII character
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f | 0x7f..))
-    {
-        let (plain, tail) = rest.split_at_checked(at).unwrap_or((rest, ""));
-        out.push_str(plain);
-        let mut chars = tail.chars();
-        match chars.next() {
-            Some('"') => out.push_str("\\\""),
-            Some('\\') => out.push_str("\\\\"),
-            Some(c) if needs_escape(c) => push_escaped(&mut out, c),
-            Some(c) => out.push(c),
-            None => {}
+    // runs of bytes that need nothing are copied whole; a quote or a backslash gets its
+    // backslash and starts the next run; a control or a non-ASCII character is looked at
+    let bytes = text.as_bytes();
+    let (mut run, mut at) = (0, 0);
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'"' | b'\\' => {
+                out.push_str(text.get(run..at).unwrap_or_default());
+                out.push('\\');
+                run = at;
+                at += 1;
+            }
+            0..=0x1f | 0x7f.. => {
+                let Some(c) = text.get(at..).and_then(|t| t.chars().next()) else {
+                    break; // unreachable: `at` is on a character boundary
+                };
+                if needs_escape(c) {
+                    out.push_str(text.get(run..at).unwrap_or_default());
+                    push_escaped(&mut out, c);
+                    run = at + c.len_utf8();
+                }
+                at += c.len_utf8();
+            }
+            _ => at += 1,
         }
-        rest = chars.as_str();
     }
-    out.push_str(rest);
+    out.push_str(text.get(run..).unwrap_or_default());
     out.push('"');
     Cow::Owned(out)
 }
