@@ -162,6 +162,15 @@ mod tests {
         }
     }
 
+    /// A SearchResultEntry op ([APPLICATION 4]) holding `parts`.
+    fn op(parts: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(parts),
+        }
+    }
+
     fn entry(attrs: Vec<(&[u8], Vec<&[u8]>)>) -> StructureTag {
         let attrs = attrs
             .into_iter()
@@ -172,11 +181,7 @@ mod tests {
                 )
             })
             .collect();
-        StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![prim(b"uid=Ann,ou=People"), cons(16, attrs)]),
-        }
+        op(vec![prim(b"uid=Ann,ou=People"), cons(16, attrs)])
     }
 
     fn encoded(tag: &StructureTag) -> Vec<u8> {
@@ -260,40 +265,24 @@ mod tests {
 
     #[test]
     fn entries_of_another_shape_are_refused_not_panicked_on() {
-        let not_utf8_dn = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![prim(&[0xff]), cons(16, vec![])]),
-        };
+        let not_utf8_dn = op(vec![prim(&[0xff]), cons(16, vec![])]);
         let wrong_op = StructureTag {
             id: 5,
             ..entry(vec![])
         };
-        let no_attrs = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![prim(b"cn=x")]),
-        };
-        let value_not_octets = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![
-                prim(b"cn=x"),
-                cons(
+        let no_attrs = op(vec![prim(b"cn=x")]);
+        let value_not_octets = op(vec![
+            prim(b"cn=x"),
+            cons(
+                16,
+                vec![cons(
                     16,
-                    vec![cons(
-                        16,
-                        vec![prim(b"cn"), cons(17, vec![cons(16, vec![])])],
-                    )],
-                ),
-            ]),
-        };
+                    vec![prim(b"cn"), cons(17, vec![cons(16, vec![])])],
+                )],
+            ),
+        ]);
         let name_not_utf8 = entry(vec![(&[0xc3, 0x28], vec![b"v"])]);
-        let attrs_primitive = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![prim(b"cn=x"), prim(b"oops")]),
-        };
+        let attrs_primitive = op(vec![prim(b"cn=x"), prim(b"oops")]);
         for bad in [
             not_utf8_dn,
             wrong_op,
@@ -313,22 +302,14 @@ mod tests {
         for len in 0..good.len() {
             assert_eq!(RawEntry::from_ber(good.get(..len).unwrap()), None, "{len}");
         }
-        let three_parts = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![prim(b"cn=x"), cons(16, vec![]), prim(b"extra")]),
-        };
-        let attr_three_parts = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![
-                prim(b"cn=x"),
-                cons(
-                    16,
-                    vec![cons(16, vec![prim(b"cn"), cons(17, vec![]), prim(b"x")])],
-                ),
-            ]),
-        };
+        let three_parts = op(vec![prim(b"cn=x"), cons(16, vec![]), prim(b"extra")]);
+        let attr_three_parts = op(vec![
+            prim(b"cn=x"),
+            cons(
+                16,
+                vec![cons(16, vec![prim(b"cn"), cons(17, vec![]), prim(b"x")])],
+            ),
+        ]);
         assert_eq!(read(&three_parts), None);
         assert_eq!(read(&attr_three_parts), None);
     }
