@@ -7,8 +7,12 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::thread::LocalKey;
 use std::time::Duration;
+
+mod handles;
+#[cfg(test)]
+use handles::HANDLES_PER_THREAD;
+use handles::{with_handles, Handles};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -136,41 +140,6 @@ pub fn server_label(url: &str) -> &'static str {
             label
         }
     }
-}
-
-/// A thread's handles to the series of one family (or two families sharing labels): which
-/// `Metrics` they belong to, their labels, the handles.
-type Handles<K, H> = RefCell<Vec<(u64, K, H)>>;
-
-/// At most this many handles per family per thread; past it the list starts again (labels
-/// are bounded, but a list walked per request must stay short).
-const HANDLES_PER_THREAD: usize = 64;
-
-/// Gives `use_handle` the handle of the series whose labels `is_key` accepts, from this
-/// thread's list, else from `resolve` (then kept). Counting a request or an LDAP operation
-/// hashed its labels with SipHash and took its family's lock, each time; a family never
-/// drops a series, so a kept handle stays the one `/metrics` shows.
-fn with_handles<K: 'static, H: 'static>(
-    handles: &'static LocalKey<Handles<K, H>>,
-    owner: u64,
-    is_key: impl Fn(&K) -> bool,
-    resolve: impl FnOnce() -> (K, H),
-    use_handle: impl FnOnce(&H),
-) {
-    handles.with(|cell| {
-        let Ok(mut kept) = cell.try_borrow_mut() else {
-            return use_handle(&resolve().1); // re-entered: not kept
-        };
-        if let Some((_, _, h)) = kept.iter().find(|(o, k, _)| *o == owner && is_key(k)) {
-            return use_handle(h);
-        }
-        if kept.len() >= HANDLES_PER_THREAD {
-            kept.clear();
-        }
-        let (key, h) = resolve();
-        use_handle(&h);
-        kept.push((owner, key, h));
-    });
 }
 
 /// The process's metrics.
