@@ -185,8 +185,7 @@ impl AdDialect {
         let filter = LdapFilter::and(vec![
             LdapFilter::eq("objectClass", "user"),
             LdapFilter::or(holding),
-        ])
-        .to_string();
+        ]);
         let mut attrs: Vec<&str> = UNIQUE_NAMES.to_vec();
         attrs.push("objectGUID");
         let (found, _) = pool
@@ -223,7 +222,7 @@ impl AdDialect {
                 let keep: String = wanted.chars().take(20 - suffix.len()).collect();
                 format!("{keep}{suffix}")
             };
-            let filter = LdapFilter::eq("sAMAccountName", candidate.clone()).to_string();
+            let filter = LdapFilter::eq("sAMAccountName", candidate.clone());
             let (found, _) = pool
                 .search(&domain, Scope::Subtree, &filter, &["userPrincipalName"], 1)
                 .await?;
@@ -348,7 +347,7 @@ impl Dialect for AdDialect {
                 };
                 let next = format!("member;range={}-{}", last + 1, last + self.range_step);
                 let (found, _) = pool
-                    .search(&e.dn, Scope::Base, "(objectClass=*)", &[next.as_str()], 0)
+                    .search(&e.dn, Scope::Base, &LdapFilter::True, &[next.as_str()], 0)
                     .await?;
                 let Some(part) = found.into_iter().next() else {
                     break;

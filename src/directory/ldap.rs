@@ -149,7 +149,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         let attrs = self.wanted(attrs);
         match self
             .pool
-            .search(dn, Scope::Base, "(objectClass=*)", &refs(&attrs), 0)
+            .search(dn, Scope::Base, &LdapFilter::True, &refs(&attrs), 0)
             .await
         {
             Ok((entries, _)) => Ok(self.finish_all(entries).await?.into_iter().next()),
@@ -166,24 +166,23 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)> {
         let attrs = self.wanted(attrs);
-        let filter = filter.to_string();
         if size_limit == 0 {
             let mut all = Vec::new();
             self.pool
-                .search_paged(base, &filter, &refs(&attrs), |e| all.push(e))
+                .search_paged(base, filter, &refs(&attrs), |e| all.push(e))
                 .await?;
             return Ok((self.finish_all(all).await?, false));
         }
         if !self.dialect.honours_size_limit() {
             let (entries, more) = self
                 .pool
-                .search_page(base, &filter, &refs(&attrs), size_limit)
+                .search_page(base, filter, &refs(&attrs), size_limit)
                 .await?;
             return Ok((self.finish_all(entries).await?, more));
         }
         let (mut entries, mut truncated) = self
             .pool
-            .search(base, Scope::Subtree, &filter, &refs(&attrs), size_limit)
+            .search(base, Scope::Subtree, filter, &refs(&attrs), size_limit)
             .await?;
         // a server that ignores the size limit still gives a page of at most that many
         if entries.len() > size_limit {
@@ -204,7 +203,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         let attrs = self.wanted(attrs);
         let (mut n, mut window) = (0, Vec::new());
         self.pool
-            .search_paged(base, &filter.to_string(), &refs(&attrs), |e| {
+            .search_paged(base, filter, &refs(&attrs), |e| {
                 if n >= skip && n < skip + take {
                     window.push(e);
                 }
@@ -232,7 +231,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
             .pool
             .search_streamed(
                 base,
-                &filter.to_string(),
+                filter,
                 &refs(&attrs),
                 skip.saturating_add(take),
                 vec![sort_control(sort)],
@@ -269,7 +268,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         let mut kept = Vec::new();
         let mut more = false;
         self.pool
-            .search_paged_while(base, &filter.to_string(), &refs(&attrs), |e| {
+            .search_paged_while(base, filter, &refs(&attrs), |e| {
                 if kept.len() < limit {
                     kept.push(e);
                     true
@@ -285,7 +284,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
     async fn count(&self, base: &Dn, filter: &LdapFilter) -> DirResult<usize> {
         let mut n = 0;
         self.pool
-            .search_paged(base, &filter.to_string(), &["1.1"], |_| n += 1)
+            .search_paged(base, filter, &["1.1"], |_| n += 1)
             .await?;
         Ok(n)
     }
@@ -360,10 +359,7 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         attrs: &[&str],
     ) -> DirResult<super::Walk> {
         let wanted = self.wanted(attrs);
-        let walk = self
-            .pool
-            .open_walk(base, &filter.to_string(), &refs(&wanted))
-            .await?;
+        let walk = self.pool.open_walk(base, filter, &refs(&wanted)).await?;
         Ok(super::Walk(walk))
     }
 
@@ -411,7 +407,7 @@ impl Servers for LdapPool {
     }
 
     async fn ping(&self) -> DirResult<()> {
-        self.search("", Scope::Base, "(objectClass=*)", &["namingContexts"], 0)
+        self.search("", Scope::Base, &LdapFilter::True, &["namingContexts"], 0)
             .await
             .map(|_| ())
     }
@@ -437,7 +433,7 @@ impl Servers for LdapPool {
             .search(
                 "",
                 Scope::Base,
-                "(objectClass=*)",
+                &LdapFilter::True,
                 &["supportedExtension"],
                 0,
             )
@@ -451,7 +447,7 @@ impl Servers for LdapPool {
 
     async fn root_dse(&self, attrs: &[&str]) -> DirResult<Vec<(String, Vec<String>)>> {
         let (root, _) = self
-            .search("", Scope::Base, "(objectClass=*)", attrs, 0)
+            .search("", Scope::Base, &LdapFilter::True, attrs, 0)
             .await?;
         Ok(root
             .into_iter()
@@ -465,7 +461,7 @@ impl Servers for LdapPool {
             .search(
                 "",
                 Scope::Base,
-                "(objectClass=*)",
+                &LdapFilter::True,
                 &["subschemaSubentry"],
                 0,
             )
@@ -480,7 +476,7 @@ impl Servers for LdapPool {
             .search(
                 &sub,
                 Scope::Base,
-                "(objectClass=*)",
+                &LdapFilter::True,
                 &["objectClasses", "attributeTypes"],
                 0,
             )

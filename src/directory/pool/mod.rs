@@ -11,6 +11,7 @@ mod codes;
 mod connect;
 mod controls;
 mod entry;
+mod filter_tag;
 mod search;
 mod servers;
 mod write;

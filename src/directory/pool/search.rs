@@ -5,17 +5,18 @@ use deadpool::managed::{self};
 use ldap3::{LdapError, Scope, SearchOptions};
 use tracing::debug;
 
-use crate::directory::{DirResult, DirectoryError};
+use crate::directory::{DirResult, DirectoryError, LdapFilter};
 
 use super::controls::*;
 use super::entry::{decoded, RawEntry};
+use super::filter_tag::filter_tag;
 use super::{map_result_code, LdapPool};
 
 /// A paged search that continues from page to page on its own connection (`open_walk`).
 pub struct PagedWalk {
     ldap: ldap3::Ldap,
     base: String,
-    filter: String,
+    filter: LdapFilter,
     attrs: Vec<String>,
     /// The server's cookie for the next page; empty before the first.
     cookie: Vec<u8>,
@@ -30,10 +31,14 @@ async fn whole(
     ldap: &mut ldap3::Ldap,
     base: &str,
     scope: Scope,
-    filter: &str,
+    filter: &LdapFilter,
     attrs: &[&str],
 ) -> Result<ldap3::SearchResult, LdapError> {
-    let mut stream = ldap.streaming_search(base, scope, filter, attrs).await?;
+    let opts = ldap.search_opts.take().unwrap_or_default();
+    let mut stream = ldap
+        .with_search_options(with_filter(opts, filter))
+        .streaming_search(base, scope, "", attrs)
+        .await?;
     let mut entries = Vec::new();
     while let Some(entry) = stream.next().await? {
         if !entry.is_ref() && !entry.is_intermediate() {
@@ -43,6 +48,13 @@ async fn whole(
     Ok(ldap3::SearchResult(entries, stream.finish().await))
 }
 
+/// `opts` with `filter` encoded from its type (`filter_tag`), not written as text for ldap3
+/// to parse back; the text filter passed beside it is then empty, so that a search that
+/// lost the encoded one fails instead of running on another filter.
+fn with_filter(opts: SearchOptions, filter: &LdapFilter) -> SearchOptions {
+    opts.filter(filter_tag(filter))
+}
+
 impl LdapPool {
     /// Subtree or base search. Retries once on a broken pooled connection: reads are safe
     /// to repeat.
@@ -50,7 +62,7 @@ impl LdapPool {
         &self,
         base: &str,
         scope: Scope,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
     ) -> DirResult<(Vec<RawEntry>, bool)> {
@@ -63,7 +75,7 @@ impl LdapPool {
         &self,
         base: &str,
         scope: Scope,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
         controls: Vec<ldap3::controls::RawControl>,
@@ -111,7 +123,7 @@ impl LdapPool {
     pub async fn search_page(
         &self,
         base: &str,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         n: usize,
     ) -> DirResult<(Vec<RawEntry>, bool)> {
@@ -157,7 +169,8 @@ impl LdapPool {
                     let _ = conn
                         .with_timeout(self.op_timeout())
                         .with_controls(vec![release.into()])
-                        .search(base, Scope::Subtree, filter, vec!["1.1"])
+                        .with_search_options(with_filter(SearchOptions::new(), filter))
+                        .search(base, Scope::Subtree, "", vec!["1.1"])
                         .await;
                 }
                 let entries: Result<Vec<RawEntry>, _> =
@@ -179,7 +192,7 @@ impl LdapPool {
     pub async fn search_paged(
         &self,
         base: &str,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         mut each: impl FnMut(RawEntry) + Send,
     ) -> DirResult<()> {
@@ -196,7 +209,7 @@ impl LdapPool {
     pub async fn search_paged_while(
         &self,
         base: &str,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         mut each: impl FnMut(RawEntry) -> bool + Send,
     ) -> DirResult<bool> {
@@ -214,7 +227,8 @@ impl LdapPool {
                 ];
                 let started = conn
                     .with_timeout(self.op_timeout())
-                    .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                    .with_search_options(with_filter(SearchOptions::new(), filter))
+                    .streaming_search_with(adapters, base, Scope::Subtree, "", attrs.to_vec())
                     .await;
                 let mut stream = match started {
                     Ok(s) => s,
@@ -277,7 +291,7 @@ impl LdapPool {
     pub async fn search_streamed(
         &self,
         base: &str,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
         size_limit: usize,
         controls: Vec<ldap3::controls::RawControl>,
@@ -292,9 +306,9 @@ impl LdapPool {
             let opts = SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32);
             let started = conn
                 .with_timeout(self.op_timeout())
-                .with_search_options(opts)
+                .with_search_options(with_filter(opts, filter))
                 .with_controls(controls)
-                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                .streaming_search_with(adapters, base, Scope::Subtree, "", attrs.to_vec())
                 .await;
             let mut stream = match started {
                 Ok(s) => s,
@@ -330,7 +344,7 @@ impl LdapPool {
     pub async fn open_walk(
         &self,
         base: &str,
-        filter: &str,
+        filter: &LdapFilter,
         attrs: &[&str],
     ) -> DirResult<PagedWalk> {
         let (server, _) = self.route()?;
@@ -338,7 +352,7 @@ impl LdapPool {
         Ok(PagedWalk {
             ldap,
             base: base.to_owned(),
-            filter: filter.to_owned(),
+            filter: filter.clone(),
             attrs: attrs.iter().map(|a| a.to_string()).collect(),
             cookie: Vec::new(),
             done: false,

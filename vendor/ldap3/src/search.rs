@@ -80,6 +80,9 @@ pub struct SearchOptions {
     pub typesonly: bool,
     pub timelimit: i32,
     pub sizelimit: i32,
+    /// The filter already encoded (patched for scim2ldap, vendor/README.md): when set, the
+    /// search's text filter is not parsed.
+    pub filter: Option<StructureTag>,
 }
 
 impl SearchOptions {
@@ -119,6 +122,15 @@ impl SearchOptions {
     /// For applicability, see the last paragraph of the `timelimit()` method.
     pub fn sizelimit(mut self, sizelimit: i32) -> Self {
         self.sizelimit = sizelimit;
+        self
+    }
+
+    /// Send `filter`, already encoded, instead of parsing the search's text filter (patched
+    /// for scim2ldap, vendor/README.md: a caller with a typed filter skips writing it as text
+    /// and parsing it back). Pass an empty text filter with it: should the encoded one be
+    /// lost on the way, the search then fails instead of running on another filter.
+    pub fn filter(mut self, filter: StructureTag) -> Self {
+        self.filter = Some(filter);
         self
     }
 }
@@ -643,9 +655,14 @@ where
                     inner: opts.typesonly,
                     ..Default::default()
                 }),
-                match parse_filter(filter) {
-                    Ok(filter) => filter,
-                    _ => return Err(LdapError::FilterParsing),
+                // patched for scim2ldap (vendor/README.md): a filter already encoded is sent
+                // as it is
+                match opts.filter {
+                    Some(encoded) => Tag::StructureTag(encoded),
+                    None => match parse_filter(filter) {
+                        Ok(filter) => filter,
+                        _ => return Err(LdapError::FilterParsing),
+                    },
                 },
                 // patched for scim2ldap (vendor/README.md): the attribute list is encoded
                 // into one buffer, not built as a tag (and a vector) per name
