@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use ldap3::Mod;
 
-use crate::directory::{Change, DirResult, DirectoryError, LdapFilter};
+use crate::directory::{Change, LdapFilter};
 
 pub(super) const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 
@@ -24,6 +24,8 @@ pub(super) fn paged_cookie(val: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
+
+const ASSERTION_OID: &str = "1.3.6.1.1.12";
 
 /// RFC 4527 post-read: the write's answer carries the entry as the write left it.
 pub(super) fn post_read_control(attrs: &[&str]) -> ldap3::controls::RawControl {
@@ -53,24 +55,23 @@ pub(super) fn permissive_modify() -> ldap3::controls::RawControl {
 }
 
 /// The assertion control (RFC 4528), critical so that a server without it refuses rather
-/// than writes unchecked.
+/// than writes unchecked. Its value is the filter's BER, built from the type
+/// (`filter_tag`): ldap3's `Assertion` parsed the filter's text, and panicked on one it
+/// could not parse.
 pub(super) fn assertion_control(
     assertion: Option<&LdapFilter>,
-) -> DirResult<Vec<ldap3::controls::RawControl>> {
+) -> Vec<ldap3::controls::RawControl> {
     let Some(filter) = assertion else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let text = filter.to_string();
-    // ldap3 panics on a filter it cannot parse: check first (ours always parse).
-    if ldap3::parse_filter(&text).is_err() {
-        return Err(DirectoryError::Other {
-            code: 87,
-            message: format!("filterError: cannot encode the assertion {text}"),
-        });
-    }
-    let mut control = ldap3::controls::Assertion::new(text);
-    control.crit = true;
-    Ok(vec![control])
+    let mut value = bytes::BytesMut::new();
+    // encoding into a buffer cannot fail
+    let _ = ldap3::asn1::write::encode_into(&mut value, super::filter_tag::filter_tag(filter));
+    vec![ldap3::controls::RawControl {
+        ctype: ASSERTION_OID.to_owned(),
+        crit: true,
+        val: Some(value.into()),
+    }]
 }
 
 /// The server-side sort request control (RFC 2891), critical: a server that cannot sort
@@ -157,6 +158,24 @@ mod tests {
         assert!(matches!(&mods[1], Mod::Add(a, v) if a == b"mail" && v.contains(&b"b".to_vec())));
         let mods = to_mods(&[Change::Replace("mail".into(), vec![])]);
         assert!(matches!(&mods[0], Mod::Replace(_, v) if v.is_empty()));
+    }
+
+    #[test]
+    fn the_assertion_control_carries_the_filter_ldap3_would_encode() {
+        let filter = LdapFilter::and(vec![
+            LdapFilter::eq("entryUUID", "0f3c"),
+            LdapFilter::eq("cn", "Smith, (John)*"),
+        ]);
+        let ours = assertion_control(Some(&filter));
+        let mut theirs = ldap3::controls::Assertion::new(filter.to_string());
+        theirs.crit = true;
+        assert_eq!(ours.len(), 1);
+        let ours = &ours[0];
+        assert_eq!(
+            (&ours.ctype, ours.crit, &ours.val),
+            (&theirs.ctype, theirs.crit, &theirs.val)
+        );
+        assert!(assertion_control(None).is_empty());
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl LdapPool {
                 return Ok(None);
             }
             let mut controls = vec![permissive_modify()];
-            controls.extend(assertion_control(assertion)?);
+            controls.extend(assertion_control(assertion));
             controls.extend(read.map(post_read_control));
             self.write(dn, &controls, Write::Modify(&mods))
                 .await
@@ -130,7 +130,7 @@ impl LdapPool {
         assertion: Option<&LdapFilter>,
     ) -> DirResult<()> {
         self.observed("rename", async {
-            let controls = assertion_control(assertion)?;
+            let controls = assertion_control(assertion);
             self.write(
                 dn,
                 &controls,
@@ -147,7 +147,7 @@ impl LdapPool {
 
     pub async fn delete(&self, dn: &str, assertion: Option<&LdapFilter>) -> DirResult<()> {
         self.observed("delete", async {
-            let controls = assertion_control(assertion)?;
+            let controls = assertion_control(assertion);
             self.write(dn, &controls, Write::Delete).await.map(|_| ())
         })
         .await
