@@ -116,7 +116,7 @@ impl Groups {
         let dn = self.write(ctx, &e, &old_res, &new_res, delta).await?;
         budget::settling(async {
             let updated = self.read_back(&dn, with_members).await?;
-            self.store.remember(container, &updated).await;
+            self.store.remember_written(container, &e, &updated).await;
             self.answer(ctx, &updated, with_members).await
         })
         .await
@@ -164,7 +164,7 @@ impl Groups {
             Some(with_members) => {
                 budget::settling(async {
                     let updated = self.read_back(&dn, with_members).await?;
-                    self.store.remember(container, &updated).await;
+                    self.store.remember_written(container, &e, &updated).await;
                     Ok(Some(self.answer(ctx, &updated, with_members).await?))
                 })
                 .await

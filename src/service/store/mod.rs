@@ -150,6 +150,15 @@ impl Store {
             .await;
     }
 
+    /// After a write: remembers `after` unless it kept `before`'s DN and name, which the
+    /// locate before the write left in the cache (two more moka inserts were 3.7% of a
+    /// PATCH). A rename or a new name is remembered.
+    pub async fn remember_written(&self, container: &Dn, before: &Entry, after: &Entry) {
+        if after.dn != before.dn || self.name_of(after) != self.name_of(before) {
+            self.remember(container, after).await;
+        }
+    }
+
     /// The entry a write just made or changed, read on the request budget's reserve: the
     /// write may have used its steps' time (an answer lost and read back), and its answer
     /// must still go out.

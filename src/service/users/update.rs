@@ -135,12 +135,7 @@ impl Users {
                 Some(entry) => entry,
                 None => self.store.read_back(&dn, &attrs).await?,
             };
-            // the locate left the cache right for an entry that kept its DN and its name
-            // (two more inserts were 3.7% of a PATCH); a rename is remembered
-            let store = &self.store;
-            if updated.dn != e.dn || store.name_of(&updated) != store.name_of(&e) {
-                self.remember(ctx, &updated).await;
-            }
+            self.store.remember_written(container, &e, &updated).await;
             self.render(ctx, &updated, &refs).await
         })
         .await
