@@ -336,10 +336,12 @@ impl Dialect for AdDialect {
             .attrs
             .keys()
             .filter(|k| k.starts_with("member;range="))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for key in ranged {
-            let mut values = e.attrs.remove(&key).unwrap_or_default();
+            // the values gather under `member`, the last attribute, where they are appended
+            let first = e.attrs.remove(&key).unwrap_or_default();
+            e.attrs.extend("member", first);
             let mut end = key.rsplit('-').next().unwrap_or("*").to_owned();
             while end != "*" {
                 let Ok(last) = end.parse::<usize>() else {
@@ -354,15 +356,14 @@ impl Dialect for AdDialect {
                 };
                 let Some((k, v)) = part
                     .attrs
-                    .into_iter()
+                    .iter()
                     .find(|(k, _)| k.starts_with("member;range="))
                 else {
                     break;
                 };
-                values.extend(v);
+                e.attrs.extend("member", v);
                 end = k.rsplit('-').next().unwrap_or("*").to_owned();
             }
-            e.attrs.entry("member".into()).or_default().extend(values);
         }
         Ok(e)
     }
@@ -528,7 +529,7 @@ mod tests {
         let mut done = e.clone();
         for c in &changes {
             if let Change::Replace(a, v) = c {
-                done.attrs.insert(a.to_ascii_lowercase(), v.clone());
+                done.attrs.insert(&a.to_ascii_lowercase(), v);
             }
         }
         assert!(tombstone_names(&done).is_empty());

@@ -216,9 +216,9 @@ impl DryRun {
 fn apply(entry: &mut Entry, changes: &[Change]) {
     for c in changes {
         let key = c.attr().to_ascii_lowercase();
-        let values = entry.attrs.entry(key.clone()).or_default();
+        let mut values = entry.attrs.remove(&key).unwrap_or_default();
         match c {
-            Change::Replace(_, v) => *values = v.clone(),
+            Change::Replace(_, v) => values.clone_from(v),
             Change::Add(_, v) => {
                 for x in v {
                     if !values.contains(x) {
@@ -229,8 +229,8 @@ fn apply(entry: &mut Entry, changes: &[Change]) {
             Change::Delete(_, v) if v.is_empty() => values.clear(),
             Change::Delete(_, v) => values.retain(|x| !v.contains(x)),
         }
-        if values.is_empty() {
-            entry.attrs.remove(&key);
+        if !values.is_empty() {
+            entry.attrs.push(&key, values);
         }
     }
 }

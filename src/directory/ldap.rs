@@ -452,7 +452,12 @@ impl Servers for LdapPool {
         Ok(root
             .into_iter()
             .next()
-            .map(|e| e.attrs.into_iter().collect())
+            .map(|e| {
+                e.attrs
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -470,7 +475,7 @@ impl Servers for LdapPool {
             .first()
             .and_then(|e| e.attrs.get("subschemasubentry"))
             .and_then(|v| v.first())
-            .cloned()
+            .map(str::to_owned)
             .unwrap_or_else(|| "cn=Subschema".to_owned());
         let (schema, _) = self
             .search(
@@ -485,7 +490,7 @@ impl Servers for LdapPool {
             schema
                 .first()
                 .and_then(|e| e.attrs.get(attr))
-                .map(|defs| defs.iter().flat_map(|d| schema_def_names(d)).collect())
+                .map(|defs| defs.iter().flat_map(schema_def_names).collect())
                 .unwrap_or_default()
         };
         // a decoded entry's names are lowercase

@@ -2,11 +2,10 @@
 //! implementation per dialect (OpenLDAP now; Active Directory implements the same trait).
 //! Nothing above this module sees an ldap3 type.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
 pub mod ad;
+pub mod attrs;
 pub mod budget;
 pub mod discover;
 pub mod dry_run;
@@ -19,16 +18,12 @@ pub mod openldap;
 pub mod password;
 pub mod pool;
 
+pub use attrs::{AttrMap, Values};
 pub use estate::{EstateStatus, ServerStatus};
 pub use filter::LdapFilter;
 pub use names::{each_attribute_once, AttrName, Dn, EntryId};
 pub use password::{Password, PasswordStorage};
 pub use pool::one_server;
-
-/// An entry's attribute values keyed by lowercased attribute name. Hashed with foldhash, not
-/// std's SipHash: every mapped attribute of every entry shown is looked up here, the keys
-/// are the directory's short attribute names, and SipHash was 5% of a GET's instructions.
-pub type AttrMap = HashMap<String, Vec<String>, foldhash::fast::RandomState>;
 
 /// An entry as read from the directory: its DN, its immutable id (decoded by the dialect),
 /// and its attribute values keyed by lowercased attribute name.
@@ -41,28 +36,28 @@ pub struct Entry {
 
 impl Entry {
     /// The values of `attr` (an `AttrName`, whose key is ready, or any spelling of a name).
-    pub fn values<K: AttrKey + ?Sized>(&self, attr: &K) -> &[String] {
-        attr.find_in(&self.attrs).map(Vec::as_slice).unwrap_or(&[])
+    pub fn values<K: AttrKey + ?Sized>(&self, attr: &K) -> Values<'_> {
+        attr.find_in(&self.attrs).unwrap_or(Values::none())
     }
 
     pub fn first<K: AttrKey + ?Sized>(&self, attr: &K) -> Option<&str> {
-        self.values(attr).first().map(String::as_str)
+        self.values(attr).first()
     }
 }
 
 /// A name an entry's attributes can be looked up by: the map is keyed by lowercase names.
 pub trait AttrKey {
-    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>>;
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<Values<'m>>;
 }
 
 impl AttrKey for AttrName {
-    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<Values<'m>> {
         attrs.get(self.key())
     }
 }
 
 impl AttrKey for str {
-    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<Values<'m>> {
         if !self.bytes().any(|b| b.is_ascii_uppercase()) {
             return attrs.get(self);
         }
@@ -82,7 +77,7 @@ impl AttrKey for str {
 }
 
 impl AttrKey for String {
-    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<&'m Vec<String>> {
+    fn find_in<'m>(&self, attrs: &'m AttrMap) -> Option<Values<'m>> {
         self.as_str().find_in(attrs)
     }
 }
@@ -534,7 +529,7 @@ mod tests {
     #[test]
     fn an_entry_answers_every_spelling_of_an_attribute_name() {
         let mut attrs = AttrMap::default();
-        attrs.insert("givenname".into(), vec!["Barbara".into()]);
+        attrs.insert("givenname", ["Barbara"]);
         let e = Entry {
             dn: Dn::new("uid=bjensen,dc=x"),
             id: EntryId::new("1"),

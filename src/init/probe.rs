@@ -146,13 +146,13 @@ async fn member_of_runs(dir: &dyn Directory, base: &Dn) -> Option<bool> {
     ]);
     let (groups, _) = dir.search(base, &filter, &["member"], 1).await.ok()?;
     let group = groups.into_iter().next()?;
-    let member = Dn::new(group.values("member").first()?.as_str());
+    let member = Dn::new(group.values("member").first()?);
     let entry = dir.read(&member, &["memberOf"]).await.ok()??;
     Some(
         entry
             .values("memberOf")
             .iter()
-            .any(|g| Dn::new(g.as_str()) == group.dn),
+            .any(|g| Dn::new(g) == group.dn),
     )
 }
 

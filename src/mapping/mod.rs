@@ -193,7 +193,7 @@ pub struct Identity {
 
 impl Identity {
     /// Whether an entry with these object classes is of this type.
-    pub fn admits(&self, classes: &[String]) -> bool {
+    pub fn admits(&self, classes: crate::directory::Values<'_>) -> bool {
         let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
         has(&self.structural) && !self.excluded.iter().any(|x| has(x))
     }

@@ -2,7 +2,7 @@
 //! SCIM resource → LDAP values and the minimal changes between two states.
 
 use super::*;
-use crate::directory::{Change, Entry};
+use crate::directory::{Change, Entry, Values};
 use crate::scim::schema::{AttrType, Mutability, Returned};
 use crate::scim::value::{Complex, Resource, ScimValue, Simple};
 use crate::scim::{ScimError, ScimResult};
@@ -26,7 +26,7 @@ pub(super) fn check_length(what: &str, value: &str, max: usize, key: &str) -> Sc
 
 /// Whether the LDAP values say "inactive": the false marker is present, or (when "true" is a
 /// marker and "false" is absence) the true marker is missing.
-fn is_false(values: &[String], when_true: Option<&str>, when_false: Option<&str>) -> bool {
+fn is_false(values: Values<'_>, when_true: Option<&str>, when_false: Option<&str>) -> bool {
     let has = |m: &str| values.iter().any(|v| v.eq_ignore_ascii_case(m));
     match (when_false, when_true) {
         (Some(f), _) => has(f),
@@ -122,7 +122,7 @@ pub fn distinct_values(res: &Resource, attr: &str, sub: &str) -> ScimResult<Vec<
 }
 
 /// Whether two value lists hold the same values, ignoring order and case.
-fn same_values(cur: &[String], want: &[String]) -> bool {
+fn same_values(cur: Values<'_>, want: &[String]) -> bool {
     cur.len() == want.len()
         && want
             .iter()
@@ -283,7 +283,7 @@ impl Mapping {
                 if !values.is_empty() {
                     let items = values
                         .iter()
-                        .map(|v| Complex::new().with(sub.name, typed(sub, v.clone())))
+                        .map(|v| Complex::new().with(sub.name, typed(sub, v.to_owned())))
                         .collect();
                     res.set(Container::Core, attr.name, ScimValue::Multi(items));
                 }
@@ -475,7 +475,8 @@ impl Mapping {
                     }
                 }
                 Desired::Set(v) => {
-                    if cur.first() == Some(v) && (cur.len() == 1 || kind == Some(&ValueKind::Text))
+                    if cur.first() == Some(v.as_str())
+                        && (cur.len() == 1 || kind == Some(&ValueKind::Text))
                     {
                         continue;
                     }
@@ -485,7 +486,7 @@ impl Mapping {
                             cur.iter()
                                 .skip(1)
                                 .filter(|c| !c.eq_ignore_ascii_case(v))
-                                .cloned(),
+                                .map(str::to_owned),
                         );
                     }
                     changes.push(Change::Replace(attr.clone(), vals));

@@ -4,12 +4,11 @@
 //! ldap3's `SearchEntry::construct` copies every name and value into a SipHash map that the
 //! dialects then rebuilt with lowercase names, from a tree with a vector per tag. The vendored
 //! ldap3 hands over an entry's contents unparsed (`PL::Encoded`, vendor/README.md), and they
-//! are read here in place (`ber`): the names and values kept are the only allocations, and
-//! the names are lowercased once. `construct` also panics on an entry of any other shape; a
+//! are read here in place (`ber`) and copied once into an `AttrMap`'s one buffer, the names
+//! lowercased on the way. `construct` also panics on an entry of any other shape; a
 //! server (or a proxy in front of one) that sends one gets a `None` here and an error for the
 //! request instead.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
@@ -17,6 +16,7 @@ use foldhash::fast::RandomState;
 use ldap3::asn1::{StructureTag, PL};
 
 use super::ber::{self, Tags};
+use crate::directory::attrs::MAX_TEXT;
 use crate::directory::AttrMap;
 
 /// Values of the attributes that have one value that is not UTF-8 (AD's objectGUID and
@@ -60,73 +60,64 @@ impl RawEntry {
     /// `{ dn, { { type, { value… } }… } }`, or `None` when the contents have another shape
     /// or a name or the DN is not UTF-8.
     fn from_contents(content: &[u8]) -> Option<RawEntry> {
+        if content.len() > MAX_TEXT {
+            return None;
+        }
         let mut parts = Tags::of(content);
         let dn = parts.take()?.primitive()?;
         let mut attrs = parts.take()?.constructed()?;
         if !parts.is_done() {
             return None;
         }
+        let names = attrs.count()?;
         let mut entry = RawEntry {
             dn: std::str::from_utf8(dn).ok()?.to_owned(),
-            attrs: AttrMap::with_capacity_and_hasher(attrs.count()?, Default::default()),
+            // the names and values are less than the contents; a value per name is typical
+            attrs: AttrMap::with_capacity(names, names * 2, content.len()),
             bin_attrs: BinAttrMap::default(),
         };
         while let Some(attr) = attrs.next_tag() {
             let mut attr = attr?.constructed()?;
-            let mut name = std::str::from_utf8(attr.take()?.primitive()?)
-                .ok()?
-                .to_owned();
+            let name = std::str::from_utf8(attr.take()?.primitive()?).ok()?;
             let values = attr.take()?.constructed()?;
             if !attr.is_done() {
                 return None;
             }
-            name.make_ascii_lowercase();
-            // a name sent twice (in two spellings) keeps the values of both
-            match values_of(values)? {
-                Values::Text(text) => file(&mut entry.attrs, name, text),
-                Values::Bytes(bytes) => file(&mut entry.bin_attrs, name, bytes),
-            }
+            read_values(&mut entry, name, values)?;
         }
         Some(entry)
     }
 }
 
-/// Puts `values` under `name`: the vector itself when the name is new (no copy).
-fn file<V>(map: &mut HashMap<String, Vec<V>, RandomState>, name: String, values: Vec<V>) {
-    match map.entry(name) {
-        Entry::Occupied(mut known) => known.get_mut().extend(values),
-        Entry::Vacant(new) => {
-            new.insert(values);
-        }
-    }
-}
-
-/// An attribute's values: text when every one is UTF-8, bytes otherwise (`SearchEntry`'s
-/// split).
-enum Values {
-    Text(Vec<String>),
-    Bytes(Vec<Vec<u8>>),
-}
-
-/// One pass over the values: a value that is not UTF-8 turns the ones before it back into
-/// bytes (free) and the rest stay bytes.
-fn values_of(mut tags: Tags<'_>) -> Option<Values> {
-    let mut text = Vec::new();
+/// Files one attribute's values: as text when every one is UTF-8, as bytes otherwise
+/// (`SearchEntry`'s split). One pass: a value that is not UTF-8 drops the text kept so far
+/// and the values are read again as bytes.
+fn read_values(entry: &mut RawEntry, name: &str, values: Tags<'_>) -> Option<()> {
+    let mark = entry.attrs.mark();
+    let mut tags = values;
     while let Some(tag) = tags.next_tag() {
-        let value = tag?.primitive()?;
-        match std::str::from_utf8(value) {
-            Ok(value) => text.push(value.to_owned()),
+        match std::str::from_utf8(tag?.primitive()?) {
+            Ok(text) => entry.attrs.push_value(text),
             Err(_) => {
-                let mut bytes: Vec<Vec<u8>> = text.into_iter().map(String::into_bytes).collect();
-                bytes.push(value.to_vec());
-                while let Some(tag) = tags.next_tag() {
-                    bytes.push(tag?.primitive()?.to_vec());
-                }
-                return Some(Values::Bytes(bytes));
+                entry.attrs.rollback(mark);
+                return file_bytes(&mut entry.bin_attrs, name, values);
             }
         }
     }
-    Some(Values::Text(text))
+    entry.attrs.commit(name, mark);
+    Some(())
+}
+
+/// Puts every value of `values` under `name` (lowercased) as bytes, after any it had.
+fn file_bytes(map: &mut BinAttrMap, name: &str, mut values: Tags<'_>) -> Option<()> {
+    let mut bytes = Vec::new();
+    while let Some(tag) = values.next_tag() {
+        bytes.push(tag?.primitive()?.to_vec());
+    }
+    map.entry(name.to_ascii_lowercase())
+        .or_default()
+        .extend(bytes);
+    Some(())
 }
 
 /// A search's entry, decoded; one of another shape fails the search as a broken connection
@@ -237,7 +228,11 @@ mod tests {
             v.sort();
             v
         };
-        let mut mine_attrs: Vec<_> = mine.attrs.into_iter().collect();
+        let mut mine_attrs: Vec<_> = mine
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect();
         mine_attrs.sort();
         assert_eq!(mine_attrs, lower(theirs.attrs));
         let mut mine_bin: Vec<_> = mine.bin_attrs.into_iter().collect();
@@ -260,7 +255,7 @@ mod tests {
     #[test]
     fn a_name_sent_twice_in_two_spellings_keeps_both_values() {
         let e = read(&entry(vec![(b"cn", vec![b"a"]), (b"CN", vec![b"b"])])).unwrap();
-        assert_eq!(e.attrs["cn"], vec!["a", "b"]);
+        assert_eq!(e.attrs.get("cn").unwrap(), vec!["a", "b"]);
     }
 
     #[test]
