@@ -16,13 +16,17 @@ pub struct FairSlots {
     freed: Notify,
 }
 
+/// Counts by tenant name (the config's, not a client's: foldhash, not SipHash, for three
+/// updates a request).
+type ByTenant = HashMap<Arc<str>, usize, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
     used: usize,
     /// Slots held, by tenant.
-    held: HashMap<Arc<str>, usize>,
+    held: ByTenant,
     /// Requests waiting, by tenant.
-    waiting: HashMap<Arc<str>, usize>,
+    waiting: ByTenant,
 }
 
 impl State {
@@ -47,7 +51,7 @@ impl State {
         self.held.get(tenant).copied().unwrap_or(0) < share
     }
 
-    fn count(map: &mut HashMap<Arc<str>, usize>, tenant: &Arc<str>, up: bool) {
+    fn count(map: &mut ByTenant, tenant: &Arc<str>, up: bool) {
         let n = map.entry(tenant.clone()).or_insert(0);
         if up {
             *n += 1;

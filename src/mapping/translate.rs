@@ -203,8 +203,9 @@ fn unexpected(m: &AttrMapping, value: &Simple) -> ScimError {
 }
 
 /// The element index of each (attribute, type, primary) in a resource being built, so that
-/// the sub-attributes of one value land together.
-type Elements<'m> = HashMap<(&'m str, Option<&'m str>, bool), usize>;
+/// the sub-attributes of one value land together. Keyed by the mapping's own names, so
+/// foldhash, not SipHash (built for every entry shown).
+type Elements<'m> = HashMap<(&'m str, Option<&'m str>, bool), usize, foldhash::fast::RandomState>;
 
 /// Puts `value` where `target` says in `res`.
 fn put<'m>(res: &mut Resource, target: &'m Target, value: Simple, elements: &mut Elements<'m>) {
@@ -267,7 +268,7 @@ impl Mapping {
         user_id_for_dn: &dyn Fn(&str) -> Option<String>,
     ) -> Resource {
         let mut res = Resource::new();
-        let mut elements = Elements::new();
+        let mut elements = Elements::default();
         for m in &self.attrs {
             if m.target.leaf().returned == Returned::Never {
                 continue;
