@@ -166,17 +166,23 @@ impl<D: Dialect> Directory for LdapDirectory<D> {
         size_limit: usize,
     ) -> DirResult<(Vec<Entry>, bool)> {
         let attrs = self.wanted(attrs);
+        // the paged searches are boxed: their state is kilobytes, and inline it would make
+        // every search's boxed future too large for malloc's per-thread cache
         if size_limit == 0 {
             let mut all = Vec::new();
-            self.pool
-                .search_paged(base, filter, &refs(&attrs), |e| all.push(e))
-                .await?;
+            Box::pin(
+                self.pool
+                    .search_paged(base, filter, &refs(&attrs), |e| all.push(e)),
+            )
+            .await?;
             return Ok((self.finish_all(all).await?, false));
         }
         if !self.dialect.honours_size_limit() {
-            let (entries, more) = self
-                .pool
-                .search_page(base, filter, &refs(&attrs), size_limit)
+            let (entries, more) =
+                Box::pin(
+                    self.pool
+                        .search_page(base, filter, &refs(&attrs), size_limit),
+                )
                 .await?;
             return Ok((self.finish_all(entries).await?, more));
         }

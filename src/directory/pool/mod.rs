@@ -208,7 +208,10 @@ impl LdapPool {
             };
             let (server, wrote) = self.route()?;
             let start = std::time::Instant::now();
-            let got = server.conn.timeout_get(&timeouts).await;
+            // boxed: deadpool's wait is about a kilobyte of state, which made every future
+            // holding a connection's wait too large for malloc's per-thread cache (each
+            // operation's boxed future went through malloc's slow path, consolidation included)
+            let got = Box::pin(server.conn.timeout_get(&timeouts)).await;
             crate::metrics::metrics().pool_wait(start.elapsed());
             let err =
                 match got {

@@ -35,10 +35,13 @@ async fn whole(
     attrs: &[&str],
 ) -> Result<ldap3::SearchResult, LdapError> {
     let opts = ldap.search_opts.take().unwrap_or_default();
-    let mut stream = ldap
-        .with_search_options(with_filter(opts, filter))
-        .streaming_search(base, scope, "", attrs)
-        .await?;
+    // boxed: the search's start is 900 bytes of state, which made this future too large
+    // for malloc's per-thread cache (see `conn`)
+    let mut stream = Box::pin(
+        ldap.with_search_options(with_filter(opts, filter))
+            .streaming_search(base, scope, "", attrs),
+    )
+    .await?;
     let mut entries = Vec::new();
     while let Some(entry) = stream.next().await? {
         if !entry.is_ref() && !entry.is_intermediate() {
@@ -91,7 +94,9 @@ impl LdapPool {
                     .with_timeout(self.op_timeout())
                     .with_search_options(opts)
                     .with_controls(controls.clone());
-                let res = whole(ldap, base, scope, filter, attrs).await;
+                // boxed, as the connection's wait is (`conn`): ldap3's search state would make
+                // every read's future too large for malloc's per-thread cache
+                let res = Box::pin(whole(ldap, base, scope, filter, attrs)).await;
                 match res {
                     Ok(ldap3::SearchResult(entries, result)) => {
                         let truncated = result.rc == 4;

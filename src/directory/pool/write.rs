@@ -167,35 +167,40 @@ impl LdapPool {
             let mut conn = self.conn().await?;
             self.count();
             let ldap = conn.with_timeout(self.op_timeout());
-            let res = match op {
-                Write::Add(attrs) => {
-                    ldap.with_controls(controls.to_vec())
-                        .add(dn, attrs.to_vec())
+            // boxed, as a search is (`search::whole`): ldap3's operation state would make every
+            // write's boxed future too large for malloc's per-thread cache
+            let res = Box::pin(async {
+                match op {
+                    Write::Add(attrs) => {
+                        ldap.with_controls(controls.to_vec())
+                            .add(dn, attrs.to_vec())
+                            .await
+                    }
+                    Write::Modify(mods) => {
+                        ldap.with_controls(controls.to_vec())
+                            .modify(dn, mods.to_vec())
+                            .await
+                    }
+                    Write::Rename {
+                        new_rdn,
+                        new_parent,
+                    } => {
+                        ldap.with_controls(controls.to_vec())
+                            .modifydn(dn, new_rdn, true, new_parent)
+                            .await
+                    }
+                    Write::Delete => ldap.with_controls(controls.to_vec()).delete(dn).await,
+                    Write::Password(password) => ldap
+                        .extended(ldap3::exop::PasswordModify {
+                            user_id: Some(dn),
+                            old_pass: None,
+                            new_pass: Some(password.expose()),
+                        })
                         .await
+                        .map(|r| r.1),
                 }
-                Write::Modify(mods) => {
-                    ldap.with_controls(controls.to_vec())
-                        .modify(dn, mods.to_vec())
-                        .await
-                }
-                Write::Rename {
-                    new_rdn,
-                    new_parent,
-                } => {
-                    ldap.with_controls(controls.to_vec())
-                        .modifydn(dn, new_rdn, true, new_parent)
-                        .await
-                }
-                Write::Delete => ldap.with_controls(controls.to_vec()).delete(dn).await,
-                Write::Password(password) => ldap
-                    .extended(ldap3::exop::PasswordModify {
-                        user_id: Some(dn),
-                        old_pass: None,
-                        new_pass: Some(password.expose()),
-                    })
-                    .await
-                    .map(|r| r.1),
-            };
+            })
+            .await;
             if retry && (unsent(&res) || self.goes_elsewhere(&conn, &res)) {
                 conn.discard();
                 continue;

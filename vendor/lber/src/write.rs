@@ -12,7 +12,8 @@ use std::io;
 /// vector of its own that was then copied into its parent's; octets are put into the buffer,
 /// not written one `io::Write` call at a time.
 pub fn encode_into(buf: &mut BytesMut, tag: StructureTag) -> io::Result<()> {
-    let mut lengths = Vec::new();
+    // an LDAP request is a few dozen tags: room for them at once, not grown by doubling
+    let mut lengths = Vec::with_capacity(32);
     buf.reserve(measure(&tag, &mut lengths));
     encode_inner(buf, &tag, &mut lengths.into_iter());
     Ok(())

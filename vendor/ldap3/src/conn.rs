@@ -848,7 +848,7 @@ impl LdapConnAsync {
                             19 => (SearchItem::Referral(protoop), false),
                             _ => panic!("unrecognized op id: {}", protoop.id),
                         };
-                        if let Err(e) = tx.send((item, controls)) {
+                        if let Err(e) = tx.send(Box::new((item, controls))) {
                             warn!("ldap search item send error, op={}: {:?}", id, e);
                             remove = true;
                         }

@@ -32,7 +32,9 @@ pub(crate) struct LdapCodec {
 }
 
 pub(crate) type MaybeControls = Option<Vec<RawControl>>;
-pub(crate) type ItemSender = mpsc::UnboundedSender<(SearchItem, Vec<Control>)>;
+/// Patched for scim2ldap (vendor/README.md): items are boxed, so that a search's channel
+/// block (32 slots) is 256 bytes, not 4 KiB allocated through malloc's slow path per search.
+pub(crate) type ItemSender = mpsc::UnboundedSender<Box<(SearchItem, Vec<Control>)>>;
 pub(crate) type ResultSender = oneshot::Sender<(Tag, Vec<Control>)>;
 
 #[derive(Debug)]

@@ -589,7 +589,7 @@ pub enum StreamState {
 #[derive(Debug)]
 pub struct SearchStream<'a, S, A> {
     pub(crate) ldap: Ldap,
-    pub(crate) rx: Option<mpsc::UnboundedReceiver<(SearchItem, Vec<Control>)>>,
+    pub(crate) rx: Option<mpsc::UnboundedReceiver<Box<(SearchItem, Vec<Control>)>>>,
     state: StreamState,
     #[allow(clippy::type_complexity)]
     adapters: Vec<Arc<Mutex<Box<dyn Adapter<'a, S, A> + 'a>>>>,
@@ -694,7 +694,7 @@ where
             self.rx.as_mut().unwrap().recv().await
         };
         let (item, controls) = match item {
-            Some((item, controls)) => (item, controls),
+            Some(boxed) => *boxed,
             None => {
                 self.rx = None;
                 return Err(LdapError::EndOfStream);
