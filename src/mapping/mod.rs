@@ -191,6 +191,10 @@ pub struct Identity {
     pub excluded: Vec<String>,
 }
 
+/// What each LDAP attribute should hold for a resource (`Mapping::to_ldap`), ordered by
+/// name; keyed by the mapping's own names, not copies (forty per write).
+pub type DesiredAttrs<'m> = BTreeMap<&'m AttrName, Desired>;
+
 impl Identity {
     /// Whether an entry with these object classes is of this type.
     pub fn admits(&self, classes: crate::directory::Values<'_>) -> bool {

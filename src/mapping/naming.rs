@@ -1,8 +1,6 @@
 //! Naming entries from resources: the RDN a resource's name gives (escaped, numbered when taken),
 //! whether an entry's RDN still fits, and the new entry's DN and values.
 
-use std::collections::BTreeMap;
-
 use crate::scim::value::Resource;
 
 use crate::directory::filter::{escape_dn_value, split_first_rdn, unescape_dn_value};
@@ -118,11 +116,7 @@ impl Mapping {
     }
 
     /// Attributes and values for an LDAP add.
-    pub fn new_entry(
-        &self,
-        desired: &BTreeMap<AttrName, Desired>,
-        rdn: &str,
-    ) -> Vec<(String, Vec<String>)> {
+    pub fn new_entry(&self, desired: &DesiredAttrs<'_>, rdn: &str) -> Vec<(String, Vec<String>)> {
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
         for (a, d) in desired {
             match d {

@@ -241,10 +241,25 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
 fn changes_pair_old_and_new_by_name_whatever_names_only_one_side_has() {
     let m = example();
     let e = entry(&[("cn", &["x"]), ("mail", &["a"]), ("sn", &["s"])]);
-    let map = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<AttrName, Desired> {
+    let names: Vec<AttrName> = [
+        "cn",
+        "employeeNumber",
+        "mail",
+        "sn",
+        "description",
+        "Mail",
+        "title",
+    ]
+    .into_iter()
+    .map(AttrName::from)
+    .collect();
+    let map = |pairs: &[(&str, &str)]| -> crate::mapping::DesiredAttrs<'_> {
         pairs
             .iter()
-            .map(|(k, v)| (AttrName::from(*k), Desired::Set((*v).into())))
+            .filter_map(|(k, v)| {
+                let name = names.iter().find(|n| n.as_str() == *k)?;
+                Some((name, Desired::Set((*v).into())))
+            })
             .collect()
     };
     let old = map(&[

@@ -350,7 +350,7 @@ impl Mapping {
         &self,
         res: &Resource,
         dn_for_user_id: &dyn Fn(&str) -> Option<String>,
-    ) -> ScimResult<BTreeMap<AttrName, Desired>> {
+    ) -> ScimResult<DesiredAttrs<'_>> {
         let res = &*self.with_default_types(res);
         let mut out = BTreeMap::new();
         let writable = self
@@ -370,19 +370,19 @@ impl Mapping {
                 } else {
                     Desired::Many(values)
                 };
-                out.insert(m.ldap.clone(), desired);
+                out.insert(&m.ldap, desired);
                 continue;
             }
             let value = scim_value(res, &m.target);
             if let ValueKind::Country { name_attr } = &m.kind {
                 let (code, name) = country(m, value)?;
                 if let Some(n) = name_attr {
-                    out.insert(n.clone(), name);
+                    out.insert(n, name);
                 }
-                out.insert(m.ldap.clone(), code);
+                out.insert(&m.ldap, code);
                 continue;
             }
-            out.insert(m.ldap.clone(), desired(m, value, dn_for_user_id)?);
+            out.insert(&m.ldap, desired(m, value, dn_for_user_id)?);
         }
         self.derive_into(res, &mut out)?;
         Ok(out)
@@ -390,7 +390,7 @@ impl Mapping {
 
     /// Derived attributes (`[users.derive]`) still empty get the first of their templates
     /// that renders.
-    fn derive_into(&self, res: &Resource, out: &mut BTreeMap<AttrName, Desired>) -> ScimResult<()> {
+    fn derive_into<'m>(&'m self, res: &Resource, out: &mut DesiredAttrs<'m>) -> ScimResult<()> {
         for (ldap, templates) in &self.derived {
             if !matches!(out.get(ldap), None | Some(Desired::Clear)) {
                 continue;
@@ -402,7 +402,7 @@ impl Mapping {
                     self.limits.max_value_length,
                     "limits.max_value_length",
                 )?;
-                out.insert(ldap.clone(), Desired::Set(v));
+                out.insert(ldap, Desired::Set(v));
             }
         }
         Ok(())
@@ -442,15 +442,15 @@ impl Mapping {
     pub fn changes(
         &self,
         entry: &Entry,
-        old: &BTreeMap<AttrName, Desired>,
-        new: &BTreeMap<AttrName, Desired>,
+        old: &DesiredAttrs<'_>,
+        new: &DesiredAttrs<'_>,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         // both maps are ordered by name: walked side by side, not looked up name by name
         let mut old = old.iter().peekable();
-        for (attr, want) in new {
-            while old.next_if(|(name, _)| *name < attr).is_some() {}
-            let was = old.next_if(|(name, _)| *name == attr).map(|(_, v)| v);
+        for (&attr, want) in new {
+            while old.next_if(|(name, _)| **name < attr).is_some() {}
+            let was = old.next_if(|(name, _)| **name == attr).map(|(_, v)| v);
             if was == Some(want) || *want == Desired::Keep {
                 continue;
             }

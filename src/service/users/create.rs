@@ -1,15 +1,13 @@
 //! POST /Users: the checks, the plan (add, password, default group, roles), a free RDN, and
 //! matching an existing account (`users.match_on`).
 
-use std::collections::BTreeMap;
-
 use tracing::info;
 
 use crate::config::{OnExisting, UnmappedPassword};
 use crate::directory::budget;
 use crate::directory::filter::split_first_rdn;
 use crate::directory::{Dn, Entry, LdapFilter};
-use crate::mapping::{AttrName, Desired};
+use crate::mapping::DesiredAttrs;
 use crate::scim::resource::Normalized;
 use crate::scim::schema::Container;
 use crate::scim::value::Resource as ScimResource;
@@ -193,7 +191,7 @@ impl Users {
         &self,
         ctx: &RequestCtx,
         dn: &Dn,
-        desired: &BTreeMap<AttrName, Desired>,
+        desired: &DesiredAttrs<'_>,
         rdn: &str,
         password: Option<&NewPassword>,
     ) -> Plan {
@@ -282,7 +280,7 @@ impl Users {
     pub(super) async fn find_existing(
         &self,
         ctx: &RequestCtx,
-        desired: &BTreeMap<AttrName, Desired>,
+        desired: &DesiredAttrs<'_>,
     ) -> ServiceResult<Option<Entry>> {
         let terms: Vec<LdapFilter> = self
             .settings
@@ -369,7 +367,7 @@ struct NewUser<'a> {
     parent: &'a Dn,
     /// The RDN value before any number is added.
     base: &'a str,
-    desired: &'a BTreeMap<AttrName, Desired>,
+    desired: &'a DesiredAttrs<'a>,
     password: Option<&'a NewPassword>,
     roles: &'a RoleChanges,
 }
