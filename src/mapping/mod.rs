@@ -12,6 +12,7 @@ use crate::scim::schema::{AttrDef, Container, ResourceSchema};
 mod attributes;
 mod compile;
 pub mod country;
+mod desired;
 pub mod expression;
 pub mod filter;
 mod naming;
@@ -20,6 +21,7 @@ mod targets;
 pub mod template;
 mod translate;
 
+pub use desired::DesiredAttrs;
 pub use translate::distinct_values;
 
 use template::Template;
@@ -190,10 +192,6 @@ pub struct Identity {
     pub structural: String,
     pub excluded: Vec<String>,
 }
-
-/// What each LDAP attribute should hold for a resource (`Mapping::to_ldap`), ordered by
-/// name; keyed by the mapping's own names, not copies (forty per write).
-pub type DesiredAttrs<'m> = BTreeMap<&'m AttrName, Desired>;
 
 impl Identity {
     /// Whether an entry with these object classes is of this type.

@@ -118,7 +118,7 @@ impl Mapping {
     /// Attributes and values for an LDAP add.
     pub fn new_entry(&self, desired: &DesiredAttrs<'_>, rdn: &str) -> Vec<(String, Vec<String>)> {
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
-        for (a, d) in desired {
+        for (a, d) in desired.iter() {
             match d {
                 Desired::Set(v) => attrs.push((a.to_string(), vec![v.clone()])),
                 Desired::Many(vs) => attrs.push((a.to_string(), vs.clone())),

@@ -164,30 +164,36 @@ fn resource_becomes_desired_ldap_values_with_derived_cn_and_sn() {
             (id == "boss-id").then(|| "uid=boss,dc=x".to_owned())
         })
         .unwrap();
-    assert_eq!(d[&AttrName::from("uid")], Desired::Set("bjensen".into()));
     assert_eq!(
-        d[&AttrName::from("mail")],
+        *d.get(&AttrName::from("uid")).unwrap(),
+        Desired::Set("bjensen".into())
+    );
+    assert_eq!(
+        *d.get(&AttrName::from("mail")).unwrap(),
         Desired::Set("b@example.com".into()),
         "primary untyped email is the work email"
     );
     assert_eq!(
-        d[&AttrName::from("pwdAccountLockedTime")],
+        *d.get(&AttrName::from("pwdAccountLockedTime")).unwrap(),
         Desired::Set(PPOLICY_LOCKED.into())
     );
     assert_eq!(
-        d[&AttrName::from("manager")],
+        *d.get(&AttrName::from("manager")).unwrap(),
         Desired::Set("uid=boss,dc=x".into())
     );
     assert_eq!(
-        d[&AttrName::from("sn")],
+        *d.get(&AttrName::from("sn")).unwrap(),
         Desired::Set("bjensen".into()),
         "sn falls back to userName"
     );
-    assert_eq!(d[&AttrName::from("cn")], Desired::Set("bjensen".into()));
-    assert_eq!(d[&AttrName::from("title")], Desired::Clear);
+    assert_eq!(
+        *d.get(&AttrName::from("cn")).unwrap(),
+        Desired::Set("bjensen".into())
+    );
+    assert_eq!(*d.get(&AttrName::from("title")).unwrap(), Desired::Clear);
     let unresolved = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        unresolved[&AttrName::from("manager")],
+        *unresolved.get(&AttrName::from("manager")).unwrap(),
         Desired::Keep,
         "an unknown reference is not stored"
     );
@@ -199,7 +205,10 @@ fn absent_active_keeps_the_directory_state() {
     let d = m
         .to_ldap(&user(json!({"userName": "a"})), &|_| None)
         .unwrap();
-    assert_eq!(d[&AttrName::from("pwdAccountLockedTime")], Desired::Keep);
+    assert_eq!(
+        *d.get(&AttrName::from("pwdAccountLockedTime")).unwrap(),
+        Desired::Keep
+    );
     let e = entry(&[("uid", &["a"]), ("pwdAccountLockedTime", &[PPOLICY_LOCKED])]);
     let old = m.to_ldap(&m.to_scim(&e, &|_| None), &|_| None).unwrap();
     assert!(m.changes(&e, &old, &d).is_empty());
@@ -477,16 +486,19 @@ fn untyped_values_are_stored_as_the_default_type() {
     }));
     let d = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        d[&AttrName::from("street")],
+        *d.get(&AttrName::from("street")).unwrap(),
         Desired::Set("1 Main St".into())
     );
-    assert_eq!(d[&AttrName::from("l")], Desired::Set("Springfield".into()));
     assert_eq!(
-        d[&AttrName::from("telephoneNumber")],
+        *d.get(&AttrName::from("l")).unwrap(),
+        Desired::Set("Springfield".into())
+    );
+    assert_eq!(
+        *d.get(&AttrName::from("telephoneNumber")).unwrap(),
         Desired::Set("555-0100".into())
     );
     assert_eq!(
-        d[&AttrName::from("facsimileTelephoneNumber")],
+        *d.get(&AttrName::from("facsimileTelephoneNumber")).unwrap(),
         Desired::Set("555-0199".into())
     );
 }
@@ -500,7 +512,7 @@ fn a_value_that_has_the_default_type_wins_over_an_untyped_one() {
     }));
     let d = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        d[&AttrName::from("telephoneNumber")],
+        *d.get(&AttrName::from("telephoneNumber")).unwrap(),
         Desired::Set("555-0111".into())
     );
 }
@@ -522,7 +534,7 @@ fn a_multi_valued_attribute_mapped_whole_keeps_every_value() {
     ]}));
     let d = m.to_ldap(&res, &|_| None).unwrap();
     assert_eq!(
-        d[&AttrName::from("businessCategory")],
+        *d.get(&AttrName::from("businessCategory")).unwrap(),
         Desired::Many(vec!["Approver".into(), "Auditor".into()])
     );
     let e = entry(&[
@@ -593,7 +605,7 @@ fn postal_addresses_join_lines_with_dollars_and_escape_both_ways() {
         )
         .unwrap();
     assert_eq!(
-        d[&AttrName::from("homePostalAddress")],
+        *d.get(&AttrName::from("homePostalAddress")).unwrap(),
         Desired::Set("1 Elm$Town".into())
     );
     let e = entry(&[("uid", &["b"]), ("homePostalAddress", &["1 Elm$Town"])]);

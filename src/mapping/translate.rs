@@ -7,7 +7,7 @@ use crate::scim::schema::{AttrType, Mutability, Returned};
 use crate::scim::value::{Complex, Resource, ScimValue, Simple};
 use crate::scim::{ScimError, ScimResult};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// 400 `invalidValue` when `value` has more than `max` characters.
 pub(super) fn check_length(what: &str, value: &str, max: usize, key: &str) -> ScimResult<()> {
@@ -352,7 +352,7 @@ impl Mapping {
         dn_for_user_id: &dyn Fn(&str) -> Option<String>,
     ) -> ScimResult<DesiredAttrs<'_>> {
         let res = &*self.with_default_types(res);
-        let mut out = BTreeMap::new();
+        let mut out = Vec::with_capacity(self.attrs.len() + self.derived.len());
         let writable = self
             .readable()
             .filter(|m| m.target.top().mutability != Mutability::ReadOnly);
@@ -370,20 +370,21 @@ impl Mapping {
                 } else {
                     Desired::Many(values)
                 };
-                out.insert(&m.ldap, desired);
+                out.push((&m.ldap, desired));
                 continue;
             }
             let value = scim_value(res, &m.target);
             if let ValueKind::Country { name_attr } = &m.kind {
                 let (code, name) = country(m, value)?;
                 if let Some(n) = name_attr {
-                    out.insert(n, name);
+                    out.push((n, name));
                 }
-                out.insert(&m.ldap, code);
+                out.push((&m.ldap, code));
                 continue;
             }
-            out.insert(&m.ldap, desired(m, value, dn_for_user_id)?);
+            out.push((&m.ldap, desired(m, value, dn_for_user_id)?));
         }
+        let mut out = DesiredAttrs::from_unsorted(out);
         self.derive_into(res, &mut out)?;
         Ok(out)
     }
@@ -391,8 +392,11 @@ impl Mapping {
     /// Derived attributes (`[users.derive]`) still empty get the first of their templates
     /// that renders.
     fn derive_into<'m>(&'m self, res: &Resource, out: &mut DesiredAttrs<'m>) -> ScimResult<()> {
+        let mut derived: Vec<(&AttrName, Desired)> = Vec::new();
         for (ldap, templates) in &self.derived {
-            if !matches!(out.get(ldap), None | Some(Desired::Clear)) {
+            let set = matches!(out.get(ldap), None | Some(Desired::Clear))
+                && !derived.iter().any(|(n, _)| *n == ldap);
+            if !set {
                 continue;
             }
             if let Some((t, v)) = templates.iter().find_map(|t| t.render(res).map(|v| (t, v))) {
@@ -402,9 +406,10 @@ impl Mapping {
                     self.limits.max_value_length,
                     "limits.max_value_length",
                 )?;
-                out.insert(ldap, Desired::Set(v));
+                derived.push((ldap, Desired::Set(v)));
             }
         }
+        out.extend(derived);
         Ok(())
     }
 
@@ -448,9 +453,9 @@ impl Mapping {
         let mut changes = Vec::new();
         // both maps are ordered by name: walked side by side, not looked up name by name
         let mut old = old.iter().peekable();
-        for (&attr, want) in new {
-            while old.next_if(|(name, _)| **name < attr).is_some() {}
-            let was = old.next_if(|(name, _)| **name == attr).map(|(_, v)| v);
+        for (attr, want) in new.iter() {
+            while old.next_if(|(name, _)| *name < attr).is_some() {}
+            let was = old.next_if(|(name, _)| *name == attr).map(|(_, v)| v);
             if was == Some(want) || *want == Desired::Keep {
                 continue;
             }

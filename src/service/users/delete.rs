@@ -110,7 +110,7 @@ impl Users {
                     crate::scim::value::ScimValue::boolean(false),
                 );
                 let mut inactive = self.mapping().to_ldap(&res, &|_| None)?;
-                inactive.retain(|a, _| *a == &m.ldap);
+                inactive.retain(|a, _| a == &m.ldap);
                 self.mapping().changes(e, &Default::default(), &inactive)
             }
             None => vec![],
