@@ -95,25 +95,19 @@ pub fn generalized_to_rfc3339(g: &str) -> Option<String> {
     time::Date::from_calendar_date(i32::from(num(0..4)?), month, day).ok()?;
     let [h, m, s] = [num(8..10)?, num(10..12)?, num(12..14)?].map(|n| u8::try_from(n).ok());
     time::Time::from_hms(h?, m?, s?).ok()?;
-    let text = std::str::from_utf8(digits).ok()?;
-    let part = |range: std::ops::Range<usize>| text.get(range).unwrap_or_default();
-    Some(
-        [
-            part(0..4),
-            "-",
-            part(4..6),
-            "-",
-            part(6..8),
-            "T",
-            part(8..10),
-            ":",
-            part(10..12),
-            ":",
-            part(12..14),
-            "Z",
-        ]
-        .concat(),
-    )
+    // "YYYY-MM-DDTHH:MM:SSZ", the digits copied into place
+    let mut out = *b"0000-00-00T00:00:00Z";
+    for (to, from) in [
+        (0..4, 0..4),
+        (5..7, 4..6),
+        (8..10, 6..8),
+        (11..13, 8..10),
+        (14..16, 10..12),
+        (17..19, 12..14),
+    ] {
+        out.get_mut(to)?.copy_from_slice(digits.get(from)?);
+    }
+    String::from_utf8(out.to_vec()).ok()
 }
 
 #[cfg(test)]
