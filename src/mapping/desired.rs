@@ -15,16 +15,20 @@ impl<'m> DesiredAttrs<'m> {
     /// From pairs in any order; of a name given twice, the later pair is kept (as an insert
     /// into a map would).
     pub fn from_unsorted(mut pairs: Vec<(&'m AttrName, Desired)>) -> DesiredAttrs<'m> {
-        // stable: a name's pairs stay in the order given, so the last of each run is kept
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let mut kept: Vec<(&'m AttrName, Desired)> = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match kept.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => kept.push(pair),
-            }
+        // `to_ldap` gives them in name order already (`Mapping::ldap_order`): checked, not
+        // sorted again. Stable: a name's pairs stay in the order given.
+        if !pairs.is_sorted_by(|a, b| a.0 <= b.0) {
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
         }
-        DesiredAttrs(kept)
+        // of a run of one name, the last pair is kept (moved into the run's first slot)
+        pairs.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        DesiredAttrs(pairs)
     }
 
     /// Adds `pairs`, each replacing the name's pair if it has one.
@@ -72,6 +76,7 @@ impl<'m> FromIterator<(&'m AttrName, Desired)> for DesiredAttrs<'m> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Change;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -103,5 +108,71 @@ mod tests {
             }
             prop_assert_eq!(desired.len(), map.len());
         }
+    }
+
+    #[test]
+    fn ldap_order_lists_every_mapped_attribute_once_in_name_order() {
+        let m = crate::mapping::tests::example();
+        let names: Vec<&AttrName> = m
+            .ldap_order
+            .iter()
+            .filter_map(|&i| m.attrs.get(i))
+            .map(|a| &a.ldap)
+            .collect();
+        assert_eq!(names.len(), m.attrs.len());
+        assert!(names.is_sorted());
+        let mut seen = m.ldap_order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..m.attrs.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn changes_pair_old_and_new_by_name_whatever_names_only_one_side_has() {
+        let m = crate::mapping::tests::example();
+        let e = crate::mapping::tests::entry(&[("cn", &["x"]), ("mail", &["a"]), ("sn", &["s"])]);
+        let names: Vec<AttrName> = [
+            "cn",
+            "employeeNumber",
+            "mail",
+            "sn",
+            "description",
+            "Mail",
+            "title",
+        ]
+        .into_iter()
+        .map(AttrName::from)
+        .collect();
+        let map = |pairs: &[(&str, &str)]| -> crate::mapping::DesiredAttrs<'_> {
+            pairs
+                .iter()
+                .filter_map(|(k, v)| {
+                    let name = names.iter().find(|n| n.as_str() == *k)?;
+                    Some((name, Desired::Set((*v).into())))
+                })
+                .collect()
+        };
+        let old = map(&[
+            ("cn", "x"),
+            ("employeeNumber", "7"),
+            ("mail", "a"),
+            ("sn", "s"),
+        ]);
+        let new = map(&[
+            ("cn", "x"),
+            ("description", "d"),
+            ("Mail", "b"),
+            ("sn", "s"),
+            ("title", "t"),
+        ]);
+        let touched: Vec<String> = m
+            .changes(&e, &old, &new)
+            .iter()
+            .map(|c| match c {
+                Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => {
+                    a.key().to_owned()
+                }
+            })
+            .collect();
+        assert_eq!(touched, ["description", "mail", "title"]);
     }
 }

@@ -215,6 +215,9 @@ pub struct Mapping {
     /// when the RDN is not made of the unique naming attribute (AD's `cn={displayName}`).
     pub numbered_rdn: bool,
     pub attrs: Vec<AttrMapping>,
+    /// Indices of `attrs` in the order of their LDAP names, so that `to_ldap` gives its
+    /// pairs sorted (sorting forty names per resource was most of building them).
+    pub ldap_order: Vec<usize>,
     pub derived: Vec<(AttrName, Vec<Derivation>)>,
     pub reject_unmapped: bool,
     /// The config section ("users", "groups"), for messages.

@@ -18,7 +18,7 @@ fn raw(toml: &str) -> RawConfig {
     Figment::from(Toml::string(toml)).extract().unwrap()
 }
 
-fn example() -> Mapping {
+pub(super) fn example() -> Mapping {
     Mapping::from_config(&raw(EXAMPLE).users, ValueLimits::default(), &USER_RESOURCE).unwrap()
 }
 
@@ -29,7 +29,7 @@ fn with_attributes(extra: &str) -> Result<Mapping, ConfigError> {
     Mapping::from_config(&raw(&toml).users, ValueLimits::default(), &USER_RESOURCE)
 }
 
-fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+pub(super) fn entry(attrs: &[(&str, &[&str])]) -> Entry {
     Entry {
         dn: "uid=bjensen,ou=people,dc=example,dc=org".into(),
         id: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
@@ -244,54 +244,6 @@ fn changes_touch_only_what_differs_and_keep_extra_ldap_values() {
             Change::Replace("title".into(), vec![]),
         ]
     );
-}
-
-#[test]
-fn changes_pair_old_and_new_by_name_whatever_names_only_one_side_has() {
-    let m = example();
-    let e = entry(&[("cn", &["x"]), ("mail", &["a"]), ("sn", &["s"])]);
-    let names: Vec<AttrName> = [
-        "cn",
-        "employeeNumber",
-        "mail",
-        "sn",
-        "description",
-        "Mail",
-        "title",
-    ]
-    .into_iter()
-    .map(AttrName::from)
-    .collect();
-    let map = |pairs: &[(&str, &str)]| -> crate::mapping::DesiredAttrs<'_> {
-        pairs
-            .iter()
-            .filter_map(|(k, v)| {
-                let name = names.iter().find(|n| n.as_str() == *k)?;
-                Some((name, Desired::Set((*v).into())))
-            })
-            .collect()
-    };
-    let old = map(&[
-        ("cn", "x"),
-        ("employeeNumber", "7"),
-        ("mail", "a"),
-        ("sn", "s"),
-    ]);
-    let new = map(&[
-        ("cn", "x"),
-        ("description", "d"),
-        ("Mail", "b"),
-        ("sn", "s"),
-        ("title", "t"),
-    ]);
-    let touched: Vec<String> = m
-        .changes(&e, &old, &new)
-        .iter()
-        .map(|c| match c {
-            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a.key().to_owned(),
-        })
-        .collect();
-    assert_eq!(touched, ["description", "mail", "title"]);
 }
 
 #[test]

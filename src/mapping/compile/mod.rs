@@ -85,6 +85,7 @@ impl Mapping {
         let numbered_rdn = sec == "users" && rdn_value.source() != format!("{{{}}}", spec.required);
         let attrs = attributes(spec, schema)?;
         let derived = derived(spec, schema)?;
+        let ldap_order = ldap_order(&attrs);
         let default_types = match spec.default_type {
             Some(table) => table
                 .iter()
@@ -101,6 +102,7 @@ impl Mapping {
             rdn_fallbacks,
             numbered_rdn,
             attrs,
+            ldap_order,
             derived,
             reject_unmapped: spec.reject_unmapped,
             section: sec.to_owned(),
@@ -115,6 +117,16 @@ impl Mapping {
             served_elsewhere: Vec::new(),
         })
     }
+}
+
+/// `attrs`' indices in the order of their LDAP names (`Mapping::ldap_order`).
+fn ldap_order(attrs: &[AttrMapping]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..attrs.len()).collect();
+    order.sort_by(|&a, &b| {
+        let name = |i: usize| attrs.get(i).map(|m| &m.ldap);
+        name(a).cmp(&name(b))
+    });
+    order
 }
 
 fn check_object_classes(spec: &MappingSpec<'_>) -> Result<(), ConfigError> {
