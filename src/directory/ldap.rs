@@ -96,14 +96,21 @@ impl<D: Dialect> LdapDirectory<D> {
         LdapDirectory { pool, dialect }
     }
 
-    /// The attributes to ask for: the caller's and the id, each once (several SCIM
-    /// attributes often map to one LDAP attribute), in the dialect's form.
+    /// The attributes to ask for: the caller's (each once already, see `Directory::read`)
+    /// and the id unless they name it, in the dialect's form. Deduplicating the forty names
+    /// of every read again here was 2% of a GET.
     fn wanted<'a>(&'a self, attrs: &[&'a str]) -> Vec<Cow<'a, str>> {
         let id = self.dialect.id_attribute();
-        super::names::each_attribute_once(attrs.iter().copied().chain([id]))
-            .into_iter()
-            .map(|a| self.dialect.request_attr(a))
-            .collect()
+        let id = (!attrs.iter().any(|a| a.eq_ignore_ascii_case(id))).then_some(id);
+        let mut wanted = Vec::with_capacity(attrs.len() + 1);
+        wanted.extend(
+            attrs
+                .iter()
+                .copied()
+                .chain(id)
+                .map(|a| self.dialect.request_attr(a)),
+        );
+        wanted
     }
 
     /// The entry a post-read returned, decoded and completed.

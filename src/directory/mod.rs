@@ -305,7 +305,9 @@ pub trait Directory: Send + Sync {
     /// The servers behind this directory.
     fn servers(&self) -> &dyn Servers;
 
-    /// Reads one entry by DN; `Ok(None)` when it does not exist.
+    /// Reads one entry by DN; `Ok(None)` when it does not exist. `attrs` (here and in every
+    /// search) names each attribute once, whatever its case (`each_attribute_once` builds
+    /// such a list): a name given twice is asked for twice, which costs bytes, not answers.
     async fn read(&self, dn: &Dn, attrs: &[&str]) -> DirResult<Option<Entry>>;
 
     /// Searches the subtree under `base`. `size_limit` > 0 caps the entries returned; the

@@ -101,7 +101,9 @@ impl Store {
         } else {
             shown_attrs(&self.mapping, self.dir.as_ref(), &|k| p.includes(k))
         };
-        v.extend_from_slice(extra);
+        for e in extra {
+            add_once(&mut v, e);
+        }
         v
     }
 
@@ -134,7 +136,7 @@ impl Store {
         // realloc and malloc's consolidation (2,615 instructions of a GET)
         let mut with_classes = Vec::with_capacity(attrs.len() + 1);
         with_classes.extend_from_slice(attrs);
-        with_classes.push("objectClass");
+        add_once(&mut with_classes, "objectClass");
         Ok(self
             .dir
             .read(dn, &with_classes)
@@ -230,6 +232,14 @@ impl Store {
     }
 }
 
+/// Adds `name` to an attribute list unless it names it already, in any case (lists name each
+/// attribute once: `Directory::read`).
+fn add_once<'a>(list: &mut Vec<&'a str>, name: &'a str) {
+    if !list.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        list.push(name);
+    }
+}
+
 /// The LDAP attributes behind the top-level attributes `include` accepts (names, or extension
 /// URNs), plus the naming attribute and the version, and the timestamps when `meta` is wanted;
 /// each once (several SCIM attributes often map to one LDAP attribute).
@@ -248,4 +258,18 @@ fn shown_attrs<'a>(
     let meta = include("meta").then_some(["createTimestamp", "modifyTimestamp"]);
     let always = [mapping.username_attr(), dir.version_attribute()];
     each_attribute_once(mapped.chain(always).chain(meta.into_iter().flatten()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_once;
+
+    #[test]
+    fn a_name_is_added_to_an_attribute_list_only_when_absent_in_any_case() {
+        let mut list = vec!["cn", "mail"];
+        add_once(&mut list, "objectClass");
+        add_once(&mut list, "MAIL");
+        add_once(&mut list, "objectclass");
+        assert_eq!(list, ["cn", "mail", "objectClass"]);
+    }
 }

@@ -22,8 +22,12 @@ impl Users {
         let container = &ctx.tenant.users_container;
         self.store.deleting(id);
         // the names an archive frees are read with the rest, so that an undo restores them
-        let mut attrs = self.store.attrs();
-        attrs.extend_from_slice(self.store.dir.unique_name_attributes());
+        let attrs = crate::directory::each_attribute_once(
+            self.store
+                .attrs()
+                .into_iter()
+                .chain(self.store.dir.unique_name_attributes().iter().copied()),
+        );
         let e = match self.store.locate_opt(container, id, &attrs).await? {
             Some(e) => e,
             // an archived account (even this id, deleted before and retried now) answers 404

@@ -471,10 +471,13 @@ impl Writer<'_> {
                 values,
                 ..
             } => {
-                let mut attrs: Vec<&str> = changes.iter().map(|c| c.attr().as_str()).collect();
-                if let Some(v) = values {
-                    attrs.push(&v.attr);
-                }
+                // a modify may name an attribute twice (a bit's delete and add)
+                let attrs = crate::directory::each_attribute_once(
+                    changes
+                        .iter()
+                        .map(|c| c.attr().as_str())
+                        .chain(values.iter().map(|v| v.attr.as_str())),
+                );
                 let Some(e) = self.dir.read(dn, &attrs).await? else {
                     return Ok(false);
                 };
