@@ -50,8 +50,8 @@ fn name_bit(name: &str) -> u64 {
     1 << (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
 }
 
-/// Past this much text, a span's offsets would not fit their `u32`: the map refuses more
-/// (an LDAP message is bounded well below it by the pool's message size limit).
+/// Past this much text, a span's offsets would not fit their `u32`: `RawEntry` refuses an
+/// entry whose contents are longer (the text kept is never longer than the contents).
 pub(crate) const MAX_TEXT: usize = u32::MAX as usize;
 
 impl AttrMap {
@@ -113,16 +113,9 @@ impl AttrMap {
                 }
             }
             Some(i) => {
-                let old = self.attrs.remove(i);
-                let first = self.spans.len();
-                self.spans
-                    .extend_from_within(span_range(old.first, old.count));
-                let added = self.push_values(values);
-                self.attrs.push(Attr {
-                    name: old.name,
-                    first: to_u32(first),
-                    count: old.count + added,
-                });
+                let mark = self.mark();
+                self.push_values(values);
+                self.merge_since(i, mark);
             }
             None => self.push(name, values),
         }
@@ -140,8 +133,7 @@ impl AttrMap {
         let name = self.push_text(name);
         let first = to_u32(self.spans.len());
         let count = self.push_values(values);
-        self.names_seen |= name_bit(self.str_of(name));
-        self.attrs.push(Attr { name, first, count });
+        self.add_attr(Attr { name, first, count });
     }
 
     /// Where the next attribute read from a directory's answer starts: its values are
@@ -167,31 +159,40 @@ impl AttrMap {
         if let Some(written) = self.text.get_mut(start..) {
             written.make_ascii_lowercase();
         }
-        let first = mark.spans.min(self.spans.len());
-        let count = to_u32(self.spans.len() - first);
         match self.position(self.str_of(name)) {
-            Some(i) => {
-                let old = self.attrs.remove(i);
-                let new: Vec<Span> = self.spans.drain(first..).collect();
-                let at = self.spans.len();
-                self.spans
-                    .extend_from_within(span_range(old.first, old.count));
-                self.spans.extend(new);
-                self.attrs.push(Attr {
-                    name,
-                    first: to_u32(at),
-                    count: old.count + count,
-                });
-            }
+            Some(i) => self.merge_since(i, mark),
             None => {
-                self.names_seen |= name_bit(self.str_of(name));
-                self.attrs.push(Attr {
+                let first = mark.spans.min(self.spans.len());
+                self.add_attr(Attr {
                     name,
                     first: to_u32(first),
-                    count,
+                    count: to_u32(self.spans.len() - first),
                 });
             }
         }
+    }
+
+    fn add_attr(&mut self, attr: Attr) {
+        self.names_seen |= name_bit(self.str_of(attr.name));
+        self.attrs.push(attr);
+    }
+
+    /// Moves attribute `i` to the end, with the values pushed since `mark` after its own.
+    fn merge_since(&mut self, i: usize, mark: Mark) {
+        let old = self.attrs.remove(i);
+        let new: Vec<Span> = self
+            .spans
+            .drain(mark.spans.min(self.spans.len())..)
+            .collect();
+        let first = self.spans.len();
+        self.spans
+            .extend_from_within(span_range(old.first, old.count));
+        self.spans.extend(new);
+        self.attrs.push(Attr {
+            name: old.name,
+            first: to_u32(first),
+            count: to_u32(self.spans.len() - first),
+        });
     }
 
     /// Drops the values pushed since `mark`.
@@ -255,8 +256,7 @@ impl AttrMap {
     fn push_values<S: AsRef<str>>(&mut self, values: impl IntoIterator<Item = S>) -> u32 {
         let mut count = 0;
         for v in values {
-            let span = self.push_text(v.as_ref());
-            self.spans.push(span);
+            self.push_value(v.as_ref());
             count += 1;
         }
         count

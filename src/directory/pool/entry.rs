@@ -72,7 +72,8 @@ impl RawEntry {
         let names = attrs.count()?;
         let mut entry = RawEntry {
             dn: std::str::from_utf8(dn).ok()?.to_owned(),
-            // the names and values are less than the contents; a value per name is typical
+            // the names and values are shorter than the contents; most names have one value,
+            // and a few more grow the list
             attrs: AttrMap::with_capacity(names, names * 2, content.len()),
             bin_attrs: BinAttrMap::default(),
         };
