@@ -30,6 +30,14 @@ impl Mapping {
         self.attrs.iter().filter(|m| m.kind != ValueKind::Password)
     }
 
+    /// `readable`, in the order of their LDAP names (`ldap_order`).
+    pub fn readable_by_ldap_name(&self) -> impl Iterator<Item = &AttrMapping> {
+        self.ldap_order
+            .iter()
+            .filter_map(|&i| self.attrs.get(i))
+            .filter(|m| m.kind != ValueKind::Password)
+    }
+
     /// The LDAP attribute a password lands in, when the mapping stores passwords.
     pub fn password_attr(&self) -> Option<&str> {
         self.attrs

@@ -354,10 +354,7 @@ impl Mapping {
         let res = &*self.with_default_types(res);
         let mut out = Vec::with_capacity(self.attrs.len() + self.derived.len());
         let writable = self
-            .ldap_order
-            .iter()
-            .filter_map(|&i| self.attrs.get(i))
-            .filter(|m| m.kind != ValueKind::Password)
+            .readable_by_ldap_name()
             .filter(|m| m.target.top().mutability != Mutability::ReadOnly);
         for m in writable {
             if let Target::Element {
