@@ -5,20 +5,21 @@
 //! then roll forward or back (`recover`).
 //!
 //! One file per plan, in `server.journal_dir`: the plan as its first line, then one line per
-//! event (a step sent, done, undone; a member check still owed; a create's key), each written
-//! and, unless the directory itself can tell it (`Event::must_be_durable`), flushed to disk
-//! (fdatasync) before the bridge goes on. When a request's work ends its files are marked
-//! free (a NUL as their first byte) and kept, locked, for the next plans: a file whose name
-//! is already on disk costs a plan one data flush, where a new one cost a create, a rename,
-//! a flush of the directory, and an unlink (a discard, on a disk mounted so). A reused file
-//! holds its earlier plans' lines after the current one's: every line carries its plan's
-//! number, and each write ends with a NUL, so that the reader stops where the plan does.
-//! Nothing secret and no attribute values are
-//! written: DNs, attribute names and member DNs, and the values of one kind of step, the lock
-//! of a deleted account (its inactive marker and, on AD, its tombstoned names: what a DN
-//! tells already), so that a delete cut short can be finished or undone. A password step is
-//! recorded as such and never replayed; what recovery does with a plan it cannot replay is
-//! in `recovery`. The directory is mode 0700 and each file 0600, as the token store.
+//! event (a step sent, done, undone; a member check still owed; a create's key). An event
+//! the directory itself cannot tell (`Event::must_be_durable`) is written and flushed to
+//! disk (fdatasync) before the bridge goes on; the others are held and written with it, or
+//! never when the plan ends first (`PlanFile::append`). When a request's work ends its files
+//! are marked free (a NUL as their first byte) and kept, locked, for the next plans: a file
+//! whose name is already on disk costs a plan one data flush, where a new one cost a create,
+//! a rename, a flush of the directory, and an unlink (a discard, on a disk mounted so). A
+//! reused file holds its earlier plans' lines after the current one's: every line carries
+//! its plan's number, and each write ends with a NUL, so that the reader stops where the
+//! plan does. Nothing secret and no attribute values are written: DNs, attribute names and
+//! member DNs, and the values of one kind of step, the lock of a deleted account (its
+//! inactive marker and, on AD, its tombstoned names: what a DN tells already), so that a
+//! delete cut short can be finished or undone. A password step is recorded as such and
+//! never replayed; what recovery does with a plan it cannot replay is in `recovery`. The
+//! directory is mode 0700 and each file 0600, as the token store.
 //!
 //! The HTTP layer opens a `scope` around each write request; the write pipeline and the
 //! services note into it through the task-local functions below, as they do for the audit.
@@ -138,6 +139,7 @@ impl Journal {
             number,
             at: 0,
             password_adds,
+            held: Vec::new(),
         };
         let written = file
             .write_line(&record, PLAN_LINE)
@@ -255,21 +257,35 @@ struct PlanFile {
     at: u64,
     /// Which steps are adds that set a password.
     password_adds: Vec<bool>,
+    /// Events not yet written: those recovery can do without (see `append`).
+    held: Vec<Event>,
 }
 
 impl PlanFile {
+    /// An event that must be on disk (`must_flush`) is written, after the events held before
+    /// it, in one write, and flushed. Any other (a step done that the directory can tell, the
+    /// plan's end) is held: written with the next, or never when the plan ends first. The
+    /// file then holds what it would after a host crash that lost those lines, whatever
+    /// kills the bridge: a prefix of the plan's events that ends with its last flushed one
+    /// or later, which recovery settles by reading the directory back. A plan of a create
+    /// writes three lines instead of six.
     fn append(&mut self, event: &Event) -> std::io::Result<()> {
-        self.write_line(
-            &EventLine {
-                plan: Some(self.number),
-                event,
-            },
-            EVENT_LINE,
-        )?;
-        if self.must_flush(event) {
-            self.slot.file.sync_data()?;
+        if !self.must_flush(event) {
+            self.held.push(event.clone());
+            return Ok(());
         }
-        Ok(())
+        let mut lines = Vec::with_capacity(EVENT_LINE * (self.held.len() + 1));
+        for e in self.held.iter().chain([event]) {
+            let line = EventLine {
+                plan: Some(self.number),
+                event: e,
+            };
+            serde_json::to_writer(&mut lines, &line).map_err(std::io::Error::other)?;
+            lines.push(b'\n');
+        }
+        self.held.clear();
+        self.write_at_end(lines)?;
+        self.slot.file.sync_data()
     }
 
     /// `what` as a line at the end of the plan, followed by a NUL: an earlier plan's lines
@@ -277,10 +293,16 @@ impl PlanFile {
     fn write_line(&mut self, what: &impl Serialize, room: usize) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(room);
         serde_json::to_writer(&mut line, what).map_err(std::io::Error::other)?;
-        line.extend_from_slice(b"\n\0");
-        self.slot.file.write_all_at(&line, self.at)?;
+        line.push(b'\n');
+        self.write_at_end(line)
+    }
+
+    /// `lines` (each ending in a newline) after the plan's lines, followed by a NUL.
+    fn write_at_end(&mut self, mut lines: Vec<u8>) -> std::io::Result<()> {
+        lines.push(0);
+        self.slot.file.write_all_at(&lines, self.at)?;
         // the next line is written over the NUL
-        self.at += line.len() as u64 - 1;
+        self.at += lines.len() as u64 - 1;
         Ok(())
     }
 

@@ -227,3 +227,50 @@ fn a_plan_whose_first_step_is_a_stale_sweep_is_flushed_with_its_next_step() {
         "a sweep that would need undoing is recorded before it"
     );
 }
+
+#[test]
+fn events_recovery_can_do_without_wait_for_the_next_flushed_one_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let mut file = journal.create(record(), true).unwrap();
+    let done = |step| Event::Done {
+        step,
+        swept: Vec::new(),
+    };
+    file.append(&Event::Sent { step: 0 }).unwrap();
+    file.append(&done(0)).unwrap();
+    file.append(&Event::Sent { step: 1 }).unwrap();
+    file.append(&done(1)).unwrap();
+    file.append(&Event::Finished).unwrap();
+    let path = file.slot.path.clone();
+    // killed before the request let the plan go: what was held is lost, as a host crash
+    // loses lines not flushed
+    drop(file);
+    let claimed = Claimed::take(&path).unwrap().expect("no one holds it");
+    assert_eq!(
+        claimed.events,
+        vec![Event::Sent { step: 0 }, done(0), Event::Sent { step: 1 }],
+        "the first done went to disk with the send after it; the last and the end did not"
+    );
+}
+
+#[test]
+fn a_plan_that_ends_drops_what_it_held_and_leaves_its_file_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let mut file = journal.create(record(), true).unwrap();
+    file.append(&Event::Sent { step: 0 }).unwrap();
+    file.append(&Event::Finished).unwrap();
+    let path = file.slot.path.clone();
+    journal.release(file);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("finished"),
+        "the end was never written"
+    );
+    drop(journal);
+    assert!(
+        Claimed::take(&path).unwrap().is_none(),
+        "free: nothing to recover"
+    );
+}
