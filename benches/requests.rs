@@ -4,7 +4,7 @@
 //! membership and cursor figures; asserts nothing about speed.
 //!   cargo bench --bench requests
 //!   BENCH_N=5000 BENCH_WALK=100000 cargo bench --bench requests
-//!   BENCH_WORKERS=0 cargo bench --bench requests     (server.worker_threads; 1 by default)
+//!   BENCH_WORKERS=1 cargo bench --bench requests     (server.worker_threads)
 //!   BENCH_N=200 BENCH_CALLGRIND=200 cargo bench --bench requests   (instructions/request)
 //!   BENCH_CALLGRIND_OUT=/tmp/cg ...   (keep the dumps for callgrind_annotate)
 #![allow(
@@ -473,10 +473,8 @@ async fn main() {
         hex::encode(scim2ldap::auth::hash_token(WALK_TOKEN))
     );
     let config = test_config(&slapd, &[], &extra);
-    // BENCH_WORKERS=N: server.worker_threads. 1 by default, as the README demo runs it: the
-    // bridge shares this host with slapd and the load, where one thread costs the least CPU
-    // per request; BENCH_WORKERS=0 is the shipped default (one per CPU)
-    let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "1".into());
+    // BENCH_WORKERS=N: server.worker_threads (the example's 0: one per CPU)
+    let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "0".into());
     let config = set(config, "worker_threads", &workers);
     // the DELETE row removes BENCH_N users: the safety valve would hold it after 100
     let config = set(config, "max_removals", "0");

@@ -48,9 +48,6 @@ export SCIM2LDAP_SERVER__LISTEN="127.0.0.1:$http_port"
 export SCIM2LDAP_SERVER__TOKEN_STORE="$work/tokens.json"
 export SCIM2LDAP_SERVER__JOURNAL_DIR="$work/journal"
 export SCIM2LDAP_AUDIT__FILE="$work/audit.log"
-# the bridge shares this host with the directory: one request thread spends the least CPU
-# per request there (README, Performance, "Worker threads")
-export SCIM2LDAP_SERVER__WORKER_THREADS=1
 if [ "$kind" = openldap ]; then
   config=config.example.toml
   ldap_port=$(free_port)
