@@ -141,12 +141,10 @@ impl Journal {
             password_adds,
             held: Vec::new(),
         };
-        let written = file
-            .write_line(&record, PLAN_LINE)
-            .and_then(|()| match flush {
-                true => file.slot.file.sync_data(),
-                false => Ok(()),
-            });
+        let written = file.write_plan(&record).and_then(|()| match flush {
+            true => file.slot.file.sync_data(),
+            false => Ok(()),
+        });
         match written {
             Ok(()) => Ok(file),
             Err(e) => {
@@ -288,16 +286,16 @@ impl PlanFile {
         self.slot.file.sync_data()
     }
 
-    /// `what` as a line at the end of the plan, followed by a NUL: an earlier plan's lines
-    /// after it are not read as this one's.
-    fn write_line(&mut self, what: &impl Serialize, room: usize) -> std::io::Result<()> {
-        let mut line = Vec::with_capacity(room);
-        serde_json::to_writer(&mut line, what).map_err(std::io::Error::other)?;
+    /// The plan's first line.
+    fn write_plan(&mut self, record: &PlanRecord) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(PLAN_LINE);
+        serde_json::to_writer(&mut line, record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.write_at_end(line)
     }
 
-    /// `lines` (each ending in a newline) after the plan's lines, followed by a NUL.
+    /// `lines` (each ending in a newline) after the plan's lines, followed by a NUL: an
+    /// earlier plan's lines after it are not read as this one's.
     fn write_at_end(&mut self, mut lines: Vec<u8>) -> std::io::Result<()> {
         lines.push(0);
         self.slot.file.write_all_at(&lines, self.at)?;
