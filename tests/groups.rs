@@ -485,6 +485,37 @@ async fn user_lifecycle_keeps_groups_consistent() {
     );
 }
 
+/// The directory's memberOf says which users are in a group: deleting one in none skips the
+/// search for its groups; one in a group still leaves it before its move.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_searches_the_groups_only_for_a_user_in_one() {
+    let slapd = Slapd::start();
+    let bridge = Bridge::start(&slapd).await;
+    let loner = user(&bridge, "loner").await;
+    let joiner = user(&bridge, "joiner").await;
+    group(&bridge, "club", &[&joiner]).await;
+
+    let mut costs = Vec::new();
+    for id in [&loner, &joiner] {
+        let before = bridge.ldap_ops();
+        assert_eq!(
+            bridge.delete(&format!("/Users/{id}")).await,
+            StatusCode::NO_CONTENT
+        );
+        costs.push(bridge.ldap_ops() - before);
+    }
+    // the read, the archive's check for the name, the lock, the move and the sweep after it;
+    // for a member also the search for its groups and the group's modify
+    assert_eq!(costs, vec![5, 7]);
+    assert_eq!(
+        ldap_members(&slapd, &group_dn("club")).await,
+        set(&[PLACEHOLDER])
+    );
+    for name in ["loner", "joiner"] {
+        assert!(slapd.entry(&dn_of(name)).await.is_none(), "{name} moved");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_default_group_receives_its_new_users() {
     let slapd = Slapd::start();

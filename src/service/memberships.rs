@@ -95,6 +95,23 @@ impl Memberships {
             .collect()
     }
 
+    /// Whether `user`, read with its memberOf attribute, is listed by no group a sweep would
+    /// search: then leaving them is nothing, and the search that would find that is saved
+    /// (a delete's catch-up sweep still runs, for memberships added after the read). `false`
+    /// when no memberOf attribute is kept: only a search can tell.
+    pub fn in_none_of_the_swept_groups(&self, ctx: &RequestCtx, user: &Entry) -> bool {
+        let Some(attr) = self.member_of_attr.as_deref() else {
+            return false;
+        };
+        let roles = self.roles_container(ctx);
+        let bases: Vec<&Dn> = ctx.tenant.groups_container.iter().chain(&roles).collect();
+        !user
+            .values(attr)
+            .iter()
+            .map(Dn::new)
+            .any(|g| bases.iter().any(|b| g.is_under(b.as_str()) || g == **b))
+    }
+
     /// After a delete or archive: memberships a concurrent request added between leaving the
     /// groups and the entry's move, under any of `dns`.
     pub fn catch_up_step(&self, ctx: &RequestCtx, dns: Vec<Dn>) -> Vec<Step> {

@@ -16,8 +16,9 @@ impl Users {
     /// DELETE. By default the account is deactivated and moved to the archive container
     /// (reversible; SCIM answers 404 for it from then on); with `delete_mode = "delete"` the
     /// entry is removed. Either way it leaves its groups first, since no group may list an
-    /// entry that answers 404, and the groups are swept again after the move for memberships
-    /// a concurrent request added meanwhile. A failure undoes the steps before it.
+    /// entry that answers 404 (no search when its memberOf, read with it, names none), and
+    /// the groups are swept again after the move for memberships a concurrent request added
+    /// meanwhile. A failure undoes the steps before it.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<()> {
         let container = &ctx.tenant.users_container;
         self.store.deleting(id);
@@ -79,7 +80,11 @@ impl Users {
         assertion: Option<LdapFilter>,
     ) -> Plan {
         let mut plan = Plan::new();
-        if let Some(m) = &self.memberships {
+        if let Some(m) = self
+            .memberships
+            .as_ref()
+            .filter(|m| !m.in_none_of_the_swept_groups(ctx, e))
+        {
             plan.steps.extend(m.leave_step(ctx, &e.dn));
         }
         plan.push(Step::new(
@@ -139,7 +144,11 @@ impl Users {
         if !lock.is_empty() {
             plan.push(modify_step(StepKind::Lock, e, lock, None, assertion.take()));
         }
-        if let Some(m) = &self.memberships {
+        if let Some(m) = self
+            .memberships
+            .as_ref()
+            .filter(|m| !m.in_none_of_the_swept_groups(ctx, e))
+        {
             plan.steps.extend(m.leave_step(ctx, &e.dn));
         }
         plan.push(Step::new(
