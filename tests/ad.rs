@@ -826,7 +826,11 @@ async fn a_1600_member_group_is_read_completely_through_ranged_retrieval() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ad_group_memberships_are_member_adds_and_deletes_and_show_on_the_user() {
     let bridge = ad_bridge(&[]).await;
+    // AD keeps `member` pointing at the entries it names (a linked attribute, held by
+    // GUID): no sweep for memberships left on the new name (8 operations before)
+    let before = bridge.ldap_ops();
     let u = bridge.create_user(ad_user("gina", "Gina Member")).await;
+    assert_eq!(bridge.ldap_ops() - before, 7, "a create on AD");
     let uid = u["id"].as_str().unwrap();
     let (s, g) = bridge
         .post(
@@ -839,6 +843,22 @@ async fn ad_group_memberships_are_member_adds_and_deletes_and_show_on_the_user()
     let (_, got) = bridge.get(&format!("/Users/{uid}")).await;
     assert_eq!(got["groups"][0]["value"], g["id"], "memberOf: {got}");
     assert_eq!(got["groups"][0]["display"], "AD Team");
+    let before = bridge.ldap_ops();
+    let (s, b) = bridge
+        .patch(
+            &format!("/Users/{uid}"),
+            json!([{"op": "replace", "path": "displayName", "value": "Gina Renamed"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // nor for the groups to follow a rename: the directory moves the link (8 before)
+    assert_eq!(bridge.ldap_ops() - before, 6, "a rename on AD");
+    let (attrs, _) = ad_entry(&format!("CN=AD Team,{AD_GROUPS}")).await.unwrap();
+    assert_eq!(
+        attrs["member"],
+        vec![format!("CN=Gina Renamed,{AD_USERS}")],
+        "the group follows the rename"
+    );
     // idempotent add, then remove by filter (twice)
     for _ in 0..2 {
         let (s, b) = bridge
@@ -858,6 +878,31 @@ async fn ad_group_memberships_are_member_adds_and_deletes_and_show_on_the_user()
             .await;
         assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     }
+    let (attrs, _) = ad_entry(&format!("CN=AD Team,{AD_GROUPS}")).await.unwrap();
+    assert!(!attrs.contains_key("member"), "{attrs:?}");
+
+    // an account an admin deletes behind the bridge's back leaves its groups with it: a new
+    // account of the same name inherits none
+    let ghost = bridge.create_user(ad_user("ghost", "Ghost Member")).await;
+    let (s, b) = bridge
+        .patch(
+            &gpath,
+            json!([{"op": "add", "path": "members", "value": [{"value": ghost["id"]}]}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let mut ldap = samba().admin().await;
+    ldap.delete(&format!("CN=Ghost Member,{AD_USERS}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let again = bridge.create_user(ad_user("ghost", "Ghost Member")).await;
+    assert_ne!(again["id"], ghost["id"]);
+    let (_, got) = bridge
+        .get(&format!("/Users/{}", again["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(got["groups"], json!(null), "no groups: {got}");
     let (attrs, _) = ad_entry(&format!("CN=AD Team,{AD_GROUPS}")).await.unwrap();
     assert!(!attrs.contains_key("member"), "{attrs:?}");
 }

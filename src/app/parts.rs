@@ -266,6 +266,8 @@ pub(super) fn build_groups(
             .map(crate::directory::Dn::new),
         member_of_attr: g.member_of_attribute.clone(),
         nested: g.nested,
+        links_kept: directory.kind() == crate::directory::DirectoryKind::ActiveDirectory
+            && g.member_attribute.eq_ignore_ascii_case("member"),
     });
     Ok((store, memberships))
 }

@@ -27,6 +27,11 @@ pub struct Memberships {
     /// Whether users' roles are memberships of role groups (`[roles]`); each tenant's live
     /// under its own `roles_container`.
     pub roles: bool,
+    /// The directory keeps member values pointing at the entries they name: AD's `member` is
+    /// a linked attribute, held by the member's GUID, so a deleted entry leaves its groups
+    /// and a renamed one is followed by the directory itself. No group can then list a name
+    /// no entry has, and the sweeps for stale and renamed names are not sent.
+    pub links_kept: bool,
 }
 
 impl Memberships {
@@ -81,6 +86,9 @@ impl Memberships {
     /// Before an entry takes the name `dn`: no group may list that name already (left by an
     /// earlier entry of the same name), or the new entry would inherit its memberships.
     pub fn stale_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
+        if self.links_kept {
+            return Vec::new();
+        }
         self.sweeps(ctx, vec![dn.clone()], None)
             .into_iter()
             .map(|op| Step::new(StepKind::Stale, op, Undo::Nothing))
@@ -123,6 +131,9 @@ impl Memberships {
 
     /// After a rename: groups listing `old` list `new` instead (the plan's last steps).
     pub fn follow_step(&self, ctx: &RequestCtx, old: &Dn, new: &Dn) -> Vec<Step> {
+        if self.links_kept {
+            return Vec::new();
+        }
         self.sweeps(ctx, vec![old.clone()], Some(new.clone()))
             .into_iter()
             .map(|op| Step::new(StepKind::Follow, op, Undo::Nothing))
