@@ -565,45 +565,15 @@ async fn main() {
         return;
     }
 
-    // BENCH_PROFILE_GET=secs (or BENCH_PROFILE_POST=secs): only GETs by id (creates) for that
-    // long, for a profiler attached to the bridge (`perf record -e cpu-clock -g -p PID`)
-    let post = std::env::var("BENCH_PROFILE_POST").ok();
-    if let Some(secs) = std::env::var("BENCH_PROFILE_GET")
-        .ok()
-        .or(post.clone())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        let post = post.is_some();
-        eprintln!(
-            "bridge pid {}: {} for {secs} s",
-            bridge.server.pid(),
-            if post {
-                "POST /Users"
-            } else {
-                "GET /Users/{id}"
-            }
-        );
-        let until = Instant::now() + Duration::from_secs(secs);
-        let mut tasks = Vec::new();
-        for w in 0..CONCURRENCY {
-            let (b, ids) = (bridge.clone(), ids.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut i = w;
-                while Instant::now() < until {
-                    let (s, _) = if post {
-                        let body = json!({"userName": format!("profiled{i}"), "name": {"givenName": "P", "familyName": "R"}});
-                        b.call(TOKEN, Method::POST, "/Users", Some(&body)).await
-                    } else {
-                        b.get(&format!("/Users/{}", ids[i % ids.len()])).await
-                    };
-                    assert!(s.is_success());
-                    i += CONCURRENCY;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+    // BENCH_PROFILE_GET=secs (or _POST, _DELETE): only that request for that long, for a
+    // profiler attached to the bridge (`perf record -e cpu-clock -g -p PID`)
+    if let Some((what, secs)) = ["GET", "POST", "DELETE"].into_iter().find_map(|w| {
+        std::env::var(format!("BENCH_PROFILE_{w}"))
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|secs| (w, secs))
+    }) {
+        profile(&bridge, &ids, what, secs).await;
         return;
     }
 
@@ -1104,4 +1074,63 @@ async fn main() {
     }
     let (rss, peak) = bridge.memory();
     println!("\nbridge memory at the end: now {rss:.1} MiB, peak {peak:.1} MiB");
+}
+
+/// A load of one kind of request for `secs`, for a profiler: GETs of `ids`, creates, or
+/// deletes (of users created first, about as many as the time allows).
+async fn profile(bridge: &Arc<Proc>, ids: &Arc<Vec<String>>, what: &str, secs: u64) {
+    let doomed: Arc<Vec<String>> = if what == "DELETE" {
+        let n = secs as usize * 1_500;
+        let made = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+        let (b, m) = (bridge.clone(), made.clone());
+        run(n, move |i| {
+            let (b, m) = (b.clone(), m.clone());
+            async move {
+                let body = json!({"userName": format!("doomed{i}"), "name": {"givenName": "D", "familyName": "R"}});
+                let (s, u) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
+                assert!(s.is_success());
+                m.lock().unwrap().push(u["id"].as_str().unwrap().to_owned());
+            }
+        })
+        .await;
+        let ids = std::mem::take(&mut *made.lock().unwrap());
+        Arc::new(ids)
+    } else {
+        Arc::new(Vec::new())
+    };
+    eprintln!("bridge pid {}: {what} for {secs} s", bridge.server.pid());
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let (b, ids, doomed) = (bridge.clone(), ids.clone(), doomed.clone());
+        let what = what.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < until {
+                let ok = match what.as_str() {
+                    "POST" => {
+                        let body = json!({"userName": format!("profiled{i}"), "name": {"givenName": "P", "familyName": "R"}});
+                        b.call(TOKEN, Method::POST, "/Users", Some(&body))
+                            .await
+                            .0
+                            .is_success()
+                    }
+                    "DELETE" => match doomed.get(i) {
+                        Some(id) => b
+                            .call(TOKEN, Method::DELETE, &format!("/Users/{id}"), None)
+                            .await
+                            .0
+                            .is_success(),
+                        None => break,
+                    },
+                    _ => b.get(&format!("/Users/{}", ids[i % ids.len()])).await.0.is_success(),
+                };
+                assert!(ok);
+                i += CONCURRENCY;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }

@@ -420,6 +420,39 @@ async fn a_user_create_cut_at_its_stale_membership_sweep_ends_with_one_account_o
     );
 }
 
+/// DELETE of a user in no group, cut in its last step, the sweep after the move, whose start
+/// the journal holds instead of flushing: recovery reads the move back as done and finishes
+/// the plan with the sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_cut_in_its_last_sweep_is_finished_by_recovery() {
+    let mut rig = Rig::start().await;
+    let id = rig.user("sweeper").await;
+    let path = format!("/Users/{id}");
+    // the user is in no group: the only search of the groups is the sweep after the move
+    rig.crash_during(
+        Cut::Hold(LdapOp::Search, "ou=groups"),
+        Method::DELETE,
+        &path,
+        None,
+    )
+    .await;
+    assert!(
+        rig.server().log_text().contains("was recovered"),
+        "{}",
+        rig.server().log_text()
+    );
+    assert!(rig.slapd.entry(&dn_of("sweeper")).await.is_none(), "moved");
+    let e = rig
+        .slapd
+        .entry(&format!("uid=sweeper,{ARCHIVE}"))
+        .await
+        .expect("archived");
+    assert!(locked(&e), "locked");
+    rig.assert_no_dangling_member("after recovery").await;
+    let (s, body) = rig.call(Method::DELETE, &path, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the retry: {body}");
+}
+
 /// DELETE /Groups of a group nested in another, cut as it leaves its parent and at its
 /// delete: after the restart and the IdP's retry the group is gone and its parent does not
 /// list it.

@@ -129,16 +129,12 @@ impl Journal {
         };
         let number = self.seq.fetch_add(1, Ordering::Relaxed);
         record.plan = Some(number);
-        let password_adds = record
-            .steps
-            .iter()
-            .map(|s| matches!(s.op, OpRecord::Add { password: true, .. }))
-            .collect();
+        let flushing = record.steps.iter().map(StepFlush::of).collect();
         let mut file = PlanFile {
             slot,
             number,
             at: 0,
-            password_adds,
+            flushing,
             held: Vec::new(),
         };
         let written = file.write_plan(&record).and_then(|()| match flush {
@@ -253,8 +249,8 @@ struct PlanFile {
     number: u64,
     /// Where its next line goes.
     at: u64,
-    /// Which steps are adds that set a password.
-    password_adds: Vec<bool>,
+    /// Per step, what its events need of the disk besides `Event::must_be_durable`.
+    flushing: Vec<StepFlush>,
     /// Events not yet written: those recovery can do without (see `append`).
     held: Vec<Event>,
 }
@@ -304,14 +300,44 @@ impl PlanFile {
         Ok(())
     }
 
-    /// `Event::must_be_durable`, and the end of an add that set a password: recovery cannot
-    /// read a password back, so an add it sees only as sent is undone (and the IdP's retry
-    /// makes the account whole), while one recorded done stays. An add without a password
-    /// recovery reads back like any step (its entry is there or not): its end is not flushed,
-    /// one flush fewer for such a create.
+    /// `Event::must_be_durable`, with two exceptions by step:
+    /// - The end of an add that set a password is flushed: recovery cannot read a password
+    ///   back, so an add it sees only as sent is undone (and the IdP's retry makes the
+    ///   account whole), while one recorded done stays. An add without a password recovery
+    ///   reads back like any step (its entry is there or not): its end is not flushed, one
+    ///   flush fewer for such a create.
+    /// - The start of a sweep with nothing to undo (after a delete or a move, or of a new
+    ///   name's stale memberships) is not. Lost, the file says the step before it may be
+    ///   under way: recovery reads that step back, finds it done, and goes forward with the
+    ///   sweep, which is what it does with the sweep's start on disk (a sweep is replayed,
+    ///   never read back). A delete flushes twice instead of three times.
     fn must_flush(&self, event: &Event) -> bool {
-        event.must_be_durable()
-            || matches!(event, Event::Done { step, .. } if self.password_adds.get(*step) == Some(&true))
+        let flushing = |step: &usize| self.flushing.get(*step).copied();
+        match event {
+            Event::Done { step, .. } if flushing(step) == Some(StepFlush::PasswordAdd) => true,
+            Event::Sent { step } if flushing(step) == Some(StepFlush::Sweep) => false,
+            _ => event.must_be_durable(),
+        }
+    }
+}
+
+/// What a step's events need of the disk besides `Event::must_be_durable` (`must_flush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepFlush {
+    Events,
+    /// An add that sets a password.
+    PasswordAdd,
+    /// A sweep with nothing to undo.
+    Sweep,
+}
+
+impl StepFlush {
+    fn of(step: &StepRecord) -> StepFlush {
+        match (&step.op, &step.undo) {
+            (OpRecord::Add { password: true, .. }, _) => StepFlush::PasswordAdd,
+            (OpRecord::Sweep { .. }, UndoRecord::Nothing) => StepFlush::Sweep,
+            _ => StepFlush::Events,
+        }
     }
 }
 

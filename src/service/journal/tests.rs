@@ -203,6 +203,50 @@ fn an_add_is_flushed_when_done_only_when_it_set_a_password() {
 }
 
 #[test]
+fn a_sweep_with_nothing_to_undo_is_not_flushed_as_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let step = |label: &str, undo| StepRecord {
+        label: label.into(),
+        op: OpRecord::Sweep {
+            base: "ou=groups,dc=example,dc=org".into(),
+            attr: "member".into(),
+            members: vec!["uid=a,ou=people,dc=example,dc=org".into()],
+            to: None,
+        },
+        undo,
+    };
+    let record = PlanRecord {
+        steps: vec![
+            step("leave_groups", UndoRecord::Recorded),
+            step("catch_up", UndoRecord::Nothing),
+        ],
+        ..record()
+    };
+    let file = journal.create(record, true).unwrap();
+    assert!(
+        file.must_flush(&Event::Sent { step: 0 }),
+        "what it changes is undone: recovery must know it began"
+    );
+    assert!(
+        !file.must_flush(&Event::Sent { step: 1 }),
+        "replayed, never read back: the step before it stands for it"
+    );
+    let swept = Event::Done {
+        step: 1,
+        swept: vec![(
+            "cn=g,ou=groups,dc=example,dc=org".into(),
+            ValuesRecord {
+                attr: "member".into(),
+                adds: vec!["uid=a,ou=people,dc=example,dc=org".into()],
+                deletes: vec![],
+            },
+        )],
+    };
+    assert!(file.must_flush(&swept), "what it changed still is");
+}
+
+#[test]
 fn a_plan_whose_first_step_is_a_stale_sweep_is_flushed_with_its_next_step() {
     let stale = Step::new(
         StepKind::Stale,
