@@ -485,10 +485,10 @@ async fn user_lifecycle_keeps_groups_consistent() {
     );
 }
 
-/// The directory's memberOf says which users are in a group: deleting one in none skips the
-/// search for its groups; one in a group still leaves it before its move.
+/// The directory's memberOf says which users and groups are in a group: deleting one in none
+/// skips the search for its groups; one in a group still leaves it first.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_delete_searches_the_groups_only_for_a_user_in_one() {
+async fn a_delete_searches_the_groups_only_for_a_member_of_one() {
     let slapd = Slapd::start();
     let bridge = Bridge::start(&slapd).await;
     let loner = user(&bridge, "loner").await;
@@ -514,6 +514,25 @@ async fn a_delete_searches_the_groups_only_for_a_user_in_one() {
     for name in ["loner", "joiner"] {
         assert!(slapd.entry(&dn_of(name)).await.is_none(), "{name} moved");
     }
+
+    // groups alike: nested in none, or in one
+    let alone = group(&bridge, "alone", &[]).await;
+    let nested = group(&bridge, "nested", &[]).await;
+    group(&bridge, "outer", &[nested["id"].as_str().unwrap()]).await;
+    let mut costs = Vec::new();
+    for g in [&alone, &nested] {
+        let before = bridge.ldap_ops();
+        let path = format!("/Groups/{}", g["id"].as_str().unwrap());
+        assert_eq!(bridge.delete(&path).await, StatusCode::NO_CONTENT);
+        costs.push(bridge.ldap_ops() - before);
+    }
+    // the read, the delete and the sweep after it; for a nested one also the search for its
+    // groups and the modify of the one that held it
+    assert_eq!(costs, vec![3, 5]);
+    assert_eq!(
+        ldap_members(&slapd, &group_dn("outer")).await,
+        set(&[PLACEHOLDER])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,17 +103,17 @@ impl Memberships {
             .collect()
     }
 
-    /// Whether `user`, read with its memberOf attribute, is listed by no group a sweep would
-    /// search: then leaving them is nothing, and the search that would find that is saved
-    /// (a delete's catch-up sweep still runs, for memberships added after the read). `false`
-    /// when no memberOf attribute is kept: only a search can tell.
-    pub fn in_none_of_the_swept_groups(&self, ctx: &RequestCtx, user: &Entry) -> bool {
+    /// Whether `member` (a user or a group), read with its memberOf attribute, is listed by
+    /// no group a sweep would search: then leaving them is nothing, and the search that would
+    /// find that is saved (a delete's catch-up sweep still runs, for memberships added after
+    /// the read). `false` when no memberOf attribute is kept: only a search can tell.
+    pub fn in_none_of_the_swept_groups(&self, ctx: &RequestCtx, member: &Entry) -> bool {
         let Some(attr) = self.member_of_attr.as_deref() else {
             return false;
         };
         let roles = self.roles_container(ctx);
         let bases: Vec<&Dn> = ctx.tenant.groups_container.iter().chain(&roles).collect();
-        !user
+        !member
             .values(attr)
             .iter()
             .map(Dn::new)

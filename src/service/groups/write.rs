@@ -265,15 +265,24 @@ impl Groups {
         plan
     }
 
-    /// DELETE. The plan: leave the groups that contain this one, delete it, sweep again for
-    /// nestings a concurrent request added meanwhile.
+    /// DELETE. The plan: leave the groups that contain this one (no search for them when
+    /// its memberOf, read with it, names none), delete it, sweep again for nestings a
+    /// concurrent request added meanwhile.
     pub async fn delete(&self, ctx: &RequestCtx, id: &str) -> ServiceResult<()> {
         let container = self.container(ctx)?;
         self.store.deleting(id);
-        let e = self.store.locate(container, id, &self.attrs(false)).await?;
+        let mut attrs = self.attrs(false);
+        if let Some(m) = self.members.member_of_attr.as_deref() {
+            if !attrs.iter().any(|a| a.eq_ignore_ascii_case(m)) {
+                attrs.push(m);
+            }
+        }
+        let e = self.store.locate(container, id, &attrs).await?;
         let assertion = self.store.precondition(ctx, &e)?;
         let mut plan = Plan::new();
-        plan.steps.extend(self.members.leave_step(ctx, &e.dn));
+        if !self.members.in_none_of_the_swept_groups(ctx, &e) {
+            plan.steps.extend(self.members.leave_step(ctx, &e.dn));
+        }
         plan.push(Step::new(
             StepKind::Delete,
             Op::Delete {
