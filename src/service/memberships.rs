@@ -65,13 +65,7 @@ impl Memberships {
     /// Sweeps of the tenant's groups, and of the role groups, for `members` (pointing them
     /// at `to` when given).
     fn sweeps(&self, ctx: &RequestCtx, members: Vec<Dn>, to: Option<Dn>) -> Vec<Op> {
-        let mut bases: Vec<Dn> = ctx.tenant.groups_container.iter().cloned().collect();
-        if let Some(r) = self.roles_container(ctx) {
-            if !bases.iter().any(|b| r.is_under(b) || r == *b) {
-                bases.push(r);
-            }
-        }
-        bases
+        self.sweep_bases(ctx)
             .into_iter()
             .map(|base| Op::Sweep {
                 base,
@@ -81,6 +75,17 @@ impl Memberships {
                 to: to.clone(),
             })
             .collect()
+    }
+
+    /// Where sweeps search: the tenant's groups, and its role groups when they lie elsewhere.
+    fn sweep_bases(&self, ctx: &RequestCtx) -> Vec<Dn> {
+        let mut bases: Vec<Dn> = ctx.tenant.groups_container.iter().cloned().collect();
+        if let Some(r) = self.roles_container(ctx) {
+            if !bases.iter().any(|b| r.is_under(b) || r == *b) {
+                bases.push(r);
+            }
+        }
+        bases
     }
 
     /// Before an entry takes the name `dn`: no group may list that name already (left by an
@@ -95,29 +100,32 @@ impl Memberships {
             .collect()
     }
 
-    /// The entry at `dn` leaves every group of the tenant (undone by rejoining them).
-    pub fn leave_step(&self, ctx: &RequestCtx, dn: &Dn) -> Vec<Step> {
-        self.sweeps(ctx, vec![dn.clone()], None)
+    /// `member` (a user or a group, read with its memberOf attribute when one is kept)
+    /// leaves every group of the tenant (undone by rejoining them). Nothing when its memberOf
+    /// names none of them: the search that would find that is saved (a delete's catch-up
+    /// sweep still runs, for memberships added after the read).
+    pub fn leave_step(&self, ctx: &RequestCtx, member: &Entry) -> Vec<Step> {
+        if self.in_none_of_the_swept_groups(ctx, member) {
+            return Vec::new();
+        }
+        self.sweeps(ctx, vec![member.dn.clone()], None)
             .into_iter()
             .map(|op| Step::new(StepKind::LeaveGroups, op, Undo::Recorded))
             .collect()
     }
 
-    /// Whether `member` (a user or a group), read with its memberOf attribute, is listed by
-    /// no group a sweep would search: then leaving them is nothing, and the search that would
-    /// find that is saved (a delete's catch-up sweep still runs, for memberships added after
-    /// the read). `false` when no memberOf attribute is kept: only a search can tell.
-    pub fn in_none_of_the_swept_groups(&self, ctx: &RequestCtx, member: &Entry) -> bool {
+    /// Whether `member`'s memberOf names no group a sweep would search; `false` when no
+    /// memberOf attribute is kept: only a search can tell.
+    fn in_none_of_the_swept_groups(&self, ctx: &RequestCtx, member: &Entry) -> bool {
         let Some(attr) = self.member_of_attr.as_deref() else {
             return false;
         };
-        let roles = self.roles_container(ctx);
-        let bases: Vec<&Dn> = ctx.tenant.groups_container.iter().chain(&roles).collect();
+        let bases = self.sweep_bases(ctx);
         !member
             .values(attr)
             .iter()
             .map(Dn::new)
-            .any(|g| bases.iter().any(|b| g.is_under(b.as_str()) || g == **b))
+            .any(|g| bases.iter().any(|b| g.is_under(b.as_str()) || g == *b))
     }
 
     /// After a delete or archive: memberships a concurrent request added between leaving the

@@ -12,6 +12,7 @@ use crate::scim::resource::Normalized;
 use crate::scim::value::{Resource as ScimResource, ScimValue};
 use crate::service::creates::{CreateKey, CreateReceipt};
 use crate::service::error::{ServiceError, ServiceResult};
+use crate::service::store::add_once;
 use crate::service::write::{modify_step, rename_step, Op, Plan, Step, StepKind, Undo, Values};
 use crate::service::{RequestCtx, View};
 
@@ -273,16 +274,12 @@ impl Groups {
         self.store.deleting(id);
         let mut attrs = self.attrs(false);
         if let Some(m) = self.members.member_of_attr.as_deref() {
-            if !attrs.iter().any(|a| a.eq_ignore_ascii_case(m)) {
-                attrs.push(m);
-            }
+            add_once(&mut attrs, m);
         }
         let e = self.store.locate(container, id, &attrs).await?;
         let assertion = self.store.precondition(ctx, &e)?;
         let mut plan = Plan::new();
-        if !self.members.in_none_of_the_swept_groups(ctx, &e) {
-            plan.steps.extend(self.members.leave_step(ctx, &e.dn));
-        }
+        plan.steps.extend(self.members.leave_step(ctx, &e));
         plan.push(Step::new(
             StepKind::Delete,
             Op::Delete {

@@ -234,7 +234,7 @@ impl Store {
 
 /// Adds `name` to an attribute list unless it names it already, in any case (lists name each
 /// attribute once: `Directory::read`).
-fn add_once<'a>(list: &mut Vec<&'a str>, name: &'a str) {
+pub fn add_once<'a>(list: &mut Vec<&'a str>, name: &'a str) {
     if !list.iter().any(|a| a.eq_ignore_ascii_case(name)) {
         list.push(name);
     }

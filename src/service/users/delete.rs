@@ -80,12 +80,8 @@ impl Users {
         assertion: Option<LdapFilter>,
     ) -> Plan {
         let mut plan = Plan::new();
-        if let Some(m) = self
-            .memberships
-            .as_ref()
-            .filter(|m| !m.in_none_of_the_swept_groups(ctx, e))
-        {
-            plan.steps.extend(m.leave_step(ctx, &e.dn));
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.leave_step(ctx, e));
         }
         plan.push(Step::new(
             StepKind::Delete,
@@ -144,12 +140,8 @@ impl Users {
         if !lock.is_empty() {
             plan.push(modify_step(StepKind::Lock, e, lock, None, assertion.take()));
         }
-        if let Some(m) = self
-            .memberships
-            .as_ref()
-            .filter(|m| !m.in_none_of_the_swept_groups(ctx, e))
-        {
-            plan.steps.extend(m.leave_step(ctx, &e.dn));
+        if let Some(m) = &self.memberships {
+            plan.steps.extend(m.leave_step(ctx, e));
         }
         plan.push(Step::new(
             StepKind::Archive,
