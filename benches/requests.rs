@@ -722,24 +722,13 @@ async fn main() {
 
     // DELETE (archive: disabled and moved, 404 to SCIM) vs an LDAP delete; the users are
     // made first, untimed
-    let gone = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
-    let (b, g) = (bridge.clone(), gone.clone());
-    run(n, move |i| {
-        let (b, g) = (b.clone(), g.clone());
-        async move {
-            let body = json!({"userName": format!("gone{i}"), "name": {"givenName": "G", "familyName": "N"}});
-            let (s, r) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
-            assert_eq!(s, StatusCode::CREATED, "{r}");
-            g.lock().unwrap()[i] = r["id"].as_str().unwrap().to_owned();
-        }
-    })
-    .await;
+    let gone = users_to_delete(&bridge, n, "gone").await;
     let ops0 = bridge.ldap_ops().await;
     let (b, g) = (bridge.clone(), gone.clone());
     let t = run(n, move |i| {
         let (b, g) = (b.clone(), g.clone());
         async move {
-            let id = g.lock().unwrap()[i].clone();
+            let id = &g[i];
             let (s, r) = b
                 .call(TOKEN, Method::DELETE, &format!("/Users/{id}"), None)
                 .await;
@@ -1079,22 +1068,8 @@ async fn main() {
 /// A load of one kind of request for `secs`, for a profiler: GETs of `ids`, creates, or
 /// deletes (of users created first, about as many as the time allows).
 async fn profile(bridge: &Arc<Proc>, ids: &Arc<Vec<String>>, what: &str, secs: u64) {
-    let doomed: Arc<Vec<String>> = if what == "DELETE" {
-        let n = secs as usize * 1_500;
-        let made = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
-        let (b, m) = (bridge.clone(), made.clone());
-        run(n, move |i| {
-            let (b, m) = (b.clone(), m.clone());
-            async move {
-                let body = json!({"userName": format!("doomed{i}"), "name": {"givenName": "D", "familyName": "R"}});
-                let (s, u) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
-                assert!(s.is_success());
-                m.lock().unwrap().push(u["id"].as_str().unwrap().to_owned());
-            }
-        })
-        .await;
-        let ids = std::mem::take(&mut *made.lock().unwrap());
-        Arc::new(ids)
+    let doomed = if what == "DELETE" {
+        users_to_delete(bridge, secs as usize * 1_500, "doomed").await
     } else {
         Arc::new(Vec::new())
     };
@@ -1133,4 +1108,22 @@ async fn profile(bridge: &Arc<Proc>, ids: &Arc<Vec<String>>, what: &str, secs: u
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+/// `n` users made through the bridge (untimed), named `{prefix}{i}`: their ids, in order.
+async fn users_to_delete(bridge: &Arc<Proc>, n: usize, prefix: &'static str) -> Arc<Vec<String>> {
+    let made = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
+    let (b, m) = (bridge.clone(), made.clone());
+    run(n, move |i| {
+        let (b, m) = (b.clone(), m.clone());
+        async move {
+            let body = json!({"userName": format!("{prefix}{i}"), "name": {"givenName": "G", "familyName": "N"}});
+            let (s, r) = b.call(TOKEN, Method::POST, "/Users", Some(&body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{r}");
+            m.lock().unwrap()[i] = r["id"].as_str().unwrap().to_owned();
+        }
+    })
+    .await;
+    let ids = std::mem::take(&mut *made.lock().unwrap());
+    Arc::new(ids)
 }
